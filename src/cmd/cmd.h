@@ -1,0 +1,19 @@
+/* Sub-commands of the saasd binary. Each takes the arguments after its own name and returns
+ * the process exit status. Each prints its own --help. */
+#ifndef SAASD_CMD_H
+#define SAASD_CMD_H
+
+int cmd_version(int argc, char **argv);
+int cmd_check_config(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_run(int argc, char **argv);     /* emulator + daemon + a purchase: `make run` */
+int cmd_rules(int argc, char **argv);   /* rules check */
+int cmd_mp(int argc, char **argv);      /* marketplace client for operators */
+int cmd_emulate(int argc, char **argv); /* built-in marketplace emulator */
+
+/* Shared helper: find "--config F" (or "-c F") in argv; default examples/saasd.conf. */
+const char *cmd_config_path(int argc, char **argv);
+/* 1 when argv has --help or -h. */
+int cmd_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,19 @@
+#include "cmd/cmd.h"
+
+#include <string.h>
+
+const char *cmd_config_path(int argc, char **argv)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c"))
+            return argv[i + 1];
+    return "examples/saasd.conf";
+}
+
+int cmd_wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* saasd's configuration, as plain C data. The file itself is Lua (see examples/saasd.conf),
+ * evaluated in a sandbox by src/engine/config_load.c; core modules only see this struct. */
+#ifndef SAASD_CONFIG_H
+#define SAASD_CONFIG_H
+
+#include <stddef.h>
+
+#define MARKETPLACE_RESOURCE_ID "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
+
+struct saasd_config {
+    char *path;               /* the file it came from */
+
+    /* public listener: /landing, /webhook, /healthz, /metrics */
+    char *listen_addr;        /* default 127.0.0.1 */
+    int listen_port;          /* default 8080 */
+    size_t max_body;          /* webhook body cap, default 64 KiB */
+
+    /* admin listener: loopback only, needs the key */
+    char *admin_addr;         /* default 127.0.0.1; refused unless loopback */
+    int admin_port;           /* default 8081; 0 = disabled */
+    char *admin_key;          /* from admin.key_env or admin.key_file; required when enabled */
+
+    char *data_dir;           /* LMDB directory, default "var/saasd" */
+    int log_level;            /* enum log_level */
+
+    /* Entra ID (publisher token) */
+    char *authority_url;      /* default https://login.microsoftonline.com */
+    char *tenant_id;
+    char *client_id;
+    char *client_secret;      /* from entra.secret_env or entra.secret_file, never inline */
+    int token_version;        /* 1 (resource=) or 2 (scope=.../.default); default 2 */
+    char *resource;           /* default MARKETPLACE_RESOURCE_ID */
+
+    /* Marketplace API */
+    char *marketplace_url;    /* default https://marketplaceapi.microsoft.com */
+    char *api_version;        /* default 2018-08-31 */
+
+    /* Webhook JWT validation */
+    char *webhook_audience;   /* the publisher's app id (aud); default client_id */
+    char *webhook_tenant;     /* tid; default tenant_id */
+    char *webhook_app_id;     /* azp/appid of the caller; default MARKETPLACE_RESOURCE_ID */
+    char *jwks_url;           /* default <authority>/<tenant>/discovery/v2.0/keys */
+    int jwt_skew_s;           /* default 300 */
+
+    /* Rules */
+    char *rules_dir;          /* default "rules" */
+    int rule_cpu_ms;          /* per handler call, default 2000 */
+    size_t rule_memory;       /* bytes per Lua state, default 32 MiB */
+    char **http_allow;        /* hosts rules may call through ctx.http; NULL-terminated */
+    int rule_http_timeout_ms; /* default 3000 */
+    int rule_timeout_accepts; /* on a rule timeout in a ChangePlan/Quantity: 1 accept, 0 reject (default) */
+
+    /* Workers and reconciliation */
+    int workers;              /* inbox workers, default 2 */
+    int reconcile_interval_s; /* default 300; 0 = off */
+};
+
+/* Load and validate a config file. On failure, returns SAASD_ECONFIG and writes a message
+ * naming the file, line and key into err. */
+int config_load(const char *path, struct saasd_config **out, char *err, size_t err_size);
+void config_free(struct saasd_config *c);
+
+#endif

@@ -1,0 +1,96 @@
+/* LMDB persistence. One module owns the environment and its named databases.
+ *
+ * Reads use their own read-only snapshot per call. Writes are collected in batches; a batch is
+ * applied atomically (all its operations or none) and many batches share one fsync'd write
+ * transaction (group commit) run by a single writer thread. A caller learns that its batch is
+ * durable from store_commit() returning 0, or from the store_commit_async() callback.
+ *
+ * Key layouts used by saasd (documented here so every module agrees):
+ *   SUBSCRIPTIONS  subscription id              -> JSON (local record, see flows)
+ *   OPERATIONS     operation id                 -> JSON (dedupe + processing state)
+ *   INBOX          be64 seq                     -> JSON webhook event awaiting processing
+ *   OUTBOX         be64 seq                     -> JSON side effect awaiting retry
+ *   AUDIT          subscription id + be64 seq   -> JSON decision record (with rule hash)
+ *   RULE_KV        offer id + '\0' + user key   -> bytes written by rules through ctx.store
+ *   META           "schema_version" etc.
+ */
+#ifndef SAASD_STORE_H
+#define SAASD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_db {
+    STORE_SUBSCRIPTIONS = 0,
+    STORE_OPERATIONS,
+    STORE_INBOX,
+    STORE_OUTBOX,
+    STORE_AUDIT,
+    STORE_RULE_KV,
+    STORE_META,
+    STORE_DB_COUNT
+};
+
+/* Current on-disk schema version written to META. */
+#define STORE_SCHEMA_VERSION 1
+
+struct store_options {
+    size_t map_size;      /* initial map size in bytes; 0 = 64 MiB */
+    size_t map_size_max;  /* the map grows up to this; 0 = 16 GiB */
+    unsigned max_group;   /* most batches in one transaction; 0 = 4096 */
+    int no_sync;          /* tests and benchmarks of CPU cost only: skip fsync (NOT durable) */
+};
+
+struct store;
+struct store_batch;
+
+/* Open (creating if needed) the environment in directory dir. Migrates an older schema;
+ * refuses a newer one with SAASD_ESCHEMA. opt may be NULL for defaults. */
+int store_open(const char *dir, const struct store_options *opt, struct store **out);
+/* Waits for queued batches to be committed, stops the writer, closes the environment. */
+void store_close(struct store *s);
+
+/* Copy of the value under key into a malloc'd buffer (NUL-terminated for convenience; the
+ * caller frees). SAASD_ENOTFOUND when absent. */
+int store_get(struct store *s, enum store_db db, const void *key, size_t klen,
+              void **val, size_t *vlen);
+
+/* Calls fn for every key starting with prefix (plen may be 0), in key order, all from one
+ * consistent snapshot. Pointers are valid only during the callback. fn returns 0 to go on,
+ * anything else stops the scan and is returned. */
+typedef int (*store_scan_fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+int store_scan(struct store *s, enum store_db db, const void *prefix, size_t plen,
+               store_scan_fn fn, void *arg);
+
+/* Batches: an ordered list of writes, applied atomically. Keys and values are copied. */
+int store_batch_new(struct store_batch **out);
+void store_batch_free(struct store_batch *b);
+int store_batch_put(struct store_batch *b, enum store_db db, const void *key, size_t klen,
+                    const void *val, size_t vlen);
+int store_batch_del(struct store_batch *b, enum store_db db, const void *key, size_t klen);
+/* The batch applies only if key is absent from db at commit time; otherwise nothing of the
+ * batch is written and the commit reports SAASD_EEXIST. Deduplication uses this. */
+int store_batch_require_absent(struct store_batch *b, enum store_db db, const void *key, size_t klen);
+/* Put under key = prefix + 8-byte big-endian sequence number that the store assigns
+ * (monotonic per store, never reused). */
+int store_batch_append(struct store_batch *b, enum store_db db, const void *prefix, size_t plen,
+                       const void *val, size_t vlen);
+
+/* Commit and wait until durable: 0, SAASD_EEXIST (guard key present, nothing written),
+ * SAASD_EFULL (map could not grow), or another error. The caller still owns b. */
+int store_commit(struct store *s, struct store_batch *b);
+/* Same, without waiting: the store owns b and calls done(arg, rc) from its writer thread once
+ * the batch is durable or failed. done must be quick and must not commit itself. */
+typedef void (*store_done_fn)(void *arg, int rc);
+int store_commit_async(struct store *s, struct store_batch *b, store_done_fn done, void *arg);
+
+struct store_stats {
+    uint64_t batches;      /* batches committed */
+    uint64_t transactions; /* write transactions (= fsyncs) */
+    uint64_t map_grows;
+    uint64_t map_size;
+};
+void store_get_stats(struct store *s, struct store_stats *out);
+int store_schema_version(struct store *s, unsigned *out);
+
+#endif

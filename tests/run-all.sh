@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every C test program in $BUILD/tests and every busted spec, counts TAP lines, and
+# ends with one line "N passed, N failed". Exit status is non-zero on any failure.
+set -u
+BUILD=${BUILD:-build}
+ONLY=${ONLY:-all}
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+
+if [ "$ONLY" != spec ]; then
+  for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] && [ ! -d "$t" ] || continue
+    case "$t" in *.o|*.d) continue ;; esac
+    echo "# $t"
+    timeout 600 "$t" >"$log.out" 2>"$log.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+      echo "not ok - $(basename "$t") exited with status $rc (stderr follows)" >>"$log.out"
+      sed 's/^/#   /' "$log.err" | tail -20 >>"$log.out"
+      status=1
+    fi
+    grep -E '^(not )?ok ' "$log.out" | sed 's/^/  /'
+    grep -vE '^(not )?ok ' "$log.out" | grep '^#' | sed 's/^/  /'
+    cat "$log.out" >>"$log"
+  done
+fi
+
+if [ "$ONLY" != c ] && [ -d spec ]; then
+  echo "# busted (lua5.4)"
+  if ! BUILD="$BUILD" lua5.4 /usr/bin/busted -o TAP >"$log.out" 2>&1; then
+    status=1
+  fi
+  sed 's/^/  /' "$log.out" | grep -vE '^  1\.\.[0-9]+$'
+  # busted numbers its lines: "ok 3 - name" / "not ok 3 - name"
+  cat "$log.out" >>"$log"
+fi
+rm -f "$log.out" "$log.err"
+
+passed=$(grep -cE '^ok ' "$log")
+failed=$(grep -cE '^not ok ' "$log")
+if [ "$failed" -gt 0 ]; then
+  echo
+  echo "failures:"
+  grep -E '^not ok ' "$log" | sed 's/^/  /'
+  status=1
+fi
+echo "$passed passed, $failed failed"
+exit $status
