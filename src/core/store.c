@@ -153,9 +153,13 @@ static int init_sync(struct store *s)
         goto fail_rw;
     if (pthread_cond_init(&s->work_cv, NULL))
         goto fail_mu;
-    if (pthread_cond_init(&s->done_cv, NULL))
+    if (pthread_mutex_init(&s->done_mu, NULL))
         goto fail_work;
+    if (pthread_cond_init(&s->done_cv, NULL))
+        goto fail_done_mu;
     return 0;
+fail_done_mu:
+    pthread_mutex_destroy(&s->done_mu);
 fail_work:
     pthread_cond_destroy(&s->work_cv);
 fail_mu:
@@ -168,6 +172,7 @@ fail_rw:
 static void destroy_sync(struct store *s)
 {
     pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->done_mu);
     pthread_cond_destroy(&s->work_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_rwlock_destroy(&s->resize_lock);
@@ -246,6 +251,11 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
         rc = SAASD_ENOMEM;
         goto fail;
     }
+    if (pthread_create(&s->notifier, NULL, store_notifier_main, s)) {
+        rc = SAASD_ENOMEM;
+        goto fail;
+    }
+    s->notifier_started = 1;
     if (pthread_create(&s->writer, NULL, store_writer_main, s)) {
         rc = SAASD_ENOMEM;
         goto fail;
@@ -257,6 +267,13 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
     *out = s;
     return 0;
 fail:
+    if (s->notifier_started) {
+        pthread_mutex_lock(&s->done_mu);
+        s->writer_finished = 1;
+        pthread_cond_signal(&s->done_cv);
+        pthread_mutex_unlock(&s->done_mu);
+        pthread_join(s->notifier, NULL);
+    }
     if (s->env)
         mdb_env_close(s->env);
     if (have_sync)
@@ -278,6 +295,9 @@ void store_close(struct store *s)
     /* The writer drains the queue before it returns. */
     if (s->writer_started)
         pthread_join(s->writer, NULL);
+    /* ... and then tells the notifier, which reports every batch before it returns. */
+    if (s->notifier_started)
+        pthread_join(s->notifier, NULL);
     mdb_env_close(s->env);
     destroy_sync(s);
     free(s->group);
@@ -375,8 +395,16 @@ fail:
 
 int store_batch_new(struct store_batch **out)
 {
-    *out = calloc(1, sizeof **out);
-    return *out ? 0 : SAASD_ENOMEM;
+    struct store_batch *b = calloc(1, sizeof *b);
+    *out = NULL;
+    if (!b)
+        return SAASD_ENOMEM;
+    if (sem_init(&b->done_sem, 0, 0)) {
+        free(b);
+        return SAASD_ENOMEM;
+    }
+    *out = b;
+    return 0;
 }
 
 void store_batch_clear(struct store_batch *b)
@@ -394,6 +422,7 @@ void store_batch_free(struct store_batch *b)
     if (!b)
         return;
     store_batch_clear(b);
+    sem_destroy(&b->done_sem);
     free(b->ops);
     free(b);
 }
@@ -491,7 +520,6 @@ static int enqueue_locked(struct store *s, struct store_batch *b, store_done_fn 
     b->done_fn = done;
     b->done_arg = arg;
     b->rc = 0;
-    b->done = 0;
     b->full = 0;
     b->has_seq = 0;
     if (s->tail)
@@ -499,15 +527,18 @@ static int enqueue_locked(struct store *s, struct store_batch *b, store_done_fn 
     else
         s->head = b;
     s->tail = b;
-    pthread_cond_signal(&s->work_cv);
+    if (s->writer_idle)
+        pthread_cond_signal(&s->work_cv);
     return 0;
 }
 
-/* Waiting here would never end: the writer is this thread, or it needs the read lock we hold
- * released before it can grow the map. */
+/* Waiting here would never end: this is the thread that reports commits (a done callback),
+ * or the writer needs the read lock we hold released before it can grow the map. */
 static int would_deadlock(struct store *s)
 {
-    return reading_store == s || pthread_equal(pthread_self(), s->writer);
+    pthread_t self = pthread_self();
+    return reading_store == s || pthread_equal(self, s->writer) ||
+           pthread_equal(self, s->notifier);
 }
 
 int store_commit(struct store *s, struct store_batch *b)
@@ -520,13 +551,12 @@ int store_commit(struct store *s, struct store_batch *b)
     }
     pthread_mutex_lock(&s->mu);
     int rc = enqueue_locked(s, b, NULL, NULL);
-    if (!rc) {
-        while (!b->done)
-            pthread_cond_wait(&s->done_cv, &s->mu);
-        rc = b->rc;
-    }
     pthread_mutex_unlock(&s->mu);
-    return rc;
+    if (rc)
+        return rc;
+    while (sem_wait(&b->done_sem) != 0)
+        ; /* EINTR */
+    return b->rc;
 }
 
 int store_commit_async(struct store *s, struct store_batch *b, store_done_fn done, void *arg)

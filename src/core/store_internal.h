@@ -7,6 +7,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <semaphore.h>
 
 #define STORE_META_VERSION "schema_version"
 #define STORE_META_SEQ     "append_seq"
@@ -27,12 +28,14 @@ struct store_op {
 struct store_batch {
     struct store_op *ops;
     size_t n_ops, cap_ops;
-    /* Commit state: written by the writer thread, read by the committer under store.mu. */
-    struct store_batch *next; /* queue link */
+    /* Commit state: the writer sets rc, then posts done_sem (synchronous commit: the
+     * committer sleeps on its own semaphore, so the writer wakes exactly the committers whose
+     * batches are done, and none of them has to retake store.mu). */
+    struct store_batch *next; /* queue link, under store.mu */
     store_done_fn done_fn;    /* NULL for a synchronous commit */
     void *done_arg;
+    sem_t done_sem;
     int rc;
-    int done;
     int full;                 /* hit the map limit and the map cannot grow: skip on retry */
     int has_seq;
     uint64_t first_seq;
@@ -52,12 +55,20 @@ struct store {
 
     pthread_mutex_t mu;        /* guards everything below */
     pthread_cond_t work_cv;    /* writer waits for batches */
-    pthread_cond_t done_cv;    /* store_commit() waits for its batch */
     struct store_batch *head, *tail;
+    int writer_idle;           /* writer sleeps on work_cv: signal it (else it will look) */
     int closing;
     int writer_started;
     pthread_t writer;
     struct store_stats stats;
+
+    pthread_mutex_t done_mu;   /* guards the done list: writer -> notifier */
+    pthread_cond_t done_cv;
+    struct store_batch *done_head, *done_tail;
+    int notifier_idle;
+    int writer_finished;
+    int notifier_started;
+    pthread_t notifier;
 
     /* Writer thread only (after open). */
     struct store_batch **group; /* max_group slots */
@@ -72,8 +83,9 @@ int store_mdb_err(int rc);
  * newer schema with SAASD_ESCHEMA. Sets s->schema_version and s->next_seq. */
 int store_migrate(struct store *s, MDB_txn *txn);
 
-/* Writer thread body (store_writer.c). */
+/* Writer and notifier thread bodies (store_writer.c). */
 void *store_writer_main(void *arg);
+void *store_notifier_main(void *arg);
 
 void store_be64_put(unsigned char out[8], uint64_t v);
 uint64_t store_be64_get(const unsigned char in[8]);

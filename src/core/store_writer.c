@@ -4,7 +4,8 @@
  * each batch in its own nested transaction (so a refused batch leaves no trace and does not
  * spoil the others), commits once — one fsync for the whole group — and then wakes the
  * committers. Batches queued meanwhile form the next group, so the busier the store, the more
- * batches share an fsync.
+ * batches share an fsync. A second thread, the notifier, then wakes the committers (or calls
+ * the async callbacks) while the writer already works on the next group.
  *
  * Map full: the group is rolled back, the map doubled (up to map_size_max) under the exclusive
  * side of the resize lock, and the group retried. A batch that still does not fit in the
@@ -202,8 +203,11 @@ void *store_writer_main(void *arg)
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&s->mu);
-        while (!s->head && !s->closing)
+        while (!s->head && !s->closing) {
+            s->writer_idle = 1;
             pthread_cond_wait(&s->work_cv, &s->mu);
+            s->writer_idle = 0;
+        }
         while (s->head && n < s->max_group) {
             group[n++] = s->head;
             s->head = s->head->next;
@@ -216,30 +220,60 @@ void *store_writer_main(void *arg)
 
         int committed = commit_group(s, group, n);
 
-        pthread_mutex_lock(&s->mu);
-        if (committed)
-            s->stats.transactions++;
+        uint64_t ok = 0;
         for (size_t i = 0; i < n; i++) {
-            struct store_batch *b = group[i];
-            if (b->rc == 0)
-                s->stats.batches++;
-            else
-                s->stats.batches_failed++;
-            if (!b->done_fn) {
-                /* After this, the committer may free b: forget it. */
-                b->done = 1;
-                group[i] = NULL;
-            }
+            ok += group[i]->rc == 0;
+            group[i]->next = i + 1 < n ? group[i + 1] : NULL;
         }
-        pthread_cond_broadcast(&s->done_cv);
+        pthread_mutex_lock(&s->mu);
+        s->stats.transactions += (uint64_t)committed;
+        s->stats.batches += ok;
+        s->stats.batches_failed += n - ok;
         pthread_mutex_unlock(&s->mu);
 
-        for (size_t i = 0; i < n; i++) {
-            struct store_batch *b = group[i];
-            if (!b)
-                continue;
-            b->done_fn(b->done_arg, b->rc);
-            store_batch_free(b);
+        /* Hand the group to the notifier and go on with the next one: waking dozens of
+         * committers takes as long as a commit, and they then compete with us for the CPU. */
+        pthread_mutex_lock(&s->done_mu);
+        if (s->done_tail)
+            s->done_tail->next = group[0];
+        else
+            s->done_head = group[0];
+        s->done_tail = group[n - 1];
+        if (s->notifier_idle)
+            pthread_cond_signal(&s->done_cv);
+        pthread_mutex_unlock(&s->done_mu);
+    }
+    pthread_mutex_lock(&s->done_mu);
+    s->writer_finished = 1;
+    pthread_cond_signal(&s->done_cv);
+    pthread_mutex_unlock(&s->done_mu);
+    return NULL;
+}
+
+void *store_notifier_main(void *arg)
+{
+    struct store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->done_mu);
+        while (!s->done_head && !s->writer_finished) {
+            s->notifier_idle = 1;
+            pthread_cond_wait(&s->done_cv, &s->done_mu);
+            s->notifier_idle = 0;
+        }
+        struct store_batch *b = s->done_head;
+        s->done_head = s->done_tail = NULL;
+        pthread_mutex_unlock(&s->done_mu);
+        if (!b)
+            break; /* the writer has finished and everything is reported */
+        while (b) {
+            struct store_batch *next = b->next;
+            if (b->done_fn) {
+                b->done_fn(b->done_arg, b->rc);
+                store_batch_free(b);
+            } else {
+                sem_post(&b->done_sem); /* the committer may free b from here on */
+            }
+            b = next;
         }
     }
     return NULL;
