@@ -373,7 +373,7 @@ int store_scan(struct store *s, enum store_db db, const void *prefix, size_t ple
     int mrc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
     rc = 0;
     while (mrc == 0) {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
             break;
         rc = fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
         if (rc)
