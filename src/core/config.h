@@ -19,6 +19,7 @@ struct saasd_config {
     char *admin_addr;         /* default 127.0.0.1; refused unless loopback */
     int admin_port;           /* default 8081; 0 = disabled */
     char *admin_key;          /* from admin.key_env or admin.key_file; required when enabled */
+    char *admin_key_file;     /* when set and missing, `serve` creates it with a random key */
 
     char *data_dir;           /* LMDB directory, default "var/saasd" */
     int log_level;            /* enum log_level */

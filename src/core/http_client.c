@@ -1,0 +1,251 @@
+#include "core/http_client.h"
+#include "core/err.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define POOL_MAX 32
+
+struct http_client {
+    struct http_client_options opt;
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    pthread_mutex_t pool_lock;
+    CURL *pool[POOL_MAX]; /* idle easy handles: each keeps its own live connections */
+    int npool;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* The one translator from libcurl's codes to ours. */
+static int curl_error(CURLcode c)
+{
+    switch (c) {
+    case CURLE_OK: return 0;
+    case CURLE_OPERATION_TIMEDOUT: return SAASD_ETIMEOUT;
+    case CURLE_OUT_OF_MEMORY: return SAASD_ENOMEM;
+    case CURLE_WRITE_ERROR: return SAASD_ETOOBIG; /* only our write callback refuses data */
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: return SAASD_EINVAL;
+    default: return SAASD_EIO; /* refused, reset, DNS, TLS, empty reply */
+    }
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
+{
+    struct http_client *c = arg;
+    pthread_mutex_lock(&c->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+    struct http_client *c = arg;
+    pthread_mutex_unlock(&c->share_locks[data]);
+}
+
+int http_client_new(const struct http_client_options *opt, struct http_client **out)
+{
+    pthread_once(&global_once, global_init);
+    struct http_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return SAASD_ENOMEM;
+    if (opt)
+        c->opt = *opt;
+    if (!c->opt.connect_timeout_ms)
+        c->opt.connect_timeout_ms = 3000;
+    if (!c->opt.timeout_ms)
+        c->opt.timeout_ms = 10000;
+    if (!c->opt.max_response)
+        c->opt.max_response = 8u << 20;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&c->share_locks[i], NULL);
+    pthread_mutex_init(&c->pool_lock, NULL);
+    c->share = curl_share_init();
+    if (!c->share) {
+        http_client_free(c);
+        return SAASD_ENOMEM;
+    }
+    curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    *out = c;
+    return 0;
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->npool; i++)
+        curl_easy_cleanup(c->pool[i]);
+    if (c->share)
+        curl_share_cleanup(c->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&c->share_locks[i]);
+    pthread_mutex_destroy(&c->pool_lock);
+    free(c);
+}
+
+static CURL *handle_take(struct http_client *c)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&c->pool_lock);
+    if (c->npool > 0)
+        h = c->pool[--c->npool];
+    pthread_mutex_unlock(&c->pool_lock);
+    if (h)
+        curl_easy_reset(h); /* keeps the handle's connections and caches */
+    else
+        h = curl_easy_init();
+    return h;
+}
+
+static void handle_give_back(struct http_client *c, CURL *h)
+{
+    pthread_mutex_lock(&c->pool_lock);
+    if (c->npool < POOL_MAX) {
+        c->pool[c->npool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&c->pool_lock);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+struct sink {
+    char *data;
+    size_t len, cap, max;
+};
+
+static int sink_add(struct sink *s, const char *p, size_t n)
+{
+    if (s->len + n > s->max)
+        return -1;
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        char *d = realloc(s->data, cap);
+        if (!d)
+            return -1;
+        s->data = d;
+        s->cap = cap;
+    }
+    memcpy(s->data + s->len, p, n);
+    s->len += n;
+    s->data[s->len] = 0;
+    return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    return sink_add(arg, p, size * n) ? 0 : size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct sink *s = arg;
+    if (size * n >= 5 && !strncmp(p, "HTTP/", 5))
+        s->len = 0; /* a new response (after 100-continue): keep only the final headers */
+    return sink_add(s, p, size * n) ? 0 : size * n;
+}
+
+int http_client_do(struct http_client *c, const struct http_request *req, struct http_response *out)
+{
+    memset(out, 0, sizeof *out);
+    struct sink body = {.max = c->opt.max_response};
+    struct sink head = {.max = 64 * 1024};
+    struct curl_slist *hdrs = NULL;
+    int rc = 0;
+    CURL *h = handle_take(c);
+    if (!h)
+        return SAASD_ENOMEM;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        char line[8192];
+        snprintf(line, sizeof line, "%s: %s", req->headers[i].name, req->headers[i].value);
+        struct curl_slist *n = curl_slist_append(hdrs, line);
+        if (!n) {
+            rc = SAASD_ENOMEM;
+            goto fail;
+        }
+        hdrs = n;
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opt.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : c->opt.timeout_ms);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &head);
+    const char *method = req->method ? req->method : "GET";
+    if (req->body || strcmp(method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+
+    rc = curl_error(curl_easy_perform(h));
+    if (rc == 0)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
+fail:
+    curl_slist_free_all(hdrs);
+    handle_give_back(c, h);
+    out->body = body.data ? body.data : calloc(1, 1);
+    out->body_len = body.len;
+    out->headers = head.data ? head.data : calloc(1, 1);
+    if (rc != 0)
+        out->status = 0;
+    return rc;
+}
+
+const char *http_response_header(const struct http_response *r, const char *name, char *buf, size_t size)
+{
+    const char *found = NULL;
+    size_t nlen = strlen(name), flen = 0;
+    for (const char *p = r->headers; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+            found = p + nlen + 1;
+            flen = len - nlen - 1;
+        }
+        p += len + (eol ? 1 : 0);
+    }
+    if (!found || size == 0)
+        return NULL;
+    while (flen && (*found == ' ' || *found == '\t')) {
+        found++;
+        flen--;
+    }
+    while (flen && (found[flen - 1] == '\r' || found[flen - 1] == ' '))
+        flen--;
+    if (flen >= size)
+        flen = size - 1;
+    memcpy(buf, found, flen);
+    buf[flen] = 0;
+    return buf;
+}
+
+void http_response_free(struct http_response *r)
+{
+    if (!r)
+        return;
+    free(r->body);
+    free(r->headers);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,304 @@
+#include "core/httpd.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct httpd {
+    struct MHD_Daemon *mhd;
+    httpd_handler handler;
+    void *arg;
+    size_t max_body;
+    unsigned short port;
+};
+
+struct query_arg {
+    char *name;
+    char *value;
+};
+
+struct httpd_request {
+    struct MHD_Connection *conn;
+    char *uri;         /* raw request target as received */
+    char *path;
+    const char *raw_query;
+    const char *method;
+    char *body;
+    size_t body_len, body_cap;
+    int too_big;
+    int started;
+    struct query_arg *args;
+    size_t nargs;
+    int args_parsed;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+/* MHD hands us the raw URI before it unescapes anything; we keep it so that query values are
+ * decoded exactly once and '+' survives (MHD's own argument parser turns '+' into a space). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct httpd_request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->conn = conn;
+    r->uri = strdup(uri ? uri : "/");
+    if (!r->uri) {
+        free(r);
+        return NULL;
+    }
+    char *q = strchr(r->uri, '?');
+    r->path = strndup(r->uri, q ? (size_t)(q - r->uri) : strlen(r->uri));
+    r->raw_query = q ? q + 1 : "";
+    return r;
+}
+
+static void request_free(struct httpd_request *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nargs; i++) {
+        free(r->args[i].name);
+        free(r->args[i].value);
+    }
+    free(r->args);
+    free(r->body);
+    free(r->path);
+    free(r->uri);
+    free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    request_free(*con_cls);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, struct httpd_response *res)
+{
+    struct MHD_Response *mr = MHD_create_response_from_buffer(
+        res->body_len, res->body ? res->body : (void *)"", res->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!mr) {
+        free(res->body);
+        for (size_t i = 0; i < res->nheaders; i++)
+            free(res->headers[i].value);
+        return MHD_NO;
+    }
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            res->content_type ? res->content_type : "application/json");
+    for (size_t i = 0; i < res->nheaders; i++) {
+        MHD_add_response_header(mr, res->headers[i].name, res->headers[i].value);
+        free(res->headers[i].value);
+    }
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)res->status, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static enum MHD_Result simple(struct MHD_Connection *conn, int status, const char *json)
+{
+    struct httpd_response res = {0};
+    httpd_set_body(&res, status, NULL, json);
+    return queue(conn, &res);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct httpd *d = cls;
+    struct httpd_request *r = *con_cls;
+    if (!r)
+        return MHD_NO; /* on_uri could not allocate: drop the connection */
+    r->method = method;
+
+    if (*upload_size) { /* a chunk of the body */
+        if (!r->too_big && r->body_len + *upload_size > d->max_body) {
+            r->too_big = 1;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+        }
+        if (!r->too_big) {
+            if (r->body_len + *upload_size + 1 > r->body_cap) {
+                size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
+                while (cap < r->body_len + *upload_size + 1)
+                    cap *= 2;
+                char *b = realloc(r->body, cap);
+                if (!b)
+                    return MHD_NO;
+                r->body = b;
+                r->body_cap = cap;
+            }
+            memcpy(r->body + r->body_len, upload, *upload_size);
+            r->body_len += *upload_size;
+            r->body[r->body_len] = 0;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    /* First call: refuse an announced oversized body before reading it. */
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > d->max_body)
+        r->too_big = 1;
+    if (r->too_big)
+        return simple(conn, 413, "{\"error\":{\"code\":\"PayloadTooLarge\",\"message\":\"request body exceeds the limit\"}}");
+    if (!r->started) {
+        /* First call carries only the headers; MHD calls again with the body, if any, and
+         * then once more with nothing, which is when the handler runs. */
+        r->started = 1;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip, sizeof r->ip);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip, sizeof r->ip);
+        }
+        return MHD_YES;
+    }
+
+    struct httpd_response res = {.status = 500};
+    d->handler(d->arg, r, &res);
+    return queue(conn, &res);
+}
+
+int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out)
+{
+    struct httpd *d = calloc(1, sizeof *d);
+    if (!d)
+        return SAASD_ENOMEM;
+    d->handler = handler;
+    d->arg = arg;
+    d->max_body = opt && opt->max_body ? opt->max_body : 1u << 20;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(opt ? opt->port : 0)};
+    const char *bind_addr = opt && opt->bind_addr ? opt->bind_addr : "127.0.0.1";
+    if (inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1) {
+        log_error("httpd", "bind address is not an IPv4 address", "addr", bind_addr);
+        free(d);
+        return SAASD_EINVAL;
+    }
+    unsigned timeout = opt && opt->connection_timeout_s ? opt->connection_timeout_s : 30;
+    unsigned limit = opt && opt->max_connections ? opt->max_connections : 1024;
+    d->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                  MHD_USE_POLL,
+                              0, NULL, NULL, on_request, d,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, d,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+                              MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                              MHD_OPTION_CONNECTION_LIMIT, limit,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+                              MHD_OPTION_END);
+    if (!d->mhd) {
+        log_error("httpd", "cannot listen", "addr", bind_addr);
+        free(d);
+        return SAASD_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    d->port = di ? di->port : (opt ? opt->port : 0);
+    *out = d;
+    return 0;
+}
+
+unsigned short httpd_port(const struct httpd *d) { return d->port; }
+
+void httpd_stop(struct httpd *d)
+{
+    if (!d)
+        return;
+    MHD_stop_daemon(d->mhd);
+    free(d);
+}
+
+const char *httpd_method(const struct httpd_request *r) { return r->method; }
+const char *httpd_path(const struct httpd_request *r) { return r->path; }
+const char *httpd_raw_query(const struct httpd_request *r) { return r->raw_query; }
+const char *httpd_client_ip(const struct httpd_request *r) { return r->ip; }
+
+const char *httpd_header(const struct httpd_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *httpd_body(const struct httpd_request *r, size_t *len)
+{
+    if (len)
+        *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+/* Percent-decoding only, once; '+' stays '+'. */
+static char *decode_once(const char *s, size_t n)
+{
+    char *o = strndup(s, n);
+    if (o)
+        MHD_http_unescape(o);
+    return o;
+}
+
+static void parse_args(struct httpd_request *r)
+{
+    r->args_parsed = 1;
+    const char *p = r->raw_query;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t nlen = eq ? (size_t)(eq - p) : len;
+        struct query_arg *a = realloc(r->args, (r->nargs + 1) * sizeof *a);
+        if (!a)
+            return;
+        r->args = a;
+        a[r->nargs].name = decode_once(p, nlen);
+        a[r->nargs].value = eq ? decode_once(eq + 1, len - nlen - 1) : strdup("");
+        if (!a[r->nargs].name || !a[r->nargs].value) {
+            free(a[r->nargs].name);
+            free(a[r->nargs].value);
+            return;
+        }
+        r->nargs++;
+        p += len + (amp ? 1 : 0);
+    }
+}
+
+const char *httpd_query(const struct httpd_request *cr, const char *name)
+{
+    /* Parsed lazily on the connection's own thread; the request is not shared. */
+    struct httpd_request *r = (struct httpd_request *)(uintptr_t)cr;
+    if (!r->args_parsed)
+        parse_args(r);
+    for (size_t i = 0; i < r->nargs; i++)
+        if (!strcmp(r->args[i].name, name))
+            return r->args[i].value;
+    return NULL;
+}
+
+int httpd_set_body(struct httpd_response *res, int status, const char *content_type, const char *body)
+{
+    free(res->body);
+    res->status = status;
+    res->content_type = content_type;
+    res->body = strdup(body ? body : "");
+    res->body_len = res->body ? strlen(res->body) : 0;
+    return res->body ? 0 : SAASD_ENOMEM;
+}
+
+int httpd_add_header(struct httpd_response *res, const char *name, const char *value)
+{
+    if (res->nheaders >= sizeof res->headers / sizeof res->headers[0])
+        return SAASD_ETOOBIG;
+    char *v = strdup(value);
+    if (!v)
+        return SAASD_ENOMEM;
+    res->headers[res->nheaders].name = name;
+    res->headers[res->nheaders].value = v;
+    res->nheaders++;
+    return 0;
+}
