@@ -108,7 +108,7 @@ static char *b64url(const char *s, size_t n)
 /* Unsigned token: header.claims. (alg none), or HS256 keyed with the public key PEM. */
 static char *forge(const char *header, json_t *claims, const void *hmac_key, size_t hmac_key_len)
 {
-    char *ctext = json_dumps(claims, JSON_COMPACT);
+    char *ctext = json_dumps(claims, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(claims);
     char *h = b64url(header, strlen(header)), *c = b64url(ctext, strlen(ctext));
     size_t n = strlen(h) + strlen(c) + 200;
