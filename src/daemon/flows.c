@@ -402,12 +402,12 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
             rc = decide(d, offer_buf, handler, sub_view, payload, b, &dec);
             int accept;
             if (rc && !strcmp(action, "Reinstate")) {
-                snprintf(out->message, sizeof out->message, "%s", dec.error);
+                snprintf(out->message, sizeof out->message, "%.500s", dec.error);
                 rc = SAASD_ERETRY;
                 goto fail;
             } else if (rc) {
                 accept = d->cfg->rule_timeout_accepts;
-                snprintf(detail, sizeof detail, "rule failed (%s); default applied: %s", dec.error, accept ? "accept" : "refuse");
+                snprintf(detail, sizeof detail, "rule failed (%.900s); default applied: %s", dec.error, accept ? "accept" : "refuse");
             } else {
                 accept = !strcmp(dec.verdict, "accept");
                 snprintf(detail, sizeof detail, "%s", dec.message);
@@ -449,7 +449,7 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
         rc = decide(d, offer_buf, handler, sub_view, payload, b, &dec);
         if (rc) {
             /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */
-            snprintf(out->message, sizeof out->message, "%s", dec.error);
+            snprintf(out->message, sizeof out->message, "%.500s", dec.error);
             rc = SAASD_ERETRY;
             goto fail;
         }

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 struct daemon;
+struct store_batch;
 
 struct flow_outcome {
     int ran_rule;          /* 1 when a rule decided now; 0 when a stored decision was reused */

@@ -39,13 +39,14 @@ char *html_page(const char *title, const char *message, const char *link_text, c
         char link[4096] = "";
         if (link_ok)
             snprintf(link, sizeof link, "<p><a href=\"%s\">%s</a></p>\n", lu, lt ? lt : lu);
-        const char *fmt = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                          "<title>%s</title>\n<style>body{font-family:sans-serif;max-width:40em;margin:4em auto;}</style>"
-                          "</head>\n<body>\n<h1>%s</h1>\n<p>%s</p>\n%s</body></html>\n";
-        size_t n = strlen(fmt) + 2 * strlen(t) + strlen(m) + strlen(link) + 1;
+#define PAGE_FORMAT                                                                                \
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"                              \
+    "<title>%s</title>\n<style>body{font-family:sans-serif;max-width:40em;margin:4em auto;}</style>" \
+    "</head>\n<body>\n<h1>%s</h1>\n<p>%s</p>\n%s</body></html>\n"
+        size_t n = strlen(PAGE_FORMAT) + 2 * strlen(t) + strlen(m) + strlen(link) + 1;
         page = malloc(n);
         if (page)
-            snprintf(page, n, fmt, t, t, m, link);
+            snprintf(page, n, PAGE_FORMAT, t, t, m, link);
     }
     free(t);
     free(m);

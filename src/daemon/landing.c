@@ -13,6 +13,7 @@
 #include "core/json_lenient.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/mp_client.h"
 #include "core/store.h"
 
 #include <stdio.h>
