@@ -35,6 +35,10 @@ struct saasd_config {
     /* Marketplace API */
     char *marketplace_url;    /* default https://marketplaceapi.microsoft.com */
     char *api_version;        /* default 2018-08-31 */
+    int mp_max_attempts;      /* tries per repeat-safe call; 0 = client default (5) */
+    int mp_retry_base_ms;     /* first backoff; 0 = client default (1000) */
+    int mp_retry_cap_ms;      /* backoff cap; 0 = client default (60000) */
+    int mp_poll_interval_ms;  /* Operation-Location polling; 0 = client default (2000) */
 
     /* Webhook JWT validation */
     char *webhook_audience;   /* the publisher's app id (aud); default client_id */

@@ -195,6 +195,10 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         goto fail;
     struct mp_client_options mo;
     mp_client_options_from_config(cfg, &mo);
+    mo.max_attempts = cfg->mp_max_attempts;
+    mo.backoff_base_ms = cfg->mp_retry_base_ms;
+    mo.backoff_cap_ms = cfg->mp_retry_cap_ms;
+    mo.poll_interval_ms = cfg->mp_poll_interval_ms;
     if ((rc = mp_client_new(&mo, d->http, d->tokens, &d->mp)) != 0)
         goto fail;
     struct jwt_verifier_options jo = {

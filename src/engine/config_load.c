@@ -46,6 +46,10 @@ static const struct key_spec schema[] = {
     {"entra", "resource", KT_STRING, 0, 0},
     {"marketplace", "base_url", KT_STRING, 0, 0},
     {"marketplace", "api_version", KT_STRING, 0, 0},
+    {"marketplace", "max_attempts", KT_INT, 1, 20},
+    {"marketplace", "retry_base_ms", KT_INT, 1, 60000},
+    {"marketplace", "retry_cap_ms", KT_INT, 1, 600000},
+    {"marketplace", "poll_interval_ms", KT_INT, 10, 60000},
     {"webhook", "audience", KT_STRING, 0, 0},
     {"webhook", "tenant_id", KT_STRING, 0, 0},
     {"webhook", "app_id", KT_STRING, 0, 0},
@@ -425,6 +429,10 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
 
     c->marketplace_url = get_string(L, env, "marketplace", "base_url", "https://marketplaceapi.microsoft.com");
     c->api_version = get_string(L, env, "marketplace", "api_version", "2018-08-31");
+    c->mp_max_attempts = (int)get_int(L, env, "marketplace", "max_attempts", 0);
+    c->mp_retry_base_ms = (int)get_int(L, env, "marketplace", "retry_base_ms", 0);
+    c->mp_retry_cap_ms = (int)get_int(L, env, "marketplace", "retry_cap_ms", 0);
+    c->mp_poll_interval_ms = (int)get_int(L, env, "marketplace", "poll_interval_ms", 0);
 
     c->webhook_audience = get_string(L, env, "webhook", "audience", c->client_id);
     c->webhook_tenant = get_string(L, env, "webhook", "tenant_id", c->tenant_id);
