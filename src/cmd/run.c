@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/http_client.h"
+#include "core/httpd.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
 #include "emu/emu.h"
@@ -90,16 +91,11 @@ static void settle(struct runner *r, const char *op_id)
     for (int i = 0; i < 300; i++) { /* the webhook of a notify-only action may still be on its way */
         snprintf(path, sizeof path, "/_emulator/webhooks");
         json_t *w = emu_call(r, "GET", path, NULL, &st);
-        json_t *list = json_object_get(w, "webhooks");
         int pending = 0;
         size_t k;
         json_t *item;
-        json_array_foreach(list, k, item) if (!json_object_get(item, "status") || json_is_null(json_object_get(item, "status")))
-            pending++;
+        json_array_foreach(json_object_get(w, "deliveries"), k, item) pending += !strcmp(str(item, "status"), "pending");
         json_decref(w);
-        json_t *ob = admin_call(r, "GET", "/admin/outbox", NULL, &st);
-        (void)ob;
-        json_decref(ob);
         if (!pending)
             break;
         usleep(100 * 1000);
@@ -273,7 +269,6 @@ int cmd_run(int argc, char **argv)
         return 1;
     }
     snprintf(r.emu_url, sizeof r.emu_url, "%s", emu_base_url(emu));
-    snprintf(r.admin_url, sizeof r.admin_url, "http://%s:%d", cfg->admin_addr ? cfg->admin_addr : "127.0.0.1", cfg->admin_port);
 
     struct daemon *d = NULL;
     rc = daemon_start(cfg, &d); /* the daemon owns cfg from here */
@@ -283,6 +278,7 @@ int cmd_run(int argc, char **argv)
         return 1;
     }
     r.admin_key = d->cfg->admin_key;
+    snprintf(r.admin_url, sizeof r.admin_url, "http://127.0.0.1:%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
     http_client_new(NULL, &r.http);
 
     int status = 0;

@@ -17,7 +17,8 @@ struct saasd_config {
 
     /* admin listener: loopback only, needs the key */
     char *admin_addr;         /* default 127.0.0.1; refused unless loopback */
-    int admin_port;           /* default 8081; 0 = disabled */
+    int admin_enabled;        /* admin.enabled, default true */
+    int admin_port;           /* default 8081; 0 = any free port */
     char *admin_key;          /* from admin.key_env or admin.key_file; required when enabled */
     char *admin_key_file;     /* when set and missing, `serve` creates it with a random key */
 

@@ -120,7 +120,7 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
 /* The admin key file is created on first start with a random key, readable by the owner only. */
 static int ensure_admin_key(struct saasd_config *cfg)
 {
-    if (cfg->admin_port == 0 || cfg->admin_key || !cfg->admin_key_file)
+    if (!cfg->admin_enabled || cfg->admin_key || !cfg->admin_key_file)
         return 0;
     uint8_t raw[24];
     char *key = NULL;
@@ -231,7 +231,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port, .max_body = cfg->max_body};
     if ((rc = httpd_start(&po, public_handler, d, &d->public_httpd)) != 0)
         goto fail;
-    if (cfg->admin_port) {
+    if (cfg->admin_enabled) {
         struct httpd_options ao = {.bind_addr = cfg->admin_addr, .port = (unsigned short)cfg->admin_port, .max_body = 64 * 1024};
         if ((rc = httpd_start(&ao, admin_handle, d, &d->admin_httpd)) != 0)
             goto fail;

@@ -388,8 +388,8 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     free(s);
 
     /* admin */
-    c->admin_port = 0;
-    if (get_int(L, env, "admin", "enabled", 1)) {
+    c->admin_enabled = (int)get_int(L, env, "admin", "enabled", 1);
+    if (c->admin_enabled) {
         s = get_string(L, env, "admin", "listen", "127.0.0.1:8081");
         if (parse_listen(s, &c->admin_addr, &c->admin_port))
             fail_at(ld, key_line(ld, L, lines, "admin", "listen"), "admin.listen: expected \"address:port\", got \"%s\"", s);
