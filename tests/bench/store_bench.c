@@ -47,7 +47,7 @@ static void *worker_main(void *arg)
                 store_batch_append(batch, STORE_INBOX, NULL, 0, val, sizeof val);
                 continue;
             }
-            int n = snprintf(key, sizeof key, "w%03d-%09lu-%02d", w->id, i, j);
+            int n = snprintf(key, sizeof key, "w%03d-%09lu-%02d", w->id, getenv("OVERWRITE") ? i % 100 : i, j);
             store_batch_put(batch, STORE_RULE_KV, key, (size_t)n, val, sizeof val);
         }
         if (store_commit(w->b->s, batch) == 0)
