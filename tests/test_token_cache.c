@@ -208,14 +208,14 @@ int main(void)
 
     /* never an expired token: refresh keeps failing */
     atomic_store(&fake.requests, 0);
-    atomic_store(&fake.expires_in, 1);
+    atomic_store(&fake.expires_in, 2); /* refresh from 1.6 s, usable until 1.9 s */
     tc = make_cache(http, port, 2, SECRET);
     rc = token_cache_get(tc, tok, sizeof tok);
     atomic_store(&fake.fail_all, 1);
-    usleep(880 * 1000);
+    usleep(1650 * 1000);
     rc = token_cache_get(tc, tok2, sizeof tok2);
     CHECK(rc == 0 && !strcmp(tok, tok2), "while a refresh fails, the still-valid token keeps being used");
-    usleep(200 * 1000);
+    usleep(450 * 1000);
     rc = token_cache_get(tc, tok2, sizeof tok2);
     CHECK(rc != 0 && tok2[0] == 0, "once the token has expired and no refresh succeeds, no token is handed out");
     token_cache_stats(tc, &st);

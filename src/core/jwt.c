@@ -110,6 +110,19 @@ static char *format_alloc(const char *a, const char *b, const char *c)
     return s;
 }
 
+void jwt_verifier_options_from_config(const struct saasd_config *cfg, struct http_client *http,
+                                      struct jwt_verifier_options *out)
+{
+    memset(out, 0, sizeof *out);
+    out->tenant_id = cfg->webhook_tenant ? cfg->webhook_tenant : cfg->tenant_id;
+    out->audience = cfg->webhook_audience ? cfg->webhook_audience : cfg->client_id;
+    out->app_id = cfg->webhook_app_id;
+    out->authority_url = cfg->authority_url;
+    out->jwks_url = cfg->jwks_url;
+    out->skew_s = cfg->jwt_skew_s;
+    out->http = http;
+}
+
 int jwt_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier **out)
 {
     *out = NULL;

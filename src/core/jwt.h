@@ -90,6 +90,12 @@ struct jwt_stats {
 };
 
 struct jwt_verifier;
+struct saasd_config;
+
+/* Fill options from the daemon config (webhook.audience/tenant_id/app_id/jwks_url/skew, the
+ * Entra authority as an extra v2 issuer base); pointers borrow from cfg. */
+void jwt_verifier_options_from_config(const struct saasd_config *cfg, struct http_client *http,
+                                      struct jwt_verifier_options *out);
 
 /* Copies every string of opt. Does not fetch keys yet (the first verify does). */
 int jwt_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier **out);
