@@ -451,6 +451,10 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->rule_memory = (size_t)get_int(L, env, "rules", "memory_mb", 32) << 20;
     c->rule_http_timeout_ms = (int)get_int(L, env, "rules", "http_timeout_ms", 3000);
     s = get_string(L, env, "rules", "on_timeout", "reject");
+    if (!s) {
+        fail_at(ld, 0, "out of memory");
+        return;
+    }
     if (strcmp(s, "reject") && strcmp(s, "accept"))
         fail_at(ld, key_line(ld, L, lines, "rules", "on_timeout"), "rules.on_timeout: expected \"accept\" or \"reject\", got \"%s\"", s);
     c->rule_timeout_accepts = !strcmp(s, "accept");
