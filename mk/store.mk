@@ -1,5 +1,5 @@
 # Store benchmark (not a test): build/bench/store_bench. Run it by hand, briefly:
-#   build/bench/store_bench [threads] [seconds] [puts-per-batch]
+#   build/bench/store_bench [threads] [seconds] [puts-per-batch] [append|spread]
 STORE_BENCH := $(BUILD)/bench/store_bench
 
 all: $(STORE_BENCH)

@@ -112,7 +112,7 @@ int store_batch_seq(const struct store_batch *b, uint64_t *first);
 /* Commit and wait until durable: 0, SAASD_EEXIST (guard key present, nothing written),
  * SAASD_EFULL (map could not grow), or another error. The caller still owns b. */
 int store_commit(struct store *s, struct store_batch *b);
-/* Same, without waiting: the store owns b and calls done(arg, rc) from its writer thread once
+/* Same, without waiting: the store owns b and calls done(arg, rc) from its notifier thread once
  * the batch is durable or failed. done must be quick and must not commit itself. When this
  * returns non-zero (SAASD_ECLOSED after store_close began) done is never called and the
  * caller still owns b. */

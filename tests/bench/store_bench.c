@@ -1,6 +1,8 @@
-/* Store benchmark: N threads each commit small one-put batches durably (fsync on) for a few
- * seconds; prints puts/s and how many batches shared each transaction (group commit).
- *   store_bench [threads=64] [seconds=3] [puts_per_batch=1] */
+/* Store benchmark: N threads each commit small batches durably (fsync on) for a few seconds;
+ * prints puts/s and how many batches shared each transaction (group commit).
+ *   store_bench [threads=64] [seconds=3] [puts_per_batch=1] [append|spread]
+ * append: 64-byte values appended to INBOX (sequential keys, like inbox/outbox/audit);
+ * spread: 64-byte values under per-thread keys in RULE_KV (each batch dirties its own page). */
 #include "core/err.h"
 #include "core/log.h"
 #include "core/store.h"
@@ -16,6 +18,7 @@
 struct bench {
     struct store *s;
     int puts_per_batch;
+    int append;
     atomic_int stop;
     atomic_long puts, errors;
 };
@@ -43,7 +46,7 @@ static void *worker_main(void *arg)
     for (unsigned long i = 0; !w->b->stop; i++) {
         store_batch_clear(batch);
         for (int j = 0; j < w->b->puts_per_batch; j++) {
-            if (getenv("APPEND")) {
+            if (w->b->append) {
                 store_batch_append(batch, STORE_INBOX, NULL, 0, val, sizeof val);
                 continue;
             }
@@ -64,15 +67,17 @@ int main(int argc, char **argv)
     int threads = argc > 1 ? atoi(argv[1]) : 64;
     double seconds = argc > 2 ? atof(argv[2]) : 3;
     int per_batch = argc > 3 ? atoi(argv[3]) : 1;
-    if (threads < 1 || threads > 4096 || seconds <= 0 || per_batch < 1) {
-        fprintf(stderr, "usage: store_bench [threads] [seconds] [puts_per_batch]\n");
+    const char *mode = argc > 4 ? argv[4] : "append";
+    if (threads < 1 || threads > 4096 || seconds <= 0 || per_batch < 1 ||
+        (strcmp(mode, "append") && strcmp(mode, "spread"))) {
+        fprintf(stderr, "usage: store_bench [threads] [seconds] [puts_per_batch] [append|spread]\n");
         return 2;
     }
     char dir[] = "/tmp/saasd-store-bench-XXXXXX";
     if (!mkdtemp(dir))
         return 1;
     log_set_level(LOG_WARN);
-    struct bench b = {.puts_per_batch = per_batch};
+    struct bench b = {.puts_per_batch = per_batch, .append = !strcmp(mode, "append")};
     int rc = store_open(dir, NULL, &b.s);
     if (rc) {
         fprintf(stderr, "store_open: %s\n", saasd_strerror(rc));
@@ -92,8 +97,8 @@ int main(int argc, char **argv)
     double dt = now_s() - t0;
     struct store_stats st;
     store_get_stats(b.s, &st);
-    printf("threads=%d puts_per_batch=%d seconds=%.2f puts=%ld errors=%ld\n", threads, per_batch,
-           dt, (long)b.puts, (long)b.errors);
+    printf("mode=%s threads=%d puts_per_batch=%d seconds=%.2f puts=%ld errors=%ld\n", mode,
+           threads, per_batch, dt, (long)b.puts, (long)b.errors);
     printf("puts/s=%.0f batches=%llu transactions=%llu batches/txn=%.1f (durable, fsync on)\n",
            (double)b.puts / dt, (unsigned long long)st.batches, (unsigned long long)st.transactions,
            (double)st.batches / (double)(st.transactions ? st.transactions : 1));
