@@ -2,6 +2,7 @@
  * every call, 401 → one refresh, 429 Retry-After, 5xx and timeouts retried, 4xx not,
  * pagination over 3 pages, Operation-Location polling, lenient JSON, unsafe PATCH handling. */
 #include "check.h"
+#include "cmd/cmd.h"
 #include "core/err.h"
 #include "core/http_client.h"
 #include "core/httpd.h"
@@ -10,6 +11,7 @@
 #include "core/mp_client.h"
 #include "core/token_cache.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -218,6 +220,25 @@ static void reset_counts(void)
 static int guid_like(const char *s)
 {
     return strlen(s) == 36 && s[8] == '-' && s[13] == '-';
+}
+
+/* Run `saasd mp ARGS` in-process with stdout captured into out; returns the exit status. */
+static int run_cli(char *out, size_t size, int argc, char **argv)
+{
+    char path[] = "/tmp/saasd-test-mpcli-XXXXXX";
+    int fd = mkstemp(path);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    int status = cmd_mp(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    ssize_t n = pread(fd, out, size - 1, 0);
+    out[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(path);
+    return status;
 }
 
 int main(void)
@@ -445,6 +466,44 @@ int main(void)
     CHECK(rc == SAASD_EHTTP && !strcmp(r.error_code, "UnsupportedApiVersion") && !strcmp(r.message, "bad version"),
           "the {\"Error\":{\"Code\",\"Message\"}} envelope is read case-insensitively");
     mp_result_clear(&r);
+
+    /* the operator CLI: saasd mp get / list / change-plan --wait, against the same fake */
+    char *dir = check_tmpdir("mpcli");
+    char conf[512], secret[512], out[16384];
+    snprintf(secret, sizeof secret, "%s/secret", dir);
+    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
+    FILE *f = fopen(secret, "w");
+    fputs("cli-secret\n", f);
+    fclose(f);
+    f = fopen(conf, "w");
+    fprintf(f, "entra = { authority = \"%s\", tenant_id = \"%s\", client_id = \"app\", secret_file = \"%s\" }\n"
+               "marketplace = { base_url = \"%s\" }\n", base, TENANT, secret, base);
+    fclose(f);
+    char *get_args[] = {"--config", conf, "get", SUB};
+    int st = run_cli(out, sizeof out, 4, get_args);
+    json_t *printed = json_loads(out, 0, NULL);
+    CHECK(st == 0 && printed && jl_string_is(printed, "id", SUB), "saasd mp get prints the subscription as JSON and exits 0");
+    json_decref(printed);
+    char *list_args[] = {"--config", conf, "list"};
+    st = run_cli(out, sizeof out, 3, list_args);
+    printed = json_loads(out, 0, NULL);
+    CHECK(st == 0 && json_array_size(jl_get(printed, "subscriptions")) == 6, "saasd mp list prints every page's subscriptions");
+    json_decref(printed);
+    fk.op_pending_polls = 0; /* the CLI polls every 2 s by default: keep it to one poll */
+    char *change_args[] = {"--config", conf, "--wait", "change-plan", SUB, "gold"};
+    st = run_cli(out, sizeof out, 6, change_args);
+    printed = json_loads(out, 0, NULL);
+    CHECK(st == 0 && jl_string_is(printed, "status", "Succeeded"), "saasd mp change-plan --wait prints the final operation");
+    json_decref(printed);
+    char *missing_args[] = {"--config", conf, "get", "00000000-0000-0000-0000-000000000000"};
+    st = run_cli(out, sizeof out, 4, missing_args);
+    CHECK(st == 1 && strstr(out, "EntityNotFound"), "saasd mp exits 1 on a failed call and still prints the error body");
+    char *bad_args[] = {"--config", conf, "activate", SUB};
+    CHECK(run_cli(out, sizeof out, 4, bad_args) == 2, "saasd mp exits 2 on bad arguments");
+    unlink(secret);
+    unlink(conf);
+    rmdir(dir);
+    free(dir);
 
     mp_client_free(mp);
     token_cache_free(tc);
