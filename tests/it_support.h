@@ -4,6 +4,10 @@
 #ifndef SAASD_IT_SUPPORT_H
 #define SAASD_IT_SUPPORT_H
 
+/* Test-only helpers: not every program uses every helper, and paths are bounded by mkdtemp. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 #include "check.h"
 #include "core/config.h"
 #include "core/err.h"
