@@ -1,12 +1,206 @@
-/* Placeholder until the emulator (issue 5) lands: says so plainly instead of pretending. */
+/* `saasd emulate`: serve the built-in marketplace + Entra ID emulator until SIGINT/SIGTERM;
+ * `saasd emulate rotate-key --data DIR`: rotate its signing key offline. */
 #include "cmd/cmd.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "emu/emu.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: saasd emulate [--port P] [options]\n"
+            "       saasd emulate rotate-key --data DIR\n"
+            "\n"
+            "Serves Microsoft's side of a SaaS offer on one loopback port: Entra ID token endpoint,\n"
+            "OpenID metadata + JWKS, SaaS Fulfillment v2 + Operations, Metering, outbound webhooks,\n"
+            "and a test-only control API under /_emulator/. Point any integration at it with\n"
+            "authority = marketplace = http://127.0.0.1:P.\n"
+            "\n"
+            "options:\n"
+            "  --port P                 listen port (default 8090; 0 = any free port)\n"
+            "  --bind ADDR              listen address (default 127.0.0.1)\n"
+            "  --public-url URL         base of the URLs it hands out (default http://ADDR:P)\n"
+            "  --data DIR               keep state in LMDB + signing keys as PEM in DIR (default: memory)\n"
+            "  --tenant ID              publisher tenant (default " EMU_DEFAULT_TENANT ")\n"
+            "  --client-id ID           publisher app id (default " EMU_DEFAULT_CLIENT ")\n"
+            "                           secret: env EMU_CLIENT_SECRET, default \"" EMU_DEFAULT_SECRET "\"\n"
+            "  --publisher ID           publisherId on offers (default " EMU_DEFAULT_PUBLISHER ")\n"
+            "  --issuer-base URL        iss = URL/<tid>/v2.0 (default " EMU_DEFAULT_ISSUER ";\n"
+            "                           v1 tokens then use https://sts.windows.net/<tid>/)\n"
+            "  --webhook-url URL        where webhooks go (also per offer / PUT /_emulator/config)\n"
+            "  --landing-url URL        landing page base for purchases (default " EMU_DEFAULT_LANDING ")\n"
+            "  --page-size N            subscriptions per List page (default 100)\n"
+            "  --ack-window-ms N        ChangePlan/ChangeQuantity/Reinstate auto-accept (default 10000)\n"
+            "  --op-delay-ms N          publisher PATCH/DELETE completion delay (default 2000)\n"
+            "  --token-lifetime S       access token lifetime in seconds (default 3599)\n"
+            "  --landing-lifetime S     landing token lifetime in seconds (default 86400)\n"
+            "  --webhook-timeout-ms N   per delivery attempt (default 10000)\n"
+            "  --webhook-backoff-ms N   first retry delay, doubled per attempt, max 60 s (default 1000)\n"
+            "  --webhook-attempts N     attempts before the delivery fails (default 10)\n"
+            "  --no-seed                do not create the demo offer 'emulator-offer'\n"
+            "  --log-level L            debug|info|warn|error (default info)\n"
+            "\n"
+            "Microsoft's surface: POST /{tenant}/oauth2/token, /{tenant}/oauth2/v2.0/token;\n"
+            "  GET /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,\n"
+            "  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /common/discovery/keys;\n"
+            "  /api/saas/subscriptions[...] (resolve, activate, list, get, listAvailablePlans, PATCH, DELETE,\n"
+            "  operations); POST /api/usageEvent, /api/batchUsageEvent; GET /api/usageEvents.\n"
+            "\n"
+            "control API (test only; JSON):\n"
+            "  GET  /_emulator/health | /_emulator/config     PUT|PATCH /_emulator/config {knobs}\n"
+            "       knobs: webhookUrl landingUrl pageSize ackWindowMs opDelayMs sendDelayMs tokenLifetimeS\n"
+            "              landingTokenLifetimeS webhookTimeoutMs webhookBackoffMs webhookMaxAttempts clockOffsetS\n"
+            "  POST /_emulator/clock/advance {seconds}\n"
+            "  GET  /_emulator/offers[/ID]    POST /_emulator/offers {offerId, webhookUrl?, plans:[{planId,\n"
+            "       isPricePerSeat?, minQuantity?, maxQuantity?, termUnit?, price?, dimensions?:[ids]}]}\n"
+            "  POST /_emulator/purchases {offerId?, planId?, quantity?, name?, beneficiary?, autoRenew?,\n"
+            "       csp?, autoActivate?} -> 201 {subscriptionId, landingUrl, token, subscription}\n"
+            "  GET  /_emulator/subscriptions[/ID]\n"
+            "  POST /_emulator/subscriptions/ID/landing-token {lifetimeS?}\n"
+            "  POST /_emulator/subscriptions/ID/change-plan {planId} | change-quantity {quantity}\n"
+            "       | suspend | reinstate | unsubscribe | renew  -> 202 operation + Operation-Location\n"
+            "  GET  /_emulator/operations[?subscriptionId=] | /_emulator/operations/ID\n"
+            "  GET  /_emulator/webhooks[?operationId=&subscriptionId=]   (deliveries, attempts, payloads)\n"
+            "  GET  /_emulator/usage\n"
+            "  POST /_emulator/faults {path (glob), method?, kind: 429|500|503|latency|drop, count?,\n"
+            "       retryAfterS?, latencyMs?}    GET|DELETE /_emulator/faults\n"
+            "  POST /_emulator/keys/rotate       POST /_emulator/tokens {kind: publisher|webhook, version?}\n"
+            "  POST /_emulator/reset             (drops subscriptions, operations, usage, deliveries, faults)\n"
+            "  Microsoft emulator shape: PATCH /api/webhook/subscription/ID {planId|quantity},\n"
+            "       POST /api/webhook/subscription/ID/{renew|suspend|unsubscribe|reinstate}\n");
+}
+
+static int arg_long(const char *s, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int rotate_key(int argc, char **argv)
+{
+    const char *dir = NULL;
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            dir = argv[++i];
+    if (!dir) {
+        fprintf(stderr, "saasd emulate rotate-key: --data DIR is required\n");
+        return 2;
+    }
+    char kid[64];
+    int rc = emu_rotate_key_dir(dir, kid, sizeof kid);
+    if (rc != 0) {
+        fprintf(stderr, "saasd emulate rotate-key: failed: %s\n", saasd_strerror(rc));
+        return 1;
+    }
+    printf("new signing key kid=%s (the previous key stays in the JWKS; a running emulator picks the\n"
+           "new key up after POST /_emulator/keys/rotate or a restart)\n",
+           kid);
+    return 0;
+}
 
 int cmd_emulate(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "saasd emulate: not built yet (the emulator (issue 5))\n");
-    return 2;
+    if (cmd_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 0 && !strcmp(argv[0], "rotate-key"))
+        return rotate_key(argc - 1, argv + 1);
+
+    struct emu_options o;
+    emu_options_defaults(&o);
+    o.port = 8090;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n = 0;
+        int bad = 0;
+        if (!strcmp(a, "--no-seed")) {
+            o.seed = 0;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "saasd emulate: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--port"))
+            bad = arg_long(v, &n) || n > 65535, o.port = (unsigned short)n;
+        else if (!strcmp(a, "--bind"))
+            o.bind_addr = v;
+        else if (!strcmp(a, "--public-url"))
+            o.public_url = v;
+        else if (!strcmp(a, "--data"))
+            o.data_dir = v;
+        else if (!strcmp(a, "--tenant"))
+            o.tenant_id = v;
+        else if (!strcmp(a, "--client-id"))
+            o.client_id = v;
+        else if (!strcmp(a, "--publisher"))
+            o.publisher_id = v;
+        else if (!strcmp(a, "--issuer-base"))
+            o.issuer_base = v;
+        else if (!strcmp(a, "--webhook-url"))
+            o.webhook_url = v;
+        else if (!strcmp(a, "--landing-url"))
+            o.landing_url = v;
+        else if (!strcmp(a, "--page-size"))
+            bad = arg_long(v, &n) || n < 1, o.page_size = (int)n;
+        else if (!strcmp(a, "--ack-window-ms"))
+            bad = arg_long(v, &o.ack_window_ms);
+        else if (!strcmp(a, "--op-delay-ms"))
+            bad = arg_long(v, &o.op_delay_ms);
+        else if (!strcmp(a, "--token-lifetime"))
+            bad = arg_long(v, &o.token_lifetime_s) || o.token_lifetime_s < 1;
+        else if (!strcmp(a, "--landing-lifetime"))
+            bad = arg_long(v, &o.landing_lifetime_s) || o.landing_lifetime_s < 1;
+        else if (!strcmp(a, "--webhook-timeout-ms"))
+            bad = arg_long(v, &o.webhook_timeout_ms) || o.webhook_timeout_ms < 1;
+        else if (!strcmp(a, "--webhook-backoff-ms"))
+            bad = arg_long(v, &o.webhook_backoff_ms);
+        else if (!strcmp(a, "--webhook-attempts"))
+            bad = arg_long(v, &n) || n < 1, o.webhook_max_attempts = (int)n;
+        else if (!strcmp(a, "--log-level")) {
+            enum log_level lvl;
+            bad = log_level_parse(v, &lvl) != 0;
+            if (!bad)
+                log_set_level(lvl);
+        } else {
+            fprintf(stderr, "saasd emulate: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "saasd emulate: bad value for %s: %s\n", a, v);
+            return 2;
+        }
+    }
+
+    /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct emu *e = NULL;
+    int rc = emu_start(&o, &e);
+    if (rc != 0) {
+        fprintf(stderr, "saasd emulate: cannot start: %s\n", saasd_strerror(rc));
+        return 1;
+    }
+    printf("saasd emulator listening on %s\n", emu_base_url(e));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("emulator", "stopping", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    emu_stop(e);
+    return 0;
 }

@@ -46,6 +46,10 @@ static const struct key_spec schema[] = {
     {"entra", "resource", KT_STRING, 0, 0},
     {"marketplace", "base_url", KT_STRING, 0, 0},
     {"marketplace", "api_version", KT_STRING, 0, 0},
+    {"marketplace", "max_attempts", KT_INT, 1, 20},
+    {"marketplace", "retry_base_ms", KT_INT, 1, 60000},
+    {"marketplace", "retry_cap_ms", KT_INT, 1, 600000},
+    {"marketplace", "poll_interval_ms", KT_INT, 10, 60000},
     {"webhook", "audience", KT_STRING, 0, 0},
     {"webhook", "tenant_id", KT_STRING, 0, 0},
     {"webhook", "app_id", KT_STRING, 0, 0},
@@ -384,8 +388,8 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     free(s);
 
     /* admin */
-    c->admin_port = 0;
-    if (get_int(L, env, "admin", "enabled", 1)) {
+    c->admin_enabled = (int)get_int(L, env, "admin", "enabled", 1);
+    if (c->admin_enabled) {
         s = get_string(L, env, "admin", "listen", "127.0.0.1:8081");
         if (parse_listen(s, &c->admin_addr, &c->admin_port))
             fail_at(ld, key_line(ld, L, lines, "admin", "listen"), "admin.listen: expected \"address:port\", got \"%s\"", s);
@@ -425,6 +429,10 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
 
     c->marketplace_url = get_string(L, env, "marketplace", "base_url", "https://marketplaceapi.microsoft.com");
     c->api_version = get_string(L, env, "marketplace", "api_version", "2018-08-31");
+    c->mp_max_attempts = (int)get_int(L, env, "marketplace", "max_attempts", 0);
+    c->mp_retry_base_ms = (int)get_int(L, env, "marketplace", "retry_base_ms", 0);
+    c->mp_retry_cap_ms = (int)get_int(L, env, "marketplace", "retry_cap_ms", 0);
+    c->mp_poll_interval_ms = (int)get_int(L, env, "marketplace", "poll_interval_ms", 0);
 
     c->webhook_audience = get_string(L, env, "webhook", "audience", c->client_id);
     c->webhook_tenant = get_string(L, env, "webhook", "tenant_id", c->tenant_id);
@@ -443,6 +451,10 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->rule_memory = (size_t)get_int(L, env, "rules", "memory_mb", 32) << 20;
     c->rule_http_timeout_ms = (int)get_int(L, env, "rules", "http_timeout_ms", 3000);
     s = get_string(L, env, "rules", "on_timeout", "reject");
+    if (!s) {
+        fail_at(ld, 0, "out of memory");
+        return;
+    }
     if (strcmp(s, "reject") && strcmp(s, "accept"))
         fail_at(ld, key_line(ld, L, lines, "rules", "on_timeout"), "rules.on_timeout: expected \"accept\" or \"reject\", got \"%s\"", s);
     c->rule_timeout_accepts = !strcmp(s, "accept");

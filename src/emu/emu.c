@@ -1,0 +1,253 @@
+/* The emulator process: options, start/stop, the one request router for all of Microsoft's
+ * surfaces and the control API, request-id echoes, and the timer thread for ACK windows and
+ * delayed completions. */
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/log.h"
+#include "emu/emu_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void emu_options_defaults(struct emu_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->bind_addr = "127.0.0.1";
+    o->issuer_base = EMU_DEFAULT_ISSUER;
+    o->tenant_id = EMU_DEFAULT_TENANT;
+    o->client_id = EMU_DEFAULT_CLIENT;
+    o->publisher_id = EMU_DEFAULT_PUBLISHER;
+    o->landing_url = EMU_DEFAULT_LANDING;
+    o->page_size = 100;
+    o->ack_window_ms = 10000;
+    o->op_delay_ms = 2000;
+    o->token_lifetime_s = 3599;
+    o->landing_lifetime_s = 86400;
+    o->webhook_timeout_ms = 10000;
+    o->webhook_backoff_ms = 1000;
+    o->webhook_max_attempts = 10;
+    o->seed = 1;
+}
+
+unsigned short emu_port(const struct emu *e) { return httpd_port(e->httpd); }
+const char *emu_base_url(const struct emu *e) { return e->base_url; }
+
+static int starts(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
+
+static void handle(void *arg, const struct httpd_request *r, struct httpd_response *res)
+{
+    struct emu *e = arg;
+    const char *path = httpd_path(r);
+    int control = !strcmp(path, "/_emulator") || starts(path, "/_emulator/") || starts(path, "/api/webhook/");
+    if (control || !emu_fault_apply(e, r, res)) {
+        pthread_mutex_lock(&e->lock);
+        if (control)
+            emu_control_route(e, r, res);
+        else if (starts(path, "/api/saas/subscriptions") &&
+                 (path[23] == 0 || path[23] == '/'))
+            emu_fulfillment_route(e, r, res);
+        else if (!strcmp(path, "/api/usageEvent") || !strcmp(path, "/api/batchUsageEvent") ||
+                 !strcmp(path, "/api/usageEvents"))
+            emu_metering_route(e, r, res);
+        else if (!emu_entra_route(e, r, res))
+            httpd_set_body(res, 404, NULL, "{\"code\":\"NotFound\",\"message\":\"no such route\"}");
+        emu_persist_flush(e);
+        pthread_cond_broadcast(&e->wake);
+        pthread_mutex_unlock(&e->lock);
+    }
+    if (res->status == 0)
+        return; /* a "drop" fault: no answer at all */
+    /* §1.3: echo the caller's ids, or make them up. */
+    char rid[37], cid[37];
+    const char *in_rid = httpd_header(r, "x-ms-requestid"), *in_cid = httpd_header(r, "x-ms-correlationid");
+    if (!in_rid || !*in_rid) {
+        emu_uuid(rid);
+        in_rid = rid;
+    }
+    if (!in_cid || !*in_cid) {
+        emu_uuid(cid);
+        in_cid = cid;
+    }
+    httpd_add_header(res, "x-ms-requestid", in_rid);
+    httpd_add_header(res, "x-ms-correlationid", in_cid);
+}
+
+static void *ticker(void *arg)
+{
+    struct emu *e = arg;
+    pthread_mutex_lock(&e->lock);
+    while (!e->stopping) {
+        long wait = emu_state_tick(e);
+        emu_persist_flush(e);
+        if (wait > 50)
+            wait = 50;
+        if (wait < 1)
+            wait = 1;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += wait * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&e->wake, &e->lock, &until);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+static char *dup_or(const char *s, const char *dflt) { return strdup(s && *s ? s : dflt); }
+
+int emu_start(const struct emu_options *opt, struct emu **out)
+{
+    struct emu_options d;
+    emu_options_defaults(&d);
+    if (!opt)
+        opt = &d;
+    int rc = SAASD_ENOMEM;
+    struct emu *e = calloc(1, sizeof *e);
+    if (!e)
+        return SAASD_ENOMEM;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    e->opt = *opt;
+    const char *env_secret = getenv("EMU_CLIENT_SECRET");
+    e->bind_addr = dup_or(opt->bind_addr, "127.0.0.1");
+    e->public_url = opt->public_url && *opt->public_url ? strdup(opt->public_url) : NULL;
+    e->data_dir = opt->data_dir && *opt->data_dir ? strdup(opt->data_dir) : NULL;
+    e->issuer_base = dup_or(opt->issuer_base, EMU_DEFAULT_ISSUER);
+    e->tenant_id = dup_or(opt->tenant_id, EMU_DEFAULT_TENANT);
+    e->client_id = dup_or(opt->client_id, EMU_DEFAULT_CLIENT);
+    e->client_secret = dup_or(opt->client_secret, env_secret && *env_secret ? env_secret : EMU_DEFAULT_SECRET);
+    e->publisher_id = dup_or(opt->publisher_id, EMU_DEFAULT_PUBLISHER);
+    e->k.landing_url = dup_or(opt->landing_url, EMU_DEFAULT_LANDING);
+    e->k.webhook_url = opt->webhook_url && *opt->webhook_url ? strdup(opt->webhook_url) : NULL;
+    e->k.page_size = opt->page_size > 0 ? opt->page_size : 100;
+    e->k.ack_window_ms = opt->ack_window_ms >= 0 ? opt->ack_window_ms : 10000;
+    e->k.op_delay_ms = opt->op_delay_ms >= 0 ? opt->op_delay_ms : 2000;
+    e->k.token_lifetime_s = opt->token_lifetime_s > 0 ? opt->token_lifetime_s : 3599;
+    e->k.landing_lifetime_s = opt->landing_lifetime_s > 0 ? opt->landing_lifetime_s : 86400;
+    e->k.webhook_timeout_ms = opt->webhook_timeout_ms > 0 ? opt->webhook_timeout_ms : 10000;
+    e->k.webhook_backoff_ms = opt->webhook_backoff_ms >= 0 ? opt->webhook_backoff_ms : 1000;
+    e->k.webhook_max_attempts = opt->webhook_max_attempts > 0 ? opt->webhook_max_attempts : 10;
+    if (!e->bind_addr || !e->issuer_base || !e->tenant_id || !e->client_id || !e->client_secret ||
+        !e->publisher_id || !e->k.landing_url)
+        goto fail;
+    size_t ib = strlen(e->issuer_base);
+    while (ib > 0 && e->issuer_base[ib - 1] == '/')
+        e->issuer_base[--ib] = 0;
+
+    if ((rc = emu_state_init(e)) != 0)
+        goto fail;
+    if (e->data_dir) {
+        if ((rc = emu_keys_load_dir(e->data_dir, 0, e->keys, &e->nkeys)) != 0 || (rc = emu_persist_open(e)) != 0 ||
+            (rc = emu_persist_load(e)) != 0)
+            goto fail;
+    } else {
+        if ((rc = emu_key_generate(&e->keys[0])) != 0)
+            goto fail;
+        e->nkeys = 1;
+        crypto_random(e->landing_key, sizeof e->landing_key);
+    }
+    if (opt->seed)
+        emu_state_seed(e);
+    if ((rc = http_client_new(&(struct http_client_options){.connect_timeout_ms = 2000}, &e->http)) != 0)
+        goto fail;
+
+    pthread_mutex_lock(&e->lock); /* requests wait until base_url is known */
+    struct httpd_options ho = {.bind_addr = e->bind_addr, .port = opt->port, .max_body = 1u << 20};
+    rc = httpd_start(&ho, handle, e, &e->httpd);
+    if (rc == 0) {
+        if (e->public_url) {
+            snprintf(e->base_url, sizeof e->base_url, "%s", e->public_url);
+            size_t n = strlen(e->base_url);
+            while (n > 0 && e->base_url[n - 1] == '/')
+                e->base_url[--n] = 0;
+        } else {
+            snprintf(e->base_url, sizeof e->base_url, "http://%s:%u",
+                     strcmp(e->bind_addr, "0.0.0.0") ? e->bind_addr : "127.0.0.1", httpd_port(e->httpd));
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (rc != 0)
+        goto fail;
+    if (pthread_create(&e->ticker, NULL, ticker, e) != 0) {
+        rc = SAASD_EINTERNAL;
+        goto fail;
+    }
+    if (pthread_create(&e->sender, NULL, emu_webhook_thread, e) != 0) {
+        pthread_mutex_lock(&e->lock);
+        e->stopping = 1;
+        pthread_cond_broadcast(&e->wake);
+        pthread_mutex_unlock(&e->lock);
+        pthread_join(e->ticker, NULL);
+        rc = SAASD_EINTERNAL;
+        goto fail;
+    }
+    e->threads_started = 1;
+    log_info("emulator", "serving", "url", e->base_url, "kid", e->keys[0].kid, "tid", e->tenant_id, "state",
+             e->data_dir ? e->data_dir : "memory");
+    *out = e;
+    return 0;
+fail:
+    e->threads_started = 0;
+    emu_stop(e);
+    return rc;
+}
+
+void emu_stop(struct emu *e)
+{
+    if (!e)
+        return;
+    if (e->httpd)
+        httpd_stop(e->httpd);
+    if (e->threads_started) {
+        pthread_mutex_lock(&e->lock);
+        e->stopping = 1;
+        pthread_cond_broadcast(&e->wake);
+        pthread_mutex_unlock(&e->lock);
+        pthread_join(e->ticker, NULL);
+        pthread_join(e->sender, NULL);
+    }
+    if (e->lmdb_env) {
+        emu_persist_flush(e);
+        emu_persist_close(e);
+    }
+    http_client_free(e->http);
+    for (size_t i = 0; i < e->nkeys; i++)
+        emu_key_free(&e->keys[i]);
+    emu_faults_clear(e);
+    json_decref(e->db);
+    free(e->bind_addr);
+    free(e->public_url);
+    free(e->data_dir);
+    free(e->issuer_base);
+    free(e->tenant_id);
+    free(e->client_id);
+    free(e->client_secret);
+    free(e->publisher_id);
+    free(e->k.landing_url);
+    free(e->k.webhook_url);
+    pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+int emu_rotate_key_dir(const char *data_dir, char *kid_out, unsigned long kid_size)
+{
+    struct emu_key keys[EMU_MAX_KEYS];
+    size_t n = 0;
+    int rc = emu_keys_load_dir(data_dir, 0, keys, &n);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++)
+            emu_key_free(&keys[i]);
+        rc = emu_keys_load_dir(data_dir, 1, keys, &n);
+    }
+    if (rc != 0)
+        return rc;
+    snprintf(kid_out, kid_size, "%s", keys[0].kid);
+    for (size_t i = 0; i < n; i++)
+        emu_key_free(&keys[i]);
+    return 0;
+}

@@ -1,0 +1,444 @@
+/* Test-only control API under /_emulator/ (never part of Microsoft's surface): offers, purchases,
+ * customer-side actions, inspection of subscriptions/operations/webhook deliveries/usage, knobs
+ * (timing, clock offset, page size, webhook target), key rotation and fault injection. Also the
+ * trigger routes of Microsoft's own emulator (§5.7) under /api/webhook/subscription/. */
+#include "core/err.h"
+#include "core/log.h"
+#include "emu/emu_internal.h"
+
+#include <curl/curl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void bad(struct httpd_response *res, int status, const char *code, const char *msg)
+{
+    struct emu_error err;
+    emu_fail(&err, status, code, "%s", msg);
+    emu_reply_error(res, &err);
+}
+
+static json_t *knobs_json(struct emu *e)
+{
+    json_t *j = json_pack("{s:s?,s:s?,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I}", "webhookUrl", e->k.webhook_url,
+                          "landingUrl", e->k.landing_url, "pageSize", e->k.page_size, "ackWindowMs",
+                          (json_int_t)e->k.ack_window_ms, "opDelayMs", (json_int_t)e->k.op_delay_ms, "sendDelayMs",
+                          (json_int_t)e->k.send_delay_ms, "tokenLifetimeS", (json_int_t)e->k.token_lifetime_s,
+                          "landingTokenLifetimeS", (json_int_t)e->k.landing_lifetime_s, "webhookTimeoutMs",
+                          (json_int_t)e->k.webhook_timeout_ms, "webhookBackoffMs",
+                          (json_int_t)e->k.webhook_backoff_ms, "webhookMaxAttempts", e->k.webhook_max_attempts,
+                          "clockOffsetS", (json_int_t)e->k.clock_offset_s);
+    char iss1[512], iss2[512];
+    emu_issuer_v1(e, iss1, sizeof iss1);
+    emu_issuer_v2(e, iss2, sizeof iss2);
+    json_object_set_new(j, "baseUrl", json_string(e->base_url));
+    json_object_set_new(j, "tenantId", json_string(e->tenant_id));
+    json_object_set_new(j, "clientId", json_string(e->client_id));
+    json_object_set_new(j, "publisherId", json_string(e->publisher_id));
+    json_object_set_new(j, "issuerV1", json_string(iss1));
+    json_object_set_new(j, "issuerV2", json_string(iss2));
+    json_object_set_new(j, "kid", json_string(e->keys[0].kid));
+    json_object_set_new(j, "persistent", json_boolean(e->data_dir != NULL));
+    return j;
+}
+
+static int set_long(const json_t *in, const char *key, long min, long *dst)
+{
+    json_t *v = json_object_get(in, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return -1;
+    *dst = (long)json_integer_value(v);
+    return 0;
+}
+
+static int set_string(const json_t *in, const char *key, char **dst)
+{
+    json_t *v = json_object_get(in, key);
+    if (!v)
+        return 0;
+    if (!json_is_string(v) && !json_is_null(v))
+        return -1;
+    free(*dst);
+    *dst = json_is_string(v) && *json_string_value(v) ? strdup(json_string_value(v)) : NULL;
+    return 0;
+}
+
+static void put_config(struct emu *e, const json_t *in, struct httpd_response *res)
+{
+    struct emu_knobs k = e->k;
+    long page = k.page_size, attempts = k.webhook_max_attempts;
+    if (!json_is_object(in) || set_long(in, "pageSize", 1, &page) || set_long(in, "ackWindowMs", 0, &k.ack_window_ms) ||
+        set_long(in, "opDelayMs", 0, &k.op_delay_ms) || set_long(in, "sendDelayMs", 0, &k.send_delay_ms) ||
+        set_long(in, "tokenLifetimeS", 1, &k.token_lifetime_s) ||
+        set_long(in, "landingTokenLifetimeS", 1, &k.landing_lifetime_s) ||
+        set_long(in, "webhookTimeoutMs", 1, &k.webhook_timeout_ms) ||
+        set_long(in, "webhookBackoffMs", 0, &k.webhook_backoff_ms) ||
+        set_long(in, "webhookMaxAttempts", 1, &attempts) || set_long(in, "clockOffsetS", -1000000000L, &k.clock_offset_s)) {
+        bad(res, 400, "BadArgument", "config values must be integers in range (see GET /_emulator/config)");
+        return;
+    }
+    k.page_size = (int)page;
+    k.webhook_max_attempts = (int)attempts;
+    if (set_string(in, "webhookUrl", &e->k.webhook_url) || set_string(in, "landingUrl", &e->k.landing_url)) {
+        bad(res, 400, "BadArgument", "webhookUrl and landingUrl must be strings");
+        return;
+    }
+    k.webhook_url = e->k.webhook_url;
+    k.landing_url = e->k.landing_url;
+    e->k = k;
+    pthread_cond_broadcast(&e->wake);
+    emu_reply_json(res, 200, knobs_json(e));
+}
+
+static json_t *landing_reply(struct emu *e, const json_t *sub, long lifetime)
+{
+    char *tok = emu_landing_token(e, emu_jstr(sub, "id"), lifetime);
+    char *enc = tok ? curl_easy_escape(NULL, tok, 0) : NULL;
+    const char *base = e->k.landing_url ? e->k.landing_url : EMU_DEFAULT_LANDING;
+    size_t n = strlen(base) + (enc ? strlen(enc) : 0) + 16;
+    char *url = malloc(n);
+    if (url)
+        snprintf(url, n, "%s%stoken=%s", base, strchr(base, '?') ? "&" : "?", enc ? enc : "");
+    json_t *j = json_pack("{s:s,s:s?,s:s?}", "subscriptionId", emu_jstr(sub, "id"), "landingUrl", url, "token", tok);
+    curl_free(enc);
+    free(url);
+    free(tok);
+    return j;
+}
+
+static const char *action_name(const char *slug)
+{
+    static const struct { const char *slug, *action; } map[] = {
+        {"change-plan", "ChangePlan"}, {"change-quantity", "ChangeQuantity"}, {"suspend", "Suspend"},
+        {"reinstate", "Reinstate"},    {"unsubscribe", "Unsubscribe"},        {"renew", "Renew"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(slug, map[i].slug))
+            return map[i].action;
+    return NULL;
+}
+
+static void customer(struct emu *e, json_t *sub, const char *action, const json_t *body, struct httpd_response *res)
+{
+    struct emu_error err;
+    json_t *op = NULL;
+    if (emu_customer_action(e, sub, action, body, &err, &op) != 0) {
+        emu_reply_error(res, &err);
+        return;
+    }
+    emu_reply_json(res, 202, emu_public(op));
+    emu_operation_location(e, op, res);
+}
+
+static json_t *public_list(json_t *coll_obj, json_t *order, const char *field, const char *want)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *id;
+    json_array_foreach(order, i, id) {
+        json_t *o = json_object_get(coll_obj, json_string_value(id));
+        if (o && (!want || !strcmp(emu_jstr(o, field) ? emu_jstr(o, field) : "", want)))
+            json_array_append_new(out, emu_public(o));
+    }
+    return out;
+}
+
+static void deliveries(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+{
+    const char *op = httpd_query(r, "operationId"), *sub = httpd_query(r, "subscriptionId");
+    json_t *out = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(e->db, "deliveries"), i, d) {
+        if ((op && strcmp(op, emu_jstr(d, "operationId"))) || (sub && strcmp(sub, emu_jstr(d, "subscriptionId"))))
+            continue;
+        json_t *p = emu_public(d);
+        if (json_object_get(d, "payload"))
+            json_object_set(p, "payload", json_object_get(d, "payload"));
+        json_array_append_new(out, p);
+    }
+    emu_reply_json(res, 200, json_pack("{s:o}", "deliveries", out));
+}
+
+/* ---- faults ---- */
+
+void emu_faults_clear(struct emu *e)
+{
+    for (size_t i = 0; i < e->nfaults; i++) {
+        free(e->faults[i].method);
+        free(e->faults[i].path);
+        free(e->faults[i].kind);
+    }
+    free(e->faults);
+    e->faults = NULL;
+    e->nfaults = 0;
+}
+
+static json_t *faults_json(struct emu *e)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < e->nfaults; i++) {
+        struct emu_fault *f = &e->faults[i];
+        json_array_append_new(a, json_pack("{s:s?,s:s,s:s,s:i,s:i,s:I,s:I}", "method", f->method, "path", f->path,
+                                           "kind", f->kind, "remaining", f->remaining, "hits", f->hits,
+                                           "retryAfterS", (json_int_t)f->retry_after_s, "latencyMs",
+                                           (json_int_t)f->latency_ms));
+    }
+    return a;
+}
+
+static void add_fault(struct emu *e, const json_t *in, struct httpd_response *res)
+{
+    const char *path = emu_jstr(in, "path"), *kind = emu_jstr(in, "kind"), *method = emu_jstr(in, "method");
+    json_t *count = json_object_get(in, "count");
+    static const char *kinds[] = {"429", "500", "503", "latency", "drop"};
+    int known = 0;
+    for (size_t i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
+        known |= !strcmp(kind, kinds[i]);
+    if (!path || !known || (count && (!json_is_integer(count) || json_integer_value(count) < 1))) {
+        bad(res, 400, "BadArgument",
+            "a fault needs path (glob), kind (429|500|503|latency|drop), optional method, count >= 1, retryAfterS, "
+            "latencyMs");
+        return;
+    }
+    struct emu_fault *grown = realloc(e->faults, (e->nfaults + 1) * sizeof *grown);
+    if (!grown) {
+        bad(res, 500, "UnexpectedError", "out of memory");
+        return;
+    }
+    e->faults = grown;
+    struct emu_fault *f = &e->faults[e->nfaults++];
+    memset(f, 0, sizeof *f);
+    f->method = method ? strdup(method) : NULL;
+    f->path = strdup(path);
+    f->kind = strdup(kind);
+    f->remaining = count ? (int)json_integer_value(count) : 1;
+    json_t *ra = json_object_get(in, "retryAfterS"), *lat = json_object_get(in, "latencyMs");
+    f->retry_after_s = json_is_integer(ra) ? (long)json_integer_value(ra) : 1;
+    f->latency_ms = json_is_integer(lat) ? (long)json_integer_value(lat) : 1000;
+    emu_reply_json(res, 201, json_pack("{s:o}", "faults", faults_json(e)));
+}
+
+int emu_fault_apply(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+{
+    char kind[16] = "";
+    long retry_after = 0, latency = 0;
+    pthread_mutex_lock(&e->lock);
+    for (size_t i = 0; i < e->nfaults; i++) {
+        struct emu_fault *f = &e->faults[i];
+        if (f->remaining <= 0 || (f->method && strcasecmp(f->method, httpd_method(r))) ||
+            fnmatch(f->path, httpd_path(r), 0) != 0)
+            continue;
+        f->remaining--;
+        f->hits++;
+        snprintf(kind, sizeof kind, "%s", f->kind);
+        retry_after = f->retry_after_s;
+        latency = f->latency_ms;
+        break;
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (!*kind)
+        return 0;
+    log_info("emulator", "fault injected", "kind", kind, "path", httpd_path(r));
+    if (!strcmp(kind, "latency")) {
+        usleep((useconds_t)latency * 1000);
+        return 0;
+    }
+    if (!strcmp(kind, "drop")) {
+        emu_reply_empty(res, 0); /* httpd refuses to queue status 0: the connection is closed unanswered */
+        return 1;
+    }
+    if (!strcmp(kind, "429")) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%ld", retry_after);
+        emu_reply_json(res, 429, json_pack("{s:s,s:s}", "code", "TooManyRequests", "message",
+                                           "Rate limit is exceeded. Try again later."));
+        httpd_add_header(res, "Retry-After", ra);
+        return 1;
+    }
+    struct emu_error err;
+    emu_fail(&err, 500, "UnexpectedError", "An injected server error occurred");
+    emu_reply_error(res, &err);
+    res->status = atoi(kind);
+    return 1;
+}
+
+/* ---- routing ---- */
+
+static void subscriptions(struct emu *e, const struct httpd_request *r, const char *rest, const json_t *body,
+                          struct httpd_response *res)
+{
+    const char *m = httpd_method(r);
+    char sid[64] = "", verb[64] = "";
+    int n = sscanf(rest, "/%63[^/]/%63[^/]", sid, verb);
+    if (n < 1) {
+        emu_reply_json(res, 200, json_pack("{s:o}", "subscriptions",
+                                           public_list(json_object_get(e->db, "subs"),
+                                                       json_object_get(e->db, "subOrder"), "offerId",
+                                                       httpd_query(r, "offerId"))));
+        return;
+    }
+    json_t *sub = emu_sub(e, sid);
+    if (!sub) {
+        bad(res, 404, "EntityNotFound", "no such subscription");
+        return;
+    }
+    if (n == 1) {
+        json_t *p = emu_public(sub);
+        json_object_set(p, "purchasedPlanId", json_object_get(sub, "_purchasedPlan"));
+        emu_reply_json(res, 200, p);
+    } else if (strcmp(m, "POST")) {
+        bad(res, 405, "MethodNotAllowed", "use POST");
+    } else if (!strcmp(verb, "landing-token")) {
+        json_t *life = json_object_get(body, "lifetimeS");
+        emu_reply_json(res, 200, landing_reply(e, sub, json_is_integer(life) ? (long)json_integer_value(life)
+                                                                             : e->k.landing_lifetime_s));
+    } else if (action_name(verb)) {
+        customer(e, sub, action_name(verb), body, res);
+    } else {
+        bad(res, 404, "NotFound", "unknown subscription action");
+    }
+}
+
+static void tokens(struct emu *e, const json_t *body, struct httpd_response *res)
+{
+    const char *kind = emu_jstr(body, "kind");
+    char *tok = NULL;
+    int rc;
+    if (kind && !strcmp(kind, "webhook"))
+        rc = emu_mint_webhook_token(e, &tok);
+    else
+        rc = emu_mint_publisher_token(e, json_integer_value(json_object_get(body, "version")) == 1 ? 1 : 2, &tok);
+    if (rc != 0) {
+        bad(res, 500, "UnexpectedError", "could not sign a token");
+        return;
+    }
+    emu_reply_json(res, 200, json_pack("{s:s,s:s}", "access_token", tok, "kid", e->keys[0].kid));
+    free(tok);
+}
+
+void emu_control_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+{
+    const char *path = httpd_path(r), *m = httpd_method(r);
+    json_t *body = emu_body_json(r);
+    int get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
+    struct emu_error err;
+
+    if (!strncmp(path, "/api/webhook/subscription/", 26)) { /* Microsoft emulator's trigger shape (§5.7) */
+        char sid[64] = "", verb[32] = "";
+        sscanf(path + 26, "%63[^/]/%31[^/]", sid, verb);
+        json_t *sub = emu_sub(e, sid);
+        const char *action = !strcmp(m, "PATCH") && !*verb
+                                 ? (json_object_get(body, "planId") ? "ChangePlan" : "ChangeQuantity")
+                                 : (post ? action_name(verb) : NULL);
+        if (!sub)
+            bad(res, 404, "EntityNotFound", "no such subscription");
+        else if (!action || !strncmp(verb, "change", 6))
+            bad(res, 404, "NotFound", "unknown trigger");
+        else
+            customer(e, sub, action, body, res);
+        json_decref(body);
+        return;
+    }
+
+    const char *rest = path + strlen("/_emulator");
+    if (!strcmp(rest, "/health") || !strcmp(rest, "/config")) {
+        if (get)
+            emu_reply_json(res, 200, knobs_json(e));
+        else if (!strcmp(rest, "/config") && (!strcmp(m, "PUT") || !strcmp(m, "PATCH")))
+            put_config(e, body, res);
+        else
+            bad(res, 405, "MethodNotAllowed", "GET, or PUT/PATCH for /config");
+    } else if (!strcmp(rest, "/clock/advance") && post) {
+        json_t *s = json_object_get(body, "seconds");
+        if (!json_is_integer(s)) {
+            bad(res, 400, "BadArgument", "seconds (integer) is required");
+        } else {
+            e->k.clock_offset_s += (long)json_integer_value(s);
+            char now[40];
+            emu_iso(emu_now_ms(e), now);
+            emu_reply_json(res, 200, json_pack("{s:I,s:s}", "clockOffsetS", (json_int_t)e->k.clock_offset_s, "now", now));
+        }
+    } else if (!strcmp(rest, "/offers") && get) {
+        json_t *list = json_array();
+        const char *k;
+        json_t *o;
+        json_object_foreach(json_object_get(e->db, "offers"), k, o)
+            json_array_append(list, o);
+        emu_reply_json(res, 200, json_pack("{s:o}", "offers", list));
+    } else if (!strcmp(rest, "/offers") && post) {
+        json_t *offer;
+        if (emu_offer_put(e, body, &err, &offer) != 0)
+            emu_reply_error(res, &err);
+        else
+            emu_reply_json(res, 201, json_incref(offer));
+    } else if (!strncmp(rest, "/offers/", 8) && get) {
+        json_t *offer = emu_offer(e, rest + 8);
+        if (offer)
+            emu_reply_json(res, 200, json_incref(offer));
+        else
+            bad(res, 404, "EntityNotFound", "no such offer");
+    } else if (!strcmp(rest, "/purchases") && post) {
+        json_t *sub;
+        if (emu_purchase(e, body ? body : json_object(), &err, &sub) != 0) {
+            emu_reply_error(res, &err);
+        } else {
+            json_t *out = landing_reply(e, sub, e->k.landing_lifetime_s);
+            json_object_set_new(out, "subscription", emu_public(sub));
+            emu_reply_json(res, 201, out);
+        }
+    } else if (!strcmp(rest, "/subscriptions") || !strncmp(rest, "/subscriptions/", 15)) {
+        subscriptions(e, r, rest + strlen("/subscriptions"), body, res);
+    } else if (!strcmp(rest, "/operations") && get) {
+        emu_reply_json(res, 200, json_pack("{s:o}", "operations",
+                                           public_list(json_object_get(e->db, "ops"), json_object_get(e->db, "opOrder"),
+                                                       "subscriptionId", httpd_query(r, "subscriptionId"))));
+    } else if (!strncmp(rest, "/operations/", 12) && get) {
+        json_t *op = emu_op(e, rest + 12);
+        if (op)
+            emu_reply_json(res, 200, emu_public(op));
+        else
+            bad(res, 404, "EntityNotFound", "no such operation");
+    } else if (!strcmp(rest, "/webhooks") && get) {
+        deliveries(e, r, res);
+    } else if (!strcmp(rest, "/usage") && get) {
+        json_t *list = json_array();
+        size_t i;
+        json_t *u;
+        json_array_foreach(json_object_get(e->db, "usageLog"), i, u)
+            json_array_append_new(list, emu_public(u));
+        emu_reply_json(res, 200, json_pack("{s:o}", "usage", list));
+    } else if (!strcmp(rest, "/faults")) {
+        if (get)
+            emu_reply_json(res, 200, json_pack("{s:o}", "faults", faults_json(e)));
+        else if (post)
+            add_fault(e, body, res);
+        else if (!strcmp(m, "DELETE")) {
+            emu_faults_clear(e);
+            emu_reply_empty(res, 204);
+        } else
+            bad(res, 405, "MethodNotAllowed", "GET, POST or DELETE");
+    } else if (!strcmp(rest, "/keys/rotate") && post) {
+        if (emu_keys_rotate_memory(e) != 0) {
+            bad(res, 500, "UnexpectedError", "key rotation failed");
+        } else {
+            json_t *kids = json_array();
+            for (size_t i = 0; i < e->nkeys; i++)
+                json_array_append_new(kids, json_string(e->keys[i].kid));
+            log_info("emulator", "signing key rotated", "kid", e->keys[0].kid);
+            emu_reply_json(res, 200, json_pack("{s:s,s:o}", "kid", e->keys[0].kid, "published", kids));
+        }
+    } else if (!strcmp(rest, "/tokens") && post) {
+        tokens(e, body, res);
+    } else if (!strcmp(rest, "/reset") && post) {
+        emu_state_reset(e);
+        emu_faults_clear(e);
+        emu_reply_empty(res, 204);
+    } else {
+        bad(res, 404, "NotFound", "unknown control route (see saasd emulate --help)");
+    }
+    json_decref(body);
+}

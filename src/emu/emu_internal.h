@@ -1,0 +1,174 @@
+/* Shared internals of the emulator (the src/emu files only). One mutex (emu.lock) guards the whole
+ * state: db, knobs, keys, faults. Handlers take it for the duration of a request; the webhook
+ * sender drops it while a delivery is on the wire. State lives in one jansson tree (db) so it
+ * can be dumped to LMDB as is; keys starting with '_' are internal and never served. */
+#ifndef SAASD_EMU_INTERNAL_H
+#define SAASD_EMU_INTERNAL_H
+
+#include "core/httpd.h"
+#include "emu/emu.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EMU_MARKETPLACE_APP "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
+#define EMU_MAX_KEYS 3 /* the signing key plus up to two previous ones, still in the JWKS */
+
+struct emu_key {
+    EVP_PKEY *pkey;
+    char kid[64];   /* = x5t: base64url SHA-1 of the (deterministic) self-signed cert */
+    char *cert_b64; /* x5c entry */
+};
+
+/* Test knobs, settable through PUT /_emulator/config. */
+struct emu_knobs {
+    char *webhook_url;
+    char *landing_url;
+    int page_size;
+    long ack_window_ms, op_delay_ms, send_delay_ms;
+    long token_lifetime_s, landing_lifetime_s;
+    long webhook_timeout_ms, webhook_backoff_ms;
+    int webhook_max_attempts;
+    long clock_offset_s;
+};
+
+/* One armed fault: the next `remaining` requests matching method + path glob get it. */
+struct emu_fault {
+    char *method; /* NULL = any */
+    char *path;   /* fnmatch(3) pattern */
+    char *kind;   /* "429", "500", "503", "latency", "drop" */
+    int remaining;
+    long retry_after_s, latency_ms;
+    int hits;
+};
+
+struct emu_error {
+    int status;
+    const char *code;
+    char message[256];
+    const char *target;
+    const char *detail_code;
+};
+
+struct emu {
+    struct emu_options opt; /* strings below are owned copies */
+    char *bind_addr, *public_url, *data_dir, *issuer_base, *tenant_id, *client_id, *client_secret,
+        *publisher_id;
+    char base_url[256];
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* new delivery queued, or stopping */
+    int stopping;
+    json_t *db;
+    int dirty;
+    struct emu_knobs k;
+    struct emu_key keys[EMU_MAX_KEYS];
+    size_t nkeys;
+    uint8_t landing_key[32];
+    struct emu_fault *faults;
+    size_t nfaults;
+    struct httpd *httpd;
+    struct http_client *http;
+    void *lmdb_env;
+    pthread_t ticker, sender;
+    int threads_started;
+};
+
+/* ---- emu_util.c: time, JSON and replies ---- */
+int64_t emu_now_ms(const struct emu *e);
+int64_t emu_wall_ms(void);
+/* "2024-05-02T09:15:27.1230000Z" (7 fractional digits, like the live service). */
+void emu_iso(int64_t ms, char out[40]);
+/* ISO-8601 date or date-time, optional fraction, optional Z or +hh:mm. 0 or SAASD_EINVAL. */
+int emu_parse_time(const char *s, int64_t *ms);
+/* Midnight UTC of the day containing ms, and that day plus a term unit (P1M, P1Y...) minus a day. */
+int64_t emu_day_start(int64_t ms);
+int emu_term_end(int64_t start_ms, const char *term_unit, int64_t *end_ms);
+const char *emu_jstr(const json_t *o, const char *key);
+/* Copy of an object without its internal '_' keys (recursively for "subscription"). */
+json_t *emu_public(const json_t *o);
+void emu_reply_json(struct httpd_response *res, int status, json_t *body); /* steals body */
+void emu_reply_empty(struct httpd_response *res, int status);
+/* Fulfillment-style flat error: {"code","message","target","details":[...]}. */
+void emu_reply_error(struct httpd_response *res, const struct emu_error *err);
+void emu_fail(struct emu_error *err, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Decode application/x-www-form-urlencoded field `name` from body into a malloc'd string. */
+char *emu_form_value(const char *body, size_t len, const char *name);
+json_t *emu_body_json(const struct httpd_request *r);
+void emu_uuid(char out[37]);
+
+/* ---- emu_jwt.c: keys and RS256 ---- */
+int emu_key_generate(struct emu_key *k);
+int emu_key_from_pem(const char *pem, size_t len, struct emu_key *k);
+int emu_key_to_pem(const struct emu_key *k, char **pem);
+void emu_key_free(struct emu_key *k);
+json_t *emu_key_jwk(const struct emu_key *k);
+int emu_jwt_sign(const struct emu_key *k, const json_t *claims, char **out);
+/* Verify the signature against any known key; *claims_out is the parsed payload. */
+int emu_jwt_verify(const struct emu_key *keys, size_t nkeys, const char *token, json_t **claims_out);
+/* Load the key files in dir (or create them); rotate = move current to previous first. */
+int emu_keys_load_dir(const char *dir, int rotate, struct emu_key keys[EMU_MAX_KEYS], size_t *nkeys);
+int emu_keys_rotate_memory(struct emu *e);
+
+/* ---- emu_entra.c ---- */
+int emu_entra_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
+/* Issue tokens (caller frees). */
+int emu_mint_publisher_token(struct emu *e, int version, char **out);
+int emu_mint_webhook_token(struct emu *e, char **out);
+/* Checks the Authorization bearer of a marketplace call; 0 or fills err (403). */
+int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err);
+void emu_issuer_v1(const struct emu *e, char *out, size_t n);
+void emu_issuer_v2(const struct emu *e, char *out, size_t n);
+
+/* ---- emu_state.c: offers, subscriptions, operations, §6 state machine (lock held) ---- */
+int emu_state_init(struct emu *e);
+void emu_state_seed(struct emu *e);
+json_t *emu_offer(struct emu *e, const char *offer_id);
+json_t *emu_plan(const json_t *offer, const char *plan_id);
+int emu_plan_has_dimension(const json_t *plan, const char *dim);
+int emu_offer_put(struct emu *e, const json_t *in, struct emu_error *err, json_t **out);
+json_t *emu_sub(struct emu *e, const char *id);
+int emu_purchase(struct emu *e, const json_t *in, struct emu_error *err, json_t **sub_out);
+char *emu_landing_token(struct emu *e, const char *sub_id, long lifetime_s);
+int emu_landing_resolve(struct emu *e, const char *token, struct emu_error *err, json_t **sub_out);
+int emu_activate(struct emu *e, json_t *sub, const json_t *body, struct emu_error *err);
+json_t *emu_op(struct emu *e, const char *op_id);
+/* Publisher PATCH (plan or quantity) and DELETE: a Partner operation, completed after the delay. */
+int emu_publisher_update(struct emu *e, json_t *sub, const json_t *body, struct emu_error *err, json_t **op_out);
+int emu_publisher_delete(struct emu *e, json_t *sub, struct emu_error *err, json_t **op_out);
+int emu_op_ack(struct emu *e, json_t *op, const char *status, struct emu_error *err);
+/* Customer-side actions from the control API: ChangePlan, ChangeQuantity, Suspend, Reinstate,
+ * Unsubscribe, Renew. */
+int emu_customer_action(struct emu *e, json_t *sub, const char *action, const json_t *body,
+                        struct emu_error *err, json_t **op_out);
+/* Timers: ACK windows and delayed completions. Returns ms until the next one is due (max 100). */
+long emu_state_tick(struct emu *e);
+/* Webhook delivery outcome, from emu_webhook.c: http 0 = no answer. */
+void emu_delivery_done(struct emu *e, json_t *delivery, long http_status, const char *error, long duration_ms);
+void emu_state_reset(struct emu *e);
+
+/* ---- emu_webhook.c ---- */
+void emu_webhook_enqueue(struct emu *e, json_t *op);
+void *emu_webhook_thread(void *arg);
+const char *emu_webhook_target(struct emu *e, const json_t *op);
+
+/* ---- emu_fulfillment.c, emu_metering.c, emu_control.c ---- */
+int emu_api_version_ok(const struct httpd_request *r, struct httpd_response *res);
+void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
+void emu_metering_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
+void emu_control_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
+/* Fault injection: 1 when the request was answered (or must be dropped) by a fault. */
+int emu_fault_apply(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
+void emu_faults_clear(struct emu *e);
+void emu_operation_location(struct emu *e, const json_t *op, struct httpd_response *res);
+
+/* ---- emu_persist.c: LMDB snapshot of db with --data ---- */
+int emu_persist_open(struct emu *e);
+int emu_persist_load(struct emu *e);
+void emu_persist_flush(struct emu *e); /* writes db if dirty (lock held) */
+void emu_persist_close(struct emu *e);
+
+#endif

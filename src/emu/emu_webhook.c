@@ -1,0 +1,148 @@
+/* Outbound webhooks (§5.1-§5.3, §5.7): one sender thread walks the delivery queue in e->db,
+ * POSTs each payload with a fresh RS256 bearer (§5.6) and reports the outcome to the state
+ * machine: 2xx starts the ACK window, 4xx rejects an ACK-able operation, anything else is
+ * retried with exponential backoff until webhook_max_attempts. Deliveries go out one at a time;
+ * the state lock is released while a request is on the wire. */
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/log.h"
+#include "emu/emu_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *emu_webhook_target(struct emu *e, const json_t *op)
+{
+    json_t *offer = emu_offer(e, emu_jstr(op, "offerId"));
+    const char *url = emu_jstr(offer, "webhookUrl");
+    if (url && *url)
+        return url;
+    return e->k.webhook_url && *e->k.webhook_url ? e->k.webhook_url : NULL;
+}
+
+void emu_webhook_enqueue(struct emu *e, json_t *op)
+{
+    char id[37], ts[40];
+    int64_t now = emu_now_ms(e);
+    emu_uuid(id);
+    emu_iso(now, ts);
+    const char *url = emu_webhook_target(e, op);
+    json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[],s:I}", "id", id, "operationId", emu_jstr(op, "id"),
+                          "subscriptionId", emu_jstr(op, "subscriptionId"), "action", emu_jstr(op, "action"),
+                          "operationRequestSource", emu_jstr(op, "operationRequestSource"), "createdAt", ts, "status",
+                          url ? "pending" : "skipped", "attempts", "_nextAt", (json_int_t)(now + e->k.send_delay_ms));
+    if (!d)
+        return;
+    if (url) {
+        json_object_set_new(d, "url", json_string(url));
+    } else {
+        /* Nobody to tell: the ACK window starts now, so the operation still auto-completes. */
+        log_warn("emulator", "no webhook URL configured; delivery skipped", "operation", emu_jstr(op, "id"));
+        if (json_is_true(json_object_get(op, "_ackable")) && !strcmp(emu_jstr(op, "status"), "InProgress")) {
+            json_object_set_new(op, "_phase", json_string("await_ack"));
+            json_object_set_new(op, "_dueAt", json_integer(now + e->k.ack_window_ms));
+        }
+    }
+    json_array_append_new(json_object_get(e->db, "deliveries"), d);
+    e->dirty = 1;
+    pthread_cond_broadcast(&e->wake);
+}
+
+/* §5.4: the operation's fields, the subscription as it is now, purchaseToken null. */
+static json_t *payload_for(struct emu *e, const json_t *d)
+{
+    json_t *op = emu_op(e, emu_jstr(d, "operationId"));
+    json_t *sub = emu_sub(e, emu_jstr(d, "subscriptionId"));
+    if (!op)
+        return NULL;
+    json_t *p = emu_public(op);
+    json_object_set_new(p, "subscription", sub ? emu_public(sub) : json_null());
+    json_object_set_new(p, "purchaseToken", json_null());
+    return p;
+}
+
+static void wait_ms(struct emu *e, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&e->wake, &e->lock, &until);
+}
+
+static json_t *next_due(struct emu *e, long *wait)
+{
+    int64_t now = emu_now_ms(e);
+    size_t i;
+    json_t *d;
+    *wait = 100;
+    json_array_foreach(json_object_get(e->db, "deliveries"), i, d) {
+        if (strcmp(emu_jstr(d, "status"), "pending"))
+            continue;
+        int64_t at = json_integer_value(json_object_get(d, "_nextAt"));
+        if (at <= now)
+            return d;
+        if (at - now < *wait)
+            *wait = (long)(at - now);
+    }
+    return NULL;
+}
+
+void *emu_webhook_thread(void *arg)
+{
+    struct emu *e = arg;
+    pthread_mutex_lock(&e->lock);
+    while (!e->stopping) {
+        long wait;
+        json_t *d = next_due(e, &wait);
+        if (!d) {
+            wait_ms(e, wait > 0 ? wait : 1);
+            continue;
+        }
+        json_t *payload = payload_for(e, d);
+        if (!payload) {
+            json_object_set_new(d, "status", json_string("failed"));
+            continue;
+        }
+        char *token = NULL, *body = json_dumps(payload, JSON_COMPACT);
+        if (json_array_size(json_object_get(d, "attempts")) == 0)
+            json_object_set(d, "payload", payload);
+        json_decref(payload);
+        emu_mint_webhook_token(e, &token);
+        const char *target = emu_jstr(d, "url");
+        char *url = target ? strdup(target) : NULL;
+        long timeout = e->k.webhook_timeout_ms;
+        char auth[8192], rid[37];
+        snprintf(auth, sizeof auth, "Bearer %s", token ? token : "");
+        emu_uuid(rid);
+        json_incref(d); /* a reset may drop it from the queue while we are unlocked */
+        pthread_mutex_unlock(&e->lock);
+
+        struct http_header hdrs[] = {{"Content-Type", "application/json"},
+                                     {"Authorization", auth},
+                                     {"x-ms-requestid", rid},
+                                     {"User-Agent", "saasd-marketplace-emulator"}};
+        struct http_request rq = {.method = "POST", .url = url, .headers = hdrs, .nheaders = 4, .body = body,
+                                  .body_len = body ? strlen(body) : 0, .timeout_ms = timeout};
+        struct http_response rs = {0};
+        int64_t t0 = emu_wall_ms();
+        int rc = url && body ? http_client_do(e->http, &rq, &rs) : SAASD_ENOMEM;
+        long dur = (long)(emu_wall_ms() - t0);
+        log_info("emulator", "webhook sent", "url", url ? url : "", "operation", emu_jstr(d, "operationId"),
+                 "result", rc == 0 ? "answered" : saasd_strerror(rc));
+
+        pthread_mutex_lock(&e->lock);
+        emu_delivery_done(e, d, rc == 0 ? rs.status : 0, rc == 0 ? NULL : saasd_strerror(rc), dur);
+        json_decref(d);
+        http_response_free(&rs);
+        free(url);
+        free(body);
+        free(token);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
