@@ -224,9 +224,9 @@ static int split_line(const char *path, const char *msg, const char **rest)
         return 0;
     char *end;
     long line = strtol(msg + plen + 1, &end, 10);
-    if (end == msg + plen + 1 || *end != ':')
+    if (end == msg + plen + 1 || (*end != ':' && *end != '\0'))
         return 0;
-    *rest = end + 1 + (end[1] == ' ');
+    *rest = *end ? end + 1 + (end[1] == ' ') : end;
     return (int)line;
 }
 
