@@ -35,6 +35,14 @@ static void write_file(const char *dir, const char *name, const char *fmt, ...)
     rename(tmp, path);
 }
 
+static void rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -138,6 +146,8 @@ static void test_store(void)
     rule_result_free(&r);
     engine_close(e);
     store_close(s);
+    rm_rf(rules);
+    rm_rf(data);
     free(rules);
     free(data);
 }
@@ -237,6 +247,7 @@ static void test_http(void)
     engine_close(e);
     http_client_free(hc);
     httpd_stop(d);
+    rm_rf(rules);
     free(rules);
 }
 
@@ -276,6 +287,7 @@ static void test_watch(void)
     CHECK(generation(e) == 2 && r.action == RULE_ACTION_PENDING, "a broken edit seen by the watcher keeps the old rules");
     rule_result_free(&r);
     engine_close(e);
+    rm_rf(rules);
     free(rules);
 }
 
