@@ -17,6 +17,7 @@
 #include "core/store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -112,13 +113,27 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
         return;
     }
 
-    json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:O}", "op_id", op_id, "sub_id", sub_id,
-                              "action", action, "offer_id", offer_id, "request_id", request_id,
-                              "received_at", (json_int_t)now_ms(), "attempts", 0, "payload", payload);
+    /* The inbox entry is a small header plus the body exactly as received (already parsed and
+     * checked above): no re-serialisation of the payload on the hot path. */
+    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "op_id", op_id, "sub_id", sub_id, "action",
+                             action, "offer_id", offer_id, "request_id", request_id, "received_at",
+                             (json_int_t)now_ms(), "attempts", 0);
     json_t *op = json_pack("{s:s, s:s, s:s, s:I}", "state", "queued", "action", action, "sub_id", sub_id,
                            "received_at", (json_int_t)now_ms());
-    char *entry_text = entry ? json_dumps(entry, JSON_COMPACT) : NULL;
+    char *head_text = head ? json_dumps(head, JSON_COMPACT) : NULL;
     char *op_text = op ? json_dumps(op, JSON_COMPACT) : NULL;
+    size_t head_len = head_text ? strlen(head_text) : 0;
+    char *entry_text = head_text ? malloc(head_len + len + 16) : NULL;
+    size_t entry_len = 0;
+    if (entry_text) {
+        memcpy(entry_text, head_text, head_len - 1); /* without the closing brace */
+        entry_len = head_len - 1;
+        memcpy(entry_text + entry_len, ",\"payload\":", 11);
+        entry_len += 11;
+        memcpy(entry_text + entry_len, body, len);
+        entry_len += len;
+        entry_text[entry_len++] = '}';
+    }
     struct store_batch *b = NULL;
     rc = SAASD_ENOMEM;
     if (entry_text && op_text && store_batch_new(&b) == 0) {
@@ -126,14 +141,15 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
         if (!rc)
             rc = store_batch_put(b, STORE_OPERATIONS, op_id, strlen(op_id), op_text, strlen(op_text));
         if (!rc)
-            rc = store_batch_append(b, STORE_INBOX, "", 0, entry_text, strlen(entry_text));
+            rc = store_batch_append(b, STORE_INBOX, "", 0, entry_text, entry_len);
         if (!rc)
             rc = store_commit(d->store, b); /* returns once durable */
     }
     store_batch_free(b);
     free(entry_text);
+    free(head_text);
     free(op_text);
-    json_decref(entry);
+    json_decref(head);
     json_decref(op);
     json_decref(payload);
 
