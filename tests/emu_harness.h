@@ -242,6 +242,7 @@ static inline double now_s(void)
 /* ---- webhook receiver ---- */
 
 struct hook {
+    char *path;
     char *body;
     char *auth;
     double at;
@@ -269,6 +270,7 @@ static inline void rx_handler(void *arg, const struct httpd_request *req, struct
         size_t len;
         const char *b = httpd_body(req, &len);
         const char *a = httpd_header(req, "Authorization");
+        RX.got[RX.n].path = strdup(httpd_path(req));
         RX.got[RX.n].body = strdup(b);
         RX.got[RX.n].auth = strdup(a ? a : "");
         RX.got[RX.n].at = now_s();
@@ -294,6 +296,7 @@ static inline void rx_reset(int dflt)
 {
     pthread_mutex_lock(&RX.lock);
     for (int i = 0; i < RX.n; i++) {
+        free(RX.got[i].path);
         free(RX.got[i].body);
         free(RX.got[i].auth);
         json_decref(RX.got[i].json);

@@ -244,11 +244,15 @@ static void op_finish(struct emu *e, json_t *op, const char *status, const char 
 
 int emu_purchase(struct emu *e, const json_t *in, struct emu_error *err, json_t **sub_out)
 {
-    const char *offer_id = emu_jstr(in, "offerId");
-    json_t *offer = emu_offer(e, offer_id);
-    if (!offer && !offer_id && json_object_size(coll(e, "offers")) == 1) {
-        void *it = json_object_iter(coll(e, "offers"));
-        offer = json_object_iter_value(it);
+    const char *offer_id = emu_jstr(in, "offerId"), *key;
+    json_t *offer = emu_offer(e, offer_id), *o;
+    if (!offer_id) { /* no offer named: the first one that has the plan (or the first one) */
+        json_object_foreach(coll(e, "offers"), key, o) {
+            if (!emu_jstr(in, "planId") || emu_plan(o, emu_jstr(in, "planId"))) {
+                offer = o;
+                break;
+            }
+        }
     }
     if (!offer) {
         emu_fail(err, 404, "EntityNotFound", "offer '%s' does not exist", offer_id ? offer_id : "(none given)");
@@ -726,7 +730,8 @@ int emu_op_ack(struct emu *e, json_t *op, const char *status, struct emu_error *
 int emu_customer_action(struct emu *e, json_t *sub, const char *action, const json_t *body, struct emu_error *err,
                         json_t **op_out)
 {
-    const char *status = emu_jstr(sub, "saasSubscriptionStatus");
+    char status[32]; /* a copy: the subscription's own string is replaced below */
+    snprintf(status, sizeof status, "%s", emu_jstr(sub, "saasSubscriptionStatus"));
     json_t *op = NULL;
     if (!strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity")) {
         const char *act = NULL, *plan = NULL;
