@@ -23,7 +23,7 @@ DEB_RUN   := lua5.4 lua-cjson lua-busted lua-check lmdb-utils curl openssl
 DEB_BENCH := wrk nginx-light
 DEB_ALL   := $(DEB_BUILD) $(DEB_RUN) $(DEB_BENCH)
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/engine/*.c src/bind/*.c src/emu/*.c src/cmd/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/engine/*.c src/bind/*.c src/emu/*.c src/daemon/*.c src/cmd/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)

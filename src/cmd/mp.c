@@ -1,12 +1,260 @@
-/* Placeholder until the marketplace client (issue 4) lands: says so plainly instead of pretending. */
+/* saasd mp: the marketplace client for operators. Loads the config, gets a token, makes one
+ * call and prints the JSON answer on stdout; status and the request/correlation ids (what
+ * Microsoft support asks for) go to stderr. */
 #include "cmd/cmd.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/log.h"
+#include "core/mp_client.h"
+#include "core/token_cache.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: saasd mp [--config FILE] [--wait] [--verbose] [--correlation-id ID] COMMAND ARGS\n"
+            "\n"
+            "commands (paths under <marketplace.base_url>/api/saas/subscriptions):\n"
+            "  resolve TOKEN                 POST resolve (TOKEN = landing ?token=, URL-decoded once)\n"
+            "  get SUB                       GET one subscription\n"
+            "  list                          GET all subscriptions, following @nextLink to the end\n"
+            "  plans SUB [PLAN]              GET listAvailablePlans\n"
+            "  activate SUB PLAN [QUANTITY]  POST activate\n"
+            "  change-plan SUB PLAN          PATCH planId          (202; --wait polls the operation)\n"
+            "  change-quantity SUB N         PATCH quantity        (202; --wait polls the operation)\n"
+            "  delete SUB                    DELETE (cancel)       (202; --wait polls the operation)\n"
+            "  operations SUB                GET outstanding operations\n"
+            "  operation SUB OP | URL        GET one operation (--wait: poll until final)\n"
+            "  ack SUB OP Success|Failure    PATCH the operation status\n"
+            "  usage JSON                    POST usageEvent with one UsageEvent object\n"
+            "  batch-usage JSON              POST batchUsageEvent with an array of 1..25 events\n"
+            "\n"
+            "Prints the response JSON (or {status, operationId, operationLocation} when there is\n"
+            "no body). Exit status: 0 success, 1 the call failed, 2 usage or configuration error.\n");
+}
+
+static int parse_long(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !*s || *end)
+        return SAASD_EINVAL;
+    *out = v;
+    return 0;
+}
+
+static void print_result(const struct mp_result *r)
+{
+    json_t *out = r->body ? json_incref(r->body) : json_object();
+    if (!r->body) {
+        json_object_set_new(out, "status", json_integer(r->status));
+        if (r->operation_id[0])
+            json_object_set_new(out, "operationId", json_string(r->operation_id));
+        if (r->operation_location[0])
+            json_object_set_new(out, "operationLocation", json_string(r->operation_location));
+        if (r->message[0])
+            json_object_set_new(out, "message", json_string(r->message));
+    }
+    json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    fputc('\n', stdout);
+    json_decref(out);
+}
+
+static void print_ids(const char *verb, int rc, const struct mp_result *r)
+{
+    fprintf(stderr, "saasd mp %s: %s status=%ld attempts=%d request_id=%s correlation_id=%s", verb,
+            rc ? saasd_strerror(rc) : "ok", r->status, r->attempts, r->request_id, r->correlation_id);
+    if (r->ms_request_id[0] && strcmp(r->ms_request_id, r->request_id))
+        fprintf(stderr, " ms_request_id=%s", r->ms_request_id);
+    if (r->error_code[0])
+        fprintf(stderr, " code=%s", r->error_code);
+    if (r->message[0])
+        fprintf(stderr, " message=\"%s\"", r->message);
+    fputc('\n', stderr);
+}
+
+/* Run the verb; 0/SAASD_E* from the client, SAASD_EINVAL + *usage_error for bad arguments. */
+static int run_verb(struct mp_client *mp, const char *verb, int n, char **a, int wait, struct mp_result *r,
+                    int *usage_error)
+{
+    long long num = -1;
+    int rc;
+    *usage_error = 0;
+#define NEED(k)                \
+    do {                       \
+        if (n != (k)) {        \
+            *usage_error = 1;  \
+            return SAASD_EINVAL; \
+        }                      \
+    } while (0)
+    if (!strcmp(verb, "resolve")) {
+        NEED(1);
+        return mp_resolve(mp, a[0], r);
+    }
+    if (!strcmp(verb, "get")) {
+        NEED(1);
+        return mp_get_subscription(mp, a[0], r);
+    }
+    if (!strcmp(verb, "list")) {
+        NEED(0);
+        return mp_list_subscriptions(mp, r);
+    }
+    if (!strcmp(verb, "plans")) {
+        if (n != 1 && n != 2) {
+            *usage_error = 1;
+            return SAASD_EINVAL;
+        }
+        return mp_list_plans(mp, a[0], n == 2 ? a[1] : NULL, r);
+    }
+    if (!strcmp(verb, "activate")) {
+        if ((n != 2 && n != 3) || (n == 3 && parse_long(a[2], &num))) {
+            *usage_error = 1;
+            return SAASD_EINVAL;
+        }
+        return mp_activate(mp, a[0], a[1], num, r);
+    }
+    if (!strcmp(verb, "change-plan") || !strcmp(verb, "change-quantity") || !strcmp(verb, "delete")) {
+        if (!strcmp(verb, "delete")) {
+            NEED(1);
+            rc = mp_delete_subscription(mp, a[0], r);
+        } else if (!strcmp(verb, "change-plan")) {
+            NEED(2);
+            rc = mp_change_plan(mp, a[0], a[1], r);
+        } else {
+            NEED(2);
+            if (parse_long(a[1], &num)) {
+                *usage_error = 1;
+                return SAASD_EINVAL;
+            }
+            rc = mp_change_quantity(mp, a[0], num, r);
+        }
+        if (rc || !wait || !r->operation_location[0])
+            return rc;
+        char loc[sizeof r->operation_location];
+        snprintf(loc, sizeof loc, "%s", r->operation_location);
+        return mp_wait_operation(mp, loc, 0, r);
+    }
+    if (!strcmp(verb, "operations")) {
+        NEED(1);
+        return mp_list_operations(mp, a[0], r);
+    }
+    if (!strcmp(verb, "operation")) {
+        char sub[64], op[64];
+        const char *s = n == 1 ? strstr(a[0], "/subscriptions/") : NULL;
+        const char *o = n == 1 ? strstr(a[0], "/operations/") : NULL;
+        if (s && o && o > s) { /* an Operation-Location URL */
+            snprintf(sub, sizeof sub, "%.*s", (int)(o - s - 15), s + 15);
+            snprintf(op, sizeof op, "%.*s", (int)strcspn(o + 12, "?/"), o + 12);
+        } else {
+            NEED(2);
+            snprintf(sub, sizeof sub, "%s", a[0]);
+            snprintf(op, sizeof op, "%s", a[1]);
+        }
+        rc = mp_get_operation(mp, sub, op, r);
+        if (rc || !wait || mp_operation_is_final(r->operation_status))
+            return rc;
+        char loc[1024];
+        snprintf(loc, sizeof loc, "/api/saas/subscriptions/%s/operations/%s", sub, op);
+        return mp_wait_operation(mp, loc, 0, r);
+    }
+    if (!strcmp(verb, "ack")) {
+        NEED(3);
+        return mp_ack_operation(mp, a[0], a[1], a[2], r);
+    }
+    if (!strcmp(verb, "usage") || !strcmp(verb, "batch-usage")) {
+        NEED(1);
+        json_error_t jerr;
+        json_t *doc = json_loads(a[0], 0, &jerr);
+        if (!doc) {
+            fprintf(stderr, "saasd mp %s: not JSON: %s\n", verb, jerr.text);
+            *usage_error = 1;
+            return SAASD_EINVAL;
+        }
+        rc = !strcmp(verb, "usage") ? mp_usage_event(mp, doc, r) : mp_batch_usage_event(mp, doc, r);
+        json_decref(doc);
+        return rc;
+    }
+#undef NEED
+    *usage_error = 1;
+    return SAASD_EINVAL;
+}
 
 int cmd_mp(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "saasd mp: not built yet (the marketplace client (issue 4))\n");
-    return 2;
+    if (cmd_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *config_path = cmd_config_path(argc, argv);
+    const char *correlation = NULL;
+    int wait = 0, verbose = 0;
+    char *rest[16];
+    int nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
+            i++;
+        } else if (!strcmp(argv[i], "--wait")) {
+            wait = 1;
+        } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
+            verbose = 1;
+        } else if (!strcmp(argv[i], "--correlation-id") && i + 1 < argc) {
+            correlation = argv[++i];
+        } else if (nrest < 16) {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (nrest == 0) {
+        usage(stderr);
+        return 2;
+    }
+    log_set_level(verbose ? LOG_DEBUG : LOG_WARN);
+
+    struct saasd_config *cfg = NULL;
+    struct http_client *http = NULL;
+    struct token_cache *tc = NULL;
+    struct mp_client *mp = NULL;
+    struct mp_result r = {0};
+    char err[1024];
+    int status = 2;
+    if (config_load(config_path, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        goto done;
+    }
+    struct token_cache_options to;
+    struct mp_client_options mo;
+    token_cache_options_from_config(cfg, &to);
+    mp_client_options_from_config(cfg, &mo);
+    if (http_client_new(NULL, &http) || token_cache_new(&to, http, &tc) || mp_client_new(&mo, http, tc, &mp)) {
+        fprintf(stderr, "saasd mp: cannot set up the client (check entra.* and marketplace.* in %s)\n", config_path);
+        goto done;
+    }
+    if (correlation)
+        snprintf(r.correlation_id, sizeof r.correlation_id, "%s", correlation);
+    int usage_error = 0;
+    int rc = run_verb(mp, rest[0], nrest - 1, rest + 1, wait, &r, &usage_error);
+    if (usage_error) {
+        fprintf(stderr, "saasd mp: bad arguments for '%s'\n\n", rest[0]);
+        usage(stderr);
+        goto done;
+    }
+    if (rc == 0 || r.status)
+        print_result(&r);
+    print_ids(rest[0], rc, &r);
+    status = rc ? 1 : 0;
+done:
+    mp_result_clear(&r);
+    mp_client_free(mp);
+    token_cache_free(tc);
+    http_client_free(http);
+    if (cfg)
+        config_free(cfg);
+    return status;
 }

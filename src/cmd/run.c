@@ -1,12 +1,305 @@
-/* Placeholder until make run (issue 6) lands: says so plainly instead of pretending. */
+/* saasd run: the main job on one machine, no Azure account. Starts the built-in emulator (as
+ * Microsoft) and the daemon (example config and rules) on loopback, creates a purchase and
+ * prints the landing URL to open. With --demo it walks the whole life cycle by itself:
+ * purchase, landing, activation, plan change accepted, seat reduction refused by the rule,
+ * suspend, reinstate, unsubscribe; printing each rule decision and both sides' final state. */
 #include "cmd/cmd.h"
 
+#include "core/config.h"
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/httpd.h"
+#include "core/log.h"
+#include "daemon/daemon.h"
+#include "emu/emu.h"
+
+#include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct runner {
+    struct http_client *http;
+    char emu_url[256];
+    char admin_url[256];
+    char public_url[256];
+    const char *admin_key;
+};
+
+/* One JSON call; returns the parsed body (or NULL) and the status. */
+static json_t *call(struct runner *r, const char *method, const char *url, json_t *body, int admin, long *status)
+{
+    char auth[512];
+    struct http_header h[2] = {{"Content-Type", "application/json"}, {"Authorization", auth}};
+    snprintf(auth, sizeof auth, "Bearer %s", r->admin_key ? r->admin_key : "");
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct http_request rq = {.method = method, .url = url, .headers = h, .nheaders = admin ? 2 : 1,
+                              .body = text, .body_len = text ? strlen(text) : 0, .timeout_ms = 60000};
+    struct http_response rs;
+    int rc = http_client_do(r->http, &rq, &rs);
+    free(text);
+    json_decref(body);
+    *status = rc ? 0 : rs.status;
+    json_t *out = rc ? NULL : json_loadb(rs.body, rs.body_len, 0, NULL);
+    http_response_free(&rs);
+    return out;
+}
+
+static json_t *emu_call(struct runner *r, const char *method, const char *path, json_t *body, long *status)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", r->emu_url, path);
+    return call(r, method, url, body, 0, status);
+}
+
+static json_t *admin_call(struct runner *r, const char *method, const char *path, json_t *body, long *status)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", r->admin_url, path);
+    return call(r, method, url, body, 1, status);
+}
+
+static const char *str(json_t *j, const char *key)
+{
+    const char *s = json_string_value(json_object_get(j, key));
+    return s ? s : "-";
+}
+
+static unsigned short port_of(const char *url)
+{
+    const char *colon = strrchr(url, ':');
+    return colon ? (unsigned short)atoi(colon + 1) : 0;
+}
+
+/* Wait until the emulator's operation is final, then until saasd has no queued work. */
+static void settle(struct runner *r, const char *op_id)
+{
+    char path[256];
+    long st;
+    for (int i = 0; op_id && i < 300; i++) {
+        snprintf(path, sizeof path, "/_emulator/operations/%s", op_id);
+        json_t *op = emu_call(r, "GET", path, NULL, &st);
+        const char *s = str(op, "status");
+        int final = !strcmp(s, "Succeeded") || !strcmp(s, "Failed") || !strcmp(s, "Conflict");
+        json_decref(op);
+        if (final)
+            break;
+        usleep(100 * 1000);
+    }
+    for (int i = 0; i < 300; i++) { /* the webhook of a notify-only action may still be on its way */
+        snprintf(path, sizeof path, "/_emulator/webhooks");
+        json_t *w = emu_call(r, "GET", path, NULL, &st);
+        int pending = 0;
+        size_t k;
+        json_t *item;
+        json_array_foreach(json_object_get(w, "deliveries"), k, item) pending += !strcmp(str(item, "status"), "pending");
+        json_decref(w);
+        if (!pending)
+            break;
+        usleep(100 * 1000);
+    }
+    usleep(300 * 1000);
+}
+
+static void print_last_decision(struct runner *r, const char *sub_id, const char *step)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/history", sub_id);
+    json_t *h = admin_call(r, "GET", path, NULL, &st);
+    json_t *audit = json_object_get(h, "audit");
+    json_t *last = json_array_get(audit, json_array_size(audit) - 1);
+    const char *sha = str(last, "rule_sha256");
+    printf("    %-18s saasd decided: %-14s %s\n", step, str(last, "decision"), str(last, "detail"));
+    if (strcmp(sha, "-"))
+        printf("    %-18s by %s (sha256 %.16s...)\n", "", str(last, "rule_file"), sha);
+    json_decref(h);
+}
+
+static void print_states(struct runner *r, const char *sub_id)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/_emulator/subscriptions/%s", sub_id);
+    json_t *ms = emu_call(r, "GET", path, NULL, &st);
+    snprintf(path, sizeof path, "/admin/subscriptions/%s", sub_id);
+    json_t *both = admin_call(r, "GET", path, NULL, &st);
+    json_t *local = json_object_get(both, "local");
+    printf("    Microsoft: status=%s plan=%s quantity=%lld | saasd: status=%s plan=%s quantity=%lld\n",
+           str(ms, "saasSubscriptionStatus"), str(ms, "planId"), (long long)json_integer_value(json_object_get(ms, "quantity")),
+           str(local, "status"), str(local, "planId"), (long long)json_integer_value(json_object_get(local, "quantity")));
+    json_decref(ms);
+    json_decref(both);
+}
+
+static const char *customer_action(struct runner *r, const char *sub_id, const char *verb, json_t *body, char *op_id,
+                                   size_t size)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/_emulator/subscriptions/%s/%s", sub_id, verb);
+    json_t *res = emu_call(r, "POST", path, body ? body : json_object(), &st);
+    snprintf(op_id, size, "%s", str(res, "id"));
+    if (!strcmp(op_id, "-"))
+        snprintf(op_id, size, "%s", str(json_object_get(res, "operation"), "id"));
+    json_decref(res);
+    return st >= 200 && st < 300 ? op_id : NULL;
+}
+
+static int demo(struct runner *r)
+{
+    long st;
+    char op[128];
+    printf("\n==> 1. A customer buys 'seats-pro' (plan 'team', 10 seats) on the marketplace\n");
+    json_t *offer = json_pack("{s:s, s:[{s:s, s:s, s:b, s:i, s:i}, {s:s, s:s, s:b, s:i, s:i}]}", "offerId", "seats-pro",
+                              "plans", "planId", "team", "displayName", "Team", "isPricePerSeat", 1, "minQuantity", 1,
+                              "maxQuantity", 50, "planId", "business", "displayName", "Business", "isPricePerSeat", 1,
+                              "minQuantity", 1, "maxQuantity", 500);
+    json_decref(emu_call(r, "POST", "/_emulator/offers", offer, &st));
+    json_t *p = emu_call(r, "POST", "/_emulator/purchases",
+                         json_pack("{s:s, s:s, s:i}", "offerId", "seats-pro", "planId", "team", "quantity", 10), &st);
+    if (st != 201) {
+        fprintf(stderr, "demo: purchase failed (HTTP %ld)\n", st);
+        json_decref(p);
+        return 1;
+    }
+    char sub_id[64], landing[2048];
+    snprintf(sub_id, sizeof sub_id, "%s", str(p, "subscriptionId"));
+    snprintf(landing, sizeof landing, "%s", str(p, "landingUrl"));
+    json_decref(p);
+    printf("    subscription %s\n", sub_id);
+
+    printf("\n==> 2. The customer opens the landing page\n    %s\n", landing);
+    json_decref(call(r, "GET", landing, NULL, 0, &st));
+    printf("    landing page answered HTTP %ld\n", st);
+    print_last_decision(r, sub_id, "provision:");
+    print_states(r, sub_id);
+
+    printf("\n==> 3. The customer changes plan to 'business' (the rule accepts)\n");
+    if (customer_action(r, sub_id, "change-plan", json_pack("{s:s}", "planId", "business"), op, sizeof op))
+        settle(r, op);
+    print_last_decision(r, sub_id, "change_plan:");
+    print_states(r, sub_id);
+
+    printf("\n==> 4. The ISV's app records 6 seats in use; the customer asks for 3 seats (the rule refuses)\n");
+    char path[256];
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/seats-in-use", sub_id);
+    json_decref(admin_call(r, "POST", path, json_pack("{s:i}", "seats", 6), &st));
+    if (customer_action(r, sub_id, "change-quantity", json_pack("{s:i}", "quantity", 3), op, sizeof op))
+        settle(r, op);
+    print_last_decision(r, sub_id, "change_quantity:");
+    print_states(r, sub_id);
+
+    printf("\n==> 5. Payment fails: Microsoft suspends the subscription\n");
+    if (customer_action(r, sub_id, "suspend", NULL, op, sizeof op))
+        settle(r, op);
+    print_last_decision(r, sub_id, "suspend:");
+    print_states(r, sub_id);
+
+    printf("\n==> 6. The customer pays: Microsoft reinstates it\n");
+    if (customer_action(r, sub_id, "reinstate", NULL, op, sizeof op))
+        settle(r, op);
+    print_last_decision(r, sub_id, "reinstate:");
+    print_states(r, sub_id);
+
+    printf("\n==> 7. The customer cancels\n");
+    if (customer_action(r, sub_id, "unsubscribe", NULL, op, sizeof op))
+        settle(r, op);
+    print_last_decision(r, sub_id, "unsubscribe:");
+    print_states(r, sub_id);
+
+    printf("\n==> Audit trail (GET /admin/subscriptions/%s/history)\n", sub_id);
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/history", sub_id);
+    json_t *h = admin_call(r, "GET", path, NULL, &st);
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(h, "audit"), i, a)
+        printf("    %-15s %-14s %s\n", str(a, "action"), str(a, "decision"), str(a, "rule_sha256"));
+    json_decref(h);
+    printf("\ndemo finished\n");
+    return 0;
+}
 
 int cmd_run(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "saasd run: not built yet (make run (issue 6))\n");
-    return 2;
+    if (cmd_wants_help(argc, argv)) {
+        printf("usage: saasd run [--config FILE] [--demo]\n"
+               "Starts the built-in emulator (playing Microsoft, at marketplace.base_url) and the daemon,\n"
+               "creates a purchase and prints the landing URL to open in a browser. Ctrl-C stops both.\n"
+               "--demo walks the whole subscription life cycle non-interactively and exits.\n");
+        return 0;
+    }
+    int want_demo = 0;
+    for (int i = 0; i < argc; i++)
+        want_demo |= !strcmp(argv[i], "--demo");
+    const char *path = cmd_config_path(argc, argv);
+    struct saasd_config *cfg = NULL;
+    char err[1024];
+    if (config_load(path, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct runner r = {0};
+    snprintf(r.public_url, sizeof r.public_url, "http://%s:%d", cfg->listen_addr, cfg->listen_port);
+    char webhook[300], landing[300];
+    snprintf(webhook, sizeof webhook, "%s/webhook", r.public_url);
+    snprintf(landing, sizeof landing, "%s/landing", r.public_url);
+    struct emu_options eo;
+    emu_options_defaults(&eo);
+    eo.port = port_of(cfg->marketplace_url);
+    eo.tenant_id = cfg->tenant_id;
+    eo.client_id = cfg->client_id;
+    eo.client_secret = cfg->client_secret;
+    eo.webhook_url = webhook;
+    eo.landing_url = landing;
+    eo.op_delay_ms = 300;
+    struct emu *emu = NULL;
+    int rc = emu_start(&eo, &emu);
+    if (rc) {
+        fprintf(stderr, "saasd run: the emulator could not start on %s: %s\n", cfg->marketplace_url, saasd_strerror(rc));
+        config_free(cfg);
+        return 1;
+    }
+    snprintf(r.emu_url, sizeof r.emu_url, "%s", emu_base_url(emu));
+
+    struct daemon *d = NULL;
+    rc = daemon_start(cfg, &d); /* the daemon owns cfg from here */
+    if (rc) {
+        fprintf(stderr, "saasd run: the daemon could not start: %s\n", saasd_strerror(rc));
+        emu_stop(emu);
+        return 1;
+    }
+    r.admin_key = d->cfg->admin_key;
+    snprintf(r.admin_url, sizeof r.admin_url, "http://127.0.0.1:%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
+    http_client_new(NULL, &r.http);
+
+    int status = 0;
+    if (want_demo) {
+        status = demo(&r);
+    } else {
+        long st;
+        json_t *p = emu_call(&r, "POST", "/_emulator/purchases", json_pack("{s:s, s:s}", "offerId", "emulator-offer", "planId", "basic"), &st);
+        printf("\nsaasd is serving on %s (admin API on %s), the emulator plays Microsoft on %s.\n", r.public_url,
+               r.admin_url, r.emu_url);
+        printf("A customer just bought 'emulator-offer' (plan 'basic'). Open the landing page:\n\n    %s\n\n",
+               str(p, "landingUrl"));
+        printf("Then: curl -H \"Authorization: Bearer $(cat %s)\" %s/admin/subscriptions\n", d->cfg->admin_key_file ? d->cfg->admin_key_file : "<admin key>", r.admin_url);
+        printf("Ctrl-C stops both.\n");
+        fflush(stdout);
+        json_decref(p);
+        int sig;
+        sigwait(&set, &sig);
+    }
+    http_client_free(r.http);
+    daemon_stop(d);
+    emu_stop(emu);
+    return status;
 }

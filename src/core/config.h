@@ -17,8 +17,10 @@ struct saasd_config {
 
     /* admin listener: loopback only, needs the key */
     char *admin_addr;         /* default 127.0.0.1; refused unless loopback */
-    int admin_port;           /* default 8081; 0 = disabled */
+    int admin_enabled;        /* admin.enabled, default true */
+    int admin_port;           /* default 8081; 0 = any free port */
     char *admin_key;          /* from admin.key_env or admin.key_file; required when enabled */
+    char *admin_key_file;     /* when set and missing, `serve` creates it with a random key */
 
     char *data_dir;           /* LMDB directory, default "var/saasd" */
     int log_level;            /* enum log_level */
@@ -34,6 +36,10 @@ struct saasd_config {
     /* Marketplace API */
     char *marketplace_url;    /* default https://marketplaceapi.microsoft.com */
     char *api_version;        /* default 2018-08-31 */
+    int mp_max_attempts;      /* tries per repeat-safe call; 0 = client default (5) */
+    int mp_retry_base_ms;     /* first backoff; 0 = client default (1000) */
+    int mp_retry_cap_ms;      /* backoff cap; 0 = client default (60000) */
+    int mp_poll_interval_ms;  /* Operation-Location polling; 0 = client default (2000) */
 
     /* Webhook JWT validation */
     char *webhook_audience;   /* the publisher's app id (aud); default client_id */

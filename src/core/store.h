@@ -12,7 +12,19 @@
  *   OUTBOX         be64 seq                     -> JSON side effect awaiting retry
  *   AUDIT          subscription id + be64 seq   -> JSON decision record (with rule hash)
  *   RULE_KV        offer id + '\0' + user key   -> bytes written by rules through ctx.store
- *   META           "schema_version" etc.
+ *   META           "schema_version" (decimal ASCII), "append_seq" (be64: next sequence number)
+ *
+ * Threads: every function may be called from any thread. Reads never wait for the writer,
+ * except for the short moment the writer grows the map. Two things would deadlock and are
+ * refused with SAASD_EINVAL instead: store_commit() from inside a store_scan() callback of the
+ * same store, and store_commit() from a store_commit_async() done callback.
+ *
+ * Schema: META holds the schema version. store_open() runs the migration steps from the
+ * version on disk up to STORE_SCHEMA_VERSION in the same transaction that records the new
+ * version (a crash mid-migration leaves the old version), and refuses a newer version.
+ *   v0  META has no "schema_version" and no "append_seq" (appends were numbered from the
+ *       largest key found in INBOX/OUTBOX/AUDIT).
+ *   v1  META "append_seq" holds the next append sequence number.
  */
 #ifndef SAASD_STORE_H
 #define SAASD_STORE_H
@@ -33,6 +45,9 @@ enum store_db {
 
 /* Current on-disk schema version written to META. */
 #define STORE_SCHEMA_VERSION 1
+
+/* Longest key LMDB accepts (its default build); longer keys are refused with SAASD_ETOOBIG. */
+#define STORE_MAX_KEY 511
 
 struct store_options {
     size_t map_size;      /* initial map size in bytes; 0 = 64 MiB */
@@ -75,22 +90,44 @@ int store_batch_require_absent(struct store_batch *b, enum store_db db, const vo
  * (monotonic per store, never reused). */
 int store_batch_append(struct store_batch *b, enum store_db db, const void *prefix, size_t plen,
                        const void *val, size_t vlen);
+/* Read-modify-write of one key, atomic with the rest of the batch. fn runs on the writer
+ * thread inside the batch's transaction and sees the value as left by earlier operations
+ * (old is NULL when absent; it points into the map and is valid only during the call). It
+ * returns 0 and sets *new_val to a malloc'd value the store writes and frees, or leaves
+ * *new_val NULL to keep the key unchanged; a negative code fails the whole batch (nothing
+ * written, the commit reports that code). fn may run more than once for one commit (the group
+ * is retried after the map grows): it must depend only on its inputs, be quick, and not call
+ * the store. arg must stay valid until the commit has returned or called back. */
+typedef int (*store_update_fn)(void *arg, const void *old, size_t oldlen,
+                               void **new_val, size_t *new_len);
+int store_batch_update(struct store_batch *b, enum store_db db, const void *key, size_t klen,
+                       store_update_fn fn, void *arg);
+/* Drop every operation so the batch can be filled again. */
+void store_batch_clear(struct store_batch *b);
+/* After a successful commit: the sequence number given to the batch's first append (later
+ * appends of the batch got first + 1, first + 2, ... in order). SAASD_ENOTFOUND when the
+ * batch had no append or did not commit. */
+int store_batch_seq(const struct store_batch *b, uint64_t *first);
 
 /* Commit and wait until durable: 0, SAASD_EEXIST (guard key present, nothing written),
  * SAASD_EFULL (map could not grow), or another error. The caller still owns b. */
 int store_commit(struct store *s, struct store_batch *b);
-/* Same, without waiting: the store owns b and calls done(arg, rc) from its writer thread once
- * the batch is durable or failed. done must be quick and must not commit itself. */
+/* Same, without waiting: the store owns b and calls done(arg, rc) from its notifier thread once
+ * the batch is durable or failed. done must be quick and must not commit itself. When this
+ * returns non-zero (SAASD_ECLOSED after store_close began) done is never called and the
+ * caller still owns b. */
 typedef void (*store_done_fn)(void *arg, int rc);
 int store_commit_async(struct store *s, struct store_batch *b, store_done_fn done, void *arg);
 
 struct store_stats {
-    uint64_t batches;      /* batches committed */
-    uint64_t transactions; /* write transactions (= fsyncs) */
+    uint64_t batches;        /* batches committed */
+    uint64_t batches_failed; /* batches refused (guard key present, map full, ...) */
+    uint64_t transactions;   /* write transactions committed (= fsyncs) */
     uint64_t map_grows;
     uint64_t map_size;
 };
 void store_get_stats(struct store *s, struct store_stats *out);
+/* The schema version on disk after open (always STORE_SCHEMA_VERSION once open succeeded). */
 int store_schema_version(struct store *s, unsigned *out);
 
 #endif

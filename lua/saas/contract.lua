@@ -1,0 +1,213 @@
+-- The rule contract: which handlers a rule file may define, what each may return, the
+-- default when it is missing, and the one function that calls a handler and checks its
+-- answer against the schema before C acts on it. Shared by the daemon (embedded in
+-- src/engine/vm.c) and by saas.testing.
+--
+--   provision(sub, ctx)                 landing page after resolve
+--       -> { action = "activate" | "pending" | "reject", message = str?, redirect = url? }
+--   change_plan(sub, change, ctx)       ChangePlan webhook (change = the webhook payload)
+--   change_quantity(sub, change, ctx)   ChangeQuantity webhook
+--       -> { accept = true } | { accept = false, reason = str }
+--   reinstate(sub, event, ctx)          Reinstate webhook; may refuse
+--       -> nothing/true (accept) | { accept = bool, reason = str? } | nil, err (retry later)
+--   suspend / unsubscribe / renew (sub, event, ctx)   side effects on the ISV's systems
+--       -> nothing/true (done) | nil, err (retry later); raising also means retry later
+--
+-- Missing handler: provision activates, changes and reinstate are accepted, the others do
+-- nothing. Unknown fields in a returned table are an error (they are usually typos).
+local sandbox = require("saas.sandbox")
+local cjson = require("cjson")
+
+local M = {}
+
+local format, type, pairs, tostring = string.format, type, pairs, tostring
+
+M.HANDLERS = {
+  provision = { args = "sub, ctx", kind = "provision" },
+  change_plan = { args = "sub, change, ctx", kind = "change" },
+  change_quantity = { args = "sub, change, ctx", kind = "change" },
+  reinstate = { args = "sub, event, ctx", kind = "reinstate" },
+  suspend = { args = "sub, event, ctx", kind = "effect" },
+  unsubscribe = { args = "sub, event, ctx", kind = "effect" },
+  renew = { args = "sub, event, ctx", kind = "effect" },
+}
+
+M.DEFAULTS = {
+  provision = { action = "activate" },
+  change = { accept = true },
+  reinstate = { accept = true },
+  effect = {},
+}
+
+-- Problems with the table a rule file returned: "path:line: message" strings.
+function M.check_handlers(handlers, path, last_line)
+  local problems = {}
+  if type(handlers) ~= "table" then
+    problems[1] = format("%s:%d: the rule file must return a table of handlers, got %s",
+      path, last_line, type(handlers))
+    return problems
+  end
+  local names = {}
+  for name in pairs(handlers) do names[#names + 1] = tostring(name) end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local fn = handlers[name]
+    local line = last_line
+    if type(fn) == "function" then
+      line = debug.getinfo(fn, "S").linedefined
+    end
+    if not M.HANDLERS[name] then
+      local known = {}
+      for k in pairs(M.HANDLERS) do known[#known + 1] = k end
+      table.sort(known)
+      problems[#problems + 1] = format("%s:%d: unknown handler '%s' (known: %s)", path, line,
+        name, table.concat(known, ", "))
+    elseif type(fn) ~= "function" then
+      problems[#problems + 1] = format("%s:%d: handler '%s' must be a function, got %s",
+        path, line, name, type(fn))
+    end
+  end
+  return problems
+end
+
+-- Error raised when a handler's answer does not match the schema. C recognises the marker.
+local function invalid(handler, fmt, ...)
+  error({ saas_invalid = true, msg = format("%s returned an invalid result: " .. fmt, handler, ...) }, 0)
+end
+
+local function check_fields(handler, t, allowed)
+  for k in pairs(t) do
+    if not allowed[k] then
+      invalid(handler, "unknown field '%s'", tostring(k))
+    end
+  end
+end
+
+local function opt_string(handler, t, field)
+  local v = t[field]
+  if v ~= nil and type(v) ~= "string" then
+    invalid(handler, "'%s' must be a string, got %s", field, type(v))
+  end
+  return v
+end
+
+local ACTIONS = { activate = true, pending = true, reject = true }
+
+local function validate_provision(handler, r)
+  if type(r) ~= "table" then
+    invalid(handler, "expected a table { action = ... }, got %s", type(r))
+  end
+  check_fields(handler, r, { action = true, message = true, redirect = true })
+  if not ACTIONS[r.action] then
+    invalid(handler, "'action' must be \"activate\", \"pending\" or \"reject\", got %s",
+      type(r.action) == "string" and format("%q", r.action) or type(r.action))
+  end
+  local out = { outcome = "ok", action = r.action, message = opt_string(handler, r, "message"),
+    redirect = opt_string(handler, r, "redirect") }
+  if out.redirect and not (out.redirect:find("^https?://[%w%.%-%[%]:]+") or
+      out.redirect:find("^/[^/]")) then
+    invalid(handler, "'redirect' must be an http(s) URL or an absolute path, got %q", out.redirect)
+  end
+  return out
+end
+
+local function validate_accept(handler, r, reason_required)
+  if type(r) ~= "table" then
+    invalid(handler, "expected a table { accept = true|false, reason = ... }, got %s", type(r))
+  end
+  check_fields(handler, r, { accept = true, reason = true })
+  if type(r.accept) ~= "boolean" then
+    invalid(handler, "'accept' must be a boolean, got %s", type(r.accept))
+  end
+  local reason = opt_string(handler, r, "reason")
+  if reason_required and r.accept == false and (reason == nil or reason == "") then
+    invalid(handler, "a refusal needs a 'reason'")
+  end
+  return { outcome = "ok", accept = r.accept, reason = reason }
+end
+
+-- Maps what a handler returned (first two values) to a normalised result table:
+-- { outcome = "ok" | "error", action?, accept?, message?, reason?, redirect?, error? }
+function M.validate(handler, r, err)
+  local kind = M.HANDLERS[handler].kind
+  if kind == "provision" then
+    return validate_provision(handler, r)
+  elseif kind == "change" then
+    return validate_accept(handler, r, true)
+  end
+  -- reinstate and side-effect handlers: nil, err means "try again later"
+  if r == nil and err ~= nil then
+    return { outcome = "error", error = tostring(err) }
+  elseif r == false then
+    return { outcome = "error", error = err ~= nil and tostring(err) or "returned false" }
+  end
+  if kind == "reinstate" then
+    if r == nil or r == true then
+      return { outcome = "ok", accept = true }
+    end
+    return validate_accept(handler, r, false)
+  end
+  if r == nil or r == true then
+    return { outcome = "ok" }
+  end
+  invalid(handler, "expected nothing, true, or nil and an error, got %s", type(r))
+end
+
+-- JSON null -> absent field: rules test `sub.quantity == nil`, never against cjson.null.
+local function strip_nulls(v)
+  if type(v) ~= "table" then
+    return v
+  end
+  for k, x in pairs(v) do
+    if x == cjson.null then
+      v[k] = nil
+    else
+      strip_nulls(x)
+    end
+  end
+  return v
+end
+
+local function decode(what, text)
+  if text == nil then
+    return nil
+  end
+  local ok, v = pcall(cjson.decode, text)
+  if not ok or type(v) ~= "table" then
+    error({ saas_bad_input = true, msg = format("%s is not a JSON object", what) }, 0)
+  end
+  return sandbox.freeze(strip_nulls(v))
+end
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+
+-- Calls handler `name` of a loaded rule. sub_json/arg_json are the contract's JSON shapes
+-- (arg_json nil for provision); ctx is the capability table. Returns the normalised result.
+-- Raises on a rule error, an invalid result ({saas_invalid}) or bad input ({saas_bad_input}).
+function M.call(handlers, name, sub_json, arg_json, ctx)
+  local spec = M.HANDLERS[name]
+  if not spec then
+    error({ saas_bad_input = true, msg = format("unknown handler '%s'", tostring(name)) }, 0)
+  end
+  local sub = decode("subscription", sub_json)
+  local arg = decode(spec.kind == "provision" and "argument" or "change/event", arg_json)
+  local fn = handlers[name]
+  if fn == nil then
+    local r = copy(M.DEFAULTS[spec.kind])
+    r.outcome = "default"
+    return r
+  end
+  local r, err
+  if spec.kind == "provision" then
+    r, err = fn(sub, ctx)
+  else
+    r, err = fn(sub, arg, ctx)
+  end
+  return M.validate(name, r, err)
+end
+
+return M

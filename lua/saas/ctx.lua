@@ -1,0 +1,117 @@
+-- Builds the ctx table a handler receives, from capability providers. The daemon passes the
+-- C bindings (src/bind/*.c); saas.testing passes fakes (and the real crypto). Either way the
+-- rule sees the same read-only shape:
+--
+--   ctx.log.debug|info|warn|error(msg, fields?)  structured log line (fields: string -> string)
+--   ctx.now()                   current time, integer seconds since the epoch (UTC)
+--   ctx.parse_time(iso)         "2024-05-02T09:15:27.123Z" / "2024-05-02" -> epoch seconds, or nil, err
+--   ctx.days_between(a, b)      whole days from epoch a to epoch b
+--   ctx.store.get(key)          -> string or nil; reads see this call's own writes
+--   ctx.store.put(key, value)   value: string or number; committed with the decision
+--   ctx.store.delete(key)
+--   ctx.http.request{ method, url, headers = {name = value}, body, timeout_ms }
+--   ctx.http.get(url, headers?) / ctx.http.post(url, body, headers?)
+--                               -> { status, body, header = function(name) } or nil, err
+--                                  (hosts outside the allow-list, timeouts, refused connections)
+--   ctx.json.encode(v) / ctx.json.decode(s) -> value or nil, err; ctx.json.null
+--   ctx.crypto.sha256(s) / hmac(key, s) -> hex; base64_encode/decode, base64url_encode/decode,
+--   ctx.crypto.uuid()
+local sandbox = require("saas.sandbox")
+local cjson = require("cjson")
+
+local M = {}
+
+local function days_from_civil(y, m, d)
+  -- Howard Hinnant's algorithm: days since 1970-01-01 of a proleptic Gregorian date.
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = (153 * mp + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+-- ISO 8601 date or date-time (UTC, "Z" or offset) -> integer epoch seconds.
+function M.parse_time(s)
+  if type(s) ~= "string" then
+    return nil, "not a string"
+  end
+  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  if not y then
+    return nil, "not an ISO 8601 date: " .. s
+  end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then
+    return nil, "date out of range: " .. s
+  end
+  local h, mi, sec, offset = 0, 0, 0, 0
+  if rest ~= "" then
+    local hh, mm, ss, tail = rest:match("^[T ](%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
+    if not hh then
+      return nil, "not an ISO 8601 time: " .. s
+    end
+    h, mi, sec = tonumber(hh), tonumber(mm), tonumber(ss)
+    if tail ~= "" and tail ~= "Z" then
+      local sign, oh, om = tail:match("^([+-])(%d%d):?(%d%d)$")
+      if not sign then
+        return nil, "bad time zone: " .. s
+      end
+      offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "+" and 1 or -1)
+    end
+  end
+  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+end
+
+function M.days_between(a, b)
+  return (b - a) // 86400
+end
+
+local json = {
+  null = cjson.null,
+  encode = function(v)
+    local ok, s = pcall(cjson.encode, sandbox.plain(v))
+    if not ok then
+      return nil, s
+    end
+    return s
+  end,
+  decode = function(s)
+    if type(s) ~= "string" then
+      return nil, "expected a JSON string, got " .. type(s)
+    end
+    local ok, v = pcall(cjson.decode, s)
+    if not ok then
+      return nil, v
+    end
+    return v
+  end,
+}
+
+-- caps: { log = {debug, info, warn, error}, now = fn, store = {get, put, delete},
+--         http = {request}, crypto = {...} }
+function M.new(caps)
+  local http = caps.http
+  local request = http.request
+  local ctx = {
+    log = caps.log,
+    now = caps.now,
+    store = caps.store,
+    http = {
+      request = request,
+      get = function(url, headers)
+        return request({ method = "GET", url = url, headers = headers })
+      end,
+      post = function(url, body, headers)
+        return request({ method = "POST", url = url, body = body, headers = headers })
+      end,
+    },
+    json = json,
+    crypto = caps.crypto,
+    parse_time = M.parse_time,
+    days_between = M.days_between,
+  }
+  return sandbox.freeze(ctx)
+end
+
+return M

@@ -1,0 +1,184 @@
+-- The rule sandbox: every rule file runs in a fresh environment built from an allow-list.
+-- The daemon (src/engine/vm.c, which embeds this file) and the busted helper (saas.testing)
+-- both load rules through load_rule() below, so a spec sees exactly what the daemon sees.
+--
+-- What a rule gets: the base functions listed in BASE, read-only proxies of string, table,
+-- math, utf8, coroutine and a small os (time, clock, date, difftime). Nothing else: no io,
+-- os.execute, load, loadstring, dofile, require, debug, package, collectgarbage, print,
+-- rawset, string.dump. Reading or assigning an undeclared global raises an error.
+-- Capabilities (store, http, log, clock, json, crypto) come through the ctx argument.
+local M = {}
+
+local error, type, pairs, next, tostring = error, type, pairs, next, tostring
+local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
+local load, pcall, select = load, pcall, select
+local format = string.format
+
+-- proxy -> real table, to unwrap read-only values (e.g. before JSON encoding).
+local real_of = setmetatable({}, { __mode = "k" })
+
+local function refuse_write(_, key)
+  error(format("attempt to modify a read-only table (key '%s')", tostring(key)), 2)
+end
+
+-- A read-only view of t. Nested tables are wrapped too (eagerly: M.freeze copies them).
+local function proxy(t)
+  local p = {}
+  real_of[p] = t
+  return setmetatable(p, {
+    __index = t,
+    __newindex = refuse_write,
+    __len = function() return #t end,
+    __pairs = function() return next, t, nil end,
+    __metatable = false, -- getmetatable answers false; setmetatable refuses
+  })
+end
+
+-- Deep read-only copy of a plain data table (decoded JSON). Values inside are frozen too, so
+-- pairs() over the proxy yields proxies, never the writable originals.
+function M.freeze(v)
+  if type(v) ~= "table" or real_of[v] then
+    return v
+  end
+  local copy = {}
+  for k, x in pairs(v) do
+    copy[k] = M.freeze(x)
+  end
+  return proxy(copy)
+end
+
+-- Deep plain copy, unwrapping read-only proxies (for JSON encoding, for specs).
+function M.plain(v, seen)
+  if type(v) ~= "table" then
+    return v
+  end
+  seen = seen or {}
+  if seen[v] then
+    return seen[v]
+  end
+  local src = real_of[v] or v
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(src) do
+    out[k] = M.plain(x, seen)
+  end
+  return out
+end
+
+function M.is_readonly(v)
+  return real_of[v] ~= nil
+end
+
+-- A library shared by every rule: a read-only proxy over the allowed names only.
+local function library(src, names)
+  local t = {}
+  for _, name in ipairs(names) do
+    t[name] = src[name]
+  end
+  return proxy(t)
+end
+
+local LIBS = {
+  string = library(string, { "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower",
+    "match", "pack", "packsize", "rep", "reverse", "sub", "unpack", "upper" }),
+  table = library(table, { "concat", "insert", "move", "pack", "remove", "sort", "unpack" }),
+  math = library(math, { "abs", "ceil", "cos", "deg", "exp", "floor", "fmod", "huge", "log",
+    "max", "maxinteger", "min", "mininteger", "modf", "pi", "rad", "random", "sin", "sqrt",
+    "tan", "tointeger", "type", "ult" }),
+  utf8 = library(utf8, { "char", "charpattern", "codepoint", "codes", "len", "offset" }),
+  coroutine = library(coroutine, { "close", "create", "isyieldable", "resume", "running",
+    "status", "wrap", "yield" }),
+  os = library(os, { "clock", "date", "difftime", "time" }),
+}
+
+-- setmetatable for the rule's own tables. A __gc finalizer would run outside any handler
+-- call (at collection time, without limits), so it is refused.
+local function safe_setmetatable(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not allowed in rules", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+-- getmetatable on tables only: the string metatable would hand out the real string library.
+local function safe_getmetatable(v)
+  if type(v) ~= "table" then
+    return nil
+  end
+  return getmetatable(v)
+end
+
+local BASE = {
+  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
+  rawequal = rawequal, rawget = rawget, rawlen = rawlen, select = select, tonumber = tonumber,
+  tostring = tostring, type = type, xpcall = xpcall, _VERSION = _VERSION,
+  setmetatable = safe_setmetatable, getmetatable = safe_getmetatable,
+}
+
+-- Names a rule may read, for luacheck and the README.
+M.GLOBALS = {}
+for name in pairs(BASE) do M.GLOBALS[#M.GLOBALS + 1] = name end
+for name in pairs(LIBS) do M.GLOBALS[#M.GLOBALS + 1] = name end
+table.sort(M.GLOBALS)
+
+local STRICT = {
+  __index = function(_, key)
+    error(format("undeclared global '%s'", tostring(key)), 2)
+  end,
+  __newindex = function(_, key)
+    error(format("assignment to undeclared global '%s' (declare it local)", tostring(key)), 2)
+  end,
+  __metatable = false,
+}
+
+-- A fresh environment for one rule file.
+function M.env()
+  local env = {}
+  for k, v in pairs(BASE) do env[k] = v end
+  for k, v in pairs(LIBS) do env[k] = v end
+  return setmetatable(env, STRICT)
+end
+
+-- Line count of a source, for problems that have no line of their own (the returned table).
+local function last_line(source)
+  local n, last = 0, 1
+  for line in (source .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:find("%S") then last = n end
+  end
+  return last
+end
+
+-- Loads one rule file. source: its text; chunkname: "@" .. path (so errors read
+-- "path:line: message"). check: function(handlers, path, last_line) -> list of problems
+-- (saas.contract.check_handlers). Runs the chunk: the caller arms the CPU/memory limits.
+-- Returns handlers, or nil and a list of "path:line: message" strings.
+function M.load_rule(source, chunkname, check)
+  local path = chunkname:sub(1, 1) == "@" and chunkname:sub(2) or chunkname
+  if type(source) ~= "string" then
+    return nil, { path .. ":1: rule source is not text" }
+  end
+  if source:byte(1) == 27 then
+    return nil, { path .. ":1: precompiled (binary) chunks are not accepted; ship the source" }
+  end
+  local chunk, err = load(source, chunkname, "t", M.env())
+  if not chunk then
+    return nil, { err }
+  end
+  local results = table.pack(pcall(chunk))
+  if not results[1] then
+    local msg = tostring(results[2])
+    if not msg:find("^" .. path:gsub("%p", "%%%0") .. ":%d+:") then
+      msg = path .. ":1: " .. msg
+    end
+    return nil, { msg }
+  end
+  local handlers = results[2]
+  local problems = check(handlers, path, last_line(source))
+  if #problems > 0 then
+    return nil, problems
+  end
+  return handlers
+end
+
+return M

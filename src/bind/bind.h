@@ -1,0 +1,72 @@
+/* Lua modules exposed to rules (one file per module, each with one luaopen_saas_<mod>).
+ * They reach the daemon through the state's host record, never through globals:
+ *
+ *   lua_getextraspace(L) --> struct bind_host (one per lua_State, set once at creation)
+ *                               .call --> struct bind_call (set by the engine for the length of
+ *                                         one handler call; NULL otherwise)
+ *
+ * Coroutines copy the extra space of the main thread when created, so the host pointer (which
+ * never changes) is valid in them too. A binding used outside a handler call raises an error.
+ * Expected failures return nil, err; misuse (wrong argument types) raises. */
+#ifndef SAASD_BIND_H
+#define SAASD_BIND_H
+
+#include <lua.h>
+#include <stddef.h>
+
+struct store;
+struct http_client;
+struct limits;
+
+/* One pending ctx.store write of the current call, newest first. The engine appends them to
+ * the caller's store batch, in order, when the call succeeds. */
+struct bind_kv {
+    struct bind_kv *next;
+    char *key; /* the rule's key (without the offer prefix) */
+    size_t klen;
+    char *val; /* NULL when deleted */
+    size_t vlen;
+};
+
+struct bind_call {
+    const char *offer_id;      /* offer id the daemon asked for (store namespace, log field) */
+    const char *handler;       /* handler name, for log lines */
+    struct store *store;       /* NULL: ctx.store sees only this call's writes */
+    struct bind_kv *writes;    /* owned by the engine; bindings prepend */
+    size_t nwrites;
+    struct http_client *http;  /* NULL: ctx.http answers nil, "http disabled" */
+    char *const *http_allow;   /* NULL-terminated host patterns; NULL = nothing allowed */
+    long http_timeout_ms;
+};
+
+struct bind_host {
+    struct bind_call *call;
+    struct limits *limits; /* to stop the CPU clock while ctx.http waits */
+};
+
+static inline void bind_set_host(lua_State *L, struct bind_host *h)
+{
+    *(struct bind_host **)lua_getextraspace(L) = h;
+}
+
+static inline struct bind_host *bind_host_of(lua_State *L)
+{
+    return *(struct bind_host **)lua_getextraspace(L);
+}
+
+/* The current call, or raises "<what> used outside a handler call". */
+struct bind_call *bind_call_of(lua_State *L, const char *what);
+/* Free a list of pending writes. */
+void bind_kv_free(struct bind_kv *kv);
+
+/* 1 when host (from a URL) matches one of the patterns: "example.com" (exact, any port),
+ * "*.example.com" (sub-domains), "example.com:8443" (host and port). Case-insensitive. */
+int bind_http_host_allowed(char *const *allow, const char *host, const char *port);
+
+int luaopen_saas_log(lua_State *L);    /* debug/info/warn/error(msg, fields?) */
+int luaopen_saas_time(lua_State *L);   /* now() */
+int luaopen_saas_store(lua_State *L);  /* get/put/delete */
+int luaopen_saas_http(lua_State *L);   /* request{...} */
+int luaopen_saas_crypto(lua_State *L); /* sha256, hmac, base64*, uuid */
+
+#endif

@@ -1,0 +1,20 @@
+/* ctx.now(): wall-clock time in whole seconds since the epoch (UTC). */
+#include "bind/bind.h"
+
+#include <lauxlib.h>
+#include <time.h>
+
+static int l_time_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushinteger(L, (lua_Integer)ts.tv_sec);
+    return 1;
+}
+
+int luaopen_saas_time(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {{"now", l_time_now}, {NULL, NULL}};
+    luaL_newlib(L, funcs);
+    return 1;
+}

@@ -1,0 +1,25 @@
+/* Process-wide Prometheus metrics: counters, gauges and histograms identified by a name and a
+ * label string (already in Prometheus form, e.g. `action="ChangePlan",outcome="accepted"`).
+ * Thread-safe; series are created on first use and live until exit. Names and label strings
+ * are copied. Rendering produces the text exposition format for /metrics. */
+#ifndef SAASD_METRICS_H
+#define SAASD_METRICS_H
+
+#include <stddef.h>
+
+/* Declare the help text of a metric family once (optional, shown as # HELP). */
+void metrics_describe(const char *name, const char *type, const char *help);
+
+void metrics_add(const char *name, const char *labels, double delta);   /* counter */
+#define metrics_inc(name, labels) metrics_add((name), (labels), 1.0)
+void metrics_set(const char *name, const char *labels, double value);   /* gauge */
+/* Histogram over fixed latency buckets in seconds (1 ms .. 10 s). */
+void metrics_observe(const char *name, const char *labels, double seconds);
+
+/* Current value of a counter or gauge series (0 when it does not exist). For tests and health. */
+double metrics_value(const char *name, const char *labels);
+
+/* Append the exposition text to a malloc'd buffer (*out, caller frees). */
+int metrics_render(char **out, size_t *len);
+
+#endif

@@ -1,0 +1,93 @@
+/* Private to the store module (store.c, store_writer.c, store_migrate.c): the structures
+ * behind the opaque handles of store.h. No other module includes this file. */
+#ifndef SAASD_STORE_INTERNAL_H
+#define SAASD_STORE_INTERNAL_H
+
+#include "core/store.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <semaphore.h>
+
+#define STORE_META_VERSION "schema_version"
+#define STORE_META_SEQ     "append_seq"
+
+enum store_op_kind { STORE_OP_PUT, STORE_OP_DEL, STORE_OP_ABSENT, STORE_OP_APPEND, STORE_OP_UPDATE };
+
+struct store_op {
+    enum store_op_kind kind;
+    enum store_db db;
+    unsigned char *key;     /* owned; for APPEND: prefix followed by 8 bytes the writer fills */
+    size_t klen;            /* for APPEND: prefix length + 8 */
+    unsigned char *val;     /* owned (PUT, APPEND) */
+    size_t vlen;
+    store_update_fn update; /* UPDATE only */
+    void *update_arg;
+};
+
+struct store_batch {
+    struct store_op *ops;
+    size_t n_ops, cap_ops;
+    /* Commit state: the writer sets rc, then posts done_sem (synchronous commit: the
+     * committer sleeps on its own semaphore, so the writer wakes exactly the committers whose
+     * batches are done, and none of them has to retake store.mu). */
+    struct store_batch *next; /* queue link, under store.mu */
+    store_done_fn done_fn;    /* NULL for a synchronous commit */
+    void *done_arg;
+    sem_t done_sem;
+    int rc;
+    int full;                 /* hit the map limit and the map cannot grow: skip on retry */
+    int has_seq;
+    uint64_t first_seq;
+};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[STORE_DB_COUNT];
+    char *dir;
+    size_t map_size_max;
+    unsigned max_group;
+    unsigned schema_version;
+
+    /* Readers hold the read side while a read transaction is open; the writer takes the write
+     * side only around mdb_env_set_mapsize(), which needs no transaction open in-process. */
+    pthread_rwlock_t resize_lock;
+
+    pthread_mutex_t mu;        /* guards everything below */
+    pthread_cond_t work_cv;    /* writer waits for batches */
+    struct store_batch *head, *tail;
+    int writer_idle;           /* writer sleeps on work_cv: signal it (else it will look) */
+    int closing;
+    int writer_started;
+    pthread_t writer;
+    struct store_stats stats;
+
+    pthread_mutex_t done_mu;   /* guards the done list: writer -> notifier */
+    pthread_cond_t done_cv;
+    struct store_batch *done_head, *done_tail;
+    int notifier_idle;
+    int writer_finished;
+    int notifier_started;
+    pthread_t notifier;
+
+    /* Writer thread only (after open). */
+    struct store_batch **group; /* max_group slots */
+    size_t map_size;
+    uint64_t next_seq;
+};
+
+/* The one translator from LMDB (and errno) codes to SAASD_E*. Logs nothing. */
+int store_mdb_err(int rc);
+
+/* Runs in open's write transaction: brings META up to STORE_SCHEMA_VERSION, or refuses a
+ * newer schema with SAASD_ESCHEMA. Sets s->schema_version and s->next_seq. */
+int store_migrate(struct store *s, MDB_txn *txn);
+
+/* Writer and notifier thread bodies (store_writer.c). */
+void *store_writer_main(void *arg);
+void *store_notifier_main(void *arg);
+
+void store_be64_put(unsigned char out[8], uint64_t v);
+uint64_t store_be64_get(const unsigned char in[8]);
+
+#endif

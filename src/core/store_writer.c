@@ -1,0 +1,280 @@
+/* The store's single writer thread: group commit.
+ *
+ * The writer takes every queued batch (up to max_group), opens one write transaction, applies
+ * each batch in its own nested transaction (so a refused batch leaves no trace and does not
+ * spoil the others), commits once — one fsync for the whole group — and then wakes the
+ * committers. Batches queued meanwhile form the next group, so the busier the store, the more
+ * batches share an fsync. A second thread, the notifier, then wakes the committers (or calls
+ * the async callbacks) while the writer already works on the next group.
+ *
+ * Map full: the group is rolled back, the map doubled (up to map_size_max) under the exclusive
+ * side of the resize lock, and the group retried. A batch that still does not fit in the
+ * largest map fails with SAASD_EFULL; the rest of its group commits. */
+#include "core/err.h"
+#include "core/log.h"
+#include "core/store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int apply_update(struct store *s, MDB_txn *txn, const struct store_op *op)
+{
+    MDB_val k = {op->klen, op->key}, v;
+    int rc = mdb_get(txn, s->dbi[op->db], &k, &v);
+    if (rc && rc != MDB_NOTFOUND)
+        return store_mdb_err(rc);
+    void *nv = NULL;
+    size_t nl = 0;
+    rc = op->update(op->update_arg, rc ? NULL : v.mv_data, rc ? 0 : v.mv_size, &nv, &nl);
+    if (rc) {
+        free(nv);
+        return rc < 0 ? rc : SAASD_EINVAL;
+    }
+    if (!nv)
+        return 0;
+    MDB_val nval = {nl, nv};
+    rc = mdb_put(txn, s->dbi[op->db], &k, &nval, 0);
+    free(nv);
+    return store_mdb_err(rc);
+}
+
+static int apply_op(struct store *s, MDB_txn *txn, struct store_batch *b, struct store_op *op)
+{
+    MDB_dbi dbi = s->dbi[op->db];
+    MDB_val k = {op->klen, op->key}, v = {op->vlen, op->val};
+    int rc;
+
+    switch (op->kind) {
+    case STORE_OP_PUT:
+        return store_mdb_err(mdb_put(txn, dbi, &k, &v, 0));
+    case STORE_OP_DEL:
+        rc = mdb_del(txn, dbi, &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
+    case STORE_OP_ABSENT:
+        rc = mdb_get(txn, dbi, &k, &v);
+        if (rc == 0)
+            return SAASD_EEXIST;
+        return rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
+    case STORE_OP_APPEND:
+        store_be64_put(op->key + op->klen - 8, s->next_seq);
+        if (!b->has_seq) {
+            b->has_seq = 1;
+            b->first_seq = s->next_seq;
+        }
+        s->next_seq++;
+        return store_mdb_err(mdb_put(txn, dbi, &k, &v, 0));
+    case STORE_OP_UPDATE:
+        return apply_update(s, txn, op);
+    }
+    return SAASD_EINTERNAL;
+}
+
+/* Applies b inside a nested transaction of parent: all of b, or none of it. */
+static int apply_batch(struct store *s, MDB_txn *parent, struct store_batch *b)
+{
+    uint64_t seq_before = s->next_seq;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, parent, 0, &txn);
+    if (rc)
+        return store_mdb_err(rc);
+    b->has_seq = 0;
+    for (size_t i = 0; i < b->n_ops && !rc; i++)
+        rc = apply_op(s, txn, b, &b->ops[i]);
+    if (rc) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    rc = store_mdb_err(mdb_txn_commit(txn));
+    if (rc)
+        goto fail;
+    return 0;
+fail:
+    /* Nothing of b reached the parent: its sequence numbers were never seen by anyone. */
+    s->next_seq = seq_before;
+    b->has_seq = 0;
+    return rc;
+}
+
+static int write_seq(struct store *s, MDB_txn *txn)
+{
+    unsigned char be[8];
+    store_be64_put(be, s->next_seq);
+    MDB_val k = {sizeof STORE_META_SEQ - 1, STORE_META_SEQ}, v = {8, be};
+    return store_mdb_err(mdb_put(txn, s->dbi[STORE_META], &k, &v, 0));
+}
+
+static int can_grow(const struct store *s) { return s->map_size < s->map_size_max; }
+
+/* Doubles the map. No transaction of ours may be open: the writer has none at this point and
+ * readers are held off by the exclusive side of the resize lock. */
+static int grow_map(struct store *s)
+{
+    size_t next = s->map_size > s->map_size_max / 2 ? s->map_size_max : s->map_size * 2;
+    pthread_rwlock_wrlock(&s->resize_lock);
+    int rc = mdb_env_set_mapsize(s->env, next);
+    pthread_rwlock_unlock(&s->resize_lock);
+    if (rc) {
+        log_error("store", "cannot grow map", "error", mdb_strerror(rc));
+        return store_mdb_err(rc);
+    }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize;
+    char to[32];
+    snprintf(to, sizeof to, "%zu", s->map_size);
+    log_info("store", "map grown", "to_bytes", to);
+    pthread_mutex_lock(&s->mu);
+    s->stats.map_grows++;
+    s->stats.map_size = s->map_size;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* Applies and commits one group; sets every batch's rc. Returns 1 when a transaction was
+ * committed. */
+static int commit_group(struct store *s, struct store_batch **group, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        group[i]->full = 0;
+    for (;;) {
+        uint64_t seq_before = s->next_seq;
+        int need_grow = 0, rc;
+        MDB_txn *txn;
+
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc) {
+            rc = store_mdb_err(rc);
+            goto fail_all;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct store_batch *b = group[i];
+            if (b->full) {
+                b->rc = SAASD_EFULL;
+                continue;
+            }
+            b->rc = apply_batch(s, txn, b);
+            if (b->rc == SAASD_EFULL) {
+                if (can_grow(s)) {
+                    need_grow = 1;
+                    break;
+                }
+                b->full = 1; /* cannot fit in the largest map: only this batch fails */
+            }
+        }
+        if (need_grow) {
+            mdb_txn_abort(txn);
+        } else {
+            rc = s->next_seq != seq_before ? write_seq(s, txn) : 0;
+            if (rc) {
+                mdb_txn_abort(txn);
+            } else {
+                rc = store_mdb_err(mdb_txn_commit(txn)); /* frees txn either way */
+                if (rc == 0)
+                    return 1;
+            }
+            if (rc != SAASD_EFULL || !can_grow(s))
+                goto fail_all;
+            need_grow = 1;
+        }
+        /* Nothing was committed: roll the sequence back and retry with a larger map. */
+        s->next_seq = seq_before;
+        rc = grow_map(s);
+        if (rc)
+            goto fail_all;
+        continue;
+    fail_all:
+        s->next_seq = seq_before;
+        for (size_t i = 0; i < n; i++) {
+            if (group[i]->rc == 0)
+                group[i]->rc = rc;
+            group[i]->has_seq = 0;
+        }
+        if (rc != SAASD_EFULL)
+            log_error("store", "write transaction failed", "error", saasd_strerror(rc));
+        return 0;
+    }
+}
+
+void *store_writer_main(void *arg)
+{
+    struct store *s = arg;
+    struct store_batch **group = s->group;
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&s->mu);
+        while (!s->head && !s->closing) {
+            s->writer_idle = 1;
+            pthread_cond_wait(&s->work_cv, &s->mu);
+            s->writer_idle = 0;
+        }
+        while (s->head && n < s->max_group) {
+            group[n++] = s->head;
+            s->head = s->head->next;
+        }
+        if (!s->head)
+            s->tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (n == 0)
+            break; /* closing, and the queue is drained */
+
+        int committed = commit_group(s, group, n);
+
+        uint64_t ok = 0;
+        for (size_t i = 0; i < n; i++) {
+            ok += group[i]->rc == 0;
+            group[i]->next = i + 1 < n ? group[i + 1] : NULL;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->stats.transactions += (uint64_t)committed;
+        s->stats.batches += ok;
+        s->stats.batches_failed += n - ok;
+        pthread_mutex_unlock(&s->mu);
+
+        /* Hand the group to the notifier and go on with the next one: waking dozens of
+         * committers takes as long as a commit, and they then compete with us for the CPU. */
+        pthread_mutex_lock(&s->done_mu);
+        if (s->done_tail)
+            s->done_tail->next = group[0];
+        else
+            s->done_head = group[0];
+        s->done_tail = group[n - 1];
+        if (s->notifier_idle)
+            pthread_cond_signal(&s->done_cv);
+        pthread_mutex_unlock(&s->done_mu);
+    }
+    pthread_mutex_lock(&s->done_mu);
+    s->writer_finished = 1;
+    pthread_cond_signal(&s->done_cv);
+    pthread_mutex_unlock(&s->done_mu);
+    return NULL;
+}
+
+void *store_notifier_main(void *arg)
+{
+    struct store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->done_mu);
+        while (!s->done_head && !s->writer_finished) {
+            s->notifier_idle = 1;
+            pthread_cond_wait(&s->done_cv, &s->done_mu);
+            s->notifier_idle = 0;
+        }
+        struct store_batch *b = s->done_head;
+        s->done_head = s->done_tail = NULL;
+        pthread_mutex_unlock(&s->done_mu);
+        if (!b)
+            break; /* the writer has finished and everything is reported */
+        while (b) {
+            struct store_batch *next = b->next;
+            if (b->done_fn) {
+                b->done_fn(b->done_arg, b->rc);
+                store_batch_free(b);
+            } else {
+                sem_post(&b->done_sem); /* the committer may free b from here on */
+            }
+            b = next;
+        }
+    }
+    return NULL;
+}

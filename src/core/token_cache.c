@@ -1,0 +1,418 @@
+/* Entra ID client-credentials token cache: one mutex + condition variable give single-flight
+ * refreshes; the HTTP request runs outside the mutex. */
+#include "core/token_cache.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/json_lenient.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/retry.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#define TOKEN_MAX 16384
+
+struct token_cache {
+    char *url;       /* full token endpoint */
+    char *form;      /* urlencoded request body (holds the secret) */
+    size_t form_len;
+    char *secret;    /* to scrub it out of Entra's error text */
+    char *tenant_id, *client_id, *resource;
+    int version;
+    long margin_ms;
+    struct retry_policy retry;
+    struct http_client *http;
+
+    pthread_mutex_t mu;
+    pthread_cond_t done;
+    int refreshing;
+    unsigned long generation;  /* bumped after every refresh attempt */
+    char *token;               /* NULL = none */
+    long long refresh_at;      /* monotonic ms: start refreshing from here */
+    long long usable_until;    /* monotonic ms: never hand out the token after this */
+    long long hold_until;      /* monotonic ms: no new refresh before this after a failure */
+    struct token_cache_stats stats;
+};
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void token_cache_options_from_config(const struct saasd_config *cfg, struct token_cache_options *out)
+{
+    memset(out, 0, sizeof *out);
+    out->authority_url = cfg->authority_url;
+    out->tenant_id = cfg->tenant_id;
+    out->client_id = cfg->client_id;
+    out->client_secret = cfg->client_secret;
+    out->resource = cfg->resource;
+    out->version = cfg->token_version;
+}
+
+const char *token_cache_aadsts_hint(long code)
+{
+    switch (code) {
+    case 7000215: return "the client secret is wrong: use the secret's Value (not its ID) from the app registration";
+    case 7000222: return "the client secret has expired: create a new secret in the app registration and update the secret file/env";
+    case 700016:  return "the client id is not known in this tenant: check entra.client_id and entra.tenant_id (single-tenant app registered elsewhere?)";
+    case 90002:   return "the tenant does not exist: check entra.tenant_id (a GUID or verified domain)";
+    case 900023:  return "the tenant id is malformed: check entra.tenant_id";
+    case 700027:  return "the client assertion is invalid: check the certificate and its registration";
+    case 7000216: return "no client secret or assertion was sent: set entra.secret_env or entra.secret_file";
+    case 500011:  return "the resource principal was not found in the tenant: check entra.resource (" MARKETPLACE_RESOURCE_ID ")";
+    case 70011:   return "the scope is invalid: check entra.resource and entra.token_version";
+    case 50126:   return "invalid credentials: check the client secret";
+    case 7000112: return "the application is disabled in the tenant";
+    case 90014:   return "a required field is missing from the token request";
+    default:      return NULL;
+    }
+}
+
+static char *escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *copy = e ? strdup(e) : NULL;
+    curl_free(e);
+    return copy;
+}
+
+int token_cache_new(const struct token_cache_options *opt, struct http_client *http, struct token_cache **out)
+{
+    *out = NULL;
+    if (!opt || !http || !opt->authority_url || !*opt->authority_url || !opt->tenant_id || !*opt->tenant_id ||
+        !opt->client_id || !*opt->client_id || !opt->client_secret || !*opt->client_secret)
+        return SAASD_EINVAL;
+    struct token_cache *tc = calloc(1, sizeof *tc);
+    if (!tc)
+        return SAASD_ENOMEM;
+    pthread_mutex_init(&tc->mu, NULL);
+    pthread_cond_init(&tc->done, NULL);
+    tc->http = http;
+    tc->version = opt->version == 1 ? 1 : 2;
+    tc->margin_ms = opt->refresh_margin_ms > 0 ? opt->refresh_margin_ms : 300000;
+    tc->retry.max_attempts = opt->max_attempts > 0 ? opt->max_attempts : 3;
+    tc->retry.base_ms = opt->backoff_base_ms > 0 ? opt->backoff_base_ms : 500;
+    tc->retry.cap_ms = opt->backoff_cap_ms > 0 ? opt->backoff_cap_ms : 8000;
+    tc->retry.retry_after_cap_ms = 30000;
+    tc->tenant_id = strdup(opt->tenant_id);
+    tc->client_id = strdup(opt->client_id);
+    tc->resource = strdup(opt->resource && *opt->resource ? opt->resource : MARKETPLACE_RESOURCE_ID);
+    tc->secret = strdup(opt->client_secret);
+
+    size_t alen = strlen(opt->authority_url);
+    while (alen && opt->authority_url[alen - 1] == '/')
+        alen--;
+    size_t ulen = alen + strlen(opt->tenant_id) + 32;
+    tc->url = malloc(ulen);
+    char *e_client = escape(opt->client_id), *e_secret = escape(opt->client_secret);
+    char *target = NULL;
+    if (tc->resource) {
+        size_t tlen = strlen(tc->resource) + 16;
+        char *raw = malloc(tlen);
+        if (raw) {
+            snprintf(raw, tlen, "%s%s", tc->resource, tc->version == 1 ? "" : "/.default");
+            target = escape(raw);
+            free(raw);
+        }
+    }
+    if (!tc->tenant_id || !tc->client_id || !tc->resource || !tc->secret || !tc->url || !e_client || !e_secret ||
+        !target) {
+        free(e_client);
+        free(e_secret);
+        free(target);
+        token_cache_free(tc);
+        return SAASD_ENOMEM;
+    }
+    snprintf(tc->url, ulen, "%.*s/%s%s", (int)alen, opt->authority_url, opt->tenant_id,
+             tc->version == 1 ? "/oauth2/token" : "/oauth2/v2.0/token");
+    size_t flen = strlen(e_client) + strlen(e_secret) + strlen(target) + 96;
+    tc->form = malloc(flen);
+    if (tc->form)
+        tc->form_len = (size_t)snprintf(tc->form, flen, "grant_type=client_credentials&client_id=%s&client_secret=%s&%s=%s",
+                                        e_client, e_secret, tc->version == 1 ? "resource" : "scope", target);
+    memset(e_secret, 0, strlen(e_secret));
+    free(e_client);
+    free(e_secret);
+    free(target);
+    if (!tc->form) {
+        token_cache_free(tc);
+        return SAASD_ENOMEM;
+    }
+    metrics_describe("saasd_token_refresh_total", "counter", "Entra ID token refreshes by outcome");
+    *out = tc;
+    return 0;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = 0;
+        free(s);
+    }
+}
+
+void token_cache_free(struct token_cache *tc)
+{
+    if (!tc)
+        return;
+    wipe_free(tc->token);
+    wipe_free(tc->form);
+    wipe_free(tc->secret);
+    free(tc->url);
+    free(tc->tenant_id);
+    free(tc->client_id);
+    free(tc->resource);
+    pthread_mutex_destroy(&tc->mu);
+    pthread_cond_destroy(&tc->done);
+    free(tc);
+}
+
+/* Replace every occurrence of the secret in text by the mask (in place; the mask is not longer
+ * than a real secret, and shorter secrets are simply overwritten with '*'). */
+static void scrub_secret(const struct token_cache *tc, char *text)
+{
+    size_t n = strlen(tc->secret);
+    if (n < 4)
+        return;
+    for (char *p = strstr(text, tc->secret); p; p = strstr(p + n, tc->secret))
+        memset(p, '*', n);
+}
+
+/* One clear line about an Entra refusal: what Entra said, what to fix. */
+static void log_entra_error(struct token_cache *tc, long status, const char *body, char *hint_out, size_t hint_size)
+{
+    json_t *doc = json_loads(body ? body : "", 0, NULL);
+    char error[64] = "", desc[512] = "", trace[64] = "", corr[64] = "", code_text[24] = "";
+    long code = 0;
+    if (doc) {
+        jl_string(doc, "error", error, sizeof error);
+        jl_string(doc, "error_description", desc, sizeof desc);
+        jl_string(doc, "trace_id", trace, sizeof trace);
+        jl_string(doc, "correlation_id", corr, sizeof corr);
+        json_t *codes = jl_get(doc, "error_codes");
+        if (json_is_array(codes) && json_array_size(codes) > 0 && json_is_integer(json_array_get(codes, 0)))
+            code = (long)json_integer_value(json_array_get(codes, 0));
+        json_decref(doc);
+    }
+    const char *a = strstr(desc, "AADSTS");
+    if (!code && a)
+        code = strtol(a + 6, NULL, 10);
+    char *eol = strpbrk(desc, "\r\n");
+    if (eol)
+        *eol = 0; /* Entra appends trace/correlation/timestamp lines */
+    scrub_secret(tc, desc);
+    if (code)
+        snprintf(code_text, sizeof code_text, "AADSTS%ld", code);
+    const char *hint = token_cache_aadsts_hint(code);
+    char status_text[24];
+    snprintf(status_text, sizeof status_text, "%ld", status);
+    if (!hint)
+        hint = status == 401 || !strcmp(error, "invalid_client")
+                   ? "the client credentials were refused: check entra.client_id and the client secret"
+                   : "check entra.tenant_id, entra.client_id, entra.resource and entra.token_version";
+    snprintf(hint_out, hint_size, "%s", hint);
+    log_error("token", "Entra ID refused the token request", "status", status_text, "aadsts", code_text, "error",
+              error, "fix", hint, "description", desc, "tenant", tc->tenant_id, "client_id", tc->client_id, "trace_id",
+              trace, "correlation_id", corr);
+}
+
+/* One refresh, with retries on 429/5xx/timeouts. On success *token is malloc'd and
+ * *lifetime_ms and *received set. */
+static int fetch_token(struct token_cache *tc, char **token, long long *lifetime_ms, long long *received,
+                       char *why, size_t why_size)
+{
+    struct http_header h[] = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
+    struct http_request req = {.method = "POST", .url = tc->url, .headers = h, .nheaders = 2, .body = tc->form,
+                               .body_len = tc->form_len};
+    int rc = SAASD_ERETRY;
+    *token = NULL;
+    why[0] = 0;
+    for (int attempt = 1; attempt <= tc->retry.max_attempts; attempt++) {
+        struct http_response res;
+        long wait_ms = -1;
+        pthread_mutex_lock(&tc->mu);
+        tc->stats.requests++;
+        pthread_mutex_unlock(&tc->mu);
+        rc = http_client_do(tc->http, &req, &res);
+        long long now = mono_ms();
+        if (rc == 0 && res.status == 200) {
+            json_t *doc = json_loads(res.body, 0, NULL);
+            long long expires_in = 0;
+            json_t *at = jl_get(doc, "access_token");
+            if (json_is_string(at) && *json_string_value(at) && strlen(json_string_value(at)) < TOKEN_MAX &&
+                jl_int(doc, "expires_in", &expires_in) == 0 && expires_in > 0) {
+                *token = strdup(json_string_value(at));
+                *lifetime_ms = expires_in * 1000;
+                *received = now;
+                rc = *token ? 0 : SAASD_ENOMEM;
+            } else {
+                snprintf(why, why_size, "the token endpoint answered 200 without access_token/expires_in");
+                log_error("token", "malformed token response", "url", tc->url);
+                rc = SAASD_EHTTP;
+            }
+            json_decref(doc);
+            http_response_free(&res);
+            return rc;
+        }
+        if (rc == 0 && (res.status == 429 || res.status >= 500)) {
+            char ra[64];
+            wait_ms = retry_after_ms(http_response_header(&res, "Retry-After", ra, sizeof ra), tc->retry.retry_after_cap_ms);
+            snprintf(why, why_size, "the token endpoint answered %ld", res.status);
+            rc = SAASD_ERETRY;
+        } else if (rc == 0) {
+            log_entra_error(tc, res.status, res.body, why, why_size);
+            http_response_free(&res);
+            return SAASD_EAUTH; /* 400/401/403: only a configuration change helps */
+        } else {
+            snprintf(why, why_size, "the token endpoint could not be reached (%s)", saasd_strerror(rc));
+        }
+        http_response_free(&res);
+        if (attempt < tc->retry.max_attempts) {
+            if (wait_ms < 0)
+                wait_ms = retry_backoff_ms(&tc->retry, attempt);
+            log_warn("token", "token request failed, retrying", "url", tc->url, "reason", why);
+            retry_sleep_ms(wait_ms);
+        }
+    }
+    log_error("token", "could not obtain a token", "url", tc->url, "reason", why);
+    return rc;
+}
+
+static int copy_token(const struct token_cache *tc, char *buf, size_t size)
+{
+    size_t n = strlen(tc->token);
+    if (n >= size)
+        return SAASD_ETOOBIG;
+    memcpy(buf, tc->token, n + 1);
+    return 0;
+}
+
+int token_cache_get(struct token_cache *tc, char *buf, size_t size)
+{
+    if (!tc || !buf || !size)
+        return SAASD_EINVAL;
+    buf[0] = 0;
+    pthread_mutex_lock(&tc->mu);
+    for (;;) {
+        long long now = mono_ms();
+        int usable = tc->token && now < tc->usable_until;
+        if (usable && now < tc->refresh_at) {
+            int rc = copy_token(tc, buf, size);
+            pthread_mutex_unlock(&tc->mu);
+            return rc;
+        }
+        if (tc->refreshing || (now < tc->hold_until && !usable)) {
+            if (usable) { /* someone is refreshing; the old token is still good */
+                int rc = copy_token(tc, buf, size);
+                pthread_mutex_unlock(&tc->mu);
+                return rc;
+            }
+            if (!tc->refreshing) { /* a refresh just failed: do not hammer Entra */
+                int rc = tc->stats.last_error ? tc->stats.last_error : SAASD_ERETRY;
+                pthread_mutex_unlock(&tc->mu);
+                return rc;
+            }
+            unsigned long gen = tc->generation;
+            while (tc->refreshing && tc->generation == gen)
+                pthread_cond_wait(&tc->done, &tc->mu);
+            if (!tc->token || mono_ms() >= tc->usable_until) {
+                int rc = tc->stats.last_error ? tc->stats.last_error : SAASD_ERETRY;
+                pthread_mutex_unlock(&tc->mu);
+                return rc;
+            }
+            continue;
+        }
+        if (usable && now < tc->hold_until) { /* refresh failed recently; keep using the old one */
+            int rc = copy_token(tc, buf, size);
+            pthread_mutex_unlock(&tc->mu);
+            return rc;
+        }
+
+        /* this caller refreshes; everyone else waits or uses the old token */
+        tc->refreshing = 1;
+        pthread_mutex_unlock(&tc->mu);
+        char *fresh = NULL, why[160];
+        long long lifetime = 0, received = 0;
+        int rc = fetch_token(tc, &fresh, &lifetime, &received, why, sizeof why);
+        pthread_mutex_lock(&tc->mu);
+        tc->refreshing = 0;
+        tc->generation++;
+        if (rc == 0) {
+            wipe_free(tc->token);
+            tc->token = fresh;
+            long long margin = tc->margin_ms < lifetime / 5 ? tc->margin_ms : lifetime / 5;
+            long long guard = lifetime / 20 < 30000 ? lifetime / 20 : 30000; /* request in flight */
+            tc->refresh_at = received + lifetime - margin;
+            tc->usable_until = received + lifetime - guard;
+            tc->hold_until = 0;
+            tc->stats.refresh_ok++;
+            tc->stats.last_ok = time(NULL);
+            tc->stats.expires_at = tc->stats.last_ok + (time_t)(lifetime / 1000);
+            tc->stats.last_error = 0;
+            tc->stats.last_error_text[0] = 0;
+            metrics_inc("saasd_token_refresh_total", "outcome=\"ok\"");
+            char exp_text[24];
+            snprintf(exp_text, sizeof exp_text, "%lld", lifetime / 1000);
+            log_info("token", "access token refreshed", "tenant", tc->tenant_id, "client_id", tc->client_id,
+                     "expires_in_s", exp_text);
+        } else {
+            tc->stats.refresh_failed++;
+            tc->stats.last_error = rc;
+            snprintf(tc->stats.last_error_text, sizeof tc->stats.last_error_text, "%s", why);
+            tc->hold_until = mono_ms() + (rc == SAASD_EAUTH ? 10000 : 1000);
+            metrics_inc("saasd_token_refresh_total", rc == SAASD_EAUTH ? "outcome=\"refused\"" : "outcome=\"failed\"");
+        }
+        pthread_cond_broadcast(&tc->done);
+        if (rc != 0 && !(tc->token && mono_ms() < tc->usable_until)) {
+            pthread_mutex_unlock(&tc->mu);
+            return rc;
+        }
+        if (rc != 0)
+            log_warn("token", "refresh failed; using the current token until it expires", "reason", why);
+        rc = copy_token(tc, buf, size);
+        pthread_mutex_unlock(&tc->mu);
+        return rc;
+    }
+}
+
+int token_cache_invalidate(struct token_cache *tc, const char *token)
+{
+    int dropped = 0;
+    if (!tc || !token)
+        return 0;
+    pthread_mutex_lock(&tc->mu);
+    if (tc->token && !strcmp(tc->token, token)) {
+        wipe_free(tc->token);
+        tc->token = NULL;
+        tc->refresh_at = tc->usable_until = 0;
+        tc->hold_until = 0;
+        tc->stats.invalidations++;
+        tc->stats.expires_at = 0;
+        dropped = 1;
+    }
+    pthread_mutex_unlock(&tc->mu);
+    if (dropped)
+        log_warn("token", "the marketplace refused the access token; fetching a new one", "tenant", tc->tenant_id,
+                 "client_id", tc->client_id);
+    return dropped;
+}
+
+void token_cache_stats(struct token_cache *tc, struct token_cache_stats *out)
+{
+    pthread_mutex_lock(&tc->mu);
+    *out = tc->stats;
+    pthread_mutex_unlock(&tc->mu);
+}

@@ -1,0 +1,287 @@
+/* Admin API on the loopback listener; every request needs "Authorization: Bearer <admin key>".
+ *   GET  /admin/subscriptions                        local records
+ *   GET  /admin/subscriptions/{id}                   local record + Microsoft's current view
+ *   GET  /admin/subscriptions/{id}/history           audit trail (with rule hashes)
+ *   POST /admin/subscriptions/{id}/activate          activate a "pending" subscription
+ *   POST /admin/subscriptions/{id}/change-plan       {"planId": "..."}
+ *   POST /admin/subscriptions/{id}/change-quantity   {"quantity": n}
+ *   POST /admin/subscriptions/{id}/cancel
+ *   GET  /admin/outbox                               events waiting for a retry
+ *   POST /admin/outbox/{seq}/retry | /abandon
+ *   GET  /admin/rules                                active generation and file hashes
+ *   POST /admin/rules/reload
+ *   POST /admin/reconcile */
+#include "daemon/daemon.h"
+#include "daemon/flows.h"
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/httpd.h"
+#include "core/json_lenient.h"
+#include "core/log.h"
+#include "core/mp_client.h"
+#include "core/store.h"
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void reply_json(struct httpd_response *res, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    res->status = status;
+    res->content_type = "application/json";
+    res->body = text ? text : strdup("{}");
+    res->body_len = res->body ? strlen(res->body) : 0;
+    json_decref(body);
+}
+
+static void reply_error(struct httpd_response *res, int status, const char *message)
+{
+    reply_json(res, status, json_pack("{s:s}", "error", message));
+}
+
+static int authorized(struct daemon *d, const struct httpd_request *req)
+{
+    const char *auth = httpd_header(req, "Authorization");
+    const char *key = d->cfg->admin_key;
+    if (!auth || !key || strncasecmp(auth, "Bearer ", 7) != 0)
+        return 0;
+    const char *given = auth + 7;
+    return strlen(given) == strlen(key) && crypto_equal(given, key, strlen(key));
+}
+
+static int collect_json(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    json_t *j = json_loadb(val, vlen, 0, NULL);
+    if (j)
+        json_array_append_new(arg, j);
+    return 0;
+}
+
+static json_t *summary(json_t *rec)
+{
+    json_t *s = json_object();
+    const char *keys[] = {"id", "offerId", "planId", "quantity", "status", "ms_status", NULL};
+    for (int i = 0; keys[i]; i++)
+        if (json_object_get(rec, keys[i]))
+            json_object_set(s, keys[i], json_object_get(rec, keys[i]));
+    json_t *prov = json_object_get(json_object_get(rec, "provision"), "decision");
+    if (prov)
+        json_object_set(s, "provision", prov);
+    return s;
+}
+
+static void list_subscriptions(struct daemon *d, struct httpd_response *res)
+{
+    json_t *all = json_array();
+    store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_json, all);
+    json_t *out = json_array();
+    size_t i;
+    json_t *rec;
+    json_array_foreach(all, i, rec) json_array_append_new(out, summary(rec));
+    json_decref(all);
+    reply_json(res, 200, json_pack("{s:o}", "subscriptions", out));
+}
+
+struct outbox_item {
+    uint64_t seq;
+    json_t *list;
+};
+
+static uint64_t seq_of(const void *key, size_t klen)
+{
+    uint64_t v = 0;
+    const unsigned char *k = key;
+    for (size_t i = 0; i < klen && i < 8; i++)
+        v = v << 8 | k[i];
+    return v;
+}
+
+static int collect_outbox(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    json_t *j = json_loadb(val, vlen, 0, NULL);
+    if (j) {
+        json_object_set_new(j, "seq", json_integer((json_int_t)seq_of(key, klen)));
+        json_object_del(j, "payload");
+        json_array_append_new(arg, j);
+    }
+    return 0;
+}
+
+static void outbox_action(struct daemon *d, const char *seq_text, const char *verb, struct httpd_response *res)
+{
+    uint64_t seq = strtoull(seq_text, NULL, 10);
+    unsigned char key[8];
+    for (int i = 7; i >= 0; i--) {
+        key[i] = (unsigned char)(seq & 0xff);
+        seq >>= 8;
+    }
+    void *val = NULL;
+    size_t vlen = 0;
+    if (store_get(d->store, STORE_OUTBOX, key, sizeof key, &val, &vlen) != 0) {
+        reply_error(res, 404, "no such outbox entry");
+        return;
+    }
+    json_t *e = json_loadb(val, vlen, 0, NULL);
+    free(val);
+    const char *sub = json_string_value(json_object_get(e, "sub_id"));
+    const char *op = json_string_value(json_object_get(e, "op_id"));
+    struct store_batch *b = NULL;
+    int rc = e && sub ? store_batch_new(&b) : SAASD_EINVAL;
+    if (!rc && !strcmp(verb, "retry")) {
+        json_object_set_new(e, "next_at_ms", json_integer(0));
+        char *text = json_dumps(e, JSON_COMPACT);
+        rc = text ? store_batch_put(b, STORE_OUTBOX, key, sizeof key, text, strlen(text)) : SAASD_ENOMEM;
+        free(text);
+    } else if (!rc) {
+        rc = store_batch_del(b, STORE_OUTBOX, key, sizeof key);
+        json_t *audit = json_pack("{s:s, s:s, s:s, s:s}", "op_id", op ? op : "", "action",
+                                  json_string_value(json_object_get(e, "action")), "decision", "abandoned", "detail",
+                                  "an operator gave up on this event");
+        if (!rc)
+            rc = record_audit(b, sub, audit);
+        json_t *oprec = json_pack("{s:s, s:s}", "state", "abandoned", "sub_id", sub);
+        if (!rc && op)
+            rc = record_put_json(b, STORE_OPERATIONS, op, oprec);
+        json_decref(audit);
+        json_decref(oprec);
+    }
+    if (!rc)
+        rc = store_commit(d->store, b);
+    store_batch_free(b);
+    json_decref(e);
+    if (rc) {
+        reply_error(res, 500, saasd_strerror(rc));
+        return;
+    }
+    log_info("admin", !strcmp(verb, "retry") ? "outbox entry retried now" : "outbox entry abandoned", "sub_id", sub,
+             "op_id", op);
+    daemon_wake(d);
+    reply_json(res, 200, json_pack("{s:s}", "result", verb));
+}
+
+static void rules_info(struct daemon *d, struct httpd_response *res)
+{
+    struct engine_info *info = NULL;
+    if (engine_info(d->engine, &info) != 0) {
+        reply_error(res, 500, "engine unavailable");
+        return;
+    }
+    json_t *files = json_array();
+    for (size_t i = 0; i < info->nrules; i++)
+        json_array_append_new(files, json_pack("{s:s, s:s, s:s}", "offer", info->rules[i].offer_id, "file",
+                                               info->rules[i].file, "sha256", info->rules[i].sha256));
+    reply_json(res, 200, json_pack("{s:I, s:I, s:I, s:o}", "generation", (json_int_t)info->generation, "reloads_ok",
+                                   (json_int_t)info->reloads_ok, "reloads_failed", (json_int_t)info->reloads_failed,
+                                   "rules", files));
+    engine_info_free(info);
+}
+
+static void subscription_action(struct daemon *d, const char *sub_id, const char *verb, const struct httpd_request *req,
+                                struct httpd_response *res)
+{
+    const char *method = httpd_method(req);
+    if (!strcmp(method, "GET") && !*verb) {
+        json_t *rec = NULL, *ms = NULL;
+        struct mp_result mr = {0};
+        if (record_get_sub(d, sub_id, &rec) != 0)
+            rec = json_null();
+        if (mp_get_subscription(d->mp, sub_id, &mr) == 0) {
+            ms = take_body(&mr);
+        } else {
+            ms = json_pack("{s:s, s:I}", "error", mr.message, "http_status", (json_int_t)mr.status);
+            mp_result_clear(&mr);
+        }
+        reply_json(res, json_is_null(rec) && json_object_get(ms, "error") ? 404 : 200,
+                   json_pack("{s:o, s:o}", "local", rec, "microsoft", ms));
+        return;
+    }
+    if (!strcmp(method, "GET") && !strcmp(verb, "history")) {
+        json_t *audit = json_array();
+        store_scan(d->store, STORE_AUDIT, sub_id, strlen(sub_id), collect_json, audit);
+        reply_json(res, 200, json_pack("{s:s, s:o}", "subscription", sub_id, "audit", audit));
+        return;
+    }
+    if (strcmp(method, "POST") != 0) {
+        reply_error(res, 405, "use POST");
+        return;
+    }
+    size_t len = 0;
+    const char *body = httpd_body(req, &len);
+    json_t *args = len ? json_loadb(body, len, 0, NULL) : json_object();
+    if (!args) {
+        reply_error(res, 400, "body is not JSON");
+        return;
+    }
+    struct flow_outcome out;
+    json_t *op = NULL;
+    int rc;
+    char value[256] = "";
+    daemon_lock_sub(d, sub_id);
+    if (!strcmp(verb, "activate")) {
+        rc = flow_activate_pending(d, sub_id, &out);
+    } else if (!strcmp(verb, "change-plan") && !jl_string(args, "planId", value, sizeof value)) {
+        rc = flow_publisher_change(d, sub_id, "plan", value, &op, &out);
+    } else if (!strcmp(verb, "change-quantity") && !jl_string(args, "quantity", value, sizeof value)) {
+        rc = flow_publisher_change(d, sub_id, "quantity", value, &op, &out);
+    } else if (!strcmp(verb, "cancel")) {
+        rc = flow_publisher_change(d, sub_id, "cancel", "", &op, &out);
+    } else {
+        rc = SAASD_EINVAL;
+        snprintf(out.message, sizeof out.message, "unknown action or missing argument (planId / quantity)");
+    }
+    daemon_unlock_sub(d, sub_id);
+    json_decref(args);
+    log_info("admin", "subscription action", "sub_id", sub_id, "action", verb, "result",
+             rc ? saasd_strerror(rc) : out.decision);
+    if (rc) {
+        json_decref(op);
+        reply_json(res, rc == SAASD_EINVAL ? 400 : rc == SAASD_ENOTFOUND ? 404 : rc == SAASD_ECONFLICT ? 409 : 502,
+                   json_pack("{s:s, s:s}", "error", saasd_strerror(rc), "message", out.message));
+        return;
+    }
+    reply_json(res, 200, json_pack("{s:s, s:s, s:o}", "result", out.decision ? out.decision : "done", "message",
+                                   out.message, "operation", op ? op : json_null()));
+}
+
+void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
+{
+    struct daemon *d = arg;
+    if (!authorized(d, req)) {
+        log_warn("admin", "refused: missing or wrong admin key", "client_ip", httpd_client_ip(req));
+        reply_error(res, 401, "admin key required (Authorization: Bearer <key>)");
+        return;
+    }
+    const char *path = httpd_path(req);
+    const char *method = httpd_method(req);
+    char id[160], verb[64];
+    if (!strcmp(path, "/admin/subscriptions") && !strcmp(method, "GET")) {
+        list_subscriptions(d, res);
+    } else if (sscanf(path, "/admin/subscriptions/%159[^/]/%63s", id, verb) == 2) {
+        subscription_action(d, id, verb, req, res);
+    } else if (sscanf(path, "/admin/subscriptions/%159[^/]", id) == 1) {
+        subscription_action(d, id, "", req, res);
+    } else if (!strcmp(path, "/admin/outbox") && !strcmp(method, "GET")) {
+        json_t *items = json_array();
+        store_scan(d->store, STORE_OUTBOX, NULL, 0, collect_outbox, items);
+        reply_json(res, 200, json_pack("{s:o}", "outbox", items));
+    } else if (sscanf(path, "/admin/outbox/%31[0-9]/%63s", id, verb) == 2 && !strcmp(method, "POST") &&
+               (!strcmp(verb, "retry") || !strcmp(verb, "abandon"))) {
+        outbox_action(d, id, verb, res);
+    } else if (!strcmp(path, "/admin/rules") && !strcmp(method, "GET")) {
+        rules_info(d, res);
+    } else if (!strcmp(path, "/admin/rules/reload") && !strcmp(method, "POST")) {
+        int rc = engine_reload(d->engine);
+        reply_json(res, rc ? 422 : 200, json_pack("{s:s}", "result", rc ? "rules NOT changed (see log)" : "reloaded"));
+    } else if (!strcmp(path, "/admin/reconcile") && !strcmp(method, "POST")) {
+        int drift = 0;
+        int rc = reconcile_once(d, &drift);
+        reply_json(res, rc ? 502 : 200, json_pack("{s:s, s:i}", "result", rc ? saasd_strerror(rc) : "ok", "drift", drift));
+    } else {
+        reply_error(res, 404, "no such admin path");
+    }
+}

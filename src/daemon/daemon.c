@@ -1,0 +1,274 @@
+/* Daemon assembly: builds every component from the config, routes the public listener, and
+ * tears everything down in reverse order. */
+#include "daemon/daemon.h"
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/httpd.h"
+#include "core/jwt.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/mp_client.h"
+#include "core/store.h"
+#include "core/token_cache.h"
+#include "engine/engine.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static unsigned stripe_of(const char *sub_id)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (const char *p = sub_id; p && *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % DAEMON_SUB_STRIPES;
+}
+
+void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[stripe_of(sub_id)]); }
+void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[stripe_of(sub_id)]); }
+
+static int count_entries(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (*(long *)arg)++;
+    return 0;
+}
+
+static void healthz(struct daemon *d, struct httpd_response *res)
+{
+    /* Store writable: a tiny durable write. Rules loaded: a generation exists. Token: last
+     * refresh did not fail (or none was needed yet). */
+    struct store_batch *b = NULL;
+    char now[32];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms());
+    int store_ok = store_batch_new(&b) == 0 && store_batch_put(b, STORE_META, "healthz", 7, now, strlen(now)) == 0 &&
+                   store_commit(d->store, b) == 0;
+    store_batch_free(b);
+    struct engine_info *info = NULL;
+    int rules_ok = engine_info(d->engine, &info) == 0 && info->generation > 0;
+    unsigned long long generation = info ? (unsigned long long)info->generation : 0;
+    engine_info_free(info);
+    struct token_cache_stats ts;
+    token_cache_stats(d->tokens, &ts);
+    int token_ok = ts.last_error == 0;
+    int ok = store_ok && rules_ok && token_ok;
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"status\":\"%s\",\"store_writable\":%s,\"rules_loaded\":%s,\"rules_generation\":%llu,"
+             "\"last_token_fetch_ok\":%s,\"uptime_s\":%lld}",
+             ok ? "ok" : "degraded", store_ok ? "true" : "false", rules_ok ? "true" : "false", generation,
+             token_ok ? "true" : "false", (long long)(time(NULL) - d->started_at));
+    httpd_set_body(res, ok ? 200 : 503, NULL, body);
+}
+
+static void metrics_page(struct daemon *d, struct httpd_response *res)
+{
+    long inbox = 0, outbox = 0;
+    store_scan(d->store, STORE_INBOX, NULL, 0, count_entries, &inbox);
+    store_scan(d->store, STORE_OUTBOX, NULL, 0, count_entries, &outbox);
+    metrics_set("saasd_inbox_depth", NULL, (double)inbox);
+    metrics_set("saasd_outbox_depth", NULL, (double)outbox);
+    struct store_stats ss;
+    store_get_stats(d->store, &ss);
+    metrics_set("saasd_store_batches_total", NULL, (double)ss.batches);
+    metrics_set("saasd_store_transactions_total", NULL, (double)ss.transactions);
+    struct token_cache_stats ts;
+    token_cache_stats(d->tokens, &ts);
+    metrics_set("saasd_token_refreshes_total", "result=\"ok\"", (double)ts.refresh_ok);
+    metrics_set("saasd_token_refreshes_total", "result=\"failed\"", (double)ts.refresh_failed);
+    struct jwt_stats js;
+    jwt_verifier_stats(d->jwt, &js);
+    metrics_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
+    metrics_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
+    metrics_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
+
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    if (metrics_render(&text, &len) != 0) {
+        httpd_set_body(res, 500, "text/plain", "metrics unavailable\n");
+        return;
+    }
+    cap = len + 1;
+    engine_metrics(d->engine, &text, &len, &cap);
+    res->status = 200;
+    res->content_type = "text/plain; version=0.0.4";
+    res->body = text;
+    res->body_len = len;
+}
+
+static void public_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
+{
+    struct daemon *d = arg;
+    const char *path = httpd_path(req);
+    if (!strcmp(path, "/webhook"))
+        webhook_handle(d, req, res);
+    else if (!strcmp(path, "/landing"))
+        landing_handle(d, req, res);
+    else if (!strcmp(path, "/healthz"))
+        healthz(d, res);
+    else if (!strcmp(path, "/metrics"))
+        metrics_page(d, res);
+    else
+        httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
+}
+
+/* The admin key file is created on first start with a random key, readable by the owner only. */
+static int ensure_admin_key(struct saasd_config *cfg)
+{
+    if (!cfg->admin_enabled || cfg->admin_key || !cfg->admin_key_file)
+        return 0;
+    uint8_t raw[24];
+    char *key = NULL;
+    if (crypto_random(raw, sizeof raw) || crypto_base64url_encode(raw, sizeof raw, &key))
+        return SAASD_EINTERNAL;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cfg->admin_key_file);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = 0;
+        mkdir(dir, 0700);
+    }
+    int fd = open(cfg->admin_key_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        free(key);
+        log_error("daemon", "cannot create the admin key file", "path", cfg->admin_key_file);
+        return SAASD_EIO;
+    }
+    ssize_t w = write(fd, key, strlen(key));
+    close(fd);
+    if (w != (ssize_t)strlen(key)) {
+        free(key);
+        return SAASD_EIO;
+    }
+    cfg->admin_key = key;
+    log_info("daemon", "created a random admin key", "path", cfg->admin_key_file);
+    return 0;
+}
+
+static void describe_metrics(void)
+{
+    metrics_describe("saasd_webhooks_total", "counter", "Webhook calls by action and outcome.");
+    metrics_describe("saasd_events_processed_total", "counter", "Inbox events processed by action and outcome.");
+    metrics_describe("saasd_outbox_retries_total", "counter", "Events postponed for a retry.");
+    metrics_describe("saasd_inbox_depth", "gauge", "Webhook events waiting in the inbox.");
+    metrics_describe("saasd_outbox_depth", "gauge", "Events waiting for a retry.");
+    metrics_describe("saasd_landing_total", "counter", "Landing page visits by outcome.");
+    metrics_describe("saasd_rule_decisions_total", "counter", "Rule decisions by offer, handler and outcome.");
+    metrics_describe("saasd_drift_total", "counter", "Differences found between local and Microsoft state.");
+    metrics_describe("saasd_token_refreshes_total", "gauge", "Entra ID token refreshes by result.");
+    metrics_describe("saasd_jwt_verifications_total", "gauge", "Webhook bearer verifications by result.");
+}
+
+int daemon_start(struct saasd_config *cfg, struct daemon **out)
+{
+    struct daemon *d = calloc(1, sizeof *d);
+    if (!d)
+        return SAASD_ENOMEM;
+    d->cfg = cfg;
+    d->started_at = time(NULL);
+    pthread_mutex_init(&d->work_lock, NULL);
+    pthread_cond_init(&d->work_cond, NULL);
+    for (int i = 0; i < DAEMON_SUB_STRIPES; i++)
+        pthread_mutex_init(&d->sub_locks[i], NULL);
+    log_set_level((enum log_level)cfg->log_level);
+    describe_metrics();
+
+    int rc = ensure_admin_key(cfg);
+    if (rc)
+        goto fail;
+    mkdir(cfg->data_dir, 0700);
+    if ((rc = store_open(cfg->data_dir, NULL, &d->store)) != 0) {
+        log_error("daemon", "cannot open the store", "dir", cfg->data_dir, "error", saasd_strerror(rc));
+        goto fail;
+    }
+    struct http_client_options ho = {0};
+    if ((rc = http_client_new(&ho, &d->http)) != 0)
+        goto fail;
+    struct token_cache_options to;
+    token_cache_options_from_config(cfg, &to);
+    if ((rc = token_cache_new(&to, d->http, &d->tokens)) != 0)
+        goto fail;
+    struct mp_client_options mo;
+    mp_client_options_from_config(cfg, &mo);
+    mo.max_attempts = cfg->mp_max_attempts;
+    mo.backoff_base_ms = cfg->mp_retry_base_ms;
+    mo.backoff_cap_ms = cfg->mp_retry_cap_ms;
+    mo.poll_interval_ms = cfg->mp_poll_interval_ms;
+    if ((rc = mp_client_new(&mo, d->http, d->tokens, &d->mp)) != 0)
+        goto fail;
+    struct jwt_verifier_options jo = {
+        .tenant_id = cfg->webhook_tenant,
+        .audience = cfg->webhook_audience,
+        .app_id = cfg->webhook_app_id,
+        .authority_url = cfg->authority_url,
+        .jwks_url = cfg->jwks_url,
+        .skew_s = cfg->jwt_skew_s,
+        .http = d->http,
+    };
+    if ((rc = jwt_verifier_new(&jo, &d->jwt)) != 0)
+        goto fail;
+    struct engine_options eo = {
+        .rules_dir = cfg->rules_dir,
+        .cpu_ms = cfg->rule_cpu_ms,
+        .memory = cfg->rule_memory,
+        .http_allow = cfg->http_allow,
+        .http_timeout_ms = cfg->rule_http_timeout_ms,
+        .store = d->store,
+        .http = d->http,
+    };
+    if ((rc = engine_open(&eo, &d->engine)) != 0) {
+        log_error("daemon", "rules could not be loaded", "dir", cfg->rules_dir, "error", saasd_strerror(rc));
+        goto fail;
+    }
+    engine_watch_start(d->engine);
+    if ((rc = inbox_start(d)) != 0)
+        goto fail;
+    struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port, .max_body = cfg->max_body};
+    if ((rc = httpd_start(&po, public_handler, d, &d->public_httpd)) != 0)
+        goto fail;
+    if (cfg->admin_enabled) {
+        struct httpd_options ao = {.bind_addr = cfg->admin_addr, .port = (unsigned short)cfg->admin_port, .max_body = 64 * 1024};
+        if ((rc = httpd_start(&ao, admin_handle, d, &d->admin_httpd)) != 0)
+            goto fail;
+    }
+    reconcile_start(d);
+    char port[16], aport[16];
+    snprintf(port, sizeof port, "%u", httpd_port(d->public_httpd));
+    snprintf(aport, sizeof aport, "%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
+    log_info("daemon", "serving", "listen", cfg->listen_addr, "port", port, "admin_port", aport, "rules", cfg->rules_dir,
+             "marketplace", cfg->marketplace_url);
+    *out = d;
+    return 0;
+fail:
+    daemon_stop(d);
+    return rc;
+}
+
+void daemon_stop(struct daemon *d)
+{
+    if (!d)
+        return;
+    httpd_stop(d->public_httpd); /* no new work */
+    httpd_stop(d->admin_httpd);
+    pthread_mutex_lock(&d->work_lock);
+    d->stopping = 1;
+    pthread_cond_broadcast(&d->work_cond);
+    pthread_mutex_unlock(&d->work_lock);
+    if (d->reconciler_started)
+        pthread_join(d->reconciler, NULL);
+    if (d->workers)
+        inbox_stop(d);
+    engine_close(d->engine);
+    jwt_verifier_free(d->jwt);
+    mp_client_free(d->mp);
+    token_cache_free(d->tokens);
+    http_client_free(d->http);
+    store_close(d->store);
+    config_free(d->cfg);
+    free(d);
+}

@@ -1,0 +1,92 @@
+/* The running daemon: every long-lived component and the threads that drive them.
+ * One instance per process; its HTTP handlers, inbox workers and the reconciler receive it. */
+#ifndef SAASD_DAEMON_H
+#define SAASD_DAEMON_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+struct saasd_config;
+struct store;
+struct store_batch;
+struct http_client;
+struct token_cache;
+struct mp_client;
+struct jwt_verifier;
+struct engine;
+struct httpd;
+struct httpd_request;
+struct httpd_response;
+
+#define DAEMON_SUB_STRIPES 64
+
+struct daemon {
+    struct saasd_config *cfg;
+    struct store *store;
+    struct http_client *http;
+    struct token_cache *tokens;
+    struct mp_client *mp;
+    struct jwt_verifier *jwt;
+    struct engine *engine;
+    struct httpd *public_httpd;
+    struct httpd *admin_httpd;
+
+    /* Inbox workers wait on work_cond; webhooks and the retry timer signal it. */
+    pthread_mutex_t work_lock;
+    pthread_cond_t work_cond;
+    int stopping;
+    uint64_t work_generation;      /* bumped on every wake-up so sleeping workers re-scan */
+    pthread_t *workers;
+    int nworkers;
+    char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */
+    pthread_t reconciler;
+    int reconciler_started;
+
+    /* Landing page, admin actions and inbox events of one subscription never interleave. */
+    pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];
+
+    time_t started_at;
+};
+
+/* Build every component from cfg (which the daemon then owns) and start listeners and threads. */
+int daemon_start(struct saasd_config *cfg, struct daemon **out);
+/* Stop listeners, finish in-flight work, close the store. */
+void daemon_stop(struct daemon *d);
+
+/* Wake the inbox workers (a webhook was stored, an operator asked for a retry). */
+void daemon_wake(struct daemon *d);
+
+/* Per-subscription critical section. */
+void daemon_lock_sub(struct daemon *d, const char *sub_id);
+void daemon_unlock_sub(struct daemon *d, const char *sub_id);
+
+/* HTTP entry points (public listener and admin listener). */
+void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
+void landing_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
+void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res);
+
+/* Inbox workers (inbox.c). */
+int inbox_start(struct daemon *d);
+void inbox_stop(struct daemon *d);
+
+/* Reconciliation (reconcile.c): one pass; counts drift. Fills *drift when not NULL. */
+int reconcile_once(struct daemon *d, int *drift);
+int reconcile_start(struct daemon *d);
+
+/* Records (records.c): local subscription records, operation records and the audit trail. */
+/* The local record of a subscription (a JSON object, new reference) or SAASD_ENOTFOUND. */
+int record_get_sub(struct daemon *d, const char *sub_id, json_t **out);
+/* Append an audit entry for sub_id to batch: {time, op_id, action, decision, detail, rule file + sha256}. */
+int record_audit(struct store_batch *b, const char *sub_id, json_t *entry);
+/* Serialize obj into batch under (db, key). */
+int record_put_json(struct store_batch *b, int db, const char *key, json_t *obj);
+/* Take the parsed body out of a marketplace result (new reference owned by the caller). */
+struct mp_result;
+json_t *take_body(struct mp_result *r);
+/* Wall clock in milliseconds. */
+int64_t now_ms(void);
+
+#endif

@@ -1,0 +1,251 @@
+/* Inbox workers: take stored webhook events in arrival order and act on them (flows.c).
+ * An event that cannot be finished now moves to the outbox with a retry time (exponential
+ * backoff, capped); workers pick outbox entries up when they are due, across restarts, until
+ * they succeed or an operator abandons them. Events of one subscription are handled in order
+ * and never concurrently. Removing an event and applying its effects is one store batch. */
+#include "daemon/daemon.h"
+#include "daemon/flows.h"
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRY_BASE_MS 1000
+#define RETRY_CAP_MS (5 * 60 * 1000)
+#define MAX_SKIPPED_SUBS 256
+
+struct work {
+    enum store_db db;
+    unsigned char key[64];
+    size_t klen;
+    json_t *entry;
+};
+
+struct scan_state {
+    struct daemon *d;
+    struct work *w;
+    int64_t now;
+    int64_t next_due;                 /* earliest retry time seen, for the sleep */
+    char skipped[MAX_SKIPPED_SUBS][64];
+    int nskipped;
+    int found;
+};
+
+static int sub_is_busy(struct scan_state *s, const char *sub)
+{
+    for (int i = 0; i < s->d->nworkers; i++)
+        if (!strcmp(s->d->inflight_subs[i], sub))
+            return 1;
+    for (int i = 0; i < s->nskipped; i++)
+        if (!strcmp(s->skipped[i], sub))
+            return 1;
+    return 0;
+}
+
+static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct scan_state *s = arg;
+    json_t *e = json_loadb(val, vlen, 0, NULL);
+    const char *sub = json_string_value(json_object_get(e, "sub_id"));
+    if (!e || !sub || klen > sizeof s->w->key) {
+        json_decref(e);
+        return 0;
+    }
+    int64_t due = json_integer_value(json_object_get(e, "next_at_ms"));
+    int take = !sub_is_busy(s, sub) && due <= s->now;
+    if (!take) {
+        /* Later events of the same subscription wait for this one. */
+        if (s->nskipped < MAX_SKIPPED_SUBS)
+            snprintf(s->skipped[s->nskipped++], 64, "%s", sub);
+        if (due > s->now && (!s->next_due || due < s->next_due))
+            s->next_due = due;
+        json_decref(e);
+        return 0;
+    }
+    memcpy(s->w->key, key, klen);
+    s->w->klen = klen;
+    s->w->entry = e;
+    s->found = 1;
+    return 1;
+}
+
+/* Called with work_lock held. */
+static int find_work(struct daemon *d, struct work *w, int64_t *next_due)
+{
+    struct scan_state s = {.d = d, .w = w, .now = now_ms()};
+    w->db = STORE_INBOX;
+    store_scan(d->store, STORE_INBOX, NULL, 0, consider, &s);
+    if (!s.found) {
+        w->db = STORE_OUTBOX;
+        store_scan(d->store, STORE_OUTBOX, NULL, 0, consider, &s);
+    }
+    *next_due = s.next_due;
+    return s.found;
+}
+
+static int64_t backoff_ms(int attempts)
+{
+    int64_t ms = RETRY_BASE_MS;
+    for (int i = 1; i < attempts && ms < RETRY_CAP_MS; i++)
+        ms *= 2;
+    ms = ms > RETRY_CAP_MS ? RETRY_CAP_MS : ms;
+    return ms + rand() % (ms / 4 + 1); /* jitter: retries of many events spread out */
+}
+
+/* The event could not be finished: keep it, durably, in the outbox with its next retry time. */
+static int postpone(struct daemon *d, struct work *w, const char *why)
+{
+    json_t *e = w->entry;
+    int attempts = (int)json_integer_value(json_object_get(e, "attempts")) + 1;
+    json_object_set_new(e, "attempts", json_integer(attempts));
+    json_object_set_new(e, "next_at_ms", json_integer(now_ms() + backoff_ms(attempts)));
+    json_object_set_new(e, "last_error", json_string(why));
+    const char *op_id = json_string_value(json_object_get(e, "op_id"));
+    char *text = json_dumps(e, JSON_COMPACT);
+    json_t *oprec = json_pack("{s:s, s:s, s:s, s:i, s:s}", "state", "retrying", "action",
+                              json_string_value(json_object_get(e, "action")), "sub_id",
+                              json_string_value(json_object_get(e, "sub_id")), "attempts", attempts, "last_error", why);
+    struct store_batch *b = NULL;
+    int rc = text && oprec ? store_batch_new(&b) : SAASD_ENOMEM;
+    if (!rc) {
+        if (w->db == STORE_OUTBOX) {
+            rc = store_batch_put(b, STORE_OUTBOX, w->key, w->klen, text, strlen(text));
+        } else {
+            rc = store_batch_del(b, STORE_INBOX, w->key, w->klen);
+            if (!rc)
+                rc = store_batch_append(b, STORE_OUTBOX, NULL, 0, text, strlen(text));
+        }
+        if (!rc && op_id)
+            rc = record_put_json(b, STORE_OPERATIONS, op_id, oprec);
+        if (!rc)
+            rc = store_commit(d->store, b);
+    }
+    store_batch_free(b);
+    free(text);
+    json_decref(oprec);
+    metrics_inc("saasd_outbox_retries_total", NULL);
+    char attempts_text[16];
+    snprintf(attempts_text, sizeof attempts_text, "%d", attempts);
+    log_warn("inbox", "event postponed; will retry", "op_id", op_id, "attempts", attempts_text, "error", why);
+    return rc;
+}
+
+static void handle(struct daemon *d, struct work *w)
+{
+    const char *sub = json_string_value(json_object_get(w->entry, "sub_id"));
+    const char *action = json_string_value(json_object_get(w->entry, "action"));
+    struct store_batch *b = NULL;
+    struct flow_outcome out;
+    daemon_lock_sub(d, sub);
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_del(b, w->db, w->key, w->klen);
+    if (!rc)
+        rc = flow_process_event(d, w->entry, b, &out);
+    if (!rc)
+        rc = store_commit(d->store, b);
+    store_batch_free(b);
+    char labels[128];
+    snprintf(labels, sizeof labels, "action=\"%s\",outcome=\"%s\"", action ? action : "-",
+             rc ? "retry" : out.decision ? out.decision : "done");
+    metrics_inc("saasd_events_processed_total", labels);
+    if (rc)
+        postpone(d, w, rc == SAASD_ERETRY && out.message[0] ? out.message : saasd_strerror(rc));
+    daemon_unlock_sub(d, sub);
+}
+
+struct worker_arg {
+    struct daemon *d;
+    int index;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker_arg *wa = arg;
+    struct daemon *d = wa->d;
+    int me = wa->index;
+    free(wa);
+    pthread_mutex_lock(&d->work_lock);
+    while (!d->stopping) {
+        struct work w = {0};
+        int64_t next_due = 0;
+        if (!find_work(d, &w, &next_due)) {
+            /* Sleep until woken by a new event, or until the earliest retry is due. */
+            int64_t wait_ms = next_due ? next_due - now_ms() : 1000;
+            wait_ms = wait_ms < 10 ? 10 : wait_ms > 1000 ? 1000 : wait_ms;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += wait_ms / 1000;
+            until.tv_nsec += (wait_ms % 1000) * 1000000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            uint64_t gen = d->work_generation;
+            while (!d->stopping && gen == d->work_generation)
+                if (pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == ETIMEDOUT)
+                    break;
+            continue;
+        }
+        snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
+        pthread_mutex_unlock(&d->work_lock);
+        handle(d, &w);
+        json_decref(w.entry);
+        pthread_mutex_lock(&d->work_lock);
+        d->inflight_subs[me][0] = 0;
+    }
+    pthread_mutex_unlock(&d->work_lock);
+    return NULL;
+}
+
+int inbox_start(struct daemon *d)
+{
+    d->nworkers = d->cfg->workers > 0 ? d->cfg->workers : 1;
+    d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
+    d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
+    if (!d->workers || !d->inflight_subs)
+        return SAASD_ENOMEM;
+    for (int i = 0; i < d->nworkers; i++) {
+        struct worker_arg *wa = malloc(sizeof *wa);
+        if (!wa)
+            return SAASD_ENOMEM;
+        wa->d = d;
+        wa->index = i;
+        if (pthread_create(&d->workers[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            d->nworkers = i;
+            return SAASD_EINTERNAL;
+        }
+    }
+    return 0;
+}
+
+void inbox_stop(struct daemon *d)
+{
+    pthread_mutex_lock(&d->work_lock);
+    d->stopping = 1;
+    pthread_cond_broadcast(&d->work_cond);
+    pthread_mutex_unlock(&d->work_lock);
+    for (int i = 0; i < d->nworkers; i++)
+        pthread_join(d->workers[i], NULL);
+    free(d->workers);
+    free(d->inflight_subs);
+    d->workers = NULL;
+    d->inflight_subs = NULL;
+    d->nworkers = 0;
+}
+
+void daemon_wake(struct daemon *d)
+{
+    pthread_mutex_lock(&d->work_lock);
+    d->work_generation++;
+    pthread_cond_broadcast(&d->work_cond);
+    pthread_mutex_unlock(&d->work_lock);
+}

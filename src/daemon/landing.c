@@ -1,0 +1,141 @@
+/* GET /landing?token=…: the customer arrives from Microsoft after buying (contract §3.3-3.5).
+ * Resolve the token, keep the subscription, ask the offer's provision rule, activate, and tell
+ * the customer what happened. A decision is made once per subscription: reloads and double
+ * clicks see the stored decision instead of running provision or Activate again. */
+#include "daemon/daemon.h"
+#include "daemon/flows.h"
+#include "daemon/html.h"
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/httpd.h"
+#include "core/json_lenient.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/mp_client.h"
+#include "core/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void page(struct httpd_response *res, int status, const char *title, const char *message,
+                 const char *link_text, const char *link)
+{
+    char *html = html_page(title, message, link_text, link);
+    httpd_set_body(res, status, "text/html; charset=utf-8", html ? html : "");
+    free(html);
+}
+
+static void count(const char *outcome)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "outcome=\"%s\"", outcome);
+    metrics_inc("saasd_landing_total", labels);
+}
+
+/* Render a stored provisioning decision (first visit or any later one). */
+static void render_decision(struct httpd_response *res, json_t *local)
+{
+    json_t *prov = json_object_get(local, "provision");
+    const char *decision = json_string_value(json_object_get(prov, "decision"));
+    const char *message = json_string_value(json_object_get(prov, "message"));
+    const char *redirect = json_string_value(json_object_get(prov, "redirect"));
+    const char *status = json_string_value(json_object_get(local, "status"));
+    if (decision && !strcmp(decision, "activated") && status && !strcmp(status, "Unsubscribed")) {
+        page(res, 200, "Subscription cancelled", "This subscription has been cancelled.", NULL, NULL);
+    } else if (decision && !strcmp(decision, "activated")) {
+        if (redirect && (!strncmp(redirect, "https://", 8) || !strncmp(redirect, "http://", 7))) {
+            httpd_add_header(res, "Location", redirect);
+            page(res, 302, "Your subscription is active", message ? message : "Your subscription is active.",
+                 "Continue to the application", redirect);
+        } else {
+            page(res, 200, "Your subscription is active", message ? message : "Your subscription is active. You can close this page.",
+                 NULL, NULL);
+        }
+    } else if (decision && !strcmp(decision, "pending")) {
+        page(res, 200, "We are setting up your account",
+             message ? message : "Your purchase is waiting for approval. We will activate it and let you know.", NULL, NULL);
+    } else if (decision && !strcmp(decision, "rejected")) {
+        page(res, 200, "We could not accept this subscription",
+             message ? message : "This purchase cannot be fulfilled. Please contact the vendor.", NULL, NULL);
+    } else {
+        page(res, 200, "Subscription", "Your subscription is known to us.", NULL, NULL);
+    }
+}
+
+void landing_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
+{
+    char request_id[CRYPTO_UUID_LEN];
+    crypto_uuid(request_id);
+    const char *token = httpd_query(req, "token"); /* decoded exactly once, '+' kept */
+    if (!token || !*token) {
+        count("missing_token");
+        page(res, 400, "This link is incomplete",
+             "The sign-up link has no token. Open your subscription in the Azure portal or the Microsoft 365 admin "
+             "center and choose \"Configure account\" again.", NULL, NULL);
+        return;
+    }
+
+    struct mp_result mr = {0};
+    int rc = mp_resolve(d->mp, token, &mr);
+    if (rc) {
+        int expired = mr.status == 400 || mr.status == 403 || mr.status == 404;
+        log_warn("landing", expired ? "token refused by Microsoft" : "resolve failed", "request_id", request_id,
+                 "error", saasd_strerror(rc), "ms_request_id", mr.request_id, "detail", mr.message);
+        mp_result_clear(&mr);
+        count(expired ? "invalid_token" : "resolve_error");
+        if (expired)
+            page(res, 400, "This sign-up link has expired or is not valid",
+                 "Open your subscription in the Azure portal or the Microsoft 365 admin center and choose "
+                 "\"Configure account\" (or \"Manage account\") again to get a fresh link.", NULL, NULL);
+        else
+            page(res, 503, "Please try again in a minute",
+                 "We could not reach Microsoft to confirm your purchase. Reload this page in a minute.", NULL, NULL);
+        return;
+    }
+    json_t *resolved = take_body(&mr);
+
+    char sub_id[128];
+    if (jl_string(resolved, "id", sub_id, sizeof sub_id)) {
+        json_decref(resolved);
+        count("resolve_error");
+        page(res, 502, "Please try again in a minute", "Microsoft's answer did not name a subscription.", NULL, NULL);
+        return;
+    }
+    json_t *snapshot = jl_get(resolved, "subscription");
+    json_incref(snapshot);
+    if (!json_is_object(snapshot)) {
+        json_decref(snapshot);
+        snapshot = NULL;
+        int grc = mp_get_subscription(d->mp, sub_id, &mr);
+        snapshot = take_body(&mr);
+        if (grc != 0 || !snapshot) {
+            json_decref(resolved);
+            count("resolve_error");
+            page(res, 503, "Please try again in a minute", "We could not read your subscription from Microsoft.", NULL, NULL);
+            return;
+        }
+    }
+    json_decref(resolved);
+
+    daemon_lock_sub(d, sub_id);
+    struct flow_outcome out;
+    rc = flow_provision(d, sub_id, snapshot, request_id, &out);
+    json_t *local = NULL;
+    if (rc == 0 && record_get_sub(d, sub_id, &local) == 0) {
+        count(out.ran_rule ? out.decision : "repeat");
+        render_decision(res, local);
+    } else if (rc == SAASD_ECONFLICT) {
+        count("not_pending");
+        page(res, 200, out.title, out.message, NULL, NULL);
+    } else {
+        count("error");
+        page(res, 503, "We could not finish setting up your account",
+             "Something went wrong on our side. Reload this page in a minute; nothing was charged twice.", NULL, NULL);
+    }
+    daemon_unlock_sub(d, sub_id);
+    json_decref(local);
+    json_decref(snapshot);
+}

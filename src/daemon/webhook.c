@@ -1,0 +1,158 @@
+/* POST /webhook: Microsoft's notifications (contract §5). The request is answered 200 only
+ * after the event is durably in the inbox; the work happens later in the inbox workers.
+ *   1. bearer JWT verified (401, no detail, otherwise)
+ *   2. body parsed leniently; id, subscriptionId, action required (400 otherwise)
+ *   3. deduplicated on the operation id and stored, in one group-committed batch
+ *   4. 200; a duplicate is answered 200 and not stored again. */
+#include "daemon/daemon.h"
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/httpd.h"
+#include "core/json_lenient.h"
+#include "core/jwt.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/store.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const known_actions[] = {"ChangePlan", "ChangeQuantity", "Reinstate", "Renew",
+                                            "Suspend", "Unsubscribe", "Subscribe", NULL};
+
+static const char *canonical_action(const char *a)
+{
+    for (int i = 0; known_actions[i]; i++)
+        if (!strcasecmp(a, known_actions[i]))
+            return known_actions[i];
+    return NULL;
+}
+
+static void count(const char *action, const char *outcome)
+{
+    char labels[128];
+    snprintf(labels, sizeof labels, "action=\"%s\",outcome=\"%s\"", action, outcome);
+    metrics_inc("saasd_webhooks_total", labels);
+}
+
+static void answer(struct httpd_response *res, int status, const char *code, const char *message)
+{
+    char body[512];
+    if (code)
+        snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+    else
+        body[0] = 0;
+    httpd_set_body(res, status, NULL, body);
+}
+
+void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
+{
+    char request_id[CRYPTO_UUID_LEN];
+    crypto_uuid(request_id);
+    httpd_add_header(res, "x-request-id", request_id);
+
+    if (strcmp(httpd_method(req), "POST") != 0) {
+        answer(res, 405, "MethodNotAllowed", "use POST");
+        return;
+    }
+    const char *auth = httpd_header(req, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        log_warn("webhook", "refused: no bearer token", "request_id", request_id, "reason", "missing_token",
+                 "client_ip", httpd_client_ip(req));
+        count("-", "unauthorized");
+        answer(res, 401, NULL, NULL);
+        return;
+    }
+    const char *token = auth + 7;
+    struct jwt_claims claims;
+    int rc = jwt_verify(d->jwt, token, strlen(token), &claims);
+    if (rc != 0) {
+        log_warn("webhook", "refused: bearer token not valid", "request_id", request_id,
+                 "reason", jwt_reason_name(rc), "client_ip", httpd_client_ip(req));
+        count("-", "unauthorized");
+        answer(res, 401, NULL, NULL);
+        return;
+    }
+
+    size_t len = 0;
+    const char *body = httpd_body(req, &len);
+    json_error_t jerr;
+    json_t *payload = json_loadb(body, len, 0, &jerr);
+    if (!payload || !json_is_object(payload)) {
+        log_warn("webhook", "refused: body is not a JSON object", "request_id", request_id, "error", jerr.text);
+        count("-", "malformed");
+        json_decref(payload);
+        answer(res, 400, "BadRequest", "body is not a JSON object");
+        return;
+    }
+    char op_id[128], sub_id[128], action_text[64], offer_id[128] = "";
+    /* Pre-2020 payloads called the operation id operationId (§5.4). */
+    int missing = (jl_string(payload, "id", op_id, sizeof op_id) && jl_string(payload, "operationId", op_id, sizeof op_id)) ||
+                  jl_string(payload, "subscriptionId", sub_id, sizeof sub_id) ||
+                  jl_string(payload, "action", action_text, sizeof action_text);
+    if (missing) {
+        log_warn("webhook", "refused: id, subscriptionId and action are required", "request_id", request_id);
+        count("-", "malformed");
+        json_decref(payload);
+        answer(res, 400, "BadRequest", "id, subscriptionId and action are required");
+        return;
+    }
+    jl_string(payload, "offerId", offer_id, sizeof offer_id);
+    const char *action = canonical_action(action_text);
+    if (!action) {
+        /* A 4xx could be read as a rejection (§5.3): acknowledge and log. */
+        log_warn("webhook", "unknown action acknowledged and ignored", "request_id", request_id, "op_id", op_id,
+                 "sub_id", sub_id, "action", action_text);
+        count("unknown", "ignored");
+        json_decref(payload);
+        answer(res, 200, NULL, NULL);
+        return;
+    }
+
+    json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:O}", "op_id", op_id, "sub_id", sub_id,
+                              "action", action, "offer_id", offer_id, "request_id", request_id,
+                              "received_at", (json_int_t)now_ms(), "attempts", 0, "payload", payload);
+    json_t *op = json_pack("{s:s, s:s, s:s, s:I}", "state", "queued", "action", action, "sub_id", sub_id,
+                           "received_at", (json_int_t)now_ms());
+    char *entry_text = entry ? json_dumps(entry, JSON_COMPACT) : NULL;
+    char *op_text = op ? json_dumps(op, JSON_COMPACT) : NULL;
+    struct store_batch *b = NULL;
+    rc = SAASD_ENOMEM;
+    if (entry_text && op_text && store_batch_new(&b) == 0) {
+        rc = store_batch_require_absent(b, STORE_OPERATIONS, op_id, strlen(op_id));
+        if (!rc)
+            rc = store_batch_put(b, STORE_OPERATIONS, op_id, strlen(op_id), op_text, strlen(op_text));
+        if (!rc)
+            rc = store_batch_append(b, STORE_INBOX, "", 0, entry_text, strlen(entry_text));
+        if (!rc)
+            rc = store_commit(d->store, b); /* returns once durable */
+    }
+    store_batch_free(b);
+    free(entry_text);
+    free(op_text);
+    json_decref(entry);
+    json_decref(op);
+    json_decref(payload);
+
+    if (rc == 0) {
+        log_info("webhook", "accepted", "request_id", request_id, "op_id", op_id, "sub_id", sub_id, "action", action,
+                 "offer_id", offer_id, "kid", claims.kid);
+        count(action, "accepted");
+        daemon_wake(d);
+        answer(res, 200, NULL, NULL);
+    } else if (rc == SAASD_EEXIST) {
+        log_info("webhook", "duplicate acknowledged, not processed again", "request_id", request_id, "op_id", op_id,
+                 "sub_id", sub_id, "action", action);
+        count(action, "duplicate");
+        answer(res, 200, NULL, NULL);
+    } else {
+        /* Not durable: Microsoft must retry (§5.2). */
+        log_error("webhook", "could not store event", "request_id", request_id, "op_id", op_id, "error",
+                  saasd_strerror(rc));
+        count(action, "store_error");
+        answer(res, 503, "Unavailable", "event could not be stored; retry");
+    }
+}

@@ -1,0 +1,648 @@
+/* The engine: generations of rule files, their pools of states, calls and reloads.
+ * Locking: engine.mu guards `current` and every generation's refs; generation.mu guards its
+ * pool; reload_mu serialises reloads. No lock is held while Lua runs. */
+#include "engine/engine_internal.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/store.h"
+#include "engine/embedded.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DEFAULT_CPU_MS 2000
+#define DEFAULT_MEMORY (32u << 20)
+#define DEFAULT_STATES 8
+#define DEFAULT_HTTP_TIMEOUT_MS 3000
+#define OFFER_ID_MAX 128
+
+/* Process-wide, for engine_info: proves old generations are released. */
+static _Atomic long live_generations, live_states;
+
+int engine_offer_id_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > OFFER_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void rule_files_free(struct rule_file *files, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(files[i].offer_id);
+        free(files[i].path);
+        free(files[i].source);
+    }
+    free(files);
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return SAASD_EIO;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (cap - n < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > (16u << 20)) {
+                rc = SAASD_ETOOBIG;
+                goto fail;
+            }
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                rc = SAASD_ENOMEM;
+                goto fail;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                rc = SAASD_EIO;
+                goto fail;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+fail:
+    fclose(f);
+    free(buf);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int set_file(struct rule_file *f, const char *offer, const char *path, char *source, size_t len)
+{
+    f->offer_id = strdup(offer);
+    f->path = strdup(path);
+    f->source = source;
+    f->len = len;
+    if (!f->offer_id || !f->path)
+        return SAASD_ENOMEM;
+    return crypto_sha256_hex(source, len, f->sha256);
+}
+
+/* Every rules/<offer>.lua of dir, sorted, plus the default (default.lua or the built-in one,
+ * always last). Files whose name is not a valid offer id are reported as problems. */
+int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engine_problem_fn problem,
+                    void *arg)
+{
+    *out = NULL;
+    *nout = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (problem) {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "%s:0: cannot read the rules directory: %s", dir, strerror(errno));
+            problem(arg, msg);
+        }
+        return SAASD_EIO;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0)
+            continue;
+        if (!engine_offer_id_valid(de->d_name, len - 4)) {
+            if (problem) {
+                char msg[1200];
+                snprintf(msg, sizeof msg, "%s/%s:0: file name is not a valid offer id ([A-Za-z0-9._-], 1..128)",
+                         dir, de->d_name);
+                problem(arg, msg);
+            }
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) {
+                rc = SAASD_ENOMEM;
+                goto done;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) {
+            rc = SAASD_ENOMEM;
+            goto done;
+        }
+        n++;
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    struct rule_file *files = calloc(n + 1, sizeof *files);
+    if (!files) {
+        rc = SAASD_ENOMEM;
+        goto done;
+    }
+    size_t nf = 0;
+    int have_default = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        char *src;
+        size_t len;
+        if ((rc = read_file(path, &src, &len)) < 0) {
+            if (problem) {
+                char msg[4200];
+                snprintf(msg, sizeof msg, "%s:0: cannot read: %s", path, saasd_strerror(rc));
+                problem(arg, msg);
+            }
+            rule_files_free(files, n + 1);
+            goto done;
+        }
+        names[i][strlen(names[i]) - 4] = '\0';
+        int is_default = !strcmp(names[i], "default");
+        struct rule_file *f = is_default ? &files[n] : &files[nf++];
+        have_default |= is_default;
+        if ((rc = set_file(f, names[i], path, src, len)) < 0) {
+            rule_files_free(files, n + 1);
+            goto done;
+        }
+    }
+    if (!have_default) {
+        const struct embedded_file *ef = embedded_default_rule();
+        char *src = strdup(ef->data);
+        if (!src || (rc = set_file(&files[n], "default", ef->path, src, strlen(src))) < 0) {
+            if (!src)
+                rc = SAASD_ENOMEM;
+            rule_files_free(files, n + 1);
+            goto done;
+        }
+    }
+    /* move the default right after the offer files */
+    if (nf != n) {
+        files[nf] = files[n];
+        memset(&files[n], 0, sizeof files[n]);
+    }
+    *out = files;
+    *nout = nf + 1;
+    rc = 0;
+done:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+struct problem_count {
+    engine_problem_fn fn;
+    void *arg;
+    int count;
+};
+
+static void count_problem(void *arg, const char *p)
+{
+    struct problem_count *pc = arg;
+    pc->count++;
+    if (pc->fn)
+        pc->fn(pc->arg, p);
+}
+
+/* Load every file into one state (a fresh one after a state hit a limit, so later files are
+ * still checked). *out: the state with all files, only when all loaded. */
+static int load_all(const struct rule_file *files, size_t n, int cpu_ms, size_t memory,
+                    engine_problem_fn problem, void *arg, struct vm **out)
+{
+    *out = NULL;
+    struct problem_count pc = {problem, arg, 0};
+    struct vm *vm = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!vm && (rc = vm_new(memory, &vm)) < 0)
+            return rc;
+        vm_load_rule(vm, &files[i], cpu_ms, count_problem, &pc);
+        if (vm->tainted) {
+            vm_free(vm);
+            vm = NULL;
+        }
+    }
+    if (pc.count) {
+        vm_free(vm);
+        return SAASD_ERULE;
+    }
+    if (!vm && (rc = vm_new(memory, &vm)) < 0)
+        return rc;
+    *out = vm;
+    return 0;
+}
+
+static void gen_free(struct generation *g)
+{
+    while (g->free_vms) {
+        struct vm *v = g->free_vms;
+        g->free_vms = v->next;
+        vm_free(v);
+        live_states--;
+    }
+    if (g->number)
+        live_generations--;
+    rule_files_free(g->files, g->nfiles);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+static void log_problem(void *arg, const char *p)
+{
+    (void)arg;
+    log_error("engine", "rule problem", "problem", p);
+}
+
+/* Read and validate the directory into a new generation (not yet visible). */
+static int gen_build(struct engine *e, struct generation **out)
+{
+    *out = NULL;
+    struct generation *g = calloc(1, sizeof *g);
+    if (!g)
+        return SAASD_ENOMEM;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->e = e;
+    struct vm *vm = NULL;
+    struct problem_count pc = {log_problem, NULL, 0};
+    int rc = engine_read_dir(e->rules_dir, &g->files, &g->nfiles, count_problem, &pc);
+    if (rc == 0)
+        rc = load_all(g->files, g->nfiles, e->opt.cpu_ms, e->opt.memory, count_problem, &pc, &vm);
+    if (rc == 0 && pc.count) {
+        vm_free(vm);
+        rc = SAASD_ERULE;
+    }
+    if (rc < 0) {
+        gen_free(g);
+        return rc;
+    }
+    g->dflt = &g->files[g->nfiles - 1];
+    g->free_vms = vm;
+    g->nvms = 1;
+    live_states++;
+    *out = g;
+    return 0;
+}
+
+static struct generation *gen_acquire(struct engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    struct generation *g = e->current;
+    if (g)
+        g->refs++;
+    pthread_mutex_unlock(&e->mu);
+    return g;
+}
+
+static void gen_release(struct engine *e, struct generation *g)
+{
+    pthread_mutex_lock(&e->mu);
+    int last = --g->refs == 0;
+    pthread_mutex_unlock(&e->mu);
+    if (last)
+        gen_free(g);
+}
+
+static int vm_take(struct engine *e, struct generation *g, struct vm **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&g->mu);
+    while (!g->free_vms && g->nvms >= e->opt.states)
+        pthread_cond_wait(&g->cv, &g->mu);
+    if (g->free_vms) {
+        *out = g->free_vms;
+        g->free_vms = (*out)->next;
+        pthread_mutex_unlock(&g->mu);
+        return 0;
+    }
+    g->nvms++;
+    pthread_mutex_unlock(&g->mu);
+    /* a new state of this generation: the same texts that were validated */
+    int rc = load_all(g->files, g->nfiles, e->opt.cpu_ms, e->opt.memory, log_problem, NULL, out);
+    if (rc == 0)
+        live_states++;
+    if (rc < 0) {
+        pthread_mutex_lock(&g->mu);
+        g->nvms--;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
+    return rc;
+}
+
+static void vm_give(struct generation *g, struct vm *vm)
+{
+    pthread_mutex_lock(&g->mu);
+    if (vm->tainted) {
+        g->nvms--;
+    } else {
+        vm->next = g->free_vms;
+        g->free_vms = vm;
+        vm = NULL;
+    }
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (vm) {
+        vm_free(vm); /* a state that hit a limit is not reused */
+        live_states--;
+    }
+}
+
+static char **copy_strv(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **c = calloc(n + 1, sizeof *c);
+    if (!c)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(c[i] = strdup(v[i]))) {
+            for (size_t j = 0; j < i; j++)
+                free(c[j]);
+            free(c);
+            return NULL;
+        }
+    return c;
+}
+
+static void free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+void engine_options_defaults(struct engine_options *o)
+{
+    if (o->cpu_ms <= 0)
+        o->cpu_ms = DEFAULT_CPU_MS;
+    if (o->memory == 0)
+        o->memory = DEFAULT_MEMORY;
+    if (o->http_timeout_ms <= 0)
+        o->http_timeout_ms = DEFAULT_HTTP_TIMEOUT_MS;
+    if (o->states <= 0)
+        o->states = DEFAULT_STATES;
+    if (o->watch_debounce_ms <= 0)
+        o->watch_debounce_ms = 200;
+}
+
+int engine_open(const struct engine_options *opt, struct engine **out)
+{
+    *out = NULL;
+    if (!opt || !opt->rules_dir)
+        return SAASD_EINVAL;
+    struct engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return SAASD_ENOMEM;
+    e->opt = *opt;
+    engine_options_defaults(&e->opt);
+    e->rules_dir = strdup(opt->rules_dir);
+    e->http_allow = copy_strv(opt->http_allow);
+    e->opt.rules_dir = e->rules_dir;
+    e->opt.http_allow = e->http_allow;
+    e->watch_stop[0] = e->watch_stop[1] = -1;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->reload_mu, NULL);
+    pthread_mutex_init(&e->metrics_mu, NULL);
+    int rc = SAASD_ENOMEM;
+    if (!e->rules_dir || !e->http_allow)
+        goto fail;
+    struct generation *g;
+    if ((rc = gen_build(e, &g)) < 0) {
+        log_error("engine", "rules failed to load", "dir", e->rules_dir, "error", saasd_strerror(rc));
+        goto fail;
+    }
+    g->number = ++e->generations;
+    live_generations++;
+    g->refs = 1; /* the engine's own reference */
+    e->current = g;
+    char num[32], nfiles[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)g->number);
+    snprintf(nfiles, sizeof nfiles, "%zu", g->nfiles);
+    log_info("engine", "rules loaded", "dir", e->rules_dir, "generation", num, "files", nfiles);
+    *out = e;
+    return 0;
+fail:
+    engine_close(e);
+    return rc;
+}
+
+void engine_close(struct engine *e)
+{
+    if (!e)
+        return;
+    engine_watch_stop(e);
+    if (e->current)
+        gen_release(e, e->current);
+    engine_metrics_free(e);
+    pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->reload_mu);
+    pthread_mutex_destroy(&e->metrics_mu);
+    free(e->rules_dir);
+    free_strv(e->http_allow);
+    free(e);
+}
+
+int engine_reload(struct engine *e)
+{
+    pthread_mutex_lock(&e->reload_mu);
+    struct generation *g;
+    int rc = gen_build(e, &g);
+    if (rc < 0) {
+        e->reloads_failed++;
+        char num[32];
+        snprintf(num, sizeof num, "%llu", (unsigned long long)e->current->number);
+        log_error("engine", "rules NOT changed: the new rules failed to load, the old ones keep serving",
+                  "dir", e->rules_dir, "generation", num, "error", saasd_strerror(rc));
+        pthread_mutex_unlock(&e->reload_mu);
+        return rc == SAASD_EIO ? SAASD_EIO : SAASD_ERULE;
+    }
+    g->refs = 1;
+    pthread_mutex_lock(&e->mu);
+    g->number = ++e->generations;
+    live_generations++;
+    struct generation *old = e->current;
+    e->current = g;
+    pthread_mutex_unlock(&e->mu);
+    e->reloads_ok++;
+    pthread_mutex_unlock(&e->reload_mu);
+    gen_release(e, old); /* freed now, or by the last call still running on it */
+    char num[32], nfiles[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)g->number);
+    snprintf(nfiles, sizeof nfiles, "%zu", g->nfiles);
+    log_info("engine", "rules reloaded", "dir", e->rules_dir, "generation", num, "files", nfiles);
+    return 0;
+}
+
+static int append_writes(struct store_batch *batch, const char *offer, struct bind_kv *w)
+{
+    if (!w)
+        return 0;
+    int rc = append_writes(batch, offer, w->next); /* oldest first */
+    if (rc < 0)
+        return rc;
+    size_t olen = strlen(offer);
+    char key[OFFER_ID_MAX + 1 + 256];
+    memcpy(key, offer, olen);
+    key[olen] = '\0';
+    memcpy(key + olen + 1, w->key, w->klen);
+    if (w->val)
+        return store_batch_put(batch, STORE_RULE_KV, key, olen + 1 + w->klen, w->val, w->vlen);
+    return store_batch_del(batch, STORE_RULE_KV, key, olen + 1 + w->klen);
+}
+
+static const struct rule_file *find_rule(const struct generation *g, const char *offer)
+{
+    for (size_t i = 0; i + 1 < g->nfiles; i++)
+        if (!strcmp(g->files[i].offer_id, offer))
+            return &g->files[i];
+    return g->dflt;
+}
+
+int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
+                const char *arg_json, struct store_batch *batch, struct rule_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->handler = h;
+    int64_t t0 = limits_now_ns();
+    out->offer_id = strdup(offer_id ? offer_id : "");
+    if (!out->offer_id)
+        return SAASD_ENOMEM;
+    if (!e || !offer_id || !engine_offer_id_valid(offer_id, strlen(offer_id)) ||
+        (unsigned)h >= RULE_HANDLER_COUNT || !sub_json || (h != RULE_PROVISION && !arg_json)) {
+        out->outcome = RULE_BAD_INPUT;
+        out->error = strdup("engine_call: invalid offer id, handler or missing JSON");
+        return SAASD_EINVAL;
+    }
+    struct generation *g = gen_acquire(e);
+    const struct rule_file *f = find_rule(g, offer_id);
+    out->generation = g->number;
+    out->rule_offer = strdup(f->offer_id);
+    out->file = strdup(f->path);
+    memcpy(out->sha256, f->sha256, sizeof out->sha256);
+
+    struct vm *vm;
+    int rc = vm_take(e, g, &vm);
+    if (rc < 0) {
+        out->outcome = RULE_ERROR;
+        char msg[512];
+        snprintf(msg, sizeof msg, "offer '%s' handler '%s' in %s: no rule state available: %s",
+                 offer_id, rule_handler_name(h), f->path, saasd_strerror(rc));
+        out->error = strdup(msg);
+    } else {
+        struct bind_call call = {
+            .offer_id = offer_id,
+            .handler = rule_handler_name(h),
+            .store = e->opt.store,
+            .http = e->opt.http,
+            .http_allow = e->http_allow,
+            .http_timeout_ms = e->opt.http_timeout_ms,
+        };
+        rc = vm_call(vm, f, h, sub_json, arg_json, e->opt.cpu_ms, &call, out);
+        if (rc == 0 && batch && (rc = append_writes(batch, offer_id, call.writes)) < 0) {
+            out->outcome = RULE_ERROR;
+            out->error = strdup("could not append the rule's ctx.store writes to the batch");
+        }
+        bind_kv_free(call.writes);
+        vm_give(g, vm);
+    }
+    out->elapsed_ms = (double)(limits_now_ns() - t0) / 1e6;
+    engine_metrics_record(e, f->offer_id, h, out->outcome, out->elapsed_ms);
+    gen_release(e, g);
+    if (rc < 0)
+        log_warn("engine", "rule call failed", "offer", offer_id, "handler", rule_handler_name(h),
+                 "outcome", rule_outcome_name(out->outcome), "file", f->path, "sha256", out->sha256,
+                 "error", out->error ? out->error : saasd_strerror(rc));
+    return rc;
+}
+
+int engine_info(struct engine *e, struct engine_info **out)
+{
+    *out = NULL;
+    struct engine_info *info = calloc(1, sizeof *info);
+    if (!info)
+        return SAASD_ENOMEM;
+    struct generation *g = gen_acquire(e);
+    info->generation = g->number;
+    info->reloads_ok = e->reloads_ok;
+    info->reloads_failed = e->reloads_failed;
+    info->live_generations = live_generations;
+    info->live_states = live_states;
+    info->rules = calloc(g->nfiles, sizeof *info->rules);
+    int rc = info->rules ? 0 : SAASD_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < g->nfiles; i++) {
+        struct engine_rule_info *r = &info->rules[i];
+        r->offer_id = strdup(g->files[i].offer_id);
+        r->file = strdup(g->files[i].path);
+        memcpy(r->sha256, g->files[i].sha256, sizeof r->sha256);
+        info->nrules++;
+        if (!r->offer_id || !r->file)
+            rc = SAASD_ENOMEM;
+    }
+    gen_release(e, g);
+    if (rc < 0) {
+        engine_info_free(info);
+        return rc;
+    }
+    *out = info;
+    return 0;
+}
+
+void engine_info_free(struct engine_info *info)
+{
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->nrules; i++) {
+        free(info->rules[i].offer_id);
+        free(info->rules[i].file);
+    }
+    free(info->rules);
+    free(info);
+}
+
+int engine_check_dir(const char *dir, const struct engine_options *opt, engine_problem_fn problem,
+                     void *arg)
+{
+    struct engine_options o = {0};
+    if (opt)
+        o = *opt;
+    engine_options_defaults(&o);
+    struct problem_count pc = {problem, arg, 0};
+    struct rule_file *files;
+    size_t n;
+    int rc = engine_read_dir(dir, &files, &n, count_problem, &pc);
+    if (rc < 0)
+        return rc;
+    struct vm *vm;
+    rc = load_all(files, n, o.cpu_ms, o.memory, count_problem, &pc, &vm);
+    vm_free(vm);
+    rule_files_free(files, n);
+    return pc.count ? SAASD_ERULE : rc;
+}

@@ -1,0 +1,170 @@
+/* The Lua rule engine: one rule file per offer (rules/<offerId>.lua, rules/default.lua for the
+ * rest), run in a sandbox with CPU and memory limits, hot-reloaded as whole generations.
+ *
+ * Generations. A generation is the set of rule files read from the rules directory at one
+ * moment: their text, SHA-256 and number. A reload builds the next generation on the side,
+ * loads and validates every file in the real sandbox, and swaps it in atomically only if all
+ * pass; otherwise the old generation keeps serving and the failure is logged ("rules NOT
+ * changed") and counted. A call runs entirely on the generation it started with, even if a
+ * reload happens meanwhile; the hash it reports is that of the text that actually ran.
+ *
+ * States. Each generation has a small pool of lua_States (engine_options.states), each with
+ * every rule of the generation loaded and its own memory cap. A call takes a free state for
+ * its whole duration (so a rule waiting in ctx.http blocks only its own state), creating one
+ * if the pool is not full, otherwise waiting for one. A state that hit a limit is discarded.
+ *
+ * Thread safety: every function may be called from any thread, concurrently, except
+ * engine_close (no other call may be running or start).
+ *
+ * Offer ids: 1..128 characters from [A-Za-z0-9._-]. A file rules/<id>.lua serves offer <id>;
+ * rules/default.lua serves every offer without its own file; without default.lua a built-in
+ * default (the same text as the shipped rules/default.lua: accept everything) is used. */
+#ifndef SAASD_ENGINE_H
+#define SAASD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct store_batch;
+struct http_client;
+
+enum rule_handler {
+    RULE_PROVISION = 0,   /* (sub, ctx): landing page after resolve */
+    RULE_CHANGE_PLAN,     /* (sub, change, ctx): ChangePlan webhook */
+    RULE_CHANGE_QUANTITY, /* (sub, change, ctx): ChangeQuantity webhook */
+    RULE_SUSPEND,         /* (sub, event, ctx) */
+    RULE_REINSTATE,       /* (sub, event, ctx): may refuse */
+    RULE_UNSUBSCRIBE,     /* (sub, event, ctx) */
+    RULE_RENEW,           /* (sub, event, ctx) */
+    RULE_HANDLER_COUNT
+};
+
+enum rule_outcome {
+    RULE_OK = 0,          /* the handler ran and its answer passed the schema */
+    RULE_DEFAULT,         /* the file has no such handler: the documented default applies */
+    RULE_ERROR,           /* the handler raised, or returned nil, err (side effects: retry) */
+    RULE_CPU_LIMIT,       /* ran past rule_cpu_ms */
+    RULE_MEMORY_LIMIT,    /* its state passed rule_memory */
+    RULE_INVALID_RESULT,  /* returned something the schema refuses */
+    RULE_BAD_INPUT,       /* sub_json / arg_json not a JSON object, bad offer id, no engine */
+    RULE_OUTCOME_COUNT
+};
+
+enum rule_action {
+    RULE_ACTION_NONE = 0, /* not a provision call, or the call failed */
+    RULE_ACTION_ACTIVATE,
+    RULE_ACTION_PENDING,  /* wait for manual approval; an admin command activates later */
+    RULE_ACTION_REJECT
+};
+
+/* The outcome of one engine_call. Every string is a malloc'd copy owned by the result and
+ * valid until rule_result_free(); NULL when absent. */
+struct rule_result {
+    enum rule_outcome outcome;
+    enum rule_handler handler;
+    /* The decision (meaningful when outcome is RULE_OK or RULE_DEFAULT):
+     *   provision:                action (+ message, redirect)
+     *   change_plan/_quantity:    accept (+ reason when refused)
+     *   reinstate:                accept (+ reason)
+     *   suspend/unsubscribe/renew: accept = 1 means "done" */
+    enum rule_action action;
+    int accept;
+    char *message;  /* shown to the customer on the landing page */
+    char *reason;   /* why a change or reinstate was refused */
+    char *redirect; /* where the landing page sends the customer */
+
+    char *offer_id;           /* the offer asked for */
+    char *rule_offer;         /* the file's offer id, "default" for default.lua / built-in */
+    char *file;               /* path of the rule file that ran ("<built-in default>") */
+    char sha256[65];          /* hex SHA-256 of the exact text that ran ("" when none ran) */
+    uint64_t generation;
+    char *error;              /* failures: "offer 'x' handler 'y' (rules/x.lua:12): message" */
+    int error_line;           /* line in file, 0 when unknown */
+    double elapsed_ms;
+};
+
+struct engine_options {
+    const char *rules_dir;        /* required; copied */
+    int cpu_ms;                   /* per handler call (and per file load); 0 = 2000 */
+    size_t memory;                /* cap per lua_State in bytes; 0 = 32 MiB */
+    char *const *http_allow;      /* NULL-terminated host patterns; copied; NULL = none */
+    int http_timeout_ms;          /* ctx.http timeout; 0 = 3000 */
+    struct store *store;          /* ctx.store reads; may be NULL (then only the call's writes) */
+    struct http_client *http;     /* may be NULL: ctx.http answers nil, "http disabled" */
+    int states;                   /* lua_States per generation; 0 = 8 */
+    int watch_debounce_ms;        /* quiet time before an inotify-triggered reload; 0 = 200 */
+};
+
+struct engine;
+
+/* Load the rules directory (generation 1). Fails with SAASD_ERULE when a file is invalid
+ * (each problem is logged as "file:line: message"), SAASD_EIO when the directory cannot be
+ * read. store and http must outlive the engine. */
+int engine_open(const struct engine_options *opt, struct engine **out);
+/* Stops the watcher and frees everything. No call may be in flight. */
+void engine_close(struct engine *e);
+
+/* Run handler h of the rule serving offer_id. sub_json: the subscription (contract §3.2);
+ * arg_json: the change (ChangePlan/ChangeQuantity webhook payload, §5.4) or the event (webhook
+ * payload) for the other handlers, NULL for provision. Both are read, not kept.
+ * batch: ctx.store writes of the call are appended to it, in order, if and only if the call
+ * returns 0, so the daemon commits them with its decision and audit record; NULL = writes are
+ * visible within the call and then dropped.
+ * *out is always filled (release with rule_result_free). Returns 0 when out->outcome is
+ * RULE_OK or RULE_DEFAULT; SAASD_ELIMIT (cpu/memory), SAASD_ERULE (error/invalid result),
+ * SAASD_EINVAL (bad input), SAASD_ENOMEM otherwise. A failure was already logged once. */
+int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
+                const char *arg_json, struct store_batch *batch, struct rule_result *out);
+void rule_result_free(struct rule_result *r);
+
+/* Rebuild from the rules directory. 0: swapped in (generation + 1). Otherwise the old
+ * generation keeps serving, "rules NOT changed" is logged with every problem, the failure is
+ * counted, and SAASD_ERULE / SAASD_EIO is returned. Reloads are serialised. */
+int engine_reload(struct engine *e);
+/* Start a thread that watches rules_dir with inotify and reloads after watch_debounce_ms of
+ * quiet. The daemon calls engine_reload on SIGHUP itself. Stopped by engine_close. */
+int engine_watch_start(struct engine *e);
+
+/* What is loaded, for the admin API. Owned by the caller: engine_info_free(). */
+struct engine_rule_info {
+    char *offer_id; /* "default" for default.lua and the built-in default */
+    char *file;
+    char sha256[65];
+};
+struct engine_info {
+    uint64_t generation;
+    uint64_t reloads_ok, reloads_failed;
+    long live_generations;  /* current + older ones still finishing calls */
+    long live_states;       /* lua_States alive across those generations */
+    size_t nrules;
+    struct engine_rule_info *rules;
+};
+int engine_info(struct engine *e, struct engine_info **out);
+void engine_info_free(struct engine_info *info);
+
+/* Append the engine's metrics in Prometheus text format to *buf (malloc'd, grown with realloc;
+ * *len bytes used of *cap; *buf may start NULL). The caller frees *buf. */
+int engine_metrics(struct engine *e, char **buf, size_t *len, size_t *cap);
+
+/* Load every *.lua of dir in the real sandbox, as a reload would, without keeping anything.
+ * Calls problem(arg, "file:line: message") for each problem. 0 when all are valid,
+ * SAASD_ERULE when not, SAASD_EIO when dir cannot be read. opt may be NULL (defaults). */
+typedef void (*engine_problem_fn)(void *arg, const char *problem);
+int engine_check_dir(const char *dir, const struct engine_options *opt, engine_problem_fn problem,
+                     void *arg);
+
+/* Names: "provision", "change_plan", ...; "ok", "default", "error", "cpu_limit", ...;
+ * "activate", "pending", "reject", "none". Never NULL. */
+const char *rule_handler_name(enum rule_handler h);
+const char *rule_outcome_name(enum rule_outcome o);
+const char *rule_action_name(enum rule_action a);
+/* RULE_HANDLER_COUNT when name is unknown. */
+enum rule_handler rule_handler_from_name(const char *name);
+
+/* The audit fields of a result as one JSON object (jansson), malloc'd, caller frees:
+ * {"offer","rule_offer","handler","outcome","file","sha256","generation","action","accept",
+ *  "message","reason","redirect","error"}. The daemon stores it with the decision. */
+int rule_result_audit_json(const struct rule_result *r, char **out);
+
+#endif

@@ -1,0 +1,70 @@
+/* Engine internals shared by engine.c, metrics.c and watch.c. Not for the daemon. */
+#ifndef SAASD_ENGINE_INTERNAL_H
+#define SAASD_ENGINE_INTERNAL_H
+
+#include "engine/engine.h"
+#include "engine/vm.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* A generation: the rule texts read at one reload and the pool of states running them.
+ * Freed when the engine has moved on and the last call on it returned (refs == 0). */
+struct generation {
+    uint64_t number;
+    int refs;                   /* engine.mu */
+    struct rule_file *files;    /* offer files sorted by name, then the default (last) */
+    size_t nfiles;
+    const struct rule_file *dflt;
+    pthread_mutex_t mu;         /* guards the pool below */
+    pthread_cond_t cv;
+    struct vm *free_vms;
+    int nvms;                   /* states alive: free + in use */
+    struct engine *e;
+};
+
+struct metric_calls {
+    char offer[129];
+    enum rule_handler handler;
+    enum rule_outcome outcome;
+    uint64_t count;
+};
+
+#define METRIC_BUCKETS 12
+
+struct engine {
+    struct engine_options opt;  /* strings point at the copies below */
+    char *rules_dir;
+    char **http_allow;
+
+    pthread_mutex_t mu;
+    struct generation *current;
+    uint64_t generations;       /* numbers handed out */
+
+    pthread_mutex_t reload_mu;
+    uint64_t reloads_ok, reloads_failed; /* written under reload_mu */
+
+    pthread_mutex_t metrics_mu;
+    struct metric_calls *calls;
+    size_t ncalls, calls_cap;
+    uint64_t latency_bucket[RULE_HANDLER_COUNT][METRIC_BUCKETS];
+    uint64_t latency_count[RULE_HANDLER_COUNT];
+    double latency_sum[RULE_HANDLER_COUNT];
+
+    pthread_t watcher;
+    int watching;
+    int watch_stop[2];
+    int watch_fd;
+};
+
+void engine_options_defaults(struct engine_options *o);
+int engine_offer_id_valid(const char *id, size_t len);
+int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engine_problem_fn problem,
+                    void *arg);
+
+void engine_metrics_record(struct engine *e, const char *rule_offer, enum rule_handler h,
+                           enum rule_outcome o, double elapsed_ms);
+void engine_metrics_free(struct engine *e);
+void engine_watch_stop(struct engine *e);
+
+#endif

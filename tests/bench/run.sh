@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# make bench: prints figures, asserts nothing. Everything binds to 127.0.0.1 and is stopped at
+# the end. Figures:
+#   1. webhook ingest (valid RS256 bearer, distinct operation ids, 200 only once durable) with
+#      wrk, and in the same run nginx's static `return 200` as the machine's practical limit;
+#   2. rule call latency p50/p99 for the example offers;
+#   3. RSS of the daemon after loading 100k subscriptions.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+SAASD=$BUILD/saasd
+DURATION=${BENCH_SECONDS:-8}
+CONNS=${BENCH_CONNECTIONS:-64}
+work=$(mktemp -d /tmp/saasd-bench-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "bench: $1 did not come up" >&2; return 1; }
+rps_of() { awk '/Requests\/sec/ {print $2}' "$1"; }
+lat_of() { awk '/^    Latency/ {print $2}' "$1"; }
+
+echo "== saasd benchmark ($(nproc) cores, wrk -t2 -c$CONNS -d${DURATION}s)"
+
+# --- nginx: the machine's practical limit for a trivial HTTP 200 ---
+NGINX_PORT=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  server { listen 127.0.0.1:$NGINX_PORT; location / { return 200 "ok"; } }
+}
+NGINX
+nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+wait_http "http://127.0.0.1:$NGINX_PORT/"
+wrk -t2 -c"$CONNS" -d"${DURATION}s" -s tests/bench/webhook.lua "http://127.0.0.1:$NGINX_PORT/webhook" >"$work/nginx.out" 2>&1 \
+  || true
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+
+# --- emulator (keys, tokens) and saasd ---
+EMU_PORT=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
+"$SAASD" emulate --port "$EMU_PORT" --webhook-url "http://127.0.0.1:$PORT/webhook" 2>"$work/emu.log" &
+pids+=($!)
+wait_http "http://127.0.0.1:$EMU_PORT/_emulator/health"
+mkdir -p "$work/rules"
+cat >"$work/saasd.conf" <<CONF
+listen = "127.0.0.1:$PORT"
+data_dir = "$work/data"
+log_level = "warn"
+workers = 1
+admin = { listen = "127.0.0.1:$ADMIN_PORT", key_env = "SAASD_BENCH_ADMIN" }
+entra = { authority = "http://127.0.0.1:$EMU_PORT", tenant_id = "11111111-1111-4111-8111-111111111111",
+          client_id = "22222222-2222-4222-8222-222222222222", secret_env = "SAASD_BENCH_SECRET" }
+marketplace = { base_url = "http://127.0.0.1:$EMU_PORT", max_attempts = 1 }
+rules = { dir = "$work/rules" }
+reconcile = { interval = 0 }
+CONF
+export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
+SAASD_BENCH_TOKEN=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"kind":"webhook"}' \
+  "http://127.0.0.1:$EMU_PORT/_emulator/tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+export SAASD_BENCH_TOKEN
+"$SAASD" serve --config "$work/saasd.conf" 2>"$work/saasd.log" &
+SAASD_PID=$!
+pids+=($SAASD_PID)
+wait_http "http://127.0.0.1:$PORT/healthz"
+wrk -t2 -c"$CONNS" -d"${DURATION}s" -s tests/bench/webhook.lua "http://127.0.0.1:$PORT/webhook" >"$work/saasd.out" 2>&1 || true
+metrics=$(curl -s "http://127.0.0.1:$PORT/metrics")
+accepted=$(echo "$metrics" | awk -F' ' '/^saasd_webhooks_total\{action="Renew",outcome="accepted"\}/ {print $2}')
+batches=$(echo "$metrics" | awk '/^saasd_store_batches_total / {print $2}')
+txns=$(echo "$metrics" | awk '/^saasd_store_transactions_total / {print $2}')
+
+nginx_rps=$(rps_of "$work/nginx.out"); saasd_rps=$(rps_of "$work/saasd.out")
+echo
+echo "webhook ingest (durable 200, valid JWT, distinct operation ids):"
+echo "  nginx return 200 : $nginx_rps req/s  (avg latency $(lat_of "$work/nginx.out"))"
+echo "  saasd /webhook   : $saasd_rps req/s  (avg latency $(lat_of "$work/saasd.out"))"
+grep -E '^\s+(50|99)%' "$work/saasd.out" | sed 's/^/    saasd latency /' || true
+echo "  ratio saasd/nginx: $(python3 -c "print(f'{float(\"$saasd_rps\")/float(\"$nginx_rps\"):.2f}')") (target >= 0.25)"
+echo "  events stored    : ${accepted:-0} in ${txns:-?} fsync'd transactions (${batches:-?} batches: group commit)"
+grep -m3 'unexpected status' "$work/saasd.out" || true
+kill "$SAASD_PID"; wait "$SAASD_PID" 2>/dev/null || true
+
+# --- rule call latency for the example offers ---
+echo
+echo "rule call latency (example offers, real sandbox, limits armed):"
+"$BUILD/bench/rule_bench" rules 2000
+
+# --- RSS after loading 100k subscriptions ---
+echo
+"$BUILD/bench/load_subs" "$work/data" 100000
+"$SAASD" serve --config "$work/saasd.conf" 2>>"$work/saasd.log" &
+SAASD_PID=$!
+pids+=($SAASD_PID)
+wait_http "http://127.0.0.1:$PORT/healthz"
+curl -s -o /dev/null -H "Authorization: Bearer $SAASD_BENCH_ADMIN" "http://127.0.0.1:$ADMIN_PORT/admin/subscriptions"
+rss=$(awk '/VmRSS/ {print $2}' /proc/$SAASD_PID/status); hwm=$(awk '/VmHWM/ {print $2}' /proc/$SAASD_PID/status)
+echo "daemon memory with 100k subscriptions in the store, after listing them all:"
+echo "  VmRSS $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB"

@@ -1,0 +1,296 @@
+/* Support for the integration tests: the built-in emulator in-process, the daemon either
+ * in-process or as a child process (for SIGKILL), and small HTTP/JSON helpers.
+ * Included by tests/test_integration*.c (not a test program itself). */
+#ifndef SAASD_IT_SUPPORT_H
+#define SAASD_IT_SUPPORT_H
+
+/* Test-only helpers: not every program uses every helper, and paths are bounded by mkdtemp. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#include "check.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/httpd.h"
+#include "core/log.h"
+#include "core/store.h"
+#include "daemon/daemon.h"
+#include "emu/emu.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct http_client *it_http;
+static char it_emu_url[128];
+static char it_admin_url[128];
+static char it_public_url[128];
+static const char *it_admin_key = "integration-admin-key";
+
+static long long it_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One HTTP call with an optional JSON body; returns the parsed body (or NULL). */
+static json_t *it_call(const char *method, const char *url, json_t *body, const char *bearer, long *status, char **raw)
+{
+    char auth[8300];
+    struct http_header h[2] = {{"Content-Type", "application/json"}, {"Authorization", auth}};
+    if (bearer)
+        snprintf(auth, sizeof auth, "Bearer %s", bearer);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct http_request rq = {.method = method, .url = url, .headers = h, .nheaders = bearer ? 2 : 1, .body = text,
+                              .body_len = text ? strlen(text) : 0, .timeout_ms = 30000};
+    struct http_response rs;
+    int rc = http_client_do(it_http, &rq, &rs);
+    free(text);
+    json_decref(body);
+    if (status)
+        *status = rc ? 0 : rs.status;
+    json_t *out = rc ? NULL : json_loadb(rs.body, rs.body_len, 0, NULL);
+    if (raw)
+        *raw = rc ? strdup("") : strdup(rs.body);
+    http_response_free(&rs);
+    return out;
+}
+
+static json_t *it_emu(const char *method, const char *path, json_t *body, long *status)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", it_emu_url, path);
+    return it_call(method, url, body, NULL, status, NULL);
+}
+
+static json_t *it_admin(const char *method, const char *path, json_t *body, long *status)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", it_admin_url, path);
+    return it_call(method, url, body, it_admin_key, status, NULL);
+}
+
+static const char *it_str(json_t *j, const char *key)
+{
+    const char *s = json_string_value(json_object_get(j, key));
+    return s ? s : "";
+}
+
+static unsigned short it_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void it_write_file(const char *path, const char *text)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    fputs(text, f);
+    fclose(f);
+    rename(tmp, path); /* atomic: the rule watcher never sees half a file */
+}
+
+/* Write a daemon config for the emulator at it_emu_url. */
+static void it_write_config(const char *path, const char *dir, unsigned short port, unsigned short admin_port,
+                            const char *extra)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "listen = \"127.0.0.1:%u\"\n"
+             "data_dir = \"%s/data\"\n"
+             "log_level = \"warn\"\n"
+             "workers = 2\n"
+             "admin = { listen = \"127.0.0.1:%u\", key_env = \"SAASD_IT_ADMIN_KEY\" }\n"
+             "entra = { authority = \"%s\", tenant_id = \"%s\", client_id = \"%s\", secret_env = \"SAASD_IT_SECRET\" }\n"
+             "marketplace = { base_url = \"%s\", retry_base_ms = 20, retry_cap_ms = 200, max_attempts = 3, poll_interval_ms = 50 }\n"
+             "rules = { dir = \"%s/rules\", cpu_ms = 300 }\n"
+             "reconcile = { interval = 0 }\n%s",
+             port, dir, admin_port, it_emu_url, EMU_DEFAULT_TENANT, EMU_DEFAULT_CLIENT, it_emu_url, dir,
+             extra ? extra : "");
+    it_write_file(path, text);
+}
+
+/* Start the emulator in-process with fast knobs. */
+static struct emu *it_start_emu(void)
+{
+    struct emu_options o;
+    emu_options_defaults(&o);
+    o.port = 0;
+    o.client_secret = "it-secret";
+    o.op_delay_ms = 50;
+    o.ack_window_ms = 10000;
+    o.webhook_backoff_ms = 50;
+    o.webhook_max_attempts = 200;
+    o.webhook_timeout_ms = 5000;
+    o.seed = 0;
+    struct emu *e = NULL;
+    if (emu_start(&o, &e) != 0)
+        return NULL;
+    snprintf(it_emu_url, sizeof it_emu_url, "%s", emu_base_url(e));
+    setenv("SAASD_IT_SECRET", "it-secret", 1);
+    setenv("SAASD_IT_ADMIN_KEY", it_admin_key, 1);
+    return e;
+}
+
+/* Point the emulator's webhook and landing URLs at the daemon on port. */
+static void it_point_emulator(unsigned short port)
+{
+    snprintf(it_public_url, sizeof it_public_url, "http://127.0.0.1:%u", port);
+    char hook[256], landing[256];
+    snprintf(hook, sizeof hook, "%s/webhook", it_public_url);
+    snprintf(landing, sizeof landing, "%s/landing", it_public_url);
+    long st;
+    json_decref(it_emu("PUT", "/_emulator/config", json_pack("{s:s, s:s}", "webhookUrl", hook, "landingUrl", landing), &st));
+}
+
+/* Create an offer with per-seat plans team (1..50) and business (1..500). */
+static void it_offer(const char *offer_id)
+{
+    long st;
+    json_decref(it_emu("POST", "/_emulator/offers",
+                       json_pack("{s:s, s:[{s:s, s:s, s:b, s:i, s:i}, {s:s, s:s, s:b, s:i, s:i}]}", "offerId", offer_id,
+                                 "plans", "planId", "team", "displayName", "Team", "isPricePerSeat", 1, "minQuantity", 1,
+                                 "maxQuantity", 50, "planId", "business", "displayName", "Business", "isPricePerSeat", 1,
+                                 "minQuantity", 1, "maxQuantity", 500),
+                       &st));
+}
+
+/* Buy offer/team with seats; returns the landing URL (malloc'd) and the subscription id. */
+static char *it_purchase(const char *offer_id, int seats, char *sub_id, size_t size)
+{
+    long st;
+    json_t *p = it_emu("POST", "/_emulator/purchases",
+                       json_pack("{s:s, s:s, s:i}", "offerId", offer_id, "planId", "team", "quantity", seats), &st);
+    snprintf(sub_id, size, "%s", it_str(p, "subscriptionId"));
+    char *url = strdup(it_str(p, "landingUrl"));
+    json_decref(p);
+    return url;
+}
+
+static json_t *it_ms_sub(const char *sub_id)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/_emulator/subscriptions/%s", sub_id);
+    return it_emu("GET", path, NULL, &st);
+}
+
+/* Customer action through the emulator; returns the operation id (malloc'd) or NULL. */
+static char *it_customer(const char *sub_id, const char *verb, json_t *body)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/_emulator/subscriptions/%s/%s", sub_id, verb);
+    json_t *r = it_emu("POST", path, body ? body : json_object(), &st);
+    const char *id = it_str(r, "id");
+    if (!*id)
+        id = it_str(json_object_get(r, "operation"), "id");
+    char *out = st >= 200 && st < 300 && *id ? strdup(id) : NULL;
+    if (!out)
+        printf("# customer action %s on %s: HTTP %ld\n", verb, sub_id, st);
+    json_decref(r);
+    return out;
+}
+
+static json_t *it_ms_op(const char *op_id)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/_emulator/operations/%s", op_id);
+    return it_emu("GET", path, NULL, &st);
+}
+
+/* Wait until the emulator's operation is final; returns its status (static buffer). */
+static const char *it_wait_op(const char *op_id, long timeout_ms)
+{
+    static char status[32];
+    long long until = it_now_ms() + timeout_ms;
+    status[0] = 0;
+    while (op_id && it_now_ms() < until) {
+        json_t *op = it_ms_op(op_id);
+        snprintf(status, sizeof status, "%s", it_str(op, "status"));
+        json_decref(op);
+        if (!strcmp(status, "Succeeded") || !strcmp(status, "Failed") || !strcmp(status, "Conflict"))
+            break;
+        usleep(20 * 1000);
+    }
+    return status;
+}
+
+/* The audit entries of a subscription (admin API). */
+static json_t *it_history(const char *sub_id)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/history", sub_id);
+    json_t *h = it_admin("GET", path, NULL, &st);
+    json_t *a = json_incref(json_object_get(h, "audit"));
+    json_decref(h);
+    return a ? a : json_array();
+}
+
+/* Audit entries of sub_id for op_id (or with action when op_id is NULL). */
+static int it_audit_count(const char *sub_id, const char *op_id, const char *action)
+{
+    json_t *a = it_history(sub_id);
+    size_t i;
+    json_t *e;
+    int n = 0;
+    json_array_foreach(a, i, e) {
+        if (op_id && !strcmp(it_str(e, "op_id"), op_id))
+            n++;
+        else if (!op_id && action && !strcmp(it_str(e, "action"), action))
+            n++;
+    }
+    json_decref(a);
+    return n;
+}
+
+/* Wait until saasd has an audit entry for op_id; returns it (new reference) or NULL. */
+static json_t *it_wait_audit(const char *sub_id, const char *op_id, long timeout_ms)
+{
+    long long until = it_now_ms() + timeout_ms;
+    while (it_now_ms() < until) {
+        json_t *a = it_history(sub_id);
+        size_t i;
+        json_t *e;
+        json_array_foreach(a, i, e) if (!strcmp(it_str(e, "op_id"), op_id)) {
+            json_incref(e);
+            json_decref(a);
+            return e;
+        }
+        json_decref(a);
+        usleep(20 * 1000);
+    }
+    return NULL;
+}
+
+static json_t *it_local(const char *sub_id)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/admin/subscriptions/%s", sub_id);
+    json_t *both = it_admin("GET", path, NULL, &st);
+    json_t *l = json_incref(json_object_get(both, "local"));
+    json_decref(both);
+    return l;
+}
+
+#endif

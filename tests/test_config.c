@@ -1,0 +1,95 @@
+/* Config loading: the example is valid; every mistake is refused with its file, line and key. */
+#include "check.h"
+#include "core/config.h"
+#include "core/err.h"
+
+#include <string.h>
+
+static char dir[256];
+
+static int load_text(const char *text, char *err, size_t size, struct saasd_config **out)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/saasd.conf", dir);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    struct saasd_config *c = NULL;
+    int rc = config_load(path, &c, err, size);
+    if (out)
+        *out = c;
+    else
+        config_free(c);
+    return rc;
+}
+
+static int refused_with(const char *text, const char *expect)
+{
+    char err[1024];
+    int rc = load_text(text, err, sizeof err, NULL);
+    if (rc == 0 || !strstr(err, expect)) {
+        printf("# got rc=%d err=%s (wanted %s)\n", rc, err, expect);
+        return 0;
+    }
+    return 1;
+}
+
+#define ENTRA "entra = { tenant_id = \"t\", client_id = \"c\", secret_env = \"SAASD_TEST_SECRET\" }\n"
+
+int main(void)
+{
+    char *t = check_tmpdir("config");
+    snprintf(dir, sizeof dir, "%s", t);
+    free(t);
+    setenv("SAASD_TEST_SECRET", "s3cret", 1);
+    setenv("SAASD_TEST_ADMIN", "adm1n", 1);
+
+    struct saasd_config *c = NULL;
+    char err[1024];
+    CHECK(config_load("examples/saasd.conf", &c, err, sizeof err) == 0, "the shipped example config is valid");
+    if (c) {
+        CHECK(c->listen_port == 8080 && !strcmp(c->listen_addr, "127.0.0.1"), "listen is split into address and port");
+        CHECK(c->client_secret && !strcmp(c->client_secret, "emulator-secret"), "the client secret is read from secret_file");
+        CHECK(c->jwks_url && strstr(c->jwks_url, "/11111111-1111-4111-8111-111111111111/discovery/v2.0/keys"),
+              "the JWKS URL defaults to the tenant's discovery keys under the authority");
+        CHECK(!strcmp(c->webhook_audience, c->client_id), "the webhook audience defaults to the client id");
+        config_free(c);
+    }
+
+    CHECK(load_text(ENTRA "admin = { key_env = \"SAASD_TEST_ADMIN\" }\n", err, sizeof err, &c) == 0 && c &&
+              !strcmp(c->client_secret, "s3cret") && !strcmp(c->admin_key, "adm1n") && c->rule_cpu_ms == 2000 &&
+              c->token_version == 2 && !strcmp(c->api_version, "2018-08-31"),
+          "secrets come from the environment and omitted keys take documented defaults");
+    config_free(c);
+
+    CHECK(refused_with(ENTRA "listn = \"127.0.0.1:1\"\n", ":2: listn: unknown key"), "an unknown top-level key is refused with its line");
+    CHECK(refused_with(ENTRA "rules = {\n  dir = \"r\",\n  cpu_msec = 5,\n}\n", ":4: rules.cpu_msec: unknown key"),
+          "an unknown nested key is refused with its own line");
+    CHECK(refused_with("entra = {\n tenant_id = \"t\",\n client_id = 42,\n secret_env = \"SAASD_TEST_SECRET\" }\n",
+                       ":3: entra.client_id: expected a string, got number"),
+          "a wrong type is refused naming the key and line");
+    CHECK(refused_with("entra = { client_id = \"c\", secret_env = \"SAASD_TEST_SECRET\" }\n", "entra.tenant_id: required key is missing"),
+          "a missing required key is refused by name");
+    CHECK(refused_with("entra = { tenant_id = \"t\", client_id = \"c\", secret_env = \"SAASD_NOT_SET_ANYWHERE\" }\n",
+                       "environment variable SAASD_NOT_SET_ANYWHERE is not set"),
+          "a secret whose environment variable is unset is refused");
+    CHECK(refused_with("entra = { tenant_id = \"t\", client_id = \"c\" }\n", "one of secret_env or secret_file is required"),
+          "the client secret cannot be missing");
+    CHECK(refused_with("entra = { tenant_id = \"t\", client_id = \"c\", client_secret = \"inline\" }\n",
+                       "entra.client_secret: unknown key"),
+          "an inline secret is not a key the config accepts");
+    CHECK(refused_with(ENTRA "rules = { cpu_ms = 60000 }\n", "rules.cpu_ms: 60000 is out of range"),
+          "a rule CPU limit beyond the marketplace's window is refused");
+    CHECK(refused_with(ENTRA "admin = { listen = \"0.0.0.0:8081\", key_env = \"SAASD_TEST_ADMIN\" }\n",
+                       "admin.listen: the admin API binds to loopback only"),
+          "the admin API cannot bind beyond loopback");
+    CHECK(refused_with(ENTRA "x = = 1\n", ":2:"), "a syntax error is reported with its line");
+    CHECK(refused_with(ENTRA "data_dir = os.getenv('HOME')\n", "'os' is not defined"), "the config sandbox has no os library");
+    CHECK(refused_with(ENTRA "while true do end\n", "too long"), "an endless config is stopped");
+    CHECK(refused_with(ENTRA "log_level = \"loud\"\n", "log_level: expected debug, info, warn or error"), "a bad log level is refused");
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/nope.conf", dir);
+    CHECK(config_load(missing, &c, err, sizeof err) == SAASD_ECONFIG && strstr(err, "cannot read config file"),
+          "a missing config file is reported");
+    return CHECK_DONE();
+}

@@ -1,0 +1,348 @@
+/* End-to-end fulfillment against the built-in emulator: the daemon in-process, Microsoft played
+ * by the emulator, rules written by the test. Each check names the guarantee it proves. */
+#include "it_support.h"
+
+#include "core/crypto.h"
+
+static char dir[256];
+
+static const char *seats_rule =
+    "-- integration test offer: refuses seat reductions, accepts the rest\n"
+    "return {\n"
+    "  provision = function(sub, ctx) return { action = 'activate', message = 'Welcome <b>aboard</b>' } end,\n"
+    "  change_quantity = function(sub, change, ctx)\n"
+    "    if change.quantity < sub.quantity then return { accept = false, reason = 'seats are in use' } end\n"
+    "    return { accept = true }\n"
+    "  end,\n"
+    "}\n";
+
+static const char *slow_rule =
+    "return {\n"
+    "  change_plan = function(sub, change, ctx) while true do end end,\n"
+    "}\n";
+
+static const char *flaky_rule_broken =
+    "return { suspend = function(sub, event, ctx) error('ISV system down') end }\n";
+static const char *flaky_rule_fixed =
+    "return { suspend = function(sub, event, ctx) return true end }\n";
+
+static const char *pending_rule =
+    "return { provision = function(sub, ctx) return { action = 'pending', message = 'An engineer will call you' } end }\n";
+
+struct landing_arg {
+    const char *url;
+    long status;
+};
+
+static void *open_landing(void *arg)
+{
+    struct landing_arg *a = arg;
+    json_decref(it_call("GET", a->url, NULL, NULL, &a->status, NULL));
+    return NULL;
+}
+
+static void file_sha256(const char *path, char out[CRYPTO_SHA256_HEX_LEN])
+{
+    FILE *f = fopen(path, "r");
+    char buf[65536];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f)
+        fclose(f);
+    crypto_sha256_hex(buf, n, out);
+}
+
+int main(void)
+{
+    char *t = check_tmpdir("it");
+    snprintf(dir, sizeof dir, "%s", t);
+    free(t);
+    http_client_new(NULL, &it_http);
+    struct emu *emu = it_start_emu();
+    CHECK(emu != NULL, "the emulator starts in-process");
+    if (!emu)
+        return CHECK_DONE();
+
+    char path[512], rules[512];
+    snprintf(rules, sizeof rules, "%s/rules", dir);
+    mkdir(rules, 0700);
+    snprintf(path, sizeof path, "%s/it-seats.lua", rules);
+    it_write_file(path, seats_rule);
+    snprintf(path, sizeof path, "%s/it-slow.lua", rules);
+    it_write_file(path, slow_rule);
+    snprintf(path, sizeof path, "%s/it-flaky.lua", rules);
+    it_write_file(path, flaky_rule_broken);
+    snprintf(path, sizeof path, "%s/it-pending.lua", rules);
+    it_write_file(path, pending_rule);
+
+    unsigned short admin_port = it_free_port();
+    char conf[512];
+    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
+    it_write_config(conf, dir, 0, admin_port, NULL);
+    struct saasd_config *cfg = NULL;
+    char err[1024];
+    int rc = config_load(conf, &cfg, err, sizeof err);
+    CHECK(rc == 0, "the integration config loads");
+    if (rc) {
+        printf("# %s\n", err);
+        return CHECK_DONE();
+    }
+    struct daemon *d = NULL;
+    rc = daemon_start(cfg, &d);
+    CHECK(rc == 0, "the daemon starts against the emulator");
+    if (rc)
+        return CHECK_DONE();
+    snprintf(it_admin_url, sizeof it_admin_url, "http://127.0.0.1:%u", httpd_port(d->admin_httpd));
+    it_point_emulator(httpd_port(d->public_httpd));
+    it_offer("it-seats");
+    it_offer("it-slow");
+    it_offer("it-flaky");
+    it_offer("it-pending");
+
+    /* ---- landing page ---- */
+    char sub[64], sub2[64], url_buf[600];
+    char *landing = it_purchase("it-seats", 10, sub, sizeof sub);
+    long st = 0;
+    char *page = NULL;
+    json_decref(it_call("GET", landing, NULL, NULL, &st, &page));
+    json_t *ms = it_ms_sub(sub);
+    CHECK(st == 200 && strstr(page, "active") && !strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"),
+          "the landing page resolves, provisions and activates the purchase at Microsoft");
+    CHECK(strstr(page, "Welcome &lt;b&gt;aboard&lt;/b&gt;") != NULL, "rule text shown on the landing page is HTML-escaped");
+    json_decref(ms);
+    free(page);
+    json_decref(it_call("GET", landing, NULL, NULL, &st, NULL));
+    CHECK(st == 200 && it_audit_count(sub, NULL, "Provision") == 1,
+          "reloading the landing page does not run provision or Activate again");
+    free(landing);
+
+    landing = it_purchase("it-seats", 5, sub2, sizeof sub2);
+    pthread_t th[4];
+    struct landing_arg la[4];
+    for (int i = 0; i < 4; i++) {
+        la[i].url = landing;
+        pthread_create(&th[i], NULL, open_landing, &la[i]);
+    }
+    int all200 = 1;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        all200 &= la[i].status == 200;
+    }
+    CHECK(all200 && it_audit_count(sub2, NULL, "Provision") == 1, "four simultaneous clicks provision the subscription once");
+    free(landing);
+
+    snprintf(url_buf, sizeof url_buf, "%s/landing?token=not-a-real-token", it_public_url);
+    page = NULL;
+    json_decref(it_call("GET", url_buf, NULL, NULL, &st, &page));
+    CHECK(st == 400 && strstr(page, "expired or is not valid") && strstr(page, "Azure portal"),
+          "a forged landing token gets the friendly page that says how to get a new link");
+    free(page);
+    snprintf(url_buf, sizeof url_buf, "%s/landing", it_public_url);
+    json_decref(it_call("GET", url_buf, NULL, NULL, &st, NULL));
+    CHECK(st == 400, "a landing visit without a token is answered 400 with a page, not a crash");
+
+    char sub3[64];
+    landing = it_purchase("it-pending", 3, sub3, sizeof sub3);
+    page = NULL;
+    json_decref(it_call("GET", landing, NULL, NULL, &st, &page));
+    ms = it_ms_sub(sub3);
+    CHECK(st == 200 && strstr(page, "An engineer will call you") &&
+              !strcmp(it_str(ms, "saasSubscriptionStatus"), "PendingFulfillmentStart"),
+          "a pending decision tells the customer and does not activate");
+    json_decref(ms);
+    free(page);
+    free(landing);
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/activate", sub3);
+    json_decref(it_admin("POST", path, NULL, &st));
+    ms = it_ms_sub(sub3);
+    CHECK(st == 200 && !strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"), "an operator activates a pending subscription");
+    json_decref(ms);
+
+    /* ---- webhooks ---- */
+    char *op = it_customer(sub, "change-plan", json_pack("{s:s}", "planId", "business"));
+    const char *fin = it_wait_op(op, 15000);
+    json_t *audit = op ? it_wait_audit(sub, op, 5000) : NULL;
+    json_t *local = it_local(sub);
+    ms = it_ms_sub(sub);
+    CHECK(!strcmp(fin, "Succeeded") && !strcmp(it_str(local, "planId"), "business") &&
+              !strcmp(it_str(ms, "planId"), "business") && !strcmp(it_str(audit, "decision"), "accepted"),
+          "a plan change accepted by the rule is acknowledged and applied on both sides");
+    char sha[CRYPTO_SHA256_HEX_LEN];
+    snprintf(path, sizeof path, "%s/it-seats.lua", rules);
+    file_sha256(path, sha);
+    CHECK(!strcmp(it_str(audit, "rule_sha256"), sha), "the audit trail records the SHA-256 of the rule file that decided");
+    json_decref(audit);
+    json_decref(local);
+    json_decref(ms);
+
+    /* Replay the delivered webhook with a fresh valid token: 200, processed once. */
+    snprintf(path, sizeof path, "/_emulator/webhooks?operationId=%s", op ? op : "-");
+    json_t *dl = it_emu("GET", path, NULL, &st);
+    json_t *payload = json_incref(json_object_get(json_array_get(json_object_get(dl, "deliveries"), 0), "payload"));
+    json_decref(dl);
+    json_t *tok = it_emu("POST", "/_emulator/tokens", json_pack("{s:s}", "kind", "webhook"), &st);
+    char token[8192];
+    snprintf(token, sizeof token, "%s", it_str(tok, "access_token"));
+    json_decref(tok);
+    snprintf(url_buf, sizeof url_buf, "%s/webhook", it_public_url);
+    json_decref(it_call("POST", url_buf, json_incref(payload), token, &st, NULL));
+    usleep(300 * 1000);
+    CHECK(payload && st == 200 && it_audit_count(sub, op, NULL) == 1, "a duplicate webhook is answered 200 and processed once");
+    free(op);
+
+    /* Forged bearer: refused, nothing stored. */
+    json_t *forged = json_deep_copy(payload);
+    json_object_set_new(forged, "id", json_string("99999999-9999-4999-8999-999999999999"));
+    json_decref(it_call("POST", url_buf, forged, "eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.", &st, NULL));
+    void *val = NULL;
+    size_t vlen = 0;
+    CHECK(st == 401 && store_get(d->store, STORE_OPERATIONS, "99999999-9999-4999-8999-999999999999", 36, &val, &vlen) == SAASD_ENOTFOUND,
+          "a webhook with a forged JWT is refused with 401 and stores nothing");
+    free(val);
+    json_decref(it_call("POST", url_buf, json_string("not an object"), token, &st, NULL));
+    CHECK(st == 400, "a webhook body that is not a JSON object is answered 400");
+    json_t *noid = json_deep_copy(payload);
+    json_object_del(noid, "id");
+    json_decref(it_call("POST", url_buf, noid, token, &st, NULL));
+    CHECK(st == 400, "a webhook without an operation id is answered 400");
+    json_t *odd = json_deep_copy(payload);
+    json_object_set_new(odd, "id", json_string("88888888-8888-4888-8888-888888888888"));
+    json_object_set_new(odd, "action", json_string("Transfer"));
+    json_decref(it_call("POST", url_buf, odd, token, &st, NULL));
+    CHECK(st == 200 && store_get(d->store, STORE_OPERATIONS, "88888888-8888-4888-8888-888888888888", 36, &val, &vlen) == SAASD_ENOTFOUND,
+          "an unknown action is acknowledged 200 and not stored");
+    json_decref(payload);
+
+    op = it_customer(sub, "change-quantity", json_pack("{s:i}", "quantity", 4));
+    fin = it_wait_op(op, 15000);
+    audit = op ? it_wait_audit(sub, op, 5000) : NULL;
+    ms = it_ms_sub(sub);
+    local = it_local(sub);
+    CHECK(!strcmp(fin, "Failed") && json_integer_value(json_object_get(ms, "quantity")) == 10 &&
+              json_integer_value(json_object_get(local, "quantity")) == 10 && !strcmp(it_str(audit, "decision"), "refused"),
+          "a seat reduction refused by the rule leaves Microsoft's state unchanged");
+    json_decref(ms);
+    json_decref(local);
+    json_decref(audit);
+    free(op);
+
+    /* Faults: GET operation fails for a while; the event is retried, not lost. */
+    json_decref(it_emu("POST", "/_emulator/faults",
+                       json_pack("{s:s, s:s, s:s, s:i}", "path", "/api/saas/subscriptions/*/operations/*", "method", "GET",
+                                 "kind", "500", "count", 4),
+                       &st));
+    json_decref(it_emu("POST", "/_emulator/faults",
+                       json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", "/api/saas/subscriptions/*/operations/*", "method",
+                                 "GET", "kind", "429", "count", 2, "retryAfterS", 1),
+                       &st));
+    op = it_customer(sub, "change-quantity", json_pack("{s:i}", "quantity", 12));
+    audit = op ? it_wait_audit(sub, op, 20000) : NULL;
+    local = it_local(sub);
+    CHECK(audit && json_integer_value(json_object_get(local, "quantity")) == 12,
+          "the emulator answering 500 and 429 for a while delays the event but does not lose it");
+    json_decref(audit);
+    json_decref(local);
+    free(op);
+    json_decref(it_emu("DELETE", "/_emulator/faults", NULL, &st));
+
+    /* Rule timeout: the default (refuse) is sent well inside the ACK window. */
+    char sub4[64];
+    landing = it_purchase("it-slow", 2, sub4, sizeof sub4);
+    json_decref(it_call("GET", landing, NULL, NULL, &st, NULL));
+    free(landing);
+    op = it_customer(sub4, "change-plan", json_pack("{s:s}", "planId", "business"));
+    fin = it_wait_op(op, 15000);
+    audit = op ? it_wait_audit(sub4, op, 5000) : NULL;
+    CHECK(!strcmp(fin, "Failed") && strstr(it_str(audit, "detail"), "default applied"),
+          "a rule that runs forever is stopped and its change refused inside the 10 s window");
+    json_decref(audit);
+    free(op);
+
+    /* Notify-only handler error: kept in the outbox, retried after the rule is fixed. */
+    char sub5[64];
+    landing = it_purchase("it-flaky", 2, sub5, sizeof sub5);
+    json_decref(it_call("GET", landing, NULL, NULL, &st, NULL));
+    free(landing);
+    op = it_customer(sub5, "suspend", NULL);
+    json_t *ob = NULL;
+    long long until = it_now_ms() + 10000;
+    int parked = 0;
+    char seq[32] = "";
+    while (!parked && it_now_ms() < until) {
+        ob = it_admin("GET", "/admin/outbox", NULL, &st);
+        json_t *first = json_array_get(json_object_get(ob, "outbox"), 0);
+        if (first && strstr(it_str(first, "last_error"), "ISV system down")) {
+            parked = 1;
+            snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(json_object_get(first, "seq")));
+        }
+        json_decref(ob);
+        usleep(50 * 1000);
+    }
+    CHECK(parked, "a failing suspend handler keeps its event in the outbox with the error");
+    snprintf(path, sizeof path, "%s/it-flaky.lua", rules);
+    it_write_file(path, flaky_rule_fixed);
+    json_decref(it_admin("POST", "/admin/rules/reload", NULL, &st));
+    snprintf(path, sizeof path, "/admin/outbox/%s/retry", seq);
+    json_decref(it_admin("POST", path, NULL, &st));
+    audit = op ? it_wait_audit(sub5, op, 10000) : NULL;
+    local = it_local(sub5);
+    CHECK(audit && !strcmp(it_str(local, "status"), "Suspended"),
+          "after the rule is fixed the retried suspend is acted on");
+    json_decref(audit);
+    json_decref(local);
+    free(op);
+
+    /* Suspend, reinstate, unsubscribe on the per-seat subscription. */
+    const char *verbs[] = {"suspend", "reinstate", "unsubscribe"};
+    const char *want[] = {"Suspended", "Subscribed", "Unsubscribed"};
+    int lifecycle_ok = 1;
+    for (int i = 0; i < 3; i++) {
+        op = it_customer(sub, verbs[i], NULL);
+        it_wait_op(op, 15000);
+        audit = op ? it_wait_audit(sub, op, 10000) : NULL;
+        local = it_local(sub);
+        ms = it_ms_sub(sub);
+        if (!audit || strcmp(it_str(local, "status"), want[i]) || strcmp(it_str(ms, "saasSubscriptionStatus"), want[i])) {
+            printf("# %s: local=%s microsoft=%s audit=%s\n", verbs[i], it_str(local, "status"),
+                   it_str(ms, "saasSubscriptionStatus"), audit ? "yes" : "no");
+            lifecycle_ok = 0;
+        }
+        json_decref(audit);
+        json_decref(local);
+        json_decref(ms);
+        free(op);
+    }
+    CHECK(lifecycle_ok, "suspend, reinstate and unsubscribe reach the same state on both sides");
+
+    /* Publisher-initiated change through the admin API follows Operation-Location. */
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/change-quantity", sub2);
+    json_t *r = it_admin("POST", path, json_pack("{s:i}", "quantity", 7), &st);
+    ms = it_ms_sub(sub2);
+    CHECK(st == 200 && !strcmp(it_str(r, "result"), "succeeded") && json_integer_value(json_object_get(ms, "quantity")) == 7,
+          "an operator's seat change follows the operation to Succeeded");
+    json_decref(r);
+    json_decref(ms);
+
+    json_decref(it_admin("POST", "/admin/reconcile", NULL, &st));
+    CHECK(st == 200, "reconciliation runs on demand");
+    long st2 = 0;
+    snprintf(url_buf, sizeof url_buf, "%s/admin/subscriptions", it_admin_url);
+    json_decref(it_call("GET", url_buf, NULL, "wrong-key", &st2, NULL));
+    CHECK(st2 == 401, "the admin API refuses a wrong key");
+    snprintf(url_buf, sizeof url_buf, "%s/healthz", it_public_url);
+    json_t *h = it_call("GET", url_buf, NULL, NULL, &st, NULL);
+    CHECK(st == 200 && json_is_true(json_object_get(h, "store_writable")) && json_is_true(json_object_get(h, "rules_loaded")),
+          "/healthz reports the store writable and the rules loaded");
+    json_decref(h);
+    snprintf(url_buf, sizeof url_buf, "%s/metrics", it_public_url);
+    char *metrics = NULL;
+    json_decref(it_call("GET", url_buf, NULL, NULL, &st, &metrics));
+    CHECK(st == 200 && strstr(metrics, "saasd_webhooks_total{action=\"ChangePlan\",outcome=\"accepted\"}") &&
+              strstr(metrics, "saasd_inbox_depth"),
+          "/metrics exposes webhooks by action and outcome and the inbox depth");
+    free(metrics);
+
+    daemon_stop(d);
+    emu_stop(emu);
+    http_client_free(it_http);
+    return CHECK_DONE();
+}
