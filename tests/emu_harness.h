@@ -199,6 +199,14 @@ static inline json_t *get_sub(const char *sid)
     return j;
 }
 
+static inline long long sub_quantity(const char *sid)
+{
+    json_t *j = get_sub(sid);
+    long long q = json_integer_value(json_object_get(j, "quantity"));
+    json_decref(j);
+    return q;
+}
+
 static inline const char *sub_status(const char *sid)
 {
     static _Thread_local char st[64];

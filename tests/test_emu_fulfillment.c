@@ -94,7 +94,8 @@ static void transport_and_auth(void)
     CHECK(r.status == 200, "§2.1 tokens from the v1 endpoint are accepted by the marketplace API");
     reply_free(&r);
 
-    ctl("PUT", "/_emulator/config", "{\"clockOffsetS\":7200}");
+    struct reply k = ctl("PUT", "/_emulator/config", "{\"clockOffsetS\":7200}");
+    reply_free(&k);
     CHECK(mp_status("GET", "/api/saas/subscriptions", NULL) == 403, "§2.4 an expired token is 403");
     struct reply c = ctl("PUT", "/_emulator/config", "{\"clockOffsetS\":0}");
     reply_free(&c);
@@ -417,7 +418,7 @@ static void operations_api(void)
     CHECK(customer(sq, "change-quantity", "{\"quantity\":6}", op) == 202, "§5.7 a customer quantity change is accepted");
     snprintf(opp, sizeof opp, "/api/saas/subscriptions/%s/operations/%s", sq, op);
     CHECK(mp_status("PATCH", opp, "{\"status\":\"Success\"}") == 200 &&
-              json_integer_value(json_object_get(get_sub(sq), "quantity")) == 6,
+              sub_quantity(sq) == 6,
           "§4 an accepted ChangeQuantity applies the seats");
 
     customer(sq, "suspend", NULL, op);

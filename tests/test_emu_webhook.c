@@ -248,7 +248,7 @@ static void retries(void)
           "§5.2 retries repeat the same operation id (dedupe on id)");
     double gap1 = RX.got[1].at - RX.got[0].at, gap2 = RX.got[2].at - RX.got[1].at;
     CHECK(gap1 >= 0.04 && gap2 >= 0.09 && gap2 > gap1 * 1.5, "§5.2 retries back off exponentially (50 ms, then 100 ms)");
-    CHECK(!strcmp(wait_op(sid, op, 3000), "Succeeded") && json_integer_value(json_object_get(get_sub(sid), "quantity")) == 4,
+    CHECK(!strcmp(wait_op(sid, op, 3000), "Succeeded") && sub_quantity(sid) == 4,
           "§5.3 after the late 2xx the ACK window runs and the quantity change is applied");
     json_t *d = delivery_of(op);
     CHECK(d && json_array_size(json_object_get(d, "attempts")) == 3 &&
@@ -263,7 +263,7 @@ static void retries(void)
     const char *st = wait_op(sid, op, 6000);
     RX.delay_ms = 0;
     d = delivery_of(op);
-    CHECK(!strcmp(st, "Failed") && json_integer_value(json_object_get(get_sub(sid), "quantity")) == 4,
+    CHECK(!strcmp(st, "Failed") && sub_quantity(sid) == 4,
           "§5.2 an ACK-able webhook that is never answered fails the operation after the last attempt");
     CHECK(d && !strcmp(jstr(d, "status"), "failed") && json_array_size(json_object_get(d, "attempts")) == 3 &&
               json_integer_value(jpath(d, "attempts.0.httpStatus")) == 0,
