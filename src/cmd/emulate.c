@@ -101,8 +101,8 @@ static int rotate_key(int argc, char **argv)
         fprintf(stderr, "saasd emulate rotate-key: failed: %s\n", saasd_strerror(rc));
         return 1;
     }
-    printf("new signing key kid=%s (the previous key stays in the JWKS; a running emulator picks the\n"
-           "new key up after POST /_emulator/keys/rotate or a restart)\n",
+    printf("new signing key kid=%s (the previous key stays in the JWKS; an emulator running on this\n"
+           "directory switches to it with its next request)\n",
            kid);
     return 0;
 }

@@ -66,6 +66,7 @@ struct emu {
     struct emu_knobs k;
     struct emu_key keys[EMU_MAX_KEYS];
     size_t nkeys;
+    char key_stamp[64]; /* inode + mtime of the key file (--data), to notice `rotate-key` */
     uint8_t landing_key[32];
     struct emu_fault *faults;
     size_t nfaults;
@@ -112,6 +113,8 @@ int emu_jwt_verify(const struct emu_key *keys, size_t nkeys, const char *token, 
 /* Load the key files in dir (or create them); rotate = move current to previous first. */
 int emu_keys_load_dir(const char *dir, int rotate, struct emu_key keys[EMU_MAX_KEYS], size_t *nkeys);
 int emu_keys_rotate_memory(struct emu *e);
+/* --data: reload the key files when `saasd emulate rotate-key` replaced them (lock held). */
+void emu_keys_refresh(struct emu *e);
 
 /* ---- emu_entra.c ---- */
 int emu_entra_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
