@@ -295,6 +295,9 @@ static void changes(void)
     subscribed("{\"planId\":\"basic\"}", "basic", sid);
     subscribed("{\"planId\":\"seats\",\"quantity\":3}", "seats", seats);
 
+    /* a completion delay long enough to look at the operation while it is in progress */
+    struct reply k = ctl("PUT", "/_emulator/config", "{\"opDelayMs\":800}");
+    reply_free(&k);
     snprintf(path, sizeof path, "/api/saas/subscriptions/%s", sid);
     struct reply r = mp("PATCH", path, "{\"planId\":\"gold\"}");
     const char *loc = reply_header(&r, "Operation-Location");
@@ -313,7 +316,9 @@ static void changes(void)
           "§3.8 nothing is applied while the operation is in progress");
     json_decref(s);
     CHECK(patch_sub(sid, "{\"planId\":\"annual\"}", NULL) == 400, "§3.8 a change while an operation is InProgress is 400 (locked)");
-    CHECK(!strcmp(wait_op(sid, op, 2000), "Succeeded"), "§3.8 the operation ends Succeeded");
+    CHECK(!strcmp(wait_op(sid, op, 4000), "Succeeded"), "§3.8 the operation ends Succeeded");
+    k = ctl("PUT", "/_emulator/config", "{\"opDelayMs\":50}");
+    reply_free(&k);
     s = get_sub(sid);
     CHECK(!strcmp(jstr(s, "planId"), "gold"), "§3.8 the new plan is applied once the operation succeeded");
     json_decref(s);
