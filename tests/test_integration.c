@@ -7,11 +7,12 @@
 static char dir[256];
 
 static const char *seats_rule =
-    "-- integration test offer: refuses seat reductions, accepts the rest\n"
+    "-- integration test offer: refuses going below the seats in use (fed by the ISV via the admin API)\n"
     "return {\n"
     "  provision = function(sub, ctx) return { action = 'activate', message = 'Welcome <b>aboard</b>' } end,\n"
     "  change_quantity = function(sub, change, ctx)\n"
-    "    if change.quantity < sub.quantity then return { accept = false, reason = 'seats are in use' } end\n"
+    "    local in_use = tonumber(ctx.store.get('in_use:' .. sub.id) or '0')\n"
+    "    if change.quantity < in_use then return { accept = false, reason = 'seats are in use' } end\n"
     "    return { accept = true }\n"
     "  end,\n"
     "}\n";
@@ -212,6 +213,11 @@ int main(void)
           "an unknown action is acknowledged 200 and not stored");
     json_decref(payload);
 
+    snprintf(path, sizeof path, "/admin/offers/it-seats/store/in_use:%s", sub);
+    json_decref(it_admin("PUT", path, json_pack("{s:s}", "value", "6"), &st));
+    json_t *kv = it_admin("GET", path, NULL, &st);
+    CHECK(st == 200 && !strcmp(it_str(kv, "value"), "6"), "the ISV's systems can feed a fact to the offer's rules through the admin API");
+    json_decref(kv);
     op = it_customer(sub, "change-quantity", json_pack("{s:i}", "quantity", 4));
     fin = it_wait_op(op, 15000);
     audit = op ? it_wait_audit(sub, op, 5000) : NULL;

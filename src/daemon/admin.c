@@ -10,7 +10,10 @@
  *   POST /admin/outbox/{seq}/retry | /abandon
  *   GET  /admin/rules                                active generation and file hashes
  *   POST /admin/rules/reload
- *   POST /admin/reconcile */
+ *   POST /admin/reconcile
+ *   GET|PUT|DELETE /admin/offers/{offer}/store/{key}  the offer's rule key-value space (ctx.store),
+ *                                                  so the ISV's systems can feed facts to rules
+ *                                                  (PUT body: {"value": "text"}) */
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
 
@@ -248,6 +251,57 @@ static void subscription_action(struct daemon *d, const char *sub_id, const char
                                    out.message, "operation", op ? op : json_null()));
 }
 
+/* RULE_KV keys are offer id + '\0' + the rule's key (see src/bind/store.c). */
+static void offer_store(struct daemon *d, const char *offer, const char *key, const struct httpd_request *req,
+                        struct httpd_response *res)
+{
+    char full[512];
+    size_t olen = strlen(offer), klen = strlen(key);
+    if (olen + 1 + klen > sizeof full || !klen || klen > 200) {
+        reply_error(res, 400, "key must be 1..200 bytes");
+        return;
+    }
+    memcpy(full, offer, olen);
+    full[olen] = 0;
+    memcpy(full + olen + 1, key, klen);
+    size_t flen = olen + 1 + klen;
+    const char *method = httpd_method(req);
+    if (!strcmp(method, "GET")) {
+        void *val = NULL;
+        size_t vlen = 0;
+        if (store_get(d->store, STORE_RULE_KV, full, flen, &val, &vlen) != 0) {
+            reply_error(res, 404, "no such key");
+            return;
+        }
+        reply_json(res, 200, json_pack("{s:s, s:s, s:s%}", "offer", offer, "key", key, "value", (char *)val, vlen));
+        free(val);
+        return;
+    }
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    if (!rc && !strcmp(method, "PUT")) {
+        size_t len = 0;
+        const char *body = httpd_body(req, &len);
+        json_t *j = json_loadb(body, len, 0, NULL);
+        const char *v = json_string_value(json_object_get(j, "value"));
+        rc = v ? store_batch_put(b, STORE_RULE_KV, full, flen, v, strlen(v)) : SAASD_EINVAL;
+        json_decref(j);
+    } else if (!rc && !strcmp(method, "DELETE")) {
+        rc = store_batch_del(b, STORE_RULE_KV, full, flen);
+    } else if (!rc) {
+        rc = SAASD_EINVAL;
+    }
+    if (!rc)
+        rc = store_commit(d->store, b);
+    store_batch_free(b);
+    if (rc) {
+        reply_error(res, rc == SAASD_EINVAL ? 400 : 500, rc == SAASD_EINVAL ? "PUT {\"value\": \"text\"} or DELETE" : saasd_strerror(rc));
+        return;
+    }
+    log_info("admin", "offer store written", "offer", offer, "key", key, "method", method);
+    reply_json(res, 200, json_pack("{s:s}", "result", "ok"));
+}
+
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
@@ -258,18 +312,20 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
     }
     const char *path = httpd_path(req);
     const char *method = httpd_method(req);
-    char id[160], verb[64];
+    char id[160], verb[200];
     if (!strcmp(path, "/admin/subscriptions") && !strcmp(method, "GET")) {
         list_subscriptions(d, res);
-    } else if (sscanf(path, "/admin/subscriptions/%159[^/]/%63s", id, verb) == 2) {
+    } else if (sscanf(path, "/admin/subscriptions/%159[^/]/%199s", id, verb) == 2) {
         subscription_action(d, id, verb, req, res);
     } else if (sscanf(path, "/admin/subscriptions/%159[^/]", id) == 1) {
         subscription_action(d, id, "", req, res);
+    } else if (sscanf(path, "/admin/offers/%127[^/]/store/%199s", id, verb) == 2) {
+        offer_store(d, id, verb, req, res);
     } else if (!strcmp(path, "/admin/outbox") && !strcmp(method, "GET")) {
         json_t *items = json_array();
         store_scan(d->store, STORE_OUTBOX, NULL, 0, collect_outbox, items);
         reply_json(res, 200, json_pack("{s:o}", "outbox", items));
-    } else if (sscanf(path, "/admin/outbox/%31[0-9]/%63s", id, verb) == 2 && !strcmp(method, "POST") &&
+    } else if (sscanf(path, "/admin/outbox/%31[0-9]/%199s", id, verb) == 2 && !strcmp(method, "POST") &&
                (!strcmp(verb, "retry") || !strcmp(verb, "abandon"))) {
         outbox_action(d, id, verb, res);
     } else if (!strcmp(path, "/admin/rules") && !strcmp(method, "GET")) {
