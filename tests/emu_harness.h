@@ -105,6 +105,22 @@ static inline json_t *jpath(json_t *j, const char *path)
 static inline const char *jps(json_t *j, const char *path) { return json_string_value(jpath(j, path)); }
 static inline int jstatus_is(json_t *j, const char *code) { return jps(j, "code") && !strcmp(jps(j, "code"), code); }
 
+/* A v2 token for any registered app. */
+static inline int fetch_app_token(const char *tenant, const char *client, const char *secret, char *out, size_t size)
+{
+    char body[512], path[256];
+    snprintf(body, sizeof body, "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s%%2F.default",
+             client, secret, MP_APP);
+    snprintf(path, sizeof path, "/%s/oauth2/v2.0/token", tenant);
+    struct reply r = call("POST", url_of(path), body, "Content-Type", "application/x-www-form-urlencoded", NULL);
+    int ok = r.status == 200 && jstr(r.json, "access_token");
+    long status = r.status;
+    if (ok)
+        snprintf(out, size, "%s", jstr(r.json, "access_token"));
+    reply_free(&r);
+    return ok ? 0 : (int)-status;
+}
+
 static inline int fetch_token(int version, char *out, size_t size)
 {
     char body[512], path[256];

@@ -396,6 +396,35 @@ static void key_rotation(void)
     (void)old_token;
 }
 
+/* §5.6: the bearer is for the app the offer is registered with (its aud, tid and issuer). */
+static void other_app_bearer(void)
+{
+    const char *t2 = "66666666-6666-4666-8666-666666666666", *c2 = "77777777-7777-4777-8777-777777777777";
+    char body[512];
+    snprintf(body, sizeof body, "{\"tenantId\":\"%s\",\"clientId\":\"%s\",\"clientSecret\":\"s2\"}", t2, c2);
+    struct reply r = ctl("POST", "/_emulator/apps", body);
+    reply_free(&r);
+    snprintf(body, sizeof body, "{\"offerId\":\"o2\",\"clientId\":\"%s\",\"plans\":[{\"planId\":\"p\"}]}", c2);
+    r = ctl("POST", "/_emulator/offers", body);
+    reply_free(&r);
+    char main_token[8192], sid[64];
+    snprintf(main_token, sizeof main_token, "%s", TOKEN);
+    fetch_app_token(t2, c2, "s2", TOKEN, sizeof TOKEN);
+    subscribed("{\"offerId\":\"o2\",\"planId\":\"p\"}", "p", sid);
+    rx_reset(200);
+    customer(sid, "suspend", NULL, NULL);
+    rx_wait(1, 3000);
+    const char *jwt = RX.n ? RX.got[0].auth + 7 : "";
+    const char *a = strchr(jwt, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+    json_t *claims = b ? b64json(a + 1, (size_t)(b - a - 1)) : NULL;
+    char iss[256];
+    snprintf(iss, sizeof iss, "https://login.microsoftonline.com/%s/v2.0", t2);
+    CHECK(claims && !strcmp(jstr(claims, "aud"), c2) && !strcmp(jstr(claims, "tid"), t2) && !strcmp(jstr(claims, "iss"), iss),
+          "§5.6 the webhook bearer is issued for the app the offer is registered with (aud, tid, iss)");
+    json_decref(claims);
+    snprintf(TOKEN, sizeof TOKEN, "%s", main_token);
+}
+
 int main(void)
 {
     rx_start();
@@ -405,6 +434,7 @@ int main(void)
     retries();
     publisher_side();
     key_rotation();
+    other_app_bearer();
     emu_down();
     rx_reset(200);
     httpd_stop(RX.d);
