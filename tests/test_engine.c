@@ -64,6 +64,14 @@ static int call(struct engine *e, const char *offer, enum rule_handler h, struct
     return engine_call(e, offer, h, SUB, h == RULE_PROVISION ? NULL : CHANGE, NULL, r);
 }
 
+static void rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -158,6 +166,8 @@ static void test_decisions(void)
           "metrics count calls by offer, handler and outcome, and reloads");
     free(metrics);
     engine_close(e);
+    rm_rf(dir);
+    free(dir);
 }
 
 static void test_sandbox(void)
@@ -235,8 +245,15 @@ static void test_sandbox(void)
     e = open_dir(dir2, 1000);
     CHECK(e == NULL, "a precompiled (bytecode) rule file is refused");
     engine_close(e);
+    rm_rf(dir);
+    rm_rf(dir2);
     free(dir);
     free(dir2);
+}
+
+static void note_problem(void *arg, const char *p)
+{
+    snprintf(arg, 1024, "%s", p);
 }
 
 static void test_limits(void)
@@ -282,6 +299,9 @@ static void test_limits(void)
     rc = call(e, "loop", RULE_CHANGE_QUANTITY, &r);
     CHECK(rc == SAASD_ELIMIT && r.outcome == RULE_MEMORY_LIMIT && r.error && strstr(r.error, "memory limit"),
           "a memory bomb hits the cap, even inside pcall");
+    printf("# %s\n", r.error ? r.error : "");
+    CHECK(r.error && strstr(r.error, "offer 'loop' handler 'change_quantity' at ") && strstr(r.error, "loop.lua:10:"),
+          "a memory limit error names offer, handler, file and line");
     rule_result_free(&r);
 
     rc = engine_call(e, "loop", RULE_REINSTATE, SUB, CHANGE, NULL, &r);
@@ -293,8 +313,19 @@ static void test_limits(void)
     write_file(dir2, "spin.lua", "local x = 0\nwhile true do x = x + 1 end\nreturn {}\n");
     e = open_dir(dir2, 200);
     CHECK(e == NULL, "a rule file whose top level never ends is refused at load");
+    char *dir3 = check_tmpdir("bomb");
+    write_file(dir3, "bomb.lua", "local t = {}\nfor i = 1, 1e9 do t[i] = ('x'):rep(1000) .. i end\nreturn {}\n");
+    struct engine_options bo = {.cpu_ms = 5000, .memory = 4u << 20};
+    char text[1024] = "";
+    int rc_bomb = engine_check_dir(dir3, &bo, note_problem, text);
+    CHECK(rc_bomb == SAASD_ERULE && strstr(text, "bomb.lua:2: memory limit"),
+          "a memory bomb at a file's top level fails the load with the file and line");
+    rm_rf(dir);
+    rm_rf(dir2);
+    rm_rf(dir3);
     free(dir);
     free(dir2);
+    free(dir3);
 }
 
 struct problems {
@@ -403,12 +434,15 @@ static void test_reload_and_check(void)
     struct problems ok = {{0}, 0};
     rc = engine_check_dir(dir, NULL, collect, &ok);
     CHECK(rc == 0 && ok.n == 0, "rules check accepts a valid directory");
+    rm_rf(dir);
+    rm_rf(bad);
     free(dir);
     free(bad);
 }
 
 int main(void)
 {
+    alarm(120); /* a limit that fails to stop a loop must fail this program, not hang it */
     log_set_level(LOG_ERROR);
     test_decisions();
     test_sandbox();

@@ -126,5 +126,9 @@ int main(void)
     CHECK(rss_late - rss_early < 16 * 1024, "1000 reloads do not grow memory");
     engine_info_free(info);
     engine_close(e);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
     return CHECK_DONE();
 }

@@ -154,15 +154,19 @@ function M.validate(handler, r, err)
 end
 
 -- JSON null -> absent field: rules test `sub.quantity == nil`, never against cjson.null.
-local function strip_nulls(v)
+-- Whole numbers become integers (lua-cjson decodes every number as a float, and 10.0 prints
+-- as "10.0" and stores as "10.0").
+local function normalize(v)
   if type(v) ~= "table" then
     return v
   end
   for k, x in pairs(v) do
     if x == cjson.null then
       v[k] = nil
+    elseif math.type(x) == "float" then
+      v[k] = math.tointeger(x) or x
     else
-      strip_nulls(x)
+      normalize(x)
     end
   end
   return v
@@ -176,7 +180,7 @@ local function decode(what, text)
   if not ok or type(v) ~= "table" then
     error({ saas_bad_input = true, msg = format("%s is not a JSON object", what) }, 0)
   end
-  return sandbox.freeze(strip_nulls(v))
+  return sandbox.freeze(normalize(v))
 end
 
 local function copy(t)

@@ -11,7 +11,7 @@ local M = {}
 
 local error, type, pairs, next, tostring = error, type, pairs, next, tostring
 local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
-local load, pcall, select = load, pcall, select
+local load, pcall = load, pcall
 local format = string.format
 
 -- proxy -> real table, to unwrap read-only values (e.g. before JSON encoding).

@@ -37,6 +37,7 @@ struct store_batch {
     sem_t done_sem;
     int rc;
     int full;                 /* hit the map limit and the map cannot grow: skip on retry */
+    int failed_rc;            /* failed half-applied in the parent: skip it (with this rc) on the retry */
     int has_seq;
     uint64_t first_seq;
 };

@@ -1,8 +1,8 @@
 /* The store's single writer thread: group commit.
  *
  * The writer takes every queued batch (up to max_group), opens one write transaction, applies
- * each batch in its own nested transaction (so a refused batch leaves no trace and does not
- * spoil the others), commits once — one fsync for the whole group — and then wakes the
+ * each batch atomically (so a refused batch leaves no trace and does not spoil the others),
+ * commits once — one fsync for the whole group — and then wakes the
  * committers. Batches queued meanwhile form the next group, so the busier the store, the more
  * batches share an fsync. A second thread, the notifier, then wakes the committers (or calls
  * the async callbacks) while the writer already works on the next group.
@@ -70,7 +70,46 @@ static int apply_op(struct store *s, MDB_txn *txn, struct store_batch *b, struct
     return SAASD_EINTERNAL;
 }
 
-/* Applies b inside a nested transaction of parent: all of b, or none of it. */
+/* Fast path for batches of plain writes: every guard is checked first, then the writes go
+ * straight into the group's transaction. LMDB's nested transactions allocate a 2 MiB dirty list
+ * each, which made them the writer's main cost under load. A write that fails half-way
+ * sets *poisoned: LMDB then refuses the whole transaction, so the caller aborts the group and
+ * retries it, after growing the map or without this batch. */
+static int apply_plain_batch(struct store *s, MDB_txn *txn, struct store_batch *b, int *poisoned)
+{
+    uint64_t seq_before = s->next_seq;
+    b->has_seq = 0;
+    for (size_t i = 0; i < b->n_ops; i++) {
+        if (b->ops[i].kind != STORE_OP_ABSENT)
+            continue;
+        int rc = apply_op(s, txn, b, &b->ops[i]);
+        if (rc)
+            return rc; /* nothing written yet */
+    }
+    for (size_t i = 0; i < b->n_ops; i++) {
+        if (b->ops[i].kind == STORE_OP_ABSENT)
+            continue;
+        int rc = apply_op(s, txn, b, &b->ops[i]);
+        if (rc) {
+            s->next_seq = seq_before;
+            b->has_seq = 0;
+            *poisoned = 1; /* LMDB marks the whole transaction failed after a failed put */
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int is_plain(const struct store_batch *b)
+{
+    for (size_t i = 0; i < b->n_ops; i++)
+        if (b->ops[i].kind == STORE_OP_UPDATE)
+            return 0;
+    return 1;
+}
+
+/* Applies b inside a nested transaction of parent: all of b, or none of it. Used for batches
+ * with read-modify-write callbacks, which may fail half-way. */
 static int apply_batch(struct store *s, MDB_txn *parent, struct store_batch *b)
 {
     uint64_t seq_before = s->next_seq;
@@ -136,10 +175,10 @@ static int grow_map(struct store *s)
 static int commit_group(struct store *s, struct store_batch **group, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        group[i]->full = 0;
+        group[i]->full = group[i]->failed_rc = 0;
     for (;;) {
         uint64_t seq_before = s->next_seq;
-        int need_grow = 0, rc;
+        int need_grow = 0, retry_without = 0, rc;
         MDB_txn *txn;
 
         rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -153,7 +192,18 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
                 b->rc = SAASD_EFULL;
                 continue;
             }
-            b->rc = apply_batch(s, txn, b);
+            if (b->failed_rc) {
+                b->rc = b->failed_rc;
+                continue;
+            }
+            int poisoned = 0;
+            b->rc = is_plain(b) ? apply_plain_batch(s, txn, b, &poisoned) : apply_batch(s, txn, b);
+            if (poisoned && !(b->rc == SAASD_EFULL && can_grow(s))) {
+                /* Half of b is in the transaction: drop the group, retry it without b. */
+                b->failed_rc = b->rc == SAASD_EFULL ? SAASD_EFULL : b->rc;
+                retry_without = 1;
+                break;
+            }
             if (b->rc == SAASD_EFULL) {
                 if (can_grow(s)) {
                     need_grow = 1;
@@ -161,6 +211,13 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
                 }
                 b->full = 1; /* cannot fit in the largest map: only this batch fails */
             }
+        }
+        if (retry_without) {
+            mdb_txn_abort(txn);
+            s->next_seq = seq_before;
+            for (size_t i = 0; i < n; i++)
+                group[i]->has_seq = 0;
+            continue;
         }
         if (need_grow) {
             mdb_txn_abort(txn);

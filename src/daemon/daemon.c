@@ -173,6 +173,8 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     d->started_at = time(NULL);
     pthread_mutex_init(&d->work_lock, NULL);
     pthread_cond_init(&d->work_cond, NULL);
+    pthread_mutex_init(&d->wake_lock, NULL);
+    pthread_cond_init(&d->wake_cond, NULL);
     for (int i = 0; i < DAEMON_SUB_STRIPES; i++)
         pthread_mutex_init(&d->sub_locks[i], NULL);
     log_set_level((enum log_level)cfg->log_level);
@@ -259,6 +261,7 @@ void daemon_stop(struct daemon *d)
     d->stopping = 1;
     pthread_cond_broadcast(&d->work_cond);
     pthread_mutex_unlock(&d->work_lock);
+    daemon_wake(d);
     if (d->reconciler_started)
         pthread_join(d->reconciler, NULL);
     if (d->workers)

@@ -4,6 +4,7 @@
 #define SAASD_DAEMON_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -34,11 +35,17 @@ struct daemon {
     struct httpd *public_httpd;
     struct httpd *admin_httpd;
 
-    /* Inbox workers wait on work_cond; webhooks and the retry timer signal it. */
+    /* work_lock guards claiming work (inflight_subs) and the reconciler's sleep; work_cond
+     * wakes the reconciler on stop. Idle workers sleep on wake_cond; a webhook only bumps
+     * work_generation and takes wake_lock when a worker is actually asleep, so the ingest path
+     * never waits behind a worker's inbox scan. */
     pthread_mutex_t work_lock;
     pthread_cond_t work_cond;
-    int stopping;
-    uint64_t work_generation;      /* bumped on every wake-up so sleeping workers re-scan */
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake_cond;
+    _Atomic int sleepers;
+    _Atomic int stopping;
+    _Atomic uint64_t work_generation;
     pthread_t *workers;
     int nworkers;
     char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */

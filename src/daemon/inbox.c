@@ -20,6 +20,8 @@
 #define RETRY_BASE_MS 1000
 #define RETRY_CAP_MS (5 * 60 * 1000)
 #define MAX_SKIPPED_SUBS 256
+#define MAX_SCAN 256 /* entries looked at per scan: a backlog of one subscription must not make
+                        every scan read the whole inbox */
 
 struct work {
     enum store_db db;
@@ -35,6 +37,7 @@ struct scan_state {
     int64_t next_due;                 /* earliest retry time seen, for the sleep */
     char skipped[MAX_SKIPPED_SUBS][64];
     int nskipped;
+    int scanned;
     int found;
 };
 
@@ -52,6 +55,8 @@ static int sub_is_busy(struct scan_state *s, const char *sub)
 static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct scan_state *s = arg;
+    if (++s->scanned > MAX_SCAN)
+        return 1;
     json_t *e = json_loadb(val, vlen, 0, NULL);
     const char *sub = json_string_value(json_object_get(e, "sub_id"));
     if (!e || !sub || klen > sizeof s->w->key) {
@@ -83,6 +88,7 @@ static int find_work(struct daemon *d, struct work *w, int64_t *next_due)
     w->db = STORE_INBOX;
     store_scan(d->store, STORE_INBOX, NULL, 0, consider, &s);
     if (!s.found) {
+        s.scanned = 0;
         w->db = STORE_OUTBOX;
         store_scan(d->store, STORE_OUTBOX, NULL, 0, consider, &s);
     }
@@ -172,11 +178,16 @@ static void *worker_main(void *arg)
     struct daemon *d = wa->d;
     int me = wa->index;
     free(wa);
-    pthread_mutex_lock(&d->work_lock);
     while (!d->stopping) {
         struct work w = {0};
         int64_t next_due = 0;
-        if (!find_work(d, &w, &next_due)) {
+        uint64_t gen = d->work_generation; /* read before the scan: no wake-up is lost */
+        pthread_mutex_lock(&d->work_lock);
+        int found = find_work(d, &w, &next_due);
+        if (found)
+            snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
+        pthread_mutex_unlock(&d->work_lock);
+        if (!found) {
             /* Sleep until woken by a new event, or until the earliest retry is due. */
             int64_t wait_ms = next_due ? next_due - now_ms() : 1000;
             wait_ms = wait_ms < 10 ? 10 : wait_ms > 1000 ? 1000 : wait_ms;
@@ -188,20 +199,21 @@ static void *worker_main(void *arg)
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000;
             }
-            uint64_t gen = d->work_generation;
+            pthread_mutex_lock(&d->wake_lock);
+            d->sleepers++;
             while (!d->stopping && gen == d->work_generation)
-                if (pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == ETIMEDOUT)
+                if (pthread_cond_timedwait(&d->wake_cond, &d->wake_lock, &until) == ETIMEDOUT)
                     break;
+            d->sleepers--;
+            pthread_mutex_unlock(&d->wake_lock);
             continue;
         }
-        snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
-        pthread_mutex_unlock(&d->work_lock);
         handle(d, &w);
         json_decref(w.entry);
         pthread_mutex_lock(&d->work_lock);
         d->inflight_subs[me][0] = 0;
+        pthread_mutex_unlock(&d->work_lock);
     }
-    pthread_mutex_unlock(&d->work_lock);
     return NULL;
 }
 
@@ -229,10 +241,8 @@ int inbox_start(struct daemon *d)
 
 void inbox_stop(struct daemon *d)
 {
-    pthread_mutex_lock(&d->work_lock);
     d->stopping = 1;
-    pthread_cond_broadcast(&d->work_cond);
-    pthread_mutex_unlock(&d->work_lock);
+    daemon_wake(d);
     for (int i = 0; i < d->nworkers; i++)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
@@ -244,8 +254,10 @@ void inbox_stop(struct daemon *d)
 
 void daemon_wake(struct daemon *d)
 {
-    pthread_mutex_lock(&d->work_lock);
     d->work_generation++;
-    pthread_cond_broadcast(&d->work_cond);
-    pthread_mutex_unlock(&d->work_lock);
+    if (d->sleepers > 0) {
+        pthread_mutex_lock(&d->wake_lock);
+        pthread_cond_broadcast(&d->wake_cond);
+        pthread_mutex_unlock(&d->wake_lock);
+    }
 }

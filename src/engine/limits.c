@@ -38,7 +38,8 @@ static void where(lua_State *L, char *buf, size_t size)
         if (!lua_getinfo(L, "Sl", &ar))
             break;
         if (ar.currentline > 0) {
-            snprintf(buf, size, "%s:%d", ar.short_src, ar.currentline);
+            const char *src = ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
+            snprintf(buf, size, "%s:%d", src, ar.currentline);
             return;
         }
     }

@@ -4,6 +4,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -169,8 +170,14 @@ int vm_new(size_t memory, struct vm **out)
     }
     vm->host.limits = &vm->lim;
     bind_set_host(vm->L, &vm->host);
+    /* lua-cjson's luaopen initialises a process-wide number-conversion table: keep state
+     * creation (rare: a reload or a pool growing) on one thread at a time */
+    static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&setup_lock);
     lua_pushcfunction(vm->L, setup);
-    if (lua_pcall(vm->L, 0, 0, 0) != LUA_OK) {
+    int st = lua_pcall(vm->L, 0, 0, 0);
+    pthread_mutex_unlock(&setup_lock);
+    if (st != LUA_OK) {
         /* only a broken build or a tiny memory cap gets here */
         fprintf(stderr, "saasd: rule runtime failed to start: %s\n", lua_tostring(vm->L, -1));
         lua_close(vm->L);
@@ -217,9 +224,9 @@ static int split_line(const char *path, const char *msg, const char **rest)
         return 0;
     char *end;
     long line = strtol(msg + plen + 1, &end, 10);
-    if (end == msg + plen + 1 || *end != ':')
+    if (end == msg + plen + 1 || (*end != ':' && *end != '\0'))
         return 0;
-    *rest = end + 1 + (end[1] == ' ');
+    *rest = *end ? end + 1 + (end[1] == ' ') : end;
     return (int)line;
 }
 

@@ -1,0 +1,343 @@
+-- Helpers for busted specs of rule files. A spec loads a rule through the daemon's own
+-- sandbox (saas.sandbox + saas.contract, the files the daemon embeds) under the daemon's own
+-- limits (saas.core: the C instruction hook and counting allocator), and calls its handlers
+-- through the same contract.call, with a fake ctx:
+--
+--   local t = require("saas.testing")
+--   local rule = t.load_rule("rules/seats-pro.lua")
+--   local ctx, fake = t.ctx({ now = "2026-01-10T00:00:00Z", store = { ["in_use:sub-1"] = "7" } })
+--   local sub = t.subscription({ id = "sub-1", planId = "pro", quantity = 10 })
+--   local res = t.call(rule, "change_quantity", sub, t.change_quantity(sub, 5), ctx)
+--   assert.rejected(res, "seats in use")
+--
+-- Results are the normalised tables the daemon maps to struct rule_result:
+--   { outcome = "ok" | "default" | "error" | "cpu_limit" | "memory_limit" | "invalid_result"
+--               | "bad_input", action, accept, message, reason, redirect, error }
+local core = require("saas.core")
+local sandbox = require("saas.sandbox")
+local contract = require("saas.contract")
+local ctxmod = require("saas.ctx")
+local cjson = require("cjson")
+
+local M = {}
+
+-- The daemon's defaults (engine_options): 2000 ms per call, 32 MiB per state.
+M.limits = { cpu_ms = 2000, memory = 32 * 1024 * 1024 }
+
+local function read(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    error("cannot read rule file: " .. tostring(err), 3)
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function run(limits, fn, ...)
+  return core.run(limits or M.limits, fn, ...)
+end
+
+-- Load a rule file as the daemon does. Returns ok, problems ("file:line: message" strings).
+function M.check_rule(path, limits)
+  local source = read(path)
+  local ok, handlers, problems = run(limits, sandbox.load_rule, source, "@" .. path,
+    contract.check_handlers)
+  if not ok then
+    return false, { tostring(problems) } -- handlers = kind, problems = message
+  end
+  if not handlers then
+    return false, problems
+  end
+  return true, {}
+end
+
+-- Load a rule file as the daemon does; raises with every problem when it is invalid.
+-- Returns { handlers = ..., path = ..., sha256 = hex of the text that was loaded }.
+function M.load_rule(path, limits)
+  local source = read(path)
+  local ok, handlers, problems = run(limits, sandbox.load_rule, source, "@" .. path,
+    contract.check_handlers)
+  if not ok then
+    error(path .. ": " .. tostring(handlers) .. ": " .. tostring(problems), 2)
+  end
+  if not handlers then
+    error(table.concat(problems, "\n"), 2)
+  end
+  return { handlers = handlers, path = path, sha256 = core.crypto.sha256(source) }
+end
+
+-- Call a handler the way engine_call does: sub and arg are encoded to the contract's JSON,
+-- decoded again (nulls dropped, frozen), passed with ctx; the answer is schema-checked.
+function M.call(rule, handler, sub, arg, ctx, limits)
+  local sub_json = type(sub) == "string" and sub or cjson.encode(sandbox.plain(sub))
+  local arg_json = arg
+  if type(arg) == "table" then
+    arg_json = cjson.encode(sandbox.plain(arg))
+  end
+  local ok, res, msg = run(limits, contract.call, rule.handlers, handler, sub_json, arg_json, ctx)
+  if ok then
+    return res
+  end
+  local kind, err = res, msg
+  if kind == "error" and type(err) == "table" then
+    return { outcome = err.saas_invalid and "invalid_result" or "bad_input", error = err.msg }
+  end
+  return { outcome = kind, error = tostring(err) }
+end
+
+---------------------------------------------------------------------------------------------
+-- Fake capabilities
+---------------------------------------------------------------------------------------------
+
+-- The store fake behaves like ctx.store in the daemon: string values (numbers are stored as
+-- their tostring), reads see earlier writes.
+local function fake_store(initial)
+  local data = {}
+  for k, v in pairs(initial or {}) do data[k] = tostring(v) end
+  local store = {
+    get = function(key)
+      assert(type(key) == "string" and #key > 0 and #key <= 200, "bad argument #1 to 'get' (key)")
+      return data[key]
+    end,
+    put = function(key, value)
+      assert(type(key) == "string" and #key > 0 and #key <= 200, "bad argument #1 to 'put' (key)")
+      assert(type(value) == "string" or type(value) == "number",
+        "bad argument #2 to 'put' (value must be a string or a number)")
+      data[key] = tostring(value)
+      return true
+    end,
+    delete = function(key)
+      data[key] = nil
+      return true
+    end,
+  }
+  return store, data
+end
+
+local function host_of(url)
+  local scheme, host = tostring(url):match("^(%a+)://([^/:?#]+)")
+  if not scheme or (scheme ~= "http" and scheme ~= "https") then
+    return nil
+  end
+  return host:lower()
+end
+
+local function allowed(allow, host)
+  for _, pat in ipairs(allow) do
+    pat = pat:lower():gsub(":%d+$", "")
+    if pat == host or (pat:sub(1, 2) == "*." and host:sub(-(#pat - 1)) == pat:sub(2)) then
+      return true
+    end
+  end
+  return false
+end
+
+-- routes: { ["GET https://isv.example/x"] = response | function(req) | "error text" }
+-- A response is { status = 200, body = "...", headers = { name = value } }. Unrouted requests
+-- answer nil, "no fake route for ...". Every request is recorded in calls.
+local function fake_http(routes, allow)
+  local calls = {}
+  local http = {
+    request = function(req)
+      assert(type(req) == "table", "bad argument #1 to 'request' (table expected)")
+      assert(type(req.url) == "string", "bad argument #1 to 'request' (request needs a url)")
+      local method = req.method or "GET"
+      calls[#calls + 1] = { method = method, url = req.url, headers = req.headers, body = req.body }
+      local host = host_of(req.url)
+      if not host then
+        return nil, "only http and https URLs are allowed"
+      end
+      if allow and not allowed(allow, host) then
+        return nil, "host not allowed: " .. host .. " (add it to rules.http_allow)"
+      end
+      local answer = routes[method .. " " .. req.url]
+      if type(answer) == "function" then
+        local r, err = answer(req)
+        if not r then
+          return nil, err
+        end
+        answer = r
+      end
+      if answer == nil then
+        return nil, "no fake route for " .. method .. " " .. req.url
+      elseif type(answer) == "string" then
+        return nil, answer
+      end
+      local headers = {}
+      for k, v in pairs(answer.headers or {}) do headers[k:lower()] = v end
+      return {
+        status = answer.status or 200,
+        body = answer.body or "",
+        header = function(name) return headers[name:lower()] end,
+      }
+    end,
+  }
+  return http, calls
+end
+
+local function fake_log(lines)
+  local function at(level)
+    return function(msg, fields)
+      assert(type(msg) == "string", "bad argument #1 to '" .. level .. "' (string expected)")
+      lines[#lines + 1] = { level = level, msg = msg, fields = fields }
+    end
+  end
+  return { debug = at("debug"), info = at("info"), warn = at("warn"), error = at("error") }
+end
+
+-- A ctx like the daemon's, with fakes. opts: now (epoch or ISO string), store (initial
+-- key/values), http (routes), http_allow (host patterns; nil = allow all). Returns ctx and
+-- fake = { store = <the data table>, http = { calls = {...} }, log = { lines } }.
+function M.ctx(opts)
+  opts = opts or {}
+  local now = opts.now or "2026-01-01T00:00:00Z"
+  if type(now) == "string" then
+    now = assert(ctxmod.parse_time(now))
+  end
+  local store, data = fake_store(opts.store)
+  local http, calls = fake_http(opts.http or {}, opts.http_allow)
+  local lines = {}
+  local ctx = ctxmod.new({
+    log = fake_log(lines),
+    now = function() return now end,
+    store = store,
+    http = http,
+    crypto = core.crypto, -- the real C binding
+  })
+  return ctx, { store = data, http = { calls = calls }, log = lines }
+end
+
+---------------------------------------------------------------------------------------------
+-- Builders (contract §3.2 subscription, §5.4 webhook payload)
+---------------------------------------------------------------------------------------------
+
+local counter = 0
+local function guid()
+  counter = counter + 1
+  return string.format("00000000-0000-4000-8000-%012d", counter)
+end
+
+local function merge(base, over)
+  for k, v in pairs(over or {}) do base[k] = v end
+  return base
+end
+
+function M.subscription(over)
+  return merge({
+    id = guid(),
+    name = "Contoso subscription",
+    publisherId = "contoso",
+    offerId = "offer1",
+    planId = "basic",
+    quantity = 5,
+    saasSubscriptionStatus = "Subscribed",
+    beneficiary = { emailId = "user@customer.example", objectId = guid(), tenantId = guid() },
+    purchaser = { emailId = "buyer@customer.example", objectId = guid(), tenantId = guid() },
+    term = { termUnit = "P1M", startDate = "2026-01-01T00:00:00Z", endDate = "2026-01-31T00:00:00Z" },
+    autoRenew = true,
+    isTest = false,
+    isFreeTrial = false,
+    allowedCustomerOperations = { "Read", "Update", "Delete" },
+    sandboxType = "None",
+    sessionMode = "None",
+    created = "2026-01-01T00:00:00Z",
+    lastModified = "0001-01-01T00:00:00",
+  }, over)
+end
+
+-- A webhook payload for sub: action "ChangePlan", "Suspend", ... over: extra/overridden fields.
+function M.event(action, sub, over)
+  sub = sub or M.subscription()
+  local notify_only = { Renew = true, Suspend = true, Unsubscribe = true, Subscribe = true }
+  return merge({
+    id = guid(),
+    activityId = guid(),
+    subscriptionId = sub.id,
+    publisherId = sub.publisherId,
+    offerId = sub.offerId,
+    planId = sub.planId,
+    quantity = sub.quantity,
+    timeStamp = "2026-01-10T09:15:27.1234567Z",
+    action = action,
+    status = notify_only[action] and "Succeeded" or "InProgress",
+    operationRequestSource = "Azure",
+    subscription = sub,
+    purchaseToken = cjson.null,
+  }, over)
+end
+
+function M.change_plan(sub, plan_id, over)
+  return M.event("ChangePlan", sub, merge({ planId = plan_id }, over))
+end
+
+function M.change_quantity(sub, quantity, over)
+  return M.event("ChangeQuantity", sub, merge({ quantity = quantity }, over))
+end
+
+---------------------------------------------------------------------------------------------
+-- Assertions: assert.accepted(res), assert.rejected(res, reason_pattern?),
+-- assert.activated(res), assert.pending(res, message_pattern?), assert.refused(res, pattern?)
+-- (provision reject), assert.rule_failed(res, outcome?, error_pattern?)
+---------------------------------------------------------------------------------------------
+
+local function describe_result(res)
+  if type(res) ~= "table" then
+    return tostring(res)
+  end
+  local parts = {}
+  for _, k in ipairs({ "outcome", "action", "accept", "message", "reason", "redirect", "error" }) do
+    if res[k] ~= nil then parts[#parts + 1] = k .. "=" .. tostring(res[k]) end
+  end
+  return "{ " .. table.concat(parts, ", ") .. " }"
+end
+M.describe = describe_result
+
+local function decided(res)
+  return type(res) == "table" and (res.outcome == "ok" or res.outcome == "default")
+end
+
+local function matches(s, pattern)
+  return pattern == nil or (type(s) == "string" and s:find(pattern) ~= nil)
+end
+
+local CHECKS = {
+  accepted = function(res) return decided(res) and res.accept == true end,
+  rejected = function(res, pattern)
+    return decided(res) and res.accept == false and matches(res.reason, pattern)
+  end,
+  activated = function(res) return decided(res) and res.action == "activate" end,
+  pending = function(res, pattern)
+    return decided(res) and res.action == "pending" and matches(res.message, pattern)
+  end,
+  refused = function(res, pattern)
+    return decided(res) and res.action == "reject" and matches(res.message, pattern)
+  end,
+  rule_failed = function(res, outcome, pattern)
+    return type(res) == "table" and not decided(res) and (outcome == nil or res.outcome == outcome)
+      and matches(res.error, pattern)
+  end,
+}
+
+function M.register_assertions()
+  local ok_say, say = pcall(require, "say")
+  local ok_assert, luassert = pcall(require, "luassert")
+  if not (ok_say and ok_assert) then
+    return
+  end
+  for name, check in pairs(CHECKS) do
+    local key = "assertion.saas_" .. name
+    say:set(key .. ".positive", "Expected the rule result to be " .. name .. ":\n%s")
+    say:set(key .. ".negative", "Expected the rule result not to be " .. name .. ":\n%s")
+    luassert:register("assertion", name, function(_, args)
+      local res = args[1]
+      local pass = check(res, args[2], args[3])
+      args[1] = describe_result(res)
+      args.n = 1
+      return pass
+    end, key .. ".positive", key .. ".negative")
+  end
+end
+M.register_assertions()
+
+return M

@@ -1,0 +1,78 @@
+-- The result schema: what each handler may return and how it is normalised for C.
+local h = require("helpers")
+local contract = require("saas.contract")
+
+local function run(handler, returned)
+  local body = "return " .. returned
+  local src = "local r = {}\nfunction r." .. handler .. "(...)\n" .. body .. "\nend\nreturn r\n"
+  local path, dir = h.rule_file(src)
+  local rule = h.load_rule(path)
+  h.remove_dir(dir)
+  local sub = h.subscription()
+  local arg = handler ~= "provision" and h.event("Suspend", sub) or nil
+  return h.call(rule, handler, sub, arg, h.ctx())
+end
+
+describe("the result schema", function()
+  local cases = {
+    { "provision", "{ action = 'activate' }", "ok", { action = "activate" } },
+    { "provision", "{ action = 'pending', message = 'soon' }", "ok", { action = "pending", message = "soon" } },
+    { "provision", "{ action = 'reject', message = 'no', redirect = 'https://isv.example/why' }", "ok",
+      { action = "reject", redirect = "https://isv.example/why" } },
+    { "provision", "{ action = 'activate', redirect = 'javascript:alert(1)' }", "invalid_result" },
+    { "provision", "{ action = 'activated' }", "invalid_result" },
+    { "provision", "{ action = 'activate', mesage = 'typo' }", "invalid_result" },
+    { "provision", "'activate'", "invalid_result" },
+    { "provision", "nil", "invalid_result" },
+    { "change_plan", "{ accept = true }", "ok", { accept = true } },
+    { "change_plan", "{ accept = false, reason = 'no' }", "ok", { accept = false, reason = "no" } },
+    { "change_plan", "{ accept = false }", "invalid_result" },
+    { "change_quantity", "{ accept = 'yes' }", "invalid_result" },
+    { "change_quantity", "true", "invalid_result" },
+    { "reinstate", "nil", "ok", { accept = true } },
+    { "reinstate", "{ accept = false, reason = 'unpaid' }", "ok", { accept = false } },
+    { "reinstate", "nil, 'ISV down'", "error" },
+    { "suspend", "nil", "ok" },
+    { "suspend", "true", "ok" },
+    { "suspend", "nil, 'ISV down'", "error" },
+    { "unsubscribe", "false, 'later'", "error" },
+    { "renew", "{ done = true }", "invalid_result" },
+  }
+  for _, c in ipairs(cases) do
+    local handler, returned, outcome, fields = c[1], c[2], c[3], c[4]
+    it(string.format("%s returning %s -> %s", handler, returned, outcome), function()
+      local res = run(handler, returned)
+      assert.are.equal(outcome, res.outcome, h.describe(res))
+      for k, v in pairs(fields or {}) do
+        assert.are.equal(v, res[k])
+      end
+    end)
+  end
+
+  it("applies the documented default for every missing handler", function()
+    local rule = { handlers = {} }
+    local sub = h.subscription()
+    for name, spec in pairs(contract.HANDLERS) do
+      local arg = spec.kind ~= "provision" and h.event("Suspend", sub) or nil
+      local res = h.call(rule, name, sub, arg, h.ctx())
+      assert.are.equal("default", res.outcome, name)
+    end
+    assert.activated(h.call(rule, "provision", sub, nil, h.ctx()))
+    assert.accepted(h.call(rule, "change_plan", sub, h.change_plan(sub, "gold"), h.ctx()))
+    assert.accepted(h.call(rule, "reinstate", sub, h.event("Reinstate", sub), h.ctx()))
+  end)
+
+  it("turns JSON null into an absent field", function()
+    local path, dir = h.rule_file([[
+local r = {}
+function r.suspend(sub, event, ctx)
+  if event.purchaseToken ~= nil then return nil, "null leaked" end
+end
+return r
+]])
+    local rule = h.load_rule(path)
+    h.remove_dir(dir)
+    local sub = h.subscription()
+    assert.are.equal("ok", h.call(rule, "suspend", sub, h.event("Suspend", sub), h.ctx()).outcome)
+  end)
+end)

@@ -1,0 +1,302 @@
+/* The engine's capabilities against real components: ctx.store over the LMDB store and the
+ * caller's batch, ctx.http over the HTTP client against a loopback server, and the inotify
+ * watcher. */
+#include "check.h"
+#include "core/err.h"
+#include "core/http_client.h"
+#include "core/httpd.h"
+#include "core/log.h"
+#include "core/store.h"
+#include "engine/engine.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static const char *SUB = "{\"id\":\"s1\",\"offerId\":\"o1\",\"planId\":\"basic\",\"quantity\":10}";
+
+static void write_file(const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void write_file(const char *dir, const char *name, const char *fmt, ...)
+{
+    char path[512], tmp[520];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        abort();
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fclose(f);
+    rename(tmp, path);
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int kv_get(struct store *s, const char *offer, const char *key, char *out, size_t size)
+{
+    char full[256];
+    size_t ol = strlen(offer), kl = strlen(key);
+    memcpy(full, offer, ol);
+    full[ol] = '\0';
+    memcpy(full + ol + 1, key, kl);
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(s, STORE_RULE_KV, full, ol + 1 + kl, &val, &vlen);
+    if (rc == 0) {
+        snprintf(out, size, "%.*s", (int)vlen, (const char *)val);
+        free(val);
+    }
+    return rc;
+}
+
+static void test_store(void)
+{
+    char *rules = check_tmpdir("rules-store");
+    char *data = check_tmpdir("store");
+    write_file(rules, "o1.lua",
+               "local r = {}\n"
+               "function r.change_quantity(sub, change, ctx)\n"
+               "  local in_use = tonumber(ctx.store.get('in_use:' .. sub.id) or '0')\n"
+               "  ctx.store.put('seats:' .. sub.id, change.quantity)\n"
+               "  local echo = ctx.store.get('seats:' .. sub.id)\n"
+               "  ctx.store.delete('old:' .. sub.id)\n"
+               "  if change.quantity < in_use then\n"
+               "    return { accept = false, reason = 'in use ' .. in_use .. ' echo ' .. echo }\n"
+               "  end\n"
+               "  return { accept = true, reason = 'echo ' .. tostring(ctx.store.get('old:' .. sub.id)) }\n"
+               "end\n"
+               "function r.change_plan(sub, change, ctx)\n"
+               "  ctx.store.put('half', 'written')\n"
+               "  error('after the write')\n"
+               "end\n"
+               "return r\n");
+    struct store_options so = {.no_sync = 1};
+    struct store *s = NULL;
+    CHECK(store_open(data, &so, &s) == 0, "the store opens");
+    struct store_batch *b;
+    store_batch_new(&b);
+    store_batch_put(b, STORE_RULE_KV, "o1\0in_use:s1", 12, "7", 1);
+    store_batch_put(b, STORE_RULE_KV, "o1\0old:s1", 9, "x", 1);
+    CHECK(store_commit(s, b) == 0, "seed values commit");
+    store_batch_free(b);
+
+    struct engine_options opt = {.rules_dir = rules, .store = s};
+    struct engine *e = NULL;
+    CHECK(engine_open(&opt, &e) == 0, "the engine opens with a store");
+    if (!e)
+        return;
+
+    store_batch_new(&b);
+    struct rule_result r;
+    int rc = engine_call(e, "o1", RULE_CHANGE_QUANTITY, SUB, "{\"quantity\":5}", b, &r);
+    CHECK(rc == 0 && r.accept == 0 && r.reason && !strcmp(r.reason, "in use 7 echo 5"),
+          "ctx.store reads see the committed store plus the call's own writes");
+    rule_result_free(&r);
+    char val[64] = "";
+    CHECK(kv_get(s, "o1", "seats:s1", val, sizeof val) == SAASD_ENOTFOUND,
+          "ctx.store writes are not applied before the daemon commits its batch");
+    CHECK(store_commit(s, b) == 0, "the daemon's batch commits");
+    store_batch_free(b);
+    CHECK(kv_get(s, "o1", "seats:s1", val, sizeof val) == 0 && !strcmp(val, "5"),
+          "ctx.store writes commit with the daemon's batch");
+    CHECK(kv_get(s, "o1", "old:s1", val, sizeof val) == SAASD_ENOTFOUND, "ctx.store.delete commits with the batch");
+
+    store_batch_new(&b);
+    rc = engine_call(e, "o1", RULE_CHANGE_QUANTITY, SUB, "{\"quantity\":9}", b, &r);
+    CHECK(rc == 0 && r.accept == 1 && r.reason && !strcmp(r.reason, "echo nil"), "a deleted key reads as nil");
+    rule_result_free(&r);
+    store_batch_free(b);
+
+    store_batch_new(&b);
+    rc = engine_call(e, "o1", RULE_CHANGE_PLAN, SUB, "{\"planId\":\"x\"}", b, &r);
+    rule_result_free(&r);
+    store_commit(s, b);
+    store_batch_free(b);
+    CHECK(rc == SAASD_ERULE && kv_get(s, "o1", "half", val, sizeof val) == SAASD_ENOTFOUND,
+          "a failed call's ctx.store writes are dropped");
+
+    store_batch_new(&b);
+    rc = engine_call(e, "o2", RULE_CHANGE_QUANTITY, "{\"id\":\"s1\"}", "{\"quantity\":1}", b, &r);
+    rule_result_free(&r);
+    store_batch_free(b);
+    write_file(rules, "o2.lua",
+               "return { change_quantity = function(sub, change, ctx)\n"
+               "  return { accept = ctx.store.get('in_use:s1') == nil } end }\n");
+    engine_reload(e);
+    rc = engine_call(e, "o2", RULE_CHANGE_QUANTITY, "{\"id\":\"s1\"}", "{\"quantity\":1}", NULL, &r);
+    CHECK(rc == 0 && r.accept == 1, "an offer cannot read another offer's ctx.store keys");
+    rule_result_free(&r);
+    engine_close(e);
+    store_close(s);
+    rm_rf(rules);
+    rm_rf(data);
+    free(rules);
+    free(data);
+}
+
+static void http_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
+{
+    (void)arg;
+    if (!strcmp(httpd_path(req), "/slow"))
+        usleep(600 * 1000);
+    httpd_set_body(res, 200, NULL, "{\"ok\":true}");
+    httpd_add_header(res, "X-Test", "yes");
+}
+
+struct bg_call {
+    struct engine *e;
+    struct rule_result r;
+    int rc;
+};
+
+static void *bg_main(void *arg)
+{
+    struct bg_call *c = arg;
+    c->rc = engine_call(c->e, "net", RULE_PROVISION, "{\"id\":\"s1\",\"name\":\"/slow\"}", NULL, NULL, &c->r);
+    return NULL;
+}
+
+static void test_http(void)
+{
+    struct httpd_options ho = {0};
+    struct httpd *d = NULL;
+    CHECK(httpd_start(&ho, http_handler, NULL, &d) == 0, "a loopback server starts");
+    if (!d)
+        return;
+    int port = httpd_port(d);
+    char *rules = check_tmpdir("rules-http");
+    write_file(rules, "net.lua",
+               "local r = {}\n"
+               "function r.provision(sub, ctx)\n"
+               "  local host = sub.planId or '127.0.0.1'\n"
+               "  local resp, err = ctx.http.get('http://' .. host .. ':%d' .. sub.name)\n"
+               "  if not resp then return { action = 'pending', message = err } end\n"
+               "  local body = ctx.json.decode(resp.body)\n"
+               "  return { action = body.ok and 'activate' or 'reject', message = resp.header('x-test') }\n"
+               "end\n"
+               "function r.change_plan(sub, change, ctx) return { accept = true } end\n"
+               "return r\n",
+               port);
+    struct http_client *hc = NULL;
+    http_client_new(NULL, &hc);
+    char *allow[] = {"127.0.0.1", NULL};
+    struct engine_options opt = {.rules_dir = rules, .http = hc, .http_allow = allow, .cpu_ms = 300,
+                                 .http_timeout_ms = 2000, .states = 4};
+    struct engine *e = NULL;
+    CHECK(engine_open(&opt, &e) == 0, "the engine opens with an HTTP client");
+    if (!e)
+        return;
+    struct rule_result r;
+    int rc = engine_call(e, "net", RULE_PROVISION, "{\"id\":\"s1\",\"name\":\"/fast\"}", NULL, NULL, &r);
+    CHECK(rc == 0 && r.action == RULE_ACTION_ACTIVATE && r.message && !strcmp(r.message, "yes"),
+          "ctx.http reaches an allowed host and returns status, body and headers");
+    rule_result_free(&r);
+
+    rc = engine_call(e, "net", RULE_PROVISION, "{\"id\":\"s1\",\"name\":\"/fast\",\"planId\":\"localhost\"}", NULL,
+                     NULL, &r);
+    CHECK(rc == 0 && r.action == RULE_ACTION_PENDING && r.message && strstr(r.message, "host not allowed: localhost"),
+          "ctx.http refuses a host outside the allow-list");
+    rule_result_free(&r);
+
+    struct bg_call bg = {.e = e};
+    pthread_t t;
+    pthread_create(&t, NULL, bg_main, &bg);
+    usleep(100 * 1000);
+    double t0 = now_ms();
+    rc = engine_call(e, "net", RULE_CHANGE_PLAN, SUB, "{}", NULL, &r);
+    double fast = now_ms() - t0;
+    rule_result_free(&r);
+    pthread_join(t, NULL);
+    CHECK(rc == 0 && fast < 300, "a rule waiting in ctx.http does not block other calls");
+    CHECK(bg.rc == 0 && bg.r.action == RULE_ACTION_ACTIVATE,
+          "time spent waiting in ctx.http does not count against the cpu limit");
+    rule_result_free(&bg.r);
+    engine_close(e);
+
+    opt.http_timeout_ms = 150;
+    CHECK(engine_open(&opt, &e) == 0, "the engine opens with a short HTTP timeout");
+    rc = engine_call(e, "net", RULE_PROVISION, "{\"id\":\"s1\",\"name\":\"/slow\"}", NULL, NULL, &r);
+    CHECK(rc == 0 && r.action == RULE_ACTION_PENDING && r.message && strstr(r.message, "timeout"),
+          "ctx.http gives up after rules.http_timeout_ms and answers nil, err");
+    rule_result_free(&r);
+    engine_close(e);
+
+    opt.http = NULL;
+    CHECK(engine_open(&opt, &e) == 0, "the engine opens without an HTTP client");
+    rc = engine_call(e, "net", RULE_PROVISION, "{\"id\":\"s1\",\"name\":\"/fast\"}", NULL, NULL, &r);
+    CHECK(rc == 0 && r.message && !strcmp(r.message, "http disabled"), "without a client ctx.http answers nil, \"http disabled\"");
+    rule_result_free(&r);
+    engine_close(e);
+    http_client_free(hc);
+    httpd_stop(d);
+    rm_rf(rules);
+    free(rules);
+}
+
+static uint64_t generation(struct engine *e)
+{
+    struct engine_info *info;
+    engine_info(e, &info);
+    uint64_t g = info->generation;
+    engine_info_free(info);
+    return g;
+}
+
+static void test_watch(void)
+{
+    char *rules = check_tmpdir("rules-watch");
+    write_file(rules, "w.lua", "return {}\n");
+    struct engine_options opt = {.rules_dir = rules, .watch_debounce_ms = 150};
+    struct engine *e = NULL;
+    engine_open(&opt, &e);
+    CHECK(e && engine_watch_start(e) == 0, "the watcher starts");
+    if (!e)
+        return;
+    for (int i = 0; i < 5; i++)
+        write_file(rules, "w.lua", "return { provision = function() return { action = 'pending' } end }\n");
+    double t0 = now_ms();
+    while (generation(e) < 2 && now_ms() - t0 < 3000)
+        usleep(20 * 1000);
+    usleep(500 * 1000);
+    CHECK(generation(e) == 2, "a burst of edits in the rules directory causes one reload");
+    struct rule_result r;
+    engine_call(e, "w", RULE_PROVISION, SUB, NULL, NULL, &r);
+    CHECK(r.action == RULE_ACTION_PENDING, "the watcher's reload serves the edited rule");
+    rule_result_free(&r);
+    write_file(rules, "w.lua", "return { provision = function( }\n");
+    usleep(800 * 1000);
+    engine_call(e, "w", RULE_PROVISION, SUB, NULL, NULL, &r);
+    CHECK(generation(e) == 2 && r.action == RULE_ACTION_PENDING, "a broken edit seen by the watcher keeps the old rules");
+    rule_result_free(&r);
+    engine_close(e);
+    rm_rf(rules);
+    free(rules);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    log_set_fd(open("/dev/null", O_WRONLY));
+    test_store();
+    test_http();
+    test_watch();
+    return CHECK_DONE();
+}
