@@ -148,16 +148,23 @@ static const char *customer_action(struct runner *r, const char *sub_id, const c
     return st >= 200 && st < 300 ? op_id : NULL;
 }
 
-static int demo(struct runner *r)
+/* The example offer rules/seats-pro.lua decides for: per-seat plans team and business. */
+static void create_seats_offer(struct runner *r)
 {
     long st;
-    char op[128];
-    printf("\n==> 1. A customer buys 'seats-pro' (plan 'team', 10 seats) on the marketplace\n");
     json_t *offer = json_pack("{s:s, s:[{s:s, s:s, s:b, s:i, s:i}, {s:s, s:s, s:b, s:i, s:i}]}", "offerId", "seats-pro",
                               "plans", "planId", "team", "displayName", "Team", "isPricePerSeat", 1, "minQuantity", 1,
                               "maxQuantity", 50, "planId", "business", "displayName", "Business", "isPricePerSeat", 1,
                               "minQuantity", 1, "maxQuantity", 500);
     json_decref(emu_call(r, "POST", "/_emulator/offers", offer, &st));
+}
+
+static int demo(struct runner *r)
+{
+    long st;
+    char op[128];
+    printf("\n==> 1. A customer buys 'seats-pro' (plan 'team', 10 seats) on the marketplace\n");
+    create_seats_offer(r);
     json_t *p = emu_call(r, "POST", "/_emulator/purchases",
                          json_pack("{s:s, s:s, s:i}", "offerId", "seats-pro", "planId", "team", "quantity", 10), &st);
     if (st != 201) {
@@ -185,8 +192,8 @@ static int demo(struct runner *r)
 
     printf("\n==> 4. The ISV's app records 6 seats in use; the customer asks for 3 seats (the rule refuses)\n");
     char path[256];
-    snprintf(path, sizeof path, "/admin/subscriptions/%s/seats-in-use", sub_id);
-    json_decref(admin_call(r, "POST", path, json_pack("{s:i}", "seats", 6), &st));
+    snprintf(path, sizeof path, "/admin/offers/seats-pro/store/in_use:%s", sub_id);
+    json_decref(admin_call(r, "PUT", path, json_pack("{s:s}", "value", "6"), &st));
     if (customer_action(r, sub_id, "change-quantity", json_pack("{s:i}", "quantity", 3), op, sizeof op))
         settle(r, op);
     print_last_decision(r, sub_id, "change_quantity:");
@@ -286,10 +293,13 @@ int cmd_run(int argc, char **argv)
         status = demo(&r);
     } else {
         long st;
-        json_t *p = emu_call(&r, "POST", "/_emulator/purchases", json_pack("{s:s, s:s}", "offerId", "emulator-offer", "planId", "basic"), &st);
+        create_seats_offer(&r);
+        json_t *p = emu_call(&r, "POST", "/_emulator/purchases",
+                             json_pack("{s:s, s:s, s:i}", "offerId", "seats-pro", "planId", "team", "quantity", 10), &st);
         printf("\nsaasd is serving on %s (admin API on %s), the emulator plays Microsoft on %s.\n", r.public_url,
                r.admin_url, r.emu_url);
-        printf("A customer just bought 'emulator-offer' (plan 'basic'). Open the landing page:\n\n    %s\n\n",
+        printf("A customer just bought 'seats-pro' (plan 'team', 10 seats; rules/seats-pro.lua decides).\n"
+               "Open the landing page:\n\n    %s\n\n",
                str(p, "landingUrl"));
         printf("Then: curl -H \"Authorization: Bearer $(cat %s)\" %s/admin/subscriptions\n", d->cfg->admin_key_file ? d->cfg->admin_key_file : "<admin key>", r.admin_url);
         printf("Ctrl-C stops both.\n");

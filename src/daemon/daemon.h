@@ -45,7 +45,8 @@ struct daemon {
     pthread_cond_t wake_cond;
     _Atomic int sleepers;
     _Atomic int stopping;
-    _Atomic uint64_t work_generation;
+    _Atomic uint64_t work_generation;  /* bumped by new events and operator retries */
+    _Atomic uint64_t done_generation;  /* bumped when a worker finishes an event */
     pthread_t *workers;
     int nworkers;
     char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */

@@ -38,6 +38,7 @@ struct scan_state {
     char skipped[MAX_SKIPPED_SUBS][64];
     int nskipped;
     int scanned;
+    int blocked;   /* an entry was due but its subscription was busy */
     int found;
 };
 
@@ -64,8 +65,10 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         return 0;
     }
     int64_t due = json_integer_value(json_object_get(e, "next_at_ms"));
-    int take = !sub_is_busy(s, sub) && due <= s->now;
+    int busy = sub_is_busy(s, sub);
+    int take = !busy && due <= s->now;
     if (!take) {
+        s->blocked |= busy && due <= s->now;
         /* Later events of the same subscription wait for this one. */
         if (s->nskipped < MAX_SKIPPED_SUBS)
             snprintf(s->skipped[s->nskipped++], 64, "%s", sub);
@@ -81,8 +84,8 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
     return 1;
 }
 
-/* Called with work_lock held. */
-static int find_work(struct daemon *d, struct work *w, int64_t *next_due)
+/* Called with work_lock held. *blocked tells that due work waits for another worker. */
+static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *blocked)
 {
     struct scan_state s = {.d = d, .w = w, .now = now_ms()};
     w->db = STORE_INBOX;
@@ -93,6 +96,7 @@ static int find_work(struct daemon *d, struct work *w, int64_t *next_due)
         store_scan(d->store, STORE_OUTBOX, NULL, 0, consider, &s);
     }
     *next_due = s.next_due;
+    *blocked = s.blocked;
     return s.found;
 }
 
@@ -181,9 +185,11 @@ static void *worker_main(void *arg)
     while (!d->stopping) {
         struct work w = {0};
         int64_t next_due = 0;
-        uint64_t gen = d->work_generation; /* read before the scan: no wake-up is lost */
+        /* Read before the scan, so no wake-up is lost. */
+        uint64_t gen = d->work_generation, done = d->done_generation;
+        int blocked = 0;
         pthread_mutex_lock(&d->work_lock);
-        int found = find_work(d, &w, &next_due);
+        int found = find_work(d, &w, &next_due, &blocked);
         if (found)
             snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
         pthread_mutex_unlock(&d->work_lock);
@@ -201,7 +207,10 @@ static void *worker_main(void *arg)
             }
             pthread_mutex_lock(&d->wake_lock);
             d->sleepers++;
-            while (!d->stopping && gen == d->work_generation)
+            /* Work that waits for a busy subscription becomes available when a worker
+             * finishes, not when more events arrive: rescanning on every webhook would
+             * re-read the same blocked entries. */
+            while (!d->stopping && (blocked ? done == d->done_generation : gen == d->work_generation))
                 if (pthread_cond_timedwait(&d->wake_cond, &d->wake_lock, &until) == ETIMEDOUT)
                     break;
             d->sleepers--;
@@ -213,6 +222,12 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&d->work_lock);
         d->inflight_subs[me][0] = 0;
         pthread_mutex_unlock(&d->work_lock);
+        d->done_generation++;
+        if (d->sleepers > 0) {
+            pthread_mutex_lock(&d->wake_lock);
+            pthread_cond_broadcast(&d->wake_cond);
+            pthread_mutex_unlock(&d->wake_lock);
+        }
     }
     return NULL;
 }
