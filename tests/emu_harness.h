@@ -105,6 +105,22 @@ static inline json_t *jpath(json_t *j, const char *path)
 static inline const char *jps(json_t *j, const char *path) { return json_string_value(jpath(j, path)); }
 static inline int jstatus_is(json_t *j, const char *code) { return jps(j, "code") && !strcmp(jps(j, "code"), code); }
 
+/* A v2 token for any registered app. */
+static inline int fetch_app_token(const char *tenant, const char *client, const char *secret, char *out, size_t size)
+{
+    char body[512], path[256];
+    snprintf(body, sizeof body, "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s%%2F.default",
+             client, secret, MP_APP);
+    snprintf(path, sizeof path, "/%s/oauth2/v2.0/token", tenant);
+    struct reply r = call("POST", url_of(path), body, "Content-Type", "application/x-www-form-urlencoded", NULL);
+    int ok = r.status == 200 && jstr(r.json, "access_token");
+    long status = r.status;
+    if (ok)
+        snprintf(out, size, "%s", jstr(r.json, "access_token"));
+    reply_free(&r);
+    return ok ? 0 : (int)-status;
+}
+
 static inline int fetch_token(int version, char *out, size_t size)
 {
     char body[512], path[256];
@@ -199,6 +215,14 @@ static inline json_t *get_sub(const char *sid)
     return j;
 }
 
+static inline long long sub_quantity(const char *sid)
+{
+    json_t *j = get_sub(sid);
+    long long q = json_integer_value(json_object_get(j, "quantity"));
+    json_decref(j);
+    return q;
+}
+
 static inline const char *sub_status(const char *sid)
 {
     static _Thread_local char st[64];
@@ -242,6 +266,7 @@ static inline double now_s(void)
 /* ---- webhook receiver ---- */
 
 struct hook {
+    char *path;
     char *body;
     char *auth;
     double at;
@@ -269,6 +294,7 @@ static inline void rx_handler(void *arg, const struct httpd_request *req, struct
         size_t len;
         const char *b = httpd_body(req, &len);
         const char *a = httpd_header(req, "Authorization");
+        RX.got[RX.n].path = strdup(httpd_path(req));
         RX.got[RX.n].body = strdup(b);
         RX.got[RX.n].auth = strdup(a ? a : "");
         RX.got[RX.n].at = now_s();
@@ -294,6 +320,7 @@ static inline void rx_reset(int dflt)
 {
     pthread_mutex_lock(&RX.lock);
     for (int i = 0; i < RX.n; i++) {
+        free(RX.got[i].path);
         free(RX.got[i].body);
         free(RX.got[i].auth);
         json_decref(RX.got[i].json);

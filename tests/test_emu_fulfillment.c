@@ -94,7 +94,8 @@ static void transport_and_auth(void)
     CHECK(r.status == 200, "§2.1 tokens from the v1 endpoint are accepted by the marketplace API");
     reply_free(&r);
 
-    ctl("PUT", "/_emulator/config", "{\"clockOffsetS\":7200}");
+    struct reply k = ctl("PUT", "/_emulator/config", "{\"clockOffsetS\":7200}");
+    reply_free(&k);
     CHECK(mp_status("GET", "/api/saas/subscriptions", NULL) == 403, "§2.4 an expired token is 403");
     struct reply c = ctl("PUT", "/_emulator/config", "{\"clockOffsetS\":0}");
     reply_free(&c);
@@ -294,6 +295,9 @@ static void changes(void)
     subscribed("{\"planId\":\"basic\"}", "basic", sid);
     subscribed("{\"planId\":\"seats\",\"quantity\":3}", "seats", seats);
 
+    /* a completion delay long enough to look at the operation while it is in progress */
+    struct reply k = ctl("PUT", "/_emulator/config", "{\"opDelayMs\":800}");
+    reply_free(&k);
     snprintf(path, sizeof path, "/api/saas/subscriptions/%s", sid);
     struct reply r = mp("PATCH", path, "{\"planId\":\"gold\"}");
     const char *loc = reply_header(&r, "Operation-Location");
@@ -312,7 +316,9 @@ static void changes(void)
           "§3.8 nothing is applied while the operation is in progress");
     json_decref(s);
     CHECK(patch_sub(sid, "{\"planId\":\"annual\"}", NULL) == 400, "§3.8 a change while an operation is InProgress is 400 (locked)");
-    CHECK(!strcmp(wait_op(sid, op, 2000), "Succeeded"), "§3.8 the operation ends Succeeded");
+    CHECK(!strcmp(wait_op(sid, op, 4000), "Succeeded"), "§3.8 the operation ends Succeeded");
+    k = ctl("PUT", "/_emulator/config", "{\"opDelayMs\":50}");
+    reply_free(&k);
     s = get_sub(sid);
     CHECK(!strcmp(jstr(s, "planId"), "gold"), "§3.8 the new plan is applied once the operation succeeded");
     json_decref(s);
@@ -417,7 +423,7 @@ static void operations_api(void)
     CHECK(customer(sq, "change-quantity", "{\"quantity\":6}", op) == 202, "§5.7 a customer quantity change is accepted");
     snprintf(opp, sizeof opp, "/api/saas/subscriptions/%s/operations/%s", sq, op);
     CHECK(mp_status("PATCH", opp, "{\"status\":\"Success\"}") == 200 &&
-              json_integer_value(json_object_get(get_sub(sq), "quantity")) == 6,
+              sub_quantity(sq) == 6,
           "§4 an accepted ChangeQuantity applies the seats");
 
     customer(sq, "suspend", NULL, op);
@@ -460,6 +466,71 @@ static void operations_api(void)
     json_decref(s);
 }
 
+#define T2 "44444444-4444-4444-8444-444444444444"
+#define C2 "55555555-5555-4555-8555-555555555555"
+
+/* §3.1 / §7.3 / §9.17: resources of an offer registered with another app are refused. */
+static void other_app(void)
+{
+    struct reply r = ctl("POST", "/_emulator/apps",
+                         "{\"tenantId\":\"" T2 "\",\"clientId\":\"" C2 "\",\"clientSecret\":\"other-secret\"}");
+    CHECK(r.status == 201, "control API registers a second publisher app");
+    reply_free(&r);
+    r = ctl("POST", "/_emulator/offers",
+            "{\"offerId\":\"other-offer\",\"clientId\":\"" C2 "\",\"plans\":[{\"planId\":\"p\",\"dimensions\":[\"d\"]}]}");
+    CHECK(r.status == 201, "control API registers an offer with that app");
+    reply_free(&r);
+    char other_token[8192], main_token[8192];
+    snprintf(main_token, sizeof main_token, "%s", TOKEN);
+    CHECK(fetch_app_token(T2, C2, "other-secret", other_token, sizeof other_token) == 0,
+          "§2.1 the second app gets tokens from its own tenant");
+    CHECK(fetch_app_token(TENANT, C2, "other-secret", NULL, 0) == -400,
+          "§2.3 the second app is unknown in the first tenant (400)");
+
+    char sid[64], path[256];
+    snprintf(sid, sizeof sid, "%s", buy("{\"offerId\":\"other-offer\"}", NULL, 0));
+    snprintf(path, sizeof path, "/api/saas/subscriptions/%s", sid);
+    r = mp("GET", path, NULL);
+    CHECK(r.status == 403, "§3.1 a subscription of an offer registered with another app is 403");
+    reply_free(&r);
+    CHECK(activate(sid, "{\"planId\":\"p\"}") == 403, "§3.1 activating another app's subscription is 403");
+    r = mp("GET", "/api/saas/subscriptions", NULL);
+    int leaked = r.body && strstr(r.body, sid) != NULL;
+    reply_free(&r);
+    snprintf(TOKEN, sizeof TOKEN, "%s", other_token);
+    r = mp("GET", "/api/saas/subscriptions", NULL);
+    CHECK(!leaked && r.status == 200 && json_array_size(json_object_get(r.json, "subscriptions")) == 1 &&
+              !strcmp(jps(r.json, "subscriptions.0.id"), sid),
+          "§3.6 List returns only the calling app's subscriptions");
+    reply_free(&r);
+    CHECK(activate(sid, "{\"planId\":\"p\"}") == 200, "§3.5 the owning app activates it");
+    snprintf(TOKEN, sizeof TOKEN, "%s", main_token);
+    char body[512], hour[40];
+    time_t t = time(NULL);
+    t -= t % 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(hour, sizeof hour, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof body,
+             "{\"resourceId\":\"%s\",\"quantity\":1,\"dimension\":\"d\",\"effectiveStartTime\":\"%s\",\"planId\":\"p\"}",
+             sid, hour);
+    r = mp("POST", "/api/usageEvent", body);
+    CHECK(r.status == 403 && strstr(r.body, "Client is not authorized for this usage resource."),
+          "§7.3 usage for another app's resource is 403 'Client is not authorized for this usage resource.'");
+    reply_free(&r);
+    char batch[700];
+    snprintf(batch, sizeof batch, "{\"request\":[%s]}", body);
+    r = mp("POST", "/api/batchUsageEvent", batch);
+    CHECK(r.status == 200 && !strcmp(jps(r.json, "result.0.status") ? jps(r.json, "result.0.status") : "", "ResourceNotAuthorized"),
+          "§7.3 in a batch it is the item status ResourceNotAuthorized");
+    reply_free(&r);
+    snprintf(TOKEN, sizeof TOKEN, "%s", other_token);
+    r = mp("POST", "/api/usageEvent", body);
+    CHECK(r.status == 200, "§7.3 the owning app meters it");
+    reply_free(&r);
+    snprintf(TOKEN, sizeof TOKEN, "%s", main_token);
+}
+
 int main(void)
 {
     emu_up(NULL);
@@ -468,6 +539,7 @@ int main(void)
     list_get_plans();
     changes();
     operations_api();
+    other_app();
     emu_down();
     http_client_free(H);
     return CHECK_DONE();

@@ -56,7 +56,8 @@ static void usage(FILE *f)
             "       knobs: webhookUrl landingUrl pageSize ackWindowMs opDelayMs sendDelayMs tokenLifetimeS\n"
             "              landingTokenLifetimeS webhookTimeoutMs webhookBackoffMs webhookMaxAttempts clockOffsetS\n"
             "  POST /_emulator/clock/advance {seconds}\n"
-            "  GET  /_emulator/offers[/ID]    POST /_emulator/offers {offerId, webhookUrl?, plans:[{planId,\n"
+            "  GET  /_emulator/apps   POST /_emulator/apps {tenantId, clientId, clientSecret} (more publisher apps)\n"
+            "  GET  /_emulator/offers[/ID]    POST /_emulator/offers {offerId, clientId?, webhookUrl?, plans:[{planId,\n"
             "       isPricePerSeat?, minQuantity?, maxQuantity?, termUnit?, price?, dimensions?:[ids]}]}\n"
             "  POST /_emulator/purchases {offerId?, planId?, quantity?, name?, beneficiary?, autoRenew?,\n"
             "       csp?, autoActivate?} -> 201 {subscriptionId, landingUrl, token, subscription}\n"
@@ -69,7 +70,7 @@ static void usage(FILE *f)
             "  GET  /_emulator/usage\n"
             "  POST /_emulator/faults {path (glob), method?, kind: 429|500|503|latency|drop, count?,\n"
             "       retryAfterS?, latencyMs?}    GET|DELETE /_emulator/faults\n"
-            "  POST /_emulator/keys/rotate       POST /_emulator/tokens {kind: publisher|webhook, version?}\n"
+            "  POST /_emulator/keys/rotate       POST /_emulator/tokens {kind: publisher|webhook, version?, clientId?}\n"
             "  POST /_emulator/reset             (drops subscriptions, operations, usage, deliveries, faults)\n"
             "  Microsoft emulator shape: PATCH /api/webhook/subscription/ID {planId|quantity},\n"
             "       POST /api/webhook/subscription/ID/{renew|suspend|unsubscribe|reinstate}\n");
@@ -101,8 +102,8 @@ static int rotate_key(int argc, char **argv)
         fprintf(stderr, "saasd emulate rotate-key: failed: %s\n", saasd_strerror(rc));
         return 1;
     }
-    printf("new signing key kid=%s (the previous key stays in the JWKS; a running emulator picks the\n"
-           "new key up after POST /_emulator/keys/rotate or a restart)\n",
+    printf("new signing key kid=%s (the previous key stays in the JWKS; an emulator running on this\n"
+           "directory switches to it with its next request)\n",
            kid);
     return 0;
 }

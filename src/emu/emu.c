@@ -44,6 +44,7 @@ static void handle(void *arg, const struct httpd_request *r, struct httpd_respon
     int control = !strcmp(path, "/_emulator") || starts(path, "/_emulator/") || starts(path, "/api/webhook/");
     if (control || !emu_fault_apply(e, r, res)) {
         pthread_mutex_lock(&e->lock);
+        emu_keys_refresh(e);
         if (control)
             emu_control_route(e, r, res);
         else if (starts(path, "/api/saas/subscriptions") &&
@@ -144,6 +145,7 @@ int emu_start(const struct emu_options *opt, struct emu **out)
         if ((rc = emu_keys_load_dir(e->data_dir, 0, e->keys, &e->nkeys)) != 0 || (rc = emu_persist_open(e)) != 0 ||
             (rc = emu_persist_load(e)) != 0)
             goto fail;
+        emu_keys_refresh(e); /* records the key files' stamp */
     } else {
         if ((rc = emu_key_generate(&e->keys[0])) != 0)
             goto fail;

@@ -31,8 +31,8 @@ static json_t *knobs_json(struct emu *e)
                           (json_int_t)e->k.webhook_backoff_ms, "webhookMaxAttempts", e->k.webhook_max_attempts,
                           "clockOffsetS", (json_int_t)e->k.clock_offset_s);
     char iss1[512], iss2[512];
-    emu_issuer_v1(e, iss1, sizeof iss1);
-    emu_issuer_v2(e, iss2, sizeof iss2);
+    emu_issuer_v1(e, e->tenant_id, iss1, sizeof iss1);
+    emu_issuer_v2(e, e->tenant_id, iss2, sizeof iss2);
     json_object_set_new(j, "baseUrl", json_string(e->base_url));
     json_object_set_new(j, "tenantId", json_string(e->tenant_id));
     json_object_set_new(j, "clientId", json_string(e->client_id));
@@ -305,13 +305,21 @@ static void subscriptions(struct emu *e, const struct httpd_request *r, const ch
 
 static void tokens(struct emu *e, const json_t *body, struct httpd_response *res)
 {
-    const char *kind = emu_jstr(body, "kind");
+    const char *kind = emu_jstr(body, "kind"), *client = emu_jstr(body, "clientId");
     char *tok = NULL;
     int rc;
+    if (!client)
+        client = e->client_id;
+    const char *tid = emu_app_tenant(e, client, NULL);
+    if (!tid) {
+        bad(res, 400, "BadArgument", "unknown clientId");
+        return;
+    }
     if (kind && !strcmp(kind, "webhook"))
-        rc = emu_mint_webhook_token(e, &tok);
+        rc = emu_mint_webhook_token(e, tid, client, &tok);
     else
-        rc = emu_mint_publisher_token(e, json_integer_value(json_object_get(body, "version")) == 1 ? 1 : 2, &tok);
+        rc = emu_mint_publisher_token(e, json_integer_value(json_object_get(body, "version")) == 1 ? 1 : 2, tid,
+                                      client, &tok);
     if (rc != 0) {
         bad(res, 500, "UnexpectedError", "could not sign a token");
         return;
@@ -362,6 +370,22 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
             emu_iso(emu_now_ms(e), now);
             emu_reply_json(res, 200, json_pack("{s:I,s:s}", "clockOffsetS", (json_int_t)e->k.clock_offset_s, "now", now));
         }
+    } else if (!strcmp(rest, "/apps") && post) {
+        if (emu_app_put(e, body, &err) != 0)
+            emu_reply_error(res, &err);
+        else
+            emu_reply_json(res, 201, json_pack("{s:s,s:s}", "tenantId", emu_jstr(body, "tenantId"), "clientId",
+                                               emu_jstr(body, "clientId")));
+    } else if (!strcmp(rest, "/apps") && get) {
+        json_t *list = json_array();
+        json_array_append_new(list, json_pack("{s:s,s:s,s:b}", "tenantId", e->tenant_id, "clientId", e->client_id,
+                                              "configured", 1));
+        const char *k;
+        json_t *a;
+        json_object_foreach(json_object_get(e->db, "apps"), k, a)
+            json_array_append_new(list, json_pack("{s:s,s:s,s:b}", "tenantId", emu_jstr(a, "tenantId"), "clientId",
+                                                  emu_jstr(a, "clientId"), "configured", 0));
+        emu_reply_json(res, 200, json_pack("{s:o}", "apps", list));
     } else if (!strcmp(rest, "/offers") && get) {
         json_t *list = json_array();
         const char *k;

@@ -12,18 +12,18 @@
 #include <string.h>
 #include <strings.h>
 
-void emu_issuer_v2(const struct emu *e, char *out, size_t n)
+void emu_issuer_v2(const struct emu *e, const char *tid, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%s/v2.0", e->issuer_base, e->tenant_id);
+    snprintf(out, n, "%s/%s/v2.0", e->issuer_base, tid);
 }
 
 /* v1 tokens come from sts.windows.net on the real service; a custom issuer base replaces it. */
-void emu_issuer_v1(const struct emu *e, char *out, size_t n)
+void emu_issuer_v1(const struct emu *e, const char *tid, char *out, size_t n)
 {
     if (!strcmp(e->issuer_base, EMU_DEFAULT_ISSUER))
-        snprintf(out, n, "https://sts.windows.net/%s/", e->tenant_id);
+        snprintf(out, n, "https://sts.windows.net/%s/", tid);
     else
-        snprintf(out, n, "%s/%s/", e->issuer_base, e->tenant_id);
+        snprintf(out, n, "%s/%s/", e->issuer_base, tid);
 }
 
 /* A stable GUID-shaped id derived from a string (service principal object ids). */
@@ -58,24 +58,24 @@ static int sign_claims(struct emu *e, json_t *claims, char **out)
     return rc;
 }
 
-int emu_mint_publisher_token(struct emu *e, int version, char **out)
+int emu_mint_publisher_token(struct emu *e, int version, const char *tid, const char *client, char **out)
 {
     char iss[512], oid[37], seed[300];
     int64_t now = emu_now_ms(e) / 1000;
-    snprintf(seed, sizeof seed, "sp:%s:%s", e->tenant_id, e->client_id);
+    snprintf(seed, sizeof seed, "sp:%s:%s", tid, client);
     derived_guid(seed, oid);
     json_t *c;
     if (version == 1) {
-        emu_issuer_v1(e, iss, sizeof iss);
+        emu_issuer_v1(e, tid, iss, sizeof iss);
         c = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "aud", EMU_MARKETPLACE_APP, "iss", iss,
                       "idp", iss, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
-                      (json_int_t)(now + e->k.token_lifetime_s), "appid", e->client_id, "appidacr", "1", "oid", oid,
-                      "sub", oid, "tid", e->tenant_id, "ver", "1.0", "idtyp", "app");
+                      (json_int_t)(now + e->k.token_lifetime_s), "appid", client, "appidacr", "1", "oid", oid,
+                      "sub", oid, "tid", tid, "ver", "1.0", "idtyp", "app");
     } else {
-        emu_issuer_v2(e, iss, sizeof iss);
+        emu_issuer_v2(e, tid, iss, sizeof iss);
         c = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "aud", EMU_MARKETPLACE_APP, "iss", iss,
                       "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)(now + e->k.token_lifetime_s),
-                      "azp", e->client_id, "azpacr", "1", "oid", oid, "sub", oid, "tid", e->tenant_id, "ver", "2.0",
+                      "azp", client, "azpacr", "1", "oid", oid, "sub", oid, "tid", tid, "ver", "2.0",
                       "idtyp", "app");
     }
     return sign_claims(e, c, out);
@@ -83,21 +83,21 @@ int emu_mint_publisher_token(struct emu *e, int version, char **out)
 
 /* §5.6: Microsoft gets a token for the publisher's own app: aud = publisher client id,
  * azp = the marketplace app, v2 issuer of the publisher tenant. */
-int emu_mint_webhook_token(struct emu *e, char **out)
+int emu_mint_webhook_token(struct emu *e, const char *tid, const char *client, char **out)
 {
     char iss[512], oid[37], seed[300];
     int64_t now = emu_now_ms(e) / 1000;
-    snprintf(seed, sizeof seed, "sp:%s:%s", e->tenant_id, EMU_MARKETPLACE_APP);
+    snprintf(seed, sizeof seed, "sp:%s:%s", tid, EMU_MARKETPLACE_APP);
     derived_guid(seed, oid);
-    emu_issuer_v2(e, iss, sizeof iss);
-    json_t *c = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "aud", e->client_id, "iss", iss, "iat",
+    emu_issuer_v2(e, tid, iss, sizeof iss);
+    json_t *c = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "aud", client, "iss", iss, "iat",
                           (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)(now + e->k.token_lifetime_s),
-                          "azp", EMU_MARKETPLACE_APP, "azpacr", "2", "oid", oid, "sub", oid, "tid", e->tenant_id,
+                          "azp", EMU_MARKETPLACE_APP, "azpacr", "2", "oid", oid, "sub", oid, "tid", tid,
                           "ver", "2.0");
     return sign_claims(e, c, out);
 }
 
-int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err)
+int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err, char *caller)
 {
     const char *auth = httpd_header(r, "Authorization");
     json_t *claims = NULL;
@@ -110,26 +110,29 @@ int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_er
         emu_fail(err, 403, "Forbidden", "The access token is invalid (signature, algorithm or unknown kid)");
         return SAASD_EAUTH;
     }
-    emu_issuer_v1(e, v1, sizeof v1);
-    emu_issuer_v2(e, v2, sizeof v2);
     const char *iss = emu_jstr(claims, "iss"), *aud = emu_jstr(claims, "aud"), *tid = emu_jstr(claims, "tid");
     const char *app = emu_jstr(claims, "appid") ? emu_jstr(claims, "appid") : emu_jstr(claims, "azp");
+    const char *app_tid = app ? emu_app_tenant(e, app, NULL) : NULL;
+    emu_issuer_v1(e, tid ? tid : "", v1, sizeof v1);
+    emu_issuer_v2(e, tid ? tid : "", v2, sizeof v2);
     int64_t now = emu_now_ms(e) / 1000;
     json_int_t exp = json_integer_value(json_object_get(claims, "exp"));
     json_int_t nbf = json_integer_value(json_object_get(claims, "nbf"));
     int rc = SAASD_EAUTH;
     if (!aud || strcmp(aud, EMU_MARKETPLACE_APP))
         emu_fail(err, 403, "Forbidden", "The access token audience is not the marketplace API (%s)", EMU_MARKETPLACE_APP);
-    else if (!iss || (strcmp(iss, v1) && strcmp(iss, v2)))
+    else if (!tid || !iss || (strcmp(iss, v1) && strcmp(iss, v2)))
         emu_fail(err, 403, "Forbidden", "The access token issuer is not the publisher tenant's");
     else if (exp <= now)
         emu_fail(err, 403, "Forbidden", "The access token has expired");
     else if (nbf > now + 300)
         emu_fail(err, 403, "Forbidden", "The access token is not yet valid");
-    else if (!tid || strcmp(tid, e->tenant_id) || !app || strcmp(app, e->client_id))
+    else if (!app_tid || strcmp(tid, app_tid))
         emu_fail(err, 403, "Forbidden", "The token's tenant and app are not registered for any offer");
-    else
+    else {
+        snprintf(caller, 64, "%s", app);
         rc = 0;
+    }
     json_decref(claims);
     return rc;
 }
@@ -189,11 +192,12 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     char *secret = emu_form_value(body, n, "client_secret");
     char *target = emu_form_value(body, n, version == 1 ? "resource" : "scope");
     char want_scope[128];
+    const char *app_tid = NULL, *app_secret = NULL;
     snprintf(want_scope, sizeof want_scope, "%s/.default", EMU_MARKETPLACE_APP);
     basic_credentials(r, &id, &secret);
     if (strcmp(httpd_method(r), "POST"))
         entra_error(e, res, 405, "invalid_request", 900561, "The endpoint only accepts POST requests.");
-    else if (strcmp(tenant, e->tenant_id))
+    else if (!emu_tenant_known(e, tenant))
         entra_error(e, res, 400, "invalid_request", 90002, "Tenant '%s' not found.", tenant);
     else if (!grant)
         entra_error(e, res, 400, "invalid_request", 900144,
@@ -204,14 +208,13 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     else if (!id)
         entra_error(e, res, 400, "invalid_request", 900144,
                     "The request body must contain the following parameter: 'client_id'.");
-    else if (strcmp(id, e->client_id))
+    else if (!(app_tid = emu_app_tenant(e, id, &app_secret)) || strcmp(app_tid, tenant))
         entra_error(e, res, 400, "unauthorized_client", 700016,
                     "Application with identifier '%s' was not found in the directory.", id);
     else if (!secret)
         entra_error(e, res, 401, "invalid_client", 7000218,
                     "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
-    else if (strlen(secret) != strlen(e->client_secret) ||
-             !crypto_equal(secret, e->client_secret, strlen(secret)))
+    else if (strlen(secret) != strlen(app_secret) || !crypto_equal(secret, app_secret, strlen(secret)))
         entra_error(e, res, 401, "invalid_client", 7000215,
                     "Invalid client secret provided. Ensure the secret being sent in the request is the client "
                     "secret value, not the client secret ID, for a secret added to app '%s'.",
@@ -232,7 +235,7 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
                     target);
     else {
         char *tok = NULL;
-        if (emu_mint_publisher_token(e, version, &tok) != 0) {
+        if (emu_mint_publisher_token(e, version, tenant, id, &tok) != 0) {
             entra_error(e, res, 500, "temporarily_unavailable", 50000, "There was an error issuing a token.");
         } else {
             long life = e->k.token_lifetime_s;
@@ -251,7 +254,7 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
                                json_pack("{s:s,s:I,s:I,s:s}", "token_type", "Bearer", "expires_in", (json_int_t)life,
                                          "ext_expires_in", (json_int_t)life, "access_token", tok));
             }
-            log_info("emulator", "token issued", "kid", e->keys[0].kid, "tid", e->tenant_id, "ver",
+            log_info("emulator", "token issued", "kid", e->keys[0].kid, "tid", tenant, "appid", id, "ver",
                      version == 1 ? "1.0" : "2.0");
         }
         free(tok);
@@ -263,9 +266,9 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     free(target);
 }
 
-static int tenant_known(const struct emu *e, const char *t)
+static int tenant_known(struct emu *e, const char *t)
 {
-    return !strcmp(t, e->tenant_id) || !strcmp(t, "common") || !strcmp(t, "organizations");
+    return emu_tenant_known(e, t) || !strcmp(t, "common") || !strcmp(t, "organizations");
 }
 
 static void openid_config(struct emu *e, struct httpd_response *res, const char *tenant, int version)
@@ -273,12 +276,12 @@ static void openid_config(struct emu *e, struct httpd_response *res, const char 
     char iss[512], jwks[512], tok[512], authz[512];
     const char *b = e->base_url;
     if (version == 1) {
-        emu_issuer_v1(e, iss, sizeof iss);
+        emu_issuer_v1(e, tenant, iss, sizeof iss);
         snprintf(jwks, sizeof jwks, "%s/%s/discovery/keys", b, tenant);
         snprintf(tok, sizeof tok, "%s/%s/oauth2/token", b, tenant);
         snprintf(authz, sizeof authz, "%s/%s/oauth2/authorize", b, tenant);
     } else {
-        emu_issuer_v2(e, iss, sizeof iss);
+        emu_issuer_v2(e, tenant, iss, sizeof iss);
         snprintf(jwks, sizeof jwks, "%s/%s/discovery/v2.0/keys", b, tenant);
         snprintf(tok, sizeof tok, "%s/%s/oauth2/v2.0/token", b, tenant);
         snprintf(authz, sizeof authz, "%s/%s/oauth2/v2.0/authorize", b, tenant);

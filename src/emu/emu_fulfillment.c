@@ -41,9 +41,16 @@ static void not_found(struct httpd_response *res, const char *what)
     emu_reply_error(res, &err);
 }
 
-static void list_subscriptions(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+/* §3.6: every subscription of every offer registered with the calling app. */
+static void list_subscriptions(struct emu *e, const struct httpd_request *r, struct httpd_response *res,
+                               const char *caller)
 {
-    json_t *order = json_object_get(e->db, "subOrder");
+    json_t *order = json_array();
+    size_t k;
+    json_t *id;
+    json_array_foreach(json_object_get(e->db, "subOrder"), k, id)
+        if (!strcmp(emu_sub_client(e, emu_sub(e, json_string_value(id))), caller))
+            json_array_append(order, id);
     size_t offset = 0, page = e->k.page_size > 0 ? (size_t)e->k.page_size : 100;
     const char *ct = httpd_query(r, "continuationToken");
     if (ct) {
@@ -55,6 +62,7 @@ static void list_subscriptions(struct emu *e, const struct httpd_request *r, str
             emu_fail(&err, 400, "BadArgument", "continuationToken is not valid");
             err.target = "continuationToken";
             emu_reply_error(res, &err);
+            json_decref(order);
             return;
         }
         offset = (size_t)json_integer_value(o);
@@ -74,10 +82,18 @@ static void list_subscriptions(struct emu *e, const struct httpd_request *r, str
         curl_free(enc);
         json_object_set_new(body, "@nextLink", json_string(link));
     }
+    json_decref(order);
     emu_reply_json(res, 200, body);
 }
 
-static void resolve(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+static void forbidden_resource(struct httpd_response *res)
+{
+    struct emu_error err;
+    emu_fail(&err, 403, "Forbidden", "The subscription belongs to an offer registered with another app");
+    emu_reply_error(res, &err);
+}
+
+static void resolve(struct emu *e, const struct httpd_request *r, struct httpd_response *res, const char *caller)
 {
     struct emu_error err;
     const char *token = httpd_header(r, "x-ms-marketplace-token");
@@ -90,6 +106,10 @@ static void resolve(struct emu *e, const struct httpd_request *r, struct httpd_r
     }
     if (emu_landing_resolve(e, token, &err, &sub) != 0) {
         emu_reply_error(res, &err);
+        return;
+    }
+    if (strcmp(emu_sub_client(e, sub), caller)) {
+        forbidden_resource(res);
         return;
     }
     json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", emu_jstr(sub, "id"), "subscriptionName",
@@ -148,7 +168,8 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
     const char *rest = httpd_path(r) + strlen("/api/saas/subscriptions");
     if (!emu_api_version_ok(r, res))
         return;
-    if (emu_check_bearer(e, r, &err) != 0) {
+    char caller[64];
+    if (emu_check_bearer(e, r, &err, caller) != 0) {
         emu_reply_error(res, &err);
         return;
     }
@@ -156,14 +177,14 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         if (strcmp(m, "GET"))
             method_not_allowed(res);
         else
-            list_subscriptions(e, r, res);
+            list_subscriptions(e, r, res, caller);
         return;
     }
     if (!strcmp(rest, "/resolve")) {
         if (strcmp(m, "POST"))
             method_not_allowed(res);
         else
-            resolve(e, r, res);
+            resolve(e, r, res, caller);
         return;
     }
     char sid[64] = "", tail[64] = "", opid[64] = "";
@@ -171,6 +192,10 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
     json_t *sub = emu_sub(e, sid);
     if (n < 1 || !sub) {
         not_found(res, "The subscription");
+        return;
+    }
+    if (strcmp(emu_sub_client(e, sub), caller)) {
+        forbidden_resource(res);
         return;
     }
     json_t *body = NULL, *op = NULL;

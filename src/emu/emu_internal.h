@@ -66,6 +66,7 @@ struct emu {
     struct emu_knobs k;
     struct emu_key keys[EMU_MAX_KEYS];
     size_t nkeys;
+    char key_stamp[64]; /* inode + mtime of the key file (--data), to notice `rotate-key` */
     uint8_t landing_key[32];
     struct emu_fault *faults;
     size_t nfaults;
@@ -112,18 +113,31 @@ int emu_jwt_verify(const struct emu_key *keys, size_t nkeys, const char *token, 
 /* Load the key files in dir (or create them); rotate = move current to previous first. */
 int emu_keys_load_dir(const char *dir, int rotate, struct emu_key keys[EMU_MAX_KEYS], size_t *nkeys);
 int emu_keys_rotate_memory(struct emu *e);
+/* --data: reload the key files when `saasd emulate rotate-key` replaced them (lock held). */
+void emu_keys_refresh(struct emu *e);
 
 /* ---- emu_entra.c ---- */
 int emu_entra_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
-/* Issue tokens (caller frees). */
-int emu_mint_publisher_token(struct emu *e, int version, char **out);
-int emu_mint_webhook_token(struct emu *e, char **out);
-/* Checks the Authorization bearer of a marketplace call; 0 or fills err (403). */
-int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err);
-void emu_issuer_v1(const struct emu *e, char *out, size_t n);
-void emu_issuer_v2(const struct emu *e, char *out, size_t n);
+/* Issue tokens (caller frees): for the publisher app `client` of tenant `tid`, and the
+ * webhook bearer Microsoft sends to the app owning an offer. */
+int emu_mint_publisher_token(struct emu *e, int version, const char *tid, const char *client, char **out);
+int emu_mint_webhook_token(struct emu *e, const char *tid, const char *client, char **out);
+/* Checks the Authorization bearer of a marketplace call; 0 and the calling app's client id in
+ * caller (64 bytes), or fills err (403). */
+int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err, char *caller);
+void emu_issuer_v1(const struct emu *e, const char *tid, char *out, size_t n);
+void emu_issuer_v2(const struct emu *e, const char *tid, char *out, size_t n);
 
-/* ---- emu_state.c: offers, subscriptions, operations, §6 state machine (lock held) ---- */
+/* ---- emu_state.c: publisher apps, offers, subscriptions, operations, §6 state machine (lock
+ * held) ---- */
+/* The publisher apps: the configured one plus any added through POST /_emulator/apps. The
+ * tenant of a known client id, or NULL; secret_out (may be NULL) gets its secret. */
+const char *emu_app_tenant(struct emu *e, const char *client, const char **secret_out);
+int emu_tenant_known(struct emu *e, const char *tid);
+int emu_app_put(struct emu *e, const json_t *in, struct emu_error *err);
+/* Client id of the app an offer (or a subscription's offer) is registered with. */
+const char *emu_offer_client(struct emu *e, const json_t *offer);
+const char *emu_sub_client(struct emu *e, const json_t *sub);
 int emu_state_init(struct emu *e);
 void emu_state_seed(struct emu *e);
 json_t *emu_offer(struct emu *e, const char *offer_id);

@@ -256,6 +256,8 @@ static void key_path(const char *dir, size_t i, char *out, size_t n)
         snprintf(out, n, "%s/emu-signing-key.prev%zu.pem", dir, i);
 }
 
+static void key_stamp(const char *dir, char *out, size_t n);
+
 static int read_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -358,6 +360,7 @@ int emu_keys_rotate_memory(struct emu *e)
             emu_key_free(&e->keys[i]);
         memcpy(e->keys, fresh, n * sizeof fresh[0]);
         e->nkeys = n;
+        key_stamp(e->data_dir, e->key_stamp, sizeof e->key_stamp);
         return 0;
     }
     struct emu_key fresh;
@@ -370,4 +373,38 @@ int emu_keys_rotate_memory(struct emu *e)
     e->keys[0] = fresh;
     e->nkeys++;
     return 0;
+}
+
+static void key_stamp(const char *dir, char *out, size_t n)
+{
+    char path[4096];
+    struct stat st;
+    key_path(dir, 0, path, sizeof path);
+    if (stat(path, &st) != 0)
+        snprintf(out, n, "none");
+    else
+        snprintf(out, n, "%lu:%lld.%09ld", (unsigned long)st.st_ino, (long long)st.st_mtim.tv_sec,
+                 st.st_mtim.tv_nsec);
+}
+
+void emu_keys_refresh(struct emu *e)
+{
+    char now[64];
+    if (!e->data_dir)
+        return;
+    key_stamp(e->data_dir, now, sizeof now);
+    if (!strcmp(now, e->key_stamp))
+        return;
+    struct emu_key fresh[EMU_MAX_KEYS];
+    size_t n = 0;
+    if (emu_keys_load_dir(e->data_dir, 0, fresh, &n) != 0 || n == 0) {
+        log_warn("emulator", "key files changed but cannot be loaded; keeping the old keys", "dir", e->data_dir);
+    } else {
+        for (size_t i = 0; i < e->nkeys; i++)
+            emu_key_free(&e->keys[i]);
+        memcpy(e->keys, fresh, n * sizeof fresh[0]);
+        e->nkeys = n;
+        log_info("emulator", "signing keys reloaded", "kid", e->keys[0].kid);
+    }
+    key_stamp(e->data_dir, e->key_stamp, sizeof e->key_stamp);
 }

@@ -27,7 +27,7 @@ static void set_verdict(struct verdict *v, const char *status, const char *targe
 }
 
 /* Judges one event and, when it is accepted, records it. Returns the UsageEventResult. */
-static json_t *judge(struct emu *e, const json_t *ev, struct verdict *v)
+static json_t *judge(struct emu *e, const json_t *ev, const char *caller, struct verdict *v)
 {
     int64_t now = emu_now_ms(e), when = 0;
     const char *rid = emu_jstr(ev, "resourceId"), *ruri = emu_jstr(ev, "resourceUri");
@@ -66,7 +66,9 @@ static json_t *judge(struct emu *e, const json_t *ev, struct verdict *v)
         char key[256];
         snprintf(key, sizeof key, "%s|%s|%lld", rid, dim, (long long)(when / HOUR_MS));
         json_t *seen = json_object_get(json_object_get(e->db, "usage"), key);
-        if (strcmp(st, "Subscribed") && !before_cancel)
+        if (strcmp(emu_sub_client(e, sub), caller))
+            set_verdict(v, "ResourceNotAuthorized", "ResourceId", "Client is not authorized for this usage resource.");
+        else if (strcmp(st, "Subscribed") && !before_cancel)
             set_verdict(v, "ResourceNotActive", "ResourceId", "The subscription is not Subscribed");
         else if (strcmp(plan, emu_jstr(sub, "planId")))
             set_verdict(v, "BadArgument", "PlanId", "planId is not the subscription's current plan");
@@ -116,23 +118,27 @@ static json_t *bad_argument(const struct verdict *v)
                      v->target ? v->target : "usageEventRequest");
 }
 
-static void single(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+static void single(struct emu *e, const struct httpd_request *r, struct httpd_response *res, const char *caller)
 {
     json_t *ev = emu_body_json(r);
     struct verdict v;
-    json_t *result = judge(e, ev, &v);
+    json_t *result = judge(e, ev, caller, &v);
     json_decref(ev);
     if (!strcmp(v.status, "Accepted")) {
         emu_reply_json(res, 200, result);
     } else if (!strcmp(v.status, "Duplicate")) {
         emu_reply_json(res, 409, conflict_body(result));
+    } else if (!strcmp(v.status, "ResourceNotAuthorized")) { /* §7.3: the live 403 body */
+        json_decref(result);
+        emu_reply_json(res, 403, json_pack("{s:s,s:s}", "code", "Forbidden", "message",
+                                           "Client is not authorized for this usage resource."));
     } else {
         json_decref(result);
         emu_reply_json(res, 400, bad_argument(&v));
     }
 }
 
-static void batch(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+static void batch(struct emu *e, const struct httpd_request *r, struct httpd_response *res, const char *caller)
 {
     json_t *body = emu_body_json(r);
     json_t *items = json_object_get(body, "request");
@@ -150,7 +156,7 @@ static void batch(struct emu *e, const struct httpd_request *r, struct httpd_res
     json_t *ev;
     json_array_foreach(items, i, ev) {
         struct verdict v;
-        json_t *one = judge(e, ev, &v);
+        json_t *one = judge(e, ev, caller, &v);
         if (!strcmp(v.status, "Duplicate"))
             json_object_set_new(one, "error", conflict_body(json_deep_copy(one)));
         else if (strcmp(v.status, "Accepted"))
@@ -163,7 +169,7 @@ static void batch(struct emu *e, const struct httpd_request *r, struct httpd_res
     json_decref(body);
 }
 
-static void query(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+static void query(struct emu *e, const struct httpd_request *r, struct httpd_response *res, const char *caller)
 {
     const char *from = httpd_query(r, "usageStartDate");
     const char *to = httpd_query(r, "UsageEndDate") ? httpd_query(r, "UsageEndDate") : httpd_query(r, "usageEndDate");
@@ -187,7 +193,8 @@ static void query(struct emu *e, const struct httpd_request *r, struct httpd_res
         int64_t when = json_integer_value(json_object_get(u, "_when"));
         const char *offer = emu_jstr(u, "_offerId"), *plan = emu_jstr(u, "planId"), *dim = emu_jstr(u, "dimension");
         if (when < start || when > end || (f_offer && strcmp(f_offer, offer)) || (f_plan && strcmp(f_plan, plan)) ||
-            (f_dim && strcmp(f_dim, dim)) || (f_recon && strcmp(f_recon, "Submitted")))
+            (f_dim && strcmp(f_dim, dim)) || (f_recon && strcmp(f_recon, "Submitted")) ||
+            strcmp(emu_offer_client(e, emu_offer(e, offer)), caller))
             continue;
         char day[40], key[300];
         emu_iso(emu_day_start(when), day);
@@ -226,7 +233,8 @@ void emu_metering_route(struct emu *e, const struct httpd_request *r, struct htt
     struct emu_error err;
     if (!emu_api_version_ok(r, res))
         return;
-    if (emu_check_bearer(e, r, &err) != 0) {
+    char caller[64];
+    if (emu_check_bearer(e, r, &err, caller) != 0) {
         emu_reply_json(res, 403, json_pack("{s:s,s:s}", "code", "Forbidden", "message",
                                            "Client is not authorized for this usage resource."));
         return;
@@ -236,13 +244,13 @@ void emu_metering_route(struct emu *e, const struct httpd_request *r, struct htt
         emu_fail(&err, 405, "MethodNotAllowed", "use POST");
         emu_reply_error(res, &err);
     } else if (is_single) {
-        single(e, r, res);
+        single(e, r, res, caller);
     } else if (is_batch) {
-        batch(e, r, res);
+        batch(e, r, res, caller);
     } else if (strcmp(m, "GET")) {
         emu_fail(&err, 405, "MethodNotAllowed", "use GET");
         emu_reply_error(res, &err);
     } else {
-        query(e, r, res);
+        query(e, r, res, caller);
     }
 }

@@ -18,18 +18,78 @@ static json_t *coll(struct emu *e, const char *name) { return json_object_get(e-
 
 int emu_state_init(struct emu *e)
 {
-    e->db = json_pack("{s:{},s:{},s:[],s:{},s:[],s:{},s:[],s:[]}", "offers", "subs", "subOrder", "ops", "opOrder",
-                      "usage", "usageLog", "deliveries");
+    e->db = json_pack("{s:{},s:{},s:{},s:[],s:{},s:[],s:{},s:[],s:[]}", "apps", "offers", "subs", "subOrder", "ops",
+                      "opOrder", "usage", "usageLog", "deliveries");
     return e->db ? 0 : SAASD_ENOMEM;
 }
 
 void emu_state_reset(struct emu *e)
 {
-    json_t *offers = json_incref(coll(e, "offers"));
+    json_t *offers = json_incref(coll(e, "offers")), *apps = json_incref(coll(e, "apps"));
     json_decref(e->db);
     emu_state_init(e);
     json_object_set_new(e->db, "offers", offers);
+    if (apps)
+        json_object_set_new(e->db, "apps", apps);
     e->dirty = 1;
+}
+
+/* ---- publisher apps ---- */
+
+const char *emu_app_tenant(struct emu *e, const char *client, const char **secret_out)
+{
+    if (!client)
+        return NULL;
+    if (!strcmp(client, e->client_id)) {
+        if (secret_out)
+            *secret_out = e->client_secret;
+        return e->tenant_id;
+    }
+    json_t *app = json_object_get(coll(e, "apps"), client);
+    if (!app)
+        return NULL;
+    if (secret_out)
+        *secret_out = emu_jstr(app, "clientSecret");
+    return emu_jstr(app, "tenantId");
+}
+
+int emu_tenant_known(struct emu *e, const char *tid)
+{
+    const char *key;
+    json_t *app;
+    if (!strcmp(tid, e->tenant_id))
+        return 1;
+    json_object_foreach(coll(e, "apps"), key, app)
+        if (!strcmp(emu_jstr(app, "tenantId"), tid))
+            return 1;
+    return 0;
+}
+
+int emu_app_put(struct emu *e, const json_t *in, struct emu_error *err)
+{
+    const char *tid = emu_jstr(in, "tenantId"), *client = emu_jstr(in, "clientId");
+    const char *secret = emu_jstr(in, "clientSecret");
+    if (!tid || !*tid || !client || !*client || !secret || !*secret || !strcmp(client, e->client_id)) {
+        emu_fail(err, 400, "BadArgument", "an app needs tenantId, clientId (not the configured one) and clientSecret");
+        return SAASD_EINVAL;
+    }
+    if (!coll(e, "apps"))
+        json_object_set_new(e->db, "apps", json_object());
+    json_object_set_new(coll(e, "apps"), client,
+                        json_pack("{s:s,s:s,s:s}", "tenantId", tid, "clientId", client, "clientSecret", secret));
+    e->dirty = 1;
+    return 0;
+}
+
+const char *emu_offer_client(struct emu *e, const json_t *offer)
+{
+    const char *c = emu_jstr(offer, "clientId");
+    return c ? c : e->client_id;
+}
+
+const char *emu_sub_client(struct emu *e, const json_t *sub)
+{
+    return emu_offer_client(e, emu_offer(e, emu_jstr(sub, "offerId")));
 }
 
 /* ---- offers and plans ---- */
@@ -151,9 +211,17 @@ int emu_offer_put(struct emu *e, const json_t *in, struct emu_error *err, json_t
     json_t *offer = json_pack("{s:s,s:s,s:o}", "offerId", id, "publisherId",
                               emu_jstr(in, "publisherId") ? emu_jstr(in, "publisherId") : e->publisher_id, "plans",
                               plans);
-    const char *hook = emu_jstr(in, "webhookUrl");
+    const char *hook = emu_jstr(in, "webhookUrl"), *client = emu_jstr(in, "clientId");
     if (hook && *hook)
         json_object_set_new(offer, "webhookUrl", json_string(hook));
+    if (client && strcmp(client, e->client_id)) {
+        if (!emu_app_tenant(e, client, NULL)) {
+            emu_fail(err, 400, "BadArgument", "clientId '%s' is not a known app (POST /_emulator/apps first)", client);
+            json_decref(offer);
+            return SAASD_EINVAL;
+        }
+        json_object_set_new(offer, "clientId", json_string(client));
+    }
     json_object_set_new(coll(e, "offers"), id, offer);
     e->dirty = 1;
     *out = offer;
@@ -244,11 +312,15 @@ static void op_finish(struct emu *e, json_t *op, const char *status, const char 
 
 int emu_purchase(struct emu *e, const json_t *in, struct emu_error *err, json_t **sub_out)
 {
-    const char *offer_id = emu_jstr(in, "offerId");
-    json_t *offer = emu_offer(e, offer_id);
-    if (!offer && !offer_id && json_object_size(coll(e, "offers")) == 1) {
-        void *it = json_object_iter(coll(e, "offers"));
-        offer = json_object_iter_value(it);
+    const char *offer_id = emu_jstr(in, "offerId"), *key;
+    json_t *offer = emu_offer(e, offer_id), *o;
+    if (!offer_id) { /* no offer named: the first one that has the plan (or the first one) */
+        json_object_foreach(coll(e, "offers"), key, o) {
+            if (!emu_jstr(in, "planId") || emu_plan(o, emu_jstr(in, "planId"))) {
+                offer = o;
+                break;
+            }
+        }
     }
     if (!offer) {
         emu_fail(err, 404, "EntityNotFound", "offer '%s' does not exist", offer_id ? offer_id : "(none given)");
@@ -726,7 +798,8 @@ int emu_op_ack(struct emu *e, json_t *op, const char *status, struct emu_error *
 int emu_customer_action(struct emu *e, json_t *sub, const char *action, const json_t *body, struct emu_error *err,
                         json_t **op_out)
 {
-    const char *status = emu_jstr(sub, "saasSubscriptionStatus");
+    char status[32]; /* a copy: the subscription's own string is replaced below */
+    snprintf(status, sizeof status, "%s", emu_jstr(sub, "saasSubscriptionStatus"));
     json_t *op = NULL;
     if (!strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity")) {
         const char *act = NULL, *plan = NULL;

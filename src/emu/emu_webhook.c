@@ -112,7 +112,10 @@ void *emu_webhook_thread(void *arg)
         if (json_array_size(json_object_get(d, "attempts")) == 0)
             json_object_set(d, "payload", payload);
         json_decref(payload);
-        emu_mint_webhook_token(e, &token);
+        /* §5.6: a token for the app the offer is registered with */
+        const char *client = emu_offer_client(e, emu_offer(e, emu_jstr(json_object_get(d, "payload"), "offerId")));
+        emu_mint_webhook_token(e, emu_app_tenant(e, client, NULL) ? emu_app_tenant(e, client, NULL) : e->tenant_id,
+                               client, &token);
         const char *target = emu_jstr(d, "url");
         char *url = target ? strdup(target) : NULL;
         long timeout = e->k.webhook_timeout_ms;
