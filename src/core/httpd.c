@@ -3,11 +3,13 @@
 #include "core/log.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct httpd {
     struct MHD_Daemon *mhd;
@@ -15,6 +17,7 @@ struct httpd {
     void *arg;
     size_t max_body;
     unsigned short port;
+    _Atomic int outstanding; /* deferred requests not yet answered */
 };
 
 struct query_arg {
@@ -23,6 +26,7 @@ struct query_arg {
 };
 
 struct httpd_request {
+    struct httpd *d;
     struct MHD_Connection *conn;
     char *uri;         /* raw request target as received */
     char *path;
@@ -32,6 +36,10 @@ struct httpd_request {
     size_t body_len, body_cap;
     int too_big;
     int started;
+    /* Deferred answer: set by httpd_defer, answered by httpd_resume (any thread). */
+    pthread_mutex_t defer_lock;
+    int deferred, answered, suspended;
+    struct httpd_response answer;
     struct query_arg *args;
     size_t nargs;
     int args_parsed;
@@ -45,7 +53,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     struct httpd_request *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    r->d = cls;
     r->conn = conn;
+    pthread_mutex_init(&r->defer_lock, NULL);
     r->uri = strdup(uri ? uri : "/");
     if (!r->uri) {
         free(r);
@@ -69,6 +79,7 @@ static void request_free(struct httpd_request *r)
     free(r->body);
     free(r->path);
     free(r->uri);
+    pthread_mutex_destroy(&r->defer_lock);
     free(r);
 }
 
@@ -164,9 +175,57 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
+    if (r->deferred) {
+        /* Called again after httpd_resume() resumed the connection: send the answer. */
+        pthread_mutex_lock(&r->defer_lock);
+        int answered = r->answered;
+        struct httpd_response res = r->answer;
+        r->deferred = 0;
+        pthread_mutex_unlock(&r->defer_lock);
+        return answered ? queue(conn, &res) : MHD_NO;
+    }
     struct httpd_response res = {.status = 500};
     d->handler(d->arg, r, &res);
-    return queue(conn, &res);
+    if (!r->deferred)
+        return queue(conn, &res);
+    free(res.body); /* whatever the handler put in res before deferring is not sent */
+    for (size_t i = 0; i < res.nheaders; i++)
+        free(res.headers[i].value);
+    /* Deferred. The answer may already be there (a fast commit): then send it now. */
+    pthread_mutex_lock(&r->defer_lock);
+    if (r->answered) {
+        struct httpd_response ans = r->answer;
+        r->deferred = 0;
+        pthread_mutex_unlock(&r->defer_lock);
+        return queue(conn, &ans);
+    }
+    r->suspended = 1;
+    MHD_suspend_connection(conn);
+    pthread_mutex_unlock(&r->defer_lock);
+    return MHD_YES;
+}
+
+struct httpd_deferred *httpd_defer(const struct httpd_request *cr)
+{
+    struct httpd_request *r = (struct httpd_request *)(uintptr_t)cr;
+    r->deferred = 1;
+    r->d->outstanding++;
+    return (struct httpd_deferred *)r;
+}
+
+void httpd_resume(struct httpd_deferred *dfr, struct httpd_response *res)
+{
+    struct httpd_request *r = (struct httpd_request *)dfr;
+    pthread_mutex_lock(&r->defer_lock);
+    r->answer = *res;
+    r->answered = 1;
+    struct httpd *d = r->d;
+    if (r->suspended) {
+        r->suspended = 0;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->defer_lock);
+    d->outstanding--; /* last touch: httpd_stop may free everything after this */
 }
 
 int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out)
@@ -186,9 +245,12 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
     }
     unsigned timeout = opt && opt->connection_timeout_s ? opt->connection_timeout_s : 30;
     unsigned limit = opt && opt->max_connections ? opt->max_connections : 1024;
-    d->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                  MHD_USE_POLL,
-                              0, NULL, NULL, on_request, d,
+    unsigned pool = opt ? opt->event_threads : 0;
+    unsigned flags = MHD_USE_ITC | (pool ? MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
+                          : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                                MHD_ALLOW_SUSPEND_RESUME);
+    d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
+                              MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, d,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
@@ -213,6 +275,12 @@ void httpd_stop(struct httpd *d)
 {
     if (!d)
         return;
+    /* Stop accepting, then let deferred answers arrive (they resume connections MHD owns). */
+    MHD_socket ls = MHD_quiesce_daemon(d->mhd);
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
+    for (int i = 0; i < 3000 && d->outstanding > 0; i++)
+        usleep(10 * 1000);
     MHD_stop_daemon(d->mhd);
     free(d);
 }

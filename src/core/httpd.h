@@ -1,7 +1,11 @@
-/* Inbound HTTP server over libmicrohttpd. Handlers run synchronously on the connection's
- * thread (thread per connection), so a handler may block, e.g. waiting for a durable store
- * commit, without stalling other connections. Request bodies are collected up to max_body;
- * larger bodies are answered 413 before the handler runs. */
+/* Inbound HTTP server over libmicrohttpd, in one of two modes:
+ *  - thread per connection (event_threads = 0): a handler may block, e.g. on an outbound call,
+ *    without stalling other connections;
+ *  - event loop (event_threads = N): N threads serve every connection with epoll; handlers
+ *    must answer quickly or defer: httpd_defer() parks the connection, and any thread later
+ *    answers it with httpd_resume(). Fewer threads and context switches under load.
+ * Request bodies are collected up to max_body; larger bodies are answered 413 before the
+ * handler runs. */
 #ifndef SAASD_HTTPD_H
 #define SAASD_HTTPD_H
 
@@ -27,6 +31,7 @@ struct httpd_options {
     size_t max_body;        /* 0 = 1 MiB */
     unsigned connection_timeout_s; /* idle connections are closed after this; 0 = 30 */
     unsigned max_connections;      /* 0 = 1024 */
+    unsigned event_threads;        /* 0 = thread per connection; N = event loop on N threads */
 };
 
 int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out);
@@ -43,6 +48,16 @@ const char *httpd_query(const struct httpd_request *r, const char *name);
 const char *httpd_header(const struct httpd_request *r, const char *name); /* case-insensitive */
 const char *httpd_body(const struct httpd_request *r, size_t *len);
 const char *httpd_client_ip(const struct httpd_request *r);
+
+/* Deferred answers (event-loop mode; also valid in thread-per-connection mode). The handler
+ * calls httpd_defer() and returns leaving res untouched; later, from any thread, exactly one
+ * httpd_resume() answers the request. Until then the request stays valid and its path, query,
+ * body, method and client ip may be read from that thread; read headers before deferring
+ * (they live in libmicrohttpd's connection). httpd_resume takes ownership of res's body and
+ * header values; the request must not be touched after it. */
+struct httpd_deferred;
+struct httpd_deferred *httpd_defer(const struct httpd_request *r);
+void httpd_resume(struct httpd_deferred *dfr, struct httpd_response *res);
 
 /* Helpers for handlers. */
 int httpd_set_body(struct httpd_response *res, int status, const char *content_type, const char *body);

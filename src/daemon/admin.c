@@ -78,15 +78,19 @@ static json_t *summary(json_t *rec)
     return s;
 }
 
+static int collect_summary(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    json_t *rec = json_loadb(val, vlen, 0, NULL);
+    if (rec)
+        json_array_append_new(arg, summary(rec));
+    json_decref(rec);
+    return 0;
+}
+
 static void list_subscriptions(struct daemon *d, struct httpd_response *res)
 {
-    json_t *all = json_array();
-    store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_json, all);
     json_t *out = json_array();
-    size_t i;
-    json_t *rec;
-    json_array_foreach(all, i, rec) json_array_append_new(out, summary(rec));
-    json_decref(all);
+    store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_summary, out);
     reply_json(res, 200, json_pack("{s:o}", "subscriptions", out));
 }
 

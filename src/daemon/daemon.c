@@ -101,20 +101,63 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     res->body_len = len;
 }
 
+/* The public listener runs an event loop: /webhook answers from the store's commit callback
+ * (webhook.c); the pages that call out or fsync (landing, healthz, metrics) run on a thread of
+ * their own, so they never stall the loop. */
+struct slow_request {
+    struct daemon *d;
+    const struct httpd_request *req;
+    struct httpd_deferred *dfr;
+};
+
+static void *slow_main(void *arg)
+{
+    struct slow_request *s = arg;
+    struct httpd_response res = {.status = 500};
+    const char *path = httpd_path(s->req);
+    if (!strcmp(path, "/landing"))
+        landing_handle(s->d, s->req, &res);
+    else if (!strcmp(path, "/healthz"))
+        healthz(s->d, &res);
+    else
+        metrics_page(s->d, &res);
+    httpd_resume(s->dfr, &res);
+    free(s);
+    return NULL;
+}
+
 static void public_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
     const char *path = httpd_path(req);
-    if (!strcmp(path, "/webhook"))
+    if (!strcmp(path, "/webhook")) {
         webhook_handle(d, req, res);
-    else if (!strcmp(path, "/landing"))
-        landing_handle(d, req, res);
-    else if (!strcmp(path, "/healthz"))
-        healthz(d, res);
-    else if (!strcmp(path, "/metrics"))
-        metrics_page(d, res);
-    else
+        return;
+    }
+    if (strcmp(path, "/landing") && strcmp(path, "/healthz") && strcmp(path, "/metrics")) {
         httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
+        return;
+    }
+    struct slow_request *s = malloc(sizeof *s);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (s) {
+        s->d = d;
+        s->req = req;
+        s->dfr = httpd_defer(req);
+        if (pthread_create(&t, &attr, slow_main, s) == 0) {
+            pthread_attr_destroy(&attr);
+            return;
+        }
+        /* No thread: answer from here, late but correct. */
+        slow_main(s);
+        pthread_attr_destroy(&attr);
+        return;
+    }
+    pthread_attr_destroy(&attr);
+    httpd_set_body(res, 503, NULL, "{\"error\":{\"code\":\"Unavailable\",\"message\":\"out of memory\"}}");
 }
 
 /* The admin key file is created on first start with a random key, readable by the owner only. */
@@ -230,7 +273,8 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     engine_watch_start(d->engine);
     if ((rc = inbox_start(d)) != 0)
         goto fail;
-    struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port, .max_body = cfg->max_body};
+    struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port,
+                               .max_body = cfg->max_body, .event_threads = 2};
     if ((rc = httpd_start(&po, public_handler, d, &d->public_httpd)) != 0)
         goto fail;
     if (cfg->admin_enabled) {

@@ -49,6 +49,42 @@ static void answer(struct httpd_response *res, int status, const char *code, con
     httpd_set_body(res, status, NULL, body);
 }
 
+/* What the commit callback needs to answer and log: copies, the request may be gone. */
+struct stored {
+    struct daemon *d;
+    struct httpd_deferred *dfr;
+    const char *action; /* static string */
+    char request_id[CRYPTO_UUID_LEN], op_id[128], sub_id[128], offer_id[128], kid[96];
+};
+
+/* Store callback (notifier thread): the batch is durable, a duplicate, or failed. */
+static void on_stored(void *arg, int rc)
+{
+    struct stored *st = arg;
+    struct httpd_response res = {0};
+    if (rc == 0) {
+        log_info("webhook", "accepted", "request_id", st->request_id, "op_id", st->op_id, "sub_id", st->sub_id,
+                 "action", st->action, "offer_id", st->offer_id, "kid", st->kid);
+        count(st->action, "accepted");
+        daemon_wake(st->d);
+        answer(&res, 200, NULL, NULL);
+    } else if (rc == SAASD_EEXIST) {
+        log_info("webhook", "duplicate acknowledged, not processed again", "request_id", st->request_id, "op_id",
+                 st->op_id, "sub_id", st->sub_id, "action", st->action);
+        count(st->action, "duplicate");
+        answer(&res, 200, NULL, NULL);
+    } else {
+        /* Not durable: Microsoft must retry (§5.2). */
+        log_error("webhook", "could not store event", "request_id", st->request_id, "op_id", st->op_id, "error",
+                  saasd_strerror(rc));
+        count(st->action, "store_error");
+        answer(&res, 503, "Unavailable", "event could not be stored; retry");
+    }
+    httpd_add_header(&res, "x-request-id", st->request_id);
+    httpd_resume(st->dfr, &res);
+    free(st);
+}
+
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
 {
     char request_id[CRYPTO_UUID_LEN];
@@ -134,41 +170,47 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
         entry_len += len;
         entry_text[entry_len++] = '}';
     }
+    struct stored *st = malloc(sizeof *st);
     struct store_batch *b = NULL;
     rc = SAASD_ENOMEM;
-    if (entry_text && op_text && store_batch_new(&b) == 0) {
+    if (st && entry_text && op_text && store_batch_new(&b) == 0) {
         rc = store_batch_require_absent(b, STORE_OPERATIONS, op_id, strlen(op_id));
         if (!rc)
             rc = store_batch_put(b, STORE_OPERATIONS, op_id, strlen(op_id), op_text, strlen(op_text));
         if (!rc)
             rc = store_batch_append(b, STORE_INBOX, "", 0, entry_text, entry_len);
-        if (!rc)
-            rc = store_commit(d->store, b); /* returns once durable */
     }
-    store_batch_free(b);
     free(entry_text);
     free(head_text);
     free(op_text);
     json_decref(head);
     json_decref(op);
     json_decref(payload);
-
     if (rc == 0) {
-        log_info("webhook", "accepted", "request_id", request_id, "op_id", op_id, "sub_id", sub_id, "action", action,
-                 "offer_id", offer_id, "kid", claims.kid);
-        count(action, "accepted");
-        daemon_wake(d);
-        answer(res, 200, NULL, NULL);
-    } else if (rc == SAASD_EEXIST) {
-        log_info("webhook", "duplicate acknowledged, not processed again", "request_id", request_id, "op_id", op_id,
-                 "sub_id", sub_id, "action", action);
-        count(action, "duplicate");
-        answer(res, 200, NULL, NULL);
-    } else {
-        /* Not durable: Microsoft must retry (§5.2). */
-        log_error("webhook", "could not store event", "request_id", request_id, "op_id", op_id, "error",
-                  saasd_strerror(rc));
-        count(action, "store_error");
-        answer(res, 503, "Unavailable", "event could not be stored; retry");
+        /* Answer when the batch is durable, from the store's callback; the connection waits
+         * without holding a thread. */
+        st->d = d;
+        snprintf(st->request_id, sizeof st->request_id, "%s", request_id);
+        snprintf(st->op_id, sizeof st->op_id, "%s", op_id);
+        snprintf(st->sub_id, sizeof st->sub_id, "%s", sub_id);
+        snprintf(st->offer_id, sizeof st->offer_id, "%s", offer_id);
+        snprintf(st->kid, sizeof st->kid, "%s", claims.kid);
+        st->action = action;
+        st->dfr = httpd_defer(req);
+        rc = store_commit_async(d->store, b, on_stored, st);
+        if (rc == 0)
+            return; /* the store owns b and st now */
+        struct httpd_response later = {0};
+        answer(&later, 503, "Unavailable", "event could not be stored; retry");
+        httpd_resume(st->dfr, &later);
+        log_error("webhook", "could not queue event", "request_id", request_id, "op_id", op_id, "error", saasd_strerror(rc));
+        store_batch_free(b);
+        free(st);
+        return;
     }
+    store_batch_free(b);
+    free(st);
+    log_error("webhook", "could not build the inbox batch", "request_id", request_id, "error", saasd_strerror(rc));
+    count(action, "store_error");
+    answer(res, 503, "Unavailable", "event could not be stored; retry");
 }
