@@ -32,7 +32,9 @@ static inline char *check_tmpdir(const char *tag)
     char *dir = malloc(256);
     if (!dir)
         abort();
-    snprintf(dir, 256, "/tmp/saasd-test-%s-XXXXXX", tag);
+    /* Under tests/run-all.sh TMPDIR is a directory of the run's own, removed at its end. */
+    const char *base = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(dir, 256, "%s/saasd-test-%s-XXXXXX", base, tag);
     if (!mkdtemp(dir))
         abort();
     return dir;

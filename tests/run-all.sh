@@ -6,7 +6,9 @@ BUILD=${BUILD:-build}
 ONLY=${ONLY:-all}
 cd "$(dirname "$0")/.."
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Every temporary directory the tests make lives under one of our own, removed at the end.
+export TMPDIR=$(mktemp -d /tmp/saasd-run-XXXXXX)
+trap 'rm -f "$log"; rm -rf "$TMPDIR"' EXIT
 status=0
 
 if [ "$ONLY" != spec ]; then

@@ -86,7 +86,7 @@ static void *caller(void *arg)
 int main(void)
 {
     log_set_level(LOG_ERROR);
-    snprintf(dir, sizeof dir, "/tmp/saasd-test-reload-XXXXXX");
+    snprintf(dir, sizeof dir, "%s/saasd-test-reload-XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         return 1;
     for (int v = 0; v < 2; v++)
