@@ -330,6 +330,17 @@ int main(void)
 
     json_decref(it_admin("POST", "/admin/reconcile", NULL, &st));
     CHECK(st == 200, "reconciliation runs on demand");
+    char cmd[1200], out[65536];
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s subscriptions 2>&1", build, conf);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    out[n] = 0;
+    int cli_rc = p ? pclose(p) : -1;
+    CHECK(cli_rc == 0 && strstr(out, sub) && strstr(out, "\"provision\""),
+          "the admin CLI lists the subscriptions through the admin API");
+    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s reconcile >/dev/null 2>&1", build, conf);
+    CHECK(system(cmd) == 0, "the admin CLI runs a reconciliation pass");
     long st2 = 0;
     snprintf(url_buf, sizeof url_buf, "%s/admin/subscriptions", it_admin_url);
     json_decref(it_call("GET", url_buf, NULL, "wrong-key", &st2, NULL));

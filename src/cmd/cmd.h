@@ -10,6 +10,8 @@ int cmd_run(int argc, char **argv);     /* emulator + daemon + a purchase: `make
 int cmd_rules(int argc, char **argv);   /* rules check */
 int cmd_mp(int argc, char **argv);      /* marketplace client for operators */
 int cmd_emulate(int argc, char **argv); /* built-in marketplace emulator */
+int cmd_admin(int argc, char **argv);   /* operator CLI over the admin API */
+int cmd_admin(int argc, char **argv);   /* operator CLI over the admin API */
 
 /* Shared helper: find "--config F" (or "-c F") in argv; default examples/saasd.conf. */
 const char *cmd_config_path(int argc, char **argv);

@@ -1,0 +1,131 @@
+/* saasd admin: the operator's CLI over the daemon's loopback admin API (address and key from
+ * the config). Prints the API's JSON answer; exit status 0 on 2xx, 1 otherwise. */
+#include "cmd/cmd.h"
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/http_client.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct verb {
+    const char *name;
+    int nargs;
+    const char *method;
+    const char *path; /* "{}" stands for the next argument */
+    const char *body; /* NULL, "planId", "quantity" or "value": JSON body from the last argument */
+    const char *usage;
+};
+
+static const struct verb verbs[] = {
+    {"subscriptions", 0, "GET", "/admin/subscriptions", NULL, "list local subscriptions"},
+    {"show", 1, "GET", "/admin/subscriptions/{}", NULL, "SUB: local record and Microsoft's view"},
+    {"history", 1, "GET", "/admin/subscriptions/{}/history", NULL, "SUB: audit trail with rule hashes"},
+    {"activate", 1, "POST", "/admin/subscriptions/{}/activate", NULL, "SUB: activate a pending subscription"},
+    {"change-plan", 2, "POST", "/admin/subscriptions/{}/change-plan", "planId", "SUB PLAN"},
+    {"change-quantity", 2, "POST", "/admin/subscriptions/{}/change-quantity", "quantity", "SUB SEATS"},
+    {"cancel", 1, "POST", "/admin/subscriptions/{}/cancel", NULL, "SUB: cancel at Microsoft"},
+    {"outbox", 0, "GET", "/admin/outbox", NULL, "events waiting for a retry"},
+    {"retry", 1, "POST", "/admin/outbox/{}/retry", NULL, "SEQ: retry an outbox entry now"},
+    {"abandon", 1, "POST", "/admin/outbox/{}/abandon", NULL, "SEQ: give up on an outbox entry"},
+    {"rules", 0, "GET", "/admin/rules", NULL, "active rule generation and file hashes"},
+    {"reload", 0, "POST", "/admin/rules/reload", NULL, "reload the rules"},
+    {"reconcile", 0, "POST", "/admin/reconcile", NULL, "run one reconciliation pass now"},
+    {"store-get", 2, "GET", "/admin/offers/{}/store/{}", NULL, "OFFER KEY: read the offer's ctx.store"},
+    {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", "value", "OFFER KEY VALUE: write the offer's ctx.store"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: saasd admin [--config FILE] <verb> [args]\n"
+               "Calls the running daemon's admin API (admin.listen, admin key from the config).\n\nverbs:\n");
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        fprintf(f, "  %-16s %s\n", verbs[i].name, verbs[i].usage);
+}
+
+int cmd_admin(int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *args[8];
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
+            i++;
+            continue;
+        }
+        if (nargs < 8)
+            args[nargs++] = argv[i];
+    }
+    const struct verb *v = NULL;
+    for (size_t i = 0; nargs && i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(args[0], verbs[i].name))
+            v = &verbs[i];
+    if (!v || nargs - 1 != v->nargs) {
+        usage(stderr);
+        return 2;
+    }
+    struct saasd_config *cfg = NULL;
+    char err[1024];
+    if (config_load(cmd_config_path(argc, argv), &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (!cfg->admin_enabled || !cfg->admin_key) {
+        fprintf(stderr, "saasd admin: the admin API is disabled or has no key yet (start the daemon once)\n");
+        config_free(cfg);
+        return 2;
+    }
+    char path[1024], url[1200], auth[600];
+    size_t o = 0;
+    int next = 1;
+    for (const char *p = v->path; *p && o + 1 < sizeof path; p++) {
+        if (p[0] == '{' && p[1] == '}' && next < nargs) {
+            o += (size_t)snprintf(path + o, sizeof path - o, "%s", args[next++]);
+            o = o < sizeof path ? o : sizeof path - 1;
+            p++;
+        } else {
+            path[o++] = *p;
+        }
+    }
+    path[o] = 0;
+    snprintf(url, sizeof url, "http://%s:%d%s", cfg->admin_addr, cfg->admin_port, path);
+    snprintf(auth, sizeof auth, "Bearer %s", cfg->admin_key);
+    char *body = NULL;
+    if (v->body) {
+        const char *last = args[nargs - 1];
+        json_t *j = !strcmp(v->body, "quantity") ? json_pack("{s:I}", "quantity", (json_int_t)strtoll(last, NULL, 10))
+                                                 : json_pack("{s:s}", v->body, last);
+        body = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    struct http_header h[] = {{"Authorization", auth}, {"Content-Type", "application/json"}};
+    struct http_request rq = {.method = v->method, .url = url, .headers = h, .nheaders = 2, .body = body,
+                              .body_len = body ? strlen(body) : 0, .timeout_ms = 120000};
+    struct http_client *http = NULL;
+    struct http_response rs = {0};
+    int rc = http_client_new(NULL, &http);
+    if (!rc)
+        rc = http_client_do(http, &rq, &rs);
+    int status = 1;
+    if (rc) {
+        fprintf(stderr, "saasd admin: cannot reach the daemon at %s: %s\n", url, saasd_strerror(rc));
+    } else {
+        json_t *j = json_loadb(rs.body, rs.body_len, 0, NULL);
+        char *pretty = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+        printf("%s\n", pretty ? pretty : rs.body);
+        free(pretty);
+        json_decref(j);
+        status = rs.status >= 200 && rs.status < 300 ? 0 : 1;
+    }
+    http_response_free(&rs);
+    http_client_free(http);
+    free(body);
+    config_free(cfg);
+    return status;
+}
