@@ -71,11 +71,8 @@ int cmd_admin(int argc, char **argv)
         return 2;
     }
     struct saasd_config *cfg = NULL;
-    char err[1024];
-    if (config_load(cmd_config_path(argc, argv), &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (cmd_load_config(argc, argv, &cfg) != 0)
         return 2;
-    }
     if (!cfg->admin_enabled || !cfg->admin_key) {
         fprintf(stderr, "saasd admin: the admin API is disabled or has no key yet (start the daemon once)\n");
         config_free(cfg);

@@ -15,6 +15,10 @@ int cmd_admin(int argc, char **argv);   /* operator CLI over the admin API */
 
 /* Shared helper: find "--config F" (or "-c F") in argv; default examples/saasd.conf. */
 const char *cmd_config_path(int argc, char **argv);
+/* Load the config named by --config (or the default); on failure print why and return
+ * SAASD_ECONFIG. */
+struct saasd_config;
+int cmd_load_config(int argc, char **argv, struct saasd_config **out);
 /* 1 when argv has --help or -h. */
 int cmd_wants_help(int argc, char **argv);
 

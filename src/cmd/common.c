@@ -1,6 +1,17 @@
 #include "cmd/cmd.h"
+#include "core/config.h"
 
+#include <stdio.h>
 #include <string.h>
+
+int cmd_load_config(int argc, char **argv, struct saasd_config **out)
+{
+    char err[1024];
+    int rc = config_load(cmd_config_path(argc, argv), out, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    return rc;
+}
 
 const char *cmd_config_path(int argc, char **argv)
 {

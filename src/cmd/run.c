@@ -159,10 +159,19 @@ static void create_seats_offer(struct runner *r)
     json_decref(emu_call(r, "POST", "/_emulator/offers", offer, &st));
 }
 
+/* One customer action at Microsoft, then what saasd decided and both sides' state. */
+static void step(struct runner *r, const char *sub_id, const char *verb, json_t *body, const char *label)
+{
+    char op[128];
+    if (customer_action(r, sub_id, verb, body, op, sizeof op))
+        settle(r, op);
+    print_last_decision(r, sub_id, label);
+    print_states(r, sub_id);
+}
+
 static int demo(struct runner *r)
 {
     long st;
-    char op[128];
     printf("\n==> 1. A customer buys 'seats-pro' (plan 'team', 10 seats) on the marketplace\n");
     create_seats_offer(r);
     json_t *p = emu_call(r, "POST", "/_emulator/purchases",
@@ -185,37 +194,20 @@ static int demo(struct runner *r)
     print_states(r, sub_id);
 
     printf("\n==> 3. The customer changes plan to 'business' (the rule accepts)\n");
-    if (customer_action(r, sub_id, "change-plan", json_pack("{s:s}", "planId", "business"), op, sizeof op))
-        settle(r, op);
-    print_last_decision(r, sub_id, "change_plan:");
-    print_states(r, sub_id);
+    step(r, sub_id, "change-plan", json_pack("{s:s}", "planId", "business"), "change_plan:");
 
     printf("\n==> 4. The ISV's app records 6 seats in use; the customer asks for 3 seats (the rule refuses)\n");
     char path[256];
     snprintf(path, sizeof path, "/admin/offers/seats-pro/store/in_use:%s", sub_id);
     json_decref(admin_call(r, "PUT", path, json_pack("{s:s}", "value", "6"), &st));
-    if (customer_action(r, sub_id, "change-quantity", json_pack("{s:i}", "quantity", 3), op, sizeof op))
-        settle(r, op);
-    print_last_decision(r, sub_id, "change_quantity:");
-    print_states(r, sub_id);
+    step(r, sub_id, "change-quantity", json_pack("{s:i}", "quantity", 3), "change_quantity:");
 
     printf("\n==> 5. Payment fails: Microsoft suspends the subscription\n");
-    if (customer_action(r, sub_id, "suspend", NULL, op, sizeof op))
-        settle(r, op);
-    print_last_decision(r, sub_id, "suspend:");
-    print_states(r, sub_id);
-
+    step(r, sub_id, "suspend", NULL, "suspend:");
     printf("\n==> 6. The customer pays: Microsoft reinstates it\n");
-    if (customer_action(r, sub_id, "reinstate", NULL, op, sizeof op))
-        settle(r, op);
-    print_last_decision(r, sub_id, "reinstate:");
-    print_states(r, sub_id);
-
+    step(r, sub_id, "reinstate", NULL, "reinstate:");
     printf("\n==> 7. The customer cancels\n");
-    if (customer_action(r, sub_id, "unsubscribe", NULL, op, sizeof op))
-        settle(r, op);
-    print_last_decision(r, sub_id, "unsubscribe:");
-    print_states(r, sub_id);
+    step(r, sub_id, "unsubscribe", NULL, "unsubscribe:");
 
     printf("\n==> Audit trail (GET /admin/subscriptions/%s/history)\n", sub_id);
     snprintf(path, sizeof path, "/admin/subscriptions/%s/history", sub_id);
@@ -241,13 +233,9 @@ int cmd_run(int argc, char **argv)
     int want_demo = 0;
     for (int i = 0; i < argc; i++)
         want_demo |= !strcmp(argv[i], "--demo");
-    const char *path = cmd_config_path(argc, argv);
     struct saasd_config *cfg = NULL;
-    char err[1024];
-    if (config_load(path, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (cmd_load_config(argc, argv, &cfg) != 0)
         return 1;
-    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -18,13 +18,9 @@ int cmd_serve(int argc, char **argv)
                "SIGHUP reloads the rules (a broken rule file keeps the old rules); SIGTERM stops.\n");
         return 0;
     }
-    const char *path = cmd_config_path(argc, argv);
     struct saasd_config *cfg = NULL;
-    char err[1024];
-    if (config_load(path, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (cmd_load_config(argc, argv, &cfg) != 0)
         return 1;
-    }
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t set;
     sigemptyset(&set);

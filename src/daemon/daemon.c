@@ -246,15 +246,8 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     mo.poll_interval_ms = cfg->mp_poll_interval_ms;
     if ((rc = mp_client_new(&mo, d->http, d->tokens, &d->mp)) != 0)
         goto fail;
-    struct jwt_verifier_options jo = {
-        .tenant_id = cfg->webhook_tenant,
-        .audience = cfg->webhook_audience,
-        .app_id = cfg->webhook_app_id,
-        .authority_url = cfg->authority_url,
-        .jwks_url = cfg->jwks_url,
-        .skew_s = cfg->jwt_skew_s,
-        .http = d->http,
-    };
+    struct jwt_verifier_options jo;
+    jwt_verifier_options_from_config(cfg, d->http, &jo);
     if ((rc = jwt_verifier_new(&jo, &d->jwt)) != 0)
         goto fail;
     struct engine_options eo = {
