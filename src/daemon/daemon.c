@@ -104,6 +104,8 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
 /* The public listener runs an event loop: /webhook answers from the store's commit callback
  * (webhook.c); the pages that call out or fsync (landing, healthz, metrics) run on a thread of
  * their own, so they never stall the loop. */
+#define MAX_SLOW_THREADS 64 /* beyond this, pages answer 503 instead of piling up threads */
+
 struct slow_request {
     struct daemon *d;
     const struct httpd_request *req;
@@ -121,6 +123,7 @@ static void *slow_main(void *arg)
         healthz(s->d, &res);
     else
         metrics_page(s->d, &res);
+    s->d->slow_threads--;
     httpd_resume(s->dfr, &res);
     free(s);
     return NULL;
@@ -138,6 +141,12 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
         httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
         return;
     }
+    if (d->slow_threads >= MAX_SLOW_THREADS) {
+        metrics_inc("saasd_busy_total", NULL);
+        httpd_add_header(res, "Retry-After", "1");
+        httpd_set_body(res, 503, NULL, "{\"error\":{\"code\":\"Busy\",\"message\":\"too many pages in progress; retry\"}}");
+        return;
+    }
     struct slow_request *s = malloc(sizeof *s);
     pthread_t t;
     pthread_attr_t attr;
@@ -147,6 +156,7 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
         s->d = d;
         s->req = req;
         s->dfr = httpd_defer(req);
+        d->slow_threads++;
         if (pthread_create(&t, &attr, slow_main, s) == 0) {
             pthread_attr_destroy(&attr);
             return;

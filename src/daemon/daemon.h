@@ -57,6 +57,7 @@ struct daemon {
     pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];
 
     time_t started_at;
+    _Atomic int slow_threads; /* landing/healthz/metrics requests being served off the loop */
 };
 
 /* Build every component from cfg (which the daemon then owns) and start listeners and threads. */
