@@ -337,8 +337,11 @@ int main(void)
     size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
     out[n] = 0;
     int cli_rc = p ? pclose(p) : -1;
-    CHECK(cli_rc == 0 && strstr(out, sub) && strstr(out, "\"provision\""),
+    json_t *listed = json_loads(out, 0, NULL);
+    CHECK(cli_rc == 0 && json_array_size(json_object_get(listed, "subscriptions")) >= 4 && strstr(out, sub) &&
+              strstr(out, "\"provision\""),
           "the admin CLI lists the subscriptions through the admin API");
+    json_decref(listed);
     snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s reconcile >/dev/null 2>&1", build, conf);
     CHECK(system(cmd) == 0, "the admin CLI runs a reconciliation pass");
     long st2 = 0;

@@ -78,20 +78,66 @@ static json_t *summary(json_t *rec)
     return s;
 }
 
+struct text {
+    char *buf;
+    size_t len, cap;
+    size_t items;
+    int failed;
+};
+
+static void text_add(struct text *t, const char *s, size_t n)
+{
+    if (t->failed || t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 65536;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *b = t->failed ? NULL : realloc(t->buf, cap);
+        if (!b) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = 0;
+}
+
+/* One summary at a time straight into the answer's text: listing 100k subscriptions must not
+ * hold 100k parsed records. */
 static int collect_summary(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
+    struct text *t = arg;
     json_t *rec = json_loadb(val, vlen, 0, NULL);
-    if (rec)
-        json_array_append_new(arg, summary(rec));
+    json_t *sum = rec ? summary(rec) : NULL;
+    char *one = sum ? json_dumps(sum, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (one) {
+        if (t->items++)
+            text_add(t, ",", 1);
+        text_add(t, one, strlen(one));
+    }
+    free(one);
+    json_decref(sum);
     json_decref(rec);
     return 0;
 }
 
 static void list_subscriptions(struct daemon *d, struct httpd_response *res)
 {
-    json_t *out = json_array();
-    store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_summary, out);
-    reply_json(res, 200, json_pack("{s:o}", "subscriptions", out));
+    struct text t = {0};
+    text_add(&t, "{\"subscriptions\":[", 18);
+    store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_summary, &t);
+    text_add(&t, "]}", 2);
+    if (t.failed) {
+        free(t.buf);
+        reply_error(res, 500, "out of memory");
+        return;
+    }
+    res->status = 200;
+    res->content_type = "application/json";
+    res->body = t.buf;
+    res->body_len = t.len;
 }
 
 struct outbox_item {

@@ -10,7 +10,6 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 SAASD=$BUILD/saasd
 DURATION=${BENCH_SECONDS:-8}
-CONNS=${BENCH_CONNECTIONS:-64}
 work=$(mktemp -d /tmp/saasd-bench-XXXXXX)
 pids=()
 cleanup() {
@@ -25,7 +24,7 @@ wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; s
 rps_of() { awk '/Requests\/sec/ {print $2}' "$1"; }
 lat_of() { awk '/^    Latency/ {print $2}' "$1"; }
 
-echo "== saasd benchmark ($(nproc) cores, wrk -t2 -c$CONNS -d${DURATION}s)"
+echo "== saasd benchmark ($(nproc) cores, wrk -t2 -d${DURATION}s)"
 
 # --- nginx: the machine's practical limit for a trivial HTTP 200 ---
 NGINX_PORT=$(free_port)
