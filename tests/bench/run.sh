@@ -111,8 +111,9 @@ rss0=$(awk '/VmRSS/ {print $2}' /proc/$SAASD_PID/status)
 curl -s -o /dev/null -H "Authorization: Bearer $SAASD_BENCH_ADMIN" -X POST "http://127.0.0.1:$ADMIN_PORT/admin/reconcile"
 curl -s -o "$work/list.json" -H "Authorization: Bearer $SAASD_BENCH_ADMIN" "http://127.0.0.1:$ADMIN_PORT/admin/subscriptions"
 rss=$(awk '/VmRSS/ {print $2}' /proc/$SAASD_PID/status); hwm=$(awk '/VmHWM/ {print $2}' /proc/$SAASD_PID/status)
+anon=$(awk '/RssAnon/ {print $2}' /proc/$SAASD_PID/status); file=$(awk '/RssFile/ {print $2}' /proc/$SAASD_PID/status)
 echo "daemon memory with 100k subscriptions in the store (LMDB pages are mapped, so RSS counts the"
 echo "pages read):"
 echo "  after start: VmRSS $((rss0 / 1024)) MiB"
 echo "  after a reconciliation pass and listing all 100k through the admin API ($(( $(stat -c %s "$work/list.json") / 1024 )) KiB of JSON):"
-echo "    VmRSS $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB"
+echo "    VmRSS $((rss / 1024)) MiB (heap and stacks $((anon / 1024)) MiB, mapped store and code $((file / 1024)) MiB), peak $((hwm / 1024)) MiB"
