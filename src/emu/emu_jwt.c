@@ -2,6 +2,7 @@
  * deterministically from the key (fixed serial, subject and validity), so the kid/x5t, the
  * SHA-1 thumbprint of that certificate as in Entra's JWKS, is stable across restarts. */
 #include "core/crypto.h"
+#include "core/jwt_sign.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "emu/emu_internal.h"
@@ -151,56 +152,14 @@ json_t *emu_key_jwk(const struct emu_key *k)
     return j;
 }
 
-static char *b64url_json(const json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    char *out = NULL;
-    if (s)
-        crypto_base64url_encode(s, strlen(s), &out);
-    free(s);
-    return out;
-}
-
+/* RS256 with the header Entra uses (kid and x5t); the signing itself is jwt_sign's. */
 int emu_jwt_sign(const struct emu_key *k, const json_t *claims, char **out)
 {
-    int rc = SAASD_ENOMEM;
-    json_t *hdr = json_pack("{s:s,s:s,s:s,s:s}", "typ", "JWT", "alg", "RS256", "x5t", k->kid, "kid", k->kid);
-    char *h = hdr ? b64url_json(hdr) : NULL, *p = b64url_json(claims), *signing = NULL, *sig64 = NULL;
-    unsigned char *sig = NULL;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!h || !p || !ctx)
-        goto fail;
-    size_t slen = strlen(h) + strlen(p) + 2;
-    signing = malloc(slen);
-    if (!signing)
-        goto fail;
-    snprintf(signing, slen, "%s.%s", h, p);
-    size_t siglen = 0;
-    if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k->pkey) != 1 ||
-        EVP_DigestSign(ctx, NULL, &siglen, (const unsigned char *)signing, strlen(signing)) != 1 ||
-        !(sig = malloc(siglen)) ||
-        EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)signing, strlen(signing)) != 1) {
-        rc = openssl_fail("EVP_DigestSign");
-        goto fail;
-    }
-    if ((rc = crypto_base64url_encode(sig, siglen, &sig64)) != 0)
-        goto fail;
-    size_t tlen = strlen(signing) + strlen(sig64) + 2;
-    *out = malloc(tlen);
-    if (!*out) {
-        rc = SAASD_ENOMEM;
-        goto fail;
-    }
-    snprintf(*out, tlen, "%s.%s", signing, sig64);
-    rc = 0;
-fail:
-    EVP_MD_CTX_free(ctx);
-    json_decref(hdr);
-    free(h);
-    free(p);
-    free(signing);
-    free(sig);
-    free(sig64);
+    char *text = json_dumps(claims, JSON_COMPACT);
+    if (!text)
+        return SAASD_ENOMEM;
+    int rc = jwt_sign_rs256(k->pkey, k->kid, text, out);
+    free(text);
     return rc;
 }
 
