@@ -558,16 +558,26 @@ static void note_operation_status(struct mp_result *res)
     jl_string(res->body, "status", res->operation_status, sizeof res->operation_status);
 }
 
-int mp_get_operation(struct mp_client *mp, const char *sub_id, const char *op_id, struct mp_result *res)
+/* URL of /subscriptions/{sub}/operations/{op}; SAASD_EINVAL for ids that are not URL-safe or
+ * too long. */
+static int operation_url(struct mp_client *mp, const char *sub_id, const char *op_id, char url[URL_MAX])
 {
-    char path[256], url[URL_MAX];
+    char path[256];
     if (!id_ok(op_id))
         return SAASD_EINVAL;
     int rc = sub_path(path, sizeof path, sub_id, "/operations/");
-    if (!rc && strlen(path) + strlen(op_id) < sizeof path)
-        strcat(path, op_id);
-    if (!rc)
-        rc = build_url(mp, url, path, NULL);
+    if (rc)
+        return rc;
+    if (strlen(path) + strlen(op_id) >= sizeof path)
+        return SAASD_EINVAL;
+    strcat(path, op_id);
+    return build_url(mp, url, path, NULL);
+}
+
+int mp_get_operation(struct mp_client *mp, const char *sub_id, const char *op_id, struct mp_result *res)
+{
+    char url[URL_MAX];
+    int rc = operation_url(mp, sub_id, op_id, url);
     if (rc)
         return rc;
     struct call c = {.ep = MP_GET_OPERATION, .method = "GET", .url = url, .repeat_safe = 1};
@@ -580,14 +590,10 @@ int mp_get_operation(struct mp_client *mp, const char *sub_id, const char *op_id
 int mp_ack_operation(struct mp_client *mp, const char *sub_id, const char *op_id, const char *status,
                      struct mp_result *res)
 {
-    char path[256], url[URL_MAX];
-    if (!id_ok(op_id) || !status || (strcmp(status, "Success") && strcmp(status, "Failure")))
+    char url[URL_MAX];
+    if (!status || (strcmp(status, "Success") && strcmp(status, "Failure")))
         return SAASD_EINVAL;
-    int rc = sub_path(path, sizeof path, sub_id, "/operations/");
-    if (!rc && strlen(path) + strlen(op_id) < sizeof path)
-        strcat(path, op_id);
-    if (!rc)
-        rc = build_url(mp, url, path, NULL);
+    int rc = operation_url(mp, sub_id, op_id, url);
     if (rc)
         return rc;
     json_t *body = json_pack("{s:s}", "status", status);
