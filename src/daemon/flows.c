@@ -464,17 +464,33 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
             json_object_set_new(rec, "status", json_string("Subscribed"));
     }
 
-    /* Rejections are not always honoured (§9.8): take Microsoft's word for the final state. */
+    /* Microsoft's subscription is the truth for status and term (§9.8), with one exception: a
+     * change we just accepted may not be applied there yet, so an old plan or seat count is
+     * "not yet", not drift. A change we refused that shows up anyway is drift. */
     if (mp_get_subscription(d->mp, sub_id, &mr) == 0 && (fresh = take_body(&mr)) != NULL) {
-        const char *local_plan = json_string_value(json_object_get(rec, "planId"));
-        char ms_plan[256] = "";
-        jl_string(fresh, "planId", ms_plan, sizeof ms_plan);
-        if (local_plan && ms_plan[0] && strcmp(local_plan, ms_plan)) {
-            metrics_inc("saasd_drift_total", "kind=\"after_operation\"");
-            log_warn("inbox", "Microsoft's plan differs from the decision; Microsoft's state kept", "op_id", op_id,
-                     "sub_id", sub_id, "local_plan", local_plan, "ms_plan", ms_plan);
-        }
+        json_t *expected_plan = json_incref(json_object_get(rec, "planId"));
+        json_t *expected_qty = json_incref(json_object_get(rec, "quantity"));
         record_refresh(rec, fresh);
+        int is_plan = !strcmp(action, "ChangePlan"), is_qty = !strcmp(action, "ChangeQuantity");
+        if (is_plan || is_qty) {
+            const char *field = is_plan ? "planId" : "quantity";
+            json_t *expected = is_plan ? expected_plan : expected_qty;
+            json_t *ms = json_object_get(rec, field);
+            int succeeded = !strcasecmp(final, "Succeeded");
+            int ms_has_target = is_plan ? json_is_string(ms) && !strcmp(json_string_value(ms), op_plan)
+                                        : json_is_integer(ms) && json_integer_value(ms) == op_qty;
+            if (expected && !json_equal(ms, expected)) {
+                if (succeeded && !ms_has_target) {
+                    json_object_set(rec, field, expected); /* accepted, not applied there yet */
+                } else {
+                    metrics_inc("saasd_drift_total", succeeded ? "kind=\"after_operation\"" : "kind=\"refused_but_applied\"");
+                    log_warn("inbox", "Microsoft's state differs from the decision; Microsoft's state kept", "op_id",
+                             op_id, "sub_id", sub_id, "field", field, "final_status", final);
+                }
+            }
+        }
+        json_decref(expected_plan);
+        json_decref(expected_qty);
     }
     json_object_set_new(oprec, "state", json_string("done"));
     json_object_set_new(oprec, "decision", json_string(out->decision));
