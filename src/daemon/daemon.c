@@ -170,6 +170,20 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
     httpd_set_body(res, 503, NULL, "{\"error\":{\"code\":\"Unavailable\",\"message\":\"out of memory\"}}");
 }
 
+/* mkdir -p: the data directory and the key file's directory may be nested and new. */
+static void make_dirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0700);
+            *p = '/';
+        }
+    mkdir(buf, 0700);
+}
+
 /* The admin key file is created on first start with a random key, readable by the owner only. */
 static int ensure_admin_key(struct saasd_config *cfg)
 {
@@ -184,7 +198,7 @@ static int ensure_admin_key(struct saasd_config *cfg)
     char *slash = strrchr(dir, '/');
     if (slash) {
         *slash = 0;
-        mkdir(dir, 0700);
+        make_dirs(dir);
     }
     int fd = open(cfg->admin_key_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
@@ -236,7 +250,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     int rc = ensure_admin_key(cfg);
     if (rc)
         goto fail;
-    mkdir(cfg->data_dir, 0700);
+    make_dirs(cfg->data_dir);
     if ((rc = store_open(cfg->data_dir, NULL, &d->store)) != 0) {
         log_error("daemon", "cannot open the store", "dir", cfg->data_dir, "error", saasd_strerror(rc));
         goto fail;
