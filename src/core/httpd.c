@@ -358,6 +358,14 @@ int httpd_set_body(struct httpd_response *res, int status, const char *content_t
     return res->body ? 0 : SAASD_ENOMEM;
 }
 
+void httpd_response_clear(struct httpd_response *res)
+{
+    free(res->body);
+    for (size_t i = 0; i < res->nheaders; i++)
+        free(res->headers[i].value);
+    memset(res, 0, sizeof *res);
+}
+
 int httpd_add_header(struct httpd_response *res, const char *name, const char *value)
 {
     if (res->nheaders >= sizeof res->headers / sizeof res->headers[0])

@@ -62,5 +62,7 @@ void httpd_resume(struct httpd_deferred *dfr, struct httpd_response *res);
 /* Helpers for handlers. */
 int httpd_set_body(struct httpd_response *res, int status, const char *content_type, const char *body);
 int httpd_add_header(struct httpd_response *res, const char *name, const char *value);
+/* Free what res holds and empty it (to build a different answer). */
+void httpd_response_clear(struct httpd_response *res);
 
 #endif

@@ -85,6 +85,7 @@ const char *jwt_reason_name(int reason)
     case JWT_ENOTYET:     return "not_yet_valid";
     case JWT_EKEYS:       return "keys_unavailable";
     case JWT_EINTERNAL:   return "internal_error";
+    case JWT_ENOTCACHED:  return "not_cached";
     default:              return saasd_strerror(reason);
     }
 }
@@ -643,6 +644,19 @@ static int refuse(struct jwt_verifier *v, int reason)
 {
     stat_add(v, &v->stats.refused);
     return reason;
+}
+
+int jwt_verify_cached(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out)
+{
+    uint8_t hash[CRYPTO_SHA256_LEN];
+    if (!v || !token || len > v->max_token_len || crypto_sha256(token, len, hash))
+        return JWT_ENOTCACHED;
+    if (!cache_lookup(v, hash, (long long)time(NULL), out))
+        return JWT_ENOTCACHED;
+    if (out)
+        out->from_cache = 1;
+    stat_add(v, &v->stats.cache_hits);
+    return 0;
 }
 
 int jwt_verify(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out)

@@ -31,7 +31,8 @@ enum jwt_reason {
     JWT_EEXPIRED = -111,    /* exp (plus skew) has passed, or exp missing */
     JWT_ENOTYET = -112,     /* nbf lies beyond now + skew */
     JWT_EKEYS = -113,       /* no key set could be obtained (JWKS fetch failed) */
-    JWT_EINTERNAL = -114    /* allocation or OpenSSL failure */
+    JWT_EINTERNAL = -114,   /* allocation or OpenSSL failure */
+    JWT_ENOTCACHED = -115   /* jwt_verify_cached only: not among the verified tokens */
 };
 
 /* Stable snake_case name of a reason ("bad_signature", "wrong_audience" ...). Never NULL;
@@ -104,6 +105,11 @@ void jwt_verifier_free(struct jwt_verifier *v);
 /* Verify token[0..len) (no "Bearer " prefix). Returns 0 and fills *out (may be NULL), or a
  * negative enum jwt_reason. Never logs the token. */
 int jwt_verify(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out);
+
+/* The cheap half of jwt_verify: 0 (and *out) when token is in the verified-token cache and not
+ * expired, JWT_ENOTCACHED otherwise (nothing is counted as refused). Never fetches keys or
+ * verifies a signature, so it may run where blocking is not allowed. */
+int jwt_verify_cached(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out);
 
 /* Replace the key set with a JWKS document's RSA signing keys. 0, SAASD_EINVAL (not a
  * JWKS / no usable key) or SAASD_ENOMEM. Resets the refetch rate limit clock. */

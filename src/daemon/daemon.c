@@ -101,73 +101,87 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     res->body_len = len;
 }
 
-/* The public listener runs an event loop: /webhook answers from the store's commit callback
- * (webhook.c); the pages that call out or fsync (landing, healthz, metrics) run on a thread of
- * their own, so they never stall the loop. */
-#define MAX_SLOW_THREADS 64 /* beyond this, pages answer 503 instead of piling up threads */
+#define MAX_OFF_LOOP 64 /* beyond this, requests answer 503 instead of piling up threads */
 
-struct slow_request {
+struct off_loop {
     struct daemon *d;
     const struct httpd_request *req;
     struct httpd_deferred *dfr;
+    daemon_off_loop_fn fn;
+    char *arg;
 };
 
-static void *slow_main(void *arg)
+static void *off_loop_main(void *p)
 {
-    struct slow_request *s = arg;
+    struct off_loop *o = p;
     struct httpd_response res = {.status = 500};
-    const char *path = httpd_path(s->req);
-    if (!strcmp(path, "/landing"))
-        landing_handle(s->d, s->req, &res);
-    else if (!strcmp(path, "/healthz"))
-        healthz(s->d, &res);
-    else
-        metrics_page(s->d, &res);
-    s->d->slow_threads--;
-    httpd_resume(s->dfr, &res);
-    free(s);
+    o->fn(o->d, o->req, o->arg, &res);
+    o->d->slow_threads--;
+    httpd_resume(o->dfr, &res);
+    free(o->arg);
+    free(o);
     return NULL;
 }
 
-static void public_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
+void daemon_off_loop(struct daemon *d, const struct httpd_request *req, const char *arg, daemon_off_loop_fn fn,
+                     struct httpd_response *res)
 {
-    struct daemon *d = arg;
-    const char *path = httpd_path(req);
-    if (!strcmp(path, "/webhook")) {
-        webhook_handle(d, req, res);
-        return;
+    struct off_loop *o = d->slow_threads < MAX_OFF_LOOP ? calloc(1, sizeof *o) : NULL;
+    if (o && arg && !(o->arg = strdup(arg))) {
+        free(o);
+        o = NULL;
     }
-    if (strcmp(path, "/landing") && strcmp(path, "/healthz") && strcmp(path, "/metrics")) {
-        httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
-        return;
-    }
-    if (d->slow_threads >= MAX_SLOW_THREADS) {
+    if (!o) {
         metrics_inc("saasd_busy_total", NULL);
         httpd_add_header(res, "Retry-After", "1");
-        httpd_set_body(res, 503, NULL, "{\"error\":{\"code\":\"Busy\",\"message\":\"too many pages in progress; retry\"}}");
+        httpd_set_body(res, 503, NULL, "{\"error\":{\"code\":\"Busy\",\"message\":\"too many requests in progress; retry\"}}");
         return;
     }
-    struct slow_request *s = malloc(sizeof *s);
+    o->d = d;
+    o->req = req;
+    o->fn = fn;
+    o->dfr = httpd_defer(req);
+    d->slow_threads++;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (s) {
-        s->d = d;
-        s->req = req;
-        s->dfr = httpd_defer(req);
-        d->slow_threads++;
-        if (pthread_create(&t, &attr, slow_main, s) == 0) {
-            pthread_attr_destroy(&attr);
-            return;
-        }
-        /* No thread: answer from here, late but correct. */
-        slow_main(s);
-        pthread_attr_destroy(&attr);
-        return;
-    }
+    if (pthread_create(&t, &attr, off_loop_main, o) != 0)
+        off_loop_main(o); /* no thread: answer from here, late but correct */
     pthread_attr_destroy(&attr);
-    httpd_set_body(res, 503, NULL, "{\"error\":{\"code\":\"Unavailable\",\"message\":\"out of memory\"}}");
+}
+
+static void landing_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
+{
+    landing_handle(d, req, res);
+}
+
+static void healthz_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
+{
+    healthz(d, res);
+}
+
+static void metrics_text(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
+{
+    metrics_page(d, res);
+}
+
+/* The public listener runs an event loop: /webhook answers from the store's commit callback
+ * (webhook.c); pages that call out or fsync run off the loop. */
+static void public_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
+{
+    struct daemon *d = arg;
+    const char *path = httpd_path(req);
+    if (!strcmp(path, "/webhook"))
+        webhook_handle(d, req, res);
+    else if (!strcmp(path, "/landing"))
+        daemon_off_loop(d, req, NULL, landing_page, res);
+    else if (!strcmp(path, "/healthz"))
+        daemon_off_loop(d, req, NULL, healthz_page, res);
+    else if (!strcmp(path, "/metrics"))
+        daemon_off_loop(d, req, NULL, metrics_text, res);
+    else
+        httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
 }
 
 /* mkdir -p: the data directory and the key file's directory may be nested and new. */

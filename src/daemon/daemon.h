@@ -72,6 +72,15 @@ void daemon_wake(struct daemon *d);
 void daemon_lock_sub(struct daemon *d, const char *sub_id);
 void daemon_unlock_sub(struct daemon *d, const char *sub_id);
 
+/* Run fn on a thread of its own, off the public listener's event loop, and answer the request
+ * with what it writes into its response. arg (may be NULL) is copied: read request headers
+ * before, since they may not be read once the request is deferred. When too many requests are
+ * already off the loop, res is filled with a 503 instead. */
+typedef void (*daemon_off_loop_fn)(struct daemon *d, const struct httpd_request *req, const char *arg,
+                                   struct httpd_response *res);
+void daemon_off_loop(struct daemon *d, const struct httpd_request *req, const char *arg, daemon_off_loop_fn fn,
+                     struct httpd_response *res);
+
 /* HTTP entry points (public listener and admin listener). */
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
 void landing_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);

@@ -57,10 +57,9 @@ struct stored {
     char request_id[CRYPTO_UUID_LEN], op_id[128], sub_id[128], offer_id[128], kid[96];
 };
 
-/* Store callback (notifier thread): the batch is durable, a duplicate, or failed. */
-static void on_stored(void *arg, int rc)
+/* The answer once the store has spoken: durable, a duplicate, or failed. */
+static void answer_stored(const struct stored *st, int rc, struct httpd_response *res_out)
 {
-    struct stored *st = arg;
     struct httpd_response res = {0};
     if (rc == 0) {
         log_info("webhook", "accepted", "request_id", st->request_id, "op_id", st->op_id, "sub_id", st->sub_id,
@@ -81,22 +80,57 @@ static void on_stored(void *arg, int rc)
         answer(&res, 503, "Unavailable", "event could not be stored; retry");
     }
     httpd_add_header(&res, "x-request-id", st->request_id);
+    *res_out = res;
+}
+
+/* Store callback (notifier thread), on the event-loop path. */
+static void on_stored(void *arg, int rc)
+{
+    struct stored *st = arg;
+    struct httpd_response res;
+    answer_stored(st, rc, &res);
     httpd_resume(st->dfr, &res);
     free(st);
+}
+
+static void refuse_token(struct httpd_response *res, const char *request_id, int reason, const char *ip)
+{
+    log_warn("webhook", "refused: bearer token not valid", "request_id", request_id, "reason", jwt_reason_name(reason),
+             "client_ip", ip);
+    count("-", "unauthorized");
+    answer(res, 401, NULL, NULL);
+}
+
+static void accept_event(struct daemon *d, const struct httpd_request *req, struct httpd_response *res,
+                         const char *request_id, const struct jwt_claims *claims, int on_loop);
+
+/* Off the event loop: a token seen for the first time is verified in full (RSA, maybe a key
+ * fetch), and the event is committed synchronously. */
+static void webhook_verify_off_loop(struct daemon *d, const struct httpd_request *req, const char *token,
+                                    struct httpd_response *res)
+{
+    char request_id[CRYPTO_UUID_LEN];
+    crypto_uuid(request_id);
+    struct jwt_claims claims;
+    int rc = jwt_verify(d->jwt, token, strlen(token), &claims);
+    if (rc != 0) {
+        refuse_token(res, request_id, rc, httpd_client_ip(req));
+        httpd_add_header(res, "x-request-id", request_id);
+        return;
+    }
+    accept_event(d, req, res, request_id, &claims, 0);
 }
 
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
 {
     char request_id[CRYPTO_UUID_LEN];
-    crypto_uuid(request_id);
-    httpd_add_header(res, "x-request-id", request_id);
-
     if (strcmp(httpd_method(req), "POST") != 0) {
         answer(res, 405, "MethodNotAllowed", "use POST");
         return;
     }
     const char *auth = httpd_header(req, "Authorization");
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        crypto_uuid(request_id);
         log_warn("webhook", "refused: no bearer token", "request_id", request_id, "reason", "missing_token",
                  "client_ip", httpd_client_ip(req));
         count("-", "unauthorized");
@@ -105,15 +139,22 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
     }
     const char *token = auth + 7;
     struct jwt_claims claims;
-    int rc = jwt_verify(d->jwt, token, strlen(token), &claims);
-    if (rc != 0) {
-        log_warn("webhook", "refused: bearer token not valid", "request_id", request_id,
-                 "reason", jwt_reason_name(rc), "client_ip", httpd_client_ip(req));
-        count("-", "unauthorized");
-        answer(res, 401, NULL, NULL);
+    int rc = jwt_verify_cached(d->jwt, token, strlen(token), &claims);
+    if (rc == JWT_ENOTCACHED) {
+        daemon_off_loop(d, req, token, webhook_verify_off_loop, res);
         return;
     }
+    crypto_uuid(request_id);
+    accept_event(d, req, res, request_id, &claims, 1);
+}
 
+/* Parse, check, deduplicate and store one authenticated event. On the event loop the answer
+ * comes from the store's commit callback; off the loop the commit is waited for here. */
+static void accept_event(struct daemon *d, const struct httpd_request *req, struct httpd_response *res,
+                         const char *request_id, const struct jwt_claims *claims, int on_loop)
+{
+    int rc;
+    httpd_add_header(res, "x-request-id", request_id);
     size_t len = 0;
     const char *body = httpd_body(req, &len);
     json_error_t jerr;
@@ -194,8 +235,16 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
         snprintf(st->op_id, sizeof st->op_id, "%s", op_id);
         snprintf(st->sub_id, sizeof st->sub_id, "%s", sub_id);
         snprintf(st->offer_id, sizeof st->offer_id, "%s", offer_id);
-        snprintf(st->kid, sizeof st->kid, "%s", claims.kid);
+        snprintf(st->kid, sizeof st->kid, "%s", claims->kid);
         st->action = action;
+        if (!on_loop) {
+            rc = store_commit(d->store, b); /* returns once durable */
+            store_batch_free(b);
+            httpd_response_clear(res);
+            answer_stored(st, rc, res);
+            free(st);
+            return;
+        }
         st->dfr = httpd_defer(req);
         rc = store_commit_async(d->store, b, on_stored, st);
         if (rc == 0)
