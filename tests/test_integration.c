@@ -328,8 +328,22 @@ int main(void)
     json_decref(r);
     json_decref(ms);
 
-    json_decref(it_admin("POST", "/admin/reconcile", NULL, &st));
-    CHECK(st == 200, "reconciliation runs on demand");
+    /* A missed webhook: Microsoft suspends sub2 while saasd is unreachable. */
+    json_decref(it_emu("PUT", "/_emulator/config", json_pack("{s:s}", "webhookUrl", "http://127.0.0.1:1/webhook"), &st));
+    op = it_customer(sub2, "suspend", NULL);
+    it_wait_op(op, 5000);
+    free(op);
+    local = it_local(sub2);
+    int stale = !strcmp(it_str(local, "status"), "Subscribed");
+    json_decref(local);
+    json_t *rec = it_admin("POST", "/admin/reconcile", NULL, &st);
+    local = it_local(sub2);
+    CHECK(stale && st == 200 && json_integer_value(json_object_get(rec, "drift")) >= 1 &&
+              !strcmp(it_str(local, "status"), "Suspended"),
+          "reconciliation finds a missed webhook, counts the drift and repairs the local state");
+    json_decref(rec);
+    json_decref(local);
+    it_point_emulator(httpd_port(d->public_httpd));
     char cmd[1200], out[65536];
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s subscriptions 2>&1", build, conf);
