@@ -19,6 +19,10 @@ const char *cmd_config_path(int argc, char **argv);
  * SAASD_ECONFIG. */
 struct saasd_config;
 int cmd_load_config(int argc, char **argv, struct saasd_config **out);
+/* Block SIGTERM, SIGINT (and SIGHUP when with_hup) in this thread and every thread it starts
+ * from now on, so that the caller takes them with sigwait(set). */
+#include <signal.h>
+void cmd_block_signals(sigset_t *set, int with_hup);
 /* 1 when argv has --help or -h. */
 int cmd_wants_help(int argc, char **argv);
 

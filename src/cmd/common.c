@@ -1,6 +1,7 @@
 #include "cmd/cmd.h"
 #include "core/config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,16 @@ const char *cmd_config_path(int argc, char **argv)
         if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c"))
             return argv[i + 1];
     return "examples/saasd.conf";
+}
+
+void cmd_block_signals(sigset_t *set, int with_hup)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    if (with_hup)
+        sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
 int cmd_wants_help(int argc, char **argv)

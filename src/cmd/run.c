@@ -237,10 +237,7 @@ int cmd_run(int argc, char **argv)
     if (cmd_load_config(argc, argv, &cfg) != 0)
         return 1;
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    cmd_block_signals(&set, 0);
 
     struct runner r = {0};
     snprintf(r.public_url, sizeof r.public_url, "http://%s:%d", cfg->listen_addr, cfg->listen_port);

@@ -23,11 +23,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    cmd_block_signals(&set, 1);
 
     struct daemon *d = NULL;
     int rc = daemon_start(cfg, &d);
