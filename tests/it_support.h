@@ -282,6 +282,33 @@ static json_t *it_wait_audit(const char *sub_id, const char *op_id, long timeout
     return NULL;
 }
 
+static int it_count_entries(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Wait until the emulator has no delivery pending and the daemon's inbox and outbox are empty. */
+static int it_settle(struct store *s, long timeout_ms)
+{
+    long long until = it_now_ms() + timeout_ms;
+    while (it_now_ms() < until) {
+        long st;
+        json_t *w = it_emu("GET", "/_emulator/webhooks", NULL, &st);
+        int pending = 0;
+        size_t i;
+        json_t *d;
+        json_array_foreach(json_object_get(w, "deliveries"), i, d) pending += !strcmp(it_str(d, "status"), "pending");
+        json_decref(w);
+        store_scan(s, STORE_INBOX, NULL, 0, it_count_entries, &pending);
+        store_scan(s, STORE_OUTBOX, NULL, 0, it_count_entries, &pending);
+        if (!pending)
+            return 1;
+        usleep(20 * 1000);
+    }
+    return 0;
+}
+
 static json_t *it_local(const char *sub_id)
 {
     char path[256];

@@ -20,8 +20,8 @@
 #define RETRY_BASE_MS 1000
 #define RETRY_CAP_MS (5 * 60 * 1000)
 #define MAX_SKIPPED_SUBS 256
-#define MAX_SCAN 256 /* entries looked at per scan: a backlog of one subscription must not make
-                        every scan read the whole inbox */
+#define MAX_SCAN 4096 /* entries looked at per scan: a backlog of one subscription must not make
+                         every scan read the whole inbox */
 
 struct work {
     enum store_db db;
@@ -40,7 +40,27 @@ struct scan_state {
     int scanned;
     int blocked;   /* an entry was due but its subscription was busy */
     int found;
+    int cheap;     /* inbox entries: read sub_id from the header without parsing the JSON */
 };
+
+/* Inbox entries start with the header webhook.c writes ({"op_id":"…","sub_id":"…",…) before
+ * the payload, so the first "sub_id" is ours. Copies it into out; 0 when absent. */
+static int header_sub_id(const char *val, size_t vlen, char out[64])
+{
+    static const char tag[] = "\"sub_id\":\"";
+    const char *p = memmem(val, vlen < 512 ? vlen : 512, tag, sizeof tag - 1);
+    if (!p)
+        return 0;
+    p += sizeof tag - 1;
+    size_t n = 0;
+    while (p + n < val + vlen && p[n] != '"' && p[n] != '\\' && n < 63)
+        n++;
+    if (p + n >= val + vlen || p[n] != '"')
+        return 0;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 1;
+}
 
 static int sub_is_busy(struct scan_state *s, const char *sub)
 {
@@ -53,30 +73,49 @@ static int sub_is_busy(struct scan_state *s, const char *sub)
     return 0;
 }
 
+static int remember_skipped(struct scan_state *s, const char *sub)
+{
+    for (int i = 0; i < s->nskipped; i++)
+        if (!strcmp(s->skipped[i], sub))
+            return 1;
+    if (s->nskipped == MAX_SKIPPED_SUBS)
+        return 0; /* cannot keep order beyond this: the caller stops the scan */
+    snprintf(s->skipped[s->nskipped++], 64, "%s", sub);
+    return 1;
+}
+
 static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct scan_state *s = arg;
-    if (++s->scanned > MAX_SCAN)
+    if (++s->scanned > MAX_SCAN || klen > sizeof s->w->key)
         return 1;
-    json_t *e = json_loadb(val, vlen, 0, NULL);
-    const char *sub = json_string_value(json_object_get(e, "sub_id"));
-    if (!e || !sub || klen > sizeof s->w->key) {
-        json_decref(e);
-        return 0;
+    char sub[64];
+    json_t *e = NULL;
+    int64_t due = 0;
+    if (s->cheap) {
+        if (!header_sub_id(val, vlen, sub))
+            return 0;
+    } else {
+        e = json_loadb(val, vlen, 0, NULL);
+        const char *sv = json_string_value(json_object_get(e, "sub_id"));
+        if (!sv) {
+            json_decref(e);
+            return 0;
+        }
+        snprintf(sub, sizeof sub, "%s", sv);
+        due = json_integer_value(json_object_get(e, "next_at_ms"));
     }
-    int64_t due = json_integer_value(json_object_get(e, "next_at_ms"));
     int busy = sub_is_busy(s, sub);
-    int take = !busy && due <= s->now;
-    if (!take) {
+    if (busy || due > s->now) {
         s->blocked |= busy && due <= s->now;
-        /* Later events of the same subscription wait for this one. */
-        if (s->nskipped < MAX_SKIPPED_SUBS)
-            snprintf(s->skipped[s->nskipped++], 64, "%s", sub);
         if (due > s->now && (!s->next_due || due < s->next_due))
             s->next_due = due;
         json_decref(e);
-        return 0;
+        /* Later events of the same subscription wait for this one. */
+        return remember_skipped(s, sub) ? 0 : 1;
     }
+    if (!e && !(e = json_loadb(val, vlen, 0, NULL)))
+        return 0;
     memcpy(s->w->key, key, klen);
     s->w->klen = klen;
     s->w->entry = e;
@@ -87,11 +126,12 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
 /* Called with work_lock held. *blocked tells that due work waits for another worker. */
 static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *blocked)
 {
-    struct scan_state s = {.d = d, .w = w, .now = now_ms()};
+    struct scan_state s = {.d = d, .w = w, .now = now_ms(), .cheap = 1};
     w->db = STORE_INBOX;
     store_scan(d->store, STORE_INBOX, NULL, 0, consider, &s);
     if (!s.found) {
         s.scanned = 0;
+        s.cheap = 0;
         w->db = STORE_OUTBOX;
         store_scan(d->store, STORE_OUTBOX, NULL, 0, consider, &s);
     }
