@@ -240,6 +240,20 @@ static void test_sandbox(void)
     rule_result_free(&r);
     engine_close(e);
 
+    char *dir3 = check_tmpdir("strdump");
+    write_file(dir3, "m.lua",
+               "return { change_quantity = function(sub, change, ctx)\n"
+               "  return { accept = (\"\").dump == nil and (\"x\"):upper() == \"X\" }\n"
+               "end }\n");
+    e = open_dir(dir3, 1000);
+    rc = e ? call(e, "m", RULE_CHANGE_QUANTITY, &r) : -1;
+    CHECK(rc == 0 && r.accept, "string methods work in rules but never reach string.dump");
+    if (e)
+        rule_result_free(&r);
+    engine_close(e);
+    rm_rf(dir3);
+    free(dir3);
+
     char *dir2 = check_tmpdir("bytecode");
     write_file(dir2, "bin.lua", "\x1bLua\x54 return {}");
     e = open_dir(dir2, 1000);

@@ -117,6 +117,22 @@ static int setup(lua_State *L)
     lua_getmetatable(L, -1);
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
+    /* Method calls on strings ("x":dump()) look in the metatable's __index, not in the rule's
+     * environment: give them a copy of the string library without dump. */
+    lua_newtable(L);
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "dump") != 0) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1); /* the string library */
+    lua_setfield(L, -2, "__index");
     lua_pop(L, 2);
 
     preload_c(L, "cjson", luaopen_cjson);
