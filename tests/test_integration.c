@@ -205,6 +205,17 @@ int main(void)
     json_object_del(noid, "id");
     json_decref(it_call("POST", url_buf, noid, token, &st, NULL));
     CHECK(st == 400, "a webhook without an operation id is answered 400");
+    /* Signed, well-formed, but about an operation Microsoft never created. */
+    json_t *made_up = json_deep_copy(payload);
+    json_object_set_new(made_up, "id", json_string("77777777-7777-4777-8777-777777777777"));
+    json_object_set_new(made_up, "action", json_string("Suspend"));
+    json_decref(it_call("POST", url_buf, made_up, token, &st, NULL));
+    json_t *ignored = st == 200 ? it_wait_audit(sub, "77777777-7777-4777-8777-777777777777", 15000) : NULL;
+    local = it_local(sub);
+    CHECK(ignored && !strcmp(it_str(ignored, "decision"), "ignored") && !strcmp(it_str(local, "status"), "Subscribed"),
+          "a webhook about an operation Microsoft does not know is asked about again, then ignored: nothing changes");
+    json_decref(ignored);
+    json_decref(local);
     json_t *odd = json_deep_copy(payload);
     json_object_set_new(odd, "id", json_string("88888888-8888-4888-8888-888888888888"));
     json_object_set_new(odd, "action", json_string("Transfer"));

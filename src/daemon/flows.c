@@ -301,6 +301,10 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
 /* ------------------------------------------------------------------------------------------ */
 /* Webhook events (inbox)                                                                       */
 
+/* GET operation answering 404 this many times (with the outbox's backoff between: about 3 s in
+ * all) means Microsoft really does not know the operation. */
+#define UNKNOWN_OPERATION_TRIES 3
+
 static int is_ackable(const char *action)
 {
     return !strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity") || !strcmp(action, "Reinstate");
@@ -337,8 +341,16 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
     json_t *op = take_body(&mr);
     json_t *oprec = json_pack("{s:s, s:s, s:I}", "action", action, "sub_id", sub_id, "done_ms", (json_int_t)now_ms());
 
+    int attempts = (int)json_integer_value(json_object_get(entry, "attempts"));
+    if (rc && (get_status == 404 || get_status == 400) && attempts < UNKNOWN_OPERATION_TRIES - 1) {
+        /* The bearer was genuine, so give a new operation a moment to become visible. */
+        snprintf(out->message, sizeof out->message, "operation not found at Microsoft (HTTP %ld); asking again",
+                 get_status);
+        rc = SAASD_ERETRY;
+        goto fail;
+    }
     if (rc && (get_status == 404 || get_status == 400)) {
-        /* Microsoft does not know this operation: a forged or stale call. Record, do nothing. */
+        /* Microsoft does not know this operation: a stale or made-up call. Record, do nothing. */
         out->decision = "unverified";
         json_object_set_new(oprec, "state", json_string("ignored"));
         rc = add_audit(b, sub_id, audit_entry(op_id, action, "ignored", "operation unknown to Microsoft", NULL));
