@@ -295,6 +295,12 @@ int main(void)
         usleep(50 * 1000);
     }
     CHECK(parked, "a failing suspend handler keeps its event in the outbox with the error");
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/history", sub5);
+    json_t *hist = it_admin("GET", path, NULL, &st);
+    json_t *pend = json_array_get(json_object_get(hist, "pending"), 0);
+    CHECK(pend && !strcmp(it_str(pend, "action"), "Suspend") && strstr(it_str(pend, "last_error"), "ISV system down"),
+          "the subscription's history shows the event still waiting, with its error");
+    json_decref(hist);
     snprintf(path, sizeof path, "%s/it-flaky.lua", rules);
     it_write_file(path, flaky_rule_fixed);
     json_decref(it_admin("POST", "/admin/rules/reload", NULL, &st));

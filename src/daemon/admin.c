@@ -1,7 +1,8 @@
 /* Admin API on the loopback listener; every request needs "Authorization: Bearer <admin key>".
  *   GET  /admin/subscriptions                        local records
  *   GET  /admin/subscriptions/{id}                   local record + Microsoft's current view
- *   GET  /admin/subscriptions/{id}/history           audit trail (with rule hashes)
+ *   GET  /admin/subscriptions/{id}/history           audit trail (with rule hashes) and the
+ *                                                    events not acted on yet
  *   POST /admin/subscriptions/{id}/activate          activate a "pending" subscription
  *   POST /admin/subscriptions/{id}/change-plan       {"planId": "..."}
  *   POST /admin/subscriptions/{id}/change-quantity   {"quantity": n}
@@ -234,6 +235,26 @@ static void rules_info(struct daemon *d, struct httpd_response *res)
     engine_info_free(info);
 }
 
+/* Events of one subscription received but not acted on yet (inbox) or waiting for a retry
+ * (outbox), without their payloads. */
+struct pending_scan {
+    const char *sub_id;
+    json_t *list;
+};
+
+static int collect_pending(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct pending_scan *p = arg;
+    json_t *e = json_loadb(val, vlen, 0, NULL);
+    const char *sub = json_string_value(json_object_get(e, "sub_id"));
+    if (sub && !strcmp(sub, p->sub_id)) {
+        json_object_del(e, "payload");
+        json_array_append(p->list, e);
+    }
+    json_decref(e);
+    return 0;
+}
+
 static void subscription_action(struct daemon *d, const char *sub_id, const char *verb, const struct httpd_request *req,
                                 struct httpd_response *res)
 {
@@ -256,7 +277,10 @@ static void subscription_action(struct daemon *d, const char *sub_id, const char
     if (!strcmp(method, "GET") && !strcmp(verb, "history")) {
         json_t *audit = json_array();
         store_scan(d->store, STORE_AUDIT, sub_id, strlen(sub_id), collect_json, audit);
-        reply_json(res, 200, json_pack("{s:s, s:o}", "subscription", sub_id, "audit", audit));
+        struct pending_scan p = {.sub_id = sub_id, .list = json_array()};
+        store_scan(d->store, STORE_INBOX, NULL, 0, collect_pending, &p);
+        store_scan(d->store, STORE_OUTBOX, NULL, 0, collect_pending, &p);
+        reply_json(res, 200, json_pack("{s:s, s:o, s:o}", "subscription", sub_id, "audit", audit, "pending", p.list));
         return;
     }
     if (strcmp(method, "POST") != 0) {
