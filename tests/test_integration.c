@@ -74,6 +74,9 @@ int main(void)
     it_write_file(path, flaky_rule_broken);
     snprintf(path, sizeof path, "%s/it-pending.lua", rules);
     it_write_file(path, pending_rule);
+    snprintf(path, sizeof path, "%s/it-pending.html", rules);
+    it_write_file(path, "<html><body><div id=\"brand\">Contoso onboarding</div><h2>{{title}}</h2>"
+                        "<p>{{message}}</p>{{link}}</body></html>\n");
 
     unsigned short admin_port = it_free_port();
     char conf[512];
@@ -149,6 +152,8 @@ int main(void)
     CHECK(st == 200 && strstr(page, "An engineer will call you") &&
               !strcmp(it_str(ms, "saasSubscriptionStatus"), "PendingFulfillmentStart"),
           "a pending decision tells the customer and does not activate");
+    CHECK(strstr(page, "<div id=\"brand\">Contoso onboarding</div><h2>We are setting up your account</h2>") != NULL,
+          "an offer's own page template beside its rule file is used for its landing page");
     json_decref(ms);
     free(page);
     free(landing);

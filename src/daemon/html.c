@@ -4,6 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char builtin_template[] =
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{title}}</title>\n"
+    "<style>body{font-family:sans-serif;max-width:40em;margin:4em auto;}</style></head>\n"
+    "<body>\n<h1>{{title}}</h1>\n<p>{{message}}</p>\n{{link}}</body></html>\n";
+
 char *html_escape(const char *text)
 {
     if (!text)
@@ -27,30 +32,56 @@ char *html_escape(const char *text)
     return o;
 }
 
-char *html_page(const char *title, const char *message, const char *link_text, const char *link_url)
+/* Length of the output when each placeholder is replaced (or, with out, write it). */
+static size_t expand(const char *tpl, const char *const values[3], char *out)
 {
-    char *t = html_escape(title), *m = html_escape(message);
-    char *lt = link_text ? html_escape(link_text) : NULL;
+    static const char *const names[3] = {"{{title}}", "{{message}}", "{{link}}"};
+    size_t n = 0;
+    for (const char *p = tpl; *p;) {
+        int hit = -1;
+        for (int i = 0; i < 3 && hit < 0; i++)
+            if (!strncmp(p, names[i], strlen(names[i])))
+                hit = i;
+        const char *piece = hit >= 0 ? values[hit] : p;
+        size_t len = hit >= 0 ? strlen(values[hit]) : 1;
+        if (out)
+            memcpy(out + n, piece, len);
+        n += len;
+        p += hit >= 0 ? strlen(names[hit]) : 1;
+    }
+    return n;
+}
+
+char *html_render(const char *template_text, const char *title, const char *message, const char *link_text,
+                  const char *link_url)
+{
     /* Only http(s) links: a rule must not be able to inject javascript: URLs. */
     int link_ok = link_url && (!strncmp(link_url, "https://", 8) || !strncmp(link_url, "http://", 7));
+    char *t = html_escape(title), *m = html_escape(message);
+    char *lt = link_ok ? html_escape(link_text ? link_text : link_url) : NULL;
     char *lu = link_ok ? html_escape(link_url) : NULL;
-    char *page = NULL;
-    if (t && m && (!link_text || lt) && (!link_ok || lu)) {
-        char link[4096] = "";
-        if (link_ok)
-            snprintf(link, sizeof link, "<p><a href=\"%s\">%s</a></p>\n", lu, lt ? lt : lu);
-#define PAGE_FORMAT                                                                                \
-    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"                              \
-    "<title>%s</title>\n<style>body{font-family:sans-serif;max-width:40em;margin:4em auto;}</style>" \
-    "</head>\n<body>\n<h1>%s</h1>\n<p>%s</p>\n%s</body></html>\n"
-        size_t n = strlen(PAGE_FORMAT) + 2 * strlen(t) + strlen(m) + strlen(link) + 1;
-        page = malloc(n);
-        if (page)
-            snprintf(page, n, PAGE_FORMAT, t, t, m, link);
+    char *link = NULL, *page = NULL;
+    if (!t || !m || (link_ok && (!lt || !lu)))
+        goto done;
+    size_t ln = link_ok ? strlen(lu) + strlen(lt) + 32 : 1;
+    if (!(link = malloc(ln)))
+        goto done;
+    if (link_ok)
+        snprintf(link, ln, "<p><a href=\"%s\">%s</a></p>\n", lu, lt);
+    else
+        link[0] = 0;
+    const char *values[3] = {t, m, link};
+    const char *tpl = template_text ? template_text : builtin_template;
+    size_t n = expand(tpl, values, NULL);
+    if ((page = malloc(n + 1)) != NULL) {
+        expand(tpl, values, page);
+        page[n] = 0;
     }
+done:
     free(t);
     free(m);
     free(lt);
     free(lu);
+    free(link);
     return page;
 }

@@ -1,4 +1,4 @@
-/* The customer-facing pages of the landing flow. All text that came from a rule or from
+/* The customer-facing pages of the landing flow. Every value that came from a rule or from
  * Microsoft is HTML-escaped here, in one place. */
 #ifndef SAASD_HTML_H
 #define SAASD_HTML_H
@@ -8,7 +8,10 @@
 /* Escape text for HTML element content and attribute values; malloc'd result. */
 char *html_escape(const char *text);
 
-/* A complete page: a title and a paragraph, both escaped; optional link (escaped, only http(s)). */
-char *html_page(const char *title, const char *message, const char *link_text, const char *link_url);
+/* A page from a template: {{title}}, {{message}} and {{link}} are replaced by the escaped
+ * title, the escaped message and an <a> element (empty unless link_url is http(s)). A NULL
+ * template means the built-in one. malloc'd result, NULL when out of memory. */
+char *html_render(const char *template_text, const char *title, const char *message, const char *link_text,
+                  const char *link_url);
 
 #endif

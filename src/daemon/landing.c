@@ -1,7 +1,9 @@
 /* GET /landing?token=…: the customer arrives from Microsoft after buying (contract §3.3-3.5).
  * Resolve the token, keep the subscription, ask the offer's provision rule, activate, and tell
  * the customer what happened. A decision is made once per subscription: reloads and double
- * clicks see the stored decision instead of running provision or Activate again. */
+ * clicks see the stored decision instead of running provision or Activate again.
+ * The page comes from rules/<offer>.html when it exists, else rules/default.html, else the
+ * built-in template (placeholders {{title}}, {{message}}, {{link}}). */
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
 #include "daemon/html.h"
@@ -20,12 +22,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void page(struct httpd_response *res, int status, const char *title, const char *message,
-                 const char *link_text, const char *link)
+#define TEMPLATE_MAX (256 * 1024)
+
+/* The offer's page template text (malloc'd), or NULL for the built-in one. Read on each
+ * visit: landing traffic is light, and an edited template shows at once. */
+static char *load_template(struct daemon *d, const char *offer)
 {
-    char *html = html_page(title, message, link_text, link);
+    const char *names[2] = {offer, "default"};
+    for (int i = 0; i < 2; i++) {
+        const char *n = names[i];
+        if (!n || !*n || n[0] == '.' || strchr(n, '/') || strlen(n) > 128)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.html", d->cfg->rules_dir, n);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char *text = malloc(TEMPLATE_MAX + 1);
+        size_t len = text ? fread(text, 1, TEMPLATE_MAX, f) : 0;
+        fclose(f);
+        if (text) {
+            text[len] = 0;
+            return text;
+        }
+    }
+    return NULL;
+}
+
+struct page_ctx {
+    struct daemon *d;
+    const char *offer; /* NULL before the subscription is known */
+};
+
+static void page(const struct page_ctx *pc, struct httpd_response *res, int status, const char *title,
+                 const char *message, const char *link_text, const char *link)
+{
+    char *tpl = load_template(pc->d, pc->offer);
+    char *html = html_render(tpl, title, message, link_text, link);
     httpd_set_body(res, status, "text/html; charset=utf-8", html ? html : "");
     free(html);
+    free(tpl);
 }
 
 static void count(const char *outcome)
@@ -36,7 +72,7 @@ static void count(const char *outcome)
 }
 
 /* Render a stored provisioning decision (first visit or any later one). */
-static void render_decision(struct httpd_response *res, json_t *local)
+static void render_decision(const struct page_ctx *pc, struct httpd_response *res, json_t *local)
 {
     json_t *prov = json_object_get(local, "provision");
     const char *decision = json_string_value(json_object_get(prov, "decision"));
@@ -44,24 +80,24 @@ static void render_decision(struct httpd_response *res, json_t *local)
     const char *redirect = json_string_value(json_object_get(prov, "redirect"));
     const char *status = json_string_value(json_object_get(local, "status"));
     if (decision && !strcmp(decision, "activated") && status && !strcmp(status, "Unsubscribed")) {
-        page(res, 200, "Subscription cancelled", "This subscription has been cancelled.", NULL, NULL);
+        page(pc, res, 200, "Subscription cancelled", "This subscription has been cancelled.", NULL, NULL);
     } else if (decision && !strcmp(decision, "activated")) {
         if (redirect && (!strncmp(redirect, "https://", 8) || !strncmp(redirect, "http://", 7))) {
             httpd_add_header(res, "Location", redirect);
-            page(res, 302, "Your subscription is active", message ? message : "Your subscription is active.",
+            page(pc, res, 302, "Your subscription is active", message ? message : "Your subscription is active.",
                  "Continue to the application", redirect);
         } else {
-            page(res, 200, "Your subscription is active", message ? message : "Your subscription is active. You can close this page.",
+            page(pc, res, 200, "Your subscription is active", message ? message : "Your subscription is active. You can close this page.",
                  NULL, NULL);
         }
     } else if (decision && !strcmp(decision, "pending")) {
-        page(res, 200, "We are setting up your account",
+        page(pc, res, 200, "We are setting up your account",
              message ? message : "Your purchase is waiting for approval. We will activate it and let you know.", NULL, NULL);
     } else if (decision && !strcmp(decision, "rejected")) {
-        page(res, 200, "We could not accept this subscription",
+        page(pc, res, 200, "We could not accept this subscription",
              message ? message : "This purchase cannot be fulfilled. Please contact the vendor.", NULL, NULL);
     } else {
-        page(res, 200, "Subscription", "Your subscription is known to us.", NULL, NULL);
+        page(pc, res, 200, "Subscription", "Your subscription is known to us.", NULL, NULL);
     }
 }
 
@@ -69,10 +105,11 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
 {
     char request_id[CRYPTO_UUID_LEN];
     crypto_uuid(request_id);
+    struct page_ctx pcs = {.d = d}, *pc = &pcs;
     const char *token = httpd_query(req, "token"); /* decoded exactly once, '+' kept */
     if (!token || !*token) {
         count("missing_token");
-        page(res, 400, "This link is incomplete",
+        page(pc, res, 400, "This link is incomplete",
              "The sign-up link has no token. Open your subscription in the Azure portal or the Microsoft 365 admin "
              "center and choose \"Configure account\" again.", NULL, NULL);
         return;
@@ -87,11 +124,11 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
         mp_result_clear(&mr);
         count(expired ? "invalid_token" : "resolve_error");
         if (expired)
-            page(res, 400, "This sign-up link has expired or is not valid",
+            page(pc, res, 400, "This sign-up link has expired or is not valid",
                  "Open your subscription in the Azure portal or the Microsoft 365 admin center and choose "
                  "\"Configure account\" (or \"Manage account\") again to get a fresh link.", NULL, NULL);
         else
-            page(res, 503, "Please try again in a minute",
+            page(pc, res, 503, "Please try again in a minute",
                  "We could not reach Microsoft to confirm your purchase. Reload this page in a minute.", NULL, NULL);
         return;
     }
@@ -101,7 +138,7 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
     if (jl_string(resolved, "id", sub_id, sizeof sub_id)) {
         json_decref(resolved);
         count("resolve_error");
-        page(res, 502, "Please try again in a minute", "Microsoft's answer did not name a subscription.", NULL, NULL);
+        page(pc, res, 502, "Please try again in a minute", "Microsoft's answer did not name a subscription.", NULL, NULL);
         return;
     }
     json_t *snapshot = jl_get(resolved, "subscription");
@@ -114,7 +151,7 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
         if (grc != 0 || !snapshot) {
             json_decref(resolved);
             count("resolve_error");
-            page(res, 503, "Please try again in a minute", "We could not read your subscription from Microsoft.", NULL, NULL);
+            page(pc, res, 503, "Please try again in a minute", "We could not read your subscription from Microsoft.", NULL, NULL);
             return;
         }
     }
@@ -126,13 +163,15 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
     json_t *local = NULL;
     if (rc == 0 && record_get_sub(d, sub_id, &local) == 0) {
         count(out.ran_rule ? out.decision : "repeat");
-        render_decision(res, local);
+        pcs.offer = json_string_value(json_object_get(local, "offerId"));
+        render_decision(pc, res, local);
     } else if (rc == SAASD_ECONFLICT) {
         count("not_pending");
-        page(res, 200, out.title, out.message, NULL, NULL);
+        pcs.offer = json_string_value(jl_get(snapshot, "offerId"));
+        page(pc, res, 200, out.title, out.message, NULL, NULL);
     } else {
         count("error");
-        page(res, 503, "We could not finish setting up your account",
+        page(pc, res, 503, "We could not finish setting up your account",
              "Something went wrong on our side. Reload this page in a minute; nothing was charged twice.", NULL, NULL);
     }
     daemon_unlock_sub(d, sub_id);
