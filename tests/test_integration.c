@@ -4,6 +4,8 @@
 
 #include "core/crypto.h"
 
+#include <math.h>
+
 static char dir[256];
 
 static const char *seats_rule =
@@ -81,7 +83,7 @@ int main(void)
     unsigned short admin_port = it_free_port();
     char conf[512];
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
-    it_write_config(conf, dir, 0, admin_port, NULL);
+    it_write_config(conf, dir, 0, admin_port, "metering = { interval = 0 }\n");
     struct saasd_config *cfg = NULL;
     char err[1024];
     int rc = config_load(conf, &cfg, err, sizeof err);
@@ -162,6 +164,56 @@ int main(void)
     ms = it_ms_sub(sub3);
     CHECK(st == 200 && !strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"), "an operator activates a pending subscription");
     json_decref(ms);
+
+    /* ---- metering ---- */
+    json_decref(it_emu("POST", "/_emulator/offers",
+                       json_pack("{s:s, s:[{s:s, s:s, s:[s]}]}", "offerId", "it-metered", "plans", "planId", "flat",
+                                 "displayName", "Flat", "dimensions", "api-calls"),
+                       &st));
+    char msub[64];
+    long pst;
+    json_t *mp_buy = it_emu("POST", "/_emulator/purchases", json_pack("{s:s, s:s}", "offerId", "it-metered", "planId", "flat"), &pst);
+    snprintf(msub, sizeof msub, "%s", it_str(mp_buy, "subscriptionId"));
+    json_decref(it_call("GET", it_str(mp_buy, "landingUrl"), NULL, NULL, &st, NULL));
+    json_decref(mp_buy);
+    long long two_hours_ago = (long long)time(NULL) * 1000 - 2 * 3600 * 1000LL;
+    long s1, s2, s3;
+    json_decref(it_admin("POST", "/admin/usage", json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", msub, "dimension",
+                                                             "api-calls", "quantity", 5.0, "time", (json_int_t)two_hours_ago), &s1));
+    json_decref(it_admin("POST", "/admin/usage", json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", msub, "dimension",
+                                                             "api-calls", "quantity", 7.5, "time", (json_int_t)two_hours_ago + 60000), &s2));
+    json_decref(it_admin("POST", "/admin/usage", json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", msub, "dimension",
+                                                             "gpu-hours", "quantity", 1.0, "time", (json_int_t)two_hours_ago), &s3));
+    json_t *flush = it_admin("POST", "/admin/usage/flush", json_pack("{s:b}", "ignore_grace", 1), &st);
+    json_t *ms_usage = it_emu("GET", "/_emulator/usage", NULL, &pst);
+    int found = 0;
+    size_t ui;
+    json_t *u;
+    json_array_foreach(json_object_get(ms_usage, "usage"), ui, u) found +=
+        !strcmp(it_str(u, "resourceId"), msub) && !strcmp(it_str(u, "dimension"), "api-calls") &&
+        fabs(json_number_value(json_object_get(u, "quantity")) - 12.5) < 1e-9;
+    CHECK(s1 == 200 && s2 == 200 && s3 == 200 && st == 200 && json_integer_value(json_object_get(flush, "sent")) == 1 &&
+              found == 1,
+          "usage of one hour is added up and sent once as one usage event (section 7.4)");
+    CHECK(json_integer_value(json_object_get(flush, "failed")) == 1,
+          "usage for a dimension the plan does not have is refused by Microsoft and not sent again");
+    json_decref(flush);
+    json_decref(ms_usage);
+    json_decref(it_admin("POST", "/admin/usage", json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", msub, "dimension",
+                                                             "api-calls", "quantity", 1.0, "time", (json_int_t)two_hours_ago), &s1));
+    json_decref(it_admin("POST", "/admin/usage", json_pack("{s:s, s:s, s:f}", "subscriptionId", msub, "dimension",
+                                                             "api-calls", "quantity", -3.0), &s2));
+    json_decref(it_admin("POST", "/admin/usage", json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", msub, "dimension",
+                                                             "api-calls", "quantity", 1.0, "time",
+                                                             (json_int_t)two_hours_ago - 30 * 3600 * 1000LL), &s3));
+    CHECK(s1 == 409 && s2 == 400 && s3 == 400,
+          "usage for an hour already sent, a quantity under zero or usage older than 24 h is refused with a clear error");
+    json_t *ulist = it_admin("GET", "/admin/usage", NULL, &st);
+    int sent_seen = 0;
+    json_array_foreach(json_object_get(ulist, "usage"), ui, u) sent_seen += !strcmp(it_str(u, "state"), "sent") &&
+                                                                       *it_str(u, "usage_event_id");
+    CHECK(sent_seen == 1, "the sent hour keeps Microsoft's usage event id");
+    json_decref(ulist);
 
     /* ---- webhooks ---- */
     char *op = it_customer(sub, "change-plan", json_pack("{s:s}", "planId", "business"));

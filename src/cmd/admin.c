@@ -34,6 +34,9 @@ static const struct verb verbs[] = {
     {"rules", 0, "GET", "/admin/rules", NULL, "active rule generation and file hashes"},
     {"reload", 0, "POST", "/admin/rules/reload", NULL, "reload the rules"},
     {"reconcile", 0, "POST", "/admin/reconcile", NULL, "run one reconciliation pass now"},
+    {"usage", 3, "POST", "/admin/usage", "usage", "SUB DIMENSION QUANTITY: record metered usage now"},
+    {"usage-list", 0, "GET", "/admin/usage", NULL, "metered usage per hour and whether it was sent"},
+    {"usage-flush", 0, "POST", "/admin/usage/flush", NULL, "send the hours that are due now"},
     {"store-get", 2, "GET", "/admin/offers/{}/store/{}", NULL, "OFFER KEY: read the offer's ctx.store"},
     {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", "value", "OFFER KEY VALUE: write the offer's ctx.store"},
 };
@@ -97,7 +100,9 @@ int cmd_admin(int argc, char **argv)
     if (v->body) {
         const char *last = args[nargs - 1];
         json_t *j = !strcmp(v->body, "quantity") ? json_pack("{s:I}", "quantity", (json_int_t)strtoll(last, NULL, 10))
-                                                 : json_pack("{s:s}", v->body, last);
+                  : !strcmp(v->body, "usage")  ? json_pack("{s:s, s:s, s:f}", "subscriptionId", args[1], "dimension",
+                                                          args[2], "quantity", strtod(last, NULL))
+                                               : json_pack("{s:s}", v->body, last);
         body = json_dumps(j, JSON_COMPACT);
         json_decref(j);
     }

@@ -59,6 +59,10 @@ struct saasd_config {
     /* Workers and reconciliation */
     int workers;              /* inbox workers, default 2 */
     int reconcile_interval_s; /* default 300; 0 = off */
+
+    /* Metering (usage events) */
+    int metering_interval_s;  /* seconds between sending passes, default 60; 0 = off */
+    int metering_grace_s;     /* an hour is sent this long after it closes, default 300 */
 };
 
 /* Load and validate a config file. On failure, returns SAASD_ECONFIG and writes a message

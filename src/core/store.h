@@ -12,6 +12,7 @@
  *   OUTBOX         be64 seq                     -> JSON side effect awaiting retry
  *   AUDIT          subscription id + be64 seq   -> JSON decision record (with rule hash)
  *   RULE_KV        offer id + '\0' + user key   -> bytes written by rules through ctx.store
+ *   USAGE          sub id + '\0' + dimension + '\0' + be64 hour start (epoch s) -> JSON meter bucket
  *   META           "schema_version" (decimal ASCII), "append_seq" (be64: next sequence number)
  *
  * Threads: every function may be called from any thread. Reads never wait for the writer,
@@ -25,6 +26,7 @@
  *   v0  META has no "schema_version" and no "append_seq" (appends were numbered from the
  *       largest key found in INBOX/OUTBOX/AUDIT).
  *   v1  META "append_seq" holds the next append sequence number.
+ *   v2  the USAGE database (metered usage per subscription, dimension and hour).
  */
 #ifndef SAASD_STORE_H
 #define SAASD_STORE_H
@@ -39,12 +41,13 @@ enum store_db {
     STORE_OUTBOX,
     STORE_AUDIT,
     STORE_RULE_KV,
+    STORE_USAGE,
     STORE_META,
     STORE_DB_COUNT
 };
 
 /* Current on-disk schema version written to META. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Longest key LMDB accepts (its default build); longer keys are refused with SAASD_ETOOBIG. */
 #define STORE_MAX_KEY 511

@@ -67,8 +67,18 @@ static int step_v0_to_v1(struct store *s, MDB_txn *txn)
     return rc;
 }
 
+/* v2 adds the USAGE database, which store_open() creates with every other one: nothing to
+ * move, only the version to record. */
+static int step_v1_to_v2(struct store *s, MDB_txn *txn)
+{
+    (void)s;
+    (void)txn;
+    return 0;
+}
+
 static const struct migration_step steps[] = {
     {0, "record the append sequence counter in meta", step_v0_to_v1},
+    {1, "add the usage database", step_v1_to_v2},
 };
 
 /* 0 and *present = 0 when the key is absent; SAASD_ESCHEMA when it is not a number. */

@@ -12,11 +12,15 @@
  *   GET  /admin/rules                                active generation and file hashes
  *   POST /admin/rules/reload
  *   POST /admin/reconcile
+ *   POST /admin/usage                                {"subscriptionId","dimension","quantity","time"?}
+ *   GET  /admin/usage[?subscriptionId=]              metered usage per hour and its state
+ *   POST /admin/usage/flush                          send closed hours now ({"ignore_grace": true})
  *   GET|PUT|DELETE /admin/offers/{offer}/store/{key}  the offer's rule key-value space (ctx.store),
  *                                                  so the ISV's systems can feed facts to rules
  *                                                  (PUT body: {"value": "text"}) */
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
+#include "daemon/metering.h"
 
 #include "core/config.h"
 #include "core/crypto.h"
@@ -376,6 +380,70 @@ static void offer_store(struct daemon *d, const char *offer, const char *key, co
     reply_json(res, 200, json_pack("{s:s}", "result", "ok"));
 }
 
+/* "2026-11-24T10:15:00Z" (UTC) or epoch milliseconds; now when absent. */
+static int usage_time(json_t *args, int64_t *out)
+{
+    json_t *t = json_object_get(args, "time");
+    if (!t || json_is_null(t)) {
+        *out = now_ms();
+        return 0;
+    }
+    if (json_is_integer(t)) {
+        *out = json_integer_value(t);
+        return 0;
+    }
+    struct tm tm = {0};
+    const char *s = json_string_value(t);
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end)
+        return SAASD_EINVAL;
+    *out = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+static void usage_api(struct daemon *d, const char *rest, const struct httpd_request *req, struct httpd_response *res)
+{
+    const char *method = httpd_method(req);
+    size_t len = 0;
+    const char *body = httpd_body(req, &len);
+    json_t *args = len ? json_loadb(body, len, 0, NULL) : json_object();
+    if (!args) {
+        reply_error(res, 400, "body is not JSON");
+        return;
+    }
+    if (!*rest && !strcmp(method, "POST")) {
+        char err[256] = "";
+        int64_t when = 0;
+        double q = -1;
+        jl_real(args, "quantity", &q);
+        int rc = usage_time(args, &when);
+        if (rc)
+            snprintf(err, sizeof err, "time must be ISO-8601 UTC (2026-11-24T10:15:00Z) or epoch milliseconds");
+        else
+            rc = metering_record(d, json_string_value(json_object_get(args, "subscriptionId")),
+                                 json_string_value(json_object_get(args, "dimension")), q, when, err, sizeof err);
+        if (rc)
+            reply_json(res, rc == SAASD_ECONFLICT ? 409 : rc == SAASD_EINVAL ? 400 : 500,
+                       json_pack("{s:s, s:s}", "error", saasd_strerror(rc), "message", err));
+        else
+            reply_json(res, 200, json_pack("{s:s}", "result", "recorded"));
+    } else if (!*rest && !strcmp(method, "GET")) {
+        const char *sub = httpd_query(req, "subscriptionId");
+        json_t *list = json_array();
+        /* keys start with the subscription id and a NUL */
+        store_scan(d->store, STORE_USAGE, sub, sub ? strlen(sub) + 1 : 0, collect_json, list);
+        reply_json(res, 200, json_pack("{s:o}", "usage", list));
+    } else if (!strcmp(rest, "/flush") && !strcmp(method, "POST")) {
+        struct metering_pass pass;
+        int rc = metering_flush(d, json_is_true(json_object_get(args, "ignore_grace")), &pass);
+        reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok", "sent",
+                                                pass.sent, "failed", pass.failed, "retry", pass.retry));
+    } else {
+        reply_error(res, 404, "no such usage path");
+    }
+    json_decref(args);
+}
+
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
@@ -395,6 +463,8 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
         subscription_action(d, id, "", req, res);
     } else if (sscanf(path, "/admin/offers/%127[^/]/store/%199s", id, verb) == 2) {
         offer_store(d, id, verb, req, res);
+    } else if (!strncmp(path, "/admin/usage", 12) && (!path[12] || path[12] == '/')) {
+        usage_api(d, path + 12, req, res);
     } else if (!strcmp(path, "/admin/outbox") && !strcmp(method, "GET")) {
         json_t *items = json_array();
         store_scan(d->store, STORE_OUTBOX, NULL, 0, collect_outbox, items);

@@ -52,6 +52,8 @@ struct daemon {
     char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */
     pthread_t reconciler;
     int reconciler_started;
+    pthread_t meterer;
+    int meterer_started;
 
     /* Landing page, admin actions and inbox events of one subscription never interleave. */
     pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];

@@ -62,10 +62,12 @@ static const struct key_spec schema[] = {
     {"rules", "http_timeout_ms", KT_INT, 100, 8000},
     {"rules", "on_timeout", KT_STRING, 0, 0},
     {"reconcile", "interval", KT_INT, 0, 86400},
+    {"metering", "interval", KT_INT, 0, 3600},
+    {"metering", "grace", KT_INT, 0, 3600},
 };
 #define NSCHEMA (sizeof schema / sizeof schema[0])
 
-static const char *const sections[] = {"admin", "entra", "marketplace", "webhook", "rules", "reconcile", NULL};
+static const char *const sections[] = {"admin", "entra", "marketplace", "webhook", "rules", "reconcile", "metering", NULL};
 
 struct loader {
     const char *path;
@@ -475,6 +477,8 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     if (!c->http_allow)
         c->http_allow = calloc(1, sizeof *c->http_allow);
     c->reconcile_interval_s = (int)get_int(L, env, "reconcile", "interval", 300);
+    c->metering_interval_s = (int)get_int(L, env, "metering", "interval", 60);
+    c->metering_grace_s = (int)get_int(L, env, "metering", "grace", 300);
 }
 
 static char *slurp(const char *path, int *err)

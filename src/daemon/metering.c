@@ -1,0 +1,355 @@
+#include "daemon/metering.h"
+#include "daemon/daemon.h"
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/json_lenient.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/mp_client.h"
+#include "core/store.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCH_MAX 25                 /* §7.1: at most 25 events per batchUsageEvent */
+#define MAX_ATTEMPTS 5               /* then a bucket that keeps failing as a whole is given up */
+#define SENDING_STALE_MS (10 * 60000) /* a "sending" bucket this old was cut off by a crash */
+#define KEY_MAX 256
+
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER; /* one sending pass at a time */
+
+static int build_key(const char *sub, const char *dim, int64_t hour_s, unsigned char key[KEY_MAX], size_t *klen)
+{
+    size_t sl = strlen(sub), dl = strlen(dim);
+    if (sl + dl + 10 > KEY_MAX)
+        return SAASD_EINVAL;
+    memcpy(key, sub, sl + 1);
+    memcpy(key + sl + 1, dim, dl + 1);
+    for (int i = 0; i < 8; i++)
+        key[sl + dl + 2 + i] = (unsigned char)((uint64_t)hour_s >> (56 - 8 * i));
+    *klen = sl + dl + 10;
+    return 0;
+}
+
+static int id_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            return 0;
+    return 1;
+}
+
+static char *dump(json_t *j, size_t *len)
+{
+    char *t = json_dumps(j, JSON_COMPACT);
+    *len = t ? strlen(t) : 0;
+    return t;
+}
+
+/* ---- recording ---------------------------------------------------------------------------- */
+
+struct add_arg {
+    const char *sub, *dim;
+    int64_t hour_s;
+    double quantity;
+};
+
+static int add_usage(void *arg, const void *old, size_t oldlen, void **new_val, size_t *new_len)
+{
+    struct add_arg *a = arg;
+    json_t *b = old ? json_loadb(old, oldlen, 0, NULL) : json_pack("{s:s, s:s, s:I, s:f, s:s, s:i}", "sub_id", a->sub,
+                                                                    "dimension", a->dim, "hour_s", (json_int_t)a->hour_s,
+                                                                    "quantity", 0.0, "state", "open", "attempts", 0);
+    if (!b)
+        return SAASD_ENOMEM;
+    const char *state = json_string_value(json_object_get(b, "state"));
+    if (!state || strcmp(state, "open")) {
+        json_decref(b);
+        return SAASD_ECONFLICT; /* already being sent, or sent: Microsoft takes one event per hour */
+    }
+    double q = json_number_value(json_object_get(b, "quantity")) + a->quantity;
+    json_object_set_new(b, "quantity", json_real(q));
+    *new_val = dump(b, new_len);
+    json_decref(b);
+    return *new_val ? 0 : SAASD_ENOMEM;
+}
+
+int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
+                    char *err, size_t errsize)
+{
+    int64_t now = now_ms();
+    if (!sub_id || !id_ok(sub_id, 64)) {
+        snprintf(err, errsize, "subscriptionId must be an id of 1..64 characters");
+        return SAASD_EINVAL;
+    }
+    if (!dimension || !id_ok(dimension, 64)) {
+        snprintf(err, errsize, "dimension must be an id of 1..64 characters");
+        return SAASD_EINVAL;
+    }
+    if (!(quantity > 0) || !isfinite(quantity)) {
+        snprintf(err, errsize, "quantity must be a number greater than 0");
+        return SAASD_EINVAL;
+    }
+    if (when_ms > now + 5 * 60000 || when_ms < now - 24 * 3600000LL) {
+        snprintf(err, errsize, "usage must have happened within the last 24 hours (section 7.4)");
+        return SAASD_EINVAL;
+    }
+    struct add_arg a = {sub_id, dimension, (when_ms / 1000) / 3600 * 3600, quantity};
+    unsigned char key[KEY_MAX];
+    size_t klen;
+    struct store_batch *b = NULL;
+    int rc = build_key(sub_id, dimension, a.hour_s, key, &klen);
+    if (!rc)
+        rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_update(b, STORE_USAGE, key, klen, add_usage, &a);
+    if (!rc)
+        rc = store_commit(d->store, b);
+    store_batch_free(b);
+    if (rc == SAASD_ECONFLICT)
+        snprintf(err, errsize, "usage of that hour has already been sent to Microsoft");
+    else if (rc)
+        snprintf(err, errsize, "%s", saasd_strerror(rc));
+    return rc;
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+struct bucket {
+    unsigned char key[KEY_MAX];
+    size_t klen;
+    json_t *rec;     /* the bucket as claimed */
+    double quantity; /* what is sent */
+    char start[32];  /* effectiveStartTime */
+};
+
+struct pick {
+    int64_t now, cutoff_s; /* hours starting before cutoff_s are closed enough */
+    struct bucket *list;
+    size_t n;
+};
+
+static int pick_due(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct pick *p = arg;
+    if (p->n == BATCH_MAX || klen > KEY_MAX)
+        return p->n == BATCH_MAX;
+    json_t *b = json_loadb(val, vlen, 0, NULL);
+    const char *state = json_string_value(json_object_get(b, "state"));
+    int64_t hour = json_integer_value(json_object_get(b, "hour_s"));
+    int stale_send = state && !strcmp(state, "sending") &&
+                     json_integer_value(json_object_get(b, "sending_ms")) < p->now - SENDING_STALE_MS;
+    if (state && (!strcmp(state, "open") || stale_send) && hour < p->cutoff_s) {
+        struct bucket *k = &p->list[p->n++];
+        memcpy(k->key, key, klen);
+        k->klen = klen;
+        k->rec = b;
+        return 0;
+    }
+    json_decref(b);
+    return 0;
+}
+
+/* Mark the picked buckets "sending" in one commit: from then on nobody adds to them. */
+static int claim(struct daemon *d, struct bucket *list, size_t n, int64_t now)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < n; i++) {
+        json_object_set_new(list[i].rec, "state", json_string("sending"));
+        json_object_set_new(list[i].rec, "sending_ms", json_integer(now));
+        size_t len;
+        char *t = dump(list[i].rec, &len);
+        rc = t ? store_batch_put(b, STORE_USAGE, list[i].key, list[i].klen, t, len) : SAASD_ENOMEM;
+        free(t);
+    }
+    if (!rc)
+        rc = store_commit(d->store, b);
+    store_batch_free(b);
+    return rc;
+}
+
+static json_t *find_result(json_t *results, const char *sub, const char *dim, const char *start)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(results, i, r) {
+        char rs[128] = "", rd[128] = "", rt[64] = "";
+        jl_string(r, "resourceId", rs, sizeof rs);
+        jl_string(r, "dimension", rd, sizeof rd);
+        jl_string(r, "effectiveStartTime", rt, sizeof rt);
+        if (!strcmp(rs, sub) && !strcmp(rd, dim) && !strncmp(rt, start, 13)) /* same hour */
+            return r;
+    }
+    return NULL;
+}
+
+/* The bucket's fate from its result item (§7.3); returns "sent", "failed" or "open". */
+static const char *settle_bucket(struct bucket *k, json_t *item, char *detail, size_t size)
+{
+    char status[64] = "";
+    jl_string(item, "status", status, sizeof status);
+    snprintf(detail, size, "%s", status[0] ? status : "no result for this event");
+    if (!strcmp(status, "Accepted")) {
+        char id[64] = "";
+        jl_string(item, "usageEventId", id, sizeof id);
+        json_object_set_new(k->rec, "usage_event_id", json_string(id));
+        return "sent";
+    }
+    if (!strcmp(status, "Duplicate")) {
+        /* Already recorded (a resend after a crash) if the accepted quantity is ours (§7.4). */
+        double accepted = -1;
+        jl_real(jl_path(item, "error.additionalInfo.acceptedMessage"), "quantity", &accepted);
+        if (fabs(accepted - k->quantity) < 1e-9)
+            return "sent";
+        snprintf(detail, size, "Duplicate: Microsoft holds another quantity for this hour");
+        return "failed";
+    }
+    if (!status[0] || !strcmp(status, "Error"))
+        return "open";
+    return "failed"; /* Expired, ResourceNotActive, InvalidDimension, ...: sending again cannot help */
+}
+
+static void count_event(const char *outcome)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "outcome=\"%s\"", outcome);
+    metrics_inc("saasd_usage_events_total", labels);
+}
+
+static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct metering_pass *out)
+{
+    json_t *events = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const char *sub = json_string_value(json_object_get(list[i].rec, "sub_id"));
+        const char *dim = json_string_value(json_object_get(list[i].rec, "dimension"));
+        time_t hour = (time_t)json_integer_value(json_object_get(list[i].rec, "hour_s"));
+        struct tm tm;
+        gmtime_r(&hour, &tm);
+        strftime(list[i].start, sizeof list[i].start, "%Y-%m-%dT%H:00:00Z", &tm);
+        list[i].quantity = json_number_value(json_object_get(list[i].rec, "quantity"));
+        json_t *local = NULL;
+        const char *plan = NULL;
+        if (record_get_sub(d, sub, &local) == 0)
+            plan = json_string_value(json_object_get(local, "planId"));
+        json_array_append_new(events, json_pack("{s:s, s:f, s:s, s:s, s:s}", "resourceId", sub, "quantity",
+                                                list[i].quantity, "dimension", dim, "effectiveStartTime",
+                                                list[i].start, "planId", plan ? plan : ""));
+        json_decref(local);
+    }
+    struct mp_result mr = {0};
+    int rc = mp_batch_usage_event(d->mp, events, &mr);
+    json_decref(events);
+    json_t *results = rc == 0 ? json_object_get(mr.body, "result") : NULL;
+    char whole_error[256];
+    snprintf(whole_error, sizeof whole_error, "batchUsageEvent failed: %s (HTTP %ld) %.160s", saasd_strerror(rc), mr.status,
+             mr.message);
+
+    struct store_batch *b = NULL;
+    int src = store_batch_new(&b);
+    for (size_t i = 0; !src && i < n; i++) {
+        struct bucket *k = &list[i];
+        const char *sub = json_string_value(json_object_get(k->rec, "sub_id"));
+        const char *dim = json_string_value(json_object_get(k->rec, "dimension"));
+        char detail[256];
+        const char *fate;
+        if (rc == 0) {
+            fate = settle_bucket(k, find_result(results, sub, dim, k->start), detail, sizeof detail);
+        } else {
+            fate = "open";
+            snprintf(detail, sizeof detail, "%s", whole_error);
+        }
+        int attempts = (int)json_integer_value(json_object_get(k->rec, "attempts")) + 1;
+        if (!strcmp(fate, "open") && attempts >= MAX_ATTEMPTS)
+            fate = "failed";
+        json_object_set_new(k->rec, "state", json_string(fate));
+        json_object_set_new(k->rec, "attempts", json_integer(attempts));
+        json_object_set_new(k->rec, "result", json_string(detail));
+        json_object_del(k->rec, "sending_ms");
+        size_t len;
+        char *t = dump(k->rec, &len);
+        src = t ? store_batch_put(b, STORE_USAGE, k->key, k->klen, t, len) : SAASD_ENOMEM;
+        free(t);
+        count_event(fate);
+        if (!strcmp(fate, "sent"))
+            out->sent++;
+        else if (!strcmp(fate, "failed"))
+            out->failed++;
+        else
+            out->retry++;
+        if (strcmp(fate, "sent"))
+            log_warn("metering", "usage event not accepted", "sub_id", sub, "dimension", dim, "hour", k->start,
+                     "state", fate, "detail", detail);
+    }
+    if (!src)
+        src = store_commit(d->store, b);
+    store_batch_free(b);
+    mp_result_clear(&mr);
+    return src;
+}
+
+int metering_flush(struct daemon *d, int ignore_grace, struct metering_pass *out)
+{
+    struct metering_pass pass = {0};
+    struct bucket list[BATCH_MAX];
+    int rc = 0;
+    pthread_mutex_lock(&flush_lock);
+    for (;;) {
+        int64_t now = now_ms();
+        int64_t current_hour = (now / 1000) / 3600 * 3600;
+        int64_t cutoff = ignore_grace ? current_hour : ((now / 1000) - d->cfg->metering_grace_s) / 3600 * 3600;
+        struct pick p = {.now = now, .cutoff_s = cutoff, .list = list};
+        store_scan(d->store, STORE_USAGE, NULL, 0, pick_due, &p);
+        if (p.n == 0)
+            break;
+        rc = claim(d, list, p.n, now);
+        if (!rc)
+            rc = send_batch(d, list, p.n, &pass);
+        for (size_t i = 0; i < p.n; i++)
+            json_decref(list[i].rec);
+        if (rc || pass.retry)
+            break; /* Microsoft is not taking events now: the next pass tries again */
+    }
+    pthread_mutex_unlock(&flush_lock);
+    if (out)
+        *out = pass;
+    return rc;
+}
+
+static void *metering_main(void *arg)
+{
+    struct daemon *d = arg;
+    pthread_mutex_lock(&d->work_lock);
+    while (!d->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += d->cfg->metering_interval_s;
+        while (!d->stopping && pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == 0)
+            ;
+        if (d->stopping)
+            break;
+        pthread_mutex_unlock(&d->work_lock);
+        metering_flush(d, 0, NULL);
+        pthread_mutex_lock(&d->work_lock);
+    }
+    pthread_mutex_unlock(&d->work_lock);
+    return NULL;
+}
+
+int metering_start(struct daemon *d)
+{
+    if (d->cfg->metering_interval_s <= 0)
+        return 0;
+    if (pthread_create(&d->meterer, NULL, metering_main, d) != 0)
+        return SAASD_EINTERNAL;
+    d->meterer_started = 1;
+    return 0;
+}

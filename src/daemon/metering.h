@@ -1,0 +1,30 @@
+/* Metered billing (contract §7): the ISV reports usage per subscription and dimension as it
+ * happens; saasd adds it up per UTC hour in the store and sends each hour once, after it has
+ * closed (plus a grace period), in batches of up to 25 usage events. One event per
+ * (subscription, dimension, hour) is what Microsoft accepts (§7.4), so nothing is ever sent
+ * twice: a bucket goes open -> sending -> sent | failed, and usage for an hour that is
+ * already being sent is refused. */
+#ifndef SAASD_METERING_H
+#define SAASD_METERING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct daemon;
+
+/* Add quantity (> 0) of dimension for sub_id at when_ms (wall clock, within the last 24 h,
+ * not in the future). SAASD_EINVAL (message in err), SAASD_ECONFLICT (that hour is already
+ * sent or being sent), or a store error. */
+int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
+                    char *err, size_t errsize);
+
+struct metering_pass {
+    int sent, failed, retry;
+};
+/* One sending pass over the closed hours (ignore_grace: every hour that has ended). */
+int metering_flush(struct daemon *d, int ignore_grace, struct metering_pass *out);
+
+/* Periodic passes (metering.interval); stops with the daemon. */
+int metering_start(struct daemon *d);
+
+#endif
