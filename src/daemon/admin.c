@@ -52,6 +52,17 @@ static void reply_error(struct httpd_response *res, int status, const char *mess
     reply_json(res, status, json_pack("{s:s}", "error", message));
 }
 
+/* The request body as JSON ({} when empty); NULL (and a 400 in res) when it is not JSON. */
+static json_t *body_json(const struct httpd_request *req, struct httpd_response *res)
+{
+    size_t len = 0;
+    const char *body = httpd_body(req, &len);
+    json_t *args = len ? json_loadb(body, len, 0, NULL) : json_object();
+    if (!args)
+        reply_error(res, 400, "body is not JSON");
+    return args;
+}
+
 static int authorized(struct daemon *d, const struct httpd_request *req)
 {
     const char *auth = httpd_header(req, "Authorization");
@@ -291,13 +302,9 @@ static void subscription_action(struct daemon *d, const char *sub_id, const char
         reply_error(res, 405, "use POST");
         return;
     }
-    size_t len = 0;
-    const char *body = httpd_body(req, &len);
-    json_t *args = len ? json_loadb(body, len, 0, NULL) : json_object();
-    if (!args) {
-        reply_error(res, 400, "body is not JSON");
+    json_t *args = body_json(req, res);
+    if (!args)
         return;
-    }
     struct flow_outcome out;
     json_t *op = NULL;
     int rc;
@@ -404,13 +411,9 @@ static int usage_time(json_t *args, int64_t *out)
 static void usage_api(struct daemon *d, const char *rest, const struct httpd_request *req, struct httpd_response *res)
 {
     const char *method = httpd_method(req);
-    size_t len = 0;
-    const char *body = httpd_body(req, &len);
-    json_t *args = len ? json_loadb(body, len, 0, NULL) : json_object();
-    if (!args) {
-        reply_error(res, 400, "body is not JSON");
+    json_t *args = body_json(req, res);
+    if (!args)
         return;
-    }
     if (!*rest && !strcmp(method, "POST")) {
         char err[256] = "";
         int64_t when = 0;

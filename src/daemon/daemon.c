@@ -185,6 +185,47 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
         httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
 }
 
+struct periodic {
+    struct daemon *d;
+    int interval_s;
+    void (*job)(struct daemon *d);
+};
+
+static void *periodic_main(void *arg)
+{
+    struct periodic p = *(struct periodic *)arg;
+    struct daemon *d = p.d;
+    free(arg);
+    pthread_mutex_lock(&d->work_lock);
+    while (!d->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += p.interval_s;
+        while (!d->stopping && pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == 0)
+            ;
+        if (d->stopping)
+            break;
+        pthread_mutex_unlock(&d->work_lock);
+        p.job(d);
+        pthread_mutex_lock(&d->work_lock);
+    }
+    pthread_mutex_unlock(&d->work_lock);
+    return NULL;
+}
+
+int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d), pthread_t *t)
+{
+    struct periodic *p = malloc(sizeof *p);
+    if (!p)
+        return SAASD_ENOMEM;
+    *p = (struct periodic){d, interval_s, job};
+    if (pthread_create(t, NULL, periodic_main, p) != 0) {
+        free(p);
+        return SAASD_EINTERNAL;
+    }
+    return 0;
+}
+
 /* mkdir -p: the data directory and the key file's directory may be nested and new. */
 static void make_dirs(const char *path)
 {

@@ -70,6 +70,10 @@ void daemon_stop(struct daemon *d);
 /* Wake the inbox workers (a webhook was stored, an operator asked for a retry). */
 void daemon_wake(struct daemon *d);
 
+/* Run job(d) every interval_s seconds on a thread of its own until the daemon stops (the
+ * first run after one interval). *t receives the thread to join. 0 or SAASD_EINTERNAL. */
+int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d), pthread_t *t);
+
 /* Per-subscription critical section. */
 void daemon_lock_sub(struct daemon *d, const char *sub_id);
 void daemon_unlock_sub(struct daemon *d, const char *sub_id);

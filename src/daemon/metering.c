@@ -324,32 +324,16 @@ int metering_flush(struct daemon *d, int ignore_grace, struct metering_pass *out
     return rc;
 }
 
-static void *metering_main(void *arg)
+static void metering_job(struct daemon *d)
 {
-    struct daemon *d = arg;
-    pthread_mutex_lock(&d->work_lock);
-    while (!d->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += d->cfg->metering_interval_s;
-        while (!d->stopping && pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == 0)
-            ;
-        if (d->stopping)
-            break;
-        pthread_mutex_unlock(&d->work_lock);
-        metering_flush(d, 0, NULL);
-        pthread_mutex_lock(&d->work_lock);
-    }
-    pthread_mutex_unlock(&d->work_lock);
-    return NULL;
+    metering_flush(d, 0, NULL);
 }
 
 int metering_start(struct daemon *d)
 {
     if (d->cfg->metering_interval_s <= 0)
         return 0;
-    if (pthread_create(&d->meterer, NULL, metering_main, d) != 0)
-        return SAASD_EINTERNAL;
-    d->meterer_started = 1;
-    return 0;
+    int rc = daemon_every(d, d->cfg->metering_interval_s, metering_job, &d->meterer);
+    d->meterer_started = rc == 0;
+    return rc;
 }

@@ -124,33 +124,16 @@ int reconcile_once(struct daemon *d, int *drift)
     return rc;
 }
 
-static void *reconciler_main(void *arg)
+static void reconcile_job(struct daemon *d)
 {
-    struct daemon *d = arg;
-    int interval = d->cfg->reconcile_interval_s;
-    pthread_mutex_lock(&d->work_lock);
-    while (!d->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += interval;
-        while (!d->stopping && pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == 0)
-            ;
-        if (d->stopping)
-            break;
-        pthread_mutex_unlock(&d->work_lock);
-        reconcile_once(d, NULL);
-        pthread_mutex_lock(&d->work_lock);
-    }
-    pthread_mutex_unlock(&d->work_lock);
-    return NULL;
+    reconcile_once(d, NULL);
 }
 
 int reconcile_start(struct daemon *d)
 {
     if (d->cfg->reconcile_interval_s <= 0)
         return 0;
-    if (pthread_create(&d->reconciler, NULL, reconciler_main, d) != 0)
-        return SAASD_EINTERNAL;
-    d->reconciler_started = 1;
-    return 0;
+    int rc = daemon_every(d, d->cfg->reconcile_interval_s, reconcile_job, &d->reconciler);
+    d->reconciler_started = rc == 0;
+    return rc;
 }
