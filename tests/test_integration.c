@@ -76,6 +76,10 @@ int main(void)
     it_write_file(path, flaky_rule_broken);
     snprintf(path, sizeof path, "%s/it-pending.lua", rules);
     it_write_file(path, pending_rule);
+    snprintf(path, sizeof path, "%s/it-redirect.lua", rules);
+    it_write_file(path, "return { provision = function(sub, ctx)\n"
+                        "  return { action = 'activate', redirect = 'https://app.contoso.example/welcome?a=1&b=2' }\n"
+                        "end }\n");
     snprintf(path, sizeof path, "%s/it-pending.html", rules);
     it_write_file(path, "<html><body><div id=\"brand\">Contoso onboarding</div><h2>{{title}}</h2>"
                         "<p>{{message}}</p>{{link}}</body></html>\n");
@@ -103,6 +107,7 @@ int main(void)
     it_offer("it-slow");
     it_offer("it-flaky");
     it_offer("it-pending");
+    it_offer("it-redirect");
 
     /* ---- landing page ---- */
     char sub[64], sub2[64], url_buf[600];
@@ -164,6 +169,18 @@ int main(void)
     ms = it_ms_sub(sub3);
     CHECK(st == 200 && !strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"), "an operator activates a pending subscription");
     json_decref(ms);
+
+    char sub6[64];
+    landing = it_purchase("it-redirect", 1, sub6, sizeof sub6);
+    page = NULL;
+    json_decref(it_call("GET", landing, NULL, NULL, &st, &page));
+    ms = it_ms_sub(sub6);
+    CHECK(st == 302 && strstr(page, "href=\"https://app.contoso.example/welcome?a=1&amp;b=2\"") &&
+              !strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"),
+          "a rule's redirect sends the activated customer on to the ISV's app");
+    json_decref(ms);
+    free(page);
+    free(landing);
 
     /* ---- metering ---- */
     json_decref(it_emu("POST", "/_emulator/offers",

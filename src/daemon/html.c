@@ -9,6 +9,11 @@ static const char builtin_template[] =
     "<style>body{font-family:sans-serif;max-width:40em;margin:4em auto;}</style></head>\n"
     "<body>\n<h1>{{title}}</h1>\n<p>{{message}}</p>\n{{link}}</body></html>\n";
 
+int html_link_ok(const char *url)
+{
+    return url && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7) || (url[0] == '/' && url[1] != '/'));
+}
+
 char *html_escape(const char *text)
 {
     if (!text)
@@ -55,8 +60,8 @@ static size_t expand(const char *tpl, const char *const values[3], char *out)
 char *html_render(const char *template_text, const char *title, const char *message, const char *link_text,
                   const char *link_url)
 {
-    /* Only http(s) links: a rule must not be able to inject javascript: URLs. */
-    int link_ok = link_url && (!strncmp(link_url, "https://", 8) || !strncmp(link_url, "http://", 7));
+    /* A rule must not be able to inject javascript: URLs. */
+    int link_ok = html_link_ok(link_url);
     char *t = html_escape(title), *m = html_escape(message);
     char *lt = link_ok ? html_escape(link_text ? link_text : link_url) : NULL;
     char *lu = link_ok ? html_escape(link_url) : NULL;

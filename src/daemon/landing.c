@@ -82,7 +82,7 @@ static void render_decision(const struct page_ctx *pc, struct httpd_response *re
     if (decision && !strcmp(decision, "activated") && status && !strcmp(status, "Unsubscribed")) {
         page(pc, res, 200, "Subscription cancelled", "This subscription has been cancelled.", NULL, NULL);
     } else if (decision && !strcmp(decision, "activated")) {
-        if (redirect && (!strncmp(redirect, "https://", 8) || !strncmp(redirect, "http://", 7))) {
+        if (html_link_ok(redirect)) {
             httpd_add_header(res, "Location", redirect);
             page(pc, res, 302, "Your subscription is active", message ? message : "Your subscription is active.",
                  "Continue to the application", redirect);
