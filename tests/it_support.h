@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/store.h"
 #include "daemon/daemon.h"
+#include "daemon/metering.h"
 #include "emu/emu.h"
 
 #include <arpa/inet.h>

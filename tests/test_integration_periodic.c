@@ -1,0 +1,55 @@
+/* The periodic jobs run by themselves: reconciliation and the metering pass, each on its
+ * configured interval, against the emulator; and they stop with the daemon. */
+#include "it_support.h"
+
+#include "core/metrics.h"
+
+int main(void)
+{
+    char *t = check_tmpdir("periodic");
+    char dir[256], conf[512], rules[512];
+    snprintf(dir, sizeof dir, "%s", t);
+    free(t);
+    http_client_new(NULL, &it_http);
+    struct emu *emu = it_start_emu();
+    CHECK(emu != NULL, "the emulator starts in-process");
+    if (!emu)
+        return CHECK_DONE();
+    snprintf(rules, sizeof rules, "%s/rules", dir);
+    mkdir(rules, 0700);
+    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
+    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 1, grace = 0 }\n");
+    /* it_write_config turns reconciliation off: switch it on, every second. */
+    FILE *f = fopen(conf, "a");
+    fputs("reconcile = { interval = 1 }\n", f);
+    fclose(f);
+    struct saasd_config *cfg = NULL;
+    char err[1024];
+    CHECK(config_load(conf, &cfg, err, sizeof err) == 0, "the config loads");
+    struct daemon *d = NULL;
+    CHECK(cfg && daemon_start(cfg, &d) == 0, "the daemon starts");
+    if (!d)
+        return CHECK_DONE();
+    it_point_emulator(httpd_port(d->public_httpd));
+
+    /* Usage two hours ago for a subscription the emulator does not know: the pass sends it and
+     * Microsoft refuses it, which is enough to see the pass run. */
+    char msg[256];
+    int64_t two_hours_ago = now_ms() - 2 * 3600 * 1000LL;
+    CHECK(metering_record(d, "00000000-0000-4000-8000-00000000abcd", "api-calls", 3, two_hours_ago, msg, sizeof msg) == 0,
+          "usage is recorded");
+    long long until = it_now_ms() + 10000;
+    while (it_now_ms() < until && (metrics_value("saasd_reconcile_runs_total", "result=\"ok\"") < 2 ||
+                                   metrics_value("saasd_usage_events_total", "outcome=\"failed\"") < 1))
+        usleep(50 * 1000);
+    CHECK(metrics_value("saasd_reconcile_runs_total", "result=\"ok\"") >= 2,
+          "reconciliation runs by itself on its interval");
+    CHECK(metrics_value("saasd_usage_events_total", "outcome=\"failed\"") >= 1,
+          "the metering pass runs by itself and settles closed hours");
+    long long t0 = it_now_ms();
+    daemon_stop(d);
+    CHECK(it_now_ms() - t0 < 5000, "the periodic jobs stop with the daemon instead of finishing their interval");
+    emu_stop(emu);
+    http_client_free(it_http);
+    return CHECK_DONE();
+}
