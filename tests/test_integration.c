@@ -3,6 +3,7 @@
 #include "it_support.h"
 
 #include "core/crypto.h"
+#include "core/metrics.h"
 
 #include <math.h>
 
@@ -436,6 +437,35 @@ int main(void)
           "reconciliation finds a missed webhook, counts the drift and repairs the local state");
     json_decref(rec);
     json_decref(local);
+
+    /* Twins in the inbox: two copies of one webhook both got past ingest (they arrived together,
+     * before either was acted on). The worker acts on the first and drops the second. */
+    op = it_customer(sub3, "renew", NULL); /* delivered nowhere: the URL still points at port 1 */
+    snprintf(path, sizeof path, "/_emulator/operations/%s", op ? op : "-");
+    json_t *renew = it_emu("GET", path, NULL, &st);
+    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:O}", "op_id", op ? op : "", "sub_id", sub3, "action",
+                             "Renew", "offer_id", "it-pending", "request_id", "twin-test", "received_at",
+                             (json_int_t)now_ms(), "attempts", 0, "payload", renew);
+    char *twin = json_dumps(head, JSON_COMPACT);
+    double dup_before = metrics_value("saasd_events_processed_total", "action=\"Renew\",outcome=\"duplicate\"");
+    struct store_batch *tb = NULL;
+    store_batch_new(&tb);
+    store_batch_append(tb, STORE_INBOX, NULL, 0, twin, strlen(twin));
+    store_batch_append(tb, STORE_INBOX, NULL, 0, twin, strlen(twin));
+    int trc = store_commit(d->store, tb);
+    store_batch_free(tb);
+    daemon_wake(d);
+    audit = op && trc == 0 ? it_wait_audit(sub3, op, 10000) : NULL;
+    for (int i = 0; i < 250 && metrics_value("saasd_events_processed_total", "action=\"Renew\",outcome=\"duplicate\"") == dup_before; i++)
+        usleep(20 * 1000);
+    CHECK(audit && it_audit_count(sub3, op, NULL) == 1 &&
+              metrics_value("saasd_events_processed_total", "action=\"Renew\",outcome=\"duplicate\"") == dup_before + 1,
+          "two copies of one webhook waiting in the inbox are acted on once");
+    json_decref(audit);
+    json_decref(renew);
+    json_decref(head);
+    free(twin);
+    free(op);
     it_point_emulator(httpd_port(d->public_httpd));
     char cmd[1200], out[65536];
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";

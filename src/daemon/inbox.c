@@ -197,8 +197,19 @@ static void handle(struct daemon *d, struct work *w)
     int rc = store_batch_new(&b);
     if (!rc)
         rc = store_batch_del(b, w->db, w->key, w->klen);
-    if (!rc)
+    /* Ingest refuses operations already recorded; a copy that arrived while its twin was still
+     * waiting in the inbox is caught here: the twin has left its record by now. */
+    const char *op_id = json_string_value(json_object_get(w->entry, "op_id"));
+    void *seen = NULL;
+    size_t seen_len = 0;
+    if (!rc && w->db == STORE_INBOX && op_id &&
+        store_get(d->store, STORE_OPERATIONS, op_id, strlen(op_id), &seen, &seen_len) == 0) {
+        memset(&out, 0, sizeof out);
+        out.decision = "duplicate";
+        free(seen);
+    } else if (!rc) {
         rc = flow_process_event(d, w->entry, b, &out);
+    }
     if (!rc)
         rc = store_commit(d->store, b);
     store_batch_free(b);
