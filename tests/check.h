@@ -4,6 +4,7 @@
 #ifndef SAASD_TEST_CHECK_H
 #define SAASD_TEST_CHECK_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,27 @@ static inline char *check_tmpdir(const char *tag)
     if (!mkdtemp(dir))
         abort();
     return dir;
+}
+
+/* Write dir/name from a format, atomically (temporary file + rename), as a careful deploy
+ * would: a rule watcher never sees half a file. Aborts on failure. */
+static inline void check_write_file(const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void check_write_file(const char *dir, const char *name, const char *fmt, ...)
+{
+    char path[512], tmp[520];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        abort();
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fclose(f);
+    if (rename(tmp, path))
+        abort();
 }
 
 #endif

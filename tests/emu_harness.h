@@ -186,6 +186,19 @@ static inline const char *buy(const char *body, char *token_out, size_t token_si
     return sid;
 }
 
+/* A customer-side action through the control API; the new operation's id goes to op_out. */
+static inline long customer(const char *sid, const char *verb, const char *body, char op_out[64])
+{
+    char path[256];
+    snprintf(path, sizeof path, "/_emulator/subscriptions/%s/%s", sid, verb);
+    struct reply r = ctl("POST", path, body ? body : "{}");
+    long s = r.status;
+    if (op_out)
+        snprintf(op_out, 64, "%s", jstr(r.json, "id") ? jstr(r.json, "id") : "none");
+    reply_free(&r);
+    return s;
+}
+
 static inline long activate(const char *sid, const char *body)
 {
     char path[256];

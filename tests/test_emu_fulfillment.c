@@ -31,18 +31,6 @@ static long patch_sub(const char *sid, const char *body, char op_out[64])
     return s;
 }
 
-static long customer(const char *sid, const char *verb, const char *body, char op_out[64])
-{
-    char path[256];
-    snprintf(path, sizeof path, "/_emulator/subscriptions/%s/%s", sid, verb);
-    struct reply r = ctl("POST", path, body ? body : "{}");
-    long s = r.status;
-    if (op_out)
-        snprintf(op_out, 64, "%s", jstr(r.json, "id") ? jstr(r.json, "id") : "none");
-    reply_free(&r);
-    return s;
-}
-
 static void transport_and_auth(void)
 {
     struct reply r = call("GET", url_of("/api/saas/subscriptions"), NULL, NULL);

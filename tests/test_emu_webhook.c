@@ -83,18 +83,6 @@ static json_t *jwks_key(const char *kid)
     return found;
 }
 
-static long customer(const char *sid, const char *verb, const char *body, char op_out[64])
-{
-    char path[256];
-    snprintf(path, sizeof path, "/_emulator/subscriptions/%s/%s", sid, verb);
-    struct reply r = ctl("POST", path, body ? body : "{}");
-    long s = r.status;
-    if (op_out)
-        snprintf(op_out, 64, "%s", jstr(r.json, "id") ? jstr(r.json, "id") : "none");
-    reply_free(&r);
-    return s;
-}
-
 static json_t *delivery_of(const char *op)
 {
     char path[256];

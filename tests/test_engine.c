@@ -21,23 +21,6 @@ static const char *SUB =
 static const char *CHANGE =
     "{\"id\":\"op-1\",\"action\":\"ChangeQuantity\",\"quantity\":3,\"planId\":\"basic\"}";
 
-static void write_file(const char *dir, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void write_file(const char *dir, const char *name, const char *fmt, ...)
-{
-    char path[512], tmp[520];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        abort();
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-    rename(tmp, path); /* atomic, like a careful deploy */
-}
 
 static void file_sha(const char *dir, const char *name, char out[65])
 {
@@ -82,7 +65,7 @@ static double now_ms(void)
 static void test_decisions(void)
 {
     char *dir = check_tmpdir("engine");
-    write_file(dir, "o1.lua",
+    check_write_file(dir, "o1.lua",
                "local r = {}\n"
                "function r.provision(sub, ctx)\n"
                "  if sub.planId == 'basic' then\n"
@@ -175,7 +158,7 @@ static void test_sandbox(void)
     char *dir = check_tmpdir("sandbox");
     const char *probes[] = {"io", "os.execute", "load", "loadstring", "dofile", "require", "debug",
                             "package", "collectgarbage", "print", "rawset", "string.dump"};
-    write_file(dir, "probe.lua",
+    check_write_file(dir, "probe.lua",
                "local r = {}\n"
                "function r.provision(sub, ctx)\n"
                "  local name = sub.name\n"
@@ -241,7 +224,7 @@ static void test_sandbox(void)
     engine_close(e);
 
     char *dir3 = check_tmpdir("strdump");
-    write_file(dir3, "m.lua",
+    check_write_file(dir3, "m.lua",
                "return { change_quantity = function(sub, change, ctx)\n"
                "  return { accept = (\"\").dump == nil and (\"x\"):upper() == \"X\" }\n"
                "end }\n");
@@ -255,7 +238,7 @@ static void test_sandbox(void)
     free(dir3);
 
     char *dir2 = check_tmpdir("bytecode");
-    write_file(dir2, "bin.lua", "\x1bLua\x54 return {}");
+    check_write_file(dir2, "bin.lua", "\x1bLua\x54 return {}");
     e = open_dir(dir2, 1000);
     CHECK(e == NULL, "a precompiled (bytecode) rule file is refused");
     engine_close(e);
@@ -273,7 +256,7 @@ static void note_problem(void *arg, const char *p)
 static void test_limits(void)
 {
     char *dir = check_tmpdir("limits");
-    write_file(dir, "loop.lua",
+    check_write_file(dir, "loop.lua",
                "local r = {}\n"
                "function r.change_plan(sub, change, ctx)\n"
                "  while true do\n"
@@ -324,11 +307,11 @@ static void test_limits(void)
     engine_close(e);
 
     char *dir2 = check_tmpdir("toplevel");
-    write_file(dir2, "spin.lua", "local x = 0\nwhile true do x = x + 1 end\nreturn {}\n");
+    check_write_file(dir2, "spin.lua", "local x = 0\nwhile true do x = x + 1 end\nreturn {}\n");
     e = open_dir(dir2, 200);
     CHECK(e == NULL, "a rule file whose top level never ends is refused at load");
     char *dir3 = check_tmpdir("bomb");
-    write_file(dir3, "bomb.lua", "local t = {}\nfor i = 1, 1e9 do t[i] = ('x'):rep(1000) .. i end\nreturn {}\n");
+    check_write_file(dir3, "bomb.lua", "local t = {}\nfor i = 1, 1e9 do t[i] = ('x'):rep(1000) .. i end\nreturn {}\n");
     struct engine_options bo = {.cpu_ms = 5000, .memory = 4u << 20};
     char text[1024] = "";
     int rc_bomb = engine_check_dir(dir3, &bo, note_problem, text);
@@ -371,7 +354,7 @@ static void *slow_main(void *arg)
 static void test_reload_and_check(void)
 {
     char *dir = check_tmpdir("reload");
-    write_file(dir, "o1.lua", "return { provision = function() return { action = 'activate', message = 'v1' } end }\n");
+    check_write_file(dir, "o1.lua", "return { provision = function() return { action = 'activate', message = 'v1' } end }\n");
     struct engine *e = open_dir(dir, 1000);
     CHECK(e != NULL, "generation 1 loads");
     if (!e)
@@ -383,7 +366,7 @@ static void test_reload_and_check(void)
     CHECK(!strcmp(r.sha256, sha1), "the recorded rule hash matches the file that decided");
     rule_result_free(&r);
 
-    write_file(dir, "o1.lua", "return { provision = function() return { action = 'activate', message = 'v2' }\n");
+    check_write_file(dir, "o1.lua", "return { provision = function() return { action = 'activate', message = 'v2' }\n");
     int rc = engine_reload(e);
     call(e, "o1", RULE_PROVISION, &r);
     CHECK(rc == SAASD_ERULE && r.generation == 1 && r.message && !strcmp(r.message, "v1") && !strcmp(r.sha256, sha1),
@@ -394,8 +377,8 @@ static void test_reload_and_check(void)
     CHECK(info->reloads_failed == 1 && info->generation == 1, "a failed reload is counted");
     engine_info_free(info);
 
-    write_file(dir, "o1.lua", "return { provision = function() return { action = 'activate', message = 'v2' } end }\n");
-    write_file(dir, "o2.lua", "return { provison = function() end }\n");
+    check_write_file(dir, "o1.lua", "return { provision = function() return { action = 'activate', message = 'v2' } end }\n");
+    check_write_file(dir, "o2.lua", "return { provison = function() end }\n");
     rc = engine_reload(e);
     CHECK(rc == SAASD_ERULE, "one invalid file among valid ones fails the whole reload");
     char o2[512];
@@ -410,7 +393,7 @@ static void test_reload_and_check(void)
     rule_result_free(&r);
 
     /* a call in flight keeps its generation */
-    write_file(dir, "slow.lua",
+    check_write_file(dir, "slow.lua",
                "return { provision = function(sub, ctx)\n"
                "  local t = os.clock() while os.clock() - t < 0.4 do end\n"
                "  return { action = 'activate', message = 'old' } end }\n");
@@ -421,7 +404,7 @@ static void test_reload_and_check(void)
     pthread_t t;
     pthread_create(&t, NULL, slow_main, &sc);
     usleep(100 * 1000);
-    write_file(dir, "slow.lua", "return { provision = function() return { action = 'activate', message = 'new' } end }\n");
+    check_write_file(dir, "slow.lua", "return { provision = function() return { action = 'activate', message = 'new' } end }\n");
     rc = engine_reload(e);
     pthread_join(t, NULL);
     CHECK(rc == 0 && sc.rc == 0 && sc.r.message && !strcmp(sc.r.message, "old") && !strcmp(sc.r.sha256, sha_slow) &&
@@ -435,9 +418,9 @@ static void test_reload_and_check(void)
 
     /* saasd rules check */
     char *bad = check_tmpdir("check");
-    write_file(bad, "good.lua", "return {}\n");
-    write_file(bad, "broken.lua", "local r = {}\nfunction r.provision(sub, ctx)\n  return { action = 'activate' \nend\nreturn r\n");
-    write_file(bad, "typo.lua", "local r = {}\nr.provison = function() end\nreturn r\n");
+    check_write_file(bad, "good.lua", "return {}\n");
+    check_write_file(bad, "broken.lua", "local r = {}\nfunction r.provision(sub, ctx)\n  return { action = 'activate' \nend\nreturn r\n");
+    check_write_file(bad, "typo.lua", "local r = {}\nr.provison = function() end\nreturn r\n");
     struct problems ps = {{0}, 0};
     rc = engine_check_dir(bad, NULL, collect, &ps);
     printf("# %s", ps.text);

@@ -17,23 +17,6 @@
 
 static const char *SUB = "{\"id\":\"s1\",\"offerId\":\"o1\",\"planId\":\"basic\",\"quantity\":10}";
 
-static void write_file(const char *dir, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void write_file(const char *dir, const char *name, const char *fmt, ...)
-{
-    char path[512], tmp[520];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        abort();
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-    rename(tmp, path);
-}
 
 static void rm_rf(const char *dir)
 {
@@ -71,7 +54,7 @@ static void test_store(void)
 {
     char *rules = check_tmpdir("rules-store");
     char *data = check_tmpdir("store");
-    write_file(rules, "o1.lua",
+    check_write_file(rules, "o1.lua",
                "local r = {}\n"
                "function r.change_quantity(sub, change, ctx)\n"
                "  local in_use = tonumber(ctx.store.get('in_use:' .. sub.id) or '0')\n"
@@ -137,7 +120,7 @@ static void test_store(void)
     rc = engine_call(e, "o2", RULE_CHANGE_QUANTITY, "{\"id\":\"s1\"}", "{\"quantity\":1}", b, &r);
     rule_result_free(&r);
     store_batch_free(b);
-    write_file(rules, "o2.lua",
+    check_write_file(rules, "o2.lua",
                "return { change_quantity = function(sub, change, ctx)\n"
                "  return { accept = ctx.store.get('in_use:s1') == nil } end }\n");
     engine_reload(e);
@@ -183,7 +166,7 @@ static void test_http(void)
         return;
     int port = httpd_port(d);
     char *rules = check_tmpdir("rules-http");
-    write_file(rules, "net.lua",
+    check_write_file(rules, "net.lua",
                "local r = {}\n"
                "function r.provision(sub, ctx)\n"
                "  local host = sub.planId or '127.0.0.1'\n"
@@ -263,7 +246,7 @@ static uint64_t generation(struct engine *e)
 static void test_watch(void)
 {
     char *rules = check_tmpdir("rules-watch");
-    write_file(rules, "w.lua", "return {}\n");
+    check_write_file(rules, "w.lua", "return {}\n");
     struct engine_options opt = {.rules_dir = rules, .watch_debounce_ms = 150};
     struct engine *e = NULL;
     engine_open(&opt, &e);
@@ -271,7 +254,7 @@ static void test_watch(void)
     if (!e)
         return;
     for (int i = 0; i < 5; i++)
-        write_file(rules, "w.lua", "return { provision = function() return { action = 'pending' } end }\n");
+        check_write_file(rules, "w.lua", "return { provision = function() return { action = 'pending' } end }\n");
     double t0 = now_ms();
     while (generation(e) < 2 && now_ms() - t0 < 3000)
         usleep(20 * 1000);
@@ -281,7 +264,7 @@ static void test_watch(void)
     engine_call(e, "w", RULE_PROVISION, SUB, NULL, NULL, &r);
     CHECK(r.action == RULE_ACTION_PENDING, "the watcher's reload serves the edited rule");
     rule_result_free(&r);
-    write_file(rules, "w.lua", "return { provision = function( }\n");
+    check_write_file(rules, "w.lua", "return { provision = function( }\n");
     usleep(800 * 1000);
     engine_call(e, "w", RULE_PROVISION, SUB, NULL, NULL, &r);
     CHECK(generation(e) == 2 && r.action == RULE_ACTION_PENDING, "a broken edit seen by the watcher keeps the old rules");

@@ -105,6 +105,19 @@ int jl_string(const json_t *obj, const char *name, char *buf, size_t size)
     return rc;
 }
 
+/* A string value, blanks trimmed, copied into buf for strtod/strtoll; 0 or SAASD_EINVAL when
+ * it does not fit. */
+static int trimmed_copy(const json_t *v, char *buf, size_t size)
+{
+    size_t n;
+    const char *s = trim(json_string_value(v), &n);
+    if (n >= size)
+        return SAASD_EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return 0;
+}
+
 int jl_real(const json_t *obj, const char *name, double *out)
 {
     if (jl_is_unset(obj, name))
@@ -117,12 +130,8 @@ int jl_real(const json_t *obj, const char *name, double *out)
     if (!json_is_string(v))
         return SAASD_EINVAL;
     char buf[64];
-    size_t n;
-    const char *s = trim(json_string_value(v), &n);
-    if (n >= sizeof buf)
+    if (trimmed_copy(v, buf, sizeof buf))
         return SAASD_EINVAL;
-    memcpy(buf, s, n);
-    buf[n] = 0;
     char *end;
     errno = 0;
     double d = strtod(buf, &end);
@@ -151,12 +160,8 @@ int jl_int(const json_t *obj, const char *name, long long *out)
     if (!json_is_string(v))
         return SAASD_EINVAL;
     char buf[32];
-    size_t n;
-    const char *s = trim(json_string_value(v), &n);
-    if (n >= sizeof buf)
+    if (trimmed_copy(v, buf, sizeof buf))
         return SAASD_EINVAL;
-    memcpy(buf, s, n);
-    buf[n] = 0;
     char *end;
     errno = 0;
     long long x = strtoll(buf, &end, 10);

@@ -23,31 +23,31 @@ int jwt_rsa_generate(int bits, EVP_PKEY **out)
     return 0;
 }
 
+/* a "." b into a malloc'd string. */
+static int join_dot(const char *a, const char *b, char **out)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+    if (!s)
+        return SAASD_ENOMEM;
+    memcpy(s, a, la);
+    s[la] = '.';
+    memcpy(s + la + 1, b, lb + 1);
+    *out = s;
+    return 0;
+}
+
 /* base64url(a) "." base64url(b) into a malloc'd string. */
 static int join_segments(const char *a, size_t alen, const char *b, size_t blen, char **out)
 {
-    char *ea = NULL, *eb = NULL, *s = NULL;
+    char *ea = NULL, *eb = NULL;
     int rc = crypto_base64url_encode(a, alen, &ea);
-    if (rc)
-        goto fail;
-    rc = crypto_base64url_encode(b, blen, &eb);
-    if (rc)
-        goto fail;
-    size_t la = strlen(ea), lb = strlen(eb);
-    s = malloc(la + lb + 2);
-    if (!s) {
-        rc = SAASD_ENOMEM;
-        goto fail;
-    }
-    memcpy(s, ea, la);
-    s[la] = '.';
-    memcpy(s + la + 1, eb, lb + 1);
-    *out = s;
-    s = NULL;
-fail:
+    if (!rc)
+        rc = crypto_base64url_encode(b, blen, &eb);
+    if (!rc)
+        rc = join_dot(ea, eb, out);
     free(ea);
     free(eb);
-    free(s);
     return rc;
 }
 
@@ -81,17 +81,10 @@ int jwt_sign_rs256_header(EVP_PKEY *key, const char *header_json, const char *cl
     rc = crypto_base64url_encode(sig, sig_len, &sig64);
     if (rc)
         goto fail;
-    size_t li = strlen(signing_input), ls = strlen(sig64);
-    token = malloc(li + ls + 2);
-    if (!token) {
-        rc = SAASD_ENOMEM;
+    rc = join_dot(signing_input, sig64, &token);
+    if (rc)
         goto fail;
-    }
-    memcpy(token, signing_input, li);
-    token[li] = '.';
-    memcpy(token + li + 1, sig64, ls + 1);
     *out = token;
-    rc = 0;
 fail:
     EVP_MD_CTX_free(md);
     free(signing_input);
