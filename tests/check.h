@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int check_failed_count;
 static int check_passed_count;
@@ -39,6 +40,23 @@ static inline char *check_tmpdir(const char *tag)
     if (!mkdtemp(dir))
         abort();
     return dir;
+}
+
+/* Remove a test directory and everything in it. */
+static inline void check_rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+}
+
+/* Monotonic milliseconds, for waiting loops (never for asserting speed). */
+static inline double check_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* Write dir/name from a format, atomically (temporary file + rename), as a careful deploy

@@ -21,7 +21,6 @@ static const char *SUB =
 static const char *CHANGE =
     "{\"id\":\"op-1\",\"action\":\"ChangeQuantity\",\"quantity\":3,\"planId\":\"basic\"}";
 
-
 static void file_sha(const char *dir, const char *name, char out[65])
 {
     char path[512], buf[65536];
@@ -45,21 +44,6 @@ static struct engine *open_dir(const char *dir, int cpu_ms)
 static int call(struct engine *e, const char *offer, enum rule_handler h, struct rule_result *r)
 {
     return engine_call(e, offer, h, SUB, h == RULE_PROVISION ? NULL : CHANGE, NULL, r);
-}
-
-static void rm_rf(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", dir);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static void test_decisions(void)
@@ -149,7 +133,7 @@ static void test_decisions(void)
           "metrics count calls by offer, handler and outcome, and reloads");
     free(metrics);
     engine_close(e);
-    rm_rf(dir);
+    check_rm_rf(dir);
     free(dir);
 }
 
@@ -234,7 +218,7 @@ static void test_sandbox(void)
     if (e)
         rule_result_free(&r);
     engine_close(e);
-    rm_rf(dir3);
+    check_rm_rf(dir3);
     free(dir3);
 
     char *dir2 = check_tmpdir("bytecode");
@@ -242,8 +226,8 @@ static void test_sandbox(void)
     e = open_dir(dir2, 1000);
     CHECK(e == NULL, "a precompiled (bytecode) rule file is refused");
     engine_close(e);
-    rm_rf(dir);
-    rm_rf(dir2);
+    check_rm_rf(dir);
+    check_rm_rf(dir2);
     free(dir);
     free(dir2);
 }
@@ -279,9 +263,9 @@ static void test_limits(void)
     if (!e)
         return;
     struct rule_result r;
-    double t0 = now_ms();
+    double t0 = check_now_ms();
     int rc = call(e, "loop", RULE_CHANGE_PLAN, &r);
-    double took = now_ms() - t0;
+    double took = check_now_ms() - t0;
     CHECK(rc == SAASD_ELIMIT && r.outcome == RULE_CPU_LIMIT, "an endless loop is stopped even inside pcall");
     CHECK(took >= 250 && took < 3000, "the loop is stopped near the configured cpu limit");
     CHECK(r.error && strstr(r.error, "offer 'loop'") && strstr(r.error, "change_plan") && strstr(r.error, "loop.lua:") &&
@@ -317,9 +301,9 @@ static void test_limits(void)
     int rc_bomb = engine_check_dir(dir3, &bo, note_problem, text);
     CHECK(rc_bomb == SAASD_ERULE && strstr(text, "bomb.lua:2: memory limit"),
           "a memory bomb at a file's top level fails the load with the file and line");
-    rm_rf(dir);
-    rm_rf(dir2);
-    rm_rf(dir3);
+    check_rm_rf(dir);
+    check_rm_rf(dir2);
+    check_rm_rf(dir3);
     free(dir);
     free(dir2);
     free(dir3);
@@ -431,8 +415,8 @@ static void test_reload_and_check(void)
     struct problems ok = {{0}, 0};
     rc = engine_check_dir(dir, NULL, collect, &ok);
     CHECK(rc == 0 && ok.n == 0, "rules check accepts a valid directory");
-    rm_rf(dir);
-    rm_rf(bad);
+    check_rm_rf(dir);
+    check_rm_rf(bad);
     free(dir);
     free(bad);
 }

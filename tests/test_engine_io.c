@@ -18,21 +18,6 @@
 static const char *SUB = "{\"id\":\"s1\",\"offerId\":\"o1\",\"planId\":\"basic\",\"quantity\":10}";
 
 
-static void rm_rf(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", dir);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static int kv_get(struct store *s, const char *offer, const char *key, char *out, size_t size)
 {
     char full[256];
@@ -129,8 +114,8 @@ static void test_store(void)
     rule_result_free(&r);
     engine_close(e);
     store_close(s);
-    rm_rf(rules);
-    rm_rf(data);
+    check_rm_rf(rules);
+    check_rm_rf(data);
     free(rules);
     free(data);
 }
@@ -203,9 +188,9 @@ static void test_http(void)
     pthread_t t;
     pthread_create(&t, NULL, bg_main, &bg);
     usleep(100 * 1000);
-    double t0 = now_ms();
+    double t0 = check_now_ms();
     rc = engine_call(e, "net", RULE_CHANGE_PLAN, SUB, "{}", NULL, &r);
-    double fast = now_ms() - t0;
+    double fast = check_now_ms() - t0;
     rule_result_free(&r);
     pthread_join(t, NULL);
     CHECK(rc == 0 && fast < 300, "a rule waiting in ctx.http does not block other calls");
@@ -230,7 +215,7 @@ static void test_http(void)
     engine_close(e);
     http_client_free(hc);
     httpd_stop(d);
-    rm_rf(rules);
+    check_rm_rf(rules);
     free(rules);
 }
 
@@ -255,8 +240,8 @@ static void test_watch(void)
         return;
     for (int i = 0; i < 5; i++)
         check_write_file(rules, "w.lua", "return { provision = function() return { action = 'pending' } end }\n");
-    double t0 = now_ms();
-    while (generation(e) < 2 && now_ms() - t0 < 3000)
+    double t0 = check_now_ms();
+    while (generation(e) < 2 && check_now_ms() - t0 < 3000)
         usleep(20 * 1000);
     usleep(500 * 1000);
     CHECK(generation(e) == 2, "a burst of edits in the rules directory causes one reload");
@@ -270,7 +255,7 @@ static void test_watch(void)
     CHECK(generation(e) == 2 && r.action == RULE_ACTION_PENDING, "a broken edit seen by the watcher keeps the old rules");
     rule_result_free(&r);
     engine_close(e);
-    rm_rf(rules);
+    check_rm_rf(rules);
     free(rules);
 }
 
