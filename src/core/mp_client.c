@@ -377,12 +377,18 @@ fail:
 
 /* ---- endpoints ---- */
 
-static int sub_path(char *out, size_t size, const char *sub_id, const char *suffix)
+/* URL of saas/subscriptions/{sub_id}{suffix}[?...&query]; SAASD_EINVAL for an id that is not
+ * URL-safe, SAASD_ETOOBIG when it does not fit. */
+static int sub_url(const struct mp_client *mp, const char *sub_id, const char *suffix, const char *query,
+                   char url[URL_MAX])
 {
+    char path[512];
     if (!id_ok(sub_id))
         return SAASD_EINVAL;
-    int n = snprintf(out, size, "saas/subscriptions/%s%s", sub_id, suffix ? suffix : "");
-    return n > 0 && (size_t)n < size ? 0 : SAASD_ETOOBIG;
+    int n = snprintf(path, sizeof path, "saas/subscriptions/%s%s", sub_id, suffix ? suffix : "");
+    if (n <= 0 || (size_t)n >= sizeof path)
+        return SAASD_ETOOBIG;
+    return build_url(mp, url, path, query);
 }
 
 int mp_resolve(struct mp_client *mp, const char *marketplace_token, struct mp_result *res)
@@ -401,10 +407,8 @@ int mp_resolve(struct mp_client *mp, const char *marketplace_token, struct mp_re
 
 int mp_get_subscription(struct mp_client *mp, const char *sub_id, struct mp_result *res)
 {
-    char path[256], url[URL_MAX];
-    int rc = sub_path(path, sizeof path, sub_id, NULL);
-    if (!rc)
-        rc = build_url(mp, url, path, NULL);
+    char url[URL_MAX];
+    int rc = sub_url(mp, sub_id, NULL, NULL, url);
     if (rc)
         return rc;
     struct call c = {.ep = MP_GET, .method = "GET", .url = url, .repeat_safe = 1};
@@ -414,12 +418,10 @@ int mp_get_subscription(struct mp_client *mp, const char *sub_id, struct mp_resu
 int mp_activate(struct mp_client *mp, const char *sub_id, const char *plan_id, long long quantity,
                 struct mp_result *res)
 {
-    char path[256], url[URL_MAX];
+    char url[URL_MAX];
     if (!plan_id || !*plan_id)
         return SAASD_EINVAL;
-    int rc = sub_path(path, sizeof path, sub_id, "/activate");
-    if (!rc)
-        rc = build_url(mp, url, path, NULL);
+    int rc = sub_url(mp, sub_id, "/activate", NULL, url);
     if (rc)
         return rc;
     json_t *body = quantity >= 0 ? json_pack("{s:s, s:I}", "planId", plan_id, "quantity", (json_int_t)quantity)
@@ -508,10 +510,7 @@ int mp_list_subscriptions(struct mp_client *mp, struct mp_result *res)
 
 int mp_list_plans(struct mp_client *mp, const char *sub_id, const char *plan_id, struct mp_result *res)
 {
-    char path[256], url[URL_MAX], query[512] = "";
-    int rc = sub_path(path, sizeof path, sub_id, "/listAvailablePlans");
-    if (rc)
-        return rc;
+    char url[URL_MAX], query[512] = "";
     if (plan_id && *plan_id) {
         char *e = curl_easy_escape(NULL, plan_id, 0);
         if (!e)
@@ -519,7 +518,7 @@ int mp_list_plans(struct mp_client *mp, const char *sub_id, const char *plan_id,
         snprintf(query, sizeof query, "planId=%s", e);
         curl_free(e);
     }
-    rc = build_url(mp, url, path, query[0] ? query : NULL);
+    int rc = sub_url(mp, sub_id, "/listAvailablePlans", query[0] ? query : NULL, url);
     if (rc)
         return rc;
     struct call c = {.ep = MP_PLANS, .method = "GET", .url = url, .repeat_safe = 1};
@@ -535,10 +534,8 @@ int mp_list_plans(struct mp_client *mp, const char *sub_id, const char *plan_id,
 
 int mp_list_operations(struct mp_client *mp, const char *sub_id, struct mp_result *res)
 {
-    char path[256], url[URL_MAX];
-    int rc = sub_path(path, sizeof path, sub_id, "/operations");
-    if (!rc)
-        rc = build_url(mp, url, path, NULL);
+    char url[URL_MAX];
+    int rc = sub_url(mp, sub_id, "/operations", NULL, url);
     if (rc)
         return rc;
     struct call c = {.ep = MP_LIST_OPERATIONS, .method = "GET", .url = url, .repeat_safe = 1};
@@ -562,16 +559,11 @@ static void note_operation_status(struct mp_result *res)
  * too long. */
 static int operation_url(struct mp_client *mp, const char *sub_id, const char *op_id, char url[URL_MAX])
 {
-    char path[256];
-    if (!id_ok(op_id))
+    char suffix[200];
+    if (!id_ok(op_id) || (size_t)snprintf(suffix, sizeof suffix, "/operations/%s", op_id) >= sizeof suffix)
         return SAASD_EINVAL;
-    int rc = sub_path(path, sizeof path, sub_id, "/operations/");
-    if (rc)
-        return rc;
-    if (strlen(path) + strlen(op_id) >= sizeof path)
-        return SAASD_EINVAL;
-    strcat(path, op_id);
-    return build_url(mp, url, path, NULL);
+    int rc = sub_url(mp, sub_id, suffix, NULL, url);
+    return rc == SAASD_ETOOBIG ? SAASD_EINVAL : rc;
 }
 
 int mp_get_operation(struct mp_client *mp, const char *sub_id, const char *op_id, struct mp_result *res)
@@ -703,10 +695,8 @@ static int unsafe_change(struct mp_client *mp, enum mp_endpoint ep, const char *
                          const json_t *body, const char *action, const char *plan_id, long long quantity,
                          struct mp_result *res)
 {
-    char path[256], url[URL_MAX];
-    int rc = sub_path(path, sizeof path, sub_id, NULL);
-    if (!rc)
-        rc = build_url(mp, url, path, NULL);
+    char url[URL_MAX];
+    int rc = sub_url(mp, sub_id, NULL, NULL, url);
     if (rc)
         return rc;
     int sends = 0;
