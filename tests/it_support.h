@@ -283,12 +283,6 @@ static json_t *it_wait_audit(const char *sub_id, const char *op_id, long timeout
     return NULL;
 }
 
-static int it_count_entries(void *arg, const void *k, size_t kl, const void *v, size_t vl)
-{
-    (*(int *)arg)++;
-    return 0;
-}
-
 /* Wait until the emulator has no delivery pending and the daemon's inbox and outbox are empty. */
 static int it_settle(struct store *s, long timeout_ms)
 {
@@ -301,8 +295,10 @@ static int it_settle(struct store *s, long timeout_ms)
         json_t *d;
         json_array_foreach(json_object_get(w, "deliveries"), i, d) pending += !strcmp(it_str(d, "status"), "pending");
         json_decref(w);
-        store_scan(s, STORE_INBOX, NULL, 0, it_count_entries, &pending);
-        store_scan(s, STORE_OUTBOX, NULL, 0, it_count_entries, &pending);
+        size_t inbox = 0, outbox = 0;
+        store_count(s, STORE_INBOX, &inbox);
+        store_count(s, STORE_OUTBOX, &outbox);
+        pending += (int)(inbox + outbox);
         if (!pending)
             return 1;
         usleep(20 * 1000);

@@ -179,6 +179,9 @@ static void test_basics(void)
     struct collect all = {0};
     store_scan(s, STORE_SUBSCRIPTIONS, NULL, 0, collect_fn, &all);
     CHECK(all.n == 4 && !strcmp(all.keys[0], "other"), "scan with an empty prefix visits every key");
+    size_t counted = 0;
+    CHECK(store_count(s, STORE_SUBSCRIPTIONS, &counted) == 0 && counted == (size_t)all.n,
+          "store_count gives the number of keys a full scan visits");
     struct collect stop = {.stop_at = 2};
     CHECK(store_scan(s, STORE_SUBSCRIPTIONS, "sub-", 4, collect_fn, &stop) == 42 && stop.n == 2,
           "a scan callback's non-zero return stops the scan and is returned");

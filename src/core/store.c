@@ -351,6 +351,25 @@ fail:
     return rc;
 }
 
+int store_count(struct store *s, enum store_db db, size_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat st;
+    *out = 0;
+    if (!db_valid(db))
+        return SAASD_EINVAL;
+    read_lock(s);
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (!rc)
+        rc = mdb_stat(txn, s->dbi[db], &st);
+    if (!rc)
+        *out = st.ms_entries;
+    if (txn)
+        mdb_txn_abort(txn);
+    read_unlock(s);
+    return store_mdb_err(rc);
+}
+
 int store_scan(struct store *s, enum store_db db, const void *prefix, size_t plen,
                store_scan_fn fn, void *arg)
 {

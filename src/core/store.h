@@ -80,6 +80,9 @@ typedef int (*store_scan_fn)(void *arg, const void *key, size_t klen, const void
 int store_scan(struct store *s, enum store_db db, const void *prefix, size_t plen,
                store_scan_fn fn, void *arg);
 
+/* Number of keys in db, from LMDB's own count (no scan). */
+int store_count(struct store *s, enum store_db db, size_t *out);
+
 /* Batches: an ordered list of writes, applied atomically. Keys and values are copied. */
 int store_batch_new(struct store_batch **out);
 void store_batch_free(struct store_batch *b);

@@ -34,12 +34,6 @@ static unsigned stripe_of(const char *sub_id)
 void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[stripe_of(sub_id)]); }
 void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[stripe_of(sub_id)]); }
 
-static int count_entries(void *arg, const void *k, size_t kl, const void *v, size_t vl)
-{
-    (*(long *)arg)++;
-    return 0;
-}
-
 static void healthz(struct daemon *d, struct httpd_response *res)
 {
     /* Store writable: a tiny durable write. Rules loaded: a generation exists. Token: last
@@ -69,9 +63,9 @@ static void healthz(struct daemon *d, struct httpd_response *res)
 
 static void metrics_page(struct daemon *d, struct httpd_response *res)
 {
-    long inbox = 0, outbox = 0;
-    store_scan(d->store, STORE_INBOX, NULL, 0, count_entries, &inbox);
-    store_scan(d->store, STORE_OUTBOX, NULL, 0, count_entries, &outbox);
+    size_t inbox = 0, outbox = 0;
+    store_count(d->store, STORE_INBOX, &inbox);
+    store_count(d->store, STORE_OUTBOX, &outbox);
     metrics_set("saasd_inbox_depth", NULL, (double)inbox);
     metrics_set("saasd_outbox_depth", NULL, (double)outbox);
     struct store_stats ss;
