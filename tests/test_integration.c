@@ -194,7 +194,9 @@ int main(void)
     snprintf(msub, sizeof msub, "%s", it_str(mp_buy, "subscriptionId"));
     json_decref(it_call("GET", it_str(mp_buy, "landingUrl"), NULL, NULL, &st, NULL));
     json_decref(mp_buy);
-    long long two_hours_ago = (long long)time(NULL) * 1000 - 2 * 3600 * 1000LL;
+    /* A minute into the hour two hours back, so the two usages a minute apart share one hour
+     * whatever the wall clock says when the test runs. */
+    long long two_hours_ago = ((long long)time(NULL) / 3600 - 2) * 3600 * 1000LL + 60000;
     long s1, s2, s3;
     json_decref(it_admin("POST", "/admin/usage", json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", msub, "dimension",
                                                              "api-calls", "quantity", 5.0, "time", (json_int_t)two_hours_ago), &s1));
