@@ -439,8 +439,9 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
     } else if (!strcmp(rest, "/flush") && !strcmp(method, "POST")) {
         struct metering_pass pass;
         int rc = metering_flush(d, json_is_true(json_object_get(args, "ignore_grace")), &pass);
-        reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok", "sent",
-                                                pass.sent, "failed", pass.failed, "retry", pass.retry));
+        reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok",
+                                                "sent", pass.sent, "failed", pass.failed, "retry", pass.retry,
+                                                "folded", pass.folded));
     } else {
         reply_error(res, 404, "no such usage path");
     }

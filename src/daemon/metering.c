@@ -218,6 +218,43 @@ static const char *settle_bucket(struct bucket *k, json_t *item, char *detail, s
     return "failed"; /* Expired, ResourceNotActive, InvalidDimension, ...: sending again cannot help */
 }
 
+/* §7.4 practice: usage whose hour cannot be sent any more (Microsoft kept failing, or the hour
+ * is past the 24-hour window) is not dropped but added to the current hour's event. The current
+ * hour is never due, so its bucket is open; should the clock have gone back and it is not,
+ * the usage stays with its own bucket, marked failed. */
+struct fold_arg {
+    const char *sub, *dim;
+    int64_t hour_s;
+    double quantity;
+    int folded; /* set by each run of fold_usage */
+};
+
+static int fold_usage(void *arg, const void *old, size_t oldlen, void **new_val, size_t *new_len)
+{
+    struct fold_arg *f = arg;
+    struct add_arg a = {f->sub, f->dim, f->hour_s, f->quantity};
+    int rc = add_usage(&a, old, oldlen, new_val, new_len);
+    f->folded = rc == 0;
+    if (rc == SAASD_ECONFLICT)
+        return 0; /* keep the target unchanged; the caller sees folded == 0 */
+    if (rc)
+        return rc;
+    json_t *b = json_loadb(*new_val, *new_len, 0, NULL);
+    if (!b)
+        return SAASD_ENOMEM;
+    json_object_set_new(b, "folded_in", json_real(json_number_value(json_object_get(b, "folded_in")) + f->quantity));
+    free(*new_val);
+    *new_val = dump(b, new_len);
+    json_decref(b);
+    return *new_val ? 0 : SAASD_ENOMEM;
+}
+
+/* Whether a bucket that is given up on should move its quantity to the current hour. */
+static int foldable(const char *fate, const char *detail, int exhausted)
+{
+    return !strcmp(fate, "failed") && (exhausted || !strcmp(detail, "Expired"));
+}
+
 static void count_event(const char *outcome)
 {
     char labels[64];
@@ -253,6 +290,9 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
     snprintf(whole_error, sizeof whole_error, "batchUsageEvent failed: %s (HTTP %ld) %.160s", saasd_strerror(rc), mr.status,
              mr.message);
 
+    struct fold_arg folds[BATCH_MAX];
+    const char *fates[BATCH_MAX];
+    int64_t current_hour = (now_ms() / 1000) / 3600 * 3600;
     struct store_batch *b = NULL;
     int src = store_batch_new(&b);
     for (size_t i = 0; !src && i < n; i++) {
@@ -268,8 +308,21 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
             snprintf(detail, sizeof detail, "%s", whole_error);
         }
         int attempts = (int)json_integer_value(json_object_get(k->rec, "attempts")) + 1;
-        if (!strcmp(fate, "open") && attempts >= MAX_ATTEMPTS)
+        int exhausted = !strcmp(fate, "open") && attempts >= MAX_ATTEMPTS;
+        if (exhausted)
             fate = "failed";
+        folds[i] = (struct fold_arg){sub, dim, current_hour, k->quantity, 0};
+        if (foldable(fate, detail, exhausted) && k->quantity > 0 &&
+            json_integer_value(json_object_get(k->rec, "hour_s")) < current_hour) {
+            unsigned char key[KEY_MAX];
+            size_t klen;
+            if (build_key(sub, dim, current_hour, key, &klen) == 0 &&
+                store_batch_update(b, STORE_USAGE, key, klen, fold_usage, &folds[i]) == 0) {
+                fate = "folded";
+                json_object_set_new(k->rec, "folded_into_hour_s", json_integer(current_hour));
+            }
+        }
+        fates[i] = fate;
         json_object_set_new(k->rec, "state", json_string(fate));
         json_object_set_new(k->rec, "attempts", json_integer(attempts));
         json_object_set_new(k->rec, "result", json_string(detail));
@@ -278,13 +331,6 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
         char *t = dump(k->rec, &len);
         src = t ? store_batch_put(b, STORE_USAGE, k->key, k->klen, t, len) : SAASD_ENOMEM;
         free(t);
-        count_event(fate);
-        if (!strcmp(fate, "sent"))
-            out->sent++;
-        else if (!strcmp(fate, "failed"))
-            out->failed++;
-        else
-            out->retry++;
         if (strcmp(fate, "sent"))
             log_warn("metering", "usage event not accepted", "sub_id", sub, "dimension", dim, "hour", k->start,
                      "state", fate, "detail", detail);
@@ -292,6 +338,26 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
     if (!src)
         src = store_commit(d->store, b);
     store_batch_free(b);
+    for (size_t i = 0; !src && i < n; i++) {
+        if (!strcmp(fates[i], "folded") && !folds[i].folded) {
+            /* The current hour was not open (clock went back): the usage stays in its own
+             * bucket, which says "folded" but holds the quantity; the log line is the record. */
+            char q[32];
+            snprintf(q, sizeof q, "%g", folds[i].quantity);
+            log_error("metering", "usage could not be folded into the current hour", "sub_id", folds[i].sub,
+                      "dimension", folds[i].dim, "quantity", q);
+            fates[i] = "failed";
+        }
+        count_event(fates[i]);
+        if (!strcmp(fates[i], "sent"))
+            out->sent++;
+        else if (!strcmp(fates[i], "failed"))
+            out->failed++;
+        else if (!strcmp(fates[i], "folded"))
+            out->folded++;
+        else
+            out->retry++;
+    }
     mp_result_clear(&mr);
     return src;
 }

@@ -2,8 +2,10 @@
  * happens; saasd adds it up per UTC hour in the store and sends each hour once, after it has
  * closed (plus a grace period), in batches of up to 25 usage events. One event per
  * (subscription, dimension, hour) is what Microsoft accepts (§7.4), so nothing is ever sent
- * twice: a bucket goes open -> sending -> sent | failed, and usage for an hour that is
- * already being sent is refused. */
+ * twice: a bucket goes open -> sending -> sent | failed | folded, and usage for an hour that
+ * is already being sent is refused. A bucket Microsoft kept failing (5 whole-call failures) or
+ * answered Expired is folded: its quantity moves to the current hour's bucket, in the same
+ * commit, so usage is billed late rather than lost (§7.4). */
 #ifndef SAASD_METERING_H
 #define SAASD_METERING_H
 
@@ -19,7 +21,7 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
                     char *err, size_t errsize);
 
 struct metering_pass {
-    int sent, failed, retry;
+    int sent, failed, retry, folded;
 };
 /* One sending pass over the closed hours (ignore_grace: every hour that has ended). */
 int metering_flush(struct daemon *d, int ignore_grace, struct metering_pass *out);
