@@ -46,6 +46,10 @@ enum store_db {
     STORE_DB_COUNT
 };
 
+/* The one translator from LMDB (and errno) codes to SAASD_E*, also for the emulator's own
+ * LMDB file. Logs nothing. */
+int store_mdb_err(int rc);
+
 /* Current on-disk schema version written to META. */
 #define STORE_SCHEMA_VERSION 2
 

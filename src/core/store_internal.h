@@ -77,9 +77,6 @@ struct store {
     uint64_t next_seq;
 };
 
-/* The one translator from LMDB (and errno) codes to SAASD_E*. Logs nothing. */
-int store_mdb_err(int rc);
-
 /* Runs in open's write transaction: brings META up to STORE_SCHEMA_VERSION, or refuses a
  * newer schema with SAASD_ESCHEMA. Sets s->schema_version and s->next_seq. */
 int store_migrate(struct store *s, MDB_txn *txn);

@@ -5,24 +5,13 @@
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/store.h"
 #include "emu/emu_internal.h"
 
 #include <errno.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The one translator of LMDB codes for the emulator. */
-static int lmdb_err(int rc)
-{
-    switch (rc) {
-    case MDB_SUCCESS: return 0;
-    case MDB_NOTFOUND: return SAASD_ENOTFOUND;
-    case MDB_MAP_FULL: return SAASD_EFULL;
-    case ENOMEM: return SAASD_ENOMEM;
-    default: return SAASD_EIO;
-    }
-}
 
 int emu_persist_open(struct emu *e)
 {
@@ -36,7 +25,7 @@ int emu_persist_open(struct emu *e)
         log_error("emulator", "cannot open the LMDB state", "dir", e->data_dir, "error", mdb_strerror(rc));
         if (env)
             mdb_env_close(env);
-        return lmdb_err(rc);
+        return store_mdb_err(rc);
     }
     e->lmdb_env = env;
     return 0;
@@ -83,7 +72,7 @@ fail:
         mdb_txn_abort(txn);
     if (rc != 0)
         log_error("emulator", "cannot load the LMDB state", "error", mdb_strerror(rc));
-    return lmdb_err(rc);
+    return store_mdb_err(rc);
 }
 
 void emu_persist_flush(struct emu *e)
