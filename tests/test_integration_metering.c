@@ -4,6 +4,8 @@
  * runs only when the test flushes. */
 #include "it_support.h"
 
+#include "core/crypto.h"
+
 #include <math.h>
 
 static json_t *flush(void)
@@ -39,6 +41,19 @@ static json_t *bucket(const char *sub, long long hour_s)
     return found;
 }
 
+/* Whether any bucket of sub has dimension dim. */
+static int bucket_of(const char *sub, const char *dim)
+{
+    long st;
+    json_t *list = it_admin("GET", "/admin/usage", NULL, &st), *u;
+    size_t i;
+    int found = 0;
+    json_array_foreach(json_object_get(list, "usage"), i, u) found |=
+        !strcmp(it_str(u, "sub_id"), sub) && !strcmp(it_str(u, "dimension"), dim);
+    json_decref(list);
+    return found;
+}
+
 static double num(json_t *j, const char *key)
 {
     return json_number_value(json_object_get(j, key));
@@ -62,6 +77,21 @@ int main(void)
         return CHECK_DONE();
     snprintf(rules, sizeof rules, "%s/rules", dir);
     mkdir(rules, 0700);
+    /* The offer's usage rule: 100 emails are included; "forbidden" is refused. */
+    char rule_path[600];
+    snprintf(rule_path, sizeof rule_path, "%s/it-metered.lua", rules);
+    it_write_file(rule_path, "local rule = {}\n"
+                             "function rule.usage(sub, usage, ctx)\n"
+                             "  if usage.dimension == 'forbidden' then\n"
+                             "    ctx.store.put('touched:' .. sub.id, 'yes')\n"
+                             "    return nil, 'forbidden is not sold'\n"
+                             "  end\n"
+                             "  if usage.dimension ~= 'emails' then return end\n"
+                             "  local used = tonumber(ctx.store.get('emails:' .. sub.id) or '0')\n"
+                             "  ctx.store.put('emails:' .. sub.id, used + usage.quantity)\n"
+                             "  return { bill = math.max(0, used + usage.quantity - math.max(used, 100)) }\n"
+                             "end\n"
+                             "return rule\n");
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
     struct saasd_config *cfg = NULL;
@@ -142,6 +172,54 @@ int main(void)
     json_decref(r);
     json_decref(late);
     json_decref(cur);
+
+    /* ---- the offer's usage rule decides what is billed ---- */
+    long long hour_now = (long long)time(NULL) / 3600 * 3600;
+    double billed1 = -1, billed2 = -1;
+    json_t *r1 = it_admin("POST", "/admin/usage",
+                          json_pack("{s:s, s:s, s:f}", "subscriptionId", sub, "dimension", "emails", "quantity", 60.0), &st);
+    long st1 = st;
+    json_t *r2 = it_admin("POST", "/admin/usage",
+                          json_pack("{s:s, s:s, s:f}", "subscriptionId", sub, "dimension", "emails", "quantity", 60.0), &st);
+    billed1 = num(r1, "billed");
+    billed2 = num(r2, "billed");
+    json_t *emails = NULL, *u;
+    json_t *list = it_admin("GET", "/admin/usage", NULL, &st);
+    size_t ui;
+    json_array_foreach(json_object_get(list, "usage"), ui, u) if (!strcmp(it_str(u, "dimension"), "emails") &&
+                                                                  json_integer_value(json_object_get(u, "hour_s")) >=
+                                                                      hour_now) emails = u;
+    CHECK(st1 == 200 && st == 200 && fabs(billed1) < 1e-9 && fabs(billed2 - 20) < 1e-9 && emails &&
+              fabs(num(emails, "quantity") - 20) < 1e-9 && fabs(num(emails, "reported") - 60) < 1e-9,
+          "a usage rule bills only what is above the included quantity (the first 100 emails are free)");
+    char hex[CRYPTO_SHA256_HEX_LEN];
+    FILE *rf = fopen(rule_path, "rb");
+    char text[2048];
+    size_t tn = rf ? fread(text, 1, sizeof text, rf) : 0;
+    if (rf)
+        fclose(rf);
+    crypto_sha256_hex(text, tn, hex);
+    CHECK(emails && !strcmp(it_str(emails, "rule_sha256"), hex),
+          "the usage bucket records the SHA-256 of the rule file that decided");
+    json_decref(list);
+    json_decref(r1);
+    json_decref(r2);
+    r1 = it_admin("POST", "/admin/usage",
+                  json_pack("{s:s, s:s, s:f}", "subscriptionId", sub, "dimension", "forbidden", "quantity", 1.0), &st);
+    char path[256];
+    snprintf(path, sizeof path, "/admin/offers/it-metered/store/touched:%s", sub);
+    long kst;
+    json_decref(it_admin("GET", path, NULL, &kst));
+    CHECK(st == 422 && strstr(it_str(r1, "message"), "forbidden is not sold") && !bucket_of(sub, "forbidden") && kst == 404,
+          "a usage report the rule refuses is answered 422 with its message and records nothing, not even its store writes");
+    json_decref(r1);
+    r1 = it_admin("POST", "/admin/usage",
+                  json_pack("{s:s, s:s, s:f}", "subscriptionId", "0d5c0b3f-1111-4222-8333-444455556666", "dimension",
+                            "emails", "quantity", 1.0),
+                  &st);
+    CHECK(st == 404 && strstr(it_str(r1, "message"), "not known"),
+          "usage for a subscription saasd has not seen is answered 404");
+    json_decref(r1);
 
     daemon_stop(d);
     emu_stop(emu);

@@ -32,12 +32,16 @@ int main(void)
         return CHECK_DONE();
     it_point_emulator(httpd_port(d->public_httpd));
 
-    /* Usage two hours ago for a subscription the emulator does not know: the pass sends it and
-     * Microsoft refuses it, which is enough to see the pass run. */
-    char msg[256];
+    /* Usage two hours ago in a dimension the subscription's plan does not have: the pass sends
+     * it and Microsoft refuses it, which is enough to see the pass run. */
+    char sub[64], msg[1024];
+    long st;
+    it_offer("it-periodic");
+    char *landing = it_purchase("it-periodic", 1, sub, sizeof sub);
+    json_decref(it_call("GET", landing, NULL, NULL, &st, NULL));
+    free(landing);
     int64_t two_hours_ago = now_ms() - 2 * 3600 * 1000LL;
-    CHECK(metering_record(d, "00000000-0000-4000-8000-00000000abcd", "api-calls", 3, two_hours_ago, msg, sizeof msg) == 0,
-          "usage is recorded");
+    CHECK(metering_record(d, sub, "api-calls", 3, two_hours_ago, NULL, msg, sizeof msg) == 0, "usage is recorded");
     long long until = it_now_ms() + 10000;
     while (it_now_ms() < until && (metrics_value("saasd_reconcile_runs_total", "result=\"ok\"") < 2 ||
                                    metrics_value("saasd_usage_events_total", "outcome=\"failed\"") < 1))

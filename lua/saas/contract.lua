@@ -12,9 +12,14 @@
 --       -> nothing/true (accept) | { accept = bool, reason = str? } | nil, err (retry later)
 --   suspend / unsubscribe / renew (sub, event, ctx)   side effects on the ISV's systems
 --       -> nothing/true (done) | nil, err (retry later); raising also means retry later
+--   usage(sub, usage, ctx)              metered usage the ISV's systems report, before saasd
+--                                       adds it up for Microsoft (usage = { dimension,
+--                                       quantity, time }, time in ISO 8601 UTC)
+--       -> nothing/true (bill all of it) | { bill = n } (bill n >= 0; 0 = included in the
+--          base fee) | nil, err (refuse the report; nothing is recorded)
 --
--- Missing handler: provision activates, changes and reinstate are accepted, the others do
--- nothing. Unknown fields in a returned table are an error (they are usually typos).
+-- Missing handler: provision activates, changes and reinstate are accepted, usage is billed
+-- as reported, the others do nothing. Unknown fields in a returned table are an error (they are usually typos).
 local sandbox = require("saas.sandbox")
 local cjson = require("cjson")
 
@@ -30,6 +35,7 @@ M.HANDLERS = {
   suspend = { args = "sub, event, ctx", kind = "effect" },
   unsubscribe = { args = "sub, event, ctx", kind = "effect" },
   renew = { args = "sub, event, ctx", kind = "effect" },
+  usage = { args = "sub, usage, ctx", kind = "usage" },
 }
 
 M.DEFAULTS = {
@@ -37,6 +43,7 @@ M.DEFAULTS = {
   change = { accept = true },
   reinstate = { accept = true },
   effect = {},
+  usage = {},
 }
 
 -- Problems with the table a rule file returned: "path:line: message" strings.
@@ -147,10 +154,19 @@ function M.validate(handler, r, err)
     end
     return validate_accept(handler, r, false)
   end
+  if kind == "usage" and type(r) == "table" then
+    check_fields(handler, r, { bill = true })
+    local bill = r.bill
+    if type(bill) ~= "number" or bill ~= bill or bill < 0 or bill == math.huge then
+      invalid(handler, "'bill' must be a number of at least 0, got %s", tostring(bill))
+    end
+    return { outcome = "ok", bill = bill }
+  end
   if r == nil or r == true then
     return { outcome = "ok" }
   end
-  invalid(handler, "expected nothing, true, or nil and an error, got %s", type(r))
+  invalid(handler, kind == "usage" and "expected nothing, true, { bill = n }, or nil and an error, got %s"
+    or "expected nothing, true, or nil and an error, got %s", type(r))
 end
 
 -- JSON null -> absent field: rules test `sub.quantity == nil`, never against cjson.null.
@@ -198,20 +214,27 @@ function M.call(handlers, name, sub_json, arg_json, ctx)
     error({ saas_bad_input = true, msg = format("unknown handler '%s'", tostring(name)) }, 0)
   end
   local sub = decode("subscription", sub_json)
-  local arg = decode(spec.kind == "provision" and "argument" or "change/event", arg_json)
+  local arg = decode(spec.kind == "provision" and "argument" or "change/event/usage", arg_json)
+  if spec.kind == "usage" and (type(arg.quantity) ~= "number" or type(arg.dimension) ~= "string") then
+    error({ saas_bad_input = true, msg = "usage needs a number 'quantity' and a string 'dimension'" }, 0)
+  end
   local fn = handlers[name]
-  if fn == nil then
-    local r = copy(M.DEFAULTS[spec.kind])
-    r.outcome = "default"
-    return r
-  end
   local r, err
-  if spec.kind == "provision" then
-    r, err = fn(sub, ctx)
+  if fn == nil then
+    r = copy(M.DEFAULTS[spec.kind])
+    r.outcome = "default"
   else
-    r, err = fn(sub, arg, ctx)
+    if spec.kind == "provision" then
+      r, err = fn(sub, ctx)
+    else
+      r, err = fn(sub, arg, ctx)
+    end
+    r = M.validate(name, r, err)
   end
-  return M.validate(name, r, err)
+  if spec.kind == "usage" and r.outcome ~= "error" and r.bill == nil then
+    r.bill = arg.quantity -- nothing said: bill what was reported
+  end
+  return r
 end
 
 return M

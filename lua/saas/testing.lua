@@ -12,7 +12,7 @@
 --
 -- Results are the normalised tables the daemon maps to struct rule_result:
 --   { outcome = "ok" | "default" | "error" | "cpu_limit" | "memory_limit" | "invalid_result"
---               | "bad_input", action, accept, message, reason, redirect, error }
+--               | "bad_input", action, accept, message, reason, redirect, bill, error }
 local core = require("saas.core")
 local sandbox = require("saas.sandbox")
 local contract = require("saas.contract")
@@ -275,10 +275,16 @@ function M.change_quantity(sub, quantity, over)
   return M.event("ChangeQuantity", sub, merge({ quantity = quantity }, over))
 end
 
+-- A usage report as the usage handler gets it (POST /admin/usage).
+function M.usage(dimension, quantity, over)
+  return merge({ dimension = dimension, quantity = quantity, time = "2026-01-10T09:15:00Z" }, over)
+end
+
 ---------------------------------------------------------------------------------------------
 -- Assertions: assert.accepted(res), assert.rejected(res, reason_pattern?),
 -- assert.activated(res), assert.pending(res, message_pattern?), assert.refused(res, pattern?)
--- (provision reject), assert.rule_failed(res, outcome?, error_pattern?)
+-- (provision reject), assert.billed(res, quantity) (usage), assert.rule_failed(res, outcome?,
+-- error_pattern?)
 ---------------------------------------------------------------------------------------------
 
 local function describe_result(res)
@@ -286,7 +292,7 @@ local function describe_result(res)
     return tostring(res)
   end
   local parts = {}
-  for _, k in ipairs({ "outcome", "action", "accept", "message", "reason", "redirect", "error" }) do
+  for _, k in ipairs({ "outcome", "action", "accept", "message", "reason", "redirect", "bill", "error" }) do
     if res[k] ~= nil then parts[#parts + 1] = k .. "=" .. tostring(res[k]) end
   end
   return "{ " .. table.concat(parts, ", ") .. " }"
@@ -312,6 +318,9 @@ local CHECKS = {
   end,
   refused = function(res, pattern)
     return decided(res) and res.action == "reject" and matches(res.message, pattern)
+  end,
+  billed = function(res, quantity)
+    return decided(res) and type(res.bill) == "number" and math.abs(res.bill - quantity) < 1e-9
   end,
   rule_failed = function(res, outcome, pattern)
     return type(res) == "table" and not decided(res) and (outcome == nil or res.outcome == outcome)

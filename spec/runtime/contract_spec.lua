@@ -9,7 +9,8 @@ local function run(handler, returned)
   local rule = h.load_rule(path)
   h.remove_dir(dir)
   local sub = h.subscription()
-  local arg = handler ~= "provision" and h.event("Suspend", sub) or nil
+  local arg = handler == "usage" and h.usage("api-calls", 40)
+    or handler ~= "provision" and h.event("Suspend", sub) or nil
   return h.call(rule, handler, sub, arg, h.ctx())
 end
 
@@ -37,6 +38,15 @@ describe("the result schema", function()
     { "suspend", "nil, 'ISV down'", "error" },
     { "unsubscribe", "false, 'later'", "error" },
     { "renew", "{ done = true }", "invalid_result" },
+    { "usage", "nil", "ok", { bill = 40 } },
+    { "usage", "{ bill = 15 }", "ok", { bill = 15 } },
+    { "usage", "{ bill = 0 }", "ok", { bill = 0 } },
+    { "usage", "{ bill = -1 }", "invalid_result" },
+    { "usage", "{ bill = 0/0 }", "invalid_result" },
+    { "usage", "{ bill = '3' }", "invalid_result" },
+    { "usage", "{ bil = 3 }", "invalid_result" },
+    { "usage", "42", "invalid_result" },
+    { "usage", "nil, 'unknown customer'", "error" },
   }
   for _, c in ipairs(cases) do
     local handler, returned, outcome, fields = c[1], c[2], c[3], c[4]
@@ -53,13 +63,20 @@ describe("the result schema", function()
     local rule = { handlers = {} }
     local sub = h.subscription()
     for name, spec in pairs(contract.HANDLERS) do
-      local arg = spec.kind ~= "provision" and h.event("Suspend", sub) or nil
+      local arg = spec.kind == "usage" and h.usage("api-calls", 3)
+        or spec.kind ~= "provision" and h.event("Suspend", sub) or nil
       local res = h.call(rule, name, sub, arg, h.ctx())
       assert.are.equal("default", res.outcome, name)
     end
     assert.activated(h.call(rule, "provision", sub, nil, h.ctx()))
     assert.accepted(h.call(rule, "change_plan", sub, h.change_plan(sub, "gold"), h.ctx()))
     assert.accepted(h.call(rule, "reinstate", sub, h.event("Reinstate", sub), h.ctx()))
+    assert.billed(h.call(rule, "usage", sub, h.usage("api-calls", 2.5), h.ctx()), 2.5)
+  end)
+
+  it("refuses a usage report without a number quantity as bad input", function()
+    local res = h.call({ handlers = {} }, "usage", h.subscription(), { dimension = "api-calls" }, h.ctx())
+    assert.rule_failed(res, "bad_input", "quantity")
   end)
 
   it("turns JSON null into an absent field", function()

@@ -415,21 +415,26 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
     if (!args)
         return;
     if (!*rest && !strcmp(method, "POST")) {
-        char err[256] = "";
+        char err[1280] = "";
         int64_t when = 0;
-        double q = -1;
+        double q = -1, billed = 0;
         jl_real(args, "quantity", &q);
         int rc = usage_time(args, &when);
         if (rc)
             snprintf(err, sizeof err, "time must be ISO-8601 UTC (2026-11-24T10:15:00Z) or epoch milliseconds");
         else
             rc = metering_record(d, json_string_value(json_object_get(args, "subscriptionId")),
-                                 json_string_value(json_object_get(args, "dimension")), q, when, err, sizeof err);
+                                 json_string_value(json_object_get(args, "dimension")), q, when, &billed, err,
+                                 sizeof err);
+        int status = rc == SAASD_ECONFLICT ? 409
+                     : rc == SAASD_EINVAL ? 400
+                     : rc == SAASD_ENOTFOUND ? 404
+                     : rc == SAASD_ERULE || rc == SAASD_ELIMIT ? 422
+                                                                : 500;
         if (rc)
-            reply_json(res, rc == SAASD_ECONFLICT ? 409 : rc == SAASD_EINVAL ? 400 : 500,
-                       json_pack("{s:s, s:s}", "error", saasd_strerror(rc), "message", err));
+            reply_json(res, status, json_pack("{s:s, s:s}", "error", saasd_strerror(rc), "message", err));
         else
-            reply_json(res, 200, json_pack("{s:s}", "result", "recorded"));
+            reply_json(res, 200, json_pack("{s:s, s:f}", "result", "recorded", "billed", billed));
     } else if (!*rest && !strcmp(method, "GET")) {
         const char *sub = httpd_query(req, "subscriptionId");
         json_t *list = json_array();

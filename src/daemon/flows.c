@@ -1,8 +1,9 @@
 /* Fulfillment flows: provisioning, webhook events, publisher-initiated changes.
- * The adapters at the top are the only code that knows the rule engine's and the marketplace
- * client's calling conventions. */
+ * The adapter at the top is the only code here that knows the marketplace client's calling
+ * conventions (decide.c is the rule engine's). */
 #include "daemon/flows.h"
 #include "daemon/daemon.h"
+#include "daemon/decide.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -11,27 +12,11 @@
 #include "core/metrics.h"
 #include "core/mp_client.h"
 #include "core/store.h"
-#include "engine/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* ------------------------------------------------------------------------------------------ */
-/* Rule engine adapter                                                                        */
-
-struct decision {
-    int failed;           /* the rule raised, returned garbage or hit a limit */
-    int limit_hit;        /* CPU or memory limit */
-    char verdict[16];     /* provision: activate|pending|reject; changes: accept|refuse; notify: done */
-    char message[512];
-    char redirect[1024];
-    char rule_file[512];
-    char rule_sha256[72];
-    long long generation;
-    char error[1024];
-};
 
 static const char *handler_of(const char *action)
 {
@@ -42,48 +27,6 @@ static const char *handler_of(const char *action)
     if (!strcmp(action, "Unsubscribe")) return "unsubscribe";
     if (!strcmp(action, "Renew")) return "renew";
     return "provision"; /* Subscribe: an auto-activated purchase is provisioned like a landing */
-}
-
-static void rule_metrics(const char *offer, const char *handler, const char *outcome)
-{
-    char labels[256];
-    snprintf(labels, sizeof labels, "offer=\"%s\",handler=\"%s\",outcome=\"%s\"", offer, handler, outcome);
-    metrics_inc("saasd_rule_decisions_total", labels);
-}
-
-static int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
-                  struct store_batch *batch, struct decision *out)
-{
-    memset(out, 0, sizeof *out);
-    enum rule_handler h = rule_handler_from_name(handler);
-    char *sub_json = json_dumps(sub ? sub : json_object(), JSON_COMPACT);
-    char *arg_json = arg && h != RULE_PROVISION ? json_dumps(arg, JSON_COMPACT) : NULL;
-    struct rule_result r;
-    int rc = engine_call(d->engine, offer, h, sub_json, arg_json, batch, &r);
-    free(sub_json);
-    free(arg_json);
-    snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
-    snprintf(out->rule_sha256, sizeof out->rule_sha256, "%s", r.sha256);
-    out->generation = (long long)r.generation;
-    if (rc != 0) {
-        out->failed = 1;
-        out->limit_hit = rc == SAASD_ELIMIT;
-        snprintf(out->error, sizeof out->error, "%s", r.error ? r.error : saasd_strerror(rc));
-        rule_metrics(offer, handler, rule_outcome_name(r.outcome));
-        rule_result_free(&r);
-        return rc;
-    }
-    if (h == RULE_PROVISION)
-        snprintf(out->verdict, sizeof out->verdict, "%s", rule_action_name(r.action));
-    else if (h == RULE_CHANGE_PLAN || h == RULE_CHANGE_QUANTITY || h == RULE_REINSTATE)
-        snprintf(out->verdict, sizeof out->verdict, "%s", r.accept ? "accept" : "refuse");
-    else
-        snprintf(out->verdict, sizeof out->verdict, "done");
-    snprintf(out->message, sizeof out->message, "%s", r.message ? r.message : r.reason ? r.reason : "");
-    snprintf(out->redirect, sizeof out->redirect, "%s", r.redirect ? r.redirect : "");
-    rule_metrics(offer, handler, out->verdict);
-    rule_result_free(&r);
-    return 0;
 }
 
 static json_t *audit_entry(const char *op_id, const char *action, const char *decision, const char *detail,

@@ -1,5 +1,6 @@
 #include "daemon/metering.h"
 #include "daemon/daemon.h"
+#include "daemon/decide.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -59,7 +60,9 @@ static char *dump(json_t *j, size_t *len)
 struct add_arg {
     const char *sub, *dim;
     int64_t hour_s;
-    double quantity;
+    double quantity;               /* to bill */
+    double reported;               /* as the ISV reported it, before the usage rule */
+    const struct decision *rule;   /* the usage rule's decision, NULL when folding */
 };
 
 static int add_usage(void *arg, const void *old, size_t oldlen, void **new_val, size_t *new_len)
@@ -77,14 +80,37 @@ static int add_usage(void *arg, const void *old, size_t oldlen, void **new_val, 
     }
     double q = json_number_value(json_object_get(b, "quantity")) + a->quantity;
     json_object_set_new(b, "quantity", json_real(q));
+    if (a->rule) {
+        json_object_set_new(b, "reported", json_real(json_number_value(json_object_get(b, "reported")) + a->reported));
+        if (a->rule->rule_sha256[0]) { /* which rule text decided the latest report */
+            json_object_set_new(b, "rule_file", json_string(a->rule->rule_file));
+            json_object_set_new(b, "rule_sha256", json_string(a->rule->rule_sha256));
+            json_object_set_new(b, "rule_generation", json_integer(a->rule->generation));
+        }
+    }
     *new_val = dump(b, new_len);
     json_decref(b);
     return *new_val ? 0 : SAASD_ENOMEM;
 }
 
-int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
-                    char *err, size_t errsize)
+/* The usage report as the usage rule sees it. */
+static json_t *usage_view(const char *dimension, double quantity, int64_t when_ms)
 {
+    char iso[32];
+    time_t t = (time_t)(when_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:s, s:f, s:s}", "dimension", dimension, "quantity", quantity, "time", iso);
+}
+
+int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
+                    double *billed, char *err, size_t errsize)
+{
+    if (billed)
+        *billed = 0;
+    if (errsize)
+        *err = 0;
     int64_t now = now_ms();
     if (!sub_id || !id_ok(sub_id, 64)) {
         snprintf(err, errsize, "subscriptionId must be an id of 1..64 characters");
@@ -102,22 +128,42 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
         snprintf(err, errsize, "usage must have happened within the last 24 hours (section 7.4)");
         return SAASD_EINVAL;
     }
-    struct add_arg a = {sub_id, dimension, (when_ms / 1000) / 3600 * 3600, quantity};
+    json_t *local = NULL;
+    if (record_get_sub(d, sub_id, &local) != 0) {
+        snprintf(err, errsize, "subscription %s is not known here (saasd records it when its landing page is visited)",
+                 sub_id);
+        return SAASD_ENOTFOUND;
+    }
+    const char *offer = json_string_value(json_object_get(local, "offerId"));
+    struct decision dec;
+    struct add_arg a = {sub_id, dimension, (when_ms / 1000) / 3600 * 3600, quantity, quantity, &dec};
     unsigned char key[KEY_MAX];
     size_t klen;
     struct store_batch *b = NULL;
-    int rc = build_key(sub_id, dimension, a.hour_s, key, &klen);
+    json_t *view = usage_view(dimension, quantity, when_ms);
+    /* The rule's ctx.store writes and the bucket are one commit: a report counts fully or not at all. */
+    int rc = view ? build_key(sub_id, dimension, a.hour_s, key, &klen) : SAASD_ENOMEM;
     if (!rc)
         rc = store_batch_new(&b);
-    if (!rc)
-        rc = store_batch_update(b, STORE_USAGE, key, klen, add_usage, &a);
+    if (!rc && (rc = decide(d, offer && *offer ? offer : "default", "usage", json_object_get(local, "subscription"),
+                            view, b, &dec)) != 0)
+        snprintf(err, errsize, "the offer's usage rule did not decide: %s", dec.error);
+    if (!rc) {
+        a.quantity = dec.bill;
+        if (a.quantity > 0)
+            rc = store_batch_update(b, STORE_USAGE, key, klen, add_usage, &a);
+    }
     if (!rc)
         rc = store_commit(d->store, b);
     store_batch_free(b);
+    json_decref(view);
+    json_decref(local);
     if (rc == SAASD_ECONFLICT)
         snprintf(err, errsize, "usage of that hour has already been sent to Microsoft");
-    else if (rc)
+    else if (rc && !*err)
         snprintf(err, errsize, "%s", saasd_strerror(rc));
+    if (!rc && billed)
+        *billed = a.quantity;
     return rc;
 }
 
@@ -232,7 +278,7 @@ struct fold_arg {
 static int fold_usage(void *arg, const void *old, size_t oldlen, void **new_val, size_t *new_len)
 {
     struct fold_arg *f = arg;
-    struct add_arg a = {f->sub, f->dim, f->hour_s, f->quantity};
+    struct add_arg a = {f->sub, f->dim, f->hour_s, f->quantity, 0, NULL};
     int rc = add_usage(&a, old, oldlen, new_val, new_len);
     f->folded = rc == 0;
     if (rc == SAASD_ECONFLICT)

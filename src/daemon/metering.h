@@ -14,11 +14,14 @@
 
 struct daemon;
 
-/* Add quantity (> 0) of dimension for sub_id at when_ms (wall clock, within the last 24 h,
- * not in the future). SAASD_EINVAL (message in err), SAASD_ECONFLICT (that hour is already
- * sent or being sent), or a store error. */
+/* Report quantity (> 0) of dimension for sub_id at when_ms (wall clock, within the last 24 h,
+ * not in the future). The offer's usage rule decides how much of it to bill (default: all);
+ * that part is added to the hour's bucket in the same commit as the rule's ctx.store writes.
+ * *billed (may be NULL) gets the billed part. SAASD_EINVAL (message in err), SAASD_ENOTFOUND
+ * (no local record of sub_id), SAASD_ERULE / SAASD_ELIMIT (the rule refused or failed; nothing
+ * recorded), SAASD_ECONFLICT (that hour is already sent or being sent), or a store error. */
 int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
-                    char *err, size_t errsize);
+                    double *billed, char *err, size_t errsize);
 
 struct metering_pass {
     int sent, failed, retry, folded;

@@ -37,6 +37,7 @@ enum rule_handler {
     RULE_REINSTATE,       /* (sub, event, ctx): may refuse */
     RULE_UNSUBSCRIBE,     /* (sub, event, ctx) */
     RULE_RENEW,           /* (sub, event, ctx) */
+    RULE_USAGE,           /* (sub, usage, ctx): metered usage reported by the ISV's systems */
     RULE_HANDLER_COUNT
 };
 
@@ -67,12 +68,15 @@ struct rule_result {
      *   provision:                action (+ message, redirect)
      *   change_plan/_quantity:    accept (+ reason when refused)
      *   reinstate:                accept (+ reason)
-     *   suspend/unsubscribe/renew: accept = 1 means "done" */
+     *   suspend/unsubscribe/renew: accept = 1 means "done"
+     *   usage:                    bill (>= 0) when has_bill, otherwise bill all of it */
     enum rule_action action;
     int accept;
     char *message;  /* shown to the customer on the landing page */
     char *reason;   /* why a change or reinstate was refused */
     char *redirect; /* where the landing page sends the customer */
+    int has_bill;
+    double bill;    /* usage: the part of the reported quantity to send to Microsoft */
 
     char *offer_id;           /* the offer asked for */
     char *rule_offer;         /* the file's offer id, "default" for default.lua / built-in */
@@ -106,8 +110,9 @@ int engine_open(const struct engine_options *opt, struct engine **out);
 void engine_close(struct engine *e);
 
 /* Run handler h of the rule serving offer_id. sub_json: the subscription (contract §3.2);
- * arg_json: the change (ChangePlan/ChangeQuantity webhook payload, §5.4) or the event (webhook
- * payload) for the other handlers, NULL for provision. Both are read, not kept.
+ * arg_json: the change (ChangePlan/ChangeQuantity webhook payload, §5.4), the usage report
+ * ({dimension, quantity, time}) for usage, or the event (webhook payload) for the other
+ * handlers, NULL for provision. Both are read, not kept.
  * batch: ctx.store writes of the call are appended to it, in order, if and only if the call
  * returns 0, so the daemon commits them with its decision and audit record; NULL = writes are
  * visible within the call and then dropped.

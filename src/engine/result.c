@@ -7,7 +7,7 @@
 #include <string.h>
 
 static const char *const handler_names[RULE_HANDLER_COUNT] = {
-    "provision", "change_plan", "change_quantity", "suspend", "reinstate", "unsubscribe", "renew",
+    "provision", "change_plan", "change_quantity", "suspend", "reinstate", "unsubscribe", "renew", "usage",
 };
 
 static const char *const outcome_names[RULE_OUTCOME_COUNT] = {
@@ -80,6 +80,8 @@ int rule_result_audit_json(const struct rule_result *r, char **out)
     bad |= set_str(o, "message", r->message);
     bad |= set_str(o, "reason", r->reason);
     bad |= set_str(o, "redirect", r->redirect);
+    if (r->has_bill)
+        bad |= json_object_set_new(o, "bill", json_real(r->bill));
     bad |= set_str(o, "error", r->error);
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);

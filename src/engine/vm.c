@@ -449,6 +449,10 @@ int vm_call(struct vm *vm, const struct rule_file *f, enum rule_handler h, const
         out->message = dup_field(L, t, "message");
         out->reason = dup_field(L, t, "reason");
         out->redirect = dup_field(L, t, "redirect");
+        lua_getfield(L, t, "bill");
+        out->has_bill = lua_isnumber(L, -1);
+        out->bill = out->has_bill ? lua_tonumber(L, -1) : 0;
+        lua_pop(L, 1);
         if (outcome && !strcmp(outcome, "default")) {
             out->outcome = RULE_DEFAULT;
         } else if (outcome && !strcmp(outcome, "ok")) {

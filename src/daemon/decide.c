@@ -1,0 +1,56 @@
+/* The rule engine adapter (see decide.h). */
+#include "daemon/decide.h"
+#include "daemon/daemon.h"
+
+#include "core/err.h"
+#include "core/metrics.h"
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void rule_metrics(const char *offer, const char *handler, const char *outcome)
+{
+    char labels[256];
+    snprintf(labels, sizeof labels, "offer=\"%s\",handler=\"%s\",outcome=\"%s\"", offer, handler, outcome);
+    metrics_inc("saasd_rule_decisions_total", labels);
+}
+
+int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
+           struct store_batch *batch, struct decision *out)
+{
+    memset(out, 0, sizeof *out);
+    enum rule_handler h = rule_handler_from_name(handler);
+    char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
+    char *arg_json = arg && h != RULE_PROVISION ? json_dumps(arg, JSON_COMPACT) : NULL;
+    struct rule_result r;
+    int rc = engine_call(d->engine, offer, h, sub_json, arg_json, batch, &r);
+    free(sub_json);
+    free(arg_json);
+    snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
+    snprintf(out->rule_sha256, sizeof out->rule_sha256, "%s", r.sha256);
+    out->generation = (long long)r.generation;
+    if (rc != 0) {
+        out->failed = 1;
+        out->limit_hit = rc == SAASD_ELIMIT;
+        snprintf(out->error, sizeof out->error, "%s", r.error ? r.error : saasd_strerror(rc));
+        rule_metrics(offer, handler, rule_outcome_name(r.outcome));
+        rule_result_free(&r);
+        return rc;
+    }
+    if (h == RULE_PROVISION)
+        snprintf(out->verdict, sizeof out->verdict, "%s", rule_action_name(r.action));
+    else if (h == RULE_CHANGE_PLAN || h == RULE_CHANGE_QUANTITY || h == RULE_REINSTATE)
+        snprintf(out->verdict, sizeof out->verdict, "%s", r.accept ? "accept" : "refuse");
+    else if (h == RULE_USAGE)
+        snprintf(out->verdict, sizeof out->verdict, "bill");
+    else
+        snprintf(out->verdict, sizeof out->verdict, "done");
+    snprintf(out->message, sizeof out->message, "%s", r.message ? r.message : r.reason ? r.reason : "");
+    snprintf(out->redirect, sizeof out->redirect, "%s", r.redirect ? r.redirect : "");
+    out->bill = r.has_bill ? r.bill : 0;
+    rule_metrics(offer, handler, out->verdict);
+    rule_result_free(&r);
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* The rule engine adapter: one call of an offer's handler, turned into a decision the flows and
+ * metering act on. The only daemon code that knows the engine's calling convention. */
+#ifndef SAASD_DECIDE_H
+#define SAASD_DECIDE_H
+
+#include <jansson.h>
+
+struct daemon;
+struct store_batch;
+
+struct decision {
+    int failed;           /* the rule raised, returned garbage or hit a limit */
+    int limit_hit;        /* CPU or memory limit */
+    char verdict[16];     /* provision: activate|pending|reject; changes: accept|refuse; notify: done;
+                             usage: bill */
+    char message[512];
+    char redirect[1024];
+    double bill;          /* usage: the part of the reported quantity to send to Microsoft */
+    char rule_file[512];
+    char rule_sha256[72];
+    long long generation;
+    char error[1024];
+};
+
+/* Run handler (a rule handler name) of the rule serving offer with sub and arg (arg unused for
+ * provision); the rule's ctx.store writes go to batch when it succeeds. Counts the decision in
+ * saasd_rule_decisions_total. Returns 0, or the engine's error with out->failed and out->error. */
+int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
+           struct store_batch *batch, struct decision *out);
+
+#endif
