@@ -4,6 +4,7 @@
 
 #include "core/crypto.h"
 #include "core/metrics.h"
+#include "core/mp_client.h"
 
 #include <math.h>
 
@@ -234,6 +235,29 @@ int main(void)
                                                                        *it_str(u, "usage_event_id");
     CHECK(sent_seen == 1, "the sent hour keeps Microsoft's usage event id");
     json_decref(ulist);
+    char day[16];
+    time_t day_t = (time_t)(two_hours_ago / 1000);
+    struct tm day_tm;
+    gmtime_r(&day_t, &day_tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &day_tm);
+    struct mp_usage_query uq = {.start = day, .offer_id = "it-metered", .dimension = "api-calls"};
+    struct mp_result ur = {0};
+    int urc = mp_usage_events(d->mp, &uq, &ur);
+    double recorded = 0;
+    json_array_foreach(json_object_get(ur.body, "usage"), ui, u) if (!strcmp(it_str(u, "usageResourceId"), msub))
+        recorded += json_number_value(json_object_get(u, "submittedQuantity"));
+    CHECK(urc == 0 && ur.status == 200 && fabs(recorded - 12.5) < 1e-9,
+          "the usage query shows what Microsoft recorded for the offer (section 7.1)");
+    mp_result_clear(&ur);
+    struct mp_usage_query odd_filter = {.start = day, .offer_id = "no such & offer=x"};
+    urc = mp_usage_events(d->mp, &odd_filter, &ur);
+    CHECK(urc == 0 && ur.status == 200 && json_array_size(json_object_get(ur.body, "usage")) == 0,
+          "usage query values are URL-encoded, so a filter cannot add parameters");
+    mp_result_clear(&ur);
+    struct mp_usage_query no_start = {.offer_id = "it-metered"};
+    CHECK(mp_usage_events(d->mp, &no_start, &ur) == SAASD_EINVAL && ur.attempts == 0,
+          "a usage query without a start date is refused before anything is sent");
+    mp_result_clear(&ur);
 
     /* ---- webhooks ---- */
     char *op = it_customer(sub, "change-plan", json_pack("{s:s}", "planId", "business"));

@@ -135,6 +135,16 @@ static void handler(void *arg, const struct httpd_request *req, struct httpd_res
         return;
     }
 
+    if (!strcmp(path, "/api/usageEvents") && !strcmp(method, "GET")) {
+        /* echo the decoded filters back as one row */
+        json_t *row = json_pack("{s:s?, s:s?, s:s?, s:s?}", "usageDate", httpd_query(req, "usageStartDate"), "endDate",
+                                httpd_query(req, "UsageEndDate"), "offerId", httpd_query(req, "offerId"), "dimension",
+                                httpd_query(req, "dimension"));
+        char *text = json_dumps(json_pack("[o]", row), JSON_COMPACT);
+        reply(res, 200, text);
+        free(text);
+        return;
+    }
     if (!strcmp(path, "/api/saas/subscriptions/resolve") && !strcmp(method, "POST")) {
         char sub[2048];
         subscription_json(sub, sizeof sub);
@@ -498,6 +508,16 @@ int main(void)
     char *missing_args[] = {"--config", conf, "get", "00000000-0000-0000-0000-000000000000"};
     st = run_cli(out, sizeof out, 4, missing_args);
     CHECK(st == 1 && strstr(out, "EntityNotFound"), "saasd mp exits 1 on a failed call and still prints the error body");
+    char *usage_args[] = {"--config", conf, "usage-events", "2026-11-01", "2026-11-02", "offerId=offer 1&x", "dimension=api-calls"};
+    st = run_cli(out, sizeof out, 7, usage_args);
+    printed = json_loads(out, 0, NULL);
+    json_t *row = json_array_get(jl_get(printed, "usage"), 0);
+    CHECK(st == 0 && jl_string_is(row, "usageDate", "2026-11-01") && jl_string_is(row, "endDate", "2026-11-02") &&
+              jl_string_is(row, "offerId", "offer 1&x") && jl_string_is(row, "dimension", "api-calls"),
+          "saasd mp usage-events sends the dates and filters (URL-encoded) and prints Microsoft's rows");
+    json_decref(printed);
+    char *usage_bad[] = {"--config", conf, "usage-events", "2026-11-01", "2026-11-02", "colour=blue"};
+    CHECK(run_cli(out, sizeof out, 6, usage_bad) == 2, "saasd mp usage-events exits 2 on a filter it does not know");
     char *bad_args[] = {"--config", conf, "activate", SUB};
     CHECK(run_cli(out, sizeof out, 4, bad_args) == 2, "saasd mp exits 2 on bad arguments");
     unlink(secret);

@@ -35,6 +35,8 @@ static void usage(FILE *f)
             "  ack SUB OP Success|Failure    PATCH the operation status\n"
             "  usage JSON                    POST usageEvent with one UsageEvent object\n"
             "  batch-usage JSON              POST batchUsageEvent with an array of 1..25 events\n"
+            "  usage-events START [END] [offerId=X planId=X dimension=X reconStatus=X]\n"
+            "                                GET usageEvents: what Microsoft recorded per day\n"
             "\n"
             "Prints the response JSON (or {status, operationId, operationLocation} when there is\n"
             "no body). Exit status: 0 success, 1 the call failed, 2 usage or configuration error.\n");
@@ -181,6 +183,32 @@ static int run_verb(struct mp_client *mp, const char *verb, int n, char **a, int
         rc = !strcmp(verb, "usage") ? mp_usage_event(mp, doc, r) : mp_batch_usage_event(mp, doc, r);
         json_decref(doc);
         return rc;
+    }
+    if (!strcmp(verb, "usage-events") && n >= 1) {
+        struct mp_usage_query q = {.start = a[0]};
+        for (int i = 1; i < n; i++) {
+            const char *eq = strchr(a[i], '=');
+            const char *v = eq ? eq + 1 : NULL;
+            size_t kl = eq ? (size_t)(eq - a[i]) : 0;
+            if (!eq && i == 1)
+                q.end = a[i];
+            else if (kl == 7 && !strncmp(a[i], "offerId", kl))
+                q.offer_id = v;
+            else if (kl == 6 && !strncmp(a[i], "planId", kl))
+                q.plan_id = v;
+            else if (kl == 9 && !strncmp(a[i], "dimension", kl))
+                q.dimension = v;
+            else if (kl == 19 && !strncmp(a[i], "azureSubscriptionId", kl))
+                q.azure_subscription_id = v;
+            else if (kl == 11 && !strncmp(a[i], "reconStatus", kl))
+                q.recon_status = v;
+            else {
+                fprintf(stderr, "saasd mp usage-events: unknown argument '%s'\n", a[i]);
+                *usage_error = 1;
+                return SAASD_EINVAL;
+            }
+        }
+        return mp_usage_events(mp, &q, r);
     }
 #undef NEED
     *usage_error = 1;

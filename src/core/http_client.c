@@ -249,3 +249,15 @@ void http_response_free(struct http_response *r)
     free(r->headers);
     memset(r, 0, sizeof *r);
 }
+
+int http_url_escape(const char *s, char *out, size_t size)
+{
+    char *enc = curl_easy_escape(NULL, s, 0);
+    if (!enc)
+        return SAASD_ENOMEM;
+    int rc = strlen(enc) < size ? 0 : SAASD_ETOOBIG;
+    if (!rc)
+        memcpy(out, enc, strlen(enc) + 1);
+    curl_free(enc);
+    return rc;
+}

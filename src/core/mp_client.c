@@ -46,6 +46,7 @@ struct call {
 static const char *const endpoint_names[MP_ENDPOINT_COUNT] = {
     "resolve", "activate", "get", "list", "plans", "change_plan", "change_quantity", "delete",
     "list_operations", "get_operation", "ack_operation", "usage_event", "batch_usage_event",
+    "usage_events",
 };
 
 const char *mp_endpoint_name(enum mp_endpoint ep)
@@ -764,6 +765,41 @@ int mp_usage_event(struct mp_client *mp, const json_t *event, struct mp_result *
         return rc;
     struct call c = {.ep = MP_USAGE_EVENT, .method = "POST", .url = url, .body = event, .repeat_safe = 1};
     return mp_call(mp, &c, res);
+}
+
+int mp_usage_events(struct mp_client *mp, const struct mp_usage_query *q, struct mp_result *res)
+{
+    if (!q || !q->start || !*q->start)
+        return SAASD_EINVAL;
+    const char *names[] = {"usageStartDate", "UsageEndDate", "offerId", "planId", "dimension",
+                           "azureSubscriptionId", "reconStatus"}; /* spelled as §7.1 spells them */
+    const char *values[] = {q->start, q->end, q->offer_id, q->plan_id, q->dimension, q->azure_subscription_id,
+                            q->recon_status};
+    char query[1024] = "", value[256], url[URL_MAX];
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (!values[i])
+            continue;
+        int rc = http_url_escape(values[i], value, sizeof value);
+        if (rc)
+            return rc == SAASD_ETOOBIG ? SAASD_EINVAL : rc;
+        int n = snprintf(query + used, sizeof query - used, "%s%s=%s", used ? "&" : "", names[i], value);
+        if (n < 0 || (size_t)n >= sizeof query - used)
+            return SAASD_EINVAL;
+        used += (size_t)n;
+    }
+    int rc = build_url(mp, url, "usageEvents", query);
+    if (rc)
+        return rc;
+    struct call c = {.ep = MP_USAGE_EVENTS, .method = "GET", .url = url, .repeat_safe = 1};
+    rc = mp_call(mp, &c, res);
+    if (rc == 0) {
+        json_t *rows = json_array();
+        append_items(rows, res->body, "usage");
+        json_decref(res->body);
+        res->body = json_pack("{s:o}", "usage", rows);
+    }
+    return rc;
 }
 
 int mp_batch_usage_event(struct mp_client *mp, const json_t *events, struct mp_result *res)

@@ -42,6 +42,7 @@ enum mp_endpoint {
     MP_ACK_OPERATION,
     MP_USAGE_EVENT,
     MP_BATCH_USAGE_EVENT,
+    MP_USAGE_EVENTS,
     MP_ENDPOINT_COUNT
 };
 
@@ -138,6 +139,14 @@ int mp_usage_event(struct mp_client *mp, const json_t *event, struct mp_result *
 /* POST /api/batchUsageEvent {"request": events} with 1..25 events. body = {"count","result"}:
  * walk result, each item has its own status. */
 int mp_batch_usage_event(struct mp_client *mp, const json_t *events, struct mp_result *res);
+
+/* GET /api/usageEvents: what Microsoft recorded, per day, resource and dimension (§7.1).
+ * start is required (ISO 8601 date or date-time); every other field may be NULL. */
+struct mp_usage_query {
+    const char *start, *end, *offer_id, *plan_id, *dimension, *azure_subscription_id, *recon_status;
+};
+/* body = {"usage": [rows]} (Microsoft answers a bare array). */
+int mp_usage_events(struct mp_client *mp, const struct mp_usage_query *q, struct mp_result *res);
 
 /* 1 for Succeeded, Failed and Conflict (trimmed, case-insensitive). */
 int mp_operation_is_final(const char *status);
