@@ -402,18 +402,38 @@ int main(void)
     CHECK(pend && !strcmp(it_str(pend, "action"), "Suspend") && strstr(it_str(pend, "last_error"), "ISV system down"),
           "the subscription's history shows the event still waiting, with its error");
     json_decref(hist);
+    /* The customer cancels while the suspend is stuck: the cancellation must wait its turn. */
+    char *later_op = it_customer(sub5, "unsubscribe", NULL);
+    usleep(1500 * 1000);
+    int jumped = later_op ? it_audit_count(sub5, later_op, NULL) : 1;
+    CHECK(later_op && !jumped, "a newer event of a subscription waits while an older one waits in the outbox");
     snprintf(path, sizeof path, "%s/it-flaky.lua", rules);
     it_write_file(path, flaky_rule_fixed);
     json_decref(it_admin("POST", "/admin/rules/reload", NULL, &st));
     snprintf(path, sizeof path, "/admin/outbox/%s/retry", seq);
     json_decref(it_admin("POST", path, NULL, &st));
     audit = op ? it_wait_audit(sub5, op, 10000) : NULL;
+    json_t *later_audit = later_op ? it_wait_audit(sub5, later_op, 10000) : NULL;
+    json_t *trail = it_history(sub5);
+    long suspend_at = -1, cancel_at = -1;
+    size_t ti;
+    json_t *te;
+    json_array_foreach(trail, ti, te) {
+        if (op && !strcmp(it_str(te, "op_id"), op))
+            suspend_at = (long)ti;
+        if (later_op && !strcmp(it_str(te, "op_id"), later_op))
+            cancel_at = (long)ti;
+    }
     local = it_local(sub5);
-    CHECK(audit && !strcmp(it_str(local, "status"), "Suspended"),
-          "after the rule is fixed the retried suspend is acted on");
+    CHECK(audit && later_audit && suspend_at >= 0 && cancel_at > suspend_at &&
+              !strcmp(it_str(local, "status"), "Unsubscribed"),
+          "after the rule is fixed the retried suspend is acted on, then the cancellation that waited");
+    json_decref(trail);
     json_decref(audit);
+    json_decref(later_audit);
     json_decref(local);
     free(op);
+    free(later_op);
 
     /* Suspend, reinstate, unsubscribe on the per-seat subscription. */
     const char *verbs[] = {"suspend", "reinstate", "unsubscribe"};

@@ -50,6 +50,7 @@ struct daemon {
     pthread_t *workers;
     int nworkers;
     char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */
+    struct passed_subs *passed_subs; /* inbox.c: subscriptions a scan passed over */
     pthread_t reconciler;
     int reconciler_started;
     pthread_t meterer;

@@ -13,15 +13,17 @@
 #include "core/store.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RETRY_BASE_MS 1000
 #define RETRY_CAP_MS (5 * 60 * 1000)
-#define MAX_SKIPPED_SUBS 256
-#define MAX_SCAN 4096 /* entries looked at per scan: a backlog of one subscription must not make
-                         every scan read the whole inbox */
+#define MAX_SCAN 4096 /* entries looked at per scan and database: a backlog of one subscription
+                         must not make every scan read the whole inbox */
+#define SUB_SET_SLOTS (4 * MAX_SCAN) /* at most 2 * MAX_SCAN subscriptions: load <= 0.5 */
+#define SUB_ID_MAX 64
 
 struct work {
     enum store_db db;
@@ -30,22 +32,71 @@ struct work {
     json_t *entry;
 };
 
+/* The subscriptions a scan has passed over, so their later events wait (order per
+ * subscription). Open addressing; a slot is in use when its stamp is the scan's, so clearing
+ * it for the next scan is one increment. One per daemon, used by find_work under work_lock. */
+struct passed_subs {
+    uint32_t stamp[SUB_SET_SLOTS];
+    char sub[SUB_SET_SLOTS][SUB_ID_MAX];
+    uint32_t current;
+};
+
+static size_t passed_slot(struct passed_subs *ps, const char *sub, int *present)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = sub; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = (size_t)(h % SUB_SET_SLOTS);; i = (i + 1) % SUB_SET_SLOTS) {
+        if (ps->stamp[i] != ps->current) {
+            *present = 0;
+            return i;
+        }
+        if (!strcmp(ps->sub[i], sub)) {
+            *present = 1;
+            return i;
+        }
+    }
+}
+
+static void passed_clear(struct passed_subs *ps)
+{
+    if (++ps->current == 0) { /* wrapped: old stamps could match again */
+        memset(ps->stamp, 0, sizeof ps->stamp);
+        ps->current = 1;
+    }
+}
+
+static int passed_has(struct passed_subs *ps, const char *sub)
+{
+    int present;
+    passed_slot(ps, sub, &present);
+    return present;
+}
+
+static void passed_add(struct passed_subs *ps, const char *sub)
+{
+    int present;
+    size_t i = passed_slot(ps, sub, &present);
+    if (!present) {
+        ps->stamp[i] = ps->current;
+        snprintf(ps->sub[i], SUB_ID_MAX, "%s", sub);
+    }
+}
+
 struct scan_state {
     struct daemon *d;
     struct work *w;
     int64_t now;
-    int64_t next_due;                 /* earliest retry time seen, for the sleep */
-    char skipped[MAX_SKIPPED_SUBS][64];
-    int nskipped;
+    int64_t next_due;  /* earliest retry time seen, for the sleep */
     int scanned;
-    int blocked;   /* an entry was due but its subscription was busy */
+    int blocked;       /* an entry was due but its subscription was busy */
     int found;
-    int cheap;     /* inbox entries: read sub_id from the header without parsing the JSON */
 };
 
-/* Inbox entries start with the header webhook.c writes ({"op_id":"…","sub_id":"…",…) before
- * the payload, so the first "sub_id" is ours. Copies it into out; 0 when absent. */
-static int header_sub_id(const char *val, size_t vlen, char out[64])
+/* Stored events start with a header ({"op_id":"…","sub_id":"…",… as webhook.c writes it;
+ * outbox entries put {"next_at_ms":N, first), so a scan reads them without parsing JSON.
+ * Copies the first "sub_id" into out; 0 when absent. */
+static int header_sub_id(const char *val, size_t vlen, char out[SUB_ID_MAX])
 {
     static const char tag[] = "\"sub_id\":\"";
     const char *p = memmem(val, vlen < 512 ? vlen : 512, tag, sizeof tag - 1);
@@ -53,7 +104,7 @@ static int header_sub_id(const char *val, size_t vlen, char out[64])
         return 0;
     p += sizeof tag - 1;
     size_t n = 0;
-    while (p + n < val + vlen && p[n] != '"' && p[n] != '\\' && n < 63)
+    while (p + n < val + vlen && p[n] != '"' && p[n] != '\\' && n < SUB_ID_MAX - 1)
         n++;
     if (p + n >= val + vlen || p[n] != '"')
         return 0;
@@ -62,40 +113,41 @@ static int header_sub_id(const char *val, size_t vlen, char out[64])
     return 1;
 }
 
+/* An outbox entry's retry time from its leading {"next_at_ms":N; 0 when it does not start so. */
+static int header_next_at(const char *val, size_t vlen, int64_t *out)
+{
+    static const char tag[] = "{\"next_at_ms\":";
+    char digits[24];
+    size_t n = 0;
+    if (vlen <= sizeof tag - 1 || memcmp(val, tag, sizeof tag - 1))
+        return 0;
+    for (const char *p = val + sizeof tag - 1; p < val + vlen && *p >= '0' && *p <= '9' && n < sizeof digits - 1; p++)
+        digits[n++] = *p;
+    digits[n] = 0;
+    if (!n)
+        return 0;
+    *out = strtoll(digits, NULL, 10);
+    return 1;
+}
+
 static int sub_is_busy(struct scan_state *s, const char *sub)
 {
     for (int i = 0; i < s->d->nworkers; i++)
         if (!strcmp(s->d->inflight_subs[i], sub))
             return 1;
-    for (int i = 0; i < s->nskipped; i++)
-        if (!strcmp(s->skipped[i], sub))
-            return 1;
-    return 0;
+    return passed_has(s->d->passed_subs, sub);
 }
 
-static int remember_skipped(struct scan_state *s, const char *sub)
-{
-    for (int i = 0; i < s->nskipped; i++)
-        if (!strcmp(s->skipped[i], sub))
-            return 1;
-    if (s->nskipped == MAX_SKIPPED_SUBS)
-        return 0; /* cannot keep order beyond this: the caller stops the scan */
-    snprintf(s->skipped[s->nskipped++], 64, "%s", sub);
-    return 1;
-}
-
-static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen, enum store_db db)
 {
     struct scan_state *s = arg;
     if (++s->scanned > MAX_SCAN || klen > sizeof s->w->key)
         return 1;
-    char sub[64];
+    char sub[SUB_ID_MAX];
     json_t *e = NULL;
     int64_t due = 0;
-    if (s->cheap) {
-        if (!header_sub_id(val, vlen, sub))
-            return 0;
-    } else {
+    int cheap = header_sub_id(val, vlen, sub) && (db == STORE_INBOX || header_next_at(val, vlen, &due));
+    if (!cheap) { /* entries written before the header order was fixed */
         e = json_loadb(val, vlen, 0, NULL);
         const char *sv = json_string_value(json_object_get(e, "sub_id"));
         if (!sv) {
@@ -111,8 +163,8 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         if (due > s->now && (!s->next_due || due < s->next_due))
             s->next_due = due;
         json_decref(e);
-        /* Later events of the same subscription wait for this one. */
-        return remember_skipped(s, sub) ? 0 : 1;
+        passed_add(s->d->passed_subs, sub); /* its later events, in the outbox or the inbox, wait for this one */
+        return 0;
     }
     if (!e && !(e = json_loadb(val, vlen, 0, NULL)))
         return 0;
@@ -123,17 +175,31 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
     return 1;
 }
 
-/* Called with work_lock held. *blocked tells that due work waits for another worker. */
+static int consider_outbox(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return consider(arg, key, klen, val, vlen, STORE_OUTBOX);
+}
+
+static int consider_inbox(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return consider(arg, key, klen, val, vlen, STORE_INBOX);
+}
+
+/* Called with work_lock held. *blocked tells that due work waits for another worker.
+ * The outbox goes first: its entries are older than any inbox event of the same subscription
+ * (an event moves there only when taken in order), and a subscription with an entry waiting
+ * there must not have its newer events acted on first (a Reinstate before the Suspend it
+ * follows would leave the ISV's side suspended). */
 static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *blocked)
 {
-    struct scan_state s = {.d = d, .w = w, .now = now_ms(), .cheap = 1};
-    w->db = STORE_INBOX;
-    store_scan(d->store, STORE_INBOX, NULL, 0, consider, &s);
+    struct scan_state s = {.d = d, .w = w, .now = now_ms()};
+    passed_clear(d->passed_subs);
+    w->db = STORE_OUTBOX;
+    store_scan(d->store, STORE_OUTBOX, NULL, 0, consider_outbox, &s);
     if (!s.found) {
         s.scanned = 0;
-        s.cheap = 0;
-        w->db = STORE_OUTBOX;
-        store_scan(d->store, STORE_OUTBOX, NULL, 0, consider, &s);
+        w->db = STORE_INBOX;
+        store_scan(d->store, STORE_INBOX, NULL, 0, consider_inbox, &s);
     }
     *next_due = s.next_due;
     *blocked = s.blocked;
@@ -154,11 +220,17 @@ static int postpone(struct daemon *d, struct work *w, const char *why)
 {
     json_t *e = w->entry;
     int attempts = (int)json_integer_value(json_object_get(e, "attempts")) + 1;
+    /* next_at_ms first, so scans read it without parsing (header_next_at); jansson keeps
+     * insertion order, and the update leaves an existing key where it is. */
+    json_t *stored = json_pack("{s:I}", "next_at_ms", (json_int_t)(now_ms() + backoff_ms(attempts)));
+    json_object_del(e, "next_at_ms");
     json_object_set_new(e, "attempts", json_integer(attempts));
-    json_object_set_new(e, "next_at_ms", json_integer(now_ms() + backoff_ms(attempts)));
     json_object_set_new(e, "last_error", json_string(why));
+    if (stored)
+        json_object_update(stored, e);
     const char *op_id = json_string_value(json_object_get(e, "op_id"));
-    char *text = json_dumps(e, JSON_COMPACT);
+    char *text = stored ? json_dumps(stored, JSON_COMPACT) : NULL;
+    json_decref(stored);
     json_t *oprec = json_pack("{s:s, s:s, s:s, s:i, s:s}", "state", "retrying", "action",
                               json_string_value(json_object_get(e, "action")), "sub_id",
                               json_string_value(json_object_get(e, "sub_id")), "attempts", attempts, "last_error", why);
@@ -288,7 +360,8 @@ int inbox_start(struct daemon *d)
     d->nworkers = d->cfg->workers > 0 ? d->cfg->workers : 1;
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
     d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
-    if (!d->workers || !d->inflight_subs)
+    d->passed_subs = calloc(1, sizeof *d->passed_subs);
+    if (!d->workers || !d->inflight_subs || !d->passed_subs)
         return SAASD_ENOMEM;
     for (int i = 0; i < d->nworkers; i++) {
         struct worker_arg *wa = malloc(sizeof *wa);
@@ -313,6 +386,8 @@ void inbox_stop(struct daemon *d)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
     free(d->inflight_subs);
+    free(d->passed_subs);
+    d->passed_subs = NULL;
     d->workers = NULL;
     d->inflight_subs = NULL;
     d->nworkers = 0;
