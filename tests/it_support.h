@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "core/config.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/http_client.h"
 #include "core/httpd.h"
@@ -148,6 +149,32 @@ static struct emu *it_start_emu(void)
     setenv("SAASD_IT_SECRET", "it-secret", 1);
     setenv("SAASD_IT_ADMIN_KEY", it_admin_key, 1);
     return e;
+}
+
+/* A fresh test directory (dir, 256 bytes) with an empty rules directory (rules, 512 bytes),
+ * the shared HTTP client and the emulator; checks that the emulator started. */
+static struct emu *it_setup(const char *name, char *dir, char *rules)
+{
+    char *t = check_tmpdir(name);
+    snprintf(dir, 256, "%s", t);
+    free(t);
+    snprintf(rules, 512, "%s/rules", dir);
+    mkdir(rules, 0700);
+    http_client_new(NULL, &it_http);
+    struct emu *emu = it_start_emu();
+    CHECK(emu != NULL, "the emulator starts in-process");
+    return emu;
+}
+
+/* Hex SHA-256 of a file's text (a rule file, to compare with the audit trail). */
+static void it_file_sha256(const char *path, char out[CRYPTO_SHA256_HEX_LEN])
+{
+    FILE *f = fopen(path, "r");
+    char buf[65536];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f)
+        fclose(f);
+    crypto_sha256_hex(buf, n, out);
 }
 
 /* Point the emulator's webhook and landing URLs at the daemon on port. */

@@ -46,30 +46,12 @@ static void *open_landing(void *arg)
     return NULL;
 }
 
-static void file_sha256(const char *path, char out[CRYPTO_SHA256_HEX_LEN])
-{
-    FILE *f = fopen(path, "r");
-    char buf[65536];
-    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
-    if (f)
-        fclose(f);
-    crypto_sha256_hex(buf, n, out);
-}
-
 int main(void)
 {
-    char *t = check_tmpdir("it");
-    snprintf(dir, sizeof dir, "%s", t);
-    free(t);
-    http_client_new(NULL, &it_http);
-    struct emu *emu = it_start_emu();
-    CHECK(emu != NULL, "the emulator starts in-process");
+    char path[512], rules[512];
+    struct emu *emu = it_setup("it", dir, rules);
     if (!emu)
         return CHECK_DONE();
-
-    char path[512], rules[512];
-    snprintf(rules, sizeof rules, "%s/rules", dir);
-    mkdir(rules, 0700);
     snprintf(path, sizeof path, "%s/it-seats.lua", rules);
     it_write_file(path, seats_rule);
     snprintf(path, sizeof path, "%s/it-slow.lua", rules);
@@ -270,7 +252,7 @@ int main(void)
           "a plan change accepted by the rule is acknowledged and applied on both sides");
     char sha[CRYPTO_SHA256_HEX_LEN];
     snprintf(path, sizeof path, "%s/it-seats.lua", rules);
-    file_sha256(path, sha);
+    it_file_sha256(path, sha);
     CHECK(!strcmp(it_str(audit, "rule_sha256"), sha), "the audit trail records the SHA-256 of the rule file that decided");
     json_decref(audit);
     json_decref(local);

@@ -66,17 +66,10 @@ static const char *state_of(json_t *b)
 
 int main(void)
 {
-    char *t = check_tmpdir("metering");
     char dir[256], conf[512], rules[512];
-    snprintf(dir, sizeof dir, "%s", t);
-    free(t);
-    http_client_new(NULL, &it_http);
-    struct emu *emu = it_start_emu();
-    CHECK(emu != NULL, "the emulator starts in-process");
+    struct emu *emu = it_setup("metering", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    snprintf(rules, sizeof rules, "%s/rules", dir);
-    mkdir(rules, 0700);
     /* The offer's usage rule: 100 emails are included; "forbidden" is refused. */
     char rule_path[600];
     snprintf(rule_path, sizeof rule_path, "%s/it-metered.lua", rules);
@@ -193,12 +186,7 @@ int main(void)
               fabs(num(emails, "quantity") - 20) < 1e-9 && fabs(num(emails, "reported") - 60) < 1e-9,
           "a usage rule bills only what is above the included quantity (the first 100 emails are free)");
     char hex[CRYPTO_SHA256_HEX_LEN];
-    FILE *rf = fopen(rule_path, "rb");
-    char text[2048];
-    size_t tn = rf ? fread(text, 1, sizeof text, rf) : 0;
-    if (rf)
-        fclose(rf);
-    crypto_sha256_hex(text, tn, hex);
+    it_file_sha256(rule_path, hex);
     CHECK(emails && !strcmp(it_str(emails, "rule_sha256"), hex),
           "the usage bucket records the SHA-256 of the rule file that decided");
     json_decref(list);

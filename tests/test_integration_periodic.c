@@ -6,17 +6,10 @@
 
 int main(void)
 {
-    char *t = check_tmpdir("periodic");
     char dir[256], conf[512], rules[512];
-    snprintf(dir, sizeof dir, "%s", t);
-    free(t);
-    http_client_new(NULL, &it_http);
-    struct emu *emu = it_start_emu();
-    CHECK(emu != NULL, "the emulator starts in-process");
+    struct emu *emu = it_setup("periodic", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    snprintf(rules, sizeof rules, "%s/rules", dir);
-    mkdir(rules, 0700);
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 1, grace = 0 }\n");
     /* it_write_config turns reconciliation off: switch it on, every second. */
