@@ -34,12 +34,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "rule_bench: cannot load %s\n", dir);
         return 1;
     }
-    const char *sub = "{\"id\":\"5f0a2c1e-1111-4111-8111-111111111111\",\"offerId\":\"x\",\"planId\":\"team\","
+    const char *sub = "{\"id\":\"5f0a2c1e-1111-4111-8111-111111111111\",\"offerId\":\"x\",\"planId\":\"basic\","
                       "\"quantity\":10,\"saasSubscriptionStatus\":\"Subscribed\",\"term\":{\"termUnit\":\"P1M\","
                       "\"startDate\":\"2026-01-01T00:00:00Z\",\"endDate\":\"2026-01-31T00:00:00Z\"}}";
-    const char *change = "{\"id\":\"op-1\",\"action\":\"ChangeQuantity\",\"planId\":\"team\",\"quantity\":12,"
+    const char *change = "{\"id\":\"op-1\",\"action\":\"ChangeQuantity\",\"planId\":\"standard\",\"quantity\":12,"
                          "\"status\":\"InProgress\",\"operationRequestSource\":\"Azure\"}";
-    const enum rule_handler handlers[] = {RULE_PROVISION, RULE_CHANGE_PLAN, RULE_CHANGE_QUANTITY};
+    const char *usage = "{\"dimension\":\"api-calls\",\"quantity\":25,\"time\":\"2026-01-10T09:15:00Z\"}";
+    const enum rule_handler handlers[] = {RULE_PROVISION, RULE_CHANGE_PLAN, RULE_CHANGE_QUANTITY, RULE_USAGE};
     double *samples = malloc(sizeof(double) * (size_t)n);
     DIR *dd = opendir(dir);
     struct dirent *de;
@@ -54,7 +55,8 @@ int main(int argc, char **argv)
             for (int i = 0; i < n; i++) {
                 struct rule_result r;
                 double t0 = now_us();
-                engine_call(e, offer, handlers[h], sub, handlers[h] == RULE_PROVISION ? NULL : change, NULL, &r);
+                const char *arg = handlers[h] == RULE_PROVISION ? NULL : handlers[h] == RULE_USAGE ? usage : change;
+                engine_call(e, offer, handlers[h], sub, arg, NULL, &r);
                 samples[i] = now_us() - t0;
                 rule_result_free(&r);
             }
