@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct runner {
@@ -169,6 +170,47 @@ static void step(struct runner *r, const char *sub_id, const char *verb, json_t 
     print_states(r, sub_id);
 }
 
+/* Metered billing: rules/metered-api.lua bills only the API calls above the plan's allowance. */
+static void demo_metering(struct runner *r)
+{
+    long st;
+    printf("\n==> 8. Another customer buys 'metered-api' (plan 'basic': 10000 API calls a month included)\n");
+    json_decref(emu_call(r, "POST", "/_emulator/offers",
+                         json_pack("{s:s, s:[{s:s, s:s, s:[s]}, {s:s, s:s, s:[s]}]}", "offerId", "metered-api", "plans",
+                                   "planId", "basic", "displayName", "Basic", "dimensions", "api-calls", "planId", "pro",
+                                   "displayName", "Pro", "dimensions", "api-calls"),
+                         &st));
+    json_t *p = emu_call(r, "POST", "/_emulator/purchases", json_pack("{s:s, s:s}", "offerId", "metered-api", "planId", "basic"),
+                         &st);
+    char sub_id[64];
+    snprintf(sub_id, sizeof sub_id, "%s", str(p, "subscriptionId"));
+    json_decref(call(r, "GET", str(p, "landingUrl"), NULL, 0, &st));
+    json_decref(p);
+    print_states(r, sub_id);
+
+    printf("\n==> 9. The ISV's app reports 9000, then 1500 API calls made two hours ago; the offer's usage rule\n"
+           "       bills only what lies above the allowance, and saasd sends the closed hour to Microsoft\n");
+    json_int_t when = ((json_int_t)time(NULL) / 3600 - 2) * 3600 * 1000 + 60000;
+    const double reports[] = {9000, 1500};
+    for (int i = 0; i < 2; i++) {
+        json_t *a = admin_call(r, "POST", "/admin/usage",
+                               json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", sub_id, "dimension", "api-calls",
+                                         "quantity", reports[i], "time", when),
+                               &st);
+        printf("    reported %6.0f calls: HTTP %ld, billed %g\n", reports[i], st,
+               json_number_value(json_object_get(a, "billed")));
+        json_decref(a);
+    }
+    json_decref(admin_call(r, "POST", "/admin/usage/flush", json_pack("{s:b}", "ignore_grace", 1), &st));
+    json_t *u = emu_call(r, "GET", "/_emulator/usage", NULL, &st);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(u, "usage"), i, e) if (!strcmp(str(e, "resourceId"), sub_id))
+        printf("    Microsoft recorded: %s %g at %s (usageEventId %s)\n", str(e, "dimension"),
+               json_number_value(json_object_get(e, "quantity")), str(e, "effectiveStartTime"), str(e, "usageEventId"));
+    json_decref(u);
+}
+
 static int demo(struct runner *r)
 {
     long st;
@@ -217,6 +259,7 @@ static int demo(struct runner *r)
     json_array_foreach(json_object_get(h, "audit"), i, a)
         printf("    %-15s %-14s %s\n", str(a, "action"), str(a, "decision"), str(a, "rule_sha256"));
     json_decref(h);
+    demo_metering(r);
     printf("\ndemo finished\n");
     return 0;
 }
