@@ -1,16 +1,19 @@
-/* The certificate credential (core/client_cert): PEM loading and each refusal, the assertion's
- * header, claims and signature. Certificates are made in the test's TMPDIR with OpenSSL's APIs
- * (tests/cert_fixture.h). */
+/* The certificate credential (core/client_cert) and the token cache signing in with it against
+ * the built-in emulator: PEM loading and each refusal, the assertion's header, claims and
+ * signature, a token over v1 and v2, a fresh assertion per token request, and an unregistered
+ * certificate refused with a log line that says what to fix. Certificates are made in the
+ * test's TMPDIR with OpenSSL's APIs (tests/cert_fixture.h). */
 #include "cert_fixture.h"
 #include "emu_harness.h"
 #include "core/client_cert.h"
 #include "core/crypto.h"
 #include "core/err.h"
+#include "core/token_cache.h"
 
 #include <fcntl.h>
 
 static char dir[256];
-static struct test_cert A, B;
+static struct test_cert A, B; /* A is registered with the emulator, B is not (at first) */
 
 static json_t *segment(const char *jwt, int index)
 {
@@ -187,6 +190,97 @@ static void loading(void)
     X509_free(old);
 }
 
+static void with_cert_a(struct emu_options *o) { o->client_cert_file = A.both; }
+
+static struct token_cache *cache(struct client_cert *cc, const char *secret, int version)
+{
+    struct token_cache_options o = {.authority_url = BASE, .tenant_id = TENANT, .client_id = CLIENT,
+                                    .client_secret = secret, .client_cert = cc, .version = version,
+                                    .max_attempts = 1};
+    struct token_cache *tc = NULL;
+    return token_cache_new(&o, H, &tc) == 0 ? tc : NULL;
+}
+
+static void against_the_emulator(void)
+{
+    char err[600], tok[8192], tok2[8192];
+    struct client_cert *ca = NULL, *cb = NULL;
+    client_cert_load(A.both, NULL, &ca, err, sizeof err);
+    client_cert_load(B.cert_only, B.key_only, &cb, err, sizeof err);
+    emu_up(with_cert_a);
+
+    CHECK(cache(ca, "emulator-secret", 2) == NULL, "a token cache refuses a secret and a certificate together");
+    CHECK(cache(NULL, NULL, 2) == NULL, "a token cache refuses to start without a credential");
+
+    struct token_cache *tc = cache(ca, NULL, 2);
+    CHECK(tc && token_cache_get(tc, tok, sizeof tok) == 0, "§2 a v2 token is obtained with a certificate the emulator knows");
+    json_t *c = segment(tok, 1);
+    CHECK(c && !strcmp(jstr(c, "azp"), CLIENT) && !strcmp(jstr(c, "ver"), "2.0"), "the v2 token names the app (azp)");
+    json_decref(c);
+    /* every refresh signs a new assertion: the emulator refuses a jti it has seen */
+    CHECK(token_cache_invalidate(tc, tok) == 1 && token_cache_get(tc, tok2, sizeof tok2) == 0 && strcmp(tok, tok2),
+          "a second token request carries a fresh assertion (the emulator's replay check accepts it)");
+    CHECK(token_cache_invalidate(tc, tok2) == 1 && token_cache_get(tc, tok, sizeof tok) == 0,
+          "and a third one too");
+    struct token_cache_stats st;
+    token_cache_stats(tc, &st);
+    CHECK(st.requests == 3 && st.refresh_ok == 3 && st.last_error == 0, "three refreshes, three requests, no refusal");
+    token_cache_free(tc);
+
+    tc = cache(ca, NULL, 1);
+    CHECK(tc && token_cache_get(tc, tok, sizeof tok) == 0,
+          "§2 a v1 token is obtained with the certificate (aud = the v1 endpoint)");
+    c = segment(tok, 1);
+    CHECK(c && !strcmp(jstr(c, "appid"), CLIENT) && !strcmp(jstr(c, "ver"), "1.0"), "the v1 token names the app (appid)");
+    json_decref(c);
+    token_cache_free(tc);
+
+    /* an unknown certificate: refused, and the operator is told what to fix */
+    char logpath[600];
+    snprintf(logpath, sizeof logpath, "%s/token.log", dir);
+    int fd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    log_set_fd(fd);
+    tc = cache(cb, NULL, 2);
+    int rc = tc ? token_cache_get(tc, tok, sizeof tok) : -1;
+    log_set_fd(2);
+    CHECK(rc == SAASD_EAUTH, "a certificate not registered for the app is refused (an auth error, not retried)");
+    if (tc)
+        token_cache_stats(tc, &st);
+    CHECK(tc && strstr(st.last_error_text, "certificate is not registered for the app"),
+          "the stats say the certificate is not registered for the app");
+    char logbuf[8192] = "";
+    ssize_t n = pread(fd, logbuf, sizeof logbuf - 1, 0);
+    logbuf[n > 0 ? n : 0] = 0;
+    close(fd);
+    CHECK(strstr(logbuf, "AADSTS700027") && strstr(logbuf, "not registered for the app") &&
+              strstr(logbuf, client_cert_thumbprint_hex(cb)),
+          "the log line names AADSTS700027, the fix and the certificate's thumbprint");
+    CHECK(!strstr(logbuf, "eyJ") && !strstr(logbuf, "PRIVATE KEY"), "neither the assertion nor the key is logged");
+    token_cache_free(tc);
+
+    /* registering it (as an operator uploads the .crt) makes it work */
+    char *pem = test_cert_pem(B.cert);
+    json_t *req = json_pack("{s:s}", "certificate", pem);
+    char *body = json_dumps(req, 0);
+    struct reply r = ctl("POST", "/_emulator/apps/" CLIENT "/certificates", body);
+    CHECK(r.status == 201, "the emulator registers an uploaded certificate");
+    reply_free(&r);
+    free(body);
+    json_decref(req);
+    free(pem);
+    tc = cache(cb, NULL, 2);
+    CHECK(tc && token_cache_get(tc, tok, sizeof tok) == 0, "once registered, that certificate signs in");
+    token_cache_free(tc);
+
+    tc = cache(NULL, "emulator-secret", 2);
+    CHECK(tc && token_cache_get(tc, tok, sizeof tok) == 0, "the client secret still works next to certificates");
+    token_cache_free(tc);
+
+    emu_down();
+    client_cert_free(ca);
+    client_cert_free(cb);
+}
+
 int main(void)
 {
     char *t = check_tmpdir("client-cert");
@@ -197,6 +291,7 @@ int main(void)
     test_cert_make(&B, dir, "b", "saasd other cert");
 
     loading();
+    against_the_emulator();
 
     test_cert_free(&A);
     test_cert_free(&B);
