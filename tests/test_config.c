@@ -1,5 +1,7 @@
 /* Config loading: the example is valid; every mistake is refused with its file, line and key. */
+#include "cert_fixture.h"
 #include "check.h"
+#include "core/client_cert.h"
 #include "core/config.h"
 #include "core/err.h"
 
@@ -35,6 +37,60 @@ static int refused_with(const char *text, const char *expect)
 }
 
 #define ENTRA "entra = { tenant_id = \"t\", client_id = \"c\", secret_env = \"SAASD_TEST_SECRET\" }\n"
+
+/* entra.certificate_file / private_key_file: exactly one credential, checked at load. */
+static void certificates(void)
+{
+    struct test_cert a, b;
+    char text[2048], err[1024];
+    struct saasd_config *c = NULL;
+    test_cert_make(&a, dir, "app", "saasd config test");
+    test_cert_make(&b, dir, "other", "another certificate");
+
+    snprintf(text, sizeof text, "entra = { tenant_id = \"t\", client_id = \"c\", certificate_file = \"%s\" }\n", a.both);
+    CHECK(load_text(text, err, sizeof err, &c) == 0 && c && c->client_cert && !c->client_secret &&
+              !strcmp(c->client_cert_file, a.both) && !c->client_key_file,
+          "entra.certificate_file alone (certificate and key in one PEM) is a credential, loaded at config time");
+    config_free(c);
+    c = NULL;
+    snprintf(text, sizeof text,
+             "entra = { tenant_id = \"t\", client_id = \"c\", certificate_file = \"%s\", private_key_file = \"%s\" }\n",
+             a.cert_only, a.key_only);
+    CHECK(load_text(text, err, sizeof err, &c) == 0 && c && c->client_cert && !strcmp(c->client_key_file, a.key_only),
+          "entra.private_key_file names the key when it sits in its own PEM");
+    config_free(c);
+
+    snprintf(text, sizeof text,
+             "entra = {\n  tenant_id = \"t\",\n  client_id = \"c\",\n  secret_env = \"SAASD_TEST_SECRET\",\n"
+             "  certificate_file = \"%s\",\n}\n",
+             a.both);
+    CHECK(refused_with(text, ":5: entra.certificate_file: a client secret (secret_env/secret_file) is configured too"),
+          "a certificate and a secret together are refused, naming the key and its line");
+    snprintf(text, sizeof text,
+             "entra = {\n  tenant_id = \"t\",\n  client_id = \"c\",\n  secret_file = \"/nonexistent\",\n"
+             "  certificate_file = \"%s\",\n}\n",
+             a.both);
+    CHECK(refused_with(text, ":5: entra.certificate_file: a client secret"), "secret_file and a certificate are refused too");
+    snprintf(text, sizeof text,
+             "entra = {\n  tenant_id = \"t\",\n  client_id = \"c\",\n  private_key_file = \"%s\",\n}\n", a.key_only);
+    CHECK(refused_with(text, ":4: entra.private_key_file: only used with entra.certificate_file"),
+          "a private key without its certificate is refused");
+    snprintf(text, sizeof text,
+             "entra = {\n  tenant_id = \"t\",\n  client_id = \"c\",\n  certificate_file = \"%s\",\n"
+             "  private_key_file = \"%s\",\n}\n",
+             a.cert_only, b.key_only);
+    CHECK(refused_with(text, ":4: entra.certificate_file: the private key in") && refused_with(text, "does not match the certificate"),
+          "a key that does not match the certificate stops start-up at entra.certificate_file's line");
+    snprintf(text, sizeof text,
+             "entra = {\n  tenant_id = \"t\",\n  client_id = \"c\",\n  certificate_file = \"%s\",\n"
+             "  private_key_file = \"%s/missing.key\",\n}\n",
+             a.cert_only, dir);
+    CHECK(refused_with(text, ":5: entra.private_key_file: cannot read"), "an unreadable key file is refused at its own key");
+    snprintf(text, sizeof text, "entra = { tenant_id = \"t\", client_id = \"c\", certificate_file = \"%s\" }\n", a.cert_only);
+    CHECK(refused_with(text, "entra.certificate_file: no usable private key"), "a certificate file without its key is refused");
+    test_cert_free(&a);
+    test_cert_free(&b);
+}
 
 int main(void)
 {
@@ -73,8 +129,9 @@ int main(void)
     CHECK(refused_with("entra = { tenant_id = \"t\", client_id = \"c\", secret_env = \"SAASD_NOT_SET_ANYWHERE\" }\n",
                        "environment variable SAASD_NOT_SET_ANYWHERE is not set"),
           "a secret whose environment variable is unset is refused");
-    CHECK(refused_with("entra = { tenant_id = \"t\", client_id = \"c\" }\n", "one of secret_env or secret_file is required"),
-          "the client secret cannot be missing");
+    CHECK(refused_with("entra = { tenant_id = \"t\", client_id = \"c\" }\n",
+                       "entra: one of secret_env, secret_file or certificate_file is required"),
+          "the credential cannot be missing: neither a secret nor a certificate is refused");
     CHECK(refused_with("entra = { tenant_id = \"t\", client_id = \"c\", client_secret = \"inline\" }\n",
                        "entra.client_secret: unknown key"),
           "an inline secret is not a key the config accepts");
@@ -87,6 +144,8 @@ int main(void)
     CHECK(refused_with(ENTRA "data_dir = os.getenv('HOME')\n", "'os' is not defined"), "the config sandbox has no os library");
     CHECK(refused_with(ENTRA "while true do end\n", "too long"), "an endless config is stopped");
     CHECK(refused_with(ENTRA "log_level = \"loud\"\n", "log_level: expected debug, info, warn or error"), "a bad log level is refused");
+    certificates();
+
     char missing[600];
     snprintf(missing, sizeof missing, "%s/nope.conf", dir);
     CHECK(config_load(missing, &c, err, sizeof err) == SAASD_ECONFIG && strstr(err, "cannot read config file"),

@@ -1,7 +1,9 @@
 #include "cmd/cmd.h"
+#include "core/client_cert.h"
 #include "core/config.h"
 
 #include <stdio.h>
+#include <time.h>
 
 int cmd_check_config(int argc, char **argv)
 {
@@ -20,6 +22,17 @@ int cmd_check_config(int argc, char **argv)
     }
     printf("%s: ok (listen %s:%d, rules %s, marketplace %s)\n", path, cfg->listen_addr, cfg->listen_port,
            cfg->rules_dir, cfg->marketplace_url);
+    if (cfg->client_cert) {
+        char until[32];
+        time_t na = client_cert_not_after(cfg->client_cert);
+        struct tm tm;
+        gmtime_r(&na, &tm);
+        strftime(until, sizeof until, "%Y-%m-%d", &tm);
+        printf("entra: certificate %s (thumbprint as the portal lists it), valid until %s\n",
+               client_cert_thumbprint_hex(cfg->client_cert), until);
+    } else {
+        printf("entra: client secret\n");
+    }
     config_free(cfg);
     return 0;
 }

@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  --tenant ID              publisher tenant (default " EMU_DEFAULT_TENANT ")\n"
             "  --client-id ID           publisher app id (default " EMU_DEFAULT_CLIENT ")\n"
             "                           secret: env EMU_CLIENT_SECRET, default \"" EMU_DEFAULT_SECRET "\"\n"
+            "  --client-cert FILE       register the PEM certificate in FILE for that app, so it can sign\n"
+            "                           in with client assertions (a private key in FILE is ignored)\n"
             "  --publisher ID           publisherId on offers (default " EMU_DEFAULT_PUBLISHER ")\n"
             "  --issuer-base URL        iss = URL/<tid>/v2.0 (default " EMU_DEFAULT_ISSUER ";\n"
             "                           v1 tokens then use https://sts.windows.net/<tid>/)\n"
@@ -45,7 +47,8 @@ static void usage(FILE *f)
             "  --no-seed                do not create the demo offer 'emulator-offer'\n"
             "  --log-level L            debug|info|warn|error (default info)\n"
             "\n"
-            "Microsoft's surface: POST /{tenant}/oauth2/token, /{tenant}/oauth2/v2.0/token;\n"
+            "Microsoft's surface: POST /{tenant}/oauth2/token, /{tenant}/oauth2/v2.0/token (client secret,\n"
+            "  or client assertion signed with a registered certificate);\n"
             "  GET /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,\n"
             "  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /common/discovery/keys;\n"
             "  /api/saas/subscriptions[...] (resolve, activate, list, get, listAvailablePlans, PATCH, DELETE,\n"
@@ -56,7 +59,10 @@ static void usage(FILE *f)
             "       knobs: webhookUrl landingUrl pageSize ackWindowMs opDelayMs sendDelayMs tokenLifetimeS\n"
             "              landingTokenLifetimeS webhookTimeoutMs webhookBackoffMs webhookMaxAttempts clockOffsetS\n"
             "  POST /_emulator/clock/advance {seconds}\n"
-            "  GET  /_emulator/apps   POST /_emulator/apps {tenantId, clientId, clientSecret} (more publisher apps)\n"
+            "  GET  /_emulator/apps   POST /_emulator/apps {tenantId, clientId, clientSecret?, certificate?}\n"
+            "       (more publisher apps; certificate = PEM)\n"
+            "  GET|POST /_emulator/apps/CLIENT/certificates {certificate: PEM}   (client assertion credentials)\n"
+            "  DELETE /_emulator/apps/CLIENT/certificates/X5T\n"
             "  GET  /_emulator/offers[/ID]    POST /_emulator/offers {offerId, clientId?, webhookUrl?, plans:[{planId,\n"
             "       isPricePerSeat?, minQuantity?, maxQuantity?, termUnit?, price?, dimensions?:[ids]}]}\n"
             "  POST /_emulator/purchases {offerId?, planId?, quantity?, name?, beneficiary?, autoRenew?,\n"
@@ -145,6 +151,8 @@ int cmd_emulate(int argc, char **argv)
             o.tenant_id = v;
         else if (!strcmp(a, "--client-id"))
             o.client_id = v;
+        else if (!strcmp(a, "--client-cert"))
+            o.client_cert_file = v;
         else if (!strcmp(a, "--publisher"))
             o.publisher_id = v;
         else if (!strcmp(a, "--issuer-base"))

@@ -292,7 +292,8 @@ int cmd_run(int argc, char **argv)
     eo.port = port_of(cfg->marketplace_url);
     eo.tenant_id = cfg->tenant_id;
     eo.client_id = cfg->client_id;
-    eo.client_secret = cfg->client_secret;
+    eo.client_secret = cfg->client_secret;        /* NULL with a certificate: the default one */
+    eo.client_cert_file = cfg->client_cert_file;  /* the emulator knows the daemon's certificate */
     eo.webhook_url = webhook;
     eo.landing_url = landing;
     eo.op_delay_ms = 300;

@@ -7,6 +7,8 @@
 
 #define MARKETPLACE_RESOURCE_ID "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
 
+struct client_cert;
+
 struct saasd_config {
     char *path;               /* the file it came from */
 
@@ -29,7 +31,12 @@ struct saasd_config {
     char *authority_url;      /* default https://login.microsoftonline.com */
     char *tenant_id;
     char *client_id;
-    char *client_secret;      /* from entra.secret_env or entra.secret_file, never inline */
+    char *client_secret;      /* from entra.secret_env or entra.secret_file, never inline;
+                                 NULL when the app signs in with a certificate */
+    char *client_cert_file;   /* entra.certificate_file: PEM with the certificate (and its key) */
+    char *client_key_file;    /* entra.private_key_file: the key's PEM when separate, else NULL */
+    struct client_cert *client_cert; /* loaded and checked from those files by config_load;
+                                 NULL with a secret (exactly one of the two is set) */
     int token_version;        /* 1 (resource=) or 2 (scope=.../.default); default 2 */
     char *resource;           /* default MARKETPLACE_RESOURCE_ID */
 

@@ -1,6 +1,7 @@
 /* RS256 JWT signing and JWK publication, for the built-in emulator and the tests: whoever
- * plays Entra ID needs to mint tokens and publish the matching public key. The daemon itself
- * only verifies (see jwt.h). Keys are plain OpenSSL EVP_PKEYs owned by the caller. */
+ * plays Entra ID needs to mint tokens and publish the matching public key. The daemon signs
+ * only its client assertions (client_cert.h) and otherwise verifies (see jwt.h). Keys are
+ * plain OpenSSL EVP_PKEYs owned by the caller. */
 #ifndef SAASD_JWT_SIGN_H
 #define SAASD_JWT_SIGN_H
 

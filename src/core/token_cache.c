@@ -1,6 +1,7 @@
 /* Entra ID client-credentials token cache: one mutex + condition variable give single-flight
  * refreshes; the HTTP request runs outside the mutex. */
 #include "core/token_cache.h"
+#include "core/client_cert.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/http_client.h"
@@ -22,9 +23,11 @@
 
 struct token_cache {
     char *url;       /* full token endpoint */
-    char *form;      /* urlencoded request body (holds the secret) */
+    char *form;      /* urlencoded request body (holds the secret); with a certificate, the
+                        body without its client assertion, which is signed per request */
     size_t form_len;
-    char *secret;    /* to scrub it out of Entra's error text */
+    char *secret;    /* to scrub it out of Entra's error text; NULL with a certificate */
+    struct client_cert *cert; /* NULL with a secret */
     char *tenant_id, *client_id, *resource;
     int version;
     long margin_ms;
@@ -56,6 +59,7 @@ void token_cache_options_from_config(const struct saasd_config *cfg, struct toke
     out->tenant_id = cfg->tenant_id;
     out->client_id = cfg->client_id;
     out->client_secret = cfg->client_secret;
+    out->client_cert = cfg->client_cert;
     out->resource = cfg->resource;
     out->version = cfg->token_version;
 }
@@ -68,8 +72,18 @@ const char *token_cache_aadsts_hint(long code)
     case 700016:  return "the client id is not known in this tenant: check entra.client_id and entra.tenant_id (single-tenant app registered elsewhere?)";
     case 90002:   return "the tenant does not exist: check entra.tenant_id (a GUID or verified domain)";
     case 900023:  return "the tenant id is malformed: check entra.tenant_id";
-    case 700027:  return "the client assertion is invalid: check the certificate and its registration";
-    case 7000216: return "no client secret or assertion was sent: set entra.secret_env or entra.secret_file";
+    case 700027:  return "the certificate is not registered for the app, has expired, or its key does not match: upload the .crt "
+                         "under App registrations > Certificates & secrets (compare the thumbprint) and check entra.certificate_file";
+    case 700024:  return "the client assertion is outside its valid time range: check this machine's clock (NTP)";
+    case 700021:  return "the client assertion's iss/sub is not the client id: check entra.client_id";
+    case 50012:   return "authentication failed; with a certificate, the assertion's aud must be the exact token endpoint: "
+                         "check entra.authority, entra.tenant_id and entra.token_version";
+    case 50013:   return "the client assertion was refused as already used or invalid: saasd signs a fresh one per request, "
+                         "so look for a proxy that re-sends token requests";
+    case 50027:   return "the client assertion is malformed (or the request carried more than one credential): "
+                         "check what sits between saasd and Entra";
+    case 7000216:
+    case 7000218: return "no client secret or assertion was sent: set entra.secret_env, entra.secret_file or entra.certificate_file";
     case 500011:  return "the resource principal was not found in the tenant: check entra.resource (" MARKETPLACE_RESOURCE_ID ")";
     case 70011:   return "the scope is invalid: check entra.resource and entra.token_version";
     case 50126:   return "invalid credentials: check the client secret";
@@ -91,8 +105,11 @@ int token_cache_new(const struct token_cache_options *opt, struct http_client *h
 {
     *out = NULL;
     if (!opt || !http || !opt->authority_url || !*opt->authority_url || !opt->tenant_id || !*opt->tenant_id ||
-        !opt->client_id || !*opt->client_id || !opt->client_secret || !*opt->client_secret)
+        !opt->client_id || !*opt->client_id)
         return SAASD_EINVAL;
+    int has_secret = opt->client_secret && *opt->client_secret;
+    if (has_secret == (opt->client_cert != NULL))
+        return SAASD_EINVAL; /* exactly one credential */
     struct token_cache *tc = calloc(1, sizeof *tc);
     if (!tc)
         return SAASD_ENOMEM;
@@ -108,14 +125,15 @@ int token_cache_new(const struct token_cache_options *opt, struct http_client *h
     tc->tenant_id = strdup(opt->tenant_id);
     tc->client_id = strdup(opt->client_id);
     tc->resource = strdup(opt->resource && *opt->resource ? opt->resource : MARKETPLACE_RESOURCE_ID);
-    tc->secret = strdup(opt->client_secret);
+    tc->secret = has_secret ? strdup(opt->client_secret) : NULL;
+    tc->cert = client_cert_ref(opt->client_cert);
 
     size_t alen = strlen(opt->authority_url);
     while (alen && opt->authority_url[alen - 1] == '/')
         alen--;
     size_t ulen = alen + strlen(opt->tenant_id) + 32;
     tc->url = malloc(ulen);
-    char *e_client = escape(opt->client_id), *e_secret = escape(opt->client_secret);
+    char *e_client = escape(opt->client_id), *e_secret = has_secret ? escape(opt->client_secret) : strdup("");
     char *target = NULL;
     if (tc->resource) {
         size_t tlen = strlen(tc->resource) + 16;
@@ -126,8 +144,8 @@ int token_cache_new(const struct token_cache_options *opt, struct http_client *h
             free(raw);
         }
     }
-    if (!tc->tenant_id || !tc->client_id || !tc->resource || !tc->secret || !tc->url || !e_client || !e_secret ||
-        !target) {
+    if (!tc->tenant_id || !tc->client_id || !tc->resource || (has_secret && !tc->secret) || !tc->url || !e_client ||
+        !e_secret || !target) {
         free(e_client);
         free(e_secret);
         free(target);
@@ -138,9 +156,12 @@ int token_cache_new(const struct token_cache_options *opt, struct http_client *h
              tc->version == 1 ? "/oauth2/token" : "/oauth2/v2.0/token");
     size_t flen = strlen(e_client) + strlen(e_secret) + strlen(target) + 96;
     tc->form = malloc(flen);
-    if (tc->form)
+    if (tc->form && has_secret)
         tc->form_len = (size_t)snprintf(tc->form, flen, "grant_type=client_credentials&client_id=%s&client_secret=%s&%s=%s",
                                         e_client, e_secret, tc->version == 1 ? "resource" : "scope", target);
+    else if (tc->form)
+        tc->form_len = (size_t)snprintf(tc->form, flen, "grant_type=client_credentials&client_id=%s&%s=%s", e_client,
+                                        tc->version == 1 ? "resource" : "scope", target);
     memset(e_secret, 0, strlen(e_secret));
     free(e_client);
     free(e_secret);
@@ -150,6 +171,10 @@ int token_cache_new(const struct token_cache_options *opt, struct http_client *h
         return SAASD_ENOMEM;
     }
     metrics_describe("saasd_token_refresh_total", "counter", "Entra ID token refreshes by outcome");
+    if (tc->cert)
+        log_info("token", "the publisher app signs in with a certificate (a client assertion per token request)",
+                 "client_id", tc->client_id, "thumbprint", client_cert_thumbprint_hex(tc->cert), "x5t",
+                 client_cert_x5t(tc->cert));
     *out = tc;
     return 0;
 }
@@ -171,6 +196,7 @@ void token_cache_free(struct token_cache *tc)
     wipe_free(tc->token);
     wipe_free(tc->form);
     wipe_free(tc->secret);
+    client_cert_free(tc->cert);
     free(tc->url);
     free(tc->tenant_id);
     free(tc->client_id);
@@ -184,6 +210,8 @@ void token_cache_free(struct token_cache *tc)
  * than a real secret, and shorter secrets are simply overwritten with '*'). */
 static void scrub_secret(const struct token_cache *tc, char *text)
 {
+    if (!tc->secret)
+        return;
     size_t n = strlen(tc->secret);
     if (n < 4)
         return;
@@ -219,14 +247,37 @@ static void log_entra_error(struct token_cache *tc, long status, const char *bod
     const char *hint = token_cache_aadsts_hint(code);
     char status_text[24];
     snprintf(status_text, sizeof status_text, "%ld", status);
+    if (!hint && (status == 401 || !strcmp(error, "invalid_client")))
+        hint = tc->cert ? "the client assertion was refused: check entra.client_id and that this certificate "
+                          "(thumbprint) is registered for the app"
+                        : "the client credentials were refused: check entra.client_id and the client secret";
     if (!hint)
-        hint = status == 401 || !strcmp(error, "invalid_client")
-                   ? "the client credentials were refused: check entra.client_id and the client secret"
-                   : "check entra.tenant_id, entra.client_id, entra.resource and entra.token_version";
+        hint = "check entra.tenant_id, entra.client_id, entra.resource and entra.token_version";
     snprintf(hint_out, hint_size, "%s", hint);
     log_error("token", "Entra ID refused the token request", "status", status_text, "aadsts", code_text, "error",
-              error, "fix", hint, "description", desc, "tenant", tc->tenant_id, "client_id", tc->client_id, "trace_id",
-              trace, "correlation_id", corr);
+              error, "fix", hint, "description", desc, "tenant", tc->tenant_id, "client_id", tc->client_id, "thumbprint",
+              tc->cert ? client_cert_thumbprint_hex(tc->cert) : "", "trace_id", trace, "correlation_id", corr);
+}
+
+/* The request body with a fresh client assertion (certificate credential): a new jti, aud =
+ * the endpoint posted to, signed now. *out malloc'd. */
+static int assertion_body(const struct token_cache *tc, char **out, size_t *len)
+{
+    char *jwt = NULL, *type = escape(CLIENT_ASSERTION_TYPE);
+    int rc = type ? client_cert_assertion(tc->cert, tc->client_id, tc->url, time(NULL), &jwt) : SAASD_ENOMEM;
+    *out = NULL;
+    if (rc == 0) {
+        /* a compact JWS is base64url and dots: nothing to escape */
+        size_t n = tc->form_len + strlen(type) + strlen(jwt) + 64;
+        *out = malloc(n);
+        if (*out)
+            *len = (size_t)snprintf(*out, n, "%s&client_assertion_type=%s&client_assertion=%s", tc->form, type, jwt);
+        else
+            rc = SAASD_ENOMEM;
+    }
+    free(type);
+    free(jwt);
+    return rc;
 }
 
 /* One refresh, with retries on 429/5xx/timeouts. On success *token is malloc'd and
@@ -243,10 +294,19 @@ static int fetch_token(struct token_cache *tc, char **token, long long *lifetime
     for (int attempt = 1; attempt <= tc->retry.max_attempts; attempt++) {
         struct http_response res;
         long wait_ms = -1;
+        char *signed_body = NULL;
+        if (tc->cert && (rc = assertion_body(tc, &signed_body, &req.body_len)) != 0) {
+            snprintf(why, why_size, "could not sign the client assertion (%s)", saasd_strerror(rc));
+            log_error("token", "could not sign the client assertion", "error", saasd_strerror(rc));
+            return rc;
+        }
+        if (signed_body)
+            req.body = signed_body;
         pthread_mutex_lock(&tc->mu);
         tc->stats.requests++;
         pthread_mutex_unlock(&tc->mu);
         rc = http_client_do(tc->http, &req, &res);
+        wipe_free(signed_body); /* each attempt signs its own: a jti is never sent twice */
         long long now = mono_ms();
         if (rc == 0 && res.status == 200) {
             json_t *doc = json_loads(res.body, 0, NULL);

@@ -1,6 +1,9 @@
 /* The publisher's Entra ID access token for the marketplace API (contract §2): OAuth2 client
  * credentials against the v1 (resource=) or v2 (scope=<resource>/.default) token endpoint of a
- * configurable authority, so tests and the built-in emulator can play Entra.
+ * configurable authority, so tests and the built-in emulator can play Entra. The app proves
+ * itself with a client secret or with a certificate: then every token request (every retry
+ * too) carries a freshly signed client assertion (RFC 7523, see client_cert.h) whose aud is
+ * the token endpoint URL posted to.
  *
  * One token_cache holds one token for one (tenant, client id, resource); the daemon has one.
  * Expiry is local receive time + expires_in (string or number), never the server's clock.
@@ -14,6 +17,7 @@
 #include <stddef.h>
 #include <time.h>
 
+struct client_cert;
 struct http_client;
 struct saasd_config;
 
@@ -21,7 +25,10 @@ struct token_cache_options {
     const char *authority_url; /* e.g. https://login.microsoftonline.com (no tenant); required */
     const char *tenant_id;     /* required */
     const char *client_id;     /* required */
-    const char *client_secret; /* required; copied, never logged */
+    const char *client_secret; /* the secret, or NULL when client_cert is set; copied, never logged */
+    struct client_cert *client_cert; /* the certificate credential, or NULL when client_secret is
+                                        set (exactly one of the two); the cache takes its own
+                                        reference */
     const char *resource;      /* NULL = the marketplace resource id */
     int version;               /* 1 = /oauth2/token + resource=, 2 = /oauth2/v2.0/token + scope= (default) */
     long refresh_margin_ms;    /* refresh when less than this remains (capped at 20 % of the
@@ -47,7 +54,8 @@ struct token_cache_stats {
 
 struct token_cache;
 
-/* Copies every option string. http is borrowed and must outlive the cache. */
+/* Copies every option string. http is borrowed and must outlive the cache. SAASD_EINVAL when
+ * a required option is missing or both (or neither) of client_secret and client_cert are set. */
 int token_cache_new(const struct token_cache_options *opt, struct http_client *http, struct token_cache **out);
 void token_cache_free(struct token_cache *tc);
 
@@ -63,7 +71,8 @@ int token_cache_invalidate(struct token_cache *tc, const char *token);
 
 void token_cache_stats(struct token_cache *tc, struct token_cache_stats *out);
 
-/* What an AADSTS code means for the operator ("client secret is wrong ..."), or NULL. */
+/* What an AADSTS code means for the operator ("client secret is wrong ...", "certificate not
+ * registered for the app ..."), or NULL. */
 const char *token_cache_aadsts_hint(long code);
 
 #endif

@@ -100,6 +100,26 @@ static void *ticker(void *arg)
 
 static char *dup_or(const char *s, const char *dflt) { return strdup(s && *s ? s : dflt); }
 
+/* --client-cert: the configured app's certificate, from a PEM file (a key in it is ignored). */
+static int register_cert_file(struct emu *e, const char *path)
+{
+    char buf[65536];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error("emulator", "cannot read the client certificate file", "file", path);
+        return SAASD_ENOTFOUND;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    struct emu_error err;
+    int rc = emu_app_cert_add(e, e->client_id, buf, n, &err, NULL);
+    explicit_bzero(buf, sizeof buf); /* the file may hold the private key too */
+    if (rc != 0)
+        log_error("emulator", "cannot register the client certificate", "file", path, "error", err.message);
+    return rc == 0 ? 0 : SAASD_EINVAL;
+}
+
 int emu_start(const struct emu_options *opt, struct emu **out)
 {
     struct emu_options d;
@@ -154,6 +174,12 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     }
     if (opt->seed)
         emu_state_seed(e);
+    if (!(e->jtis = json_object())) {
+        rc = SAASD_ENOMEM;
+        goto fail;
+    }
+    if (opt->client_cert_file && *opt->client_cert_file && (rc = register_cert_file(e, opt->client_cert_file)) != 0)
+        goto fail;
     if ((rc = http_client_new(&(struct http_client_options){.connect_timeout_ms = 2000}, &e->http)) != 0)
         goto fail;
 
@@ -221,6 +247,7 @@ void emu_stop(struct emu *e)
         emu_key_free(&e->keys[i]);
     emu_faults_clear(e);
     json_decref(e->db);
+    json_decref(e->jtis);
     free(e->bind_addr);
     free(e->public_url);
     free(e->data_dir);

@@ -30,6 +30,9 @@ struct emu_options {
     const char *tenant_id;     /* the one publisher app it knows */
     const char *client_id;
     const char *client_secret; /* default: env EMU_CLIENT_SECRET, else EMU_DEFAULT_SECRET */
+    const char *client_cert_file; /* PEM whose certificate is registered for that app, so it can
+                                     sign in with client assertions; NULL = none. A private key
+                                     in the file is ignored, never stored. */
     const char *publisher_id;  /* publisherId on offers/subscriptions; default "contoso" */
     const char *landing_url;   /* landing page base for purchases; default EMU_DEFAULT_LANDING */
     const char *webhook_url;   /* global webhook target; NULL = none (offers may set their own) */

@@ -1,6 +1,7 @@
-/* Test-only control API under /_emulator/ (never part of Microsoft's surface): offers, purchases,
- * customer-side actions, inspection of subscriptions/operations/webhook deliveries/usage, knobs
- * (timing, clock offset, page size, webhook target), key rotation and fault injection. Also the
+/* Test-only control API under /_emulator/ (never part of Microsoft's surface): publisher apps
+ * and their certificates, offers, purchases, customer-side actions, inspection of
+ * subscriptions/operations/webhook deliveries/usage, knobs (timing, clock offset, page size,
+ * webhook target), key rotation and fault injection. Also the
  * trigger routes of Microsoft's own emulator (§5.7) under /api/webhook/subscription/. */
 #include "core/err.h"
 #include "core/log.h"
@@ -303,6 +304,56 @@ static void subscriptions(struct emu *e, const struct httpd_request *r, const ch
     }
 }
 
+static json_t *cert_list(struct emu *e, const char *client)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *rec;
+    json_array_foreach(emu_app_certs(e, client), i, rec)
+        json_array_append_new(out, emu_cert_public(rec));
+    return out;
+}
+
+static json_t *app_json(struct emu *e, const char *tid, const char *client, int configured)
+{
+    return json_pack("{s:s,s:s,s:b,s:o}", "tenantId", tid, "clientId", client, "configured", configured,
+                     "certificates", cert_list(e, client));
+}
+
+/* /_emulator/apps/{clientId}/certificates[/{x5t|x5t#S256|thumbprint}]: what Entra's
+ * "Certificates & secrets" page does for an app registration. */
+static void app_certificates(struct emu *e, const char *m, const char *rest, const json_t *body,
+                             struct httpd_response *res)
+{
+    char client[128] = "", what[32] = "", id[128] = "";
+    struct emu_error err;
+    int n = sscanf(rest, "/%127[^/]/%31[^/]/%127[^/]", client, what, id);
+    if (n < 2 || strcmp(what, "certificates")) {
+        bad(res, 404, "NotFound", "use /_emulator/apps/{clientId}/certificates");
+    } else if (!emu_app_tenant(e, client, NULL)) {
+        bad(res, 404, "EntityNotFound", "no such app");
+    } else if (n == 2 && !strcmp(m, "GET")) {
+        emu_reply_json(res, 200, json_pack("{s:s,s:o}", "clientId", client, "certificates", cert_list(e, client)));
+    } else if (n == 2 && !strcmp(m, "POST")) {
+        const char *pem = emu_jstr(body, "certificate");
+        json_t *rec = NULL;
+        if (emu_app_cert_add(e, client, pem, pem ? strlen(pem) : 0, &err, &rec) != 0) {
+            emu_reply_error(res, &err);
+        } else {
+            json_t *out = emu_cert_public(rec);
+            json_object_set_new(out, "clientId", json_string(client));
+            emu_reply_json(res, 201, out);
+        }
+    } else if (n == 3 && !strcmp(m, "DELETE")) {
+        if (emu_app_cert_del(e, client, id) != 0)
+            bad(res, 404, "EntityNotFound", "no such certificate for this app");
+        else
+            emu_reply_empty(res, 204);
+    } else {
+        bad(res, 405, "MethodNotAllowed", "GET or POST {certificate: PEM} .../certificates, DELETE .../certificates/{x5t}");
+    }
+}
+
 static void tokens(struct emu *e, const json_t *body, struct httpd_response *res)
 {
     const char *kind = emu_jstr(body, "kind"), *client = emu_jstr(body, "clientId");
@@ -374,18 +425,17 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
         if (emu_app_put(e, body, &err) != 0)
             emu_reply_error(res, &err);
         else
-            emu_reply_json(res, 201, json_pack("{s:s,s:s}", "tenantId", emu_jstr(body, "tenantId"), "clientId",
-                                               emu_jstr(body, "clientId")));
+            emu_reply_json(res, 201, app_json(e, emu_jstr(body, "tenantId"), emu_jstr(body, "clientId"), 0));
     } else if (!strcmp(rest, "/apps") && get) {
         json_t *list = json_array();
-        json_array_append_new(list, json_pack("{s:s,s:s,s:b}", "tenantId", e->tenant_id, "clientId", e->client_id,
-                                              "configured", 1));
+        json_array_append_new(list, app_json(e, e->tenant_id, e->client_id, 1));
         const char *k;
         json_t *a;
         json_object_foreach(json_object_get(e->db, "apps"), k, a)
-            json_array_append_new(list, json_pack("{s:s,s:s,s:b}", "tenantId", emu_jstr(a, "tenantId"), "clientId",
-                                                  emu_jstr(a, "clientId"), "configured", 0));
+            json_array_append_new(list, app_json(e, emu_jstr(a, "tenantId"), emu_jstr(a, "clientId"), 0));
         emu_reply_json(res, 200, json_pack("{s:o}", "apps", list));
+    } else if (!strncmp(rest, "/apps/", 6)) {
+        app_certificates(e, m, rest + 5, body, res);
     } else if (!strcmp(rest, "/offers") && get) {
         json_t *list = json_array();
         const char *k;

@@ -1,6 +1,7 @@
 /* Entra ID as the marketplace integration sees it: the client-credentials token endpoint (v1
- * and v2), OpenID metadata and JWKS for the emulator's keys, the bearer check the marketplace
- * applies to publisher calls, and the token Microsoft puts on webhooks (§2, §5.6). */
+ * and v2; a client secret or a client assertion, see emu_assertion.c), OpenID metadata and
+ * JWKS for the emulator's keys, the bearer check the marketplace applies to publisher calls,
+ * and the token Microsoft puts on webhooks (§2, §5.6). */
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -190,9 +191,12 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     const char *body = httpd_body(r, &n);
     char *grant = emu_form_value(body, n, "grant_type"), *id = emu_form_value(body, n, "client_id");
     char *secret = emu_form_value(body, n, "client_secret");
+    char *assertion = emu_form_value(body, n, "client_assertion");
+    char *assertion_type = emu_form_value(body, n, "client_assertion_type");
     char *target = emu_form_value(body, n, version == 1 ? "resource" : "scope");
     char want_scope[128];
     const char *app_tid = NULL, *app_secret = NULL;
+    struct emu_refusal why;
     snprintf(want_scope, sizeof want_scope, "%s/.default", EMU_MARKETPLACE_APP);
     basic_credentials(r, &id, &secret);
     if (strcmp(httpd_method(r), "POST"))
@@ -211,10 +215,16 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     else if (!(app_tid = emu_app_tenant(e, id, &app_secret)) || strcmp(app_tid, tenant))
         entra_error(e, res, 400, "unauthorized_client", 700016,
                     "Application with identifier '%s' was not found in the directory.", id);
-    else if (!secret)
+    else if (assertion && secret)
+        entra_error(e, res, 401, "invalid_client", 50027,
+                    "Invalid request: it carries both 'client_secret' and 'client_assertion'; send one credential.");
+    else if (assertion && emu_check_client_assertion(e, r, tenant, version, id, assertion_type, assertion, &why) != 0)
+        entra_error(e, res, why.status, why.error, why.code, "%s", why.message);
+    else if (!assertion && !secret)
         entra_error(e, res, 401, "invalid_client", 7000218,
                     "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
-    else if (strlen(secret) != strlen(app_secret) || !crypto_equal(secret, app_secret, strlen(secret)))
+    else if (!assertion && (!app_secret || strlen(secret) != strlen(app_secret) ||
+                            !crypto_equal(secret, app_secret, strlen(secret))))
         entra_error(e, res, 401, "invalid_client", 7000215,
                     "Invalid client secret provided. Ensure the secret being sent in the request is the client "
                     "secret value, not the client secret ID, for a secret added to app '%s'.",
@@ -255,7 +265,7 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
                                          "ext_expires_in", (json_int_t)life, "access_token", tok));
             }
             log_info("emulator", "token issued", "kid", e->keys[0].kid, "tid", tenant, "appid", id, "ver",
-                     version == 1 ? "1.0" : "2.0");
+                     version == 1 ? "1.0" : "2.0", "auth", assertion ? "certificate" : "secret");
         }
         free(tok);
     }
@@ -263,6 +273,8 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     free(grant);
     free(id);
     free(secret);
+    free(assertion);
+    free(assertion_type);
     free(target);
 }
 

@@ -16,6 +16,8 @@
 
 #define EMU_MARKETPLACE_APP "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
 #define EMU_MAX_KEYS 3 /* the signing key plus up to two previous ones, still in the JWKS */
+#define EMU_ASSERTION_SKEW_S 300          /* clock skew allowed on a client assertion's exp/nbf */
+#define EMU_ASSERTION_MAX_LIFETIME_S 3600 /* a client assertion may not expire later than this from now */
 
 struct emu_key {
     EVP_PKEY *pkey;
@@ -53,6 +55,14 @@ struct emu_error {
     const char *detail_code;
 };
 
+/* Why the token endpoint refuses a request, in Entra's terms (§2.3 envelope). */
+struct emu_refusal {
+    int status;        /* 400 / 401 */
+    const char *error; /* "invalid_client" ... */
+    long code;         /* the AADSTS number */
+    char message[512];
+};
+
 struct emu {
     struct emu_options opt; /* strings below are owned copies */
     char *bind_addr, *public_url, *data_dir, *issuer_base, *tenant_id, *client_id, *client_secret,
@@ -68,6 +78,7 @@ struct emu {
     size_t nkeys;
     char key_stamp[64]; /* inode + mtime of the key file (--data), to notice `rotate-key` */
     uint8_t landing_key[32];
+    json_t *jtis; /* "<client>/<jti>" -> exp of client assertions already used (memory only) */
     struct emu_fault *faults;
     size_t nfaults;
     struct httpd *httpd;
@@ -127,6 +138,21 @@ int emu_mint_webhook_token(struct emu *e, const char *tid, const char *client, c
 int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err, char *caller);
 void emu_issuer_v1(const struct emu *e, const char *tid, char *out, size_t n);
 void emu_issuer_v2(const struct emu *e, const char *tid, char *out, size_t n);
+
+/* ---- emu_assertion.c: certificates of the publisher apps, client assertions (lock held) ---- */
+/* Register a PEM certificate for a known app (again: replaced). *out (may be NULL) borrows the
+ * stored record. 0, or fills err (404 unknown app, 400 not a certificate). */
+int emu_app_cert_add(struct emu *e, const char *client, const char *pem, size_t len, struct emu_error *err,
+                     json_t **out);
+/* Remove the certificate whose x5t, x5t#S256 or hex thumbprint is id: 0 or SAASD_ENOTFOUND. */
+int emu_app_cert_del(struct emu *e, const char *client, const char *id);
+/* The app's certificate records (borrowed), or NULL; emu_cert_public renders one for replies. */
+json_t *emu_app_certs(struct emu *e, const char *client);
+json_t *emu_cert_public(const json_t *rec);
+/* The client assertion of a token request at the v1/v2 endpoint of tenant for client: 0 (and
+ * its jti is remembered), or SAASD_EAUTH with out filled. */
+int emu_check_client_assertion(struct emu *e, const struct httpd_request *r, const char *tenant, int version,
+                               const char *client, const char *type, const char *jwt, struct emu_refusal *out);
 
 /* ---- emu_state.c: publisher apps, offers, subscriptions, operations, §6 state machine (lock
  * held) ---- */

@@ -18,19 +18,22 @@ static json_t *coll(struct emu *e, const char *name) { return json_object_get(e-
 
 int emu_state_init(struct emu *e)
 {
-    e->db = json_pack("{s:{},s:{},s:{},s:[],s:{},s:[],s:{},s:[],s:[]}", "apps", "offers", "subs", "subOrder", "ops",
-                      "opOrder", "usage", "usageLog", "deliveries");
+    e->db = json_pack("{s:{},s:{},s:{},s:{},s:[],s:{},s:[],s:{},s:[],s:[]}", "apps", "certs", "offers", "subs",
+                      "subOrder", "ops", "opOrder", "usage", "usageLog", "deliveries");
     return e->db ? 0 : SAASD_ENOMEM;
 }
 
 void emu_state_reset(struct emu *e)
 {
     json_t *offers = json_incref(coll(e, "offers")), *apps = json_incref(coll(e, "apps"));
+    json_t *certs = json_incref(coll(e, "certs"));
     json_decref(e->db);
     emu_state_init(e);
     json_object_set_new(e->db, "offers", offers);
     if (apps)
         json_object_set_new(e->db, "apps", apps);
+    if (certs)
+        json_object_set_new(e->db, "certs", certs);
     e->dirty = 1;
 }
 
@@ -68,16 +71,28 @@ int emu_tenant_known(struct emu *e, const char *tid)
 int emu_app_put(struct emu *e, const json_t *in, struct emu_error *err)
 {
     const char *tid = emu_jstr(in, "tenantId"), *client = emu_jstr(in, "clientId");
-    const char *secret = emu_jstr(in, "clientSecret");
-    if (!tid || !*tid || !client || !*client || !secret || !*secret || !strcmp(client, e->client_id)) {
-        emu_fail(err, 400, "BadArgument", "an app needs tenantId, clientId (not the configured one) and clientSecret");
+    const char *secret = emu_jstr(in, "clientSecret"), *cert = emu_jstr(in, "certificate");
+    if (!tid || !*tid || !client || !*client || !strcmp(client, e->client_id) || (!(secret && *secret) && !cert)) {
+        emu_fail(err, 400, "BadArgument",
+                 "an app needs tenantId, clientId (not the configured one) and clientSecret and/or certificate (PEM)");
         return SAASD_EINVAL;
     }
     if (!coll(e, "apps"))
         json_object_set_new(e->db, "apps", json_object());
+    json_t *old = json_incref(json_object_get(coll(e, "apps"), client));
     json_object_set_new(coll(e, "apps"), client,
-                        json_pack("{s:s,s:s,s:s}", "tenantId", tid, "clientId", client, "clientSecret", secret));
+                        json_pack("{s:s,s:s,s:s?}", "tenantId", tid, "clientId", client, "clientSecret",
+                                  secret && *secret ? secret : NULL));
     e->dirty = 1;
+    if (cert && emu_app_cert_add(e, client, cert, strlen(cert), err, NULL) != 0) {
+        if (old) /* refused as a whole: the app stays what it was */
+            json_object_set(coll(e, "apps"), client, old);
+        else
+            json_object_del(coll(e, "apps"), client);
+        json_decref(old);
+        return SAASD_EINVAL;
+    }
+    json_decref(old);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Loads saasd's config file: a Lua chunk of plain assignments, evaluated in an empty sandbox
  * (no functions, no globals, an instruction cap), then checked against the key schema below.
  * Every error names the file, the line and the key. */
+#include "core/client_cert.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -42,6 +43,8 @@ static const struct key_spec schema[] = {
     {"entra", "client_id", KT_STRING, 0, 0},
     {"entra", "secret_env", KT_STRING, 0, 0},
     {"entra", "secret_file", KT_STRING, 0, 0},
+    {"entra", "certificate_file", KT_STRING, 0, 0},
+    {"entra", "private_key_file", KT_STRING, 0, 0},
     {"entra", "token_version", KT_INT, 1, 2},
     {"entra", "resource", KT_STRING, 0, 0},
     {"marketplace", "base_url", KT_STRING, 0, 0},
@@ -373,6 +376,42 @@ static char *resolve_secret(struct loader *ld, lua_State *L, int env, int lines,
     return secret;
 }
 
+/* Exactly one credential for the publisher app: a client secret (secret_env / secret_file) or
+ * a certificate (certificate_file, plus private_key_file when the key is in its own PEM). The
+ * certificate is loaded and checked here, so check-config catches a key that does not match. */
+static void entra_credential(struct loader *ld, lua_State *L, int env, int lines, struct saasd_config *c)
+{
+    char *secret_env = get_string(L, env, "entra", "secret_env", NULL);
+    char *secret_file = get_string(L, env, "entra", "secret_file", NULL);
+    int has_secret = secret_env || secret_file;
+    free(secret_env);
+    free(secret_file);
+    c->client_cert_file = get_string(L, env, "entra", "certificate_file", NULL);
+    c->client_key_file = get_string(L, env, "entra", "private_key_file", NULL);
+    if (c->client_cert_file && has_secret) {
+        fail_at(ld, key_line(ld, L, lines, "entra", "certificate_file"),
+                "entra.certificate_file: a client secret (secret_env/secret_file) is configured too: keep exactly one "
+                "credential");
+    } else if (c->client_key_file && !c->client_cert_file) {
+        fail_at(ld, key_line(ld, L, lines, "entra", "private_key_file"),
+                "entra.private_key_file: only used with entra.certificate_file, which is missing");
+    } else if (c->client_cert_file) {
+        char msg[600];
+        if (client_cert_load(c->client_cert_file, c->client_key_file, &c->client_cert, msg, sizeof msg) != 0) {
+            /* a problem of the separate key file alone is reported at its own key */
+            int key_alone = c->client_key_file && strstr(msg, c->client_key_file) && !strstr(msg, c->client_cert_file);
+            const char *key = key_alone ? "private_key_file" : "certificate_file";
+            fail_at(ld, key_line(ld, L, lines, "entra", key), "entra.%s: %s", key, msg);
+        }
+    } else if (!has_secret) {
+        fail_at(ld, key_line(ld, L, lines, "entra", "secret_env"),
+                "entra: one of secret_env, secret_file or certificate_file is required (secrets never go in the config "
+                "text)");
+    } else {
+        c->client_secret = resolve_secret(ld, L, env, lines, "entra", "secret_env", "secret_file", 1);
+    }
+}
+
 static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saasd_config *c)
 {
     char *s = get_string(L, env, NULL, "listen", "127.0.0.1:8080");
@@ -425,7 +464,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
         fail_at(ld, key_line(ld, L, lines, "entra", "tenant_id"), "entra.tenant_id: required key is missing");
     if (!c->client_id)
         fail_at(ld, key_line(ld, L, lines, "entra", "client_id"), "entra.client_id: required key is missing");
-    c->client_secret = resolve_secret(ld, L, env, lines, "entra", "secret_env", "secret_file", 1);
+    entra_credential(ld, L, env, lines, c);
     c->token_version = (int)get_int(L, env, "entra", "token_version", 2);
     c->resource = get_string(L, env, "entra", "resource", MARKETPLACE_RESOURCE_ID);
 
@@ -593,6 +632,7 @@ void config_free(struct saasd_config *c)
         return;
     char **strs[] = {&c->path, &c->listen_addr, &c->admin_addr, &c->admin_key, &c->admin_key_file,
                      &c->data_dir, &c->authority_url, &c->tenant_id, &c->client_id, &c->client_secret,
+                     &c->client_cert_file, &c->client_key_file,
                      &c->resource, &c->marketplace_url, &c->api_version, &c->webhook_audience,
                      &c->webhook_tenant, &c->webhook_app_id, &c->jwks_url, &c->rules_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
@@ -600,5 +640,6 @@ void config_free(struct saasd_config *c)
     for (char **p = c->http_allow; p && *p; p++)
         free(*p);
     free(c->http_allow);
+    client_cert_free(c->client_cert);
     free(c);
 }
