@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int check_failed_count;
 static int check_passed_count;
@@ -78,6 +79,26 @@ static inline void check_write_file(const char *dir, const char *name, const cha
     fclose(f);
     if (rename(tmp, path))
         abort();
+}
+
+/* Run a saasd command function in-process with its stdout captured into out (NUL-terminated);
+ * returns its exit status. */
+static inline int check_run_captured(int (*cmd)(int, char **), int argc, char **argv, char *out, size_t size)
+{
+    char path[] = "/tmp/saasd-test-stdout-XXXXXX";
+    int fd = mkstemp(path);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    int status = cmd(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    ssize_t n = pread(fd, out, size - 1, 0);
+    out[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(path);
+    return status;
 }
 
 #endif

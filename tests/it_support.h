@@ -166,6 +166,30 @@ static struct emu *it_setup(const char *name, char *dir, char *rules)
     return emu;
 }
 
+static void it_point_emulator(unsigned short port);
+
+/* Load conf and start the daemon in-process, pointing the emulator and it_admin_url at it.
+ * Checks both steps; NULL when either failed. */
+static struct daemon *it_start_daemon(const char *conf)
+{
+    struct saasd_config *cfg = NULL;
+    char err[1024];
+    int rc = config_load(conf, &cfg, err, sizeof err);
+    CHECK(rc == 0, "the config loads");
+    if (rc) {
+        printf("# %s\n", err);
+        return NULL;
+    }
+    struct daemon *d = NULL;
+    CHECK(daemon_start(cfg, &d) == 0, "the daemon starts against the emulator");
+    if (!d)
+        return NULL;
+    it_point_emulator(httpd_port(d->public_httpd));
+    if (d->admin_httpd)
+        snprintf(it_admin_url, sizeof it_admin_url, "http://127.0.0.1:%u", httpd_port(d->admin_httpd));
+    return d;
+}
+
 /* Hex SHA-256 of a file's text (a rule file, to compare with the audit trail). */
 static void it_file_sha256(const char *path, char out[CRYPTO_SHA256_HEX_LEN])
 {

@@ -7,22 +7,9 @@
 /* Run `saasd run --demo --config conf` with stdout in out; returns the exit status. */
 static int run_demo(char *conf, char *out, size_t size)
 {
-    char path[] = "/tmp/saasd-test-demo-XXXXXX";
-    int fd = mkstemp(path);
-    fflush(stdout);
-    int saved = dup(1);
-    dup2(fd, 1);
     char config_flag[] = "--config", demo_flag[] = "--demo";
     char *argv[] = {config_flag, conf, demo_flag};
-    int status = cmd_run(3, argv);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
-    ssize_t n = pread(fd, out, size - 1, 0);
-    out[n > 0 ? n : 0] = 0;
-    close(fd);
-    unlink(path);
-    return status;
+    return check_run_captured(cmd_run, 3, argv, out, size);
 }
 
 int main(void)

@@ -72,21 +72,9 @@ int main(void)
     char conf[512];
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_config(conf, dir, 0, admin_port, "metering = { interval = 0 }\n");
-    struct saasd_config *cfg = NULL;
-    char err[1024];
-    int rc = config_load(conf, &cfg, err, sizeof err);
-    CHECK(rc == 0, "the integration config loads");
-    if (rc) {
-        printf("# %s\n", err);
+    struct daemon *d = it_start_daemon(conf);
+    if (!d)
         return CHECK_DONE();
-    }
-    struct daemon *d = NULL;
-    rc = daemon_start(cfg, &d);
-    CHECK(rc == 0, "the daemon starts against the emulator");
-    if (rc)
-        return CHECK_DONE();
-    snprintf(it_admin_url, sizeof it_admin_url, "http://127.0.0.1:%u", httpd_port(d->admin_httpd));
-    it_point_emulator(httpd_port(d->public_httpd));
     it_offer("it-seats");
     it_offer("it-slow");
     it_offer("it-flaky");

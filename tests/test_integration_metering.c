@@ -87,15 +87,9 @@ int main(void)
                              "return rule\n");
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
-    struct saasd_config *cfg = NULL;
-    char err[1024];
-    CHECK(config_load(conf, &cfg, err, sizeof err) == 0, "the config loads");
-    struct daemon *d = NULL;
-    CHECK(cfg && daemon_start(cfg, &d) == 0, "the daemon starts");
+    struct daemon *d = it_start_daemon(conf);
     if (!d)
         return CHECK_DONE();
-    it_point_emulator(httpd_port(d->public_httpd));
-    snprintf(it_admin_url, sizeof it_admin_url, "http://127.0.0.1:%u", httpd_port(d->admin_httpd));
 
     long st;
     json_decref(it_emu("POST", "/_emulator/offers",

@@ -16,14 +16,9 @@ int main(void)
     FILE *f = fopen(conf, "a");
     fputs("reconcile = { interval = 1 }\n", f);
     fclose(f);
-    struct saasd_config *cfg = NULL;
-    char err[1024];
-    CHECK(config_load(conf, &cfg, err, sizeof err) == 0, "the config loads");
-    struct daemon *d = NULL;
-    CHECK(cfg && daemon_start(cfg, &d) == 0, "the daemon starts");
+    struct daemon *d = it_start_daemon(conf);
     if (!d)
         return CHECK_DONE();
-    it_point_emulator(httpd_port(d->public_httpd));
 
     /* Usage two hours ago in a dimension the subscription's plan does not have: the pass sends
      * it and Microsoft refuses it, which is enough to see the pass run. */

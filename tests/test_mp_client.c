@@ -235,20 +235,7 @@ static int guid_like(const char *s)
 /* Run `saasd mp ARGS` in-process with stdout captured into out; returns the exit status. */
 static int run_cli(char *out, size_t size, int argc, char **argv)
 {
-    char path[] = "/tmp/saasd-test-mpcli-XXXXXX";
-    int fd = mkstemp(path);
-    fflush(stdout);
-    int saved = dup(1);
-    dup2(fd, 1);
-    int status = cmd_mp(argc, argv);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
-    ssize_t n = pread(fd, out, size - 1, 0);
-    out[n > 0 ? n : 0] = 0;
-    close(fd);
-    unlink(path);
-    return status;
+    return check_run_captured(cmd_mp, argc, argv, out, size);
 }
 
 int main(void)
