@@ -71,6 +71,25 @@ static int load_fails(const char *cert_file, const char *key_file, int want_rc, 
     return 1;
 }
 
+/* Send log lines to a file in the test directory until log_capture_end, which reads them
+ * back into buf (NUL-terminated) and sends logs to stderr again. */
+static int log_capture_start(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    log_set_fd(fd);
+    return fd;
+}
+
+static void log_capture_end(int fd, char *buf, size_t size)
+{
+    log_set_fd(2);
+    ssize_t n = pread(fd, buf, size - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    close(fd);
+}
+
 static void loading(void)
 {
     char err[600], path[600], x5t[64], s256[64];
@@ -166,23 +185,17 @@ static void loading(void)
     X509_free(small_cert);
 
     /* warnings: loose key file mode, expired certificate */
-    char logpath[600];
-    snprintf(logpath, sizeof logpath, "%s/load.log", dir);
-    int fd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int fd = log_capture_start("load.log");
     log_set_level(LOG_INFO);
-    log_set_fd(fd);
     snprintf(path, sizeof path, "%s/loose.pem", dir);
     X509 *old = test_cert_self_signed(A.key, "old", -1); /* expired yesterday */
     test_cert_write(path, old, A.key, NULL);
     chmod(path, 0644);
     cc = NULL;
     int rc = client_cert_load(path, NULL, &cc, err, sizeof err);
-    log_set_fd(2);
     log_set_level(LOG_WARN);
-    char logbuf[4096] = "";
-    ssize_t n = pread(fd, logbuf, sizeof logbuf - 1, 0);
-    logbuf[n > 0 ? n : 0] = 0;
-    close(fd);
+    char logbuf[4096];
+    log_capture_end(fd, logbuf, sizeof logbuf);
     CHECK(rc == 0 && strstr(logbuf, "chmod 600") && strstr(logbuf, "has expired"),
           "an expired certificate and a key readable by others load with a warning each");
     CHECK(!strstr(logbuf, "PRIVATE KEY") && !strstr(logbuf, key_line), "the warnings carry no key material");
@@ -236,22 +249,16 @@ static void against_the_emulator(void)
     token_cache_free(tc);
 
     /* an unknown certificate: refused, and the operator is told what to fix */
-    char logpath[600];
-    snprintf(logpath, sizeof logpath, "%s/token.log", dir);
-    int fd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    log_set_fd(fd);
+    int fd = log_capture_start("token.log");
     tc = cache(cb, NULL, 2);
     int rc = tc ? token_cache_get(tc, tok, sizeof tok) : -1;
-    log_set_fd(2);
+    char logbuf[8192];
+    log_capture_end(fd, logbuf, sizeof logbuf);
     CHECK(rc == SAASD_EAUTH, "a certificate not registered for the app is refused (an auth error, not retried)");
     if (tc)
         token_cache_stats(tc, &st);
     CHECK(tc && strstr(st.last_error_text, "certificate is not registered for the app"),
           "the stats say the certificate is not registered for the app");
-    char logbuf[8192] = "";
-    ssize_t n = pread(fd, logbuf, sizeof logbuf - 1, 0);
-    logbuf[n > 0 ? n : 0] = 0;
-    close(fd);
     CHECK(strstr(logbuf, "AADSTS700027") && strstr(logbuf, "not registered for the app") &&
               strstr(logbuf, client_cert_thumbprint_hex(cb)),
           "the log line names AADSTS700027, the fix and the certificate's thumbprint");
