@@ -71,6 +71,20 @@ static int load_fails(const char *cert_file, const char *key_file, int want_rc, 
     return 1;
 }
 
+/* A self-signed certificate for key (which this takes over) in name.pem fails to load with
+ * a configuration error that says want_text. */
+static int key_fails(EVP_PKEY *key, const char *name, const char *want_text, char *err)
+{
+    char path[600];
+    X509 *cert = test_cert_self_signed(key, name, 30);
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    test_cert_write(path, cert, key, NULL);
+    int ok = load_fails(path, NULL, SAASD_ECONFIG, want_text, err);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    return ok;
+}
+
 /* Send log lines to a file in the test directory until log_capture_end, which reads them
  * back into buf (NUL-terminated) and sends logs to stderr again. */
 static int log_capture_start(const char *name)
@@ -163,26 +177,14 @@ static void loading(void)
           "a certificate without its key fails and points at entra.private_key_file");
     CHECK(load_fails(A.key_only, NULL, SAASD_ECONFIG, "no PEM certificate", err), "a file without a certificate fails");
 
-    EVP_PKEY *ec = EVP_EC_gen("P-256");
-    X509 *ec_cert = test_cert_self_signed(ec, "ec", 30);
-    snprintf(path, sizeof path, "%s/ec.pem", dir);
-    test_cert_write(path, ec_cert, ec, NULL);
-    CHECK(load_fails(path, NULL, SAASD_ECONFIG, "not RSA", err), "a non-RSA key fails at load (assertions are RS256)");
-    EVP_PKEY_free(ec);
-    X509_free(ec_cert);
+    CHECK(key_fails(EVP_EC_gen("P-256"), "ec", "not RSA", err), "a non-RSA key fails at load (assertions are RS256)");
 
     snprintf(path, sizeof path, "%s/encrypted.pem", dir);
     test_cert_write(path, A.cert, A.key, "passphrase");
     CHECK(load_fails(path, NULL, SAASD_ECONFIG, "encrypted", err),
           "an encrypted key fails at load instead of prompting for a passphrase");
 
-    EVP_PKEY *small = EVP_RSA_gen(1024);
-    X509 *small_cert = test_cert_self_signed(small, "small", 30);
-    snprintf(path, sizeof path, "%s/small.pem", dir);
-    test_cert_write(path, small_cert, small, NULL);
-    CHECK(load_fails(path, NULL, SAASD_ECONFIG, "at least 2048", err), "an RSA key under 2048 bits fails at load");
-    EVP_PKEY_free(small);
-    X509_free(small_cert);
+    CHECK(key_fails(EVP_RSA_gen(1024), "small", "at least 2048", err), "an RSA key under 2048 bits fails at load");
 
     /* warnings: loose key file mode, expired certificate */
     int fd = log_capture_start("load.log");
