@@ -140,7 +140,9 @@ static void handler(void *arg, const struct httpd_request *req, struct httpd_res
         json_t *row = json_pack("{s:s?, s:s?, s:s?, s:s?}", "usageDate", httpd_query(req, "usageStartDate"), "endDate",
                                 httpd_query(req, "UsageEndDate"), "offerId", httpd_query(req, "offerId"), "dimension",
                                 httpd_query(req, "dimension"));
-        char *text = json_dumps(json_pack("[o]", row), JSON_COMPACT);
+        json_t *rows = json_pack("[o]", row);
+        char *text = json_dumps(rows, JSON_COMPACT);
+        json_decref(rows);
         reply(res, 200, text);
         free(text);
         return;
