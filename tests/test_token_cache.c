@@ -155,7 +155,7 @@ int main(void)
 
     /* v1, expires_in as a string, refresh ahead of expiry */
     atomic_store(&fake.requests, 0);
-    atomic_store(&fake.expires_in, 2);
+    atomic_store(&fake.expires_in, 4); /* refreshed when < 0.8 s remain */
     atomic_store(&fake.expires_as_string, 1);
     tc = make_cache(http, port, 1, SECRET);
     long long t0 = mono_ms();
@@ -163,14 +163,14 @@ int main(void)
     CHECK(rc == 0 && !strcmp(fake.last_path, "/" TENANT "/oauth2/token") &&
               strstr(fake.last_body, "resource=" MARKETPLACE_RESOURCE_ID) && !strstr(fake.last_body, "scope="),
           "the v1 flow posts resource=<marketplace resource> to <authority>/<tenant>/oauth2/token");
-    usleep(1000 * 1000);
+    usleep(2000 * 1000);
     token_cache_get(tc, tok2, sizeof tok2);
     CHECK(!strcmp(tok, tok2) && atomic_load(&fake.requests) == 1,
           "at half its lifetime (expires_in given as a string) the token is still reused");
-    usleep(700 * 1000);
+    usleep(1400 * 1000); /* 3.4 s: inside the last 20 %, 0.6 s from either edge */
     rc = token_cache_get(tc, tok2, sizeof tok2);
     long long elapsed = mono_ms() - t0;
-    CHECK(rc == 0 && strcmp(tok, tok2) && atomic_load(&fake.requests) == 2 && elapsed < 2000,
+    CHECK(rc == 0 && strcmp(tok, tok2) && atomic_load(&fake.requests) == 2 && elapsed < 4000,
           "the token is refreshed ahead of expiry (in the last 20 % of its lifetime, before it expires)");
     token_cache_free(tc);
 
