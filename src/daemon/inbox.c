@@ -89,7 +89,7 @@ struct scan_state {
     int64_t now;
     int64_t next_due;  /* earliest retry time seen, for the sleep */
     int scanned;
-    int blocked;       /* an entry was due but its subscription was busy */
+    int blocked;       /* an entry was due but a worker holds its subscription */
     int found;
 };
 
@@ -130,12 +130,12 @@ static int header_next_at(const char *val, size_t vlen, int64_t *out)
     return 1;
 }
 
-static int sub_is_busy(struct scan_state *s, const char *sub)
+static int sub_in_flight(struct scan_state *s, const char *sub)
 {
     for (int i = 0; i < s->d->nworkers; i++)
         if (!strcmp(s->d->inflight_subs[i], sub))
             return 1;
-    return passed_has(s->d->passed_subs, sub);
+    return 0;
 }
 
 static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen, enum store_db db)
@@ -157,9 +157,11 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         snprintf(sub, sizeof sub, "%s", sv);
         due = json_integer_value(json_object_get(e, "next_at_ms"));
     }
-    int busy = sub_is_busy(s, sub);
-    if (busy || due > s->now) {
-        s->blocked |= busy && due <= s->now;
+    int in_flight = sub_in_flight(s, sub);
+    if (in_flight || passed_has(s->d->passed_subs, sub) || due > s->now) {
+        /* Only a worker finishing frees it now; one passed over for an outbox entry that is
+         * not due yet waits for that entry's time (next_due), and new events still wake us. */
+        s->blocked |= in_flight && due <= s->now;
         if (due > s->now && (!s->next_due || due < s->next_due))
             s->next_due = due;
         json_decref(e);
