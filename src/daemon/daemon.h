@@ -100,6 +100,9 @@ void inbox_stop(struct daemon *d);
 /* Reconciliation (reconcile.c): one pass; counts drift. Fills *drift when not NULL. */
 int reconcile_once(struct daemon *d, int *drift);
 int reconcile_start(struct daemon *d);
+/* Count one difference from Microsoft in saasd_drift_total{kind} (kind: "status", "plan",
+ * "usage_missing", ...). */
+void reconcile_count_drift(const char *kind);
 
 /* Records (records.c): local subscription records, operation records and the audit trail. */
 /* The local record of a subscription (a JSON object, new reference) or SAASD_ENOTFOUND. */

@@ -21,11 +21,16 @@ struct pass {
     int seen;
 };
 
-static void note_drift(struct pass *p, const char *sub_id, const char *kind, const char *local, const char *ms)
+void reconcile_count_drift(const char *kind)
 {
     char labels[64];
     snprintf(labels, sizeof labels, "kind=\"%s\"", kind);
     metrics_inc("saasd_drift_total", labels);
+}
+
+static void note_drift(struct pass *p, const char *sub_id, const char *kind, const char *local, const char *ms)
+{
+    reconcile_count_drift(kind);
     p->drift++;
     log_warn("reconcile", "drift repaired from Microsoft's state", "sub_id", sub_id, "kind", kind, "local", local,
              "microsoft", ms);
