@@ -369,6 +369,8 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
             }
         }
         fates[i] = fate;
+        if (!strcmp(fate, "sent")) /* usage reconciliation leaves recently sent hours for later */
+            json_object_set_new(k->rec, "sent_ms", json_integer(now_ms()));
         json_object_set_new(k->rec, "state", json_string(fate));
         json_object_set_new(k->rec, "attempts", json_integer(attempts));
         json_object_set_new(k->rec, "result", json_string(detail));
