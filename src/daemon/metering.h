@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 struct daemon;
 
 /* Report quantity (> 0) of dimension for sub_id at when_ms (wall clock, within the last 24 h,
@@ -31,5 +33,27 @@ int metering_flush(struct daemon *d, int ignore_grace, struct metering_pass *out
 
 /* Periodic passes (metering.interval); stops with the daemon. */
 int metering_start(struct daemon *d);
+
+/* Usage reconciliation (usage_recon.c): what saasd sent against what Microsoft recorded. */
+struct usage_recon {
+    int checked; /* (day, subscription, dimension) groups compared */
+    int skipped; /* groups left out: a bucket of theirs is being sent or was sent less than lag_s ago */
+    /* Arrays of {subscriptionId, dimension, day (YYYY-MM-DD), saasd, microsoft} quantities (0 on
+     * the side that has nothing). Owned by the struct; release with usage_recon_clear(). */
+    json_t *missing;  /* saasd sent it, Microsoft has no row */
+    json_t *mismatch; /* both have it, the quantities differ by more than 1e-6 */
+    json_t *unknown;  /* Microsoft has a row saasd never sent (another system, usage from before
+                       * saasd, or an hour saasd marked failed after a Duplicate answer) */
+};
+/* Query Microsoft's usage (§7.5) for the last `days` UTC days (1..7: from the start of the
+ * day days-1 days ago through now) and compare it per (day, subscription, dimension) with the
+ * local buckets in state "sent" of those days (submittedQuantity against the summed bucket
+ * quantities). Each difference is logged and counted in saasd_drift_total{kind="usage_missing|
+ * usage_mismatch|usage_unknown"}. Microsoft's reporting lags: a (day, subscription, dimension)
+ * with a bucket sent less than lag_s seconds ago, or still being sent, is skipped on both sides. *out is filled on
+ * success and empty otherwise. SAASD_EINVAL (days, lag_s), a marketplace call error, or a
+ * store error. */
+int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon *out);
+void usage_recon_clear(struct usage_recon *r);
 
 #endif
