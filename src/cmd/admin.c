@@ -13,10 +13,11 @@
 
 struct verb {
     const char *name;
-    int nargs;
+    int nargs;        /* arguments after the verb; -n: up to n, all optional */
     const char *method;
     const char *path; /* "{}" stands for the next argument */
-    const char *body; /* NULL, "planId", "quantity" or "value": JSON body from the last argument */
+    const char *body; /* NULL, "planId", "quantity", "usage", "days" or "value": JSON body from the
+                       * last argument (none when an optional argument is left out) */
     const char *usage;
 };
 
@@ -37,6 +38,8 @@ static const struct verb verbs[] = {
     {"usage", 3, "POST", "/admin/usage", "usage", "SUB DIMENSION QUANTITY: record metered usage now"},
     {"usage-list", 0, "GET", "/admin/usage", NULL, "metered usage per hour and whether it was sent"},
     {"usage-flush", 0, "POST", "/admin/usage/flush", NULL, "send the hours that are due now"},
+    {"usage-reconcile", -1, "POST", "/admin/usage/reconcile", "days",
+     "[DAYS]: compare the usage sent in the last DAYS (1..7, default 2) with Microsoft's record"},
     {"store-get", 2, "GET", "/admin/offers/{}/store/{}", NULL, "OFFER KEY: read the offer's ctx.store"},
     {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", "value", "OFFER KEY VALUE: write the offer's ctx.store"},
 };
@@ -69,7 +72,7 @@ int cmd_admin(int argc, char **argv)
     for (size_t i = 0; nargs && i < sizeof verbs / sizeof verbs[0]; i++)
         if (!strcmp(args[0], verbs[i].name))
             v = &verbs[i];
-    if (!v || nargs - 1 != v->nargs) {
+    if (!v || (v->nargs >= 0 ? nargs - 1 != v->nargs : nargs - 1 > -v->nargs)) {
         usage(stderr);
         return 2;
     }
@@ -97,12 +100,13 @@ int cmd_admin(int argc, char **argv)
     snprintf(url, sizeof url, "http://%s:%d%s", cfg->admin_addr, cfg->admin_port, path);
     snprintf(auth, sizeof auth, "Bearer %s", cfg->admin_key);
     char *body = NULL;
-    if (v->body) {
+    if (v->body && nargs > 1) {
         const char *last = args[nargs - 1];
-        json_t *j = !strcmp(v->body, "quantity") ? json_pack("{s:I}", "quantity", (json_int_t)strtoll(last, NULL, 10))
-                  : !strcmp(v->body, "usage")  ? json_pack("{s:s, s:s, s:f}", "subscriptionId", args[1], "dimension",
+        int integer = !strcmp(v->body, "quantity") || !strcmp(v->body, "days");
+        json_t *j = integer ? json_pack("{s:I}", v->body, (json_int_t)strtoll(last, NULL, 10))
+                  : !strcmp(v->body, "usage") ? json_pack("{s:s, s:s, s:f}", "subscriptionId", args[1], "dimension",
                                                           args[2], "quantity", strtod(last, NULL))
-                                               : json_pack("{s:s}", v->body, last);
+                                              : json_pack("{s:s}", v->body, last);
         body = json_dumps(j, JSON_COMPACT);
         json_decref(j);
     }

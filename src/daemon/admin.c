@@ -15,6 +15,8 @@
  *   POST /admin/usage                                {"subscriptionId","dimension","quantity","time"?}
  *   GET  /admin/usage[?subscriptionId=]              metered usage per hour and its state
  *   POST /admin/usage/flush                          send closed hours now ({"ignore_grace": true})
+ *   POST /admin/usage/reconcile                      compare sent usage with Microsoft's record
+ *                                                    ({"days": 1..7 (2), "lag_s": seconds (0)})
  *   GET|PUT|DELETE /admin/offers/{offer}/store/{key}  the offer's rule key-value space (ctx.store),
  *                                                  so the ISV's systems can feed facts to rules
  *                                                  (PUT body: {"value": "text"}) */
@@ -408,6 +410,26 @@ static int usage_time(json_t *args, int64_t *out)
     return 0;
 }
 
+static void usage_reconcile(struct daemon *d, json_t *args, struct httpd_response *res)
+{
+    long long days = 2, lag_s = 0;
+    int bad = jl_int(args, "days", &days) == SAASD_EINVAL || jl_int(args, "lag_s", &lag_s) == SAASD_EINVAL;
+    if (bad || days < 1 || days > 7 || lag_s < 0 || lag_s > 7 * 86400) {
+        reply_error(res, 400, "days must be 1..7 and lag_s 0..604800 seconds");
+        return;
+    }
+    struct usage_recon r;
+    int rc = metering_reconcile(d, (int)days, (int)lag_s, &r);
+    if (rc) {
+        reply_json(res, 502, json_pack("{s:s, s:s}", "error", saasd_strerror(rc), "message",
+                                       "usage reconciliation failed (the log says why)"));
+        return;
+    }
+    reply_json(res, 200, json_pack("{s:i, s:i, s:O, s:O, s:O}", "checked", r.checked, "skipped", r.skipped, "missing",
+                                   r.missing, "mismatch", r.mismatch, "unknown", r.unknown));
+    usage_recon_clear(&r);
+}
+
 static void usage_api(struct daemon *d, const char *rest, const struct httpd_request *req, struct httpd_response *res)
 {
     const char *method = httpd_method(req);
@@ -447,6 +469,8 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
         reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok",
                                                 "sent", pass.sent, "failed", pass.failed, "retry", pass.retry,
                                                 "folded", pass.folded));
+    } else if (!strcmp(rest, "/reconcile") && !strcmp(method, "POST")) {
+        usage_reconcile(d, args, res);
     } else {
         reply_error(res, 404, "no such usage path");
     }
