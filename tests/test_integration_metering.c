@@ -1,10 +1,13 @@
 /* Metered usage that cannot be sent in its own hour is billed late, not lost (§7.4): a bucket
  * Microsoft keeps failing, and a bucket Microsoft answers Expired, move their quantity into the
- * current hour's event. In-process daemon against the in-process emulator; the metering pass
- * runs only when the test flushes. */
+ * current hour's event. What saasd sent is reconciled with Microsoft's usage query (§7.5).
+ * In-process daemon against the in-process emulator; the metering pass runs only when the
+ * test flushes. */
 #include "it_support.h"
 
 #include "core/crypto.h"
+#include "core/metrics.h"
+#include "core/mp_client.h"
 
 #include <math.h>
 
@@ -64,6 +67,88 @@ static const char *state_of(json_t *b)
     return b ? it_str(b, "state") : "(none)";
 }
 
+static json_t *usage_reconcile(json_t *args, long *status)
+{
+    return it_admin("POST", "/admin/usage/reconcile", args, status);
+}
+
+/* The item of a reconciliation list (missing, mismatch, unknown) for dim, or NULL. Borrowed. */
+static json_t *difference(json_t *recon, const char *list, const char *dim)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(recon, list), i, item) if (!strcmp(it_str(item, "dimension"), dim)) return item;
+    return NULL;
+}
+
+static size_t differences(json_t *recon)
+{
+    return json_array_size(json_object_get(recon, "missing")) + json_array_size(json_object_get(recon, "mismatch")) +
+           json_array_size(json_object_get(recon, "unknown"));
+}
+
+/* Whether item says sub's usage of the UTC day of hour_s: saasd and microsoft quantities. */
+static int says(json_t *item, const char *sub, long long hour_s, double saasd, double microsoft)
+{
+    char day[16];
+    time_t t = (time_t)hour_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    return item && !strcmp(it_str(item, "subscriptionId"), sub) && !strcmp(it_str(item, "day"), day) &&
+           fabs(num(item, "saasd") - saasd) < 1e-9 && fabs(num(item, "microsoft") - microsoft) < 1e-9;
+}
+
+/* Write a bucket straight into the store as if saasd had sent it (key as metering.c builds it:
+ * sub NUL dimension NUL be64 hour start). */
+static int put_sent_bucket(struct daemon *d, const char *sub, const char *dim, long long hour_s, double quantity)
+{
+    unsigned char key[256];
+    size_t sl = strlen(sub) + 1, dl = strlen(dim) + 1;
+    memcpy(key, sub, sl);
+    memcpy(key + sl, dim, dl);
+    for (int i = 0; i < 8; i++)
+        key[sl + dl + i] = (unsigned char)((unsigned long long)hour_s >> (56 - 8 * i));
+    json_t *b = json_pack("{s:s, s:s, s:I, s:f, s:s, s:i, s:s, s:I}", "sub_id", sub, "dimension", dim, "hour_s",
+                          (json_int_t)hour_s, "quantity", quantity, "state", "sent", "attempts", 1, "usage_event_id",
+                          "00000000-0000-4000-8000-000000000000", "sent_ms", (json_int_t)now_ms());
+    char *text = json_dumps(b, JSON_COMPACT);
+    struct store_batch *batch = NULL;
+    int rc = store_batch_new(&batch);
+    if (!rc)
+        rc = store_batch_put(batch, STORE_USAGE, key, sl + dl + 8, text, strlen(text));
+    if (!rc)
+        rc = store_commit(d->store, batch);
+    store_batch_free(batch);
+    free(text);
+    json_decref(b);
+    return rc;
+}
+
+/* Usage sent to Microsoft past saasd's buckets, as another system would. */
+static int send_directly(struct daemon *d, const char *sub, const char *dim, long long hour_s, double quantity)
+{
+    char start[32];
+    time_t t = (time_t)hour_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(start, sizeof start, "%Y-%m-%dT%H:05:00Z", &tm);
+    json_t *ev = json_pack("{s:s, s:f, s:s, s:s, s:s}", "resourceId", sub, "quantity", quantity, "dimension", dim,
+                           "effectiveStartTime", start, "planId", "flat");
+    struct mp_result mr = {0};
+    int rc = mp_usage_event(d->mp, ev, &mr);
+    mp_result_clear(&mr);
+    json_decref(ev);
+    return rc;
+}
+
+static double drift(const char *kind)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "kind=\"%s\"", kind);
+    return metrics_value("saasd_drift_total", labels);
+}
+
 int main(void)
 {
     char dir[256], conf[512], rules[512];
@@ -93,8 +178,8 @@ int main(void)
 
     long st;
     json_decref(it_emu("POST", "/_emulator/offers",
-                       json_pack("{s:s, s:[{s:s, s:s, s:[s]}]}", "offerId", "it-metered", "plans", "planId", "flat",
-                                 "displayName", "Flat", "dimensions", "api-calls"),
+                       json_pack("{s:s, s:[{s:s, s:s, s:[s, s, s]}]}", "offerId", "it-metered", "plans", "planId",
+                                 "flat", "displayName", "Flat", "dimensions", "api-calls", "reports", "alerts"),
                        &st));
     char sub[64];
     json_t *buy = it_emu("POST", "/_emulator/purchases", json_pack("{s:s, s:s}", "offerId", "it-metered", "planId", "flat"),
@@ -105,6 +190,51 @@ int main(void)
     json_t *ms = it_ms_sub(sub);
     CHECK(!strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"), "the metered subscription is activated");
     json_decref(ms);
+
+    /* ---- what saasd sent is compared with what Microsoft recorded ---- */
+    /* Before the emulator's clock is advanced below. Hours are counted back from the current
+     * one and away from the hours the next sections use (2 and 23 back, and the current one);
+     * reconciling 2 days keeps yesterday's hours in the window past midnight. */
+    long long recon_hour = (long long)time(NULL) / 3600 * 3600;
+    long long reports_hour = recon_hour - 3 * 3600, exports_hour = recon_hour - 4 * 3600;
+    long long alerts_hour = recon_hour - 3600;
+    json_t *rr = it_admin("POST", "/admin/usage",
+                          json_pack("{s:s, s:s, s:f, s:I}", "subscriptionId", sub, "dimension", "reports", "quantity",
+                                    4.0, "time", (json_int_t)(reports_hour + 60) * 1000),
+                          &st);
+    json_decref(rr);
+    rr = flush();
+    CHECK(st == 200 && rr && json_integer_value(json_object_get(rr, "sent")) == 1, "a closed hour of usage is sent");
+    json_decref(rr);
+    rr = usage_reconcile(NULL, &st);
+    CHECK(st == 200 && json_integer_value(json_object_get(rr, "checked")) >= 1 && differences(rr) == 0,
+          "usage saasd sent and Microsoft recorded reconciles without differences");
+    json_decref(rr);
+    rr = usage_reconcile(json_pack("{s:i, s:i}", "days", 2, "lag_s", 3600), &st);
+    CHECK(st == 200 && json_integer_value(json_object_get(rr, "checked")) == 0 &&
+              json_integer_value(json_object_get(rr, "skipped")) == 1 && differences(rr) == 0,
+          "usage sent less than lag_s ago is left out on both sides instead of reported");
+    json_decref(rr);
+    rr = usage_reconcile(json_pack("{s:i}", "days", 8), &st);
+    CHECK(st == 400, "a usage reconciliation over more than 7 days is refused");
+    json_decref(rr);
+
+    double missing0 = drift("usage_missing"), mismatch0 = drift("usage_mismatch"), unknown0 = drift("usage_unknown");
+    CHECK(put_sent_bucket(d, sub, "exports", exports_hour, 2.5) == 0 &&
+              put_sent_bucket(d, sub, "reports", reports_hour, 5.0) == 0 &&
+              send_directly(d, sub, "alerts", alerts_hour, 7.0) == 0,
+          "saasd's record and Microsoft's are made to differ");
+    rr = usage_reconcile(json_pack("{s:i}", "days", 2), &st);
+    CHECK(st == 200 && says(difference(rr, "missing", "exports"), sub, exports_hour, 2.5, 0) &&
+              drift("usage_missing") == missing0 + 1,
+          "usage saasd marked sent but Microsoft has no row of is reported missing and counted as drift");
+    CHECK(st == 200 && says(difference(rr, "mismatch", "reports"), sub, reports_hour, 5.0, 4.0) &&
+              drift("usage_mismatch") == mismatch0 + 1,
+          "a day whose quantities differ from Microsoft's is reported as a mismatch and counted as drift");
+    CHECK(st == 200 && says(difference(rr, "unknown", "alerts"), sub, alerts_hour, 0, 7.0) &&
+              drift("usage_unknown") == unknown0 + 1 && differences(rr) == 3,
+          "usage Microsoft recorded that saasd never sent is reported unknown and counted as drift");
+    json_decref(rr);
 
     /* ---- Microsoft keeps failing: after 5 passes the hour is folded into the current one ---- */
     /* The checks name the current hour: keep the test clear of an hour boundary. */
