@@ -168,3 +168,14 @@ long limits_remaining_ms(const struct limits *l)
     int64_t left = l->deadline_ns - now;
     return left > 0 ? (long)(left / 1000000) : 0;
 }
+
+int limits_traceback(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE)
+        return 1;
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}

@@ -21,6 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The message handler protected rule calls install (lua.c's msghandler): error tables (schema
+ * and input markers) pass through unchanged; anything else becomes its message with a
+ * traceback. Shared by the daemon's entry point and the busted module. */
+int limits_traceback(lua_State *L);
+
 /* How many VM instructions pass between two deadline checks. */
 #define LIMITS_HOOK_PERIOD 1000
 

@@ -16,17 +16,6 @@
 
 int luaopen_saas_core(lua_State *L);
 
-static int traceback(lua_State *L)
-{
-    if (lua_type(L, 1) == LUA_TTABLE)
-        return 1;
-    const char *msg = lua_tostring(L, 1);
-    if (!msg)
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 static int l_core_run(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -38,7 +27,7 @@ static int l_core_run(lua_State *L)
     lua_pop(L, 2);
     int nargs = lua_gettop(L) - 2;
 
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, limits_traceback);
     lua_insert(L, 2); /* opts msgh fn args... */
 
     struct limits lim;

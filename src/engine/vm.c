@@ -55,13 +55,7 @@ static int msgh(lua_State *L)
             break;
         }
     }
-    if (lua_type(L, 1) == LUA_TTABLE)
-        return 1;
-    const char *msg = lua_tostring(L, 1);
-    if (!msg)
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_traceback(L, L, msg, 1);
-    return 1;
+    return limits_traceback(L);
 }
 
 static int preload_lua(lua_State *L)
