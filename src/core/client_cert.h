@@ -18,6 +18,8 @@
 #include <openssl/x509.h>
 
 #define CLIENT_ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+/* The same, as a form field value (':' percent-encoded). */
+#define CLIENT_ASSERTION_TYPE_ESCAPED "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
 #define CLIENT_ASSERTION_LIFETIME_S 600 /* exp = now + 10 minutes, as MSAL does */
 #define CLIENT_CERT_X5T_LEN 28          /* base64url of 20 bytes (27 chars) + NUL */
 #define CLIENT_CERT_X5T_S256_LEN 44     /* base64url of 32 bytes (43 chars) + NUL */

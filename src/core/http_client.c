@@ -250,14 +250,10 @@ void http_response_free(struct http_response *r)
     memset(r, 0, sizeof *r);
 }
 
-int http_url_escape(const char *s, char *out, size_t size)
+int http_url_escape(const char *s, char **out)
 {
     char *enc = curl_easy_escape(NULL, s, 0);
-    if (!enc)
-        return SAASD_ENOMEM;
-    int rc = strlen(enc) < size ? 0 : SAASD_ETOOBIG;
-    if (!rc)
-        memcpy(out, enc, strlen(enc) + 1);
+    *out = enc ? strdup(enc) : NULL;
     curl_free(enc);
-    return rc;
+    return *out ? 0 : SAASD_ENOMEM;
 }

@@ -44,9 +44,9 @@ void http_client_free(struct http_client *c);
  * initialised; release it with http_response_free(). */
 int http_client_do(struct http_client *c, const struct http_request *req, struct http_response *out);
 
-/* Percent-encode s for a URL query value (libcurl's escaping) into out. 0, SAASD_ETOOBIG,
- * SAASD_ENOMEM. */
-int http_url_escape(const char *s, char *out, size_t size);
+/* Percent-encode s for a URL query value or a form field (libcurl's escaping). *out is
+ * malloc'd (caller frees). 0 or SAASD_ENOMEM. */
+int http_url_escape(const char *s, char **out);
 /* Value of a response header (case-insensitive name), copied into buf; NULL when absent. */
 const char *http_response_header(const struct http_response *r, const char *name, char *buf, size_t size);
 void http_response_free(struct http_response *r);

@@ -18,7 +18,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
 
 #define URL_MAX 4096
 #define TOKEN_BUF 16384
@@ -513,11 +512,11 @@ int mp_list_plans(struct mp_client *mp, const char *sub_id, const char *plan_id,
 {
     char url[URL_MAX], query[512] = "";
     if (plan_id && *plan_id) {
-        char *e = curl_easy_escape(NULL, plan_id, 0);
-        if (!e)
+        char *e = NULL;
+        if (http_url_escape(plan_id, &e))
             return SAASD_ENOMEM;
         snprintf(query, sizeof query, "planId=%s", e);
-        curl_free(e);
+        free(e);
     }
     int rc = sub_url(mp, sub_id, "/listAvailablePlans", query[0] ? query : NULL, url);
     if (rc)
@@ -775,15 +774,16 @@ int mp_usage_events(struct mp_client *mp, const struct mp_usage_query *q, struct
                            "azureSubscriptionId", "reconStatus"}; /* spelled as §7.1 spells them */
     const char *values[] = {q->start, q->end, q->offer_id, q->plan_id, q->dimension, q->azure_subscription_id,
                             q->recon_status};
-    char query[1024] = "", value[256], url[URL_MAX];
+    char query[1024] = "", url[URL_MAX];
     size_t used = 0;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char *value = NULL;
         if (!values[i])
             continue;
-        int rc = http_url_escape(values[i], value, sizeof value);
-        if (rc)
-            return rc == SAASD_ETOOBIG ? SAASD_EINVAL : rc;
+        if (http_url_escape(values[i], &value))
+            return SAASD_ENOMEM;
         int n = snprintf(query + used, sizeof query - used, "%s%s=%s", used ? "&" : "", names[i], value);
+        free(value);
         if (n < 0 || (size_t)n >= sizeof query - used)
             return SAASD_EINVAL;
         used += (size_t)n;

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #define TOKEN_MAX 16384
@@ -24,7 +23,7 @@
 struct token_cache {
     char *url;       /* full token endpoint */
     char *form;      /* urlencoded request body (holds the secret); with a certificate, the
-                        body without its client assertion, which is signed per request */
+                        body up to its client assertion, which is signed per request */
     size_t form_len;
     char *secret;    /* to scrub it out of Entra's error text; NULL with a certificate */
     struct client_cert *cert; /* NULL with a secret */
@@ -95,10 +94,9 @@ const char *token_cache_aadsts_hint(long code)
 
 static char *escape(const char *s)
 {
-    char *e = curl_easy_escape(NULL, s, 0);
-    char *copy = e ? strdup(e) : NULL;
-    curl_free(e);
-    return copy;
+    char *e = NULL;
+    http_url_escape(s, &e);
+    return e;
 }
 
 int token_cache_new(const struct token_cache_options *opt, struct http_client *http, struct token_cache **out)
@@ -154,14 +152,16 @@ int token_cache_new(const struct token_cache_options *opt, struct http_client *h
     }
     snprintf(tc->url, ulen, "%.*s/%s%s", (int)alen, opt->authority_url, opt->tenant_id,
              tc->version == 1 ? "/oauth2/token" : "/oauth2/v2.0/token");
-    size_t flen = strlen(e_client) + strlen(e_secret) + strlen(target) + 96;
+    size_t flen = strlen(e_client) + strlen(e_secret) + strlen(target) + sizeof CLIENT_ASSERTION_TYPE_ESCAPED + 96;
     tc->form = malloc(flen);
     if (tc->form && has_secret)
         tc->form_len = (size_t)snprintf(tc->form, flen, "grant_type=client_credentials&client_id=%s&client_secret=%s&%s=%s",
                                         e_client, e_secret, tc->version == 1 ? "resource" : "scope", target);
-    else if (tc->form)
-        tc->form_len = (size_t)snprintf(tc->form, flen, "grant_type=client_credentials&client_id=%s&%s=%s", e_client,
-                                        tc->version == 1 ? "resource" : "scope", target);
+    else if (tc->form) /* the assertion type is fixed; only the assertion is signed per request */
+        tc->form_len = (size_t)snprintf(tc->form, flen,
+                                        "grant_type=client_credentials&client_id=%s&%s=%s&client_assertion_type=%s",
+                                        e_client, tc->version == 1 ? "resource" : "scope", target,
+                                        CLIENT_ASSERTION_TYPE_ESCAPED);
     memset(e_secret, 0, strlen(e_secret));
     free(e_client);
     free(e_secret);
@@ -263,19 +263,18 @@ static void log_entra_error(struct token_cache *tc, long status, const char *bod
  * the endpoint posted to, signed now. *out malloc'd. */
 static int assertion_body(const struct token_cache *tc, char **out, size_t *len)
 {
-    char *jwt = NULL, *type = escape(CLIENT_ASSERTION_TYPE);
-    int rc = type ? client_cert_assertion(tc->cert, tc->client_id, tc->url, time(NULL), &jwt) : SAASD_ENOMEM;
+    char *jwt = NULL;
+    int rc = client_cert_assertion(tc->cert, tc->client_id, tc->url, time(NULL), &jwt);
     *out = NULL;
     if (rc == 0) {
         /* a compact JWS is base64url and dots: nothing to escape */
-        size_t n = tc->form_len + strlen(type) + strlen(jwt) + 64;
+        size_t n = tc->form_len + strlen(jwt) + 32;
         *out = malloc(n);
         if (*out)
-            *len = (size_t)snprintf(*out, n, "%s&client_assertion_type=%s&client_assertion=%s", tc->form, type, jwt);
+            *len = (size_t)snprintf(*out, n, "%s&client_assertion=%s", tc->form, jwt);
         else
             rc = SAASD_ENOMEM;
     }
-    free(type);
     free(jwt);
     return rc;
 }

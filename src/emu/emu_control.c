@@ -7,7 +7,7 @@
 #include "core/log.h"
 #include "emu/emu_internal.h"
 
-#include <curl/curl.h>
+#include "core/http_client.h"
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,14 +98,16 @@ static void put_config(struct emu *e, const json_t *in, struct httpd_response *r
 static json_t *landing_reply(struct emu *e, const json_t *sub, long lifetime)
 {
     char *tok = emu_landing_token(e, emu_jstr(sub, "id"), lifetime);
-    char *enc = tok ? curl_easy_escape(NULL, tok, 0) : NULL;
+    char *enc = NULL;
+    if (tok)
+        http_url_escape(tok, &enc);
     const char *base = e->k.landing_url ? e->k.landing_url : EMU_DEFAULT_LANDING;
     size_t n = strlen(base) + (enc ? strlen(enc) : 0) + 16;
     char *url = malloc(n);
     if (url)
         snprintf(url, n, "%s%stoken=%s", base, strchr(base, '?') ? "&" : "?", enc ? enc : "");
     json_t *j = json_pack("{s:s,s:s?,s:s?}", "subscriptionId", emu_jstr(sub, "id"), "landingUrl", url, "token", tok);
-    curl_free(enc);
+    free(enc);
     free(url);
     free(tok);
     return j;

@@ -3,7 +3,7 @@
 #include "core/err.h"
 #include "emu/emu_internal.h"
 
-#include <curl/curl.h>
+#include "core/http_client.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +76,11 @@ static void list_subscriptions(struct emu *e, const struct httpd_request *r, str
         /* Like the live service: the token is URL-encoded JSON inside an absolute link. */
         char tok[64], link[1024];
         snprintf(tok, sizeof tok, "{\"offset\":%zu,\"v\":1}", offset + page);
-        char *enc = curl_easy_escape(NULL, tok, 0);
+        char *enc = NULL;
+        http_url_escape(tok, &enc);
         snprintf(link, sizeof link, "%s/api/saas/subscriptions?continuationToken=%s&api-version=%s", e->base_url,
                  enc ? enc : "", EMU_API_VERSION);
-        curl_free(enc);
+        free(enc);
         json_object_set_new(body, "@nextLink", json_string(link));
     }
     json_decref(order);
