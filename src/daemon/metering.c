@@ -55,6 +55,12 @@ static char *dump(json_t *j, size_t *len)
     return t;
 }
 
+/* Start of the UTC hour (epoch seconds) that contains ms: the bucket of §7.4. */
+static int64_t hour_of(int64_t ms)
+{
+    return ms / 1000 / 3600 * 3600;
+}
+
 /* ---- recording ---------------------------------------------------------------------------- */
 
 struct add_arg {
@@ -63,6 +69,7 @@ struct add_arg {
     double quantity;               /* to bill */
     double reported;               /* as the ISV reported it, before the usage rule */
     const struct decision *rule;   /* the usage rule's decision, NULL when folding */
+    int fold;                      /* the quantity is an earlier hour's, folded in (§7.4) */
 };
 
 static int add_usage(void *arg, const void *old, size_t oldlen, void **new_val, size_t *new_len)
@@ -80,6 +87,8 @@ static int add_usage(void *arg, const void *old, size_t oldlen, void **new_val, 
     }
     double q = json_number_value(json_object_get(b, "quantity")) + a->quantity;
     json_object_set_new(b, "quantity", json_real(q));
+    if (a->fold)
+        json_object_set_new(b, "folded_in", json_real(json_number_value(json_object_get(b, "folded_in")) + a->quantity));
     if (a->rule) {
         json_object_set_new(b, "reported", json_real(json_number_value(json_object_get(b, "reported")) + a->reported));
         if (a->rule->rule_sha256[0]) { /* which rule text decided the latest report */
@@ -136,7 +145,7 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
     }
     const char *offer = json_string_value(json_object_get(local, "offerId"));
     struct decision dec;
-    struct add_arg a = {sub_id, dimension, (when_ms / 1000) / 3600 * 3600, quantity, quantity, &dec};
+    struct add_arg a = {sub_id, dimension, hour_of(when_ms), quantity, quantity, &dec, 0};
     unsigned char key[KEY_MAX];
     size_t klen;
     struct store_batch *b = NULL;
@@ -278,21 +287,10 @@ struct fold_arg {
 static int fold_usage(void *arg, const void *old, size_t oldlen, void **new_val, size_t *new_len)
 {
     struct fold_arg *f = arg;
-    struct add_arg a = {f->sub, f->dim, f->hour_s, f->quantity, 0, NULL};
+    struct add_arg a = {f->sub, f->dim, f->hour_s, f->quantity, 0, NULL, 1};
     int rc = add_usage(&a, old, oldlen, new_val, new_len);
     f->folded = rc == 0;
-    if (rc == SAASD_ECONFLICT)
-        return 0; /* keep the target unchanged; the caller sees folded == 0 */
-    if (rc)
-        return rc;
-    json_t *b = json_loadb(*new_val, *new_len, 0, NULL);
-    if (!b)
-        return SAASD_ENOMEM;
-    json_object_set_new(b, "folded_in", json_real(json_number_value(json_object_get(b, "folded_in")) + f->quantity));
-    free(*new_val);
-    *new_val = dump(b, new_len);
-    json_decref(b);
-    return *new_val ? 0 : SAASD_ENOMEM;
+    return rc == SAASD_ECONFLICT ? 0 : rc; /* not open: the target stays; the caller sees folded == 0 */
 }
 
 /* Whether a bucket that is given up on should move its quantity to the current hour. */
@@ -338,7 +336,7 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
 
     struct fold_arg folds[BATCH_MAX];
     const char *fates[BATCH_MAX];
-    int64_t current_hour = (now_ms() / 1000) / 3600 * 3600;
+    int64_t now = now_ms(), current_hour = hour_of(now);
     struct store_batch *b = NULL;
     int src = store_batch_new(&b);
     for (size_t i = 0; !src && i < n; i++) {
@@ -370,7 +368,7 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
         }
         fates[i] = fate;
         if (!strcmp(fate, "sent")) /* usage reconciliation leaves recently sent hours for later */
-            json_object_set_new(k->rec, "sent_ms", json_integer(now_ms()));
+            json_object_set_new(k->rec, "sent_ms", json_integer(now));
         json_object_set_new(k->rec, "state", json_string(fate));
         json_object_set_new(k->rec, "attempts", json_integer(attempts));
         json_object_set_new(k->rec, "result", json_string(detail));
@@ -418,8 +416,8 @@ int metering_flush(struct daemon *d, int ignore_grace, struct metering_pass *out
     pthread_mutex_lock(&flush_lock);
     for (;;) {
         int64_t now = now_ms();
-        int64_t current_hour = (now / 1000) / 3600 * 3600;
-        int64_t cutoff = ignore_grace ? current_hour : ((now / 1000) - d->cfg->metering_grace_s) / 3600 * 3600;
+        int64_t current_hour = hour_of(now);
+        int64_t cutoff = ignore_grace ? current_hour : hour_of(now - (int64_t)d->cfg->metering_grace_s * 1000);
         struct pick p = {.now = now, .cutoff_s = cutoff, .list = list};
         store_scan(d->store, STORE_USAGE, NULL, 0, pick_due, &p);
         if (p.n == 0)
