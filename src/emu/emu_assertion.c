@@ -14,9 +14,9 @@
 #include "core/log.h"
 #include "emu/emu_internal.h"
 
-#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,15 +167,11 @@ static const json_t *find_cert(struct emu *e, const char *client, const char *x5
     return NULL;
 }
 
-static int signature_ok(const json_t *rec, const char *jwt, size_t signed_len, const uint8_t *sig, size_t sig_len)
+static int signature_ok(const json_t *rec, const char *jwt, const struct emu_jws *jws)
 {
     const char *pem = emu_jstr(rec, "pem");
     X509 *x = pem ? parse_cert(pem, strlen(pem)) : NULL;
-    EVP_PKEY *pub = x ? X509_get0_pubkey(x) : NULL;
-    EVP_MD_CTX *md = pub ? EVP_MD_CTX_new() : NULL;
-    int ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
-             EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, signed_len) == 1;
-    EVP_MD_CTX_free(md);
+    int ok = x && emu_jws_rs256_ok(jws, jwt, X509_get0_pubkey(x));
     X509_free(x);
     return ok;
 }
@@ -183,18 +179,14 @@ static int signature_ok(const json_t *rec, const char *jwt, size_t signed_len, c
 /* The thumbprint a header names, in the upper-case hex Entra's messages and portal use. */
 static void thumbprint_hex(const char *b64url, char *out, size_t size)
 {
-    static const char digits[] = "0123456789ABCDEF";
     uint8_t *raw = NULL;
     size_t n = 0;
-    out[0] = 0;
     if (crypto_base64url_decode(b64url, strlen(b64url), &raw, &n) != 0 || 2 * n >= size) {
         snprintf(out, size, "%.*s", (int)size - 1, b64url);
     } else {
-        for (size_t i = 0; i < n; i++) {
-            out[2 * i] = digits[raw[i] >> 4];
-            out[2 * i + 1] = digits[raw[i] & 15];
-        }
-        out[2 * n] = 0;
+        crypto_hex(raw, n, out);
+        for (char *p = out; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
     }
     free(raw);
 }
@@ -224,11 +216,8 @@ static void forget_expired_jtis(struct emu *e, int64_t now)
 int emu_check_client_assertion(struct emu *e, const struct httpd_request *r, const char *tenant, int version,
                                const char *client, const char *type, const char *jwt, struct emu_refusal *out)
 {
-    uint8_t *hraw = NULL, *praw = NULL, *sig = NULL;
-    size_t hlen = 0, plen = 0, slen = 0;
-    json_t *hdr = NULL, *claims = NULL;
+    struct emu_jws jws = {0};
     int rc = SAASD_EAUTH;
-    const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
     char iso_now[40], iso_t[40], key[600];
     int64_t now = emu_now_ms(e) / 1000;
 
@@ -236,15 +225,12 @@ int emu_check_client_assertion(struct emu *e, const struct httpd_request *r, con
         refuse(out, 50027, "Invalid client_assertion_type '%s': expected '%s'.", type ? type : "", CLIENT_ASSERTION_TYPE);
         goto done;
     }
-    if (!d1 || !d2 || strchr(d2 + 1, '.') || crypto_base64url_decode(jwt, (size_t)(d1 - jwt), &hraw, &hlen) ||
-        crypto_base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &praw, &plen) ||
-        crypto_base64url_decode(d2 + 1, strlen(d2 + 1), &sig, &slen) ||
-        !(hdr = json_loadb((const char *)hraw, hlen, 0, NULL)) || !json_is_object(hdr) ||
-        !(claims = json_loadb((const char *)praw, plen, 0, NULL)) || !json_is_object(claims)) {
+    if (!jwt || emu_jws_parse(jwt, &jws) != 0) {
         refuse(out, 50027, "Invalid JWT token. The client assertion is not a compact JWS with JSON header and claims.");
         goto done;
     }
-    const char *alg = emu_jstr(hdr, "alg"), *x5t = emu_jstr(hdr, "x5t"), *s256 = emu_jstr(hdr, "x5t#S256");
+    const char *alg = emu_jstr(jws.header, "alg"), *x5t = emu_jstr(jws.header, "x5t");
+    const char *s256 = emu_jstr(jws.header, "x5t#S256");
     if (!alg || strcmp(alg, "RS256")) {
         refuse(out, 50027, "Invalid JWT token. The client assertion's alg '%s' is not supported: use RS256.",
                alg ? alg : "");
@@ -270,15 +256,15 @@ int emu_check_client_assertion(struct emu *e, const struct httpd_request *r, con
                "(expired or not yet valid) on application '%s'.", emu_jstr(rec, "thumbprint"), client);
         goto done;
     }
-    if (!signature_ok(rec, jwt, (size_t)(d2 - jwt), sig, slen)) {
+    if (!signature_ok(rec, jwt, &jws)) {
         refuse(out, 700027, "Client assertion failed signature validation. [Reason - The signature is invalid., "
                "Thumbprint of key used by client: '%s'.]", emu_jstr(rec, "thumbprint"));
         goto done;
     }
 
-    const char *iss = emu_jstr(claims, "iss"), *sub = emu_jstr(claims, "sub"), *jti = emu_jstr(claims, "jti");
-    json_t *aud = json_object_get(claims, "aud"), *exp = json_object_get(claims, "exp"),
-           *nbf = json_object_get(claims, "nbf");
+    const char *iss = emu_jstr(jws.claims, "iss"), *sub = emu_jstr(jws.claims, "sub"), *jti = emu_jstr(jws.claims, "jti");
+    json_t *aud = json_object_get(jws.claims, "aud"), *exp = json_object_get(jws.claims, "exp"),
+           *nbf = json_object_get(jws.claims, "nbf");
     if (!iss || !sub || !jti || !*jti || !aud || !json_is_integer(exp) || (nbf && !json_is_integer(nbf))) {
         refuse(out, 50027, "Invalid JWT token. The client assertion needs iss, sub, aud, jti and exp (nbf and exp as "
                "integers).");
@@ -327,10 +313,6 @@ int emu_check_client_assertion(struct emu *e, const struct httpd_request *r, con
     json_object_set_new(e->jtis, key, json_integer(json_integer_value(exp)));
     rc = 0;
 done:
-    json_decref(hdr);
-    json_decref(claims);
-    free(hraw);
-    free(praw);
-    free(sig);
+    emu_jws_clear(&jws);
     return rc;
 }

@@ -121,6 +121,18 @@ json_t *emu_key_jwk(const struct emu_key *k);
 int emu_jwt_sign(const struct emu_key *k, const json_t *claims, char **out);
 /* Verify the signature against any known key; *claims_out is the parsed payload. */
 int emu_jwt_verify(const struct emu_key *keys, size_t nkeys, const char *token, json_t **claims_out);
+/* A compact JWS taken apart: header and claims (JSON objects), the signature, and how many
+ * leading bytes of the token it signs. emu_jws_parse: 0 or SAASD_EAUTH (not three base64url
+ * segments with JSON object header and claims); release with emu_jws_clear either way. */
+struct emu_jws {
+    json_t *header, *claims;
+    uint8_t *sig;
+    size_t sig_len, signed_len;
+};
+int emu_jws_parse(const char *token, struct emu_jws *out);
+void emu_jws_clear(struct emu_jws *j);
+/* 1 when the RS256 signature of token (parsed into j) verifies with pub. */
+int emu_jws_rs256_ok(const struct emu_jws *j, const char *token, EVP_PKEY *pub);
 /* Load the key files in dir (or create them); rotate = move current to previous first. */
 int emu_keys_load_dir(const char *dir, int rotate, struct emu_key keys[EMU_MAX_KEYS], size_t *nkeys);
 int emu_keys_rotate_memory(struct emu *e);

@@ -163,45 +163,67 @@ int emu_jwt_sign(const struct emu_key *k, const json_t *claims, char **out)
     return rc;
 }
 
-int emu_jwt_verify(const struct emu_key *keys, size_t nkeys, const char *token, json_t **claims_out)
+static json_t *decode_object(const char *b64url, size_t len)
 {
-    int rc = SAASD_EAUTH;
-    uint8_t *hdr_raw = NULL, *pl_raw = NULL, *sig = NULL;
-    size_t hdr_len, pl_len, sig_len;
-    json_t *hdr = NULL, *claims = NULL;
-    EVP_MD_CTX *ctx = NULL;
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    json_t *j = crypto_base64url_decode(b64url, len, &raw, &n) == 0 ? json_loadb((const char *)raw, n, 0, NULL) : NULL;
+    free(raw);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+int emu_jws_parse(const char *token, struct emu_jws *out)
+{
+    memset(out, 0, sizeof *out);
     const char *d1 = strchr(token, '.');
     const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
     if (!d1 || !d2 || strchr(d2 + 1, '.'))
-        goto fail;
-    if (crypto_base64url_decode(token, (size_t)(d1 - token), &hdr_raw, &hdr_len) != 0 ||
-        crypto_base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &pl_raw, &pl_len) != 0 ||
-        crypto_base64url_decode(d2 + 1, strlen(d2 + 1), &sig, &sig_len) != 0)
-        goto fail;
-    hdr = json_loadb((const char *)hdr_raw, hdr_len, 0, NULL);
-    claims = json_loadb((const char *)pl_raw, pl_len, 0, NULL);
-    const char *alg = emu_jstr(hdr, "alg"), *kid = emu_jstr(hdr, "kid");
-    if (!claims || !json_is_object(claims) || !alg || strcmp(alg, "RS256") || !kid)
-        goto fail;
+        return SAASD_EAUTH;
+    out->header = decode_object(token, (size_t)(d1 - token));
+    out->claims = decode_object(d1 + 1, (size_t)(d2 - d1 - 1));
+    out->signed_len = (size_t)(d2 - token);
+    if (!out->header || !out->claims || crypto_base64url_decode(d2 + 1, strlen(d2 + 1), &out->sig, &out->sig_len) != 0)
+        return SAASD_EAUTH;
+    return 0;
+}
+
+void emu_jws_clear(struct emu_jws *j)
+{
+    json_decref(j->header);
+    json_decref(j->claims);
+    free(j->sig);
+    memset(j, 0, sizeof *j);
+}
+
+int emu_jws_rs256_ok(const struct emu_jws *j, const char *token, EVP_PKEY *pub)
+{
+    EVP_MD_CTX *md = pub ? EVP_MD_CTX_new() : NULL;
+    int ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
+             EVP_DigestVerify(md, j->sig, j->sig_len, (const unsigned char *)token, j->signed_len) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+int emu_jwt_verify(const struct emu_key *keys, size_t nkeys, const char *token, json_t **claims_out)
+{
+    struct emu_jws j;
+    int rc = emu_jws_parse(token, &j);
+    const char *alg = emu_jstr(j.header, "alg"), *kid = emu_jstr(j.header, "kid");
     const struct emu_key *k = NULL;
-    for (size_t i = 0; i < nkeys; i++)
+    for (size_t i = 0; !rc && alg && !strcmp(alg, "RS256") && kid && i < nkeys; i++)
         if (keys[i].pkey && !strcmp(keys[i].kid, kid))
             k = &keys[i];
-    if (!k || !(ctx = EVP_MD_CTX_new()))
-        goto fail;
-    if (EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pkey) != 1 ||
-        EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)token, (size_t)(d2 - token)) != 1)
-        goto fail;
-    *claims_out = claims;
-    claims = NULL;
-    rc = 0;
-fail:
-    EVP_MD_CTX_free(ctx);
-    json_decref(hdr);
-    json_decref(claims);
-    free(hdr_raw);
-    free(pl_raw);
-    free(sig);
+    if (!rc && (!k || !emu_jws_rs256_ok(&j, token, k->pkey)))
+        rc = SAASD_EAUTH;
+    if (!rc) {
+        *claims_out = j.claims;
+        j.claims = NULL;
+    }
+    emu_jws_clear(&j);
     return rc;
 }
 
