@@ -1,0 +1,200 @@
+"""Browser test harness: starts the built-in emulator and saasd on free loopback ports with
+temporary directories, drives Debian's chromium headless through chromedriver (python3-selenium),
+prints one TAP line per check ("ok - ..." / "not ok - ..."; tests/run-all.sh counts them) and
+saves a screenshot of every step under $BUILD/screenshots/. Everything it started is stopped at
+the end, whatever happened."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+SAASD = os.path.join(BUILD, "saasd")
+SHOTS = os.path.join(BUILD, "screenshots")
+WINDOW = (1280, 900)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, headers=None):
+    """One JSON call; returns (status, parsed body or text). Never follows redirects."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+class Stack:
+    """The emulator (playing Microsoft, Entra ID included) and saasd, wired to each other."""
+
+    def __init__(self, config_extra=""):
+        self.tmp = tempfile.mkdtemp(prefix="saasd-browser-")
+        self.emu_port, self.port, self.admin_port = free_port(), free_port(), free_port()
+        self.emu = "http://127.0.0.1:%d" % self.emu_port
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.admin = "http://127.0.0.1:%d" % self.admin_port
+        self.procs = []
+        self.config = os.path.join(self.tmp, "saasd.conf")
+        with open(self.config, "w") as f:
+            f.write(self.config_text() + config_extra)
+
+    def config_text(self):
+        return """
+listen    = "127.0.0.1:%(port)d"
+data_dir  = "%(tmp)s/data"
+log_level = "info"
+admin = { listen = "127.0.0.1:%(admin)d", key_file = "%(tmp)s/admin.key" }
+entra = {
+  authority = "%(emu)s", tenant_id = "11111111-1111-4111-8111-111111111111",
+  client_id = "22222222-2222-4222-8222-222222222222",
+  secret_file = "%(root)s/examples/emulator-client-secret", token_version = 2,
+}
+marketplace = { base_url = "%(emu)s" }
+rules = { dir = "%(root)s/rules", http_allow = { "127.0.0.1" } }
+reconcile = { interval = 0 }
+metering = { interval = 0 }
+""" % {"port": self.port, "admin": self.admin_port, "tmp": self.tmp, "emu": self.emu, "root": ROOT}
+
+    def start(self):
+        log = open(os.path.join(self.tmp, "emulator.log"), "w")
+        self.procs.append(subprocess.Popen(
+            [SAASD, "emulate", "--port", str(self.emu_port), "--landing-url", self.base + "/landing",
+             "--webhook-url", self.base + "/webhook", "--op-delay-ms", "200", "--ack-window-ms", "1000",
+             "--webhook-backoff-ms", "200"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+        self.wait(self.emu + "/_emulator/health")
+        log = open(os.path.join(self.tmp, "saasd.log"), "w")
+        self.procs.append(subprocess.Popen([SAASD, "serve", "--config", self.config], stdout=log,
+                                           stderr=subprocess.STDOUT, cwd=ROOT))
+        self.wait(self.base + "/healthz")
+        with open(os.path.join(self.tmp, "admin.key")) as f:
+            self.admin_key = f.read().strip()
+        return self
+
+    def wait(self, url, seconds=15):
+        end = time.time() + seconds
+        while time.time() < end:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError("%s exited with %s (logs in %s)" % (p.args[1], p.returncode, self.tmp))
+            try:
+                if http("GET", url)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("%s did not answer within %d s" % (url, seconds))
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if os.environ.get("KEEP_TMP"):
+            print("# logs kept in %s" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def log_tail(self, name, lines=15):
+        try:
+            with open(os.path.join(self.tmp, name)) as f:
+                return f.readlines()[-lines:]
+        except OSError:
+            return []
+
+    # ---- the emulator's control API and saasd's admin API ----
+    def ctl(self, method, path, body=None):
+        return http(method, self.emu + path, body)
+
+    def adm(self, method, path, body=None):
+        return http(method, self.admin + path, body, {"Authorization": "Bearer " + self.admin_key})
+
+    def purchase(self, **kw):
+        status, p = self.ctl("POST", "/_emulator/purchases", kw)
+        assert status == 201, "purchase failed: %s %s" % (status, p)
+        return p
+
+    def calls(self, method, glob):
+        return self.ctl("GET", "/_emulator/calls?method=%s&path=%s" % (method, glob))[1]["calls"]
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=%d,%d" % WINDOW, "--no-first-run", "--disable-extensions"):
+        opts.add_argument(a)
+    opts.binary_location = "/usr/lib/chromium/chromium"
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    d.set_window_size(*WINDOW)
+    d.set_page_load_timeout(20)
+    return d
+
+
+class Run:
+    """TAP output and screenshots for one run."""
+
+    def __init__(self):
+        self.failed = 0
+        self.passed = 0
+        shutil.rmtree(SHOTS, ignore_errors=True)
+        os.makedirs(SHOTS)
+        self.driver = None
+
+    def shot(self, name):
+        path = os.path.join(SHOTS, name + ".png")
+        self.driver.save_screenshot(path)
+        return path
+
+    def check(self, cond, name, detail=""):
+        if cond:
+            self.passed += 1
+            print("ok - %s" % name, flush=True)
+        else:
+            self.failed += 1
+            print("not ok - %s%s" % (name, ("  (" + detail + ")") if detail else ""), flush=True)
+        return cond
+
+    def case(self, fn, stack):
+        """Runs one test function; an exception is one failed check naming where it happened."""
+        try:
+            fn(self, stack)
+        except Exception as e:  # noqa: BLE001 - any failure of a step is reported, not raised
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            self.check(False, "%s runs to its end" % fn.__name__,
+                       "%s: %s at %s:%d" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "", os.path.basename(where.filename), where.lineno))
+            if self.driver:
+                try:
+                    self.shot("failed-" + fn.__name__)
+                except Exception:  # noqa: BLE001
+                    pass
+            for line in stack.log_tail("saasd.log") + stack.log_tail("emulator.log"):
+                print("#   " + line.rstrip())
