@@ -12,6 +12,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/mp_client.h"
+#include "core/oidc.h"
+#include "core/session.h"
 #include "core/store.h"
 #include "core/token_cache.h"
 #include "engine/engine.h"
@@ -148,7 +150,7 @@ void daemon_off_loop(struct daemon *d, const struct httpd_request *req, const ch
 
 static void landing_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
 {
-    landing_handle(d, req, res);
+    landing_handle(d, req, arg, res);
 }
 
 static void healthz_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
@@ -169,8 +171,8 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
     const char *path = httpd_path(req);
     if (!strcmp(path, "/webhook"))
         webhook_handle(d, req, res);
-    else if (!strcmp(path, "/landing"))
-        daemon_off_loop(d, req, NULL, landing_page, res);
+    else if (landing_path(path))
+        daemon_off_loop(d, req, httpd_header(req, "Cookie"), landing_page, res);
     else if (!strcmp(path, "/healthz"))
         daemon_off_loop(d, req, NULL, healthz_page, res);
     else if (!strcmp(path, "/metrics"))
@@ -320,6 +322,19 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     mo.poll_interval_ms = cfg->mp_poll_interval_ms;
     if ((rc = mp_client_new(&mo, d->http, d->tokens, &d->mp)) != 0)
         goto fail;
+    if ((rc = session_key_load(cfg->data_dir, d->session_key)) != 0) {
+        log_error("daemon", "cannot read or create the session key", "dir", cfg->data_dir);
+        goto fail;
+    }
+    struct oidc_options oo = {.authority = cfg->landing_authority, .tenant = cfg->landing_tenant,
+                              .client_id = cfg->landing_client_id, .client_secret = cfg->landing_secret,
+                              .cert = cfg->client_cert, .redirect_uri = cfg->landing_redirect_uri,
+                              .skew_s = cfg->landing_skew_s, .http = d->http};
+    if ((rc = oidc_new(&oo, &d->oidc)) != 0) {
+        log_error("daemon", "the landing page's sign-in cannot be set up (landing.* / entra.*)", "error",
+                  saasd_strerror(rc));
+        goto fail;
+    }
     struct jwt_verifier_options jo;
     jwt_verifier_options_from_config(cfg, d->http, &jo);
     if ((rc = jwt_verifier_new(&jo, &d->jwt)) != 0)
@@ -382,6 +397,7 @@ void daemon_stop(struct daemon *d)
         inbox_stop(d);
     engine_close(d->engine);
     jwt_verifier_free(d->jwt);
+    oidc_free(d->oidc);
     mp_client_free(d->mp);
     token_cache_free(d->tokens);
     http_client_free(d->http);
