@@ -408,6 +408,48 @@ static void form_post(void)
     reply_free(&r);
 }
 
+/* The idTokenFault knob spoils the next ID tokens in one named way, so a relying party's
+ * refusals can be tested; saasd's own verifier must refuse each for the named reason. */
+static void spoiled_id_tokens(void)
+{
+    static const struct {
+        const char *fault;
+        int reason; /* jwt_verify's refusal; 0 = verifies, but the nonce is not the one sent */
+    } cases[] = {{"wrong-nonce", 0},           {"foreign-issuer", JWT_EISSUER},  {"expired", JWT_EEXPIRED},
+                 {"wrong-audience", JWT_EAUDIENCE}, {"bad-signature", JWT_ESIGNATURE}, {"unknown-key", JWT_EUNKNOWNKID}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[128], name[200];
+        snprintf(body, sizeof body, "{\"idTokenFault\":\"%s\"}", cases[i].fault);
+        struct reply k = ctl("PUT", "/_emulator/config", body);
+        reply_free(&k);
+        char code[256];
+        snprintf(code, sizeof code, "%s", code_for(ALEX));
+        struct reply r = redeem("organizations", CLIENT, "emulator-secret", code, REDIRECT_Q, VERIFIER);
+        const char *idt = jstr(r.json, "id_token");
+        struct jwt_claims c = {0};
+        int rc = idt ? verify_id_token(EMU_BUYER_TENANT, CLIENT, idt, &c) : -1;
+        json_t *cl = idt ? claims_of(idt) : NULL;
+        int ok = cases[i].reason ? rc == cases[i].reason : rc == 0 && jstr(cl, "nonce") && strcmp(jstr(cl, "nonce"), "nonce-1");
+        snprintf(name, sizeof name, "idTokenFault %s: the ID token is refused by jwt.c as %s", cases[i].fault,
+                 cases[i].reason ? jwt_reason_name(cases[i].reason) : "(verifies, but carries another nonce)");
+        CHECK(ok, name);
+        json_decref(cl);
+        reply_free(&r);
+    }
+    struct reply k = ctl("PUT", "/_emulator/config", "{\"idTokenFault\":\"made-up\"}");
+    CHECK(k.status == 400, "an unknown idTokenFault is refused");
+    reply_free(&k);
+    k = ctl("PUT", "/_emulator/config", "{\"idTokenFault\":null}");
+    reply_free(&k);
+    char code[256];
+    snprintf(code, sizeof code, "%s", code_for(ALEX));
+    struct reply r = redeem("organizations", CLIENT, "emulator-secret", code, REDIRECT_Q, VERIFIER);
+    struct jwt_claims c = {0};
+    CHECK(jstr(r.json, "id_token") && verify_id_token(EMU_BUYER_TENANT, CLIENT, jstr(r.json, "id_token"), &c) == 0,
+          "idTokenFault null: ID tokens are sound again");
+    reply_free(&r);
+}
+
 static void with_signin_app(struct emu_options *o)
 {
     o->signin_client_id = SIGNIN_APP;
@@ -425,6 +467,7 @@ int main(void)
     purchasers_are_users();
     apps();
     form_post();
+    spoiled_id_tokens();
     emu_down();
     http_client_free(H);
     return CHECK_DONE();

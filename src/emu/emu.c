@@ -303,6 +303,7 @@ void emu_stop(struct emu *e)
     free(e->publisher_id);
     free(e->k.landing_url);
     free(e->k.webhook_url);
+    free(e->k.id_token_fault);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
     free(e);

@@ -35,6 +35,7 @@ static json_t *knobs_json(struct emu *e)
     char iss1[512], iss2[512];
     emu_issuer_v1(e, e->tenant_id, iss1, sizeof iss1);
     emu_issuer_v2(e, e->tenant_id, iss2, sizeof iss2);
+    json_object_set_new(j, "idTokenFault", e->k.id_token_fault ? json_string(e->k.id_token_fault) : json_null());
     json_object_set_new(j, "baseUrl", json_string(e->base_url));
     json_object_set_new(j, "tenantId", json_string(e->tenant_id));
     json_object_set_new(j, "clientId", json_string(e->client_id));
@@ -85,12 +86,20 @@ static void put_config(struct emu *e, const json_t *in, struct httpd_response *r
     }
     k.page_size = (int)page;
     k.webhook_max_attempts = (int)attempts;
-    if (set_string(in, "webhookUrl", &e->k.webhook_url) || set_string(in, "landingUrl", &e->k.landing_url)) {
+    json_t *fault = json_object_get(in, "idTokenFault");
+    if (fault && !json_is_null(fault) && !emu_id_token_fault_known(json_string_value(fault))) {
+        bad(res, 400, "BadArgument",
+            "idTokenFault: null, wrong-nonce, foreign-issuer, expired, wrong-audience, bad-signature or unknown-key");
+        return;
+    }
+    if (set_string(in, "webhookUrl", &e->k.webhook_url) || set_string(in, "landingUrl", &e->k.landing_url) ||
+        set_string(in, "idTokenFault", &e->k.id_token_fault)) {
         bad(res, 400, "BadArgument", "webhookUrl and landingUrl must be strings");
         return;
     }
     k.webhook_url = e->k.webhook_url;
     k.landing_url = e->k.landing_url;
+    k.id_token_fault = e->k.id_token_fault;
     e->k = k;
     pthread_cond_broadcast(&e->wake);
     emu_reply_json(res, 200, knobs_json(e));

@@ -36,6 +36,7 @@ struct emu_knobs {
     long webhook_timeout_ms, webhook_backoff_ms;
     int webhook_max_attempts;
     long clock_offset_s;
+    char *id_token_fault; /* NULL, or how to spoil buyers' ID tokens (emu_signin.c's table) */
 };
 
 /* One armed fault: the next `remaining` requests matching method + path glob get it. */
@@ -179,6 +180,9 @@ int emu_authority_known(struct emu *e, const char *tenant);
 /* grant_type=authorization_code for an authenticated client: 0 and the token reply, or why. */
 int emu_code_redeem(struct emu *e, const char *client, const char *body, size_t n, struct emu_refusal *why,
                     json_t **reply);
+/* 1 when name is one of the idTokenFault values (wrong-nonce, foreign-issuer, expired,
+ * wrong-audience, bad-signature, unknown-key). */
+int emu_id_token_fault_known(const char *name);
 /* An app's sign-in registration {redirectUris, signInAudience} (borrowed), or NULL. */
 json_t *emu_signin_reg(struct emu *e, const char *client);
 int emu_signin_reg_put(struct emu *e, const char *client, const json_t *in, struct emu_error *err);

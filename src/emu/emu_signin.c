@@ -485,6 +485,83 @@ static void pairwise_sub(const char *oid, const char *client, char out[64])
     free(b);
 }
 
+/* ---- spoiled ID tokens, for testing a relying party's refusals (knob idTokenFault) ---- */
+
+static void spoil_nonce(json_t *c, int64_t now)
+{
+    (void)now;
+    json_object_set_new(c, "nonce", json_string("a-nonce-this-sign-in-never-sent"));
+}
+
+static void spoil_issuer(json_t *c, int64_t now)
+{
+    char iss[200];
+    (void)now;
+    snprintf(iss, sizeof iss, "https://sts.evil.example/%s/v2.0", emu_jstr(c, "tid"));
+    json_object_set_new(c, "iss", json_string(iss));
+}
+
+static void spoil_times(json_t *c, int64_t now)
+{
+    json_object_set_new(c, "iat", json_integer(now - 7200));
+    json_object_set_new(c, "nbf", json_integer(now - 7200));
+    json_object_set_new(c, "exp", json_integer(now - 3600));
+}
+
+static void spoil_audience(json_t *c, int64_t now)
+{
+    (void)now;
+    json_object_set_new(c, "aud", json_string("99999999-9999-4999-8999-999999999999"));
+}
+
+enum { SIG_OK, SIG_FLIPPED, SIG_FOREIGN_KEY };
+static const struct {
+    const char *name;
+    void (*claims)(json_t *c, int64_t now);
+    int sig;
+} spoilers[] = {
+    {"wrong-nonce", spoil_nonce, SIG_OK},      {"foreign-issuer", spoil_issuer, SIG_OK},
+    {"expired", spoil_times, SIG_OK},          {"wrong-audience", spoil_audience, SIG_OK},
+    {"bad-signature", NULL, SIG_FLIPPED},      {"unknown-key", NULL, SIG_FOREIGN_KEY},
+};
+
+int emu_id_token_fault_known(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof spoilers / sizeof spoilers[0]; i++)
+        if (!strcmp(name, spoilers[i].name))
+            return 1;
+    return 0;
+}
+
+/* Sign claims as the knob says: well, or spoiled in one named way. */
+static int sign_id_token(struct emu *e, json_t *c, char **out)
+{
+    const char *fault = e->k.id_token_fault;
+    size_t i = 0;
+    while (fault && i < sizeof spoilers / sizeof spoilers[0] && strcmp(fault, spoilers[i].name))
+        i++;
+    if (!fault || i == sizeof spoilers / sizeof spoilers[0])
+        return emu_sign_claims(e, c, out);
+    log_warn("emulator", "issuing a spoiled ID token (idTokenFault)", "fault", fault);
+    if (spoilers[i].claims && c)
+        spoilers[i].claims(c, emu_now_ms(e) / 1000);
+    if (spoilers[i].sig == SIG_FOREIGN_KEY) {
+        struct emu_key k;
+        int rc = emu_key_generate(&k);
+        if (rc == 0)
+            rc = c ? emu_jwt_sign(&k, c, out) : SAASD_ENOMEM;
+        emu_key_free(&k);
+        json_decref(c);
+        return rc;
+    }
+    int rc = emu_sign_claims(e, c, out);
+    if (rc == 0 && spoilers[i].sig == SIG_FLIPPED) {
+        char *last = *out + strlen(*out) - 2; /* a signature byte, not the padding bits of the last char */
+        *last = *last == 'A' ? 'B' : 'A';
+    }
+    return rc;
+}
+
 static int mint_id_token(struct emu *e, const json_t *rec, const json_t *u, char **out)
 {
     char iss[512], sub[64];
@@ -501,7 +578,7 @@ static int mint_id_token(struct emu *e, const json_t *rec, const json_t *u, char
         json_object_set_new(c, "nonce", json_string(emu_jstr(rec, "nonce")));
     if (c && json_is_true(json_object_get(u, "personal")))
         json_object_set_new(c, "idp", json_string("https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/"));
-    return emu_sign_claims(e, c, out);
+    return sign_id_token(e, c, out);
 }
 
 /* Graph access token for the scopes asked (the emulator serves no Graph; it is for shape). */
