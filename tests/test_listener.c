@@ -142,20 +142,23 @@ static void test_trickling_flood(void)
     pthread_create(&th, NULL, trickle_main, t);
     sleep(2); /* the flood is in place */
     int healthy = 1, hooks = 1;
-    double worst = 0, ms = 0;
+    double worst_health = 0, worst_hook = 0, ms = 0;
     for (int round = 0; round < 3; round++) {
         long st = get_page("/healthz", NULL, &ms);
         healthy &= st == 200;
-        worst = ms > worst ? ms : worst;
+        worst_health = ms > worst_health ? ms : worst_health;
         st = signed_webhook(&ms);
         hooks &= st == 200;
-        worst = ms > worst ? ms : worst;
+        worst_hook = ms > worst_hook ? ms : worst_hook;
         sleep(2);
     }
-    printf("# trickling flood: %d connections opened, slowest healthz/webhook answer %.0f ms\n", t->opened, worst);
-    CHECK(healthy && worst < 5000,
+    printf("# trickling flood: %d connections opened, slowest healthz %.0f ms, slowest webhook %.0f ms\n", t->opened,
+           worst_health, worst_hook);
+    /* generous bounds: the point is "not stuck until the flood ends", not speed */
+    CHECK(healthy && worst_health < 5000,
           "1024 trickling connections from one address do not stop /healthz answering others promptly");
-    CHECK(hooks, "1024 trickling connections from one address do not stop a signed /webhook being answered 200");
+    CHECK(hooks && worst_hook < 5000,
+          "1024 trickling connections from one address do not stop a signed /webhook being answered 200 promptly");
     pthread_join(th, NULL);
     printf("# %d admitted (open over 1.5 s), %d closed after the deadline, %d before\n", t->admitted,
            t->closed_after_deadline, t->closed_before_deadline);
