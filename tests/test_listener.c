@@ -10,6 +10,7 @@
  * Abusive clients connect from 127.0.0.2 (all of 127/8 is loopback on Linux): a per-client cap
  * protects the other clients, here 127.0.0.1, which stands for everyone else. */
 #include "it_support.h"
+#include "core/metrics.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -227,6 +228,9 @@ static void test_landing_pool_saturation(void)
         if (hst != 200)
             printf("# webhook %d during landing saturation: HTTP %ld\n", i, hst);
     }
+    double refused = metrics_value("saasd_busy_total", "pool=\"landing\"");
+    CHECK(refused > 0 && metrics_value("saasd_busy_total", "pool=\"webhook\"") == 0,
+          "the landing pool fills up (its own 503s) while the webhook pool is not touched");
     CHECK(ok == 5, "landing requests stuck behind Microsoft's 429 + Retry-After do not make new-token webhooks 503");
     int busy = 0, answered = 0;
     drain_statuses(fds, JUNK, &busy, &answered);
