@@ -54,23 +54,29 @@ struct trickle {
     int duration_ms;         /* the loop ends by itself after this */
     int opened;              /* connections established */
     int admitted;            /* still open 1.5 s after they were opened */
+    int admitted_body;       /* of those, trickling the body rather than a header */
     int closed_after_deadline; /* of those, closed by the server after the deadline */
     int closed_before_deadline;
     long long open_ms[TRICKLERS], closed_ms[TRICKLERS];
     int fd[TRICKLERS];
 };
 
-/* Opens TRICKLERS connections that send a request line and then one header byte every 300 ms,
- * never finishing the headers, and records when the server closes each one. */
+/* Opens TRICKLERS connections that send one byte every 300 ms and never finish their request:
+ * even ones trickle a header, odd ones send whole headers and trickle the body. Records when
+ * the server closes each one. */
 static void *trickle_main(void *arg)
 {
     struct trickle *t = arg;
-    static const char head[] = "POST /webhook HTTP/1.1\r\nHost: saasd\r\nX-Slow: ";
+    static const char *const heads[2] = {
+        "POST /webhook HTTP/1.1\r\nHost: saasd\r\nX-Slow: ",
+        "POST /webhook HTTP/1.1\r\nHost: saasd\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{",
+    };
     for (int i = 0; i < TRICKLERS; i++) {
         t->fd[i] = connect_from("127.0.0.2");
         t->open_ms[i] = it_now_ms();
         t->closed_ms[i] = 0;
-        if (t->fd[i] >= 0 && send(t->fd[i], head, sizeof head - 1, MSG_NOSIGNAL) > 0)
+        const char *head = heads[i % 2];
+        if (t->fd[i] >= 0 && send(t->fd[i], head, strlen(head), MSG_NOSIGNAL) > 0)
             t->opened++;
     }
     long long end = it_now_ms() + t->duration_ms;
@@ -89,6 +95,7 @@ static void *trickle_main(void *arg)
         long long lived = (t->closed_ms[i] ? t->closed_ms[i] : end) - t->open_ms[i];
         if (lived >= 1500) {
             t->admitted++;
+            t->admitted_body += i % 2;
             if (t->closed_ms[i] && lived >= DEADLINE_MS - 500)
                 t->closed_after_deadline++;
             else if (t->closed_ms[i])
@@ -161,12 +168,12 @@ static void test_trickling_flood(void)
     CHECK(hooks && worst_hook < 5000,
           "1024 trickling connections from one address do not stop a signed /webhook being answered 200 promptly");
     pthread_join(th, NULL);
-    printf("# %d admitted (open over 1.5 s), %d closed after the deadline, %d before\n", t->admitted,
-           t->closed_after_deadline, t->closed_before_deadline);
+    printf("# %d admitted (open over 1.5 s; %d trickling a body), %d closed after the deadline, %d before\n",
+           t->admitted, t->admitted_body, t->closed_after_deadline, t->closed_before_deadline);
     CHECK(t->admitted > 0 && t->admitted <= 64,
           "one address gets at most listener.per_client (64) connections; the rest are refused at once");
-    CHECK(t->admitted > 0 && t->closed_after_deadline == t->admitted,
-          "a trickling client is closed after the request deadline although it keeps sending bytes");
+    CHECK(t->admitted > 0 && t->admitted_body > 0 && t->closed_after_deadline == t->admitted,
+          "a client trickling its headers or its body is closed after the request deadline although it keeps sending");
     free(t);
 }
 

@@ -299,6 +299,9 @@ static void describe_metrics(void)
     metrics_describe("saasd_drift_total", "counter", "Differences found between local and Microsoft state.");
     metrics_describe("saasd_token_refreshes_total", "gauge", "Entra ID token refreshes by result.");
     metrics_describe("saasd_jwt_verifications_total", "gauge", "Webhook bearer verifications by result.");
+    metrics_describe("saasd_busy_total", "counter", "Requests answered 503 because their pool was full, by pool.");
+    metrics_describe("saasd_http_request_deadline_closed_total", "counter",
+                     "Connections closed because their request was not in by listener.request_deadline_s.");
 }
 
 int daemon_start(struct saasd_config *cfg, struct daemon **out)
