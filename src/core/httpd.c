@@ -394,6 +394,8 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
                               MHD_OPTION_END);
     if (!d->mhd) {
         log_error("httpd", "cannot listen", "addr", bind_addr);
+        pthread_mutex_destroy(&d->track_lock);
+        pthread_cond_destroy(&d->track_cond);
         free(d);
         return SAASD_EIO;
     }
