@@ -35,7 +35,7 @@ def emulator_signin_page(t, stack):
     t.check(d.title == "Sign in to your account" and ALEX in emails and "robin@fabrikam.example" in emails
             and "pat.personal@outlook.example" in emails,
             "the emulator's sign-in page shows the test users, the purchaser among them", repr(emails))
-    account_button(d, ALEX).click()
+    t.click_and_wait(account_button(d, ALEX))
     url = urllib.parse.urlparse(d.current_url)
     q = urllib.parse.parse_qs(url.query)
     t.shot("02-back-at-redirect-uri")
@@ -53,21 +53,134 @@ def emulator_signin_refusal(t, stack):
             "a redirect URI not registered for the app shows AADSTS50011 at the emulator, no redirect")
 
 
-def landing_page_today(t, stack):
-    """Today's landing page (before the signed-in confirmation flow): it renders for a purchase."""
+# An offer of the test's own: per-seat, with a required extra field and a brand.
+OFFER = "browser-suite"
+OFFER_RULE = """
+local rule = {}
+rule.landing = {
+  fields = {
+    { name = "company", label = "Company name", required = true, max = 100 },
+    { name = "region", label = "Data region", help = "Two capital letters, e.g. EU or US", pattern = "^[A-Z][A-Z]$" },
+  },
+  brand = { product = "Browser Suite", color = "#0b5cad", support = "support@browser-suite.example" },
+}
+function rule.provision(sub, ctx, landing)
+  return { action = "activate",
+           message = string.format("%d seats are ready for %s.", sub.quantity, landing.fields.company) }
+end
+return rule
+"""
+
+
+def buy(stack, quantity=5):
+    stack.ctl("POST", "/_emulator/offers", {"offerId": OFFER, "plans": [
+        {"planId": "team", "displayName": "Team plan", "isPricePerSeat": True, "minQuantity": 1,
+         "maxQuantity": 50}]})
+    return stack.purchase(offerId=OFFER, planId="team", quantity=quantity)
+
+
+def activations(stack, sub_id):
+    return [c for c in stack.calls("POST", "/api/saas/subscriptions/%s/activate" % sub_id) if c["status"] < 500]
+
+
+def ms_status(stack, sub_id):
+    return stack.ctl("GET", "/_emulator/subscriptions/" + sub_id)[1]["saasSubscriptionStatus"]
+
+
+def text(d):
+    from selenium.webdriver.common.by import By
+    return d.find_element(By.TAG_NAME, "body").text
+
+
+def sign_in_if_asked(t, stack, email, shot=None):
+    """At the emulator's sign-in page: pick the user (the browser then comes back to saasd)."""
+    d = t.driver
+    if d.current_url.startswith(stack.emu) and "Pick an account" in d.page_source:
+        if shot:
+            t.shot(shot)
+        t.click_and_wait(account_button(d, email))
+        return True
+    return False
+
+
+def link_without_signin(t, stack):
+    """A landing link opened but never signed in (a mail scanner, a closed tab) activates nothing."""
+    d = t.driver
+    d.delete_all_cookies()
+    p = buy(stack)
+    sub = p["subscriptionId"]
+    status, _ = harness.http("GET", p["landingUrl"])  # a scanner's plain GET, no browser, no cookie
+    d.get(p["landingUrl"])
+    t.shot("10-link-opened-not-signed-in")
+    at_signin = d.current_url.startswith(stack.emu) and "Pick an account" in d.page_source
+    d.get(stack.base + "/landing/status")
+    t.shot("11-status-without-session")
+    refused = "sign in" in text(d).lower()
+    forged, _ = harness.http("POST", stack.base + "/landing/confirm", None,
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+    t.check(at_signin and refused and 400 <= forged < 500,
+            "a landing link leads to sign-in; without it /landing/status asks to sign in and POST /landing/confirm "
+            "is refused (%s)" % forged)
+    t.check(ms_status(stack, sub) == "PendingFulfillmentStart" and not activations(stack, sub),
+            "a landing link opened without sign-in (plain GET %s, browser) activates nothing at Microsoft" % status)
+
+
+def purchase_to_active(t, stack):
+    """Purchase -> landing -> sign-in -> confirmation -> refused empty field -> Confirm -> active ->
+    reload without a second Activate -> Suspend -> "Manage account" shows suspended."""
     from selenium.webdriver.common.by import By
     d = t.driver
-    stack.ctl("POST", "/_emulator/offers", {"offerId": "seats-pro", "plans": [
-        {"planId": "team", "displayName": "Team", "isPricePerSeat": True, "minQuantity": 1, "maxQuantity": 50}]})
-    p = stack.purchase(offerId="seats-pro", planId="team", quantity=10)
+    d.delete_all_cookies()
+    p = buy(stack, quantity=5)
+    sub = p["subscriptionId"]
     d.get(p["landingUrl"])
-    t.shot("04-landing-page")
-    h1 = d.find_elements(By.TAG_NAME, "h1")
-    t.check(h1 and h1[0].text.strip() != "", "the landing page opened from the purchase's link renders a page",
-            d.page_source[:200])
+    t.check(sign_in_if_asked(t, stack, ALEX, "20-signin"), "the landing link sends the buyer to Entra ID sign-in",
+            d.current_url)
+
+    t.shot("21-confirmation")
+    page = text(d)
+    t.check(all(s in page for s in ("Browser Suite", "Team plan", "5", "Alex Buyer", ALEX))
+            and "Confirm and activate" in page,
+            "the confirmation page shows offer, plan, seats and the signed-in buyer", page[:300])
+    t.check(ms_status(stack, sub) == "PendingFulfillmentStart" and not activations(stack, sub),
+            "signing in and seeing the confirmation page activates nothing")
+
+    # The browser would stop an empty required field itself; the server is the guard: drop the
+    # browser's check and send the form as a tampered or script-less client would.
+    d.execute_script("document.querySelectorAll('[required]').forEach(e => e.removeAttribute('required'))")
+    t.click_and_wait(d.find_element(By.CSS_SELECTOR, "form[action='/landing/confirm'] button[type=submit]"))
+    t.shot("22-empty-field-refused")
+    errors = [e.text for e in d.find_elements(By.CSS_SELECTOR, ".error")]
+    t.check(errors and any(e.strip() for e in errors) and ms_status(stack, sub) == "PendingFulfillmentStart"
+            and not activations(stack, sub),
+            "the required field left empty is refused with a message, and nothing is activated", repr(errors))
+
+    d.find_element(By.ID, "f-company").send_keys("Contoso Customer Ltd")
+    t.click_and_wait(d.find_element(By.CSS_SELECTOR, "form[action='/landing/confirm'] button[type=submit]"))
+    t.shot("23-active")
+    page = text(d)
+    t.check("active" in page.lower() and "Contoso Customer Ltd" in page and ms_status(stack, sub) == "Subscribed"
+            and len(activations(stack, sub)) == 1,
+            "Confirm activates once and shows the active page with the rule's message", page[:300])
+
+    d.refresh()
+    t.shot("24-active-reloaded")
+    page2 = text(d)
+    t.check("active" in page2.lower() and len(activations(stack, sub)) == 1,
+            "reloading shows the same page without a second Activate at Microsoft")
+
+    status, op = stack.ctl("POST", "/_emulator/subscriptions/%s/suspend" % sub)
+    assert status == 202, "suspend failed: %s %s" % (status, op)
+    status, again = stack.ctl("POST", "/_emulator/subscriptions/%s/landing-token" % sub, {})
+    d.get(again["landingUrl"])  # "Manage account" in the portal opens the landing page again
+    sign_in_if_asked(t, stack, ALEX, "25-manage-account-signin")
+    t.shot("26-manage-account-suspended")
+    page = text(d)
+    t.check("suspended" in page.lower() and len(activations(stack, sub)) == 1,
+            '"Manage account" after a Suspend shows the subscription suspended', page[:300])
 
 
-CASES = [emulator_signin_page, emulator_signin_refusal, landing_page_today]
+CASES = [emulator_signin_page, emulator_signin_refusal, link_without_signin, purchase_to_active]
 
 
 def main():
@@ -75,7 +188,7 @@ def main():
     started = time.time()
     stack = None
     try:
-        stack = harness.Stack().start()
+        stack = harness.Stack(rules={OFFER + ".lua": OFFER_RULE}).start()
         t.driver = harness.browser()
         for case in CASES:
             t.case(case, stack)
