@@ -90,7 +90,6 @@ marketplace = { base_url = "%(emu)s" }
 rules = { dir = "%(rules)s", http_allow = { "127.0.0.1" } }
 reconcile = { interval = 0 }
 metering = { interval = 0 }
-landing = { cookie_secure = false }  -- plain HTTP on loopback
 """ % {"port": self.port, "admin": self.admin_port, "tmp": self.tmp, "emu": self.emu, "root": ROOT,
        "rules": self.rules}
 
