@@ -75,7 +75,8 @@ struct saasd_config {
     char *landing_authority;     /* landing.authority; default authority_url */
     char *landing_tenant;        /* landing.tenant: "organizations" (default), "common" or a tenant id */
     char *landing_redirect_uri;  /* landing.redirect_uri: public URL of /landing/callback;
-                                    default http://<listen>/landing/callback */
+                                    NULL = http://<listen address>:<port>/landing/callback (the
+                                    port the listener got, for listen ports of 0) */
     int landing_cookie_secure;   /* landing.cookie_secure, default 1 */
     int landing_session_ttl_s;   /* landing.session_ttl, default 1800 */
     int landing_skew_s;          /* landing.skew: ID token exp/nbf/iat leeway, default 300 */

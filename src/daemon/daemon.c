@@ -269,6 +269,27 @@ static int ensure_admin_key(struct saasd_config *cfg)
     return 0;
 }
 
+/* The buyer sign-in client. Made once the listener has its port: the default redirect URI
+ * names it. Until then the landing page answers 503. */
+static int landing_signin_start(struct daemon *d)
+{
+    struct saasd_config *cfg = d->cfg;
+    char dflt[600];
+    snprintf(dflt, sizeof dflt, "http://%s:%u/landing/callback", cfg->listen_addr, httpd_port(d->public_httpd));
+    struct oidc_options oo = {.authority = cfg->landing_authority, .tenant = cfg->landing_tenant,
+                              .client_id = cfg->landing_client_id, .client_secret = cfg->landing_secret,
+                              .cert = cfg->client_cert,
+                              .redirect_uri = cfg->landing_redirect_uri ? cfg->landing_redirect_uri : dflt,
+                              .skew_s = cfg->landing_skew_s, .http = d->http};
+    struct oidc *o = NULL;
+    int rc = oidc_new(&oo, &o);
+    if (rc)
+        log_error("daemon", "the landing page's sign-in cannot be set up (landing.* / entra.*)", "error",
+                  saasd_strerror(rc));
+    d->oidc = o;
+    return rc;
+}
+
 static void describe_metrics(void)
 {
     metrics_describe("saasd_webhooks_total", "counter", "Webhook calls by action and outcome.");
@@ -326,15 +347,6 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         log_error("daemon", "cannot read or create the session key", "dir", cfg->data_dir);
         goto fail;
     }
-    struct oidc_options oo = {.authority = cfg->landing_authority, .tenant = cfg->landing_tenant,
-                              .client_id = cfg->landing_client_id, .client_secret = cfg->landing_secret,
-                              .cert = cfg->client_cert, .redirect_uri = cfg->landing_redirect_uri,
-                              .skew_s = cfg->landing_skew_s, .http = d->http};
-    if ((rc = oidc_new(&oo, &d->oidc)) != 0) {
-        log_error("daemon", "the landing page's sign-in cannot be set up (landing.* / entra.*)", "error",
-                  saasd_strerror(rc));
-        goto fail;
-    }
     struct jwt_verifier_options jo;
     jwt_verifier_options_from_config(cfg, d->http, &jo);
     if ((rc = jwt_verifier_new(&jo, &d->jwt)) != 0)
@@ -358,6 +370,8 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port,
                                .max_body = cfg->max_body, .event_threads = 2};
     if ((rc = httpd_start(&po, public_handler, d, &d->public_httpd)) != 0)
+        goto fail;
+    if ((rc = landing_signin_start(d)) != 0)
         goto fail;
     if (cfg->admin_enabled) {
         struct httpd_options ao = {.bind_addr = cfg->admin_addr, .port = (unsigned short)cfg->admin_port, .max_body = 64 * 1024};

@@ -33,7 +33,7 @@ struct daemon {
     struct mp_client *mp;
     struct jwt_verifier *jwt;
     struct engine *engine;
-    struct oidc *oidc;             /* buyer sign-in on the landing page */
+    struct oidc *_Atomic oidc;     /* buyer sign-in; set once the listener has its port */
     uint8_t session_key[32];       /* HMAC key of the landing session cookie (data_dir/session.key) */
     struct httpd *public_httpd;
     struct httpd *admin_httpd;

@@ -228,6 +228,7 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
     json_object_set_new(rec, "status", json_string("Subscribed"));
     json_object_set_new(rec, "ms_status", json_string("Subscribed"));
     json_object_set_new(json_object_get(rec, "provision"), "decision", json_string("activated"));
+    json_object_del(json_object_get(rec, "provision"), "message"); /* the pending text is obsolete now */
     if ((rc = store_batch_new(&b)) == 0) {
         rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
         if (!rc)

@@ -50,7 +50,7 @@ void landing_start(struct landing_visit *v)
         return;
     }
     char binding[OIDC_BINDING_LEN], *url = NULL, *cookie = NULL;
-    int rc = oidc_begin(v->d->oidc, token, binding, &url);
+    int rc = v->d->oidc ? oidc_begin(v->d->oidc, token, binding, &url) : OIDC_EUNAVAILABLE;
     if (rc) {
         log_warn("landing", "cannot start the buyer's sign-in", "request_id", v->request_id, "error",
                  oidc_error_name(rc));
@@ -141,6 +141,10 @@ void landing_callback(struct landing_visit *v)
         httpd_add_header(v->res, "Set-Cookie", clear); /* single use, whatever happens next */
     free(clear);
     const char *error = httpd_query(v->req, "error");
+    if (!v->d->oidc) {
+        refuse_signin(v, OIDC_EUNAVAILABLE, "starting");
+        return;
+    }
     if (error) {
         oidc_cancel(v->d->oidc, state, binding);
         refuse_signin(v, OIDC_EDENIED, error);

@@ -441,11 +441,9 @@ static void landing_app(struct loader *ld, lua_State *L, int env, int lines, str
     free(sfile);
     c->landing_authority = get_string(L, env, "landing", "authority", c->authority_url);
     c->landing_tenant = get_string(L, env, "landing", "tenant", "organizations");
-    char def[600];
-    snprintf(def, sizeof def, "http://%s:%d/landing/callback", c->listen_addr ? c->listen_addr : "127.0.0.1",
-             c->listen_port);
-    c->landing_redirect_uri = get_string(L, env, "landing", "redirect_uri", def);
-    if (strncmp(c->landing_redirect_uri, "https://", 8) && strncmp(c->landing_redirect_uri, "http://", 7))
+    c->landing_redirect_uri = get_string(L, env, "landing", "redirect_uri", NULL); /* NULL: the listener's */
+    if (c->landing_redirect_uri && strncmp(c->landing_redirect_uri, "https://", 8) &&
+        strncmp(c->landing_redirect_uri, "http://", 7))
         fail_at(ld, key_line(ld, L, lines, "landing", "redirect_uri"),
                 "landing.redirect_uri: expected the public http(s) URL of /landing/callback, got \"%s\"",
                 c->landing_redirect_uri);
