@@ -109,6 +109,25 @@ metering = { interval = 0 }
             self.admin_key = f.read().strip()
         return self
 
+    def start_run(self):
+        """`saasd run` with this stack's config (what `make run` does, on free ports): returns the
+        landing URL it prints for a person to open."""
+        out = open(os.path.join(self.tmp, "run.out"), "w+")
+        self.procs.append(subprocess.Popen([SAASD, "run", "--config", self.config], stdout=out,
+                                           stderr=open(os.path.join(self.tmp, "saasd.log"), "w"), cwd=ROOT))
+        end = time.time() + 20
+        while time.time() < end:
+            out.seek(0)
+            for line in out.read().splitlines():
+                if line.strip().startswith(self.base + "/landing?token="):
+                    with open(os.path.join(self.tmp, "admin.key")) as f:
+                        self.admin_key = f.read().strip()
+                    return line.strip()
+            if self.procs[-1].poll() is not None:
+                raise RuntimeError("saasd run exited with %s" % self.procs[-1].returncode)
+            time.sleep(0.1)
+        raise RuntimeError("saasd run printed no landing URL within 20 s")
+
     def wait(self, url, seconds=15):
         end = time.time() + seconds
         while time.time() < end:
@@ -171,7 +190,7 @@ def browser():
     opts.binary_location = "/usr/lib/chromium/chromium"
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     d.set_window_size(*WINDOW)
-    d.set_page_load_timeout(20)
+    d.set_page_load_timeout(60)
     return d
 
 
@@ -202,7 +221,7 @@ class Run:
             d.save_screenshot(path)
         return path
 
-    def click_and_wait(self, element, seconds=15):
+    def click_and_wait(self, element, seconds=30):
         """Click, then wait until the browser has left the page (a form post or a link)."""
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
@@ -224,8 +243,10 @@ class Run:
 
     def case(self, fn, stack):
         """Runs one test function; an exception is one failed check naming where it happened."""
+        started = time.time()
         try:
             fn(self, stack)
+            print("# %s: %.1f s" % (fn.__name__, time.time() - started), flush=True)
         except Exception as e:  # noqa: BLE001 - any failure of a step is reported, not raised
             where = traceback.extract_tb(e.__traceback__)[-1]
             self.check(False, "%s runs to its end" % fn.__name__,
@@ -235,5 +256,5 @@ class Run:
                     self.shot("failed-" + fn.__name__)
                 except Exception:  # noqa: BLE001
                     pass
-            for line in stack.log_tail("saasd.log") + stack.log_tail("emulator.log"):
+            for line in (stack.log_tail("saasd.log") + stack.log_tail("emulator.log")) if stack else []:
                 print("#   " + line.rstrip())

@@ -183,15 +183,43 @@ def purchase_to_active(t, stack):
 CASES = [emulator_signin_page, emulator_signin_refusal, link_without_signin, purchase_to_active]
 
 
+def make_run_url(t, _stack):
+    """The URL `make run` prints walks the whole flow in a browser (example config and rules)."""
+    from selenium.webdriver.common.by import By
+    stack = harness.Stack()
+    try:
+        url = stack.start_run()
+        d = t.driver
+        d.delete_all_cookies()
+        d.get(url)
+        sign_in_if_asked(t, stack, ALEX)
+        t.shot("30-make-run-confirmation")
+        for field in d.find_elements(By.CSS_SELECTOR, "form[action='/landing/confirm'] input[required]"):
+            field.send_keys("Contoso Customer Ltd")
+        t.click_and_wait(d.find_element(By.CSS_SELECTOR, "form[action='/landing/confirm'] button[type=submit]"))
+        t.shot("31-make-run-active")
+        subs = stack.ctl("GET", "/_emulator/subscriptions")[1]["subscriptions"]
+        t.check("active" in text(d).lower() and [s["saasSubscriptionStatus"] for s in subs] == ["Subscribed"],
+                "the landing URL `make run` prints leads through sign-in and Confirm to an active subscription",
+                text(d)[:200])
+    finally:
+        stack.stop()
+
+
 def main():
     t = harness.Run()
     started = time.time()
     stack = None
     try:
         stack = harness.Stack(rules={OFFER + ".lua": OFFER_RULE}).start()
+        print("# emulator and saasd up: %.1f s" % (time.time() - started), flush=True)
         t.driver = harness.browser()
+        print("# chromium up: %.1f s" % (time.time() - started), flush=True)
         for case in CASES:
             t.case(case, stack)
+        stack.stop()
+        stack = None
+        t.case(make_run_url, None)
     except Exception as e:  # noqa: BLE001 - set-up failures are one failed check
         t.check(False, "the browser test starts the emulator, saasd and chromium", "%s: %s" % (type(e).__name__, e))
     finally:
