@@ -180,7 +180,23 @@ def purchase_to_active(t, stack):
             '"Manage account" after a Suspend shows the subscription suspended', page[:300])
 
 
-CASES = [emulator_signin_page, emulator_signin_refusal, link_without_signin, purchase_to_active]
+def other_tenant_note(t, stack):
+    """A user of another tenant than the purchaser's sees the purchase with a visible note."""
+    from selenium.webdriver.common.by import By
+    d = t.driver
+    d.delete_all_cookies()
+    p = buy(stack)
+    d.get(p["landingUrl"])
+    sign_in_if_asked(t, stack, "robin@fabrikam.example", "40-signin-other-tenant")
+    t.shot("41-confirmation-other-tenant")
+    notes = [n.text for n in d.find_elements(By.CSS_SELECTOR, ".note")]
+    t.check(any("another organisation" in n for n in notes) and "Robin Other" in text(d)
+            and not activations(stack, p["subscriptionId"]),
+            "signed in from another tenant than the purchaser's, the confirmation page says so (and activates "
+            "nothing)", repr(notes))
+
+
+CASES = [emulator_signin_page, emulator_signin_refusal, link_without_signin, purchase_to_active, other_tenant_note]
 
 
 def make_run_url(t, _stack):
