@@ -61,52 +61,53 @@ local BRAND_KEYS = { product = true, logo_url = true, color = true, accent = tru
 -- Problems with a rule's `landing` table (fields of the confirmation page, brand).
 function M.check_landing(landing, path, line)
   local problems = {}
-  local function bad(fmt, ...) problems[#problems + 1] = format("%s:%d: landing." .. fmt, path, line, ...) end
+  local function bad(fmt, ...) problems[#problems + 1] = format("%s:%d: landing" .. fmt, path, line, ...) end
   if type(landing) ~= "table" then
     bad(" must be a table, got %s", type(landing))
     return problems
   end
   for k in pairs(landing) do
-    if k ~= "fields" and k ~= "brand" then bad("%s: unknown key (known: fields, brand)", tostring(k)) end
+    if k ~= "fields" and k ~= "brand" then bad(".%s: unknown key (known: fields, brand)", tostring(k)) end
   end
   local fields, seen = landing.fields or {}, {}
-  if type(fields) ~= "table" then bad("fields must be a list, got %s", type(fields)) fields = {} end
+  if type(fields) ~= "table" then bad(".fields must be a list, got %s", type(fields)) fields = {} end
   for i, f in ipairs(fields) do
     if type(f) ~= "table" then
-      bad("fields[%d] must be a table", i)
+      bad(".fields[%d] must be a table", i)
     else
       for k, v in pairs(f) do
-        if not FIELD_KEYS[k] then bad("fields[%d].%s: unknown key", i, tostring(k))
-        elseif type(v) ~= FIELD_KEYS[k] then bad("fields[%d].%s must be a %s", i, k, FIELD_KEYS[k]) end
+        if not FIELD_KEYS[k] then bad(".fields[%d].%s: unknown key", i, tostring(k))
+        elseif type(v) ~= FIELD_KEYS[k] then bad(".fields[%d].%s must be a %s", i, k, FIELD_KEYS[k]) end
       end
       if type(f.name) ~= "string" or not f.name:find("^[%a_][%w_]*$") or #f.name > 64 then
-        bad("fields[%d].name must be an identifier (letters, digits, _)", i)
+        bad(".fields[%d].name must be an identifier (letters, digits, _)", i)
       elseif seen[f.name] or f.name == "csrf" then
-        bad("fields[%d].name '%s' is used twice or reserved", i, f.name)
+        bad(".fields[%d].name '%s' is used twice or reserved", i, f.name)
       end
       if f.name then seen[f.name] = true end
-      if type(f.label) ~= "string" then bad("fields[%d].label is required", i) end
+      if type(f.label) ~= "string" then bad(".fields[%d].label is required", i) end
       if f.type ~= nil and not FIELD_TYPES[f.type] then
-        bad("fields[%d].type must be text, email, tel, number or url", i)
+        bad(".fields[%d].type must be text, email, tel, number or url", i)
       end
       if f.max ~= nil and (math.type(f.max) ~= "integer" or f.max < 1 or f.max > 1000) then
-        bad("fields[%d].max must be an integer from 1 to 1000", i)
+        bad(".fields[%d].max must be an integer from 1 to 1000", i)
       end
     end
   end
   local brand = landing.brand or {}
-  if type(brand) ~= "table" then bad("brand must be a table, got %s", type(brand)) brand = {} end
+  if type(brand) ~= "table" then bad(".brand must be a table, got %s", type(brand)) brand = {} end
   for k, v in pairs(brand) do
-    if not BRAND_KEYS[k] then bad("brand.%s: unknown key (known: product, logo_url, color, accent, support)", tostring(k))
-    elseif type(v) ~= "string" then bad("brand.%s must be a string", k) end
+    if not BRAND_KEYS[k] then
+      bad(".brand.%s: unknown key (known: product, logo_url, color, accent, support)", tostring(k))
+    elseif type(v) ~= "string" then bad(".brand.%s must be a string", k) end
   end
   for _, k in ipairs({ "color", "accent" }) do
     if type(brand[k]) == "string" and not brand[k]:find("^#%x%x%x%x?%x?%x?$") then
-      bad("brand.%s must be a #rgb or #rrggbb colour", k)
+      bad(".brand.%s must be a #rgb or #rrggbb colour", k)
     end
   end
   if type(brand.logo_url) == "string" and not brand.logo_url:find("^https://[%w%.%-]+[:/]") then
-    bad("brand.logo_url must be an https URL")
+    bad(".brand.logo_url must be an https URL")
   end
   return problems
 end

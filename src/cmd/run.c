@@ -125,8 +125,8 @@ static void buyer_confirms(struct runner *r, const char *landing)
     printf("    signed in as %s: HTTP %ld\n", EMU_BUYER_EMAIL, st);
     st = browse(r, &b, "GET", "/landing/status", NULL);
     printf("    confirmation page (offer, plan, seats, buyer): HTTP %ld\n", st);
-    char form[200];
-    snprintf(form, sizeof form, "csrf=%s", b.csrf);
+    char form[256]; /* seats-pro asks for the company name; other offers ignore it */
+    snprintf(form, sizeof form, "csrf=%s&company=Contoso+Customer+Ltd", b.csrf);
     st = browse(r, &b, "POST", "/landing/confirm", form);
     printf("    the buyer presses Confirm: HTTP %ld\n", st);
 }
