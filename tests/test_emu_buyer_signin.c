@@ -148,9 +148,10 @@ static void discovery_and_page(void)
     r = authorize_get(&q, NULL);
     CHECK(r.status == 200 && r.body && strstr(r.body, "customer@contoso-customer.example") &&
               strstr(r.body, "colleague@contoso-customer.example") && strstr(r.body, "robin@fabrikam.example") &&
-              strstr(r.body, "pat.personal@outlook.example") && strstr(r.body, "method=\"post\""),
-          "the sign-in page lists the purchaser, a colleague, a user of another tenant and a personal account, "
-          "and signs in by POST");
+              strstr(r.body, "pat.personal@outlook.example") && strstr(r.body, "method=\"post\"") &&
+              strstr(r.body, "Contoso SaaS (publisher app)"),
+          "the sign-in page names the app and lists the purchaser, a colleague, a user of another tenant and a "
+          "personal account, and signs in by POST");
     reply_free(&r);
 
     r = authorize_get(&q, ALEX);
