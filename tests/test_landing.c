@@ -196,6 +196,14 @@ static void confirmation_and_csrf(void)
     CHECK(b.status == 303 && it_audit_count(sub, NULL, "Provision") == 1,
           "reloading the page or confirming again runs neither provision nor Activate a second time");
 
+    /* the buyer changes plan in the portal: the next visit names the new plan, read from Microsoft */
+    char *op = it_customer(sub, "change-plan", json_pack("{s:s}", "planId", "business"));
+    const char *final = op ? it_wait_op(op, 15000) : "";
+    st = it_browse(&b, "GET", "/landing/status", NULL);
+    CHECK(!strcmp(final, "Succeeded") && st == 200 && has(&b, "<dd>Business (business)</dd>") && !has(&b, "<dd>Team"),
+          "after a plan change the page names the plan Microsoft now has, not the one bought");
+    free(op);
+
     /* "Manage account" after Microsoft suspended the subscription */
     free(it_customer(sub, "suspend", NULL));
     char *manage = fresh_link(sub);

@@ -359,7 +359,7 @@ static void copy_str(json_t *j, const char *name, char *buf, size_t size)
     snprintf(buf, size, "%s", v ? v : "");
 }
 
-static int check_id_token(struct oidc *o, struct jwt_verifier *ids, const char *id_token, const char *nonce,
+static int check_id_token(struct jwt_verifier *ids, const char *id_token, const char *nonce,
                           struct oidc_identity *who, char *detail, size_t dsize)
 {
     struct jwt_claims c;
@@ -417,7 +417,7 @@ int oidc_finish(struct oidc *o, const char *state, const char *binding, const ch
     rc = token_endpoint && ids ? redeem(o, token_endpoint, code, p.verifier, &id_token, detail, detail_size)
                                : OIDC_EUNAVAILABLE;
     if (!rc)
-        rc = check_id_token(o, ids, id_token, p.nonce, who, detail, detail_size);
+        rc = check_id_token(ids, id_token, p.nonce, who, detail, detail_size);
     free(token_endpoint);
     free(id_token);
     if (rc)

@@ -228,6 +228,18 @@ static void buyer_details(FILE *f, const struct session *s, json_t *sub)
               f);
 }
 
+char *landing_details_html(struct landing_visit *v, json_t *sub)
+{
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = sub ? open_memstream(&body, &len) : NULL;
+    if (!f)
+        return NULL;
+    purchase_details(f, v, sub);
+    fclose(f);
+    return body;
+}
+
 void landing_confirmation_page(struct landing_visit *v, int status, const struct session *s, json_t *sub,
                                json_t *answers, json_t *errors)
 {
