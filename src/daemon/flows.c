@@ -95,12 +95,15 @@ static const char *offer_of(json_t *rec, const char *fallback)
 /* ------------------------------------------------------------------------------------------ */
 /* Provisioning (landing page)                                                                  */
 
-static int activate_at_microsoft(struct daemon *d, const char *sub_id, json_t *rec, char *err, size_t errsize)
+/* max_wait_ms: how long the call may wait between tries (0 = the retry policy alone); the
+ * landing page passes landing.max_wait_ms, a browser is waiting. */
+static int activate_at_microsoft(struct daemon *d, const char *sub_id, json_t *rec, long max_wait_ms, char *err,
+                                 size_t errsize)
 {
     const char *plan = json_string_value(json_object_get(rec, "planId"));
     json_t *qj = json_object_get(rec, "quantity");
     long long quantity = json_is_integer(qj) ? json_integer_value(qj) : -1;
-    struct mp_result mr = {0};
+    struct mp_result mr = {.max_wait_ms = max_wait_ms};
     /* The client confirms a retried Activate's 400 with GET (§3.5). */
     int rc = mp_activate(d->mp, sub_id, plan ? plan : "", quantity, &mr);
     if (rc)
@@ -174,7 +177,7 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     out->ran_rule = 1;
     char err[512] = "";
     if (!strcmp(dec.verdict, "activate")) {
-        rc = activate_at_microsoft(d, sub_id, rec, err, sizeof err);
+        rc = activate_at_microsoft(d, sub_id, rec, d->cfg->landing_max_wait_ms, err, sizeof err);
         if (rc) {
             log_error("landing", "activation failed; will be retried on reload", "request_id", request_id,
                       "sub_id", sub_id, "error", err);
@@ -219,7 +222,7 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
         return SAASD_ECONFLICT;
     }
     char err[512] = "";
-    rc = activate_at_microsoft(d, sub_id, rec, err, sizeof err);
+    rc = activate_at_microsoft(d, sub_id, rec, 0, err, sizeof err);
     if (rc) {
         snprintf(out->message, sizeof out->message, "%s", err);
         json_decref(rec);

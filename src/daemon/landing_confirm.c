@@ -7,6 +7,7 @@
 #include "daemon/flows.h"
 #include "daemon/landing.h"
 
+#include "core/config.h"
 #include "core/err.h"
 #include "core/httpd.h"
 #include "core/log.h"
@@ -74,7 +75,7 @@ void landing_confirm(struct landing_visit *v)
         landing_see_other(v, "/landing/status");
         return;
     }
-    struct mp_result mr = {0};
+    struct mp_result mr = {.max_wait_ms = v->d->cfg->landing_max_wait_ms}; /* a browser is waiting */
     json_t *sub = mp_get_subscription(v->d->mp, s.sub_id, &mr) == 0 ? take_body(&mr) : NULL;
     mp_result_clear(&mr);
     if (!sub) {

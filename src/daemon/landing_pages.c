@@ -159,7 +159,7 @@ static char *plan_name(struct landing_visit *v, json_t *sub)
 {
     const char *id = json_string_value(json_object_get(sub, "id"));
     const char *plan = json_string_value(json_object_get(sub, "planId"));
-    struct mp_result mr = {0};
+    struct mp_result mr = {.max_wait_ms = v->d->cfg->landing_max_wait_ms};
     char *name = NULL;
     if (id && plan && mp_list_plans(v->d->mp, id, plan, &mr) == 0) {
         json_t *plans = take_body(&mr), *p;

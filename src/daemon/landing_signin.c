@@ -110,7 +110,7 @@ static void refuse_signin(struct landing_visit *v, int rc, const char *detail)
 /* Resolve the purchase token into a subscription id; a refused token gets Microsoft's text. */
 static int resolve(struct landing_visit *v, const char *token, char *sub_id, size_t size)
 {
-    struct mp_result mr = {0};
+    struct mp_result mr = {.max_wait_ms = v->d->cfg->landing_max_wait_ms}; /* a browser is waiting */
     int rc = mp_resolve(v->d->mp, token, &mr);
     json_t *resolved = rc ? NULL : take_body(&mr);
     if (!rc && jl_string(resolved, "id", sub_id, size))
@@ -125,8 +125,9 @@ static int resolve(struct landing_visit *v, const char *token, char *sub_id, siz
     } else if (rc) {
         landing_count("resolve_error");
         landing_page(v, 503, "Please try again in a minute",
-                     "We could not reach Microsoft to confirm your purchase. Reload this page in a minute.", NULL, NULL,
-                     NULL);
+                     "We could not reach Microsoft to confirm your purchase; nothing was changed. Please try again in "
+                     "a minute: " UNKNOWN_PURCHASE_TEXT,
+                     NULL, NULL, NULL);
     }
     mp_result_clear(&mr);
     json_decref(resolved);

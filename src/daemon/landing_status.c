@@ -4,6 +4,7 @@
 #include "daemon/html.h"
 #include "daemon/landing.h"
 
+#include "core/config.h"
 #include "core/err.h"
 #include "core/httpd.h"
 #include "core/json_lenient.h"
@@ -38,11 +39,11 @@ void landing_status(struct landing_visit *v)
         landing_refuse_session(v, rc);
         return;
     }
-    struct mp_result mr = {0};
+    struct mp_result mr = {.max_wait_ms = v->d->cfg->landing_max_wait_ms}; /* a browser is waiting */
     json_t *ms = mp_get_subscription(v->d->mp, s.sub_id, &mr) == 0 ? take_body(&mr) : NULL;
     if (!ms)
         log_warn("landing", "cannot read the subscription from Microsoft; showing the stored state", "request_id",
-                 v->request_id, "sub_id", s.sub_id, "status", mr.status ? mr.status : 0);
+                 v->request_id, "sub_id", s.sub_id, "ms_request_id", mr.request_id, "detail", mr.message);
     mp_result_clear(&mr);
     json_t *local = NULL;
     record_get_sub(v->d, s.sub_id, &local);
