@@ -358,6 +358,13 @@ int cmd_run(int argc, char **argv)
     eo.client_cert_file = cfg->client_cert_file;  /* the emulator knows the daemon's certificate */
     eo.webhook_url = webhook;
     eo.landing_url = landing;
+    /* Buyer sign-in: the emulator knows the landing app (the publisher app, or landing.client_id
+     * with its own secret) and the daemon's redirect URI. */
+    eo.redirect_uris = cfg->landing_redirect_uri;
+    if (cfg->landing_client_id && strcmp(cfg->landing_client_id, cfg->client_id)) {
+        eo.signin_client_id = cfg->landing_client_id;
+        eo.signin_client_secret = cfg->landing_secret;
+    }
     eo.op_delay_ms = 300;
     struct emu *emu = NULL;
     int rc = emu_start(&eo, &emu);
@@ -389,9 +396,19 @@ int cmd_run(int argc, char **argv)
                              json_pack("{s:s, s:s, s:i}", "offerId", "seats-pro", "planId", "team", "quantity", 10), &st);
         printf("\nsaasd is serving on %s (admin API on %s), the emulator plays Microsoft on %s.\n", r.public_url,
                r.admin_url, r.emu_url);
+        const char *sid = str(json_object_get(p, "subscription"), "id");
         printf("A customer just bought 'seats-pro' (plan 'team', 10 seats; rules/seats-pro.lua decides).\n"
-               "Open the landing page:\n\n    %s\n\n",
+               "Open the landing page in a browser and walk the buyer's way:\n\n    %s\n\n",
                str(p, "landingUrl"));
+        printf("  1. saasd sends you to the emulator's Entra ID sign-in: pick Alex Buyer, the purchaser\n"
+               "     (Robin Other is in another tenant, Pat Personal has a personal Microsoft account).\n"
+               "  2. The confirmation page shows offer, plan, seats and you: press \"Confirm and activate\".\n"
+               "  3. Reload: the same page, and no second Activate at Microsoft:\n"
+               "       curl -s '%s/_emulator/calls?path=*/activate'\n"
+               "  4. Microsoft suspends it, the customer clicks \"Manage account\": open the landingUrl of\n"
+               "       curl -s -X POST %s/_emulator/subscriptions/%s/suspend\n"
+               "       curl -s -X POST %s/_emulator/subscriptions/%s/landing-token\n\n",
+               r.emu_url, r.emu_url, sid, r.emu_url, sid);
         printf("Then: curl -H \"Authorization: Bearer $(cat %s)\" %s/admin/subscriptions\n", d->cfg->admin_key_file ? d->cfg->admin_key_file : "<admin key>", r.admin_url);
         printf("Ctrl-C stops both.\n");
         fflush(stdout);

@@ -329,16 +329,19 @@ static json_t *cert_list(struct emu *e, const char *client)
 static json_t *app_json(struct emu *e, const char *tid, const char *client, int configured)
 {
     json_t *reg = emu_signin_reg(e, client);
-    return json_pack("{s:s,s:s,s:b,s:o,s:O,s:s}", "tenantId", tid, "clientId", client, "configured", configured,
-                     "certificates", cert_list(e, client), "redirectUris",
-                     reg ? json_object_get(reg, "redirectUris") : json_array(), "signInAudience",
-                     reg ? emu_jstr(reg, "signInAudience") : "AzureADandPersonalMicrosoftAccount");
+    json_t *uris = reg ? json_incref(json_object_get(reg, "redirectUris")) : NULL;
+    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:s,s:s?}", "tenantId", tid, "clientId", client, "configured",
+                     configured, "certificates", cert_list(e, client), "redirectUris", uris ? uris : json_array(),
+                     "signInAudience",
+                     reg ? emu_jstr(reg, "signInAudience") : "AzureADandPersonalMicrosoftAccount", "displayName",
+                     reg ? emu_jstr(reg, "displayName") : NULL);
 }
 
 /* POST /_emulator/apps and PATCH /_emulator/apps/{clientId}: the sign-in half of a registration. */
 static int app_signin(struct emu *e, const char *client, const json_t *body, struct emu_error *err)
 {
-    if (!json_object_get(body, "redirectUris") && !json_object_get(body, "signInAudience"))
+    if (!json_object_get(body, "redirectUris") && !json_object_get(body, "signInAudience") &&
+        !json_object_get(body, "displayName"))
         return 0;
     return emu_signin_reg_put(e, client, body, err);
 }

@@ -16,6 +16,8 @@
 
 #define EMU_MARKETPLACE_APP "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
 #define EMU_MSA_TENANT "9188040d-6c67-4c5b-b112-36a304b66dad" /* every personal Microsoft account's tid */
+#define EMU_PUBLISHER_APP_NAME "Contoso SaaS (publisher app)" /* what the sign-in page calls the apps */
+#define EMU_SIGNIN_APP_NAME "Contoso SaaS sign-in"
 #define EMU_MAX_KEYS 3 /* the signing key plus up to two previous ones, still in the JWKS */
 #define EMU_ASSERTION_SKEW_S 300          /* clock skew allowed on a client assertion's exp/nbf */
 #define EMU_ASSERTION_MAX_LIFETIME_S 3600 /* a client assertion may not expire later than this from now */

@@ -4,6 +4,7 @@ prints one TAP line per check ("ok - ..." / "not ok - ..."; tests/run-all.sh cou
 saves a screenshot of every step under $BUILD/screenshots/. Everything it started is stopped at
 the end, whatever happened."""
 
+import base64
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -29,6 +31,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def http(method, url, body=None, headers=None):
     """One JSON call; returns (status, parsed body or text). Never follows redirects."""
     data = json.dumps(body).encode() if body is not None else None
@@ -36,7 +46,7 @@ def http(method, url, body=None, headers=None):
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with _OPENER.open(req, timeout=10) as r:
             status, text = r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         status, text = e.code, e.read().decode()
@@ -46,11 +56,29 @@ def http(method, url, body=None, headers=None):
         return status, text
 
 
+def post_form(url, fields):
+    """A form POST that does not follow the redirect: (status, Location or None)."""
+    data = urllib.parse.urlencode(fields).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with _OPENER.open(req, timeout=10) as r:
+            return r.status, r.headers.get("Location")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location")
+
+
 class Stack:
     """The emulator (playing Microsoft, Entra ID included) and saasd, wired to each other."""
 
-    def __init__(self, config_extra=""):
+    def __init__(self, config_extra="", rules=None):
+        """rules: {file name: text} added to a copy of the repository's rules/."""
         self.tmp = tempfile.mkdtemp(prefix="saasd-browser-")
+        self.rules = os.path.join(self.tmp, "rules")
+        shutil.copytree(os.path.join(ROOT, "rules"), self.rules)
+        for name, text in (rules or {}).items():
+            with open(os.path.join(self.rules, name), "w") as f:
+                f.write(text)
         self.emu_port, self.port, self.admin_port = free_port(), free_port(), free_port()
         self.emu = "http://127.0.0.1:%d" % self.emu_port
         self.base = "http://127.0.0.1:%d" % self.port
@@ -72,10 +100,11 @@ entra = {
   secret_file = "%(root)s/examples/emulator-client-secret", token_version = 2,
 }
 marketplace = { base_url = "%(emu)s" }
-rules = { dir = "%(root)s/rules", http_allow = { "127.0.0.1" } }
+rules = { dir = "%(rules)s", http_allow = { "127.0.0.1" } }
 reconcile = { interval = 0 }
 metering = { interval = 0 }
-""" % {"port": self.port, "admin": self.admin_port, "tmp": self.tmp, "emu": self.emu, "root": ROOT}
+""" % {"port": self.port, "admin": self.admin_port, "tmp": self.tmp, "emu": self.emu, "root": ROOT,
+       "rules": self.rules}
 
     def start(self):
         log = open(os.path.join(self.tmp, "emulator.log"), "w")
@@ -92,6 +121,25 @@ metering = { interval = 0 }
         with open(os.path.join(self.tmp, "admin.key")) as f:
             self.admin_key = f.read().strip()
         return self
+
+    def start_run(self):
+        """`saasd run` with this stack's config (what `make run` does, on free ports): returns the
+        landing URL it prints for a person to open."""
+        out = open(os.path.join(self.tmp, "run.out"), "w+")
+        self.procs.append(subprocess.Popen([SAASD, "run", "--config", self.config], stdout=out,
+                                           stderr=open(os.path.join(self.tmp, "saasd.log"), "w"), cwd=ROOT))
+        end = time.time() + 20
+        while time.time() < end:
+            out.seek(0)
+            for line in out.read().splitlines():
+                if line.strip().startswith(self.base + "/landing?token="):
+                    with open(os.path.join(self.tmp, "admin.key")) as f:
+                        self.admin_key = f.read().strip()
+                    return line.strip()
+            if self.procs[-1].poll() is not None:
+                raise RuntimeError("saasd run exited with %s" % self.procs[-1].returncode)
+            time.sleep(0.1)
+        raise RuntimeError("saasd run printed no landing URL within 20 s")
 
     def wait(self, url, seconds=15):
         end = time.time() + seconds
@@ -155,7 +203,7 @@ def browser():
     opts.binary_location = "/usr/lib/chromium/chromium"
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     d.set_window_size(*WINDOW)
-    d.set_page_load_timeout(20)
+    d.set_page_load_timeout(60)
     return d
 
 
@@ -170,9 +218,32 @@ class Run:
         self.driver = None
 
     def shot(self, name):
+        """The whole page (not only the 1280x900 window's viewport), as a person would scroll it."""
         path = os.path.join(SHOTS, name + ".png")
-        self.driver.save_screenshot(path)
+        d = self.driver
+        try:
+            height = d.execute_script("return Math.max(document.documentElement.scrollHeight, "
+                                      "document.body ? document.body.scrollHeight : 0, window.innerHeight)")
+            width = d.execute_script("return document.documentElement.clientWidth")
+            png = d.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(png["data"]))
+        except Exception:  # noqa: BLE001 - a plain viewport screenshot is still worth having
+            d.save_screenshot(path)
         return path
+
+    def click_and_wait(self, element, seconds=30):
+        """Click, then wait until the browser has left the page (a form post or a link)."""
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+        from selenium.webdriver.common.by import By
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, seconds).until(ec.staleness_of(old))
+        WebDriverWait(self.driver, seconds).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
 
     def check(self, cond, name, detail=""):
         if cond:
@@ -185,8 +256,10 @@ class Run:
 
     def case(self, fn, stack):
         """Runs one test function; an exception is one failed check naming where it happened."""
+        started = time.time()
         try:
             fn(self, stack)
+            print("# %s: %.1f s" % (fn.__name__, time.time() - started), flush=True)
         except Exception as e:  # noqa: BLE001 - any failure of a step is reported, not raised
             where = traceback.extract_tb(e.__traceback__)[-1]
             self.check(False, "%s runs to its end" % fn.__name__,
@@ -196,5 +269,5 @@ class Run:
                     self.shot("failed-" + fn.__name__)
                 except Exception:  # noqa: BLE001
                     pass
-            for line in stack.log_tail("saasd.log") + stack.log_tail("emulator.log"):
+            for line in (stack.log_tail("saasd.log") + stack.log_tail("emulator.log")) if stack else []:
                 print("#   " + line.rstrip())
