@@ -126,7 +126,8 @@ void flow_record_refresh(json_t *rec, json_t *snapshot)
         const char *field = json_string_value(json_object_get(pc, "field"));
         json_t *want = json_object_get(pc, "value");
         json_t *ms = field ? json_object_get(rec, field) : NULL;
-        if (!field || (ms && json_equal(ms, want)) || (status && strcmp(status, "Subscribed")))
+        int overtaken = field && strcmp(field, "status") && status && strcmp(status, "Subscribed");
+        if (!field || (ms && json_equal(ms, want)) || overtaken)
             json_object_del(rec, "pending_change"); /* confirmed, or overtaken by a status change */
         else
             json_object_set(rec, field, want);
@@ -376,6 +377,11 @@ static int apply_publisher_change(struct daemon *d, const char *sub_id, const ch
             flows_mark_pending_change(rec, op_id, "planId", json_object_get(op, "planId"));
         else if (!strcmp(kind, "quantity") && json_is_integer(json_object_get(op, "quantity")))
             flows_mark_pending_change(rec, op_id, "quantity", json_object_get(op, "quantity"));
+        else if (!strcmp(kind, "cancel")) {
+            json_t *st = json_string("Unsubscribed");
+            flows_mark_pending_change(rec, op_id, "status", st);
+            json_decref(st);
+        }
     }
     flow_record_refresh(rec, fresh);
     if ((rc = store_batch_new(&b)) != 0)

@@ -253,8 +253,11 @@ static void settle_state(struct event *ev)
 {
     json_t *target = op_target(ev);
     int done = ev->accept && succeeded(ev->final);
-    if (done && ev->row->status_after)
-        json_object_set_new(ev->rec, "status", json_string(ev->row->status_after));
+    if (done && ev->row->status_after) {
+        json_t *st = json_string(ev->row->status_after);
+        flows_mark_pending_change(ev->rec, ev->op_id, "status", st);
+        json_decref(st);
+    }
     if (done && target)
         flows_mark_pending_change(ev->rec, ev->op_id, ev->row->target_field, target);
     json_t *fresh = flows_get_subscription(ev->d, ev->sub_id);

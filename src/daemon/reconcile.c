@@ -71,7 +71,7 @@ static int compare(struct pass *p, const char *sub_id, json_t *rec, json_t *sub)
     const char *plan = json_string_value(json_object_get(rec, "planId"));
     json_t *qj = json_object_get(rec, "quantity");
     int changed = !st || !plan || json_is_true(json_object_get(rec, "missing_at_microsoft"));
-    if (st && strcmp(st, ms_status)) {
+    if (st && strcmp(st, ms_status) && !change_not_shown_yet(rec, "status")) {
         /* An activation Microsoft confirmed after the landing page stopped waiting is no drift. */
         int confirming = !strcmp(st, "PendingFulfillmentStart") && !strcmp(ms_status, "Subscribed") &&
                          json_object_get(rec, "activation_confirmed");
@@ -90,9 +90,8 @@ static int compare(struct pass *p, const char *sub_id, json_t *rec, json_t *sub)
         note_drift(p, sub_id, "quantity", a, b);
         changed = 1;
     }
-    if (json_object_get(rec, "pending_change") && !change_not_shown_yet(rec, "planId") &&
-        !change_not_shown_yet(rec, "quantity"))
-        changed = 1;
+    if (json_object_get(rec, "pending_change"))
+        changed = 1; /* the refresh confirms it (Microsoft shows it) or keeps it */
     return changed;
 }
 
