@@ -5,6 +5,7 @@
  * trigger routes of Microsoft's own emulator (§5.7) under /api/webhook/subscription/. */
 #include "core/err.h"
 #include "core/log.h"
+#include "core/crypto.h"
 #include "emu/emu_internal.h"
 
 #include "core/http_client.h"
@@ -387,6 +388,29 @@ static void app_certificates(struct emu *e, const char *m, const char *rest, con
     }
 }
 
+/* Tests of a token's shape: re-sign tok's claims without the claims named in drop (a list). */
+static int drop_claims(struct emu *e, const json_t *drop, char **tok)
+{
+    const char *dot1 = strchr(*tok, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    if (!dot2 || crypto_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &raw, &n) != 0)
+        return SAASD_EINVAL;
+    json_t *claims = json_loadb((const char *)raw, n, 0, NULL);
+    free(raw);
+    size_t i;
+    json_t *v;
+    json_array_foreach(drop, i, v) if (json_is_string(v)) json_object_del(claims, json_string_value(v));
+    char *signed_tok = NULL;
+    int rc = claims ? emu_jwt_sign(&e->keys[0], claims, &signed_tok) : SAASD_EINVAL;
+    json_decref(claims);
+    if (!rc) {
+        free(*tok);
+        *tok = signed_tok;
+    }
+    return rc;
+}
+
 static void tokens(struct emu *e, const json_t *body, struct httpd_response *res)
 {
     const char *kind = emu_jstr(body, "kind"), *client = emu_jstr(body, "clientId");
@@ -404,6 +428,8 @@ static void tokens(struct emu *e, const json_t *body, struct httpd_response *res
     else
         rc = emu_mint_publisher_token(e, json_integer_value(json_object_get(body, "version")) == 1 ? 1 : 2, tid,
                                       client, &tok);
+    if (rc == 0 && json_is_array(json_object_get(body, "drop")))
+        rc = drop_claims(e, json_object_get(body, "drop"), &tok);
     if (rc != 0) {
         bad(res, 500, "UnexpectedError", "could not sign a token");
         return;
