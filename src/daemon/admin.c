@@ -518,7 +518,7 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
                                                   drift, "missing_at_microsoft", missing ? missing : json_array()));
     } else if (!strcmp(path, "/admin/activation-deadlines") && !strcmp(method, "GET")) {
         json_t *list = NULL;
-        int rc = deadline_pass(d, &list);
+        int rc = deadline_pass(d, 0, &list); /* a GET: lists, changes nothing */
         reply_json(res, rc ? 500 : 200, json_pack("{s:o}", "pending_activation", list ? list : json_array()));
     } else {
         reply_error(res, 404, "no such admin path");

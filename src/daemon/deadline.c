@@ -48,7 +48,7 @@ static int on_record(void *arg, const void *key, size_t klen, const void *val, s
     int bucket = bucket_of(left);
     s->counts[bucket]++;
     const char *warned = json_string_value(json_object_get(rec, "activation_warned"));
-    const char *due = bucket == 1 ? "day" : bucket == 2 ? "week" : NULL;
+    const char *due = bucket <= 1 ? "day" : bucket == 2 ? "week" : NULL;
     if (due && (!warned || (strcmp(warned, due) && !strcmp(due, "day"))))
         json_array_append_new(s->to_warn, json_pack("[s#, s]", (const char *)key, (int)klen, due));
     const char *decision = json_string_value(json_object_get(json_object_get(rec, "provision"), "decision"));
@@ -64,7 +64,7 @@ static int on_record(void *arg, const void *key, size_t klen, const void *val, s
                                                  json_string_value(json_object_get(rec, "status")), "decision",
                                                  decision ? decision : "no landing visit", "deadline", iso,
                                                  "deadline_ms", (json_int_t)deadline, "days_left",
-                                                 (double)left / DAY_MS, "warned", due ? due : ""));
+                                                 (double)left / DAY_MS, "warned", warned ? warned : ""));
     json_decref(rec);
     return 0;
 }
@@ -91,7 +91,7 @@ static void warn(struct daemon *d, const char *sub_id, const char *when, int64_t
     daemon_unlock_sub(d, sub_id);
 }
 
-int deadline_pass(struct daemon *d, json_t **list_out)
+int deadline_pass(struct daemon *d, int warn_now, json_t **list_out)
 {
     struct deadline_scan s = {.now = now_ms(), .list = list_out ? json_array() : NULL, .to_warn = json_array()};
     int rc = store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, on_record, &s);
@@ -102,7 +102,7 @@ int deadline_pass(struct daemon *d, json_t **list_out)
     }
     size_t i;
     json_t *w;
-    json_array_foreach(s.to_warn, i, w) warn(d, json_string_value(json_array_get(w, 0)),
+    json_array_foreach(s.to_warn, i, w) if (warn_now) warn(d, json_string_value(json_array_get(w, 0)),
                                             json_string_value(json_array_get(w, 1)), s.now);
     json_decref(s.to_warn);
     if (list_out)

@@ -51,8 +51,9 @@ int reconcile_run(struct daemon *d, int *drift, json_t **missing);
 
 /* Activation deadlines (deadline.c): count pending purchases by how close Microsoft's 30-day
  * cancellation is (gauge saasd_pending_activation{deadline="passed|within_day|within_week|later"}),
- * warn a week and a day before (once each), and list them in *list (new reference) when not NULL:
+ * with warn_now log a warning a week and a day before (once each, remembered in the record), and
+ * list them in *list (new reference) when not NULL:
  * [{subscriptionId, offerId, status, decision, deadline, deadline_ms, days_left, warned}]. */
-int deadline_pass(struct daemon *d, json_t **list);
+int deadline_pass(struct daemon *d, int warn_now, json_t **list);
 
 #endif

@@ -191,7 +191,7 @@ int reconcile_run(struct daemon *d, int *drift, json_t **missing)
     json_decref(all);
     if (!rc)
         mark_missing(&p); /* only after a complete listing */
-    deadline_pass(d, NULL);
+    deadline_pass(d, 1, NULL);
     metrics_inc("saasd_reconcile_runs_total", rc ? "result=\"failed\"" : "result=\"ok\"");
     char seen[16], drifted[16];
     snprintf(seen, sizeof seen, "%d", p.seen);
