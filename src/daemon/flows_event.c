@@ -61,11 +61,12 @@ static json_t *op_target(const struct event *ev)
     return jl_string(ev->op, ev->row->target_field, buf, sizeof buf) ? NULL : json_string(buf);
 }
 
-/* 0: the payload is Microsoft's operation; 1: not actionable (recorded as ignored in oprec);
- * otherwise the error (SAASD_ERETRY with out->message). Microsoft's record decides, not the
- * payload (§5.5 step 5, §9.5). */
-static int verify_operation(struct event *ev, json_t *entry, json_t *oprec)
+/* Whether the payload is Microsoft's operation (*actionable; otherwise the event is recorded as
+ * ignored in oprec and the audit trail). Microsoft's record decides, not the payload (§5.5 step 5,
+ * §9.5). 0, or the error (SAASD_ERETRY with out->message). */
+static int verify_operation(struct event *ev, json_t *entry, json_t *oprec, int *actionable)
 {
+    *actionable = 0;
     struct mp_result mr = {0};
     int rc = mp_get_operation(ev->d->mp, ev->sub_id, ev->op_id, &mr);
     long status = mr.status;
@@ -109,11 +110,12 @@ static int verify_operation(struct event *ev, json_t *entry, json_t *oprec)
                      ev->sub_id, "reason", why);
         }
     }
-    if (!why)
+    if (!why) {
+        *actionable = 1;
         return 0;
+    }
     json_object_set_new(oprec, "state", json_string("ignored"));
-    rc = flows_add_audit(ev->b, ev->sub_id, flows_audit_entry(ev->op_id, ev->action, "ignored", why, NULL));
-    return rc ? rc : 1;
+    return flows_add_audit(ev->b, ev->sub_id, flows_audit_entry(ev->op_id, ev->action, "ignored", why, NULL));
 }
 
 /* The accept/refuse reading of a handler's verdict (provision: activate and pending accept). */
@@ -295,11 +297,10 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
     if (!ev.op_id || !ev.sub_id || !ev.action)
         return SAASD_EINVAL;
     json_t *oprec = json_pack("{s:s, s:s, s:I}", "action", ev.action, "sub_id", ev.sub_id, "done_ms", (json_int_t)now_ms());
-    int rc = verify_operation(&ev, entry, oprec);
-    if (rc == 1) {
-        rc = 0;
+    int actionable = 0;
+    int rc = verify_operation(&ev, entry, oprec, &actionable);
+    if (!rc && !actionable)
         goto finish;
-    }
     if (rc || (rc = load_record(&ev)) != 0)
         goto fail;
     snprintf(ev.offer, sizeof ev.offer, "%s", flows_offer_of(ev.rec, json_string_value(json_object_get(entry, "offer_id"))));
