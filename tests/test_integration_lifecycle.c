@@ -135,6 +135,31 @@ static void fresh_view_for_rules(void)
     json_decref(ms);
 }
 
+/* The shipped tiered-suite rule (no downgrade in the first 30 days of a term), on subscriptions
+ * served without `created` as Microsoft's sometimes are. */
+static void shipped_tiered_rule(void)
+{
+    long st;
+    knobs(json_pack("{s:b}", "omitCreated", 1));
+    json_decref(it_emu("POST", "/_emulator/offers",
+                       json_pack("{s:s, s:[{s:s}, {s:s}, {s:s}]}", "offerId", "tiered-suite", "plans", "planId", "basic",
+                                 "planId", "standard", "planId", "premium"),
+                       &st));
+    json_t *p = it_emu("POST", "/_emulator/purchases", json_pack("{s:s, s:s}", "offerId", "tiered-suite", "planId", "premium"), &st);
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s", it_str(p, "subscriptionId"));
+    json_decref(it_call("GET", it_str(p, "landingUrl"), NULL, NULL, &st, NULL));
+    json_decref(p);
+    json_t *a = customer_and_wait(sub, "change-plan", json_pack("{s:s}", "planId", "basic"), NULL, 0);
+    json_t *ms = it_ms_sub(sub);
+    CHECK(a && !strcmp(it_str(a, "decision"), "refused") && strstr(it_str(a, "detail"), "downgrades are possible from day 30") &&
+              !strcmp(it_str(ms, "planId"), "premium"),
+          "the shipped tiered-suite rule refuses a downgrade on day 0 of the term Microsoft set at activation");
+    json_decref(a);
+    json_decref(ms);
+    knobs(json_pack("{s:b}", "omitCreated", 0));
+}
+
 static void activate_read_back(void)
 {
     char sub[64];
@@ -416,6 +441,15 @@ int main(void)
     it_write_file(path, counting_rule);
     snprintf(path, sizeof path, "%s/lc-pending.lua", rules);
     it_write_file(path, pending_rule);
+    snprintf(path, sizeof path, "%s/tiered-suite.lua", rules);
+    FILE *shipped = fopen("rules/tiered-suite.lua", "r");
+    char text[8192];
+    size_t tn = shipped ? fread(text, 1, sizeof text - 1, shipped) : 0;
+    text[tn] = 0;
+    if (shipped)
+        fclose(shipped);
+    CHECK(tn > 0, "the shipped rules/tiered-suite.lua is read");
+    it_write_file(path, text);
     char conf[512];
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
@@ -427,6 +461,7 @@ int main(void)
     it_offer("lc-pending");
 
     fresh_view_for_rules();
+    shipped_tiered_rule();
     activate_read_back();
     reinstate();
     subscribe();

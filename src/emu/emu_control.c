@@ -38,6 +38,7 @@ static json_t *knobs_json(struct emu *e)
     json_object_set_new(j, "subUpdateDelayMs", json_integer(e->k.sub_update_delay_ms));
     json_object_set_new(j, "reinstateAckable", json_boolean(e->k.reinstate_ackable));
     json_object_set_new(j, "partnerWebhooks", json_boolean(e->k.partner_webhooks));
+    json_object_set_new(j, "omitCreated", json_boolean(e->k.omit_created));
     json_object_set_new(j, "requestSourceField",
                         json_string(e->k.requested_spelling ? "operationRequestedSource" : "operationRequestSource"));
     json_object_set_new(j, "baseUrl", json_string(e->base_url));
@@ -110,7 +111,7 @@ static void put_config(struct emu *e, const json_t *in, struct httpd_response *r
         set_long(in, "webhookBackoffMs", 0, &k.webhook_backoff_ms) ||
         set_long(in, "webhookMaxAttempts", 1, &attempts) || set_long(in, "clockOffsetS", -1000000000L, &k.clock_offset_s) ||
         set_long(in, "subUpdateDelayMs", 0, &k.sub_update_delay_ms) || set_bool(in, "reinstateAckable", &k.reinstate_ackable) ||
-        set_bool(in, "partnerWebhooks", &k.partner_webhooks) || set_spelling(in, &k.requested_spelling)) {
+        set_bool(in, "partnerWebhooks", &k.partner_webhooks) || set_bool(in, "omitCreated", &k.omit_created) || set_spelling(in, &k.requested_spelling)) {
         bad(res, 400, "BadArgument", "config values must be integers in range (see GET /_emulator/config)");
         return;
     }

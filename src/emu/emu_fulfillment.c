@@ -115,7 +115,7 @@ static void resolve(struct emu *e, const struct httpd_request *r, struct httpd_r
     }
     json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", emu_jstr(sub, "id"), "subscriptionName",
                              emu_jstr(sub, "name"), "offerId", emu_jstr(sub, "offerId"), "planId",
-                             emu_jstr(sub, "planId"), "subscription", emu_public(sub));
+                             emu_jstr(sub, "planId"), "subscription", emu_sub_view(e, sub));
     if (json_object_get(sub, "quantity"))
         json_object_set(body, "quantity", json_object_get(sub, "quantity"));
     emu_reply_json(res, 200, body);

@@ -41,6 +41,7 @@ struct emu_knobs {
     int partner_webhooks;    /* publisher PATCH/DELETE are announced by webhook (default 1) */
     int requested_spelling;  /* operations carry operationRequestedSource instead of ...RequestSource */
     long sub_update_delay_ms; /* GET/List show a subscription's previous state this long after a change */
+    int omit_created;        /* subscriptions as served carry no `created` (Microsoft's do not always) */
 };
 
 /* One armed fault: the next `remaining` requests matching method + path glob get it. */

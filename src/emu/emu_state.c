@@ -279,9 +279,11 @@ static void keep_previous_view(struct emu *e, json_t *sub)
 json_t *emu_sub_view(struct emu *e, const json_t *sub)
 {
     json_t *prev = json_object_get(sub, "_previous");
-    if (prev && json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e))
-        return json_deep_copy(prev);
-    return emu_public(sub);
+    json_t *view = prev && json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e)
+                       ? json_deep_copy(prev) : emu_public(sub);
+    if (e->k.omit_created)
+        json_object_del(view, "created");
+    return view;
 }
 
 static void touch(struct emu *e, json_t *sub)
