@@ -184,7 +184,16 @@ static int cancel_after_refusal(struct event *ev)
     if (rc) {
         snprintf(ev->out->message, sizeof ev->out->message, "refused by the rule; DELETE failed: HTTP %ld %s", mr.status, mr.message);
         mp_result_clear(&mr);
-        return SAASD_ERETRY;
+        json_t *now = flows_get_subscription(ev->d, ev->sub_id); /* cancelled before a crash, or by the customer */
+        int gone = now && jl_string_is(now, "saasSubscriptionStatus", "Unsubscribed");
+        json_decref(now);
+        if (!gone)
+            return SAASD_ERETRY;
+        size_t n = strlen(ev->detail);
+        snprintf(ev->detail + n, sizeof ev->detail - n, "%srefused by the rule: the subscription is already cancelled at Microsoft",
+                 n ? "; " : "");
+        ev->out->decision = "cancelled";
+        return 0;
     }
     char location[1024];
     snprintf(location, sizeof location, "%s", mr.operation_location);
