@@ -93,6 +93,8 @@ static void warn(struct daemon *d, const char *sub_id, const char *when, int64_t
 
 int deadline_pass(struct daemon *d, int warn_now, json_t **list_out)
 {
+    metrics_describe("saasd_pending_activation", "gauge",
+                     "Purchases awaiting activation by how close Microsoft's 30-day cancellation is.");
     struct deadline_scan s = {.now = now_ms(), .list = list_out ? json_array() : NULL, .to_warn = json_array()};
     int rc = store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, on_record, &s);
     for (int i = 0; i < 4; i++) {
