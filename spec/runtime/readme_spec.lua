@@ -7,14 +7,12 @@ local function lua_blocks(path)
   local f = assert(io.open(path, "r"))
   local text = f:read("a")
   f:close()
-  local blocks, line = {}, 1
-  local pos = 1
+  local blocks, pos = {}, 1
   while true do
     local s, e, body = text:find("\n```lua\n(.-)\n```", pos)
     if not s then break end
     local _, nl = text:sub(1, s):gsub("\n", "")
-    line = nl + 2
-    blocks[#blocks + 1] = { body = body .. "\n", line = line }
+    blocks[#blocks + 1] = { body = body .. "\n", line = nl + 2 }
     pos = e
   end
   return blocks
