@@ -35,19 +35,20 @@ EXAMPLE_RULES := $(sort $(wildcard rules/*.lua))
 ISV_REPO    := examples/isv-repo
 
 .PHONY: install uninstall
-all: $(BUILD)/tests/test_install
+# The build tree's wrapper (`saasd test` from build/ uses it, help2man reads its --help).
+all: $(BUILD)/tests/test_install $(BUILD)/dist/saasd-busted
 
 $(BUILD)/tests/test_install: tests/test_install.sh
 	@mkdir -p $(dir $@)
 	@cp $< $@ && chmod 755 $@
 
+# The wrapper finds the runtime relative to itself: these paths depend on PREFIX (multiarch
+# under /usr), so `install` writes it afresh for its PREFIX.
+WRAPPER_SED := sed -e 's|@VERSION@|$(VERSION)|' -e 's|@LUADIR_REL@|$(LUADIR:$(PREFIX)/%=%)|' \
+	    -e 's|@LUACDIR_REL@|$(LUACDIR:$(PREFIX)/%=%)|' dist/saasd-busted.in
 $(BUILD)/dist/saasd-busted: dist/saasd-busted.in src/cmd/version.c
 	@mkdir -p $(dir $@)
-	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@LUADIR_REL@|$(LUADIR:$(PREFIX)/%=%)|' \
-	    -e 's|@LUACDIR_REL@|$(LUACDIR:$(PREFIX)/%=%)|' $< >$@.tmp
-	@chmod 755 $@.tmp && mv $@.tmp $@
-# The relative paths in the wrapper depend on PREFIX (multiarch under /usr): rebuild each time.
-.PHONY: $(BUILD)/dist/saasd-busted
+	@$(WRAPPER_SED) >$@.tmp && chmod 755 $@.tmp && mv $@.tmp $@
 
 $(BUILD)/man/saasd.1: $(BUILD)/saasd dist/saasd.h2m
 	@mkdir -p $(dir $@)
@@ -62,7 +63,9 @@ install: $(BUILD)/saasd $(BUILD)/lua/saas/core.so $(BUILD)/dist/saasd-busted $(M
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/saas $(DESTDIR)$(LUACDIR)/saas \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	  $(DESTDIR)$(EXAMPLEDIR)/rules $(DESTDIR)$(SYSCONFDIR)/saasd/rules
-	$(INSTALL) -m 755 $(BUILD)/saasd $(BUILD)/dist/saasd-busted $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 755 $(BUILD)/saasd $(DESTDIR)$(BINDIR)/saasd
+	$(WRAPPER_SED) >$(DESTDIR)$(BINDIR)/saasd-busted
+	chmod 755 $(DESTDIR)$(BINDIR)/saasd-busted
 	$(INSTALL) -m 644 $(LUA_RUNTIME) $(DESTDIR)$(LUADIR)/saas/
 	$(INSTALL) -m 644 $(BUILD)/lua/saas/core.so $(DESTDIR)$(LUACDIR)/saas/core.so
 	$(INSTALL) -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/

@@ -137,17 +137,17 @@ cp -R "$copy/usr/share/saasd/examples/isv-repo" "$isv"
 cat >"$isv/spec/rules/acme-analytics/where_spec.lua" <<'SPEC'
 describe("the installed runtime", function()
   it("runs under Lua 5.4 and resolves saas.testing and saas.core from the installed tree", function()
-    local prefix = assert(os.getenv("EXPECT_PREFIX"))
     assert.are.equal("Lua 5.4", _VERSION)
-    local lua = package.searchpath("saas.testing", package.path)
-    local c = package.searchpath("saas.core", package.cpath)
-    assert.are.equal(prefix .. "/usr/share/lua/5.4/saas/testing.lua", lua)
-    assert.are.equal(prefix .. "/usr/lib/" .. os.getenv("MULTIARCH") .. "/lua/5.4/saas/core.so", c)
+    assert.are.equal(assert(os.getenv("EXPECT_LUA")), package.searchpath("saas.testing", package.path))
+    assert.are.equal(assert(os.getenv("EXPECT_CMOD")), package.searchpath("saas.core", package.cpath))
   end)
 end)
 SPEC
+# Runs a command in the ISV repository with no Lua path of the caller's, expecting the runtime
+# in $copy (the installed tree's copy).
 isv_run() { (cd "$isv" && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u BUILD \
-    EXPECT_PREFIX="$copy" MULTIARCH="$multiarch" "$@"); }
+    EXPECT_LUA="$copy/usr/share/lua/5.4/saas/testing.lua" \
+    EXPECT_CMOD="$copy/usr/lib/$multiarch/lua/5.4/saas/core.so" "$@"); }
 isv_run "$copy/usr/bin/saasd-busted" -o TAP >"$T/out" 2>&1
 rc=$?
 passes=$(grep -c '^ok ' "$T/out")
@@ -162,10 +162,20 @@ else
     not_ok "the ISV's specs load saas.testing and saas.core from the installed copy, under Lua 5.4"
 fi
 check "saasd rules check rules passes in the ISV repository" isv_run "$copy/usr/bin/saasd" rules check rules
+check "saasd test DIR runs the ISV repository's specs with the installed copy's runtime" \
+    isv_run "$copy/usr/bin/saasd" test "$isv" -o TAP
+# From a build tree, saasd test uses the checkout's runtime (lua/ and $BUILD/lua/).
+case $BUILD in /*) bdir=$BUILD ;; *) bdir=$src/$BUILD ;; esac
+bdir=$(readlink -f "$bdir")
+check "saasd test from the build tree runs them with the checkout's runtime" \
+    env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 \
+    EXPECT_LUA="$bdir/../lua/saas/testing.lua" EXPECT_CMOD="$bdir/lua/saas/core.so" \
+    "$bdir/saasd" test "$isv" -o TAP
 
 # Plain busted: the repository's .busted re-runs it under Lua 5.4. LUA_PATH_5_4 stands in for
 # Lua's default path, where an install under /usr or /usr/local puts the runtime.
-(cd "$isv" && env -u LUA_PATH -u LUA_CPATH EXPECT_PREFIX="$copy" MULTIARCH="$multiarch" \
+(cd "$isv" && env -u LUA_PATH -u LUA_CPATH EXPECT_LUA="$copy/usr/share/lua/5.4/saas/testing.lua" \
+    EXPECT_CMOD="$copy/usr/lib/$multiarch/lua/5.4/saas/core.so" \
     LUA_PATH_5_4="$copy/usr/share/lua/5.4/?.lua;;" \
     LUA_CPATH_5_4="$copy/usr/lib/$multiarch/lua/5.4/?.so;;" busted -o TAP) >"$T/out" 2>&1
 rc=$?
@@ -192,6 +202,13 @@ if [ $rc -ne 0 ] && grep -q '^not ok .*expects an upgrade to be refused' "$T/out
     ok "saasd-busted exits non-zero and names the spec that failed"
 else
     not_ok "saasd-busted exits non-zero and names the spec that failed" "exit $rc" "$(tail -5 "$T/out")"
+fi
+out=$(isv_run "$copy/usr/bin/saasd" test 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q '1 failure'; then
+    ok "saasd test exits 1 and prints busted's summary when a spec fails"
+else
+    not_ok "saasd test exits 1 and prints busted's summary when a spec fails" "exit $rc" "$(printf '%s' "$out" | tail -5)"
 fi
 printf 'local r = {}\nfunction r.provison(sub, ctx) end\nreturn r\n' >"$isv/rules/typo.lua"
 out=$(isv_run "$copy/usr/bin/saasd" rules check rules 2>&1)
