@@ -67,6 +67,8 @@ if [ $? -eq 0 ] && grep -q '^ok ' "$T/out" && ! grep -q '^not ok' "$T/out"; then
 else
     not_ok "the packaged saasd-busted runs the example ISV repository's specs green" "$(tail -10 "$T/out")"
 fi
+expect "the packaged saasd test passes on the example ISV repository" \
+    env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "$T/root/usr/bin/saasd" test "$T/isv"
 expect "the packaged saasd rules check passes on the example ISV repository" \
     sh -c "cd '$T/isv' && '$T/root/usr/bin/saasd' rules check rules"
 if [ -f "$T/root/usr/lib/$multiarch/lua/5.4/saas/core.so" ] && [ -f "$T/root/usr/share/lua/5.4/saas/testing.lua" ]; then
@@ -75,5 +77,4 @@ else
     not_ok "the runtime is on Lua 5.4's default paths"
 fi
 echo "1..$n"
-echo "$((n - failed)) checked" >/dev/null
 exit $failed
