@@ -53,11 +53,11 @@ $(BUILD)/dist/saasd-busted: dist/saasd-busted.in src/cmd/version.c
 $(BUILD)/man/saasd.1: $(BUILD)/saasd dist/saasd.h2m
 	@mkdir -p $(dir $@)
 	help2man --no-info --version-string=$(VERSION) --include=dist/saasd.h2m \
-	  --name="Microsoft commercial marketplace SaaS fulfillment daemon" -o $@ ./$(BUILD)/saasd
+	  --name="Microsoft commercial marketplace SaaS fulfillment daemon" -o $@ $(abspath $(BUILD)/saasd)
 $(BUILD)/man/saasd-busted.1: $(BUILD)/dist/saasd-busted dist/saasd-busted.h2m
 	@mkdir -p $(dir $@)
 	help2man --no-info --include=dist/saasd-busted.h2m \
-	  --name="run busted specs of saasd rule files under Lua 5.4" -o $@ ./$(BUILD)/dist/saasd-busted
+	  --name="run busted specs of saasd rule files under Lua 5.4" -o $@ $(abspath $(BUILD)/dist/saasd-busted)
 
 install: $(BUILD)/saasd $(BUILD)/lua/saas/core.so $(BUILD)/dist/saasd-busted $(MAN_PAGES)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/saas $(DESTDIR)$(LUACDIR)/saas \
