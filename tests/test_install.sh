@@ -71,6 +71,22 @@ else
     not_ok "the unit starts the installed binary with /etc/saasd/saasd.conf" "$(grep ExecStart "$unit")"
 fi
 
+# The hardening the unit promises (README, Install): each line present, and nothing that would
+# stop saasd from starting copies of its own binary as workers.
+missing=""
+for d in User=saasd StateDirectory=saasd NoNewPrivileges=yes CapabilityBoundingSet= \
+    ProtectSystem=strict ProtectHome=yes PrivateTmp=yes MemoryDenyWriteExecute=yes \
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' SystemCallFilter=@system-service \
+    'ExecReload=/bin/kill -HUP $MAINPID' Restart=on-failure; do
+    grep -qxF "$d" "$unit" || missing="$missing [$d]"
+done
+grep -qE '^(NoExecPaths|ExecPaths|ProtectProc=noaccess)' "$unit" && missing="$missing [no exec restrictions]"
+if [ -z "$missing" ]; then
+    ok "the unit carries its hardening and reload settings and allows exec of its own binary"
+else
+    not_ok "the unit carries its hardening and reload settings and allows exec of its own binary" "missing:$missing"
+fi
+
 v=$("$stage/usr/bin/saasd" version 2>&1)
 deb_v=$(sed -n '1s/^saasd (\([^)-]*\).*/\1/p' debian/changelog 2>/dev/null)
 if [ "$v" = "saasd $version" ] && [ "$deb_v" = "$version" ]; then
