@@ -201,7 +201,11 @@ def browser():
               "--window-size=%d,%d" % WINDOW, "--no-first-run", "--disable-extensions"):
         opts.add_argument(a)
     opts.binary_location = "/usr/lib/chromium/chromium"
-    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    except Exception:  # noqa: BLE001 - a loaded machine can miss chromedriver's start-up window once
+        time.sleep(2)
+        d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     d.set_window_size(*WINDOW)
     d.set_page_load_timeout(60)
     return d
