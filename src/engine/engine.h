@@ -8,9 +8,10 @@
  * changed") and counted. A call runs entirely on the generation it started with, even if a
  * reload happens meanwhile; the hash it reports is that of the text that actually ran.
  *
- * Workers. Rules never run in the daemon's process: each generation has a small pool of rule
- * worker processes (engine_options.states), each holding one lua_State per offer file it has
- * served (only that file, the runtime and the bindings: offers share no Lua value). A call
+ * Workers. Rules never run in the daemon's process: the engine has a small pool of rule worker
+ * processes (engine_options.states), shared by its generations, each holding one lua_State per
+ * rule text it has served (only that file, the runtime and the bindings: offers share no Lua
+ * value; a text is keyed by path and SHA-256, so a reload reloads only what changed). A call
  * takes a free worker for its whole duration, starting one if the pool is not full, otherwise
  * waiting for one. The calling thread waits for the answer until cpu_ms of wall time have
  * passed (time in C functions and in ctx.http included) and then SIGKILLs the worker; the

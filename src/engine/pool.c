@@ -428,6 +428,11 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
         fail_call(out, f, h, RULE_MEMORY_LIMIT, text);
         return SAASD_ELIMIT;
     }
+    if (rc == SAASD_EINVAL || rc == SAASD_ENOMEM) {
+        fail_call(out, f, h, RULE_ERROR, rc == SAASD_EINVAL ? "the rule's worker sent a malformed message; it was killed"
+                                                            : "out of memory talking to the rule's worker");
+        return SAASD_ERULE;
+    }
     const struct death *d = death_of(st, text, sizeof text);
     fail_call(out, f, h, d->outcome, text);
     return d->outcome == RULE_ERROR ? SAASD_ERULE : SAASD_ELIMIT;

@@ -315,6 +315,8 @@ static void do_call(const struct wire_msg *m)
 int worker_main(int fd)
 {
     wfd = fd;
+    /* whatever the daemon had open without close-on-exec (store files, sockets) is not ours */
+    closefrom(fd + 1);
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core); /* a crashing rule leaves no core file with customer data */
     signal(SIGPIPE, SIG_IGN);
