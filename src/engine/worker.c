@@ -55,23 +55,46 @@ static size_t data_bytes(void)
     }
     return (size_t)v[5] * (size_t)sysconf(_SC_PAGESIZE);
 }
+
+static size_t lua_heaps(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nslots; i++)
+        if (slots[i].vm)
+            n += slots[i].vm->lim.used;
+    return n;
+}
 #endif
 
 /* Bound everything this process may allocate from now on: what it holds (the runtime and
  * the states of other offers) + the rule's cap + a margin. C libraries (cjson, string.rep,
- * table.move) then fail their malloc instead of growing without bound. */
-static void bound_memory(size_t memory)
+ * table.move) then fail their malloc instead of growing without bound.
+ * What it holds = what is not Lua heap (measured from /proc at each load: the runtime, the
+ * libraries) + the Lua heaps (known exactly, no system call), so a call costs no /proc read
+ * and a setrlimit only when the figure moved by more than a MiB. */
+static void bound_memory(size_t memory, int remeasure)
 {
 #if defined(__SANITIZE_ADDRESS__)
     (void)memory; /* AddressSanitizer's shadow maps count as data: in-process caps only */
+    (void)remeasure;
 #else
+    static size_t other = 0;
+    static rlim_t set = 0;
+    size_t heaps = lua_heaps();
+    if (remeasure || !other) {
+        size_t data = data_bytes();
+        other = data > heaps ? data - heaps : data;
+    }
+    rlim_t want = (rlim_t)(other + heaps + memory + WORKER_MEM_MARGIN);
+    if (set && want <= set + (1u << 20) && want + (1u << 20) >= set)
+        return;
     struct rlimit r;
     if (getrlimit(RLIMIT_DATA, &r) != 0)
         return;
-    rlim_t want = (rlim_t)(data_bytes() + memory + WORKER_MEM_MARGIN);
     /* only the soft limit moves: the next call may need it higher again */
     r.rlim_cur = r.rlim_max == RLIM_INFINITY || want < r.rlim_max ? want : r.rlim_max;
-    setrlimit(RLIMIT_DATA, &r);
+    if (setrlimit(RLIMIT_DATA, &r) == 0)
+        set = r.rlim_cur;
 #endif
 }
 
@@ -215,7 +238,7 @@ static void do_load(const struct wire_msg *m)
     if (rc == 0 && !(s->file.path = strdup(path)))
         rc = SAASD_ENOMEM;
     if (rc == 0) {
-        bound_memory(memory);
+        bound_memory(memory, 1);
         rc = vm_new(memory, &s->vm);
     }
     if (rc == 0) {
@@ -263,7 +286,7 @@ static void do_call(const struct wire_msg *m)
     if (s && s->vm && offer && sub && h >= 0 && h < RULE_HANDLER_COUNT) {
         out.offer_id = strdup(offer);
         call.handler = rule_handler_name((enum rule_handler)h);
-        bound_memory(memory);
+        bound_memory(memory, 0);
         alarm(WORKER_ALARM_S + (unsigned)cpu_ms / 1000);
         rc = vm_call(s->vm, &s->file, (enum rule_handler)h, sub, arg, cpu_ms, &call, &out);
         alarm(0);
