@@ -278,6 +278,22 @@ static void test_offer_states(void)
           "one offer's rule cannot change the string library or ctx another offer sees");
     rule_result_free(&r);
     engine_close(e);
+
+    /* two offers without a file of their own: the same default.lua, a state each */
+    check_write_file(dir, "default.lua", "local seen = 0\n"
+                                         "return { provision = function(sub, ctx)\n"
+                                         "  seen = seen + 1\n"
+                                         "  return { action = 'activate', message = tostring(seen) } end }\n");
+    e = NULL;
+    engine_open(&opt, &e);
+    struct rule_result r2 = {0};
+    call_offer(e, "offer-a", "x", &r);
+    rc = call_offer(e, "offer-b", "x", &r2);
+    CHECK(rc == 0 && r.message && r2.message && !strcmp(r.message, "1") && !strcmp(r2.message, "1"),
+          "offers served by the same default.lua do not share its module-level variables");
+    rule_result_free(&r);
+    rule_result_free(&r2);
+    engine_close(e);
     check_rm_rf(dir);
     free(dir);
 }

@@ -319,9 +319,9 @@ static int validate(struct engine *e, const struct rule_file *files, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (!w && (rc = take_for(e, o, &w)) < 0)
             break;
-        long slot = worker_slot(w, &files[i]);
+        long slot = worker_slot(w, &files[i], files[i].offer_id);
         if (slot < 0)
-            worker_load(w, &files[i], o->cpu_ms, o->memory, count_problem, &pc, &slot);
+            worker_load(w, &files[i], files[i].offer_id, o->cpu_ms, o->memory, count_problem, &pc, &slot);
         if (w->dead) {
             give_for(e, w);
             w = NULL;
@@ -579,9 +579,9 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
 
     struct worker *w;
     int rc = pool_take(e, &w);
-    long slot = rc == 0 ? worker_slot(w, f) : -1;
-    if (rc == 0 && slot < 0) /* this worker's first call of this text: a state of its own */
-        rc = worker_load(w, f, e->opt.cpu_ms, e->opt.memory, log_problem, NULL, &slot);
+    long slot = rc == 0 ? worker_slot(w, f, offer_id) : -1;
+    if (rc == 0 && slot < 0) /* this worker's first call of this offer and text: a state of its own */
+        rc = worker_load(w, f, offer_id, e->opt.cpu_ms, e->opt.memory, log_problem, NULL, &slot);
     if (rc < 0) {
         out->outcome = rc == SAASD_ELIMIT ? RULE_CPU_LIMIT : RULE_ERROR;
         char msg[512];

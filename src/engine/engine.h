@@ -10,8 +10,9 @@
  *
  * Workers. Rules never run in the daemon's process: the engine has a small pool of rule worker
  * processes (engine_options.states), shared by its generations, each holding one lua_State per
- * rule text it has served (only that file, the runtime and the bindings: offers share no Lua
- * value; a text is keyed by path and SHA-256, so a reload reloads only what changed). A call
+ * offer it has served (only that offer's rule file, the runtime and the bindings: offers share
+ * no Lua value, not even those served by default.lua; a state is keyed by offer, path and
+ * SHA-256 of the text, so a reload reloads only what changed). A call
  * takes a free worker for its whole duration, starting one if the pool is not full, otherwise
  * waiting for one. The calling thread waits for the answer until cpu_ms of wall time have
  * passed (time in C functions and in ctx.http included) and then SIGKILLs the worker; the

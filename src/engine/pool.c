@@ -165,15 +165,16 @@ static const struct death *death_of(int status, char *buf, size_t size)
 
 /* ---- loading ---- */
 
-static void key_of(const struct rule_file *f, char *buf, size_t size)
+/* A state per offer and exact text: offers served by the same default.lua get a state each. */
+static void key_of(const struct rule_file *f, const char *offer, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s %s", f->sha256, f->path);
+    snprintf(buf, size, "%s %s %s", offer, f->sha256, f->path);
 }
 
-long worker_slot(const struct worker *w, const struct rule_file *f)
+long worker_slot(const struct worker *w, const struct rule_file *f, const char *offer)
 {
-    char key[4200];
-    key_of(f, key, sizeof key);
+    char key[4400];
+    key_of(f, offer, key, sizeof key);
     for (size_t i = 0; i < w->nkeys; i++)
         if (w->keys[i] && !strcmp(w->keys[i], key))
             return (long)i;
@@ -195,8 +196,8 @@ static long new_slot(struct worker *w)
     return (long)w->nkeys++;
 }
 
-int worker_load(struct worker *w, const struct rule_file *f, int cpu_ms, size_t memory,
-                vm_problem_fn problem, void *arg, long *slot)
+int worker_load(struct worker *w, const struct rule_file *f, const char *offer, int cpu_ms,
+                size_t memory, vm_problem_fn problem, void *arg, long *slot)
 {
     char msg[1200];
     long i = new_slot(w);
@@ -242,8 +243,8 @@ int worker_load(struct worker *w, const struct rule_file *f, int cpu_ms, size_t 
         if (problem && m.f[k].p)
             problem(arg, m.f[k].p);
     wire_msg_free(&m);
-    char key[4200];
-    key_of(f, key, sizeof key);
+    char key[4400];
+    key_of(f, offer, key, sizeof key);
     if (rc == 0 && !(w->keys[i] = strdup(key)))
         rc = SAASD_ENOMEM;
     if (rc == 0)

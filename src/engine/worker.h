@@ -6,7 +6,7 @@
  * constructor in pool.c sees the variable and runs worker_main() before main(), so every
  * program linking libsaasd (the daemon, tests, benchmarks) can host workers.
  *
- * Child side (worker.c): one lua_State per offer file ("slot"), each holding only that file,
+ * Child side (worker.c): one lua_State per offer ("slot"), each holding only its rule file,
  * the runtime and the bindings; the capabilities are requests to the daemon. RLIMIT_DATA
  * bounds everything the process allocates, C libraries included; an alarm() backstop ends a
  * worker whose daemon vanished while a rule was stuck.
@@ -40,7 +40,7 @@ struct worker {
     pid_t pid;
     int fd;
     int dead;            /* killed or broken: must not be reused */
-    char **keys;         /* slot i holds the rule text keyed keys[i] ("sha256 path") */
+    char **keys;         /* slot i holds the state keyed keys[i] ("offer sha256 path") */
     size_t nkeys, capkeys;
     struct worker *next; /* free list of the pool */
 };
@@ -50,14 +50,14 @@ int worker_spawn(const char *exe, struct worker **out);
 /* SIGKILL (when alive), reap, close, free. */
 void worker_free(struct worker *w);
 
-/* The slot holding exactly the text of f (same path and SHA-256), or -1. */
-long worker_slot(const struct worker *w, const struct rule_file *f);
+/* The slot holding offer's state of exactly the text of f (same path and SHA-256), or -1. */
+long worker_slot(const struct worker *w, const struct rule_file *f, const char *offer);
 
-/* Load f into its own fresh state in the worker, running its top level under cpu_ms (wall
+/* Load f into a fresh state of its own for offer in the worker, running its top level under cpu_ms (wall
  * time: SIGKILL after cpu_ms + WORKER_GRACE_MS). Problems are reported as "file:line:
  * message". 0 (*slot set), SAASD_ERULE, SAASD_ELIMIT (w->dead after a kill), or an I/O error. */
-int worker_load(struct worker *w, const struct rule_file *f, int cpu_ms, size_t memory,
-                vm_problem_fn problem, void *arg, long *slot);
+int worker_load(struct worker *w, const struct rule_file *f, const char *offer, int cpu_ms,
+                size_t memory, vm_problem_fn problem, void *arg, long *slot);
 
 /* Run handler h of the file loaded in slot i. out was initialised by the caller (offer_id set); *writes
  * receives the call's pending ctx.store writes (newest first) when it returns 0. caps holds
