@@ -323,7 +323,8 @@ static int take_result(struct worker *w, const struct wire_msg *m, struct rule_r
     int rc = (int)wire_int(m, 0, SAASD_EINTERNAL);
     long long o = wire_int(m, 1, RULE_ERROR);
     out->outcome = o >= 0 && o < RULE_OUTCOME_COUNT ? (enum rule_outcome)o : RULE_ERROR;
-    out->action = (enum rule_action)wire_int(m, 2, 0);
+    long long a = wire_int(m, 2, 0);
+    out->action = a >= RULE_ACTION_NONE && a <= RULE_ACTION_REJECT ? (enum rule_action)a : RULE_ACTION_NONE;
     out->accept = (int)wire_int(m, 3, 0);
     out->message = dup_opt(m, 4);
     out->reason = dup_opt(m, 5);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define WIRE_MAX_FIELDS 8192
@@ -101,7 +102,8 @@ static int wait_fd(int fd, short events, int64_t deadline_ns)
 static int io_all(int fd, char *p, size_t len, int writing, int64_t deadline_ns)
 {
     while (len) {
-        ssize_t n = writing ? write(fd, p, len) : read(fd, p, len);
+        /* MSG_NOSIGNAL: a worker that died must not take the daemon (or a test) down by SIGPIPE */
+        ssize_t n = writing ? send(fd, p, len, MSG_NOSIGNAL) : read(fd, p, len);
         if (n > 0) {
             p += n;
             len -= (size_t)n;
