@@ -151,6 +151,13 @@ static void test_probes(void)
     long grown = rss_kib() - rss0;
     printf("# the test process grew by %ld KiB during the probes\n", grown);
     CHECK(rss0 > 0 && grown < 64 * 1024, "C-side memory bombs never grow the daemon's own process");
+    char *metrics = NULL;
+    size_t mlen = 0, mcap = 0;
+    engine_metrics(fast, &metrics, &mlen, &mcap);
+    const char *m = metrics ? strstr(metrics, "\nsaasd_rule_workers_replaced_total ") : NULL;
+    CHECK(m && atoi(m + strlen("\nsaasd_rule_workers_replaced_total ")) >= 4,
+          "every worker killed at a deadline is counted in saasd_rule_workers_replaced_total");
+    free(metrics);
     engine_close(fast);
     engine_close(slow);
     check_rm_rf(dir);

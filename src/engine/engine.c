@@ -262,6 +262,7 @@ static void pool_give(struct engine *e, struct worker *w)
     pthread_mutex_lock(&e->pool_mu);
     if (w->dead) {
         e->nworkers--;
+        e->workers_replaced++;
     } else {
         w->next = e->free_workers;
         e->free_workers = w;

@@ -44,6 +44,7 @@ struct engine {
     pthread_cond_t pool_cv;
     struct worker *free_workers;
     int nworkers;               /* alive: free + in use */
+    uint64_t workers_replaced;  /* killed at a deadline, crashed, or retired after a limit */
     uint64_t generations;       /* numbers handed out */
 
     pthread_mutex_t reload_mu;
