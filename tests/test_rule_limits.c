@@ -9,7 +9,9 @@
 #include "core/httpd.h"
 #include "engine/engine.h"
 
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define CPU_MS 300
@@ -305,6 +307,52 @@ static void test_offer_states(void)
     free(dir);
 }
 
+/* ---- a worker killed from outside while idle ---- */
+
+/* SIGKILL every child process of this test (the engine's idle rule workers). */
+static int kill_children(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *rp = strrchr(buf, ')'); /* the name may hold spaces: fields follow its ')' */
+        char state;
+        int pid = atoi(de->d_name), ppid;
+        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == getpid() && state != 'Z' &&
+            kill(pid, SIGKILL) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_idle_worker_killed(void)
+{
+    char *dir = check_tmpdir("idle-kill");
+    check_write_file(dir, "good.lua", "return { provision = function() return { action = 'activate', message = 'OK' } end }\n");
+    struct engine_options opt = {.rules_dir = dir, .cpu_ms = CPU_MS, .states = 2};
+    struct engine *e = NULL;
+    engine_open(&opt, &e);
+    int ok = e && good_answers(e);
+    int killed = kill_children();
+    usleep(100 * 1000);
+    CHECK(ok && killed > 0 && good_answers(e) && good_answers(e),
+          "a rule worker killed while idle (OOM killer, an operator) costs no call: a fresh one serves");
+    engine_close(e);
+    check_rm_rf(dir);
+    free(dir);
+}
+
 /* ---- stopping ---- */
 
 struct hung {
@@ -352,6 +400,7 @@ int main(void)
     test_http_wall_time();
     test_load_hang();
     test_offer_states();
+    test_idle_worker_killed();
     test_stop();
     printf("# worst wall time of any probe: %.0f ms (%s), cpu_ms %d\n", worst_ms, worst_name, CPU_MS);
     return CHECK_DONE();

@@ -235,13 +235,24 @@ static int pool_take(struct engine *e, struct worker **out)
 {
     *out = NULL;
     pthread_mutex_lock(&e->pool_mu);
-    while (!e->free_workers && e->nworkers >= e->opt.states)
-        pthread_cond_wait(&e->pool_cv, &e->pool_mu);
-    if (e->free_workers) {
-        *out = e->free_workers;
-        e->free_workers = (*out)->next;
+    for (;;) {
+        while (!e->free_workers && e->nworkers >= e->opt.states)
+            pthread_cond_wait(&e->pool_cv, &e->pool_mu);
+        struct worker *w = e->free_workers;
+        if (!w)
+            break;
+        e->free_workers = w->next;
+        if (worker_idle_ok(w)) {
+            pthread_mutex_unlock(&e->pool_mu);
+            *out = w;
+            return 0;
+        }
+        e->nworkers--; /* died while idle (OOM killer, an operator): not this call's fault */
+        e->workers_replaced++;
         pthread_mutex_unlock(&e->pool_mu);
-        return 0;
+        worker_free(w);
+        live_states--;
+        pthread_mutex_lock(&e->pool_mu);
     }
     e->nworkers++;
     pthread_mutex_unlock(&e->pool_mu);

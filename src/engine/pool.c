@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -108,6 +109,13 @@ int worker_spawn(const char *exe, struct worker **out)
     }
     *out = w;
     return 0;
+}
+
+int worker_idle_ok(const struct worker *w)
+{
+    /* an idle worker never speaks first: readable or hung up means it died meanwhile */
+    struct pollfd p = {.fd = w->fd, .events = POLLIN};
+    return !w->dead && poll(&p, 1, 0) == 0;
 }
 
 static void reap(struct worker *w, int *status)

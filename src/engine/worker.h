@@ -49,6 +49,8 @@ struct worker {
 int worker_spawn(const char *exe, struct worker **out);
 /* SIGKILL (when alive), reap, close, free. */
 void worker_free(struct worker *w);
+/* 0 when an idle worker died while it waited in the pool (killed from outside). */
+int worker_idle_ok(const struct worker *w);
 
 /* The slot holding offer's state of exactly the text of f (same path and SHA-256), or -1. */
 long worker_slot(const struct worker *w, const struct rule_file *f, const char *offer);
