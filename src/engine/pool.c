@@ -395,7 +395,8 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
     wire_put_int(&b, (long long)memory);
     int rc = wire_send(w->fd, &b, kill_at);
     wire_buf_free(&b);
-    size_t max = 2 * memory + (1u << 20);
+    /* a frame is bounded by what the worker could hold: writes are charged to the same cap */
+    size_t max = memory + (1u << 20);
     while (rc == 0) {
         struct wire_msg m;
         if ((rc = wire_recv(w->fd, kill_at, max, &m)) < 0)
