@@ -2,6 +2,7 @@
  * rules.dir, or "rules") in the real sandbox, with the config's limits, and print
  * "file:line: message" for each problem. Exit status 0: all valid; 1: problems; 2: usage or
  * the directory cannot be read. */
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -16,34 +17,25 @@ static void print_problem(void *arg, const char *problem)
     printf("%s\n", problem);
 }
 
-static void usage(FILE *f)
+static void help(FILE *f)
 {
     fprintf(f, "usage: saasd rules check [DIR] [--config FILE]\n"
                "  Loads every DIR/*.lua in the rule sandbox and prints file:line: message for each\n"
-               "  problem. Exit status: 0 all valid, 1 problems found, 2 usage or unreadable DIR.\n");
+               "  problem. DIR defaults to the config's rules.dir (with --config), else 'rules'.\n"
+               "  Exit status: 0 all valid, 1 problems found, 2 usage or unreadable DIR.\n");
 }
 
 int cmd_rules(int argc, char **argv)
 {
-    if (cmd_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc < 1 || strcmp(argv[0], "check") != 0) {
-        usage(stderr);
-        return 2;
-    }
-    const char *dir = NULL, *config_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
-            config_path = argv[++i];
-        else if (argv[i][0] != '-' && !dir)
-            dir = argv[i];
-        else {
-            usage(stderr);
-            return 2;
-        }
-    }
+    const char *config_path = NULL, *args[CMD_MAX_ARGS];
+    const struct cmd_opt opts[] = {{"--config", "-c", &config_path, NULL}, {NULL}};
+    const struct cmd_spec spec = {"saasd rules check [DIR] [--config FILE]", help, opts, 1, 2};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
+    if (strcmp(args[0], "check") != 0)
+        return cmd_usage_error(&spec, "unknown rules command '%s'", args[0]);
+    const char *dir = nargs > 1 ? args[1] : NULL;
     struct engine_options opt = {0};
     struct saasd_config *cfg = NULL;
     if (config_path) {
