@@ -1,0 +1,113 @@
+/* A damaged store is refused at start with the file's name and what to do (a truncated
+ * data.mdb used to crash with SIGBUS, an empty one to start silently empty). */
+#include "check.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KEY(s) (s), strlen(s)
+
+static int put(struct store *s, const char *key, const void *val, size_t len)
+{
+    struct store_batch *b;
+    store_batch_new(&b);
+    store_batch_put(b, STORE_RULE_KV, KEY(key), val, len);
+    int rc = store_commit(s, b);
+    store_batch_free(b);
+    return rc;
+}
+
+static void fill(const char *dir)
+{
+    struct store *s;
+    store_open(dir, NULL, &s);
+    char val[3000];
+    for (int i = 0; i < 300; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "k%04d", i);
+        memset(val, 'a' + i % 26, sizeof val);
+        put(s, k, val, sizeof val);
+    }
+    store_close(s);
+}
+
+/* Open the store in a child (a SIGBUS must not take the test down); its stderr goes to log.
+ * Returns the child's exit status (0 opened, 1 refused), or 128 + signal. */
+static int open_in_child(const char *dir, const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, 2);
+        struct store *s = NULL;
+        int rc = store_open(dir, NULL, &s);
+        if (rc == 0) {
+            void *v;
+            size_t n;
+            for (int i = 0; i < 300; i++) { /* read everything: a truncated file faults here */
+                char k[32];
+                snprintf(k, sizeof k, "k%04d", i);
+                if (store_get(s, STORE_RULE_KV, KEY(k), &v, &n) == 0)
+                    free(v);
+            }
+            store_close(s);
+        }
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int log_has(const char *log, const char *a, const char *b)
+{
+    char buf[8192] = {0};
+    FILE *f = fopen(log, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    if (!strstr(buf, a) || !strstr(buf, b))
+        printf("# log: %.600s\n", buf);
+    return strstr(buf, a) && strstr(buf, b);
+}
+
+static void damaged(const char *label, off_t size, const char *says)
+{
+    char *dir = check_tmpdir("store-damage");
+    char data[600], log[600], name[300];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    snprintf(log, sizeof log, "%s.log", dir);
+    fill(dir);
+    struct stat st;
+    stat(data, &st);
+    CHECK(truncate(data, size < 0 ? st.st_size / 2 : size) == 0, "the store file is cut");
+    int status = open_in_child(dir, log);
+    snprintf(name, sizeof name, "a %s data.mdb is refused at open (child status %d, 1 = refused)", label, status);
+    CHECK(status == 1, name);
+    snprintf(name, sizeof name, "the refusal of a %s data.mdb names the file and says %s", label, says);
+    CHECK(log_has(log, data, says), name);
+    CHECK(log_has(log, "restore the data directory from a backup", "move data.mdb away"),
+          "the refusal says what to do");
+    unlink(log);
+    check_rm_rf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    log_set_level(LOG_WARN);
+    damaged("truncated", -1, "truncated");
+    damaged("zero-length", 0, "empty (0 bytes)");
+    damaged("short (100 bytes)", 100, "cannot open the store");
+    return CHECK_DONE();
+}
