@@ -503,8 +503,12 @@ int main(void)
     CHECK(st2 == 401, "the admin API refuses a wrong key");
     snprintf(url_buf, sizeof url_buf, "%s/healthz", it_public_url);
     json_t *h = it_call("GET", url_buf, NULL, NULL, &st, NULL);
-    CHECK(st == 200 && json_is_true(json_object_get(h, "store_writable")) && json_is_true(json_object_get(h, "rules_loaded")),
-          "/healthz reports the store writable and the rules loaded");
+    CHECK(st == 200 && json_is_true(json_object_get(h, "store_writable")), "/healthz reports the store writable");
+    json_decref(h);
+    snprintf(url_buf, sizeof url_buf, "%s/readyz", it_public_url);
+    h = it_call("GET", url_buf, NULL, NULL, &st, NULL);
+    CHECK(st == 200 && json_is_true(json_object_get(h, "rules_loaded")) && !strcmp(it_str(h, "token"), "ok"),
+          "/readyz reports the rules loaded and the token fetched within its lifetime");
     json_decref(h);
     snprintf(url_buf, sizeof url_buf, "%s/metrics", it_public_url);
     char *metrics = NULL;

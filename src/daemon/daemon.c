@@ -5,6 +5,7 @@
 
 #include "core/config.h"
 #include "core/crypto.h"
+#include "core/dirlock.h"
 #include "core/err.h"
 #include "core/http_client.h"
 #include "core/httpd.h"
@@ -33,33 +34,6 @@ static unsigned stripe_of(const char *sub_id)
 
 void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[stripe_of(sub_id)]); }
 void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[stripe_of(sub_id)]); }
-
-static void healthz(struct daemon *d, struct httpd_response *res)
-{
-    /* Store writable: a tiny durable write. Rules loaded: a generation exists. Token: last
-     * refresh did not fail (or none was needed yet). */
-    struct store_batch *b = NULL;
-    char now[32];
-    snprintf(now, sizeof now, "%lld", (long long)now_ms());
-    int store_ok = store_batch_new(&b) == 0 && store_batch_put(b, STORE_META, "healthz", 7, now, strlen(now)) == 0 &&
-                   store_commit(d->store, b) == 0;
-    store_batch_free(b);
-    struct engine_info *info = NULL;
-    int rules_ok = engine_info(d->engine, &info) == 0 && info->generation > 0;
-    unsigned long long generation = info ? (unsigned long long)info->generation : 0;
-    engine_info_free(info);
-    struct token_cache_stats ts;
-    token_cache_stats(d->tokens, &ts);
-    int token_ok = ts.last_error == 0;
-    int ok = store_ok && rules_ok && token_ok;
-    char body[1024];
-    snprintf(body, sizeof body,
-             "{\"status\":\"%s\",\"store_writable\":%s,\"rules_loaded\":%s,\"rules_generation\":%llu,"
-             "\"last_token_fetch_ok\":%s,\"uptime_s\":%lld}",
-             ok ? "ok" : "degraded", store_ok ? "true" : "false", rules_ok ? "true" : "false", generation,
-             token_ok ? "true" : "false", (long long)(time(NULL) - d->started_at));
-    httpd_set_body(res, ok ? 200 : 503, NULL, body);
-}
 
 static void metrics_page(struct daemon *d, struct httpd_response *res)
 {
@@ -153,7 +127,12 @@ static void landing_page(struct daemon *d, const struct httpd_request *req, cons
 
 static void healthz_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
 {
-    healthz(d, res);
+    health_live(d, res);
+}
+
+static void readyz_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
+{
+    health_ready(d, res);
 }
 
 static void metrics_text(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
@@ -173,6 +152,8 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
         daemon_off_loop(d, req, NULL, landing_page, res);
     else if (!strcmp(path, "/healthz"))
         daemon_off_loop(d, req, NULL, healthz_page, res);
+    else if (!strcmp(path, "/readyz"))
+        daemon_off_loop(d, req, NULL, readyz_page, res);
     else if (!strcmp(path, "/metrics"))
         daemon_off_loop(d, req, NULL, metrics_text, res);
     else
@@ -287,6 +268,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     if (!d)
         return SAASD_ENOMEM;
     d->cfg = cfg;
+    d->data_lock_fd = -1;
     d->started_at = time(NULL);
     pthread_mutex_init(&d->work_lock, NULL);
     pthread_cond_init(&d->work_cond, NULL);
@@ -301,6 +283,11 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     if (rc)
         goto fail;
     make_dirs(cfg->data_dir);
+    char why[4600];
+    if ((rc = dirlock_acquire(cfg->data_dir, &d->data_lock_fd, why, sizeof why)) != 0) {
+        log_error("daemon", why);
+        goto fail;
+    }
     if ((rc = store_open(cfg->data_dir, NULL, &d->store)) != 0) {
         log_error("daemon", "cannot open the store", "dir", cfg->data_dir, "error", saasd_strerror(rc));
         goto fail;
@@ -386,6 +373,7 @@ void daemon_stop(struct daemon *d)
     token_cache_free(d->tokens);
     http_client_free(d->http);
     store_close(d->store);
+    dirlock_release(d->data_lock_fd);
     config_free(d->cfg);
     free(d);
 }
