@@ -6,15 +6,67 @@
 #include "cmd/cmd.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/store.h"
 #include "engine/engine.h"
+
+#include <jansson.h>
+#include <sys/stat.h>
 
 #include <stdio.h>
 #include <string.h>
 
 static void print_problem(void *arg, const char *problem)
 {
-    (void)arg;
+    if (arg)
+        ++*(int *)arg;
     printf("%s\n", problem);
+}
+
+static void check_globals(const char *dir, int *problems)
+{
+    int n = 0;
+    if (engine_check_globals(dir, print_problem, NULL, &n) == SAASD_ENOTFOUND)
+        fprintf(stderr, "saasd rules check: luacheck is not installed (Debian package lua-check): undeclared "
+                        "globals were not checked\n");
+    *problems += n;
+}
+
+/* Offers with subscriptions in the config's store, when there is one (NULL otherwise). */
+static char **offers_seen(const struct saasd_config *cfg)
+{
+    char path[4200];
+    struct stat st;
+    struct store *s = NULL;
+    char **seen = NULL;
+    if (!cfg)
+        return NULL;
+    snprintf(path, sizeof path, "%s/data.mdb", cfg->data_dir);
+    if (stat(path, &st) != 0 || store_open(cfg->data_dir, NULL, &s) != 0)
+        return NULL;
+    engine_offers_in_store(s, &seen);
+    store_close(s);
+    return seen;
+}
+
+/* Which file decides which offer, and what looks like a mistake. */
+static void print_resolution(const char *dir, const struct saasd_config *cfg)
+{
+    char **seen = offers_seen(cfg);
+    json_t *r = NULL;
+    if (engine_resolution(dir, (const char *const *)seen, cfg && cfg->unknown_offers_default, &r) == 0) {
+        size_t i;
+        json_t *row;
+        printf("offer -> rule file%s:\n", seen ? "" : " (offers in the store not checked: no --config or no store)");
+        json_array_foreach(json_object_get(r, "offers"), i, row) {
+            const char *decides = json_string_value(json_object_get(row, "decides"));
+            printf("  %-24s %s%s%s\n", json_string_value(json_object_get(row, "offer")),
+                   json_string_value(json_object_get(row, "file")), decides ? "  -- " : "", decides ? decides : "");
+        }
+        json_array_foreach(json_object_get(r, "warnings"), i, row)
+            printf("warning: %s\n", json_string_value(row));
+    }
+    json_decref(r);
+    engine_offers_free(seen);
 }
 
 static void help(FILE *f)
@@ -51,9 +103,14 @@ int cmd_rules(int argc, char **argv)
     }
     if (!dir)
         dir = "rules";
-    int rc = engine_check_dir(dir, &opt, print_problem, NULL);
-    if (rc == 0)
+    int problems = 0;
+    int rc = engine_check_dir(dir, &opt, print_problem, &problems);
+    if (rc != SAASD_EIO)
+        check_globals(dir, &problems);
+    if (rc != SAASD_EIO)
+        print_resolution(dir, cfg);
+    if (rc == 0 && problems == 0)
         fprintf(stderr, "%s: all rule files are valid\n", dir);
     config_free(cfg);
-    return rc == 0 ? 0 : rc == SAASD_ERULE ? 1 : 2;
+    return rc == SAASD_EIO ? 2 : rc == 0 && problems == 0 ? 0 : rc == 0 || rc == SAASD_ERULE ? 1 : 2;
 }

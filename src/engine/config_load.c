@@ -65,6 +65,7 @@ static const struct key_spec schema[] = {
     {"rules", "http_allow", KT_STRINGS, 0, 0},
     {"rules", "http_timeout_ms", KT_INT, 100, 8000},
     {"rules", "on_timeout", KT_STRING, 0, 0},
+    {"rules", "unknown_offers", KT_STRING, 0, 0},
     {"reconcile", "interval", KT_INT, 0, 86400},
     {"metering", "interval", KT_INT, 0, 3600},
     {"metering", "grace", KT_INT, 0, 3600},
@@ -524,6 +525,12 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     if (strcmp(s, "reject") && strcmp(s, "accept"))
         fail_at(ld, key_line(ld, L, lines, "rules", "on_timeout"), "rules.on_timeout: expected \"accept\" or \"reject\", got \"%s\"", s);
     c->rule_timeout_accepts = !strcmp(s, "accept");
+    free(s);
+    s = get_string(L, env, "rules", "unknown_offers", "pending");
+    if (s && strcmp(s, "pending") && strcmp(s, "default"))
+        fail_at(ld, key_line(ld, L, lines, "rules", "unknown_offers"),
+                "rules.unknown_offers: expected \"pending\" or \"default\", got \"%s\"", s);
+    c->unknown_offers_default = s && !strcmp(s, "default");
     free(s);
     if (lua_getfield(L, env, "rules") == LUA_TTABLE && lua_getfield(L, -1, "http_allow") == LUA_TTABLE) {
         size_t n = lua_rawlen(L, -1);
