@@ -242,6 +242,34 @@ static void outbox_action(struct daemon *d, const char *seq_text, const char *ve
     reply_json(res, 200, json_pack("{s:s}", "result", verb));
 }
 
+/* 1 when the rule files on disk are not the ones serving (a file added, removed or changed
+ * since the generation was loaded, e.g. a reload that failed). */
+static int disk_differs(const struct engine_info *info, json_t *disk)
+{
+    json_t *offers = json_object_get(disk, "offers");
+    if (json_array_size(offers) != info->nrules)
+        return 1;
+    for (size_t i = 0; i < info->nrules; i++) {
+        json_t *row = json_array_get(offers, i);
+        const char *sha = json_string_value(json_object_get(row, "sha256"));
+        if (!sha || strcmp(sha, info->rules[i].sha256) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static json_t *last_reload(const struct engine_info *info)
+{
+    json_t *problems = json_array();
+    char *text = info->last_load_problems ? strdup(info->last_load_problems) : NULL, *save = NULL;
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+        json_array_append_new(problems, json_string(line));
+    free(text);
+    return json_pack("{s:s, s:I, s:o}", "result",
+                     info->last_load_rc ? "failed: rules NOT changed, the generation above keeps serving" : "ok", "at",
+                     (json_int_t)info->last_load_at, "problems", problems);
+}
+
 static void rules_info(struct daemon *d, struct httpd_response *res)
 {
     struct engine_info *info = NULL;
@@ -253,9 +281,21 @@ static void rules_info(struct daemon *d, struct httpd_response *res)
     for (size_t i = 0; i < info->nrules; i++)
         json_array_append_new(files, json_pack("{s:s, s:s, s:s}", "offer", info->rules[i].offer_id, "file",
                                                info->rules[i].file, "sha256", info->rules[i].sha256));
-    reply_json(res, 200, json_pack("{s:I, s:I, s:I, s:o}", "generation", (json_int_t)info->generation, "reloads_ok",
-                                   (json_int_t)info->reloads_ok, "reloads_failed", (json_int_t)info->reloads_failed,
-                                   "rules", files));
+    char **seen = NULL;
+    engine_offers_in_store(d->store, &seen);
+    json_t *disk = NULL;
+    engine_resolution(d->cfg->rules_dir, (const char *const *)seen, d->cfg->unknown_offers_default, &disk);
+    engine_offers_free(seen);
+    json_t *body = json_pack("{s:I, s:I, s:I, s:o, s:o}", "generation", (json_int_t)info->generation, "reloads_ok",
+                             (json_int_t)info->reloads_ok, "reloads_failed", (json_int_t)info->reloads_failed, "rules",
+                             files, "last_reload", last_reload(info));
+    json_object_set_new(body, "files_on_disk_differ", disk ? json_boolean(disk_differs(info, disk)) : json_null());
+    if (disk) {
+        json_object_set(body, "offers", json_object_get(disk, "offers"));
+        json_object_set(body, "warnings", json_object_get(disk, "warnings"));
+    }
+    json_decref(disk);
+    reply_json(res, 200, body);
     engine_info_free(info);
 }
 
