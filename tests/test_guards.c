@@ -5,6 +5,7 @@
  * not Subscribed is refused 409 with why; admin key refusals say which mistake; `admin rules`
  * and `rules check` show the offer -> file table, the last reload error and drift on disk. */
 #include "it_support.h"
+#include "prom_check.h"
 
 #include <sys/wait.h>
 
@@ -170,6 +171,85 @@ static void admin_rules_report(const char *rules, const char *conf)
         printf("# rules check (%d): %.2000s\n", rc, out);
 }
 
+static char *metrics_text(void)
+{
+    char url[600], *text = NULL;
+    long st;
+    snprintf(url, sizeof url, "%s/metrics", it_public_url);
+    json_decref(it_call("GET", url, NULL, NULL, &st, &text));
+    return text;
+}
+
+/* Before any event: the series alerts are written on exist at 0. */
+static void zero_series_from_start(void)
+{
+    char *m = metrics_text();
+    static const char *const zero[] = {"saasd_drift_total{kind=\"status\"} 0\n",
+                                       "saasd_drift_total{kind=\"usage_mismatch\"} 0\n",
+                                       "saasd_outbox_retries_total 0\n",
+                                       "saasd_token_refresh_total{outcome=\"failed\"} 0\n",
+                                       "saasd_webhooks_total{action=\"-\",outcome=\"unauthorized\"} 0\n",
+                                       "saasd_usage_events_total{outcome=\"failed\"} 0\n",
+                                       "saasd_rule_reloads_total{result=\"failed\"} 0\n"};
+    int missing = 0;
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
+        if (!m || !strstr(m, zero[i])) {
+            printf("# missing at start: %s", zero[i]);
+            missing++;
+        }
+    CHECK(missing == 0, "drift, retry, failure and refusal series are exported at 0 before any event");
+    free(m);
+}
+
+/* The rest of a subscription's life, so /metrics has every family with data. */
+static void more_flows(struct daemon *d, const char *sub)
+{
+    static const char *const verbs[] = {"reinstate", "change-plan", "change-quantity", "unsubscribe"};
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        json_t *body = i == 1 ? json_pack("{s:s}", "planId", "business") : i == 2 ? json_pack("{s:i}", "quantity", 3) : NULL;
+        char *op = it_customer(sub, verbs[i], body);
+        it_wait_op(op, 20000);
+        free(op);
+        it_settle(d->store, 20000);
+        if (i == 2) {
+            long st;
+            json_decref(it_admin("POST", "/admin/reconcile", NULL, &st));
+            json_decref(it_admin("POST", "/admin/usage/flush", json_pack("{s:b}", "ignore_grace", 1), &st));
+        }
+    }
+    char url[600];
+    long st;
+    snprintf(url, sizeof url, "%s/webhook", it_public_url);
+    json_decref(it_call("POST", url, json_pack("{s:s}", "action", "Suspend"), NULL, &st, NULL));
+}
+
+static void metrics_pass_promtool_rules(void)
+{
+    char *m = metrics_text();
+    struct prom_state *ps = calloc(1, sizeof *ps);
+    /* what /metrics used to serve: the checker must refuse each of these */
+    static const char *const bad[] = {
+        "# TYPE saasd_store_batches_total gauge\nsaasd_store_batches_total 3\n",
+        "# TYPE saasd_busy_total counter\nsaasd_busy_total 0\n",
+        "# HELP a_total x\n# TYPE a_total counter\na_total 1\n# HELP b b\n# TYPE b gauge\nb 1\na_total{x=\"1\"} 2\n",
+        "# HELP h_seconds x\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"1\"} 1\nh_seconds_sum{} x\n",
+    };
+    int caught = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        caught += prom_check(bad[i], ps) > 0;
+    CHECK(caught == 4, "the exposition checker refuses gauge-typed totals, missing HELP, split families, bad values");
+    int problems = m ? prom_check(m, ps) : -1;
+    CHECK(problems == 0, "/metrics after every flow passes the exposition-format checks promtool makes");
+    CHECK(m && !strstr(m, "(undocumented)"), "every metric family has a HELP text of its own");
+    CHECK(m && !strstr(m, "saasd_token_refreshes_total") && strstr(m, "saasd_token_refresh_total{outcome=\"ok\"}"),
+          "token refreshes are one family, saasd_token_refresh_total{outcome}");
+    CHECK(m && strstr(m, "# TYPE saasd_jwt_verifications_total counter") &&
+              strstr(m, "# TYPE saasd_store_batches_total counter"),
+          "totals a component keeps itself are typed counter");
+    free(ps);
+    free(m);
+}
+
 int main(void)
 {
     char dir[256], rules[512], path[700], conf[600];
@@ -197,6 +277,7 @@ int main(void)
     CHECK(st == 200 && json_is_true(json_object_get(r, "store_writable")), "/healthz reports a writable store");
     json_decref(r);
 
+    zero_series_from_start();
     second_daemon_refused(dir, public_port, admin_port);
     unknown_offer_pending();
 
@@ -215,6 +296,8 @@ int main(void)
     usage_of_suspended(d, sub);
     admin_key_messages();
     admin_rules_report(rules, conf);
+    more_flows(d, sub);
+    metrics_pass_promtool_rules();
 
     daemon_stop(d);
     emu_stop(emu);

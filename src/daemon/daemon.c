@@ -44,17 +44,14 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     metrics_set("saasd_outbox_depth", NULL, (double)outbox);
     struct store_stats ss;
     store_get_stats(d->store, &ss);
-    metrics_set("saasd_store_batches_total", NULL, (double)ss.batches);
-    metrics_set("saasd_store_transactions_total", NULL, (double)ss.transactions);
-    struct token_cache_stats ts;
-    token_cache_stats(d->tokens, &ts);
-    metrics_set("saasd_token_refreshes_total", "result=\"ok\"", (double)ts.refresh_ok);
-    metrics_set("saasd_token_refreshes_total", "result=\"failed\"", (double)ts.refresh_failed);
+    metrics_counter_set("saasd_store_batches_total", NULL, (double)ss.batches);
+    metrics_counter_set("saasd_store_transactions_total", NULL, (double)ss.transactions);
+    /* token refreshes: saasd_token_refresh_total{outcome}, counted by token_cache itself */
     struct jwt_stats js;
     jwt_verifier_stats(d->jwt, &js);
-    metrics_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
-    metrics_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
-    metrics_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
+    metrics_counter_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
+    metrics_counter_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
+    metrics_counter_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
 
     char *text = NULL;
     size_t len = 0, cap = 0;
@@ -248,20 +245,6 @@ static int ensure_admin_key(struct saasd_config *cfg)
     return 0;
 }
 
-static void describe_metrics(void)
-{
-    metrics_describe("saasd_webhooks_total", "counter", "Webhook calls by action and outcome.");
-    metrics_describe("saasd_events_processed_total", "counter", "Inbox events processed by action and outcome.");
-    metrics_describe("saasd_outbox_retries_total", "counter", "Events postponed for a retry.");
-    metrics_describe("saasd_inbox_depth", "gauge", "Webhook events waiting in the inbox.");
-    metrics_describe("saasd_outbox_depth", "gauge", "Events waiting for a retry.");
-    metrics_describe("saasd_landing_total", "counter", "Landing page visits by outcome.");
-    metrics_describe("saasd_rule_decisions_total", "counter", "Rule decisions by offer, handler and outcome.");
-    metrics_describe("saasd_drift_total", "counter", "Differences found between local and Microsoft state.");
-    metrics_describe("saasd_token_refreshes_total", "gauge", "Entra ID token refreshes by result.");
-    metrics_describe("saasd_jwt_verifications_total", "gauge", "Webhook bearer verifications by result.");
-}
-
 int daemon_start(struct saasd_config *cfg, struct daemon **out)
 {
     struct daemon *d = calloc(1, sizeof *d);
@@ -277,7 +260,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     for (int i = 0; i < DAEMON_SUB_STRIPES; i++)
         pthread_mutex_init(&d->sub_locks[i], NULL);
     log_set_level((enum log_level)cfg->log_level);
-    describe_metrics();
+    daemon_describe_metrics();
 
     int rc = ensure_admin_key(cfg);
     if (rc)

@@ -93,6 +93,8 @@ void daemon_off_loop(struct daemon *d, const struct httpd_request *req, const ch
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
 void landing_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res);
+/* metric_families.c: HELP/TYPE of every family, and the series that start at 0. */
+void daemon_describe_metrics(void);
 /* health.c: /healthz (liveness) and /readyz (readiness). */
 void health_live(struct daemon *d, struct httpd_response *res);
 void health_ready(struct daemon *d, struct httpd_response *res);
