@@ -64,6 +64,8 @@ int main(void)
     it_write_file(path, "return { provision = function(sub, ctx)\n"
                         "  return { action = 'activate', redirect = 'https://app.contoso.example/welcome?a=1&b=2' }\n"
                         "end }\n");
+    snprintf(path, sizeof path, "%s/it-metered.lua", rules); /* no file: its purchase would be held pending */
+    it_write_file(path, "return {}\n");
     snprintf(path, sizeof path, "%s/it-pending.html", rules);
     it_write_file(path, "<html><body><div id=\"brand\">Contoso onboarding</div><h2>{{title}}</h2>"
                         "<p>{{message}}</p>{{link}}</body></html>\n");
