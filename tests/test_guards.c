@@ -98,6 +98,13 @@ static void unknown_offer_pending(void)
     CHECK(metrics && strstr(metrics, "saasd_rule_unknown_offer_total{offer=\"acme-analytics\",handler=\"provision\"} 1"),
           "the unknown offer is counted in saasd_rule_unknown_offer_total");
     free(metrics);
+    char path[256];
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/activate", sub);
+    json_decref(it_admin("POST", path, NULL, &st));
+    ms = it_ms_sub(sub);
+    CHECK(st == 200 && !strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"),
+          "an operator activates the held purchase with admin activate");
+    json_decref(ms);
 }
 
 static void usage_of_suspended(struct daemon *d, const char *sub)
