@@ -203,6 +203,25 @@ static int grow_map(struct store *s, size_t limit)
     return 0;
 }
 
+/* After deletes grew the map into the reserve, shrink it back to map_size_max, or to the pages
+ * in use when they reach past it (LMDB never maps less than that), so that later writes cannot
+ * use up the reserve meant for the next deletes. */
+static void give_back_reserve(struct store *s)
+{
+    if (s->map_size <= s->map_size_max)
+        return;
+    pthread_rwlock_wrlock(&s->resize_lock);
+    int rc = mdb_env_set_mapsize(s->env, s->map_size_max); /* LMDB keeps at least the used size */
+    pthread_rwlock_unlock(&s->resize_lock);
+    MDB_envinfo info;
+    if (rc == 0 && mdb_env_info(s->env, &info) == 0) {
+        s->map_size = info.me_mapsize;
+        pthread_mutex_lock(&s->mu);
+        s->stats.map_size = s->map_size;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 /* Applies and commits one group; sets every batch's rc. Returns 1 when a transaction was
  * committed. */
 static int commit_group(struct store *s, struct store_batch **group, size_t n)
@@ -262,8 +281,10 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
                 mdb_txn_abort(txn);
             } else {
                 rc = store_mdb_err(mdb_txn_commit(txn)); /* frees txn either way */
-                if (rc == 0)
+                if (rc == 0) {
+                    give_back_reserve(s);
                     return 1;
+                }
             }
             limit = group_limit(s, group, n);
             if (rc != SAASD_EFULL || s->map_size >= limit)
