@@ -159,6 +159,19 @@ int main(void)
         config_free(c);
     }
 
+    struct saasd_config *demo = NULL;
+    CHECK(config_load("examples/demo.conf", &demo, err, sizeof err) == 0, "the shipped demo config is valid");
+    c = NULL; /* freed above */
+    config_load("examples/saasd.conf", &c, err, sizeof err);
+    if (c && demo) {
+        CHECK(demo->listen_port != c->listen_port && demo->admin_port != c->admin_port &&
+                  strcmp(demo->marketplace_url, c->marketplace_url) != 0 && strcmp(demo->data_dir, c->data_dir) != 0,
+              "make demo and make run use different ports, emulators and data directories");
+    }
+    config_free(demo);
+    config_free(c);
+    c = NULL;
+
     CHECK(load_text(ENTRA "admin = { key_env = \"SAASD_TEST_ADMIN\" }\n", err, sizeof err, &c) == 0 && c &&
               !strcmp(c->client_secret, "s3cret") && !strcmp(c->admin_key, "adm1n") && c->rule_cpu_ms == 2000 &&
               c->token_version == 2 && !strcmp(c->api_version, "2018-08-31"),

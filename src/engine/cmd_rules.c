@@ -49,8 +49,9 @@ static char **offers_seen(const struct saasd_config *cfg)
 }
 
 /* Which file decides which offer, and what looks like a mistake. */
-static void print_resolution(const char *dir, const struct saasd_config *cfg)
+static int print_resolution(const char *dir, const struct saasd_config *cfg)
 {
+    int warnings = 0;
     char **seen = offers_seen(cfg);
     json_t *r = NULL;
     if (engine_resolution(dir, (const char *const *)seen, cfg && cfg->unknown_offers_default, &r) == 0) {
@@ -62,18 +63,24 @@ static void print_resolution(const char *dir, const struct saasd_config *cfg)
             printf("  %-24s %s%s%s\n", json_string_value(json_object_get(row, "offer")),
                    json_string_value(json_object_get(row, "file")), decides ? "  -- " : "", decides ? decides : "");
         }
-        json_array_foreach(json_object_get(r, "warnings"), i, row)
+        json_array_foreach(json_object_get(r, "warnings"), i, row) {
             printf("warning: %s\n", json_string_value(row));
+            warnings++;
+        }
     }
     json_decref(r);
     engine_offers_free(seen);
+    return warnings;
 }
 
 static void help(FILE *f)
 {
     fprintf(f, "usage: saasd rules check [DIR] [--config FILE]\n"
                "  Loads every DIR/*.lua in the rule sandbox and prints file:line: message for each\n"
-               "  problem. DIR defaults to the config's rules.dir (with --config), else 'rules'.\n"
+               "  problem, reads and writes of globals the sandbox does not give (luacheck), the\n"
+               "  offer -> rule file table, and warnings (misnamed files; with --config, offers in the\n"
+               "  store without a rule file). DIR defaults to the config's rules.dir (with --config),\n"
+               "  else 'rules'. Warnings do not change the exit status.\n"
                "  Exit status: 0 all valid, 1 problems found, 2 usage or unreadable DIR.\n");
 }
 
@@ -103,14 +110,17 @@ int cmd_rules(int argc, char **argv)
     }
     if (!dir)
         dir = "rules";
-    int problems = 0;
+    int problems = 0, warnings = 0;
     int rc = engine_check_dir(dir, &opt, print_problem, &problems);
     if (rc != SAASD_EIO)
         check_globals(dir, &problems);
     if (rc != SAASD_EIO)
-        print_resolution(dir, cfg);
-    if (rc == 0 && problems == 0)
+        warnings = print_resolution(dir, cfg);
+    if (rc == 0 && problems == 0 && warnings == 0)
         fprintf(stderr, "%s: all rule files are valid\n", dir);
+    else if (rc == 0 && problems == 0)
+        fprintf(stderr, "%s: all rule files load, but read the %d warning%s above\n", dir, warnings,
+                warnings == 1 ? "" : "s");
     config_free(cfg);
     return rc == SAASD_EIO ? 2 : rc == 0 && problems == 0 ? 0 : rc == 0 || rc == SAASD_ERULE ? 1 : 2;
 }

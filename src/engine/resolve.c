@@ -55,8 +55,8 @@ static void name_warnings(const struct rule_file *files, size_t n, const char *c
         if (seen_in(seen, id) || !engine_offer_name_hint(id, suggest, sizeof suggest))
             continue;
         json_array_append_new(warnings, json_sprintf("%s serves only an offer whose id is exactly '%s' (offer ids are "
-                                                     "lower case and usually use dashes) and none has subscriptions "
-                                                     "here: if the offer id is %s, rename it to %s.lua",
+                                                     "lower case and usually use dashes): if the offer id is %s, "
+                                                     "rename it to %s.lua",
                                                      files[i].path, id, suggest, suggest));
     }
 }
