@@ -54,7 +54,7 @@ static const struct refusal refusals[] = {
 };
 
 static const char *const helps[] = {"serve", "run", "check-config", "admin", "rules check", "mp", "emulate",
-                                    "version", "emulate rotate-key"};
+                                    "version", "emulate rotate-key", "test"};
 
 int main(void)
 {

@@ -178,6 +178,17 @@ int main(void)
           "secrets come from the environment and omitted keys take documented defaults");
     config_free(c);
 
+    CHECK(load_text(ENTRA, err, sizeof err, &c) == 0 && c && c->listen_max_connections == 1024 &&
+              c->listen_per_client == 64 && c->listen_deadline_s == 10 && c->landing_threads == 16 &&
+              c->landing_max_wait_ms == 3000 && c->webhook_verify_threads == 32,
+          "the listener limits and pool sizes take their documented defaults");
+    config_free(c);
+    CHECK(load_text(ENTRA "listener = { per_client = 0, request_deadline_s = 0 }\nlanding = { threads = 4 }\n", err,
+                    sizeof err, &c) == 0 && c && c->listen_per_client == 0 && c->listen_deadline_s == 0 &&
+              c->landing_threads == 4,
+          "listener.per_client and request_deadline_s can be switched off (0), landing.threads set");
+    config_free(c);
+    CHECK(refused_with(ENTRA "landing = { threads = 0 }\n", "landing.threads"), "a landing pool of no threads is refused");
     CHECK(refused_with(ENTRA "listn = \"127.0.0.1:1\"\n", ":2: listn: unknown key"), "an unknown top-level key is refused with its line");
     CHECK(refused_with(ENTRA "rules = {\n  dir = \"r\",\n  cpu_msec = 5,\n}\n", ":4: rules.cpu_msec: unknown key"),
           "an unknown nested key is refused with its own line");

@@ -408,6 +408,23 @@ int main(void)
     CHECK(metrics_value("saasd_upstream_requests_total", "endpoint=\"get\",status=\"429\"") == 1,
           "upstream calls are counted by endpoint and status");
 
+    /* The same 429 for a caller that may wait only 1 s (a landing page): no wait, no retry. */
+    reset_counts();
+    script(429, 0, 0);
+    r.max_wait_ms = 1000;
+    t0 = mono_ms();
+    rc = mp_get_subscription(mp, SUB, &r);
+    waited = mono_ms() - t0;
+    CHECK(rc == SAASD_ERETRY && r.status == 429 && r.attempts == 1 && waited < 1500 && strstr(r.message, "not retried"),
+          "a Retry-After longer than the caller's max_wait_ms is not waited for: the call gives up with the 429");
+    mp_result_clear(&r);
+    reset_counts();
+    script(429, 0, 0);
+    r.max_wait_ms = 5000;
+    rc = mp_get_subscription(mp, SUB, &r);
+    CHECK(rc == 0 && r.attempts == 2, "a Retry-After within the caller's max_wait_ms is waited for and the call succeeds");
+    mp_result_clear(&r);
+
     /* 5xx retried, fast */
     reset_counts();
     script(503, 500, 0);

@@ -10,26 +10,35 @@
 local M = {}
 
 local error, type, pairs, next, tostring = error, type, pairs, next, tostring
-local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
+local setmetatable, getmetatable, rawget, rawlen, rawequal = setmetatable, getmetatable, rawget,
+  rawlen, rawequal
 local load, pcall = load, pcall
 local format = string.format
 
--- proxy -> real table, to unwrap read-only values (e.g. before JSON encoding).
+-- proxy -> real table, to unwrap read-only values (e.g. before JSON encoding). Only this file
+-- holds it: a rule can never get from a proxy to the table behind it.
 local real_of = setmetatable({}, { __mode = "k" })
 
 local function refuse_write(_, key)
   error(format("attempt to modify a read-only table (key '%s')", tostring(key)), 2)
 end
 
--- A read-only view of t. Nested tables are wrapped too (eagerly: M.freeze copies them).
+-- A read-only view of t. Every table reachable from t must already be a proxy (M.freeze and
+-- library() build them that way), so reading, pairs, next and ipairs only ever hand out
+-- proxies. The metatable's functions are closures over t; none of them returns t itself
+-- (__pairs returns its own iterator and the proxy, not `next, t`: that second value used to
+-- be the real, writable table, reachable by every offer sharing the state).
 local function proxy(t)
   local p = {}
   real_of[p] = t
+  local function iter(_, k)
+    return next(t, k)
+  end
   return setmetatable(p, {
-    __index = t,
+    __index = t, -- inside the protected metatable: never handed out
     __newindex = refuse_write,
     __len = function() return #t end,
-    __pairs = function() return next, t, nil end,
+    __pairs = function() return iter, p, nil end,
     __metatable = false, -- getmetatable answers false; setmetatable refuses
   })
 end
@@ -42,7 +51,7 @@ function M.freeze(v)
   end
   local copy = {}
   for k, x in pairs(v) do
-    copy[k] = M.freeze(x)
+    copy[M.freeze(k)] = M.freeze(x)
   end
   return proxy(copy)
 end
@@ -101,6 +110,7 @@ local function safe_setmetatable(t, mt)
 end
 
 -- getmetatable on tables only: the string metatable would hand out the real string library.
+-- A proxy's metatable is protected (__metatable = false), so getmetatable answers false.
 local function safe_getmetatable(v)
   if type(v) ~= "table" then
     return nil
@@ -108,10 +118,48 @@ local function safe_getmetatable(v)
   return getmetatable(v)
 end
 
+local function refuse_raw(name)
+  return function(t)
+    if real_of[t] then
+      error(format("%s is not allowed on a read-only table", name), 3) -- the rule's line
+    end
+  end
+end
+local check_rawget, check_rawlen, check_rawequal = refuse_raw("rawget"), refuse_raw("rawlen"),
+  refuse_raw("rawequal")
+
+-- next() on a proxy walks the table behind it (the proxy itself is empty), handing out the
+-- same proxied values as pairs(); on the rule's own tables it is the plain next.
+local function safe_next(t, k)
+  local real = real_of[t]
+  if real then
+    return next(real, k)
+  end
+  return next(t, k)
+end
+
+-- Raw access bypasses the read-only metatable: refused on proxies, plain on the rule's own
+-- tables. (rawset is not given to rules at all.)
+local function safe_rawget(t, k)
+  check_rawget(t)
+  return rawget(t, k)
+end
+
+local function safe_rawlen(t)
+  check_rawlen(t)
+  return rawlen(t)
+end
+
+local function safe_rawequal(a, b)
+  check_rawequal(a)
+  check_rawequal(b)
+  return rawequal(a, b)
+end
+
 local BASE = {
-  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
-  rawequal = rawequal, rawget = rawget, rawlen = rawlen, select = select, tonumber = tonumber,
-  tostring = tostring, type = type, xpcall = xpcall, _VERSION = _VERSION,
+  assert = assert, error = error, ipairs = ipairs, next = safe_next, pairs = pairs, pcall = pcall,
+  rawequal = safe_rawequal, rawget = safe_rawget, rawlen = safe_rawlen, select = select,
+  tonumber = tonumber, tostring = tostring, type = type, xpcall = xpcall, _VERSION = _VERSION,
   setmetatable = safe_setmetatable, getmetatable = safe_getmetatable,
 }
 

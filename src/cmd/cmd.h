@@ -8,6 +8,7 @@ int cmd_check_config(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);     /* emulator + daemon + a purchase: `make run` */
 int cmd_rules(int argc, char **argv);   /* rules check */
+int cmd_test(int argc, char **argv);    /* busted specs of a rules repository (saasd-busted) */
 int cmd_mp(int argc, char **argv);      /* marketplace client for operators */
 int cmd_emulate(int argc, char **argv); /* built-in marketplace emulator */
 int cmd_admin(int argc, char **argv);   /* operator CLI over the admin API */
@@ -22,5 +23,8 @@ int cmd_load_config(const char *path, struct saasd_config **out);
  * from now on, so that the caller takes them with sigwait(set). */
 #include <signal.h>
 void cmd_block_signals(sigset_t *set, int with_hup);
+/* 1 when argv has --help or -h: only for a command that hands its other options on to another
+ * program (saasd test -> busted); every other command parses with cmd_parse (args.h). */
+int cmd_wants_help(int argc, char **argv);
 
 #endif

@@ -23,3 +23,11 @@ void cmd_block_signals(sigset_t *set, int with_hup)
         sigaddset(set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, set, NULL);
 }
+
+int cmd_wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}

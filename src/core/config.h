@@ -16,6 +16,16 @@ struct saasd_config {
     char *listen_addr;        /* default 127.0.0.1 */
     int listen_port;          /* default 8080 */
     size_t max_body;          /* webhook body cap, default 64 KiB */
+    int listen_max_connections; /* listener.max_connections, default 1024 */
+    int listen_per_client;    /* listener.per_client: connections per IP address, default 64; 0 = no cap */
+    int listen_deadline_s;    /* listener.request_deadline_s: whole request within, default 10; 0 = none */
+
+    /* Work off the public listener's event loop: separate bounded pools, so one kind of
+     * request cannot take the threads of another */
+    int landing_threads;      /* landing.threads: landing pages in progress, default 16 */
+    int landing_max_wait_ms;  /* landing.max_wait_ms: Retry-After waits per marketplace call of a
+                                 landing page, default 3000; then the page says "try again" */
+    int webhook_verify_threads; /* webhook.verify_threads: first-seen tokens being verified, default 32 */
 
     /* admin listener: loopback only, needs the key */
     char *admin_addr;         /* default 127.0.0.1; refused unless loopback */

@@ -1,6 +1,7 @@
 #include "core/httpd.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -8,10 +9,25 @@
 #include <pthread.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+/* One open connection, for the request deadline. It lives from libmicrohttpd's STARTED to its
+ * CLOSED notification. MHD closes the socket only after CLOSED returns (MHD_cleanup_connections
+ * and the per-connection thread both notify first, then close), and CLOSED unlinks the entry
+ * under track_lock; the reaper shuts sockets down only under that lock. So the reaper never
+ * touches a descriptor that was closed and perhaps reused for another connection. */
+struct conn_track {
+    struct conn_track *prev, *next;
+    int fd;
+    long long since_ms;  /* connection opened, or the previous answer on it finished */
+    _Atomic int handled; /* the request is in: handed to the handler or answered */
+    int shut;            /* the reaper shut it down already */
+};
 
 struct httpd {
     struct MHD_Daemon *mhd;
@@ -20,6 +36,13 @@ struct httpd {
     size_t max_body;
     unsigned short port;
     _Atomic int outstanding; /* deferred requests not yet answered */
+    /* request deadline (request_deadline_s > 0 only) */
+    long long deadline_ms;
+    pthread_mutex_t track_lock;
+    pthread_cond_t track_cond; /* wakes the reaper to stop */
+    struct conn_track *tracked;
+    pthread_t reaper;
+    int reaper_started, stopping;
 };
 
 struct query_arg {
@@ -30,6 +53,7 @@ struct query_arg {
 struct httpd_request {
     struct httpd *d;
     struct MHD_Connection *conn;
+    struct conn_track *track; /* NULL without a request deadline */
     char *uri;         /* raw request target as received */
     char *path;
     const char *raw_query;
@@ -48,6 +72,90 @@ struct httpd_request {
     char ip[INET6_ADDRSTRLEN];
 };
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct conn_track *track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct httpd *d = cls;
+    struct conn_track *t = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t = ci ? calloc(1, sizeof *t) : NULL;
+        *socket_context = t;
+        if (!t)
+            return; /* untracked: only the idle timeout applies to it */
+        t->fd = ci->connect_fd;
+        t->since_ms = mono_ms();
+        pthread_mutex_lock(&d->track_lock);
+        t->next = d->tracked;
+        if (t->next)
+            t->next->prev = t;
+        d->tracked = t;
+        pthread_mutex_unlock(&d->track_lock);
+        return;
+    }
+    if (!t)
+        return;
+    pthread_mutex_lock(&d->track_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        d->tracked = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&d->track_lock);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* Closes connections whose request is still not in after the deadline, however steadily they
+ * trickle bytes. shutdown() (not close: the descriptor stays MHD's) makes MHD see the end of
+ * the stream and close the connection itself. */
+static void *reaper_main(void *arg)
+{
+    struct httpd *d = arg;
+    pthread_mutex_lock(&d->track_lock);
+    while (!d->stopping) {
+        long long now = mono_ms();
+        for (struct conn_track *t = d->tracked; t; t = t->next) {
+            if (t->shut || t->handled || now - t->since_ms < d->deadline_ms)
+                continue;
+            shutdown(t->fd, SHUT_RDWR);
+            t->shut = 1;
+            metrics_inc("saasd_http_request_deadline_closed_total", NULL);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&d->track_cond, &d->track_lock, &until);
+    }
+    pthread_mutex_unlock(&d->track_lock);
+    return NULL;
+}
+
+/* The request is in full (or answered early): the deadline no longer applies to it. */
+static void mark_handled(struct httpd_request *r)
+{
+    if (r->track)
+        r->track->handled = 1;
+}
+
 /* MHD hands us the raw URI before it unescapes anything; we keep it so that query values are
  * decoded exactly once and '+' survives (MHD's own argument parser turns '+' into a space). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -57,6 +165,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     r->d = cls;
     r->conn = conn;
+    r->track = r->d->deadline_ms ? track_of(conn) : NULL;
     pthread_mutex_init(&r->defer_lock, NULL);
     r->uri = strdup(uri ? uri : "/");
     if (!r->uri) {
@@ -88,8 +197,17 @@ static void request_free(struct httpd_request *r)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct httpd *d = cls;
     request_free(*con_cls);
     *con_cls = NULL;
+    struct conn_track *t = d->deadline_ms ? track_of(conn) : NULL;
+    if (t) {
+        /* a kept-alive connection gets the full deadline again for its next request */
+        pthread_mutex_lock(&d->track_lock);
+        t->since_ms = mono_ms();
+        t->handled = 0;
+        pthread_mutex_unlock(&d->track_lock);
+    }
 }
 
 static enum MHD_Result queue(struct MHD_Connection *conn, struct httpd_response *res)
@@ -160,8 +278,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > d->max_body)
         r->too_big = 1;
-    if (r->too_big)
+    if (r->too_big) {
+        mark_handled(r);
         return simple(conn, 413, "{\"error\":{\"code\":\"PayloadTooLarge\",\"message\":\"request body exceeds the limit\"}}");
+    }
     if (!r->started) {
         /* First call carries only the headers; MHD calls again with the body, if any, and
          * then once more with nothing, which is when the handler runs. */
@@ -187,6 +307,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return answered ? queue(conn, &res) : MHD_NO;
     }
     struct httpd_response res = {.status = 500};
+    mark_handled(r);
     d->handler(d->arg, r, &res);
     if (!r->deferred)
         return queue(conn, &res);
@@ -290,6 +411,18 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
     unsigned flags = MHD_USE_ITC | (pool ? MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
                           : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                 MHD_ALLOW_SUSPEND_RESUME);
+    unsigned per_ip = opt ? opt->per_client_limit : 0;
+    d->deadline_ms = opt ? (long long)opt->request_deadline_s * 1000 : 0;
+    pthread_mutex_init(&d->track_lock, NULL);
+    pthread_cond_init(&d->track_cond, NULL);
+    /* Options that are off (0) are not passed at all: MHD_OPTION_ARRAY takes a list. */
+    struct MHD_OptionItem extra[3];
+    size_t n = 0;
+    if (per_ip)
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL};
+    if (d->deadline_ms)
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, d};
+    extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
                               MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
                               MHD_OPTION_LISTEN_SOCKET, lfd,
@@ -297,13 +430,20 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
                               MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                               MHD_OPTION_CONNECTION_LIMIT, limit,
+                              MHD_OPTION_ARRAY, extra,
                               MHD_OPTION_END);
     if (!d->mhd) {
         log_error("httpd", "cannot start the HTTP server", "addr", bind_addr);
         close(lfd);
+        pthread_mutex_destroy(&d->track_lock);
+        pthread_cond_destroy(&d->track_cond);
         free(d);
         return SAASD_EIO;
     }
+    if (d->deadline_ms && pthread_create(&d->reaper, NULL, reaper_main, d) == 0)
+        d->reaper_started = 1;
+    else if (d->deadline_ms)
+        log_warn("httpd", "no reaper thread: the request deadline is not enforced", "addr", bind_addr);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
     d->port = di ? di->port : (opt ? opt->port : 0);
     *out = d;
@@ -322,7 +462,16 @@ void httpd_stop(struct httpd *d)
         close(ls);
     for (int i = 0; i < 3000 && d->outstanding > 0; i++)
         usleep(10 * 1000);
-    MHD_stop_daemon(d->mhd);
+    MHD_stop_daemon(d->mhd); /* every CLOSED notification has run: nothing is tracked */
+    if (d->reaper_started) {
+        pthread_mutex_lock(&d->track_lock);
+        d->stopping = 1;
+        pthread_cond_signal(&d->track_cond);
+        pthread_mutex_unlock(&d->track_lock);
+        pthread_join(d->reaper, NULL);
+    }
+    pthread_mutex_destroy(&d->track_lock);
+    pthread_cond_destroy(&d->track_cond);
     free(d);
 }
 

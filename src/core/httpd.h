@@ -5,7 +5,12 @@
  *    must answer quickly or defer: httpd_defer() parks the connection, and any thread later
  *    answers it with httpd_resume(). Fewer threads and context switches under load.
  * Request bodies are collected up to max_body; larger bodies are answered 413 before the
- * handler runs. */
+ * handler runs.
+ * Slow clients: libmicrohttpd's own timeout is an idle timeout (every byte resets it), so a
+ * client trickling a header byte every few seconds would hold a connection for ever. With
+ * request_deadline_s a reaper thread closes (shutdown(2)) every connection whose request is
+ * not complete that long after it began; per_client_limit caps the connections of one address,
+ * max_connections all of them. */
 #ifndef SAASD_HTTPD_H
 #define SAASD_HTTPD_H
 
@@ -31,6 +36,11 @@ struct httpd_options {
     size_t max_body;        /* 0 = 1 MiB */
     unsigned connection_timeout_s; /* idle connections are closed after this; 0 = 30 */
     unsigned max_connections;      /* 0 = 1024 */
+    unsigned per_client_limit;     /* connections open at once from one IP address; 0 = no cap */
+    unsigned request_deadline_s;   /* a request must be in full (headers and body) within this
+                                      many seconds of its connection opening, or of the previous
+                                      answer on a kept-alive connection, else the connection is
+                                      closed: trickling bytes does not extend it. 0 = none */
     unsigned event_threads;        /* 0 = thread per connection; N = event loop on N threads */
 };
 

@@ -241,8 +241,10 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
     char saved_corr[sizeof res->correlation_id];
 
     snprintf(saved_corr, sizeof saved_corr, "%s", res->correlation_id);
+    long max_wait_ms = res->max_wait_ms, waited_ms = 0;
     json_decref(res->body);
     memset(res, 0, sizeof *res);
+    res->max_wait_ms = max_wait_ms;
     if (saved_corr[0])
         snprintf(res->correlation_id, sizeof res->correlation_id, "%s", saved_corr);
     else if (crypto_uuid(res->correlation_id))
@@ -345,7 +347,15 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
         }
         http_response_free(&hr);
 
-        int last = !again || tries >= mp->retry.max_attempts;
+        if (again && wait_ms < 0)
+            wait_ms = retry_backoff_ms(&mp->retry, tries);
+        /* The caller's wait budget: better a quick "try again" than a wait nobody sees end. */
+        int over_budget = again && max_wait_ms > 0 && waited_ms + wait_ms > max_wait_ms;
+        if (over_budget && rc != 0)
+            snprintf(res->message + strlen(res->message), sizeof res->message - strlen(res->message),
+                     "%snot retried: %ld ms more would pass the %ld ms this call may wait", res->message[0] ? "; " : "",
+                     wait_ms, max_wait_ms);
+        int last = !again || tries >= mp->retry.max_attempts || over_budget;
         if (rc == 0)
             log_info("mp", "call", "endpoint", mp_endpoint_name(c->ep), "method", c->method, "status", outcome,
                      "attempt", attempt_text, "ms", ms_text, "request_id", res->request_id, "correlation_id",
@@ -359,9 +369,8 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
                       "ms_correlation_id", res->ms_correlation_id, (char *)0);
         if (rc == 0 || last)
             break;
-        if (wait_ms < 0)
-            wait_ms = retry_backoff_ms(&mp->retry, tries);
         retry_sleep_ms(wait_ms);
+        waited_ms += wait_ms;
     }
     if (rc == SAASD_ERETRY && !c->repeat_safe && res->status >= 500)
         snprintf(res->message + strlen(res->message), sizeof res->message - strlen(res->message),

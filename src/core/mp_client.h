@@ -66,7 +66,9 @@ struct mp_client_options {
 void mp_client_options_from_config(const struct saasd_config *cfg, struct mp_client_options *out);
 
 /* Outcome of one call. Zero it (or mp_result_clear() it) before a call; a caller may preset
- * correlation_id to tie several calls together. After the call every field describes the
+ * correlation_id to tie several calls together, and max_wait_ms to bound how long the call may
+ * wait between its tries (Retry-After and backoff together): a call that would have to wait
+ * longer gives up with its last answer (a landing page cannot keep a browser waiting). After the call every field describes the
  * last HTTP exchange; body holds the parsed JSON of the final response (success or error),
  * NULL when it was empty or not JSON. Release with mp_result_clear(). */
 struct mp_result {
@@ -82,6 +84,7 @@ struct mp_result {
     char error_code[64];        /* parsed from an error body */
     char message[256];          /* short text for logs: error message, or what happened */
     json_t *body;
+    long max_wait_ms;           /* in: total wait between tries; 0 = only the retry policy */
 };
 
 void mp_result_clear(struct mp_result *r);

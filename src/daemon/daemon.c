@@ -67,10 +67,23 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     res->body_len = len;
 }
 
-#define MAX_OFF_LOOP 64 /* beyond this, requests answer 503 instead of piling up threads */
+/* What each pool answers when it is full, and its cap when the config says nothing. */
+static const struct {
+    const char *name, *content_type, *busy_body;
+    int default_cap;
+} pools[DAEMON_POOL_COUNT] = {
+    [POOL_LANDING] = {"landing", "text/html; charset=utf-8",
+                      "<!doctype html><title>Please try again</title><p>We are busy right now. Please reload this "
+                      "page in a few seconds.</p>", 16},
+    [POOL_WEBHOOK_VERIFY] = {"webhook", NULL,
+                             "{\"error\":{\"code\":\"Busy\",\"message\":\"too many requests in progress; retry\"}}", 32},
+    [POOL_PAGES] = {"pages", NULL,
+                    "{\"error\":{\"code\":\"Busy\",\"message\":\"too many requests in progress; retry\"}}", 8},
+};
 
 struct off_loop {
     struct daemon *d;
+    enum daemon_pool pool;
     const struct httpd_request *req;
     struct httpd_deferred *dfr;
     daemon_off_loop_fn fn;
@@ -82,32 +95,39 @@ static void *off_loop_main(void *p)
     struct off_loop *o = p;
     struct httpd_response res = {.status = 500};
     o->fn(o->d, o->req, o->arg, &res);
-    o->d->slow_threads--;
+    o->d->pool_busy[o->pool]--;
     httpd_resume(o->dfr, &res);
     free(o->arg);
     free(o);
     return NULL;
 }
 
-void daemon_off_loop(struct daemon *d, const struct httpd_request *req, const char *arg, daemon_off_loop_fn fn,
-                     struct httpd_response *res)
+void daemon_off_loop(struct daemon *d, enum daemon_pool pool, const struct httpd_request *req, const char *arg,
+                     daemon_off_loop_fn fn, struct httpd_response *res)
 {
-    struct off_loop *o = d->slow_threads < MAX_OFF_LOOP ? calloc(1, sizeof *o) : NULL;
-    if (o && arg && !(o->arg = strdup(arg))) {
-        free(o);
-        o = NULL;
+    int cap = d->pool_cap[pool] > 0 ? d->pool_cap[pool] : pools[pool].default_cap;
+    struct off_loop *o = NULL;
+    if (atomic_fetch_add(&d->pool_busy[pool], 1) < cap) {
+        o = calloc(1, sizeof *o);
+        if (o && arg && !(o->arg = strdup(arg))) {
+            free(o);
+            o = NULL;
+        }
     }
     if (!o) {
-        metrics_inc("saasd_busy_total", NULL);
+        d->pool_busy[pool]--;
+        char labels[64];
+        snprintf(labels, sizeof labels, "pool=\"%s\"", pools[pool].name);
+        metrics_inc("saasd_busy_total", labels);
         httpd_add_header(res, "Retry-After", "1");
-        httpd_set_body(res, 503, NULL, "{\"error\":{\"code\":\"Busy\",\"message\":\"too many requests in progress; retry\"}}");
+        httpd_set_body(res, 503, pools[pool].content_type, pools[pool].busy_body);
         return;
     }
     o->d = d;
+    o->pool = pool;
     o->req = req;
     o->fn = fn;
     o->dfr = httpd_defer(req);
-    d->slow_threads++;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -146,13 +166,13 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
     if (!strcmp(path, "/webhook"))
         webhook_handle(d, req, res);
     else if (!strcmp(path, "/landing"))
-        daemon_off_loop(d, req, NULL, landing_page, res);
+        daemon_off_loop(d, POOL_LANDING, req, NULL, landing_page, res);
     else if (!strcmp(path, "/healthz"))
-        daemon_off_loop(d, req, NULL, healthz_page, res);
+        daemon_off_loop(d, POOL_PAGES, req, NULL, healthz_page, res);
     else if (!strcmp(path, "/readyz"))
-        daemon_off_loop(d, req, NULL, readyz_page, res);
+        daemon_off_loop(d, POOL_PAGES, req, NULL, readyz_page, res);
     else if (!strcmp(path, "/metrics"))
-        daemon_off_loop(d, req, NULL, metrics_text, res);
+        daemon_off_loop(d, POOL_PAGES, req, NULL, metrics_text, res);
     else
         httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
 }
@@ -310,8 +330,13 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     engine_watch_start(d->engine);
     if ((rc = inbox_start(d)) != 0)
         goto fail;
+    d->pool_cap[POOL_LANDING] = cfg->landing_threads;
+    d->pool_cap[POOL_WEBHOOK_VERIFY] = cfg->webhook_verify_threads;
     struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port,
-                               .max_body = cfg->max_body, .event_threads = 2};
+                               .max_body = cfg->max_body, .event_threads = 2,
+                               .max_connections = (unsigned)cfg->listen_max_connections,
+                               .per_client_limit = (unsigned)cfg->listen_per_client,
+                               .request_deadline_s = (unsigned)cfg->listen_deadline_s};
     if ((rc = httpd_start(&po, public_handler, d, &d->public_httpd)) != 0)
         goto fail;
     if (cfg->admin_enabled) {

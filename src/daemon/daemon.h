@@ -24,6 +24,16 @@ struct httpd_response;
 
 #define DAEMON_SUB_STRIPES 64
 
+/* Bounded pools for work off the public listener's event loop (daemon_off_loop). Each kind of
+ * request has its own cap, so unauthenticated landing requests stuck behind Microsoft's
+ * Retry-After cannot take the threads that verify webhooks, nor the other way round. */
+enum daemon_pool {
+    POOL_LANDING,        /* GET /landing: resolve, provision, activate (landing.threads) */
+    POOL_WEBHOOK_VERIFY, /* POST /webhook with a token seen for the first time (webhook.verify_threads) */
+    POOL_PAGES,          /* /healthz and /metrics */
+    DAEMON_POOL_COUNT
+};
+
 struct daemon {
     struct saasd_config *cfg;
     struct store *store;
@@ -61,7 +71,8 @@ struct daemon {
     pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];
 
     time_t started_at;
-    _Atomic int slow_threads; /* landing/healthz/metrics requests being served off the loop */
+    _Atomic int pool_busy[DAEMON_POOL_COUNT]; /* requests being served off the loop, per pool */
+    int pool_cap[DAEMON_POOL_COUNT];
 };
 
 /* Build every component from cfg (which the daemon then owns) and start listeners and threads. */
@@ -80,14 +91,14 @@ int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d)
 void daemon_lock_sub(struct daemon *d, const char *sub_id);
 void daemon_unlock_sub(struct daemon *d, const char *sub_id);
 
-/* Run fn on a thread of its own, off the public listener's event loop, and answer the request
- * with what it writes into its response. arg (may be NULL) is copied: read request headers
- * before, since they may not be read once the request is deferred. When too many requests are
- * already off the loop, res is filled with a 503 instead. */
+/* Run fn on a thread of its own, off the public listener's event loop, counted against pool,
+ * and answer the request with what it writes into its response. arg (may be NULL) is copied:
+ * read request headers before, since they may not be read once the request is deferred. When
+ * the pool is full, res is filled with a 503 (Retry-After: 1) instead. */
 typedef void (*daemon_off_loop_fn)(struct daemon *d, const struct httpd_request *req, const char *arg,
                                    struct httpd_response *res);
-void daemon_off_loop(struct daemon *d, const struct httpd_request *req, const char *arg, daemon_off_loop_fn fn,
-                     struct httpd_response *res);
+void daemon_off_loop(struct daemon *d, enum daemon_pool pool, const struct httpd_request *req, const char *arg,
+                     daemon_off_loop_fn fn, struct httpd_response *res);
 
 /* HTTP entry points (public listener and admin listener). */
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);

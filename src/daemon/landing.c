@@ -115,7 +115,7 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
         return;
     }
 
-    struct mp_result mr = {0};
+    struct mp_result mr = {.max_wait_ms = d->cfg->landing_max_wait_ms}; /* a browser is waiting */
     int rc = mp_resolve(d->mp, token, &mr);
     if (rc) {
         int expired = mr.status == 400 || mr.status == 403 || mr.status == 404;
@@ -146,6 +146,7 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
     if (!json_is_object(snapshot)) {
         json_decref(snapshot);
         snapshot = NULL;
+        mr.max_wait_ms = d->cfg->landing_max_wait_ms;
         int grc = mp_get_subscription(d->mp, sub_id, &mr);
         snapshot = take_body(&mr);
         if (grc != 0 || !snapshot) {

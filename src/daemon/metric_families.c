@@ -23,7 +23,9 @@ static const struct {
     {"saasd_drift_total", "counter", "Differences found between local and Microsoft state, by kind."},
     {"saasd_reconcile_runs_total", "counter", "Reconciliation passes by result."},
     {"saasd_usage_events_total", "counter", "Metered usage events by what became of them when sent."},
-    {"saasd_busy_total", "counter", "Requests answered 503 because too many were in progress."},
+    {"saasd_busy_total", "counter", "Requests answered 503 because their pool was full, by pool."},
+    {"saasd_http_request_deadline_closed_total", "counter",
+     "Connections closed because their request was not in by listener.request_deadline_s."},
     {"saasd_token_refresh_total", "counter", "Entra ID token refreshes by outcome."},
     {"saasd_jwt_verifications_total", "counter", "Webhook bearer token verifications by result."},
     {"saasd_store_batches_total", "counter", "Store write batches committed."},
@@ -56,7 +58,10 @@ static const struct {
     {"saasd_landing_total", "outcome=\"rejected\""},
     {"saasd_usage_events_total", "outcome=\"open\""},
     {"saasd_usage_events_total", "outcome=\"failed\""},
-    {"saasd_busy_total", NULL},
+    {"saasd_busy_total", "pool=\"landing\""},
+    {"saasd_busy_total", "pool=\"webhook\""},
+    {"saasd_busy_total", "pool=\"pages\""},
+    {"saasd_http_request_deadline_closed_total", NULL},
     {"saasd_jwt_verifications_total", "result=\"refused\""},
 };
 

@@ -143,7 +143,7 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
     struct jwt_claims claims;
     int rc = jwt_verify_cached(d->jwt, token, strlen(token), &claims);
     if (rc == JWT_ENOTCACHED) {
-        daemon_off_loop(d, req, token, webhook_verify_off_loop, res);
+        daemon_off_loop(d, POOL_WEBHOOK_VERIFY, req, token, webhook_verify_off_loop, res);
         return;
     }
     crypto_uuid(request_id);

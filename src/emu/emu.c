@@ -152,6 +152,7 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     e->k.webhook_timeout_ms = opt->webhook_timeout_ms > 0 ? opt->webhook_timeout_ms : 10000;
     e->k.webhook_backoff_ms = opt->webhook_backoff_ms >= 0 ? opt->webhook_backoff_ms : 1000;
     e->k.webhook_max_attempts = opt->webhook_max_attempts > 0 ? opt->webhook_max_attempts : 10;
+    e->k.partner_webhooks = 1;
     if (!e->bind_addr || !e->issuer_base || !e->tenant_id || !e->client_id || !e->client_secret ||
         !e->publisher_id || !e->k.landing_url)
         goto fail;

@@ -35,6 +35,13 @@ struct emu_knobs {
     long webhook_timeout_ms, webhook_backoff_ms;
     int webhook_max_attempts;
     long clock_offset_s;
+    /* Where Microsoft's pages or implementations differ, both behaviours (tests pick one): */
+    int reinstate_ackable;   /* 1: Reinstate waits for an ACK (life-cycle page); 0: applied, then
+                                announced Succeeded (webhook page, the default) */
+    int partner_webhooks;    /* publisher PATCH/DELETE are announced by webhook (default 1) */
+    int requested_spelling;  /* operations carry operationRequestedSource instead of ...RequestSource */
+    long sub_update_delay_ms; /* GET/List show a subscription's previous state this long after a change */
+    int omit_created;        /* subscriptions as served carry no `created` (Microsoft's do not always) */
 };
 
 /* One armed fault: the next `remaining` requests matching method + path glob get it. */
@@ -101,6 +108,10 @@ int emu_term_end(int64_t start_ms, const char *term_unit, int64_t *end_ms);
 const char *emu_jstr(const json_t *o, const char *key);
 /* Copy of an object without its internal '_' keys (recursively for "subscription"). */
 json_t *emu_public(const json_t *o);
+/* Who started an operation ("Azure", "Partner"), under either spelling. */
+const char *emu_op_source(const json_t *op);
+/* The subscription as GET and List show it (the previous state while sub_update_delay_ms runs). */
+json_t *emu_sub_view(struct emu *e, const json_t *sub);
 void emu_reply_json(struct httpd_response *res, int status, json_t *body); /* steals body */
 void emu_reply_empty(struct httpd_response *res, int status);
 /* Fulfillment-style flat error: {"code","message","target","details":[...]}. */

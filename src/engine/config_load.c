@@ -35,6 +35,11 @@ static const struct key_spec schema[] = {
     {NULL, "log_level", KT_STRING, 0, 0},
     {NULL, "workers", KT_INT, 1, 64},
     {NULL, "max_body", KT_INT, 1024, 16 << 20},
+    {"listener", "max_connections", KT_INT, 16, 65536},
+    {"listener", "per_client", KT_INT, 0, 65536},
+    {"listener", "request_deadline_s", KT_INT, 0, 600},
+    {"landing", "threads", KT_INT, 1, 1024},
+    {"landing", "max_wait_ms", KT_INT, 0, 60000},
     {"admin", "listen", KT_STRING, 0, 0},
     {"admin", "enabled", KT_BOOL, 0, 0},
     {"admin", "key_env", KT_STRING, 0, 0},
@@ -59,6 +64,7 @@ static const struct key_spec schema[] = {
     {"webhook", "app_id", KT_STRING, 0, 0},
     {"webhook", "jwks_url", KT_STRING, 0, 0},
     {"webhook", "skew", KT_INT, 0, 300},
+    {"webhook", "verify_threads", KT_INT, 1, 1024},
     {"rules", "dir", KT_STRING, 0, 0},
     {"rules", "cpu_ms", KT_INT, 10, 8000},
     {"rules", "memory_mb", KT_INT, 1, 1024},
@@ -72,7 +78,7 @@ static const struct key_spec schema[] = {
 };
 #define NSCHEMA (sizeof schema / sizeof schema[0])
 
-static const char *const sections[] = {"admin", "entra", "marketplace", "webhook", "rules", "reconcile", "metering", NULL};
+static const char *const sections[] = {"listener", "landing", "admin", "entra", "marketplace", "webhook", "rules", "reconcile", "metering", NULL};
 
 struct loader {
     const char *path;
@@ -441,6 +447,11 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
                 "listen: the address must be an IPv4 address like 127.0.0.1 or 0.0.0.0, got \"%s\"", c->listen_addr);
     free(s);
     c->max_body = (size_t)get_int(L, env, NULL, "max_body", 64 * 1024);
+    c->listen_max_connections = (int)get_int(L, env, "listener", "max_connections", 1024);
+    c->listen_per_client = (int)get_int(L, env, "listener", "per_client", 64);
+    c->listen_deadline_s = (int)get_int(L, env, "listener", "request_deadline_s", 10);
+    c->landing_threads = (int)get_int(L, env, "landing", "threads", 16);
+    c->landing_max_wait_ms = (int)get_int(L, env, "landing", "max_wait_ms", 3000);
     c->data_dir = get_path(ld, L, env, NULL, "data_dir", "var/saasd");
     c->workers = (int)get_int(L, env, NULL, "workers", 2);
     s = get_string(L, env, NULL, "log_level", "info");
@@ -512,6 +523,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
             snprintf(c->jwks_url, n, "%s/%s/discovery/v2.0/keys", c->authority_url, c->webhook_tenant);
     }
     c->jwt_skew_s = (int)get_int(L, env, "webhook", "skew", 300);
+    c->webhook_verify_threads = (int)get_int(L, env, "webhook", "verify_threads", 32);
 
     c->rules_dir = get_path(ld, L, env, "rules", "dir", "rules");
     c->rule_cpu_ms = (int)get_int(L, env, "rules", "cpu_ms", 2000);

@@ -58,6 +58,8 @@ entra = { authority = "http://127.0.0.1:$EMU_PORT", tenant_id = "11111111-1111-4
 marketplace = { base_url = "http://127.0.0.1:$EMU_PORT", max_attempts = 1 }
 rules = { dir = "$work/rules" }
 reconcile = { interval = 0 }
+-- wrk is one client with up to 256 connections, like a reverse proxy in front of saasd
+listener = { per_client = 0 }
 CONF
 export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
 SAASD_BENCH_TOKEN=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"kind":"webhook"}' \
