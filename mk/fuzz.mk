@@ -6,7 +6,9 @@
 # `make test` runs each target for a few seconds through fuzz/smoke.sh.
 
 FUZZ_BUILD   := build-fuzz
-FUZZ_CC      ?= $(shell command -v clang-14 || command -v clang)
+# Which clang is decided when a recipe runs (after `make deps` may have installed it).
+FUZZ_FIND_CC := command -v clang-14 || command -v clang
+FUZZ_CC      ?= clang-14
 FUZZ_TARGETS := jwt json_lenient webhook_body landing_token mp_response config
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Wno-unused-parameter -Isrc \
@@ -17,18 +19,18 @@ FUZZ_SECONDS ?=
 
 .PHONY: fuzz fuzz-build
 
-fuzz: fuzz-build
+fuzz: deps
+	@cc=$$($(FUZZ_FIND_CC)); if [ -z "$$cc" ]; then echo "fuzz: clang not found (make deps installs clang-14)"; exit 1; fi; \
+	$(MAKE) --no-print-directory FUZZ_CC=$$cc $(FUZZ_BINS)
 	@if [ -n "$(FUZZ_SECONDS)" ]; then FUZZ_BUILD=$(FUZZ_BUILD) fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS); fi
 
-fuzz-build: deps
-	@if [ -z "$(FUZZ_CC)" ]; then echo "fuzz: clang not found (make deps installs clang-14)"; exit 1; fi
-	@$(MAKE) --no-print-directory $(FUZZ_BINS)
-
-# `make test` builds the fuzzers too when clang is there (make deps installs it); without
+# For `make test`: builds the fuzzers when clang is there (make deps installs it); without
 # clang fuzz/smoke.sh reports every target as skipped.
-ifneq ($(FUZZ_CC),)
+fuzz-build: deps
+	@cc=$$($(FUZZ_FIND_CC)); if [ -z "$$cc" ]; then echo "fuzz: clang not installed, fuzzers not built"; \
+	else $(MAKE) --no-print-directory FUZZ_CC=$$cc $(FUZZ_BINS); fi
+
 test ctest: fuzz-build
-endif
 
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
