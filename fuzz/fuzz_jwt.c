@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/bio.h>
@@ -66,7 +67,7 @@ static void verify_and_check(const char *token, size_t len)
     if (jwt_verify(verifier, token, len, &c) != 0)
         return;
     long long now = (long long)time(NULL);
-    if (c.exp <= 0 || c.exp > 253402300799LL || c.exp + 300 <= now || c.nbf < 0 || c.iat < 0 || strcmp(c.tid, TENANT))
+    if (c.exp <= 0 || c.exp > 253402300799LL || c.exp + 300 <= now || c.nbf < 0 || c.iat < 0 || strcasecmp(c.tid, TENANT))
         abort(); /* accepted something the checks promise to refuse */
 }
 
