@@ -136,9 +136,10 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
 void rule_result_free(struct rule_result *r);
 
 /* The landing table of the rule serving offer_id (its confirmation-page fields and brand,
- * `landing = { fields = {...}, brand = {...} }`, checked at load) as JSON text, read when the
- * generation was built: no rule code runs. *json is malloc'd, or NULL when the rule has none.
- * 0, SAASD_EINVAL (bad offer id), SAASD_ENOMEM. */
+ * `landing = { fields = {...}, brand = {...} }`, checked at load) as JSON text, read from the
+ * rule's state in a worker (loaded there first if needed), like a handler call but running no
+ * rule code. *json is malloc'd, or NULL when the rule has none. 0, SAASD_EINVAL (bad offer
+ * id), a worker's I/O or load error. */
 int engine_landing(struct engine *e, const char *offer_id, char **json);
 
 /* Rebuild from the rules directory. 0: swapped in (generation + 1). Otherwise the old
