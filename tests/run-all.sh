@@ -29,6 +29,13 @@ if [ "$ONLY" != spec ]; then
   done
 fi
 
+if [ "$ONLY" != spec ] && [ -x fuzz/smoke.sh ]; then
+  echo "# fuzz/smoke.sh (libFuzzer targets, a few seconds each)"
+  fuzz/smoke.sh >"$log.out" 2>&1 || status=1
+  sed 's/^/  /' "$log.out"
+  cat "$log.out" >>"$log"
+fi
+
 if [ "$ONLY" != c ] && [ -d spec ]; then
   echo "# busted (lua5.4)"
   if ! BUILD="$BUILD" lua5.4 /usr/bin/busted -o TAP >"$log.out" 2>&1; then

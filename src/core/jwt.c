@@ -86,6 +86,7 @@ const char *jwt_reason_name(int reason)
     case JWT_EKEYS:       return "keys_unavailable";
     case JWT_EINTERNAL:   return "internal_error";
     case JWT_ENOTCACHED:  return "not_cached";
+    case JWT_ETIMECLAIM:  return "bad_time_claim";
     default:              return saasd_strerror(reason);
     }
 }
@@ -542,7 +543,14 @@ static void copy_claim(const json_t *claims, const char *name, char *buf, size_t
     snprintf(buf, size, "%s", json_is_string(c) ? json_string_value(c) : "");
 }
 
-/* Numeric claim (NumericDate); 0 and *present=0 when absent. SAASD_EINVAL when not a number. */
+/* Latest NumericDate taken seriously: 9999-12-31T23:59:59Z. Microsoft's tokens live an hour;
+ * anything outside 0..this is forged or broken. The bound keeps the double to long long
+ * conversion defined (1e300 or NaN would be undefined behaviour) and exp + skew far from
+ * overflow, here and in the verified-token cache. */
+#define NUMERIC_DATE_MAX 253402300799LL
+
+/* Numeric claim (NumericDate, fractional seconds truncated); 0 and *present=0 when absent.
+ * SAASD_EINVAL when not a number, negative, or beyond NUMERIC_DATE_MAX. */
 static int numeric_claim(const json_t *claims, const char *name, long long *out, int *present)
 {
     json_t *c = json_object_get(claims, name);
@@ -550,12 +558,32 @@ static int numeric_claim(const json_t *claims, const char *name, long long *out,
     *present = c != NULL;
     if (!c)
         return 0;
-    if (json_is_integer(c))
-        *out = json_integer_value(c);
-    else if (json_is_real(c))
-        *out = (long long)json_real_value(c);
-    else
+    if (json_is_integer(c)) {
+        json_int_t x = json_integer_value(c);
+        if (x < 0 || x > NUMERIC_DATE_MAX)
+            return SAASD_EINVAL;
+        *out = x;
+        return 0;
+    }
+    double d = json_is_real(c) ? json_real_value(c) : -1.0;
+    if (!(d >= 0.0 && d <= (double)NUMERIC_DATE_MAX)) /* also false for NaN */
         return SAASD_EINVAL;
+    *out = (long long)d;
+    return 0;
+}
+
+/* Every time claim is read and range-checked before any is compared with the clock. */
+static int time_claims(const json_t *claims, struct jwt_claims *c, int *has_exp, int *has_nbf)
+{
+    int has_iat;
+    const struct {
+        const char *name;
+        long long *out;
+        int *present;
+    } table[] = {{"exp", &c->exp, has_exp}, {"nbf", &c->nbf, has_nbf}, {"iat", &c->iat, &has_iat}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (numeric_claim(claims, table[i].name, table[i].out, table[i].present))
+            return JWT_ETIMECLAIM;
     return 0;
 }
 
@@ -622,13 +650,14 @@ static int check_claims(struct jwt_verifier *v, const json_t *claims, long long 
         (appid && !string_claim_is(claims, "appid", v->app_id)))
         return JWT_ECALLER;
 
-    int has_exp, has_nbf, has_iat;
-    if (numeric_claim(claims, "exp", &c->exp, &has_exp) || !has_exp || now >= c->exp + v->skew_s)
+    int has_exp, has_nbf;
+    int rc = time_claims(claims, c, &has_exp, &has_nbf);
+    if (rc)
+        return rc;
+    if (!has_exp || now >= c->exp + v->skew_s)
         return JWT_EEXPIRED;
-    if (numeric_claim(claims, "nbf", &c->nbf, &has_nbf) || (has_nbf && c->nbf > now + v->skew_s))
+    if (has_nbf && c->nbf > now + v->skew_s)
         return JWT_ENOTYET;
-    if (numeric_claim(claims, "iat", &c->iat, &has_iat))
-        return JWT_EMALFORMED;
 
     snprintf(c->iss, sizeof c->iss, "%s", is);
     snprintf(c->aud, sizeof c->aud, "%s", matched);

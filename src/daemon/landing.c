@@ -7,6 +7,7 @@
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
 #include "daemon/html.h"
+#include "daemon/landing_token.h"
 
 #include "core/config.h"
 #include "core/crypto.h"
@@ -107,7 +108,7 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, struct ht
     crypto_uuid(request_id);
     struct page_ctx pcs = {.d = d}, *pc = &pcs;
     const char *token = httpd_query(req, "token"); /* decoded exactly once, '+' kept */
-    if (!token || !*token) {
+    if (landing_token_check(token) != 0) { /* missing, or not a token at all */
         count("missing_token");
         page(pc, res, 400, "This link is incomplete",
              "The sign-up link has no token. Open your subscription in the Azure portal or the Microsoft 365 admin "
