@@ -14,6 +14,7 @@
 #include "core/mp_client.h"
 #include "core/store.h"
 #include "core/token_cache.h"
+#include "daemon/webhook_verify.h"
 #include "engine/engine.h"
 
 #include <fcntl.h>
@@ -81,6 +82,11 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     metrics_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
     metrics_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
     metrics_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
+    struct wv_stats vs;
+    wv_get_stats(d->verifyq, &vs);
+    metrics_set("saasd_webhook_verify_queue_total", "result=\"verified\"", (double)vs.verified);
+    metrics_set("saasd_webhook_verify_queue_total", "result=\"joined\"", (double)vs.joined);
+    metrics_set("saasd_webhook_verify_queue_total", "result=\"queue_full\"", (double)vs.refused);
 
     char *text = NULL;
     size_t len = 0, cap = 0;
@@ -95,6 +101,11 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     res->body = text;
     res->body_len = len;
 }
+
+/* Requests with a fresh webhook token that may wait for verification at once: generous, a
+ * cold burst is queued rather than refused (each waiting request is a parked connection, a
+ * few hundred bytes here; listener.max_connections bounds them first). */
+#define WEBHOOK_VERIFY_QUEUE 16384
 
 /* What each pool answers when it is full, and its cap when the config says nothing. */
 static const struct {
@@ -299,6 +310,9 @@ static void describe_metrics(void)
     metrics_describe("saasd_drift_total", "counter", "Differences found between local and Microsoft state.");
     metrics_describe("saasd_token_refreshes_total", "gauge", "Entra ID token refreshes by result.");
     metrics_describe("saasd_jwt_verifications_total", "gauge", "Webhook bearer verifications by result.");
+    metrics_describe("saasd_webhook_verify_queue_total", "gauge",
+                     "Fresh webhook tokens: verified once, requests that joined a verification in flight, "
+                     "requests refused on a full queue.");
     metrics_describe("saasd_busy_total", "counter", "Requests answered 503 because their pool was full, by pool.");
     metrics_describe("saasd_http_request_deadline_closed_total", "counter",
                      "Connections closed because their request was not in by listener.request_deadline_s.");
@@ -365,6 +379,9 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         goto fail;
     d->pool_cap[POOL_LANDING] = cfg->landing_threads;
     d->pool_cap[POOL_WEBHOOK_VERIFY] = cfg->webhook_verify_threads;
+    int vthreads = cfg->webhook_verify_threads > 0 ? cfg->webhook_verify_threads : 32;
+    if ((rc = wv_start(d->jwt, vthreads, WEBHOOK_VERIFY_QUEUE, webhook_verified, d, &d->verifyq)) != 0)
+        goto fail;
     struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port,
                                .max_body = cfg->max_body, .event_threads = 2,
                                .max_connections = (unsigned)cfg->listen_max_connections,
@@ -395,6 +412,7 @@ void daemon_stop(struct daemon *d)
 {
     if (!d)
         return;
+    wv_stop(d->verifyq); /* answers what it holds; new fresh tokens get 503 from here on */
     httpd_stop(d->public_httpd); /* no new work */
     httpd_stop(d->admin_httpd);
     pthread_mutex_lock(&d->work_lock);

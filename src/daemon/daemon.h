@@ -21,6 +21,7 @@ struct engine;
 struct httpd;
 struct httpd_request;
 struct httpd_response;
+struct wv_queue;
 
 #define DAEMON_SUB_STRIPES 64
 
@@ -29,7 +30,8 @@ struct httpd_response;
  * Retry-After cannot take the threads that verify webhooks, nor the other way round. */
 enum daemon_pool {
     POOL_LANDING,        /* GET /landing: resolve, provision, activate (landing.threads) */
-    POOL_WEBHOOK_VERIFY, /* POST /webhook with a token seen for the first time (webhook.verify_threads) */
+    POOL_WEBHOOK_VERIFY, /* unused by daemon_off_loop: fresh webhook tokens go to their own
+                            bounded queue (webhook_verify.c, webhook.verify_threads threads) */
     POOL_PAGES,          /* /healthz and /metrics */
     DAEMON_POOL_COUNT
 };
@@ -72,6 +74,7 @@ struct daemon {
     time_t started_at;
     _Atomic int pool_busy[DAEMON_POOL_COUNT]; /* requests being served off the loop, per pool */
     int pool_cap[DAEMON_POOL_COUNT];
+    struct wv_queue *verifyq; /* webhook tokens not yet verified (webhook_verify.c) */
 };
 
 /* Build every component from cfg (which the daemon then owns) and start listeners and threads. */
@@ -101,6 +104,11 @@ void daemon_off_loop(struct daemon *d, enum daemon_pool pool, const struct httpd
 
 /* HTTP entry points (public listener and admin listener). */
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
+/* The verification queue's callback (wv_done_fn, arg = the daemon). */
+struct httpd_deferred;
+struct jwt_claims;
+void webhook_verified(void *arg, const struct httpd_request *req, struct httpd_deferred *dfr, int rc,
+                      const struct jwt_claims *claims);
 void landing_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res);
 
