@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static unsigned stripe_of(const char *sub_id)
+unsigned daemon_sub_stripe(const char *sub_id)
 {
     unsigned h = 2166136261u; /* FNV-1a */
     for (const char *p = sub_id; p && *p; p++)
@@ -32,8 +32,8 @@ static unsigned stripe_of(const char *sub_id)
     return h % DAEMON_SUB_STRIPES;
 }
 
-void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[stripe_of(sub_id)]); }
-void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[stripe_of(sub_id)]); }
+void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[daemon_sub_stripe(sub_id)]); }
+void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[daemon_sub_stripe(sub_id)]); }
 
 static void healthz(struct daemon *d, struct httpd_response *res)
 {

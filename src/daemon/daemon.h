@@ -92,6 +92,9 @@ int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d)
 /* Per-subscription critical section. */
 void daemon_lock_sub(struct daemon *d, const char *sub_id);
 void daemon_unlock_sub(struct daemon *d, const char *sub_id);
+/* The lock stripe (index into sub_locks) of sub_id: for holding several subscriptions at once
+ * without locking one stripe twice (reconcile.c). */
+unsigned daemon_sub_stripe(const char *sub_id);
 
 /* Run fn on a thread of its own, off the public listener's event loop, counted against pool,
  * and answer the request with what it writes into its response. arg (may be NULL) is copied:
