@@ -225,42 +225,63 @@ static int on_page(void *arg, json_t *items)
     return 0;
 }
 
+/* Local subscriptions Microsoft does not list are found by walking the store in chunks (the
+ * scan cannot commit, so it stops at each chunk, the chunk is repaired, and the walk goes on
+ * after its last id). The admin answer names the first REPORT_MAX of them. */
+#define CHUNK 256
+#define REPORT_MAX 1000
+
+struct unlisted {
+    struct pass *p;
+    json_t *chunk;
+    char after[128]; /* the walk goes on after this id ("" = from the start) */
+};
+
 static int collect_unlisted(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    struct pass *p = arg;
+    struct unlisted *u = arg;
     char id[128];
-    if (klen >= sizeof id)
+    if (klen >= sizeof id || (klen == strlen(u->after) && !memcmp(key, u->after, klen)))
         return 0;
     memcpy(id, key, klen);
     id[klen] = 0;
-    if (!was_seen(p, id))
-        json_array_append_new(p->missing, json_string(id));
-    return 0;
+    snprintf(u->after, sizeof u->after, "%s", id);
+    if (!was_seen(u->p, id))
+        json_array_append_new(u->chunk, json_string(id));
+    return json_array_size(u->chunk) >= CHUNK;
+}
+
+static void flag_missing(struct pass *p, const char *sub_id)
+{
+    json_t *rec = NULL;
+    hold(p, sub_id);
+    if (record_get_sub(p->d, sub_id, &rec) == 0) {
+        note_drift(p, sub_id, "missing_at_microsoft", json_string_value(json_object_get(rec, "status")), "none");
+        if (!json_is_true(json_object_get(rec, "missing_at_microsoft"))) {
+            json_object_set_new(rec, "missing_at_microsoft", json_true());
+            put_record(p, sub_id, rec, "Microsoft does not list this subscription");
+        }
+    }
+    json_decref(rec);
+    if (json_array_size(p->missing) < REPORT_MAX)
+        json_array_append_new(p->missing, json_string(sub_id));
 }
 
 /* Local subscriptions Microsoft does not list (a record from another publisher app, a store
  * restored from elsewhere, a made-up webhook's subscription): counted and flagged, not deleted. */
 static void mark_missing(struct pass *p)
 {
-    store_scan(p->d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_unlisted, p);
-    size_t i;
-    json_t *v;
-    json_array_foreach(p->missing, i, v) {
-        const char *sub_id = json_string_value(v);
-        json_t *rec = NULL;
-        hold(p, sub_id);
-        if (record_get_sub(p->d, sub_id, &rec) == 0) {
-            note_drift(p, sub_id, "missing_at_microsoft", json_string_value(json_object_get(rec, "status")), "none");
-            if (!json_is_true(json_object_get(rec, "missing_at_microsoft"))) {
-                json_object_set_new(rec, "missing_at_microsoft", json_true());
-                put_record(p, sub_id, rec, "Microsoft does not list this subscription");
-            }
-        }
-        json_decref(rec);
-        if ((i + 1) % 256 == 0)
-            flush_repairs(p);
-    }
-    flush_repairs(p);
+    struct unlisted u = {.p = p, .chunk = json_array()};
+    int more;
+    do {
+        json_array_clear(u.chunk);
+        more = store_scan_from(p->d->store, STORE_SUBSCRIPTIONS, u.after, strlen(u.after), collect_unlisted, &u) == 1;
+        size_t i;
+        json_t *v;
+        json_array_foreach(u.chunk, i, v) flag_missing(p, json_string_value(v));
+        flush_repairs(p);
+    } while (more);
+    json_decref(u.chunk);
 }
 
 int reconcile_run(struct daemon *d, int *drift, json_t **missing)
