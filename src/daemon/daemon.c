@@ -82,6 +82,7 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     metrics_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
     metrics_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
     metrics_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
+    metrics_set("saasd_inbox_entries_scanned_total", NULL, (double)inbox_entries_scanned());
     struct wv_stats vs;
     wv_get_stats(d->verifyq, &vs);
     metrics_set("saasd_webhook_verify_queue_total", "result=\"verified\"", (double)vs.verified);
@@ -310,6 +311,8 @@ static void describe_metrics(void)
     metrics_describe("saasd_drift_total", "counter", "Differences found between local and Microsoft state.");
     metrics_describe("saasd_token_refreshes_total", "gauge", "Entra ID token refreshes by result.");
     metrics_describe("saasd_jwt_verifications_total", "gauge", "Webhook bearer verifications by result.");
+    metrics_describe("saasd_inbox_entries_scanned_total", "counter",
+                     "Inbox and outbox entries the workers' scans looked at (work waiting costs this).");
     metrics_describe("saasd_webhook_verify_queue_total", "gauge",
                      "Fresh webhook tokens: verified once, requests that joined a verification in flight, "
                      "requests refused on a full queue.");

@@ -59,6 +59,7 @@ struct daemon {
     _Atomic int stopping;
     _Atomic uint64_t work_generation;  /* bumped by new events and operator retries */
     _Atomic uint64_t done_generation;  /* bumped when a worker finishes an event */
+    _Atomic uint64_t reset_generation; /* bumped by every wake-up except "events appended" */
     pthread_t *workers;
     int nworkers;
     char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */
@@ -82,8 +83,12 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out);
 /* Stop listeners, finish in-flight work, close the store. */
 void daemon_stop(struct daemon *d);
 
-/* Wake the inbox workers (a webhook was stored, an operator asked for a retry). */
+/* Wake the inbox workers (an operator asked for a retry, anything changed): their next scan
+ * starts over. */
 void daemon_wake(struct daemon *d);
+/* Wake them for events appended to the inbox and nothing else: a worker whose last scan found
+ * nothing to do reads only the entries after the ones it passed over (inbox.c). */
+void daemon_wake_appended(struct daemon *d);
 
 /* Run job(d) every interval_s seconds on a thread of its own until the daemon stops (the
  * first run after one interval). *t receives the thread to join. 0 or SAASD_EINTERNAL. */
@@ -117,6 +122,8 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
 
 /* Inbox workers (inbox.c). */
 int inbox_start(struct daemon *d);
+/* Inbox and outbox entries looked at by the workers' scans since the process started. */
+uint64_t inbox_entries_scanned(void);
 void inbox_stop(struct daemon *d);
 
 /* Reconciliation (reconcile.c): one pass; counts drift. Fills *drift when not NULL. */

@@ -45,7 +45,22 @@ struct passed_subs {
     size_t resume_klen;
     int64_t next_due;      /* over the pass so far */
     int blocked;
+    /* A pass that found nothing: where the inbox ended, and the generations it began with. While
+     * no worker has finished, no other wake-up came and no retry is due, only events appended
+     * since can be new work, and the next pass reads just those (keeping the subscriptions
+     * passed over): a backlog of one subscription waiting for its retry is not re-read for
+     * every webhook that arrives. */
+    int idle;
+    unsigned char end_key[KEY_MAX];
+    size_t end_klen;
+    uint64_t start_done, start_reset, idle_done, idle_reset;
 };
+
+/* Entries the scans have looked at since start (saasd_inbox_entries_scanned_total): what the
+ * workers' CPU goes into when work waits. */
+static _Atomic uint64_t scanned_total;
+
+uint64_t inbox_entries_scanned(void) { return scanned_total; }
 
 static void passed_clear(struct passed_subs *ps) { json_object_clear(ps->subs); }
 static int passed_has(struct passed_subs *ps, const char *sub) { return json_object_get(ps->subs, sub) != NULL; }
@@ -60,6 +75,8 @@ struct scan_state {
     int blocked;       /* an entry was due but a worker holds its subscription */
     int found;
     int stopped;       /* the scan stopped at MAX_SCAN; resume_key is where to go on */
+    unsigned char last_key[KEY_MAX]; /* last inbox key looked at */
+    size_t last_klen;
 };
 
 /* Stored events start with a header ({"op_id":"…","sub_id":"…",… as webhook.c writes it;
@@ -145,6 +162,9 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         return 0;
     if (++s->scanned > MAX_SCAN)
         return stop_at(s, key, klen);
+    scanned_total++;
+    memcpy(s->last_key, key, klen);
+    s->last_klen = klen;
     char sub[SUB_ID_MAX];
     json_t *e = NULL;
     int64_t due = 0;
@@ -204,6 +224,7 @@ static int consider_due(void *arg, const void *key, size_t klen, const void *val
     }
     if (++s->scanned > MAX_SCAN)
         return stop_at(s, key, klen);
+    scanned_total++;
     const unsigned char *okey = (const unsigned char *)key + 8;
     char sub[SUB_ID_MAX];
     memcpy(sub, val, vlen);
@@ -263,20 +284,40 @@ static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *b
 {
     struct passed_subs *ps = d->passed_subs;
     struct scan_state s = {.d = d, .w = w, .now = now_ms()};
-    if (!ps->resuming) {
+    int appended_only = ps->idle && d->done_generation == ps->idle_done && d->reset_generation == ps->idle_reset &&
+                        (!ps->next_due || s.now < ps->next_due);
+    if (!ps->resuming && appended_only) {
+        /* go on after the last event passed over, with the same passed-over subscriptions */
+        ps->resume_db = STORE_INBOX;
+        memcpy(ps->resume_key, ps->end_key, ps->end_klen);
+        ps->resume_klen = ps->end_klen;
+    } else if (!ps->resuming) {
         passed_clear(ps);
         ps->resume_db = STORE_OUTBOX_DUE;
         ps->resume_klen = 0;
         ps->next_due = 0;
         ps->blocked = 0;
+        ps->end_klen = 0;
+        ps->start_done = d->done_generation;
+        ps->start_reset = d->reset_generation;
     }
+    ps->idle = 0;
     int r = ps->resume_db == STORE_OUTBOX_DUE ? scan_db(&s, STORE_OUTBOX_DUE) : 0;
     if (r == 0)
         r = scan_db(&s, STORE_INBOX);
+    if (s.last_klen) {
+        memcpy(ps->end_key, s.last_key, s.last_klen);
+        ps->end_klen = s.last_klen;
+    }
     if (s.next_due && (!ps->next_due || s.next_due < ps->next_due))
         ps->next_due = s.next_due;
     ps->blocked |= s.blocked;
     ps->resuming = r < 0;
+    if (r == 0) { /* the pass found nothing */
+        ps->idle = 1;
+        ps->idle_done = ps->start_done;
+        ps->idle_reset = ps->start_reset;
+    }
     *more = r < 0;
     *next_due = ps->next_due;
     *blocked = ps->blocked;
@@ -477,6 +518,12 @@ void inbox_stop(struct daemon *d)
 }
 
 void daemon_wake(struct daemon *d)
+{
+    d->reset_generation++;
+    daemon_wake_appended(d);
+}
+
+void daemon_wake_appended(struct daemon *d)
 {
     d->work_generation++;
     if (d->sleepers > 0) {

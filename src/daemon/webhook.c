@@ -61,7 +61,7 @@ static void answer_stored(const struct stored *st, int rc, struct httpd_response
         log_debug("webhook", "accepted", "request_id", st->request_id, "op_id", st->op_id, "sub_id", st->sub_id,
                  "action", st->action, "offer_id", st->offer_id, "kid", st->kid);
         count(st->action, "accepted");
-        daemon_wake(st->d);
+        daemon_wake_appended(st->d);
         answer(&res, 200, NULL, NULL);
     } else if (rc == SAASD_EEXIST) {
         log_info("webhook", "duplicate acknowledged, not processed again", "request_id", st->request_id, "op_id",
