@@ -415,8 +415,9 @@ void daemon_stop(struct daemon *d)
 {
     if (!d)
         return;
-    wv_stop(d->verifyq); /* answers what it holds; new fresh tokens get 503 from here on */
-    httpd_stop(d->public_httpd); /* no new work */
+    wv_close(d->verifyq); /* new fresh tokens get 503; what is queued is still answered */
+    httpd_stop(d->public_httpd); /* no new work; waits for the deferred answers */
+    wv_stop(d->verifyq);
     httpd_stop(d->admin_httpd);
     pthread_mutex_lock(&d->work_lock);
     d->stopping = 1;

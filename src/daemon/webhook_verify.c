@@ -212,7 +212,7 @@ int wv_start(struct jwt_verifier *jwt, int threads, size_t cap, wv_done_fn done,
     return 0;
 }
 
-void wv_stop(struct wv_queue *q)
+void wv_close(struct wv_queue *q)
 {
     if (!q)
         return;
@@ -220,6 +220,13 @@ void wv_stop(struct wv_queue *q)
     q->stopping = 1;
     pthread_cond_broadcast(&q->cond);
     pthread_mutex_unlock(&q->lock);
+}
+
+void wv_stop(struct wv_queue *q)
+{
+    if (!q)
+        return;
+    wv_close(q);
     for (int i = 0; i < q->nthreads; i++)
         pthread_join(q->threads[i], NULL);
     pthread_mutex_destroy(&q->lock);

@@ -33,7 +33,10 @@ int wv_start(struct jwt_verifier *jwt, int threads, size_t cap, wv_done_fn done,
  * caller answers (the request is not deferred). */
 int wv_submit(struct wv_queue *q, const struct httpd_request *req, const char *token, size_t len);
 void wv_get_stats(struct wv_queue *q, struct wv_stats *out);
-/* Refuse new work, answer everything already queued, join the threads. */
+/* Refuse new work (wv_submit answers SAASD_ECLOSED); the threads go on answering what is
+ * queued. The queue stays valid for wv_submit until wv_stop. */
+void wv_close(struct wv_queue *q);
+/* Close, answer everything already queued, join the threads and free the queue. */
 void wv_stop(struct wv_queue *q);
 
 #endif
