@@ -214,8 +214,9 @@ static uint64_t be64_at(const void *p)
 static int consider_due(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct scan_state *s = arg;
-    if (klen != 16 || vlen >= SUB_ID_MAX)
+    if (klen != 16)
         return 0;
+    vlen = vlen < SUB_ID_MAX ? vlen : SUB_ID_MAX - 1; /* ids are GUIDs; a longer one is cut, as before */
     int64_t due = (int64_t)be64_at(key);
     if (due > s->now) {
         if (!s->next_due || due < s->next_due)
