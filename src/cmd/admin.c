@@ -23,7 +23,8 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"subscriptions", 0, "GET", "/admin/subscriptions", NULL, "list local subscriptions"},
+    {"subscriptions", -2, "GET", "/admin/subscriptions", NULL,
+     "[offer=OFFER] [status=STATUS]: list local subscriptions (fetched page by page)"},
     {"show", 1, "GET", "/admin/subscriptions/{}", NULL, "SUB: local record and Microsoft's view"},
     {"history", 1, "GET", "/admin/subscriptions/{}/history", NULL, "SUB: audit trail with rule hashes"},
     {"activate", 1, "POST", "/admin/subscriptions/{}/activate", NULL, "SUB: activate a pending subscription"},
@@ -44,6 +45,65 @@ static const struct verb verbs[] = {
     {"store-get", 2, "GET", "/admin/offers/{}/store/{}", NULL, "OFFER KEY: read the offer's ctx.store"},
     {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", "value", "OFFER KEY VALUE: write the offer's ctx.store"},
 };
+
+/* `subscriptions`: follow next_cursor page by page and print one JSON document
+ * {"subscriptions":[...]} as the pages arrive, so a million subscriptions never sit in memory
+ * at once on either side. filters: "offer=X" / "status=Y" arguments. */
+static int list_pages(struct http_client *http, const char *base, const char *auth, const char *const *filters,
+                      int nfilters)
+{
+    char query[1024] = "";
+    size_t q = 0;
+    for (int i = 0; i < nfilters; i++) {
+        const char *eq = strchr(filters[i], '=');
+        char *val = NULL;
+        if (!eq || (strncmp(filters[i], "offer=", 6) && strncmp(filters[i], "status=", 7)) ||
+            http_url_escape(eq + 1, &val)) {
+            fprintf(stderr, "saasd admin subscriptions: filters are offer=OFFER and status=STATUS\n");
+            return 2;
+        }
+        q += (size_t)snprintf(query + q, sizeof query - q, "&%.*s=%s", (int)(eq - filters[i]), filters[i], val);
+        q = q < sizeof query ? q : sizeof query - 1;
+        free(val);
+    }
+    char *cursor = NULL;
+    size_t printed = 0;
+    int status = 0;
+    printf("{\"subscriptions\":[");
+    do {
+        char url[2600], *esc = NULL;
+        if (cursor && http_url_escape(cursor, &esc))
+            break;
+        snprintf(url, sizeof url, "%s?limit=1000%s%s%s", base, query, esc ? "&cursor=" : "", esc ? esc : "");
+        free(esc);
+        free(cursor);
+        cursor = NULL;
+        struct http_header h[] = {{"Authorization", auth}};
+        struct http_request rq = {.method = "GET", .url = url, .headers = h, .nheaders = 1, .timeout_ms = 120000};
+        struct http_response rs = {0};
+        int rc = http_client_do(http, &rq, &rs);
+        json_t *page = rc ? NULL : json_loadb(rs.body, rs.body_len, 0, NULL);
+        if (rc || rs.status != 200 || !page) {
+            fprintf(stderr, "saasd admin: listing failed at %s: %s\n", url, rc ? saasd_strerror(rc) : "bad answer");
+            status = 1;
+        }
+        size_t i;
+        json_t *sub;
+        json_array_foreach(json_object_get(page, "subscriptions"), i, sub)
+        {
+            char *one = json_dumps(sub, JSON_COMPACT | JSON_SORT_KEYS);
+            printf("%s\n  %s", printed++ ? "," : "", one ? one : "null");
+            free(one);
+        }
+        const char *next = json_string_value(json_object_get(page, "next_cursor"));
+        cursor = next ? strdup(next) : NULL;
+        json_decref(page);
+        http_response_free(&rs);
+    } while (cursor && !status);
+    free(cursor);
+    printf("\n]}\n");
+    return status;
+}
 
 static void help(FILE *f)
 {
@@ -120,6 +180,14 @@ int cmd_admin(int argc, char **argv)
                                               : json_pack("{s:s}", v->body, last);
         body = json_dumps(j, JSON_COMPACT);
         json_decref(j);
+    }
+    if (!strcmp(v->name, "subscriptions")) {
+        struct http_client *lh = NULL;
+        int st = http_client_new(NULL, &lh) ? 1 : list_pages(lh, url, auth, args + 1, nargs - 1);
+        http_client_free(lh);
+        free(body);
+        config_free(cfg);
+        return st;
     }
     struct http_header h[] = {{"Authorization", auth}, {"Content-Type", "application/json"}};
     struct http_request rq = {.method = v->method, .url = url, .headers = h, .nheaders = 2, .body = body,

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,10 +21,19 @@ const char *crypto_openssl_error(void)
     return buf;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the implementation up in its
+ * provider store on every call, which showed in the webhook profile (one hash per request for
+ * the token cache). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 int crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 {
     unsigned int n = 0;
-    if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) || n != CRYPTO_SHA256_LEN)
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!EVP_Digest(data, len, out, &n, sha256_md ? (const EVP_MD *)sha256_md : EVP_sha256(), NULL) ||
+        n != CRYPTO_SHA256_LEN)
         return SAASD_EINTERNAL;
     return 0;
 }

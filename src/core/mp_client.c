@@ -109,7 +109,7 @@ int mp_client_new(const struct mp_client_options *opt, struct http_client *http,
     mp->timeout_ms = opt->timeout_ms;
     mp->poll_interval_ms = opt->poll_interval_ms > 0 ? opt->poll_interval_ms : 2000;
     mp->poll_timeout_ms = opt->poll_timeout_ms > 0 ? opt->poll_timeout_ms : 600000;
-    mp->max_pages = opt->max_pages > 0 ? opt->max_pages : 10000;
+    mp->max_pages = opt->max_pages > 0 ? opt->max_pages : 100000; /* 1M subscriptions at 10 a page */
     mp->http = http;
     mp->tokens = tokens;
     metrics_describe("saasd_upstream_requests_total", "counter", "Marketplace API requests by endpoint and status");
@@ -473,15 +473,15 @@ static void append_items(json_t *all, const json_t *page, const char *key)
         json_array_foreach(items, i, it) json_array_append(all, it);
 }
 
-int mp_list_subscriptions(struct mp_client *mp, struct mp_result *res)
+/* Every page of GET /subscriptions in turn; fn sees each page's items (borrowed) and may stop
+ * the walk with a non-zero return, which is returned. */
+int mp_list_subscriptions_each(struct mp_client *mp, int (*fn)(void *arg, json_t *items), void *arg,
+                               struct mp_result *res)
 {
     char url[URL_MAX], next[URL_MAX];
     int rc = build_url(mp, url, "saas/subscriptions", NULL);
     if (rc)
         return rc;
-    json_t *all = json_array();
-    if (!all)
-        return SAASD_ENOMEM;
     int pages = 0, total_attempts = 0;
     for (;;) {
         struct call c = {.ep = MP_LIST, .method = "GET", .url = url, .repeat_safe = 1};
@@ -489,7 +489,12 @@ int mp_list_subscriptions(struct mp_client *mp, struct mp_result *res)
         total_attempts += res->attempts;
         if (rc)
             break;
-        append_items(all, res->body, "subscriptions");
+        json_t *items = json_is_array(res->body) ? res->body : jl_get(res->body, "subscriptions");
+        json_t *empty = json_is_array(items) ? NULL : json_array();
+        rc = fn(arg, empty ? empty : items);
+        json_decref(empty);
+        if (rc)
+            break;
         pages++;
         char link[URL_MAX];
         if (jl_string(res->body, "@nextLink", link, sizeof link) != 0)
@@ -511,15 +516,32 @@ int mp_list_subscriptions(struct mp_client *mp, struct mp_result *res)
     }
     res->attempts = total_attempts;
     if (rc == 0) {
-        json_decref(res->body);
-        res->body = json_pack("{s:o}", "subscriptions", all);
         char pages_text[16];
         snprintf(pages_text, sizeof pages_text, "%d", pages);
         log_info("mp", "listed subscriptions", "pages", pages_text, "correlation_id", res->correlation_id);
-        return res->body ? 0 : SAASD_ENOMEM;
     }
-    json_decref(all);
     return rc;
+}
+
+static int gather(void *arg, json_t *items)
+{
+    append_items(arg, items, "subscriptions");
+    return 0;
+}
+
+int mp_list_subscriptions(struct mp_client *mp, struct mp_result *res)
+{
+    json_t *all = json_array();
+    if (!all)
+        return SAASD_ENOMEM;
+    int rc = mp_list_subscriptions_each(mp, gather, all, res);
+    if (rc) {
+        json_decref(all);
+        return rc;
+    }
+    json_decref(res->body);
+    res->body = json_pack("{s:o}", "subscriptions", all);
+    return res->body ? 0 : SAASD_ENOMEM;
 }
 
 int mp_list_plans(struct mp_client *mp, const char *sub_id, const char *plan_id, struct mp_result *res)

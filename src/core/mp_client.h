@@ -59,7 +59,7 @@ struct mp_client_options {
     long timeout_ms;         /* per HTTP request; 0 = the http_client default */
     long poll_interval_ms;   /* mp_wait_operation; 0 = 2000 */
     long poll_timeout_ms;    /* mp_wait_operation bound; 0 = 600000 */
-    int max_pages;           /* mp_list_subscriptions bound; 0 = 10000 */
+    int max_pages;           /* mp_list_subscriptions bound; 0 = 100000 */
 };
 
 /* Fill options from the daemon config (pointers borrow from cfg). */
@@ -114,6 +114,11 @@ int mp_get_subscription(struct mp_client *mp, const char *sub_id, struct mp_resu
 /* GET /subscriptions, following @nextLink to the last page (bounded by max_pages). body =
  * {"subscriptions":[every page's items]} (also for an empty body or {}). */
 int mp_list_subscriptions(struct mp_client *mp, struct mp_result *res);
+/* The same walk, one page at a time: fn(arg, items) gets each page's array of subscriptions
+ * (borrowed, valid during the call) so a caller need not hold the whole list; a non-zero
+ * return stops the walk and is returned. res->body holds the last page. */
+int mp_list_subscriptions_each(struct mp_client *mp, int (*fn)(void *arg, json_t *items), void *arg,
+                               struct mp_result *res);
 /* GET /subscriptions/{id}/listAvailablePlans[?planId=]. plan_id may be NULL. body = {"plans":[...]}. */
 int mp_list_plans(struct mp_client *mp, const char *sub_id, const char *plan_id, struct mp_result *res);
 /* PATCH /subscriptions/{id} {"planId"} / {"quantity"}; DELETE /subscriptions/{id}.

@@ -24,6 +24,8 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_AUDIT] = "audit",
     [STORE_RULE_KV] = "rule_kv",
     [STORE_USAGE] = "usage",
+    [STORE_OUTBOX_DUE] = "outbox_due",
+    [STORE_OUTBOX_SUBS] = "outbox_subs",
     [STORE_META] = "meta",
 };
 

@@ -9,7 +9,10 @@
  *   SUBSCRIPTIONS  subscription id              -> JSON (local record, see flows)
  *   OPERATIONS     operation id                 -> JSON (dedupe + processing state)
  *   INBOX          be64 seq                     -> JSON webhook event awaiting processing
- *   OUTBOX         be64 seq                     -> JSON side effect awaiting retry
+ *   OUTBOX         be64 seq                     -> JSON side effect awaiting retry; starts with
+ *                  {"next_at_ms":N and carries "sub_id" (inbox.c writes it so)
+ *   OUTBOX_DUE     be64 next_at_ms + be64 seq   -> subscription id   } kept by the store itself
+ *   OUTBOX_SUBS    sub id + '\0' + be64 seq     -> be64 next_at_ms   } for every OUTBOX write
  *   AUDIT          subscription id + be64 seq   -> JSON decision record (with rule hash)
  *   RULE_KV        offer id + '\0' + user key   -> bytes written by rules through ctx.store
  *   USAGE          sub id + '\0' + dimension + '\0' + be64 hour start (epoch s) -> JSON meter bucket
@@ -27,6 +30,8 @@
  *       largest key found in INBOX/OUTBOX/AUDIT).
  *   v1  META "append_seq" holds the next append sequence number.
  *   v2  the USAGE database (metered usage per subscription, dimension and hour).
+ *   v3  OUTBOX_DUE and OUTBOX_SUBS: the outbox indexed by retry time and by subscription, so
+ *       workers read only the entries that are due (built from OUTBOX by the migration).
  */
 #ifndef SAASD_STORE_H
 #define SAASD_STORE_H
@@ -42,6 +47,8 @@ enum store_db {
     STORE_AUDIT,
     STORE_RULE_KV,
     STORE_USAGE,
+    STORE_OUTBOX_DUE,
+    STORE_OUTBOX_SUBS,
     STORE_META,
     STORE_DB_COUNT
 };
@@ -51,7 +58,7 @@ enum store_db {
 int store_mdb_err(int rc);
 
 /* Current on-disk schema version written to META. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Longest key LMDB accepts (its default build); longer keys are refused with SAASD_ETOOBIG. */
 #define STORE_MAX_KEY 511

@@ -77,6 +77,12 @@ struct store {
     uint64_t next_seq;
 };
 
+/* The outbox indexes (store_outbox.c): drop the index entries of the OUTBOX value under key
+ * (none when absent), or add those of its current value. Every OUTBOX write is bracketed by
+ * the two, inside the same transaction. */
+int store_outbox_unindex(struct store *s, MDB_txn *txn, const void *key, size_t klen);
+int store_outbox_index(struct store *s, MDB_txn *txn, const void *key, size_t klen);
+
 /* Runs in open's write transaction: brings META up to STORE_SCHEMA_VERSION, or refuses a
  * newer schema with SAASD_ESCHEMA. Sets s->schema_version and s->next_seq. */
 int store_migrate(struct store *s, MDB_txn *txn);

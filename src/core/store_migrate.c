@@ -76,9 +76,34 @@ static int step_v1_to_v2(struct store *s, MDB_txn *txn)
     return 0;
 }
 
+/* v3 indexes the outbox by retry time and by subscription (store_outbox.c): build both from
+ * the entries waiting now. */
+static int step_v2_to_v3(struct store *s, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, s->dbi[STORE_OUTBOX], &cur);
+    if (rc)
+        return store_mdb_err(rc);
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    rc = 0;
+    while (mrc == 0 && !rc) {
+        unsigned char key[16];
+        size_t klen = k.mv_size < sizeof key ? k.mv_size : sizeof key;
+        memcpy(key, k.mv_data, klen); /* the index writes may move the page under the cursor */
+        rc = store_outbox_index(s, txn, key, klen);
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!rc && mrc != MDB_NOTFOUND)
+        rc = store_mdb_err(mrc);
+    return rc;
+}
+
 static const struct migration_step steps[] = {
     {0, "record the append sequence counter in meta", step_v0_to_v1},
     {1, "add the usage database", step_v1_to_v2},
+    {2, "index the outbox by retry time and by subscription", step_v2_to_v3},
 };
 
 /* 0 and *present = 0 when the key is absent; SAASD_ESCHEMA when it is not a number. */

@@ -40,7 +40,22 @@ static int apply_update(struct store *s, MDB_txn *txn, const struct store_op *op
     return store_mdb_err(rc);
 }
 
+static int apply_op_raw(struct store *s, MDB_txn *txn, struct store_batch *b, struct store_op *op);
+
+/* Outbox writes keep its two indexes in step, in the same transaction. */
 static int apply_op(struct store *s, MDB_txn *txn, struct store_batch *b, struct store_op *op)
+{
+    if (op->db != STORE_OUTBOX || op->kind == STORE_OP_ABSENT)
+        return apply_op_raw(s, txn, b, op);
+    int rc = op->kind == STORE_OP_APPEND ? 0 : store_outbox_unindex(s, txn, op->key, op->klen);
+    if (!rc)
+        rc = apply_op_raw(s, txn, b, op);
+    if (!rc && op->kind != STORE_OP_DEL)
+        rc = store_outbox_index(s, txn, op->key, op->klen);
+    return rc;
+}
+
+static int apply_op_raw(struct store *s, MDB_txn *txn, struct store_batch *b, struct store_op *op)
 {
     MDB_dbi dbi = s->dbi[op->db];
     MDB_val k = {op->klen, op->key}, v = {op->vlen, op->val};

@@ -1,5 +1,5 @@
 /* Admin API on the loopback listener; every request needs "Authorization: Bearer <admin key>".
- *   GET  /admin/subscriptions                        local records
+ *   GET  /admin/subscriptions                        local records, paged (admin_subs.c)
  *   GET  /admin/subscriptions/{id}                   local record + Microsoft's current view
  *   GET  /admin/subscriptions/{id}/history           audit trail (with rule hashes) and the
  *                                                    events not acted on yet
@@ -20,6 +20,7 @@
  *   GET|PUT|DELETE /admin/offers/{offer}/store/{key}  the offer's rule key-value space (ctx.store),
  *                                                  so the ISV's systems can feed facts to rules
  *                                                  (PUT body: {"value": "text"}) */
+#include "daemon/admin_subs.h"
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
 #include "daemon/metering.h"
@@ -88,81 +89,6 @@ static int collect_json(void *arg, const void *key, size_t klen, const void *val
     if (j)
         json_array_append_new(arg, j);
     return 0;
-}
-
-static json_t *summary(json_t *rec)
-{
-    json_t *s = json_object();
-    const char *keys[] = {"id", "offerId", "planId", "quantity", "status", "ms_status", NULL};
-    for (int i = 0; keys[i]; i++)
-        if (json_object_get(rec, keys[i]))
-            json_object_set(s, keys[i], json_object_get(rec, keys[i]));
-    json_t *prov = json_object_get(json_object_get(rec, "provision"), "decision");
-    if (prov)
-        json_object_set(s, "provision", prov);
-    return s;
-}
-
-struct text {
-    char *buf;
-    size_t len, cap;
-    size_t items;
-    int failed;
-};
-
-static void text_add(struct text *t, const char *s, size_t n)
-{
-    if (t->failed || t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 65536;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *b = t->failed ? NULL : realloc(t->buf, cap);
-        if (!b) {
-            t->failed = 1;
-            return;
-        }
-        t->buf = b;
-        t->cap = cap;
-    }
-    memcpy(t->buf + t->len, s, n);
-    t->len += n;
-    t->buf[t->len] = 0;
-}
-
-/* One summary at a time straight into the answer's text: listing 100k subscriptions must not
- * hold 100k parsed records. */
-static int collect_summary(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    struct text *t = arg;
-    json_t *rec = json_loadb(val, vlen, 0, NULL);
-    json_t *sum = rec ? summary(rec) : NULL;
-    char *one = sum ? json_dumps(sum, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    if (one) {
-        if (t->items++)
-            text_add(t, ",", 1);
-        text_add(t, one, strlen(one));
-    }
-    free(one);
-    json_decref(sum);
-    json_decref(rec);
-    return 0;
-}
-
-static void list_subscriptions(struct daemon *d, struct httpd_response *res)
-{
-    struct text t = {0};
-    text_add(&t, "{\"subscriptions\":[", 18);
-    store_scan(d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_summary, &t);
-    text_add(&t, "]}", 2);
-    if (t.failed) {
-        free(t.buf);
-        reply_error(res, 500, "out of memory");
-        return;
-    }
-    res->status = 200;
-    res->content_type = "application/json";
-    res->body = t.buf;
-    res->body_len = t.len;
 }
 
 struct outbox_item {
@@ -558,7 +484,7 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
     const char *method = httpd_method(req);
     char id[160], verb[200];
     if (!strcmp(path, "/admin/subscriptions") && !strcmp(method, "GET")) {
-        list_subscriptions(d, res);
+        admin_list_subscriptions(d, req, res); /* paged: admin_subs.c */
     } else if (sscanf(path, "/admin/subscriptions/%159[^/]/%199s", id, verb) == 2) {
         subscription_action(d, id, verb, req, res);
     } else if (sscanf(path, "/admin/subscriptions/%159[^/]", id) == 1) {

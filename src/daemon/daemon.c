@@ -17,6 +17,7 @@
 #include "core/session.h"
 #include "core/store.h"
 #include "core/token_cache.h"
+#include "daemon/webhook_verify.h"
 #include "engine/engine.h"
 
 #include <fcntl.h>
@@ -26,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static unsigned stripe_of(const char *sub_id)
+unsigned daemon_sub_stripe(const char *sub_id)
 {
     unsigned h = 2166136261u; /* FNV-1a */
     for (const char *p = sub_id; p && *p; p++)
@@ -34,8 +35,8 @@ static unsigned stripe_of(const char *sub_id)
     return h % DAEMON_SUB_STRIPES;
 }
 
-void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[stripe_of(sub_id)]); }
-void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[stripe_of(sub_id)]); }
+void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[daemon_sub_stripe(sub_id)]); }
+void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[daemon_sub_stripe(sub_id)]); }
 
 static void metrics_page(struct daemon *d, struct httpd_response *res)
 {
@@ -54,6 +55,12 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     metrics_counter_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
     metrics_counter_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
     metrics_counter_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
+    metrics_counter_set("saasd_inbox_entries_scanned_total", NULL, (double)inbox_entries_scanned());
+    struct wv_stats vs;
+    wv_get_stats(d->verifyq, &vs);
+    metrics_counter_set("saasd_webhook_verify_queue_total", "result=\"verified\"", (double)vs.verified);
+    metrics_counter_set("saasd_webhook_verify_queue_total", "result=\"joined\"", (double)vs.joined);
+    metrics_counter_set("saasd_webhook_verify_queue_total", "result=\"queue_full\"", (double)vs.refused);
 
     char *text = NULL;
     size_t len = 0, cap = 0;
@@ -68,6 +75,11 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     res->body = text;
     res->body_len = len;
 }
+
+/* Requests with a fresh webhook token that may wait for verification at once: generous, a
+ * cold burst is queued rather than refused (each waiting request is a parked connection, a
+ * few hundred bytes here; listener.max_connections bounds them first). */
+#define WEBHOOK_VERIFY_QUEUE 16384
 
 /* What each pool answers when it is full, and its cap when the config says nothing. */
 static const struct {
@@ -359,6 +371,9 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         goto fail;
     d->pool_cap[POOL_LANDING] = cfg->landing_threads;
     d->pool_cap[POOL_WEBHOOK_VERIFY] = cfg->webhook_verify_threads;
+    int vthreads = cfg->webhook_verify_threads > 0 ? cfg->webhook_verify_threads : 32;
+    if ((rc = wv_start(d->jwt, vthreads, WEBHOOK_VERIFY_QUEUE, webhook_verified, d, &d->verifyq)) != 0)
+        goto fail;
     struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port,
                                .max_body = cfg->max_body, .event_threads = 2,
                                .max_connections = (unsigned)cfg->listen_max_connections,
@@ -391,7 +406,9 @@ void daemon_stop(struct daemon *d)
 {
     if (!d)
         return;
-    httpd_stop(d->public_httpd); /* no new work */
+    wv_close(d->verifyq); /* new fresh tokens get 503; what is queued is still answered */
+    httpd_stop(d->public_httpd); /* no new work; waits for the deferred answers */
+    wv_stop(d->verifyq);
     httpd_stop(d->admin_httpd);
     pthread_mutex_lock(&d->work_lock);
     d->stopping = 1;

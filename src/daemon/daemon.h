@@ -22,6 +22,7 @@ struct httpd;
 struct httpd_request;
 struct httpd_response;
 struct oidc;
+struct wv_queue;
 
 #define DAEMON_SUB_STRIPES 64
 
@@ -30,7 +31,8 @@ struct oidc;
  * Retry-After cannot take the threads that verify webhooks, nor the other way round. */
 enum daemon_pool {
     POOL_LANDING,        /* GET /landing: resolve, provision, activate (landing.threads) */
-    POOL_WEBHOOK_VERIFY, /* POST /webhook with a token seen for the first time (webhook.verify_threads) */
+    POOL_WEBHOOK_VERIFY, /* unused by daemon_off_loop: fresh webhook tokens go to their own
+                            bounded queue (webhook_verify.c, webhook.verify_threads threads) */
     POOL_PAGES,          /* /healthz and /metrics */
     DAEMON_POOL_COUNT
 };
@@ -61,6 +63,7 @@ struct daemon {
     _Atomic int stopping;
     _Atomic uint64_t work_generation;  /* bumped by new events and operator retries */
     _Atomic uint64_t done_generation;  /* bumped when a worker finishes an event */
+    _Atomic uint64_t reset_generation; /* bumped by every wake-up except "events appended" */
     pthread_t *workers;
     int nworkers;
     char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */
@@ -76,6 +79,7 @@ struct daemon {
     time_t started_at;
     _Atomic int pool_busy[DAEMON_POOL_COUNT]; /* requests being served off the loop, per pool */
     int pool_cap[DAEMON_POOL_COUNT];
+    struct wv_queue *verifyq; /* webhook tokens not yet verified (webhook_verify.c) */
 };
 
 /* Build every component from cfg (which the daemon then owns) and start listeners and threads. */
@@ -83,8 +87,12 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out);
 /* Stop listeners, finish in-flight work, close the store. */
 void daemon_stop(struct daemon *d);
 
-/* Wake the inbox workers (a webhook was stored, an operator asked for a retry). */
+/* Wake the inbox workers (an operator asked for a retry, anything changed): their next scan
+ * starts over. */
 void daemon_wake(struct daemon *d);
+/* Wake them for events appended to the inbox and nothing else: a worker whose last scan found
+ * nothing to do reads only the entries after the ones it passed over (inbox.c). */
+void daemon_wake_appended(struct daemon *d);
 
 /* Run job(d) every interval_s seconds on a thread of its own until the daemon stops (the
  * first run after one interval). *t receives the thread to join. 0 or SAASD_EINTERNAL. */
@@ -93,6 +101,9 @@ int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d)
 /* Per-subscription critical section. */
 void daemon_lock_sub(struct daemon *d, const char *sub_id);
 void daemon_unlock_sub(struct daemon *d, const char *sub_id);
+/* The lock stripe (index into sub_locks) of sub_id: for holding several subscriptions at once
+ * without locking one stripe twice (reconcile.c). */
+unsigned daemon_sub_stripe(const char *sub_id);
 
 /* Run fn on a thread of its own, off the public listener's event loop, counted against pool,
  * and answer the request with what it writes into its response. arg (may be NULL) is copied:
@@ -110,6 +121,11 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
 void landing_handle(struct daemon *d, const struct httpd_request *req, const char *cookie, struct httpd_response *res);
 /* 1 for the paths landing_handle serves. */
 int landing_path(const char *path);
+/* The verification queue's callback (wv_done_fn, arg = the daemon). */
+struct httpd_deferred;
+struct jwt_claims;
+void webhook_verified(void *arg, const struct httpd_request *req, struct httpd_deferred *dfr, int rc,
+                      const struct jwt_claims *claims);
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res);
 /* metric_families.c: HELP/TYPE of every family, and the series that start at 0. */
 void daemon_describe_metrics(void);
@@ -119,6 +135,8 @@ void health_ready(struct daemon *d, struct httpd_response *res);
 
 /* Inbox workers (inbox.c). */
 int inbox_start(struct daemon *d);
+/* Inbox and outbox entries looked at by the workers' scans since the process started. */
+uint64_t inbox_entries_scanned(void);
 void inbox_stop(struct daemon *d);
 
 /* Reconciliation (reconcile.c): one pass; counts drift. Fills *drift when not NULL. */

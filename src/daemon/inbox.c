@@ -45,7 +45,22 @@ struct passed_subs {
     size_t resume_klen;
     int64_t next_due;      /* over the pass so far */
     int blocked;
+    /* A pass that found nothing: where the inbox ended, and the generations it began with. While
+     * no worker has finished, no other wake-up came and no retry is due, only events appended
+     * since can be new work, and the next pass reads just those (keeping the subscriptions
+     * passed over): a backlog of one subscription waiting for its retry is not re-read for
+     * every webhook that arrives. */
+    int idle;
+    unsigned char end_key[KEY_MAX];
+    size_t end_klen;
+    uint64_t start_done, start_reset, idle_done, idle_reset;
 };
+
+/* Entries the scans have looked at since start (saasd_inbox_entries_scanned_total): what the
+ * workers' CPU goes into when work waits. */
+static _Atomic uint64_t scanned_total;
+
+uint64_t inbox_entries_scanned(void) { return scanned_total; }
 
 static void passed_clear(struct passed_subs *ps) { json_object_clear(ps->subs); }
 static int passed_has(struct passed_subs *ps, const char *sub) { return json_object_get(ps->subs, sub) != NULL; }
@@ -60,6 +75,8 @@ struct scan_state {
     int blocked;       /* an entry was due but a worker holds its subscription */
     int found;
     int stopped;       /* the scan stopped at MAX_SCAN; resume_key is where to go on */
+    unsigned char last_key[KEY_MAX]; /* last inbox key looked at */
+    size_t last_klen;
 };
 
 /* Stored events start with a header ({"op_id":"…","sub_id":"…",… as webhook.c writes it;
@@ -107,18 +124,47 @@ static int sub_in_flight(struct scan_state *s, const char *sub)
     return 0;
 }
 
+/* Whether sub has an entry waiting in the outbox (one read of the by-subscription index). When
+ * oldest is given, also whether that entry is the subscription's oldest one. */
+static int first_outbox_key(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    unsigned char *out = arg;
+    size_t n = klen >= 8 ? 8 : 0;
+    memcpy(out, (const unsigned char *)key + klen - n, n);
+    return 1;
+}
+
+static int sub_has_outbox(struct daemon *d, const char *sub, const unsigned char *oldest)
+{
+    unsigned char prefix[SUB_ID_MAX + 1], first[8] = {0};
+    size_t n = strlen(sub) + 1; /* the id and its '\0' */
+    memcpy(prefix, sub, n);
+    int found = store_scan(d->store, STORE_OUTBOX_SUBS, prefix, n, first_outbox_key, first) == 1;
+    if (!found || !oldest)
+        return found;
+    return memcmp(first, oldest, 8) != 0; /* an older entry of the same subscription waits */
+}
+
+/* Keep the pass's place: the next scan goes on from this key. */
+static int stop_at(struct scan_state *s, const void *key, size_t klen)
+{
+    struct passed_subs *ps = s->d->passed_subs;
+    memcpy(ps->resume_key, key, klen);
+    ps->resume_klen = klen;
+    s->stopped = 1;
+    return 1;
+}
+
 static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen, enum store_db db)
 {
     struct scan_state *s = arg;
     if (klen > KEY_MAX)
         return 0;
-    if (++s->scanned > MAX_SCAN) { /* the next scan goes on from this entry */
-        struct passed_subs *ps = s->d->passed_subs;
-        memcpy(ps->resume_key, key, klen);
-        ps->resume_klen = klen;
-        s->stopped = 1;
-        return 1;
-    }
+    if (++s->scanned > MAX_SCAN)
+        return stop_at(s, key, klen);
+    scanned_total++;
+    memcpy(s->last_key, key, klen);
+    s->last_klen = klen;
     char sub[SUB_ID_MAX];
     json_t *e = NULL;
     int64_t due = 0;
@@ -134,7 +180,8 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         due = json_integer_value(json_object_get(e, "next_at_ms"));
     }
     int in_flight = sub_in_flight(s, sub);
-    if (in_flight || passed_has(s->d->passed_subs, sub) || due > s->now) {
+    if (in_flight || passed_has(s->d->passed_subs, sub) || due > s->now ||
+        (db == STORE_INBOX && sub_has_outbox(s->d, sub, NULL))) {
         /* Only a worker finishing frees it now; one passed over for an outbox entry that is
          * not due yet waits for that entry's time (next_due), and new events still wake us. */
         s->blocked |= in_flight && due <= s->now;
@@ -153,9 +200,55 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
     return 1;
 }
 
-static int consider_outbox(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static uint64_t be64_at(const void *p)
 {
-    return consider(arg, key, klen, val, vlen, STORE_OUTBOX);
+    const unsigned char *b = p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* One entry of the outbox's due index (be64 next_at_ms + outbox key -> sub id): entries come
+ * in due order, so the first one not due yet ends the outbox's part of the pass. */
+static int consider_due(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct scan_state *s = arg;
+    if (klen != 16)
+        return 0;
+    vlen = vlen < SUB_ID_MAX ? vlen : SUB_ID_MAX - 1; /* ids are GUIDs; a longer one is cut, as before */
+    int64_t due = (int64_t)be64_at(key);
+    if (due > s->now) {
+        if (!s->next_due || due < s->next_due)
+            s->next_due = due;
+        return 1; /* nothing further is due */
+    }
+    if (++s->scanned > MAX_SCAN)
+        return stop_at(s, key, klen);
+    scanned_total++;
+    const unsigned char *okey = (const unsigned char *)key + 8;
+    char sub[SUB_ID_MAX];
+    memcpy(sub, val, vlen);
+    sub[vlen] = 0;
+    int in_flight = sub_in_flight(s, sub);
+    if (in_flight || passed_has(s->d->passed_subs, sub) || sub_has_outbox(s->d, sub, okey)) {
+        /* Its subscription is busy, or an older entry of it waits: this one and the
+         * subscription's later events wait too. */
+        s->blocked |= in_flight;
+        passed_add(s->d->passed_subs, sub);
+        return 0;
+    }
+    void *text = NULL;
+    size_t tlen = 0;
+    json_t *e = store_get(s->d->store, STORE_OUTBOX, okey, 8, &text, &tlen) == 0 ? json_loadb(text, tlen, 0, NULL) : NULL;
+    free(text);
+    if (!e)
+        return 0; /* taken and finished by another worker since this snapshot */
+    memcpy(s->w->key, okey, 8);
+    s->w->klen = 8;
+    s->w->entry = e;
+    s->found = 1;
+    return 1;
 }
 
 static int consider_inbox(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -169,18 +262,22 @@ static int scan_db(struct scan_state *s, enum store_db db)
     struct passed_subs *ps = s->d->passed_subs;
     s->scanned = 0;
     s->stopped = 0;
-    s->w->db = db;
+    s->found = 0;
+    s->w->db = db == STORE_OUTBOX_DUE ? STORE_OUTBOX : db;
     unsigned char start[KEY_MAX];
     size_t slen = ps->resume_db == db ? ps->resume_klen : 0;
     memcpy(start, ps->resume_key, slen);
     ps->resume_db = db;
     ps->resume_klen = 0;
-    store_scan_from(s->d->store, db, start, slen, db == STORE_OUTBOX ? consider_outbox : consider_inbox, s);
+    store_scan_from(s->d->store, db, start, slen, db == STORE_OUTBOX_DUE ? consider_due : consider_inbox, s);
     return s->found ? 1 : s->stopped ? -1 : 0;
 }
 
 /* Called with work_lock held. *blocked tells that due work waits for another worker; *more that
- * the pass is not finished (call again at once). The outbox goes first: its entries are older
+ * the pass is not finished (call again at once). The outbox is read through its due index
+ * (store.h: OUTBOX_DUE), so a pass costs the entries due now, not every waiting one; an inbox
+ * event whose subscription has any entry waiting there is passed over (OUTBOX_SUBS). The
+ * outbox goes first: its entries are older
  * than any inbox event of the same subscription (an event moves there only when taken in order),
  * and a subscription with an entry waiting there must not have its newer events acted on first
  * (a Reinstate before the Suspend it follows would leave the ISV's side suspended). */
@@ -188,20 +285,40 @@ static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *b
 {
     struct passed_subs *ps = d->passed_subs;
     struct scan_state s = {.d = d, .w = w, .now = now_ms()};
-    if (!ps->resuming) {
+    int appended_only = ps->idle && d->done_generation == ps->idle_done && d->reset_generation == ps->idle_reset &&
+                        (!ps->next_due || s.now < ps->next_due);
+    if (!ps->resuming && appended_only) {
+        /* go on after the last event passed over, with the same passed-over subscriptions */
+        ps->resume_db = STORE_INBOX;
+        memcpy(ps->resume_key, ps->end_key, ps->end_klen);
+        ps->resume_klen = ps->end_klen;
+    } else if (!ps->resuming) {
         passed_clear(ps);
-        ps->resume_db = STORE_OUTBOX;
+        ps->resume_db = STORE_OUTBOX_DUE;
         ps->resume_klen = 0;
         ps->next_due = 0;
         ps->blocked = 0;
+        ps->end_klen = 0;
+        ps->start_done = d->done_generation;
+        ps->start_reset = d->reset_generation;
     }
-    int r = ps->resume_db == STORE_OUTBOX ? scan_db(&s, STORE_OUTBOX) : 0;
+    ps->idle = 0;
+    int r = ps->resume_db == STORE_OUTBOX_DUE ? scan_db(&s, STORE_OUTBOX_DUE) : 0;
     if (r == 0)
         r = scan_db(&s, STORE_INBOX);
+    if (s.last_klen) {
+        memcpy(ps->end_key, s.last_key, s.last_klen);
+        ps->end_klen = s.last_klen;
+    }
     if (s.next_due && (!ps->next_due || s.next_due < ps->next_due))
         ps->next_due = s.next_due;
     ps->blocked |= s.blocked;
     ps->resuming = r < 0;
+    if (r == 0) { /* the pass found nothing */
+        ps->idle = 1;
+        ps->idle_done = ps->start_done;
+        ps->idle_reset = ps->start_reset;
+    }
     *more = r < 0;
     *next_due = ps->next_due;
     *blocked = ps->blocked;
@@ -402,6 +519,12 @@ void inbox_stop(struct daemon *d)
 }
 
 void daemon_wake(struct daemon *d)
+{
+    d->reset_generation++;
+    daemon_wake_appended(d);
+}
+
+void daemon_wake_appended(struct daemon *d)
 {
     d->work_generation++;
     if (d->sleepers > 0) {

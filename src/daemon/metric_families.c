@@ -28,6 +28,11 @@ static const struct {
      "Connections closed because their request was not in by listener.request_deadline_s."},
     {"saasd_token_refresh_total", "counter", "Entra ID token refreshes by outcome."},
     {"saasd_jwt_verifications_total", "counter", "Webhook bearer token verifications by result."},
+    {"saasd_inbox_entries_scanned_total", "counter",
+     "Inbox and outbox entries the workers' scans looked at (work waiting costs this)."},
+    {"saasd_webhook_verify_queue_total", "counter",
+     "Fresh webhook tokens: verified once, requests that joined a verification in flight, requests "
+     "refused on a full queue."},
     {"saasd_store_batches_total", "counter", "Store write batches committed."},
     {"saasd_store_transactions_total", "counter", "Store write transactions (one fsync each)."},
     {"saasd_upstream_requests_total", "counter", "Marketplace API requests by endpoint and HTTP status."},

@@ -7,6 +7,7 @@
 #include "daemon/flows_internal.h"
 
 #include "core/config.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/json_lenient.h"
 #include "core/log.h"
@@ -15,6 +16,7 @@
 #include "core/store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,13 +24,81 @@
  * until then it is "not yet", not drift. */
 #define PENDING_CHANGE_GRACE_MS (15 * 60 * 1000)
 
+/* Ids Microsoft listed, kept as 16-byte digests (SHA-256, truncated) in one array sorted once
+ * the listing is complete: 16 MiB for a million subscriptions, instead of a jansson set. */
+#define DIGEST_LEN 16
+
 struct pass {
     struct daemon *d;
     int drift;
     int seen;
-    json_t *seen_ids;  /* set of ids Microsoft listed */
+    unsigned char *seen_ids; /* seen * DIGEST_LEN bytes */
+    size_t seen_cap;
     json_t *missing;   /* local ids Microsoft does not list */
+    /* Repairs of the current page: one batch, one fsync. The subscriptions' lock stripes stay
+     * held until it is durable, so no landing page or event reads the record in between. */
+    struct store_batch *repairs;
+    uint64_t held;     /* bit per stripe held */
+    int failed;
 };
+
+static void digest(const char *id, unsigned char out[DIGEST_LEN])
+{
+    unsigned char full[CRYPTO_SHA256_LEN];
+    crypto_sha256(id, strlen(id), full);
+    memcpy(out, full, DIGEST_LEN);
+}
+
+static int cmp_digest(const void *a, const void *b) { return memcmp(a, b, DIGEST_LEN); }
+
+static int remember_seen(struct pass *p, const char *id)
+{
+    if ((size_t)p->seen >= p->seen_cap) {
+        size_t cap = p->seen_cap ? p->seen_cap * 2 : 4096;
+        unsigned char *n = realloc(p->seen_ids, cap * DIGEST_LEN);
+        if (!n)
+            return SAASD_ENOMEM;
+        p->seen_ids = n;
+        p->seen_cap = cap;
+    }
+    digest(id, p->seen_ids + (size_t)p->seen * DIGEST_LEN);
+    p->seen++;
+    return 0;
+}
+
+static int was_seen(const struct pass *p, const char *id)
+{
+    unsigned char d[DIGEST_LEN];
+    digest(id, d);
+    return p->seen && bsearch(d, p->seen_ids, (size_t)p->seen, DIGEST_LEN, cmp_digest) != NULL;
+}
+
+/* Lock sub_id's stripe unless this pass already holds it (two subscriptions of one page may
+ * share a stripe; the mutex is not recursive). */
+static void hold(struct pass *p, const char *sub_id)
+{
+    unsigned i = daemon_sub_stripe(sub_id);
+    if (!(p->held >> i & 1)) {
+        pthread_mutex_lock(&p->d->sub_locks[i]);
+        p->held |= (uint64_t)1 << i;
+    }
+}
+
+/* Commit the page's repairs (one fsync) and release every stripe held for them. */
+static void flush_repairs(struct pass *p)
+{
+    if (p->repairs) {
+        int rc = store_commit(p->d->store, p->repairs);
+        if (rc)
+            log_error("reconcile", "repairs could not be stored", "error", saasd_strerror(rc));
+        store_batch_free(p->repairs);
+        p->repairs = NULL;
+    }
+    for (unsigned i = 0; i < DAEMON_SUB_STRIPES; i++)
+        if (p->held >> i & 1)
+            pthread_mutex_unlock(&p->d->sub_locks[i]);
+    p->held = 0;
+}
 
 void reconcile_count_drift(const char *kind)
 {
@@ -95,18 +165,15 @@ static int compare(struct pass *p, const char *sub_id, json_t *rec, json_t *sub)
     return changed;
 }
 
-static int put_record(struct daemon *d, const char *sub_id, json_t *rec, const char *detail)
+/* Add a repaired record and its audit entry to the page's batch (sub_id's stripe is held). */
+static int put_record(struct pass *p, const char *sub_id, json_t *rec, const char *detail)
 {
-    struct store_batch *b = NULL;
-    int rc = store_batch_new(&b);
+    int rc = p->repairs ? 0 : store_batch_new(&p->repairs);
     if (!rc)
-        rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
+        rc = record_put_json(p->repairs, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
-        rc = flows_add_audit(b, sub_id, json_pack("{s:s, s:s, s:s}", "action", "Reconcile", "decision", "repaired",
-                                                  "detail", detail));
-    if (!rc)
-        rc = store_commit(d->store, b);
-    store_batch_free(b);
+        rc = flows_add_audit(p->repairs, sub_id, json_pack("{s:s, s:s, s:s}", "action", "Reconcile", "decision",
+                                                           "repaired", "detail", detail));
     return rc;
 }
 
@@ -116,10 +183,11 @@ static int on_subscription(struct pass *p, json_t *sub)
     char sub_id[128], ms_status[64] = "";
     if (jl_string(sub, "id", sub_id, sizeof sub_id))
         return 0;
-    p->seen++;
-    json_object_set_new(p->seen_ids, sub_id, json_true());
+    if (remember_seen(p, sub_id))
+        p->failed = 1;
     jl_string(sub, "saasSubscriptionStatus", ms_status, sizeof ms_status);
-    daemon_lock_sub(d, sub_id);
+    int held = p->held >> daemon_sub_stripe(sub_id) & 1;
+    hold(p, sub_id);
     json_t *rec = NULL;
     int rc = record_get_sub(d, sub_id, &rec);
     int changed = 0;
@@ -136,61 +204,100 @@ static int on_subscription(struct pass *p, json_t *sub)
     if (rec && changed) {
         json_object_del(rec, "missing_at_microsoft");
         flow_record_refresh(rec, sub);
-        put_record(d, sub_id, rec, "local state replaced by Microsoft's");
+        put_record(p, sub_id, rec, "local state replaced by Microsoft's");
+    } else if (!held) {
+        /* nothing to write: let the stripe go now */
+        daemon_unlock_sub(d, sub_id);
+        p->held &= ~((uint64_t)1 << daemon_sub_stripe(sub_id));
     }
     json_decref(rec);
-    daemon_unlock_sub(d, sub_id);
     return 0;
 }
 
-static int collect_unlisted(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+/* One page of Microsoft's list: compare each, then store the page's repairs together. */
+static int on_page(void *arg, json_t *items)
 {
     struct pass *p = arg;
+    size_t i;
+    json_t *sub;
+    json_array_foreach(items, i, sub) on_subscription(p, sub);
+    flush_repairs(p);
+    return 0;
+}
+
+/* Local subscriptions Microsoft does not list are found by walking the store in chunks (the
+ * scan cannot commit, so it stops at each chunk, the chunk is repaired, and the walk goes on
+ * after its last id). The admin answer names the first REPORT_MAX of them. */
+#define CHUNK 256
+#define REPORT_MAX 1000
+
+struct unlisted {
+    struct pass *p;
+    json_t *chunk;
+    char after[128]; /* the walk goes on after this id ("" = from the start) */
+};
+
+static int collect_unlisted(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct unlisted *u = arg;
     char id[128];
-    if (klen >= sizeof id)
+    if (klen >= sizeof id || (klen == strlen(u->after) && !memcmp(key, u->after, klen)))
         return 0;
     memcpy(id, key, klen);
     id[klen] = 0;
-    if (!json_object_get(p->seen_ids, id))
-        json_array_append_new(p->missing, json_string(id));
-    return 0;
+    snprintf(u->after, sizeof u->after, "%s", id);
+    if (!was_seen(u->p, id))
+        json_array_append_new(u->chunk, json_string(id));
+    return json_array_size(u->chunk) >= CHUNK;
+}
+
+static void flag_missing(struct pass *p, const char *sub_id)
+{
+    json_t *rec = NULL;
+    hold(p, sub_id);
+    if (record_get_sub(p->d, sub_id, &rec) == 0) {
+        note_drift(p, sub_id, "missing_at_microsoft", json_string_value(json_object_get(rec, "status")), "none");
+        if (!json_is_true(json_object_get(rec, "missing_at_microsoft"))) {
+            json_object_set_new(rec, "missing_at_microsoft", json_true());
+            put_record(p, sub_id, rec, "Microsoft does not list this subscription");
+        }
+    }
+    json_decref(rec);
+    if (json_array_size(p->missing) < REPORT_MAX)
+        json_array_append_new(p->missing, json_string(sub_id));
 }
 
 /* Local subscriptions Microsoft does not list (a record from another publisher app, a store
  * restored from elsewhere, a made-up webhook's subscription): counted and flagged, not deleted. */
 static void mark_missing(struct pass *p)
 {
-    store_scan(p->d->store, STORE_SUBSCRIPTIONS, NULL, 0, collect_unlisted, p);
-    size_t i;
-    json_t *v;
-    json_array_foreach(p->missing, i, v) {
-        const char *sub_id = json_string_value(v);
-        json_t *rec = NULL;
-        daemon_lock_sub(p->d, sub_id);
-        if (record_get_sub(p->d, sub_id, &rec) == 0) {
-            note_drift(p, sub_id, "missing_at_microsoft", json_string_value(json_object_get(rec, "status")), "none");
-            if (!json_is_true(json_object_get(rec, "missing_at_microsoft"))) {
-                json_object_set_new(rec, "missing_at_microsoft", json_true());
-                put_record(p->d, sub_id, rec, "Microsoft does not list this subscription");
-            }
-        }
-        json_decref(rec);
-        daemon_unlock_sub(p->d, sub_id);
-    }
+    struct unlisted u = {.p = p, .chunk = json_array()};
+    int more;
+    do {
+        json_array_clear(u.chunk);
+        more = store_scan_from(p->d->store, STORE_SUBSCRIPTIONS, u.after, strlen(u.after), collect_unlisted, &u) == 1;
+        size_t i;
+        json_t *v;
+        json_array_foreach(u.chunk, i, v) flag_missing(p, json_string_value(v));
+        flush_repairs(p);
+    } while (more);
+    json_decref(u.chunk);
 }
 
 int reconcile_run(struct daemon *d, int *drift, json_t **missing)
 {
-    struct pass p = {.d = d, .seen_ids = json_object(), .missing = json_array()};
+    struct pass p = {.d = d, .missing = json_array()};
     struct mp_result mr = {0};
-    int rc = mp_list_subscriptions(d->mp, &mr);
-    json_t *all = take_body(&mr);
-    size_t i;
-    json_t *sub;
-    json_array_foreach(json_object_get(all, "subscriptions"), i, sub) on_subscription(&p, sub);
-    json_decref(all);
-    if (!rc)
+    /* Page by page: neither Microsoft's list nor the local store is held whole. */
+    int rc = mp_list_subscriptions_each(d->mp, on_page, &p, &mr);
+    json_decref(take_body(&mr));
+    flush_repairs(&p);
+    if (!rc && p.failed)
+        rc = SAASD_ENOMEM;
+    if (!rc) {
+        qsort(p.seen_ids, (size_t)p.seen, DIGEST_LEN, cmp_digest);
         mark_missing(&p); /* only after a complete listing */
+    }
     deadline_pass(d, 1, NULL);
     metrics_inc("saasd_reconcile_runs_total", rc ? "result=\"failed\"" : "result=\"ok\"");
     char seen[16], drifted[16];
@@ -205,7 +312,7 @@ int reconcile_run(struct daemon *d, int *drift, json_t **missing)
     if (missing)
         *missing = json_incref(p.missing);
     json_decref(p.missing);
-    json_decref(p.seen_ids);
+    free(p.seen_ids);
     return rc;
 }
 

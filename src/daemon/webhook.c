@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "core/store.h"
 #include "daemon/webhook_body.h"
+#include "daemon/webhook_verify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,10 +56,12 @@ static void answer_stored(const struct stored *st, int rc, struct httpd_response
 {
     struct httpd_response res = {0};
     if (rc == 0) {
-        log_info("webhook", "accepted", "request_id", st->request_id, "op_id", st->op_id, "sub_id", st->sub_id,
+        /* Debug, not info: at thousands of webhooks a second the line cost more than the rest
+         * of the request; saasd_webhooks_total{outcome="accepted"} counts them instead. */
+        log_debug("webhook", "accepted", "request_id", st->request_id, "op_id", st->op_id, "sub_id", st->sub_id,
                  "action", st->action, "offer_id", st->offer_id, "kid", st->kid);
         count(st->action, "accepted");
-        daemon_wake(st->d);
+        daemon_wake_appended(st->d);
         answer(&res, 200, NULL, NULL);
     } else if (rc == SAASD_EEXIST) {
         log_info("webhook", "duplicate acknowledged, not processed again", "request_id", st->request_id, "op_id",
@@ -94,24 +97,28 @@ static void refuse_token(struct httpd_response *res, const char *request_id, int
     answer(res, 401, NULL, NULL);
 }
 
-static void accept_event(struct daemon *d, const struct httpd_request *req, struct httpd_response *res,
-                         const char *request_id, const struct jwt_claims *claims, int on_loop);
+static int accept_event(struct daemon *d, const struct httpd_request *req, struct httpd_response *res,
+                        const char *request_id, const struct jwt_claims *claims, struct httpd_deferred *dfr);
 
-/* Off the event loop: a token seen for the first time is verified in full (RSA, maybe a key
- * fetch), and the event is committed synchronously. */
-static void webhook_verify_off_loop(struct daemon *d, const struct httpd_request *req, const char *token,
-                                    struct httpd_response *res)
+/* A token seen for the first time, verified in full on a verification thread
+ * (webhook_verify.c): answer the request that was waiting for it. */
+void webhook_verified(void *arg, const struct httpd_request *req, struct httpd_deferred *dfr, int rc,
+                      const struct jwt_claims *claims)
 {
+    struct daemon *d = arg;
     char request_id[CRYPTO_UUID_LEN];
     crypto_uuid(request_id);
-    struct jwt_claims claims;
-    int rc = jwt_verify(d->jwt, token, strlen(token), &claims);
+    struct httpd_response res = {0};
     if (rc != 0) {
-        refuse_token(res, request_id, rc, httpd_client_ip(req));
-        httpd_add_header(res, "x-request-id", request_id);
+        refuse_token(&res, request_id, rc, httpd_client_ip(req));
+        httpd_add_header(&res, "x-request-id", request_id);
+        httpd_resume(dfr, &res);
         return;
     }
-    accept_event(d, req, res, request_id, &claims, 0);
+    if (!accept_event(d, req, &res, request_id, claims, dfr))
+        httpd_resume(dfr, &res);
+    else
+        httpd_response_clear(&res); /* answered through dfr */
 }
 
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
@@ -134,17 +141,24 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
     struct jwt_claims claims;
     int rc = jwt_verify_cached(d->jwt, token, strlen(token), &claims);
     if (rc == JWT_ENOTCACHED) {
-        daemon_off_loop(d, POOL_WEBHOOK_VERIFY, req, token, webhook_verify_off_loop, res);
+        /* Queued, not refused: only a full queue (or a stopping daemon) answers 503. */
+        if (wv_submit(d->verifyq, req, token, strlen(token)) == 0)
+            return;
+        metrics_inc("saasd_busy_total", "pool=\"webhook\"");
+        httpd_add_header(res, "Retry-After", "1");
+        answer(res, 503, "Busy", "too many requests in progress; retry");
         return;
     }
     crypto_uuid(request_id);
-    accept_event(d, req, res, request_id, &claims, 1);
+    accept_event(d, req, res, request_id, &claims, NULL);
 }
 
-/* Parse, check, deduplicate and store one authenticated event. On the event loop the answer
- * comes from the store's commit callback; off the loop the commit is waited for here. */
-static void accept_event(struct daemon *d, const struct httpd_request *req, struct httpd_response *res,
-                         const char *request_id, const struct jwt_claims *claims, int on_loop)
+/* Parse, check, deduplicate and store one authenticated event. Returns 0 when res holds the
+ * answer, 1 when the answer goes (or went) through the deferred request: dfr when the request
+ * is already deferred (a verification thread), else deferred here (on the event loop). The
+ * store's commit callback answers once the batch is durable; no thread waits for the fsync. */
+static int accept_event(struct daemon *d, const struct httpd_request *req, struct httpd_response *res,
+                        const char *request_id, const struct jwt_claims *claims, struct httpd_deferred *dfr)
 {
     int rc;
     httpd_add_header(res, "x-request-id", request_id);
@@ -157,7 +171,7 @@ static void accept_event(struct daemon *d, const struct httpd_request *req, stru
         log_warn("webhook", "refused: body not acceptable", "request_id", request_id, "error", why);
         count("-", "malformed");
         answer(res, 400, "BadRequest", why);
-        return;
+        return 0;
     }
     const char *action = ev.action;
     char *op_id = ev.op_id, *sub_id = ev.sub_id, *offer_id = ev.offer_id;
@@ -168,7 +182,7 @@ static void accept_event(struct daemon *d, const struct httpd_request *req, stru
         count("unknown", "ignored");
         webhook_event_clear(&ev);
         answer(res, 200, NULL, NULL);
-        return;
+        return 0;
     }
     struct stored *st = malloc(sizeof *st);
     struct store_batch *b = NULL;
@@ -193,29 +207,23 @@ static void accept_event(struct daemon *d, const struct httpd_request *req, stru
         snprintf(st->offer_id, sizeof st->offer_id, "%s", offer_id);
         snprintf(st->kid, sizeof st->kid, "%s", claims->kid);
         st->action = action;
-        if (!on_loop) {
-            rc = store_commit(d->store, b); /* returns once durable */
-            store_batch_free(b);
-            httpd_response_clear(res);
-            answer_stored(st, rc, res);
-            free(st);
-            return;
-        }
-        st->dfr = httpd_defer(req);
+        st->dfr = dfr ? dfr : httpd_defer(req);
         rc = store_commit_async(d->store, b, on_stored, st);
         if (rc == 0)
-            return; /* the store owns b and st now */
+            return 1; /* the store owns b and st now */
         struct httpd_response later = {0};
         answer(&later, 503, "Unavailable", "event could not be stored; retry");
+        httpd_add_header(&later, "x-request-id", request_id);
         httpd_resume(st->dfr, &later);
         log_error("webhook", "could not queue event", "request_id", request_id, "op_id", op_id, "error", saasd_strerror(rc));
         store_batch_free(b);
         free(st);
-        return;
+        return 1;
     }
     store_batch_free(b);
     free(st);
     log_error("webhook", "could not build the inbox batch", "request_id", request_id, "error", saasd_strerror(rc));
     count(action ? action : "-", "store_error");
     answer(res, 503, "Unavailable", "event could not be stored; retry");
+    return 0;
 }

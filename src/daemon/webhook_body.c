@@ -30,16 +30,45 @@ void webhook_event_clear(struct webhook_event *ev)
     memset(ev, 0, sizeof *ev);
 }
 
+/* A value that can sit between JSON quotes as it is: printable ASCII without quote or
+ * backslash. (Not any UTF-8: a member cut to fit its buffer may end mid-character, which only
+ * jansson's encoder would catch.) */
+static int plain(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+            return 0;
+    return 1;
+}
+
+/* The entry header, without its closing brace. The usual ids are plain and are written by one
+ * snprintf (no tree, no re-serialisation); anything else goes through jansson's encoder. */
+static char *header_text(const struct webhook_event *ev, const char *request_id, long long received_ms)
+{
+    if (plain(ev->op_id) && plain(ev->sub_id) && plain(ev->offer_id) && plain(request_id)) {
+        size_t cap = strlen(ev->op_id) + strlen(ev->sub_id) + strlen(ev->offer_id) + strlen(request_id) + 160;
+        char *t = malloc(cap);
+        if (t)
+            snprintf(t, cap,
+                     "{\"op_id\":\"%s\",\"sub_id\":\"%s\",\"action\":\"%s\",\"offer_id\":\"%s\","
+                     "\"request_id\":\"%s\",\"received_at\":%lld,\"attempts\":0}",
+                     ev->op_id, ev->sub_id, ev->action, ev->offer_id, request_id, received_ms);
+        return t;
+    }
+    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "op_id", ev->op_id, "sub_id", ev->sub_id,
+                             "action", ev->action, "offer_id", ev->offer_id, "request_id", request_id,
+                             "received_at", (json_int_t)received_ms, "attempts", 0);
+    char *t = head ? json_dumps(head, JSON_COMPACT) : NULL;
+    json_decref(head);
+    return t;
+}
+
 /* The header (without its closing brace), ,"payload":, the body verbatim, }: no
  * re-serialisation of the payload on the hot path. */
 static int build_entry(struct webhook_event *ev, const char *body, size_t len, const char *request_id,
                        long long received_ms)
 {
-    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "op_id", ev->op_id, "sub_id", ev->sub_id,
-                             "action", ev->action, "offer_id", ev->offer_id, "request_id", request_id,
-                             "received_at", (json_int_t)received_ms, "attempts", 0);
-    char *head_text = head ? json_dumps(head, JSON_COMPACT) : NULL;
-    json_decref(head);
+    char *head_text = header_text(ev, request_id, received_ms);
     size_t head_len = head_text ? strlen(head_text) : 0;
     char *entry = head_len ? malloc(head_len + len + 16) : NULL;
     if (!entry) {
@@ -59,6 +88,39 @@ static int build_entry(struct webhook_event *ev, const char *body, size_t len, c
     return 0;
 }
 
+/* Container nesting of a parsed value, counted the way jansson's parser counts it (objects and
+ * arrays, one level each), stopping once `limit` is passed. */
+static int depth_of(json_t *v, int limit)
+{
+    if (!json_is_object(v) && !json_is_array(v))
+        return 0;
+    int deepest = 0;
+    if (limit <= 0)
+        return 1;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            int d = depth_of(x, limit - 1);
+            deepest = d > deepest ? d : deepest;
+            if (deepest >= limit)
+                break;
+        }
+    } else {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+        {
+            int d = depth_of(x, limit - 1);
+            deepest = d > deepest ? d : deepest;
+            if (deepest >= limit)
+                break;
+        }
+    }
+    return deepest + 1;
+}
+
 int webhook_event_from_body(const char *body, size_t len, const char *request_id, long long received_ms,
                             struct webhook_event *out, const char **why)
 {
@@ -76,6 +138,12 @@ int webhook_event_from_body(const char *body, size_t len, const char *request_id
                   jl_string(payload, "subscriptionId", out->sub_id, sizeof out->sub_id) ||
                   jl_string(payload, "action", out->action_text, sizeof out->action_text);
     jl_string(payload, "offerId", out->offer_id, sizeof out->offer_id);
+    /* The entry nests the body one level deeper than the body itself: a body at the parser's
+     * depth limit parses alone but not as an entry, and would be acknowledged yet never acted
+     * on. The header is plain JSON and the body just parsed, so the entry loads exactly when
+     * the body's depth leaves room for one more level: checked on the tree already built
+     * instead of parsing the entry a second time. */
+    int too_deep = depth_of(payload, JSON_PARSER_MAX_DEPTH) + 1 > JSON_PARSER_MAX_DEPTH;
     json_decref(payload);
     if (missing) {
         *why = "id, subscriptionId and action are required";
@@ -84,17 +152,9 @@ int webhook_event_from_body(const char *body, size_t len, const char *request_id
     out->action = canonical_action(out->action_text);
     if (!out->action)
         return 0;
-    int rc = build_entry(out, body, len, request_id, received_ms);
-    if (rc)
-        return rc;
-    /* The entry nests the body one level deeper: a body at the parser's depth limit parses
-     * alone but not as an entry, and would be acknowledged yet never acted on. */
-    json_t *back = webhook_entry_load(out->entry, out->entry_len);
-    if (!back) {
-        webhook_event_clear(out);
+    if (too_deep) {
         *why = "body nests too deeply to be stored";
         return SAASD_EINVAL;
     }
-    json_decref(back);
-    return 0;
+    return build_entry(out, body, len, request_id, received_ms);
 }

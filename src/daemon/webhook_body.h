@@ -16,8 +16,10 @@ struct webhook_event {
 };
 
 /* Parse body[0..len), require id (or operationId), subscriptionId and action, and build the
- * inbox entry: a small header plus the body verbatim under "payload". The entry is parsed back
- * with webhook_entry_load(), exactly as the inbox worker will, so an event that could never be
+ * inbox entry: a small header plus the body verbatim under "payload". The entry must load with
+ * webhook_entry_load(), exactly as the inbox worker will load it; the body is parsed once and
+ * its nesting checked against the parser's depth limit (the entry adds one level), so an event
+ * that could never be
  * acted on is refused here instead of acknowledged. Returns 0 (event filled; entry set for a
  * known action), SAASD_EINVAL (not a JSON object, or the entry would not load: *why says
  * which), SAASD_ENOTFOUND (a required member is missing) or SAASD_ENOMEM. Release with

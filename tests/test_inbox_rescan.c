@@ -1,0 +1,93 @@
+/* Events appended behind a backlog that waits for its retry are read once, not the whole
+ * backlog again for every webhook that wakes the workers; and an event of another subscription
+ * appended the same way is still acted on. */
+#include "it_support.h"
+
+#define BACKLOG 2000
+#define WAKES 100
+
+static int append(struct daemon *d, const char *sub, int n)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"op_id\":\"rescan-%d\",\"sub_id\":\"%s\",\"action\":\"Renew\",\"offer_id\":\"rs-offer\","
+             "\"request_id\":\"r\",\"received_at\":0,\"attempts\":0,\"payload\":{}}",
+             n, sub);
+    struct store_batch *b = NULL;
+    store_batch_new(&b);
+    store_batch_append(b, STORE_INBOX, "", 0, text, strlen(text));
+    int rc = store_commit(d->store, b);
+    store_batch_free(b);
+    return rc;
+}
+
+int main(void)
+{
+    char dir[256], rules[512], conf[512];
+    struct emu *emu = it_setup("rescan", dir, rules);
+    if (!emu)
+        return CHECK_DONE();
+    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
+    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
+    struct daemon *d = it_start_daemon(conf);
+    if (!d)
+        return CHECK_DONE();
+    it_offer("rs-offer");
+    char sub[64];
+    long st;
+    char *landing = it_purchase("rs-offer", 2, sub, sizeof sub);
+    json_decref(it_call("GET", landing, NULL, NULL, &st, NULL));
+    free(landing);
+
+    const char *stuck = "5c0ffee0-0000-4000-8000-00000000beef";
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"next_at_ms\":%lld,\"op_id\":\"rescan-0\",\"sub_id\":\"%s\",\"action\":\"Suspend\",\"offer_id\":\"rs-offer\","
+             "\"attempts\":1,\"payload\":{}}",
+             (long long)now_ms() + 3600 * 1000LL, stuck);
+    struct store_batch *b = NULL;
+    store_batch_new(&b);
+    store_batch_append(b, STORE_OUTBOX, NULL, 0, text, strlen(text));
+    int rc = store_commit(d->store, b);
+    store_batch_free(b);
+    for (int i = 1; i <= BACKLOG && !rc; i += 500) {
+        store_batch_new(&b);
+        for (int j = i; j < i + 500; j++) {
+            snprintf(text, sizeof text,
+                     "{\"op_id\":\"rescan-%d\",\"sub_id\":\"%s\",\"action\":\"Renew\",\"offer_id\":\"rs-offer\","
+                     "\"request_id\":\"r\",\"received_at\":0,\"attempts\":0,\"payload\":{}}",
+                     j, stuck);
+            store_batch_append(b, STORE_INBOX, "", 0, text, strlen(text));
+        }
+        rc = store_commit(d->store, b);
+        store_batch_free(b);
+    }
+    daemon_wake(d);
+    usleep(500 * 1000); /* the workers read the backlog once and find nothing to do */
+    uint64_t before = inbox_entries_scanned();
+    for (int i = 0; i < WAKES && !rc; i++) {
+        rc = append(d, stuck, BACKLOG + 1 + i);
+        daemon_wake_appended(d); /* as an accepted webhook does */
+        usleep(5 * 1000);
+    }
+    usleep(300 * 1000);
+    uint64_t read = inbox_entries_scanned() - before;
+    printf("# %d wake-ups behind a backlog of %d: %llu entries read\n", WAKES, BACKLOG, (unsigned long long)read);
+    CHECK(rc == 0 && read < 3 * BACKLOG,
+          "100 events appended one by one behind a waiting backlog of 2000 are read without re-reading the backlog each time");
+
+    /* Another subscription's event, appended and announced the same way, is acted on. */
+    char *op = it_customer(sub, "suspend", NULL);
+    json_t *audit = op ? it_wait_audit(sub, op, 20000) : NULL;
+    CHECK(audit != NULL, "another subscription's event appended after them is still acted on");
+    size_t inbox = 0;
+    store_count(d->store, STORE_INBOX, &inbox);
+    CHECK(inbox == BACKLOG + WAKES, "the waiting subscription's events all still wait for its retry");
+    json_decref(audit);
+    free(op);
+    daemon_stop(d);
+    emu_stop(emu);
+    check_rm_rf(dir);
+    http_client_free(it_http);
+    return CHECK_DONE();
+}
