@@ -13,6 +13,8 @@
  *   AUDIT          subscription id + be64 seq   -> JSON decision record (with rule hash)
  *   RULE_KV        offer id + '\0' + user key   -> bytes written by rules through ctx.store
  *   USAGE          sub id + '\0' + dimension + '\0' + be64 hour start (epoch s) -> JSON meter bucket
+ *   TIMERS         'd' + be64 fire time (epoch s) + sub id + '\0' + name -> JSON timer (due order)
+ *                  'n' + sub id + '\0' + name -> be64 fire time (find a timer by name)
  *   META           "schema_version" (decimal ASCII), "append_seq" (be64: next sequence number)
  *
  * Threads: every function may be called from any thread. Reads never wait for the writer,
@@ -27,6 +29,7 @@
  *       largest key found in INBOX/OUTBOX/AUDIT).
  *   v1  META "append_seq" holds the next append sequence number.
  *   v2  the USAGE database (metered usage per subscription, dimension and hour).
+ *   v3  the TIMERS database (durable rule timers, see daemon/timers.h).
  */
 #ifndef SAASD_STORE_H
 #define SAASD_STORE_H
@@ -42,6 +45,7 @@ enum store_db {
     STORE_AUDIT,
     STORE_RULE_KV,
     STORE_USAGE,
+    STORE_TIMERS,
     STORE_META,
     STORE_DB_COUNT
 };
@@ -51,7 +55,7 @@ enum store_db {
 int store_mdb_err(int rc);
 
 /* Current on-disk schema version written to META. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Longest key LMDB accepts (its default build); longer keys are refused with SAASD_ETOOBIG. */
 #define STORE_MAX_KEY 511
@@ -115,6 +119,10 @@ typedef int (*store_update_fn)(void *arg, const void *old, size_t oldlen,
                                void **new_val, size_t *new_len);
 int store_batch_update(struct store_batch *b, enum store_db db, const void *key, size_t klen,
                        store_update_fn fn, void *arg);
+/* Same, but the batch keeps its own copy of arglen bytes at arg (unaligned: copy fields out)
+ * and passes that to fn: for callers that hand the batch on before it is committed. */
+int store_batch_update_copy(struct store_batch *b, enum store_db db, const void *key, size_t klen,
+                            store_update_fn fn, const void *arg, size_t arglen);
 /* Drop every operation so the batch can be filled again. */
 void store_batch_clear(struct store_batch *b);
 /* After a successful commit: the sequence number given to the batch's first append (later

@@ -1,6 +1,7 @@
 /* Daemon assembly: builds every component from the config, routes the public listener, and
  * tears everything down in reverse order. */
 #include "daemon/daemon.h"
+#include "daemon/timers.h"
 #include "daemon/metering.h"
 
 #include "core/config.h"
@@ -346,6 +347,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     }
     reconcile_start(d);
     metering_start(d);
+    timers_start(d);
     char port[16], aport[16];
     snprintf(port, sizeof port, "%u", httpd_port(d->public_httpd));
     snprintf(aport, sizeof aport, "%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
@@ -373,6 +375,8 @@ void daemon_stop(struct daemon *d)
         pthread_join(d->reconciler, NULL);
     if (d->meterer_started)
         pthread_join(d->meterer, NULL);
+    if (d->timer_thread_started)
+        pthread_join(d->timer_thread, NULL);
     if (d->workers)
         inbox_stop(d);
     engine_close(d->engine);

@@ -66,6 +66,8 @@ struct daemon {
     int reconciler_started;
     pthread_t meterer;
     int meterer_started;
+    pthread_t timer_thread;        /* timers.c: fires due ctx.timer timers */
+    int timer_thread_started;
 
     /* Landing page, admin actions and inbox events of one subscription never interleave. */
     pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];

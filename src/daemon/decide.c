@@ -1,6 +1,8 @@
 /* The rule engine adapter (see decide.h). */
 #include "daemon/decide.h"
 #include "daemon/daemon.h"
+#include "daemon/metering.h"
+#include "daemon/timers.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -47,6 +49,44 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
     return 1;
 }
 
+/* The call's ctx.meter / ctx.timer effects into batch (the decision's own). Timers are applied
+ * once per name, the last ask winning, as the rule saw them in order. */
+static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const char *effects,
+                         struct store_batch *batch)
+{
+    const char *sub_id = json_string_value(json_object_get(sub, "id"));
+    json_t *list = json_loads(effects, 0, NULL), *timers = json_object();
+    int rc = list && timers ? 0 : SAASD_ENOMEM;
+    if (!rc && !sub_id)
+        rc = SAASD_EINVAL;
+    int64_t now = now_ms();
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        if (rc || !kind)
+            continue;
+        if (!strcmp(kind, "meter"))
+            rc = metering_batch_add(batch, sub_id, json_string_value(json_object_get(e, "dimension")),
+                                    json_number_value(json_object_get(e, "quantity")), now);
+        else
+            json_object_set(timers, json_string_value(json_object_get(e, "name")), e);
+    }
+    const char *name;
+    json_object_foreach(timers, name, e) {
+        if (rc)
+            break;
+        if (!strcmp(json_string_value(json_object_get(e, "kind")), "timer"))
+            rc = timers_batch_set(d, batch, sub_id, offer, name, json_integer_value(json_object_get(e, "at")),
+                                  json_object_get(e, "data"));
+        else
+            rc = timers_batch_cancel(d, batch, sub_id, name);
+    }
+    json_decref(list);
+    json_decref(timers);
+    return rc;
+}
+
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out)
 {
@@ -63,6 +103,11 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
     snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
     snprintf(out->rule_sha256, sizeof out->rule_sha256, "%s", r.sha256);
     out->generation = (long long)r.generation;
+    if (rc == 0 && r.effects && batch && (rc = apply_effects(d, offer, sub, r.effects, batch)) != 0) {
+        free(r.error);
+        r.error = strdup("the rule's ctx.meter/ctx.timer effects could not be recorded");
+        r.outcome = RULE_ERROR;
+    }
     if (rc != 0) {
         out->failed = 1;
         out->limit_hit = rc == SAASD_ELIMIT;

@@ -7,6 +7,8 @@
 #include "engine/limits.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +136,56 @@ void caps_log(const struct caps *c, int level, const char *msg, const char *cons
     log_event((enum log_level)level, "rule", msg, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
               a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21],
               a[22], a[23], a[24], a[25], a[26], a[27], (char *)0);
+}
+
+/* The effects a rule may ask for: their argument names and types ('s' string, 'n' number,
+ * 'i' integer, 'j' JSON text or absent). */
+static const struct effect_kind {
+    const char *kind;
+    const char *names[3];
+    const char *types;
+} effect_kinds[] = {
+    {"meter", {"dimension", "quantity"}, "sn"},
+    {"timer", {"name", "at", "data"}, "sij"},
+    {"timer_cancel", {"name"}, "s"},
+};
+
+static json_t *effect_arg(char type, const char *a)
+{
+    char *end;
+    if (type == 'j')
+        return a ? json_loads(a, JSON_DECODE_ANY, NULL) : json_null();
+    if (!a)
+        return NULL;
+    if (type == 's')
+        return json_string(a);
+    if (type == 'i') {
+        long long v = strtoll(a, &end, 10);
+        return *end || end == a ? NULL : json_integer(v);
+    }
+    double d = strtod(a, &end);
+    return *end || end == a || !isfinite(d) ? NULL : json_real(d);
+}
+
+int caps_effect(struct caps *c, const char *kind, const char *const *args, size_t nargs)
+{
+    const struct effect_kind *k = NULL;
+    for (size_t i = 0; kind && i < sizeof effect_kinds / sizeof effect_kinds[0]; i++)
+        if (!strcmp(effect_kinds[i].kind, kind))
+            k = &effect_kinds[i];
+    if (!k || nargs > strlen(k->types))
+        return SAASD_EINVAL;
+    if (!c->effects && !(c->effects = json_array()))
+        return SAASD_ENOMEM;
+    json_t *o = json_pack("{s:s}", "kind", kind);
+    int rc = o ? 0 : SAASD_ENOMEM;
+    for (size_t i = 0; rc == 0 && k->types[i]; i++) {
+        json_t *v = effect_arg(k->types[i], i < nargs ? args[i] : NULL);
+        if (!v || json_object_set_new(o, k->names[i], v) < 0)
+            rc = SAASD_EINVAL;
+    }
+    if (rc == 0 && json_array_append(c->effects, o) < 0)
+        rc = SAASD_ENOMEM;
+    json_decref(o);
+    return rc;
 }

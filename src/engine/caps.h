@@ -22,6 +22,8 @@ struct caps {
     int64_t http_left_ns;     /* what is left of the call's ctx.http budget */
     int64_t deadline_ns;      /* the call's deadline (CLOCK_MONOTONIC) */
     size_t max_body;          /* responses larger than this are refused (the memory cap) */
+    struct json_t *effects;   /* ctx.meter/ctx.timer effects of the call so far (JSON array, owned;
+                                 NULL until the first); handed out only when the call succeeds */
 };
 
 /* ctx.store read of the offer's committed key: 0 (*val malloc'd), SAASD_ENOTFOUND, error. */
@@ -32,5 +34,11 @@ int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_
               size_t errsz);
 /* ctx.log through the daemon's (redacting) logger; kv: name, value pairs. */
 void caps_log(const struct caps *c, int level, const char *msg, const char *const *kv, size_t npairs);
+
+/* One ctx.meter / ctx.timer effect: appended to c->effects as a JSON object
+ * {"kind":"meter","dimension","quantity"} | {"kind":"timer","name","at","data"} |
+ * {"kind":"timer_cancel","name"}. SAASD_EINVAL for an unknown kind or malformed arguments
+ * (the worker validated them: a malformed one means a broken worker). */
+int caps_effect(struct caps *c, const char *kind, const char *const *args, size_t nargs);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -624,6 +625,12 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
             out->error = strdup("could not append the rule's ctx.store writes to the batch");
         }
         bind_kv_free(writes);
+        if (rc == 0 && caps.effects && !(out->effects = json_dumps(caps.effects, JSON_COMPACT))) {
+            out->outcome = RULE_ERROR;
+            out->error = strdup("could not keep the rule's ctx.meter/ctx.timer effects (out of memory)");
+            rc = SAASD_ENOMEM;
+        }
+        json_decref(caps.effects);
     }
     if (w)
         pool_give(e, w);

@@ -45,6 +45,8 @@ enum rule_handler {
     RULE_UNSUBSCRIBE,     /* (sub, event, ctx) */
     RULE_RENEW,           /* (sub, event, ctx) */
     RULE_USAGE,           /* (sub, usage, ctx): metered usage reported by the ISV's systems */
+    RULE_TIMER,           /* (sub, name, data, ctx): a durable ctx.timer fell due; arg_json is
+                             {"name", "data"} */
     RULE_HANDLER_COUNT
 };
 
@@ -93,6 +95,8 @@ struct rule_result {
     char *error;              /* failures: "offer 'x' handler 'y' (rules/x.lua:12): message" */
     int error_line;           /* line in file, 0 when unknown */
     double elapsed_ms;
+    char *effects;            /* JSON array of the call's ctx.meter/ctx.timer effects, only when
+                                 the call succeeded and made some (see engine/caps.h) */
 };
 
 struct engine_options {

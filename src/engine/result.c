@@ -8,6 +8,7 @@
 
 static const char *const handler_names[RULE_HANDLER_COUNT] = {
     "provision", "change_plan", "change_quantity", "suspend", "reinstate", "unsubscribe", "renew", "usage",
+    "timer",
 };
 
 static const char *const outcome_names[RULE_OUTCOME_COUNT] = {
@@ -53,6 +54,7 @@ void rule_result_free(struct rule_result *r)
     free(r->rule_offer);
     free(r->file);
     free(r->error);
+    free(r->effects);
     memset(r, 0, sizeof *r);
 }
 
@@ -83,6 +85,8 @@ int rule_result_audit_json(const struct rule_result *r, char **out)
     if (r->has_bill)
         bad |= json_object_set_new(o, "bill", json_real(r->bill));
     bad |= set_str(o, "error", r->error);
+    if (r->effects)
+        bad |= json_object_set_new(o, "effects", json_loads(r->effects, 0, NULL));
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (!s)

@@ -27,6 +27,8 @@ enum wire_type {
     W_HTTP_RESP,   /* parent: error|NULL, status, headers, body */
     W_LOG,         /* worker: level, msg, name, value, ...   (no reply) */
     W_HELLO,       /* worker, once when it starts */
+    W_EFFECT,      /* worker: kind, args... (no reply): ctx.meter / ctx.timer, kept by the
+                      daemon until W_RESULT and applied only when the call succeeds */
 };
 
 struct wire_buf {

@@ -184,7 +184,19 @@ static void w_log(void *ud, int level, const char *msg, const char *const *kv, s
     wire_buf_free(&b);
 }
 
-static const struct bind_ops worker_ops = {w_store_get, w_http, w_log};
+static void w_effect(void *ud, const char *kind, const char *const *args, size_t nargs)
+{
+    (void)ud;
+    struct wire_buf b = {0};
+    wire_begin(&b, W_EFFECT);
+    wire_put_str(&b, kind);
+    for (size_t i = 0; i < nargs; i++)
+        wire_put_str(&b, args[i]);
+    send_or_die(&b);
+    wire_buf_free(&b);
+}
+
+static const struct bind_ops worker_ops = {w_store_get, w_http, w_log, w_effect};
 
 /* ---- requests ---- */
 
