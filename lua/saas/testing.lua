@@ -233,7 +233,8 @@ local function fake_effects(fake)
       else
         local mine = fake.timers[id] or {}
         fake.timers[id] = mine
-        mine[e.a] = e.kind == "timer" and { at = math.tointeger(tonumber(e.b)), data = e.c and cjson.decode(e.c) } or nil
+        mine[e.a] = e.kind == "timer"
+          and { at = math.tointeger(tonumber(e.b)), data = e.c and cjson.decode(e.c) } or nil
       end
     end
   end

@@ -52,7 +52,8 @@ return r
 ]])
     local sub = h.subscription()
     local ctx = h.ctx()
-    assert.rule_failed(h.call(bad, "renew", sub, h.event("Renew", sub, { quantity = 0 }), ctx), "error", "greater than 0")
+    assert.rule_failed(h.call(bad, "renew", sub, h.event("Renew", sub, { quantity = 0 }), ctx),
+      "error", "greater than 0")
     assert.rule_failed(h.call(bad, "renew", sub, h.event("Renew", sub, { planId = "a b", quantity = 1 }), ctx),
       "error", "dimension")
   end)
