@@ -1,11 +1,16 @@
-/* ctx.meter and ctx.timer end to end: usage metered by a handler that succeeds is billed (in
+/* ctx.meter, ctx.timer and shadow replay end to end: usage metered by a handler that succeeds is billed (in
  * the hour's bucket, sent to Microsoft by a metering pass) and usage of a handler that fails
  * after metering is not; a timer fires once after its time through the offer's timer handler,
  * with an audit record, and is gone afterwards; the timers of an unsubscribed subscription never
- * fire. In-process daemon against the in-process emulator. */
+ * fire. Replaying the history with the unchanged rules reproduces every decision; a changed
+ * rule reports exactly the decisions it changes (engine_replay and `saasd rules replay`).
+ * In-process daemon against the in-process emulator. */
 #include "it_support.h"
 
 #include "daemon/timers.h"
+#include "engine/engine.h"
+
+#include <sys/wait.h>
 
 static const char RULE[] =
     "local rule = {}\n"
@@ -162,6 +167,11 @@ int main(void)
     CHECK(metered(ok_sub, "changes") == 0, "usage metered by a change handler that then raised is not recorded");
     CHECK(has_timer(ok_sub, "later"), "a timer cancelled by a failing handler is kept");
 
+    op = it_customer(ok_sub, "change-quantity", json_pack("{s:i}", "quantity", 4));
+    CHECK(!strcmp(it_wait_op(op, 10000), "Succeeded"), "a seat change the rule accepts succeeds");
+    it_settle(d->store, 10000);
+    char *accepted_op = op;
+
     /* ---- ctx.timer: fires once, after its time, through the timer handler ---- */
     char key[128];
     snprintf(key, sizeof key, "fired:%s:welcome", ok_sub);
@@ -179,7 +189,7 @@ int main(void)
     json_decref(hist);
     CHECK(hashed, "the timer's audit record carries the rule's SHA-256");
     CHECK(metered(ok_sub, "timer-fee") == 2, "usage metered by the timer handler is billed");
-    CHECK(timers_of(ok_sub) == 1, "the fired timer is gone, the later one is still there");
+    CHECK(timers_of(ok_sub) == 0, "the fired timer is gone, and the one the accepted change cancelled too");
 
     /* the current hour's bucket: a metering pass sends it once the hour has closed */
     CHECK(!strcmp(bucket_state(ok_sub, "setup"), "open"), "the metered setup fee waits in the open hour's bucket");
@@ -198,9 +208,60 @@ int main(void)
     snprintf(key, sizeof key, "fired:%s:later", gone_sub);
     CHECK(!*kv(key), "no timer of the unsubscribed subscription fires, even two hours later");
     snprintf(key, sizeof key, "fired:%s:later", ok_sub);
-    CHECK(!strcmp(kv(key), "1"), "the live subscription's one-hour timer fires when its time has come");
+    CHECK(!*kv(key), "a timer cancelled by a handler that succeeded never fires");
+
+    /* ---- shadow replay of this history ---- */
+    json_t *rep = NULL;
+    struct replay_options ro = {rules, 0, NULL, 2000, 0};
+    CHECK(engine_replay(d->store, &ro, &rep) == 0, "the history replays against the unchanged rules");
+    long long calls = json_integer_value(json_object_get(rep, "calls"));
+    printf("# %lld decisions replayed in %.3f s\n", calls, json_number_value(json_object_get(rep, "seconds")));
+    CHECK(calls >= 5, "the recorded rule calls are replayed (provisions, a change, a timer, an unsubscribe)");
+    CHECK(json_integer_value(json_object_get(rep, "differ")) == 0, "the unchanged rules reproduce every stored decision");
+    json_decref(rep);
+
+    char cand[600], cand_rule[700];
+    snprintf(cand, sizeof cand, "%s/candidate", dir);
+    mkdir(cand, 0700);
+    snprintf(cand_rule, sizeof cand_rule, "%s/it-fx.lua", cand);
+    char changed[sizeof RULE + 200];
+    const char *at = strstr(RULE, "  if change.quantity == 9");
+    snprintf(changed, sizeof changed, "%.*s  if change.quantity == 4 then return { accept = false, reason = 'frozen' } end\n%s",
+             (int)(at - RULE), RULE, at);
+    it_write_file(cand_rule, changed);
+    ro.candidate_dir = cand;
+    rep = NULL;
+    CHECK(engine_replay(d->store, &ro, &rep) == 0, "the history replays against a changed rule");
+    json_t *diffs = json_object_get(rep, "differences"), *d0 = json_array_get(diffs, 0);
+    CHECK(json_array_size(diffs) == 1 && !strcmp(it_str(d0, "group"), "it-fx change_quantity") &&
+              !strcmp(it_str(d0, "subscription"), ok_sub) && !strcmp(it_str(d0, "event"), accepted_op) &&
+              json_is_true(json_object_get(json_object_get(d0, "old"), "accept")) &&
+              json_is_false(json_object_get(json_object_get(d0, "new"), "accept")) &&
+              strcmp(it_str(d0, "old_sha256"), it_str(d0, "new_sha256")) != 0,
+          "the changed rule differs in exactly the seat change it now refuses, with both rule hashes");
+    json_t *g = json_object_get(json_object_get(rep, "groups"), "it-fx provision");
+    CHECK(json_integer_value(json_object_get(g, "same")) >= 2 && json_integer_value(json_object_get(g, "differ")) == 0,
+          "the provisions it did not change are counted as the same");
+    json_decref(rep);
+    ro.offer = "another-offer";
+    rep = NULL;
+    CHECK(engine_replay(d->store, &ro, &rep) == 0 && json_integer_value(json_object_get(rep, "calls")) == 0,
+          "--offer limits the replay to one offer");
+    json_decref(rep);
+    free(accepted_op);
 
     daemon_stop(d);
+    /* the command line: exit 1 on a difference unless --allow-diff */
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "%s/saasd rules replay --config %s --candidate %s >/dev/null 2>&1", build, conf, rules);
+    CHECK(WEXITSTATUS(system(cmd)) == 0, "saasd rules replay exits 0 when no decision differs");
+    snprintf(cmd, sizeof cmd, "%s/saasd rules replay --config %s --candidate %s >%s/replay.out 2>&1", build, conf, cand, dir);
+    CHECK(WEXITSTATUS(system(cmd)) == 1, "saasd rules replay exits 1 when a decision differs");
+    snprintf(cmd, sizeof cmd, "grep -q '^differs: it-fx change_quantity subscription %s' %s/replay.out", ok_sub, dir);
+    CHECK(WEXITSTATUS(system(cmd)) == 0, "it prints the difference with the subscription");
+    snprintf(cmd, sizeof cmd, "%s/saasd rules replay --config %s --candidate %s --allow-diff >/dev/null 2>&1", build, conf, cand);
+    CHECK(WEXITSTATUS(system(cmd)) == 0, "--allow-diff makes a difference exit 0");
     emu_stop(emu);
     http_client_free(it_http);
     return CHECK_DONE();

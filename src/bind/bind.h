@@ -65,6 +65,8 @@ struct bind_call {
     struct bind_kv *writes;    /* owned by the engine; bindings prepend */
     size_t nwrites;
     size_t neffects;           /* ctx.meter/ctx.timer calls so far (bounded) */
+    long long now_s;           /* ctx.now() of this call (pinned so it can be recorded and replayed);
+                                  0 = the real clock */
     const struct bind_ops *ops;
     void *ops_ud;
 };

@@ -87,6 +87,28 @@ static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const
     return rc;
 }
 
+/* The inputs the rule saw and what it decided, as an audit record in the decision's batch, so
+ * `saasd rules replay` can run a candidate rule on exactly the same call. */
+static int record_call(struct store_batch *batch, const char *offer, const char *handler, json_t *sub, json_t *arg,
+                       long long now_s, const struct rule_result *r)
+{
+    const char *sub_id = json_string_value(json_object_get(sub, "id"));
+    if (!batch || !sub_id)
+        return 0;
+    json_t *reads = r->reads ? json_loads(r->reads, 0, NULL) : NULL;
+    const char *of = json_string_value(json_object_get(arg, "id"));
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:{s:O, s:O?, s:I, s:o?}, s:o?, s:s?, s:s, s:I}", "action", "RuleCall",
+                          "input_of", of ? of : "", "offer", offer, "handler", handler, "input", "sub", sub, "arg", arg,
+                          "now_s", (json_int_t)now_s, "reads", reads ? reads : json_object(), "decision",
+                          rule_result_decision(r), "rule_file", r->file, "rule_sha256", r->sha256, "rule_generation",
+                          (json_int_t)r->generation);
+    if (!e)
+        return SAASD_ENOMEM;
+    int rc = record_audit(batch, sub_id, e);
+    json_decref(e);
+    return rc;
+}
+
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out)
 {
@@ -97,7 +119,8 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
     char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
     char *arg_json = arg && h != RULE_PROVISION ? json_dumps(arg, JSON_COMPACT) : NULL;
     struct rule_result r;
-    int rc = engine_call(d->engine, offer, h, sub_json, arg_json, batch, &r);
+    struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1};
+    int rc = engine_call_ex(d->engine, offer, h, sub_json, arg_json, batch, &opts, &r);
     free(sub_json);
     free(arg_json);
     snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
@@ -108,6 +131,8 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
         r.error = strdup("the rule's ctx.meter/ctx.timer effects could not be recorded");
         r.outcome = RULE_ERROR;
     }
+    if (record_call(batch, offer, handler, sub, h == RULE_PROVISION ? NULL : arg, opts.now_s, &r) != 0)
+        log_warn("decide", "could not record the rule call's inputs for replay", "offer", offer, "handler", handler);
     if (rc != 0) {
         out->failed = 1;
         out->limit_hit = rc == SAASD_ELIMIT;

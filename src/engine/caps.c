@@ -23,10 +23,20 @@ int caps_store_get(const struct caps *c, const char *key, size_t klen, char **va
     *val = NULL;
     *vlen = 0;
     size_t olen = strlen(c->offer_id);
-    if (!c->store)
-        return SAASD_ENOTFOUND;
     if (olen > OFFER_MAX || klen == 0 || klen > 256)
         return SAASD_EINVAL;
+    if (c->replay_reads) {
+        json_t *v = json_object_getn(c->replay_reads, key, klen);
+        if (!json_is_string(v))
+            return SAASD_ENOTFOUND;
+        *vlen = json_string_length(v);
+        if (!(*val = malloc(*vlen + 1)))
+            return SAASD_ENOMEM;
+        memcpy(*val, json_string_value(v), *vlen + 1);
+        return 0;
+    }
+    if (!c->store)
+        return SAASD_ENOTFOUND;
     char full[OFFER_MAX + 1 + 256];
     memcpy(full, c->offer_id, olen);
     full[olen] = '\0';
@@ -34,6 +44,8 @@ int caps_store_get(const struct caps *c, const char *key, size_t klen, char **va
     void *v = NULL;
     int rc = store_get(c->store, STORE_RULE_KV, full, olen + 1 + klen, &v, vlen);
     *val = v;
+    if (c->reads && (rc == 0 || rc == SAASD_ENOTFOUND) && !json_object_getn(c->reads, key, klen))
+        json_object_setn_new(c->reads, key, klen, rc == 0 ? json_stringn(v, *vlen) : json_null());
     return rc;
 }
 
@@ -70,6 +82,8 @@ int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_
               size_t errsz)
 {
     memset(resp, 0, sizeof *resp);
+    if (c->no_http)
+        return refuse(err, errsz, SAASD_EINVAL, "ctx.http is refused during a replay");
     if (!c->http)
         return refuse(err, errsz, SAASD_EINVAL, "http disabled");
     char *host = NULL, *port = NULL;

@@ -22,6 +22,12 @@ struct caps {
     int64_t http_left_ns;     /* what is left of the call's ctx.http budget */
     int64_t deadline_ns;      /* the call's deadline (CLOCK_MONOTONIC) */
     size_t max_body;          /* responses larger than this are refused (the memory cap) */
+    long long now_s;          /* ctx.now() of the call; 0 = the real clock */
+    struct json_t *reads;     /* when not NULL: each committed ctx.store read is recorded here
+                                 (key -> value or null), for replay */
+    const struct json_t *replay_reads; /* when not NULL (replay): reads are answered from this
+                                 object only, never from the store; absent keys read as nil */
+    int no_http;              /* replay: ctx.http answers nil, "refused during replay" */
     struct json_t *effects;   /* ctx.meter/ctx.timer effects of the call so far (JSON array, owned;
                                  NULL until the first); handed out only when the call succeeds */
 };

@@ -576,6 +576,16 @@ static size_t find_rule(const struct generation *g, const char *offer)
 int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
                 const char *arg_json, struct store_batch *batch, struct rule_result *out)
 {
+    return engine_call_ex(e, offer_id, h, sub_json, arg_json, batch, NULL, out);
+}
+
+int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
+                   const char *arg_json, struct store_batch *batch, const struct engine_call_opts *o,
+                   struct rule_result *out)
+{
+    static const struct engine_call_opts none = {0};
+    if (!o)
+        o = &none;
     memset(out, 0, sizeof *out);
     out->handler = h;
     int64_t t0 = limits_now_ns();
@@ -617,6 +627,10 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
             .http_timeout_ms = e->opt.http_timeout_ms,
             .http_left_ns = (int64_t)e->opt.http_budget_ms * 1000000,
             .max_body = e->opt.memory,
+            .now_s = o->now_s,
+            .reads = o->record ? json_object() : NULL,
+            .replay_reads = o->reads,
+            .no_http = o->no_http,
         };
         struct bind_kv *writes = NULL;
         rc = worker_call(w, slot, f, h, sub_json, arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out, &writes);
@@ -631,6 +645,9 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
             rc = SAASD_ENOMEM;
         }
         json_decref(caps.effects);
+        if (caps.reads)
+            out->reads = json_dumps(caps.reads, JSON_COMPACT);
+        json_decref(caps.reads);
     }
     if (w)
         pool_give(e, w);

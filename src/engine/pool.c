@@ -406,6 +406,7 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
     wire_put_str(&b, arg_json);
     wire_put_int(&b, cpu_ms);
     wire_put_int(&b, (long long)memory);
+    wire_put_int(&b, caps->now_s);
     int rc = wire_send(w->fd, &b, kill_at);
     wire_buf_free(&b);
     /* a frame is bounded by what the worker could hold: writes are charged to the same cap */

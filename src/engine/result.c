@@ -55,6 +55,7 @@ void rule_result_free(struct rule_result *r)
     free(r->file);
     free(r->error);
     free(r->effects);
+    free(r->reads);
     memset(r, 0, sizeof *r);
 }
 
@@ -93,4 +94,27 @@ int rule_result_audit_json(const struct rule_result *r, char **out)
         return SAASD_ENOMEM;
     *out = s;
     return 0;
+}
+
+json_t *rule_result_decision(const struct rule_result *r)
+{
+    int failed = r->outcome != RULE_OK && r->outcome != RULE_DEFAULT;
+    json_t *o = json_pack("{s:b}", "failed", failed);
+    if (!o || failed)
+        return o;
+    if (r->handler == RULE_PROVISION)
+        json_object_set_new(o, "action", json_string(rule_action_name(r->action)));
+    else
+        json_object_set_new(o, "accept", json_boolean(r->accept));
+    if (r->message)
+        json_object_set_new(o, "message", json_string(r->message));
+    if (r->reason)
+        json_object_set_new(o, "reason", json_string(r->reason));
+    if (r->redirect)
+        json_object_set_new(o, "redirect", json_string(r->redirect));
+    if (r->has_bill)
+        json_object_set_new(o, "bill", json_real(r->bill));
+    json_t *fx = r->effects ? json_loads(r->effects, 0, NULL) : NULL;
+    json_object_set_new(o, "effects", fx ? fx : json_array());
+    return o;
 }
