@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/store.h"
 #include "engine/engine.h"
 
@@ -161,6 +162,7 @@ static int cmd_rules_replay(int argc, char **argv)
         return 2;
     }
     struct store *s = NULL;
+    log_set_level(LOG_WARN); /* the candidate's ctx.log lines are not news during a replay */
     int rc = store_open(cfg->data_dir, NULL, &s);
     json_t *report = NULL;
     struct replay_options ro = {candidate, since_ms, offer, cfg->rule_cpu_ms, cfg->rule_memory};
