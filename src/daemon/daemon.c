@@ -329,6 +329,14 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         goto fail;
     }
     engine_watch_start(d->engine);
+    if (cfg->rules_shadow_dir) { /* a shadow that does not load is logged; the live rules serve on */
+        struct engine_options so = {.rules_dir = cfg->rules_shadow_dir, .cpu_ms = cfg->rule_cpu_ms,
+                                    .memory = cfg->rule_memory, .states = 2};
+        if (engine_open(&so, &d->shadow) == 0)
+            engine_watch_start(d->shadow);
+        else
+            log_error("daemon", "shadow rules could not be loaded: no shadow decisions", "dir", cfg->rules_shadow_dir);
+    }
     if ((rc = inbox_start(d)) != 0)
         goto fail;
     d->pool_cap[POOL_LANDING] = cfg->landing_threads;
@@ -380,6 +388,7 @@ void daemon_stop(struct daemon *d)
     if (d->workers)
         inbox_stop(d);
     engine_close(d->engine);
+    engine_close(d->shadow);
     jwt_verifier_free(d->jwt);
     mp_client_free(d->mp);
     token_cache_free(d->tokens);

@@ -42,6 +42,7 @@ struct daemon {
     struct mp_client *mp;
     struct jwt_verifier *jwt;
     struct engine *engine;
+    struct engine *shadow;         /* rules.shadow_dir's generation: decides beside the live one, acts on nothing */
     struct httpd *public_httpd;
     struct httpd *admin_httpd;
     int data_lock_fd;              /* flock on <data_dir>/saasd.lock: one daemon per data directory */
@@ -122,6 +123,11 @@ int reconcile_start(struct daemon *d);
 /* Count one difference from Microsoft in saasd_drift_total{kind} (kind: "status", "plan",
  * "usage_missing", ...). */
 void reconcile_count_drift(const char *kind);
+
+/* promote.c: make rules.shadow_dir's files the live rules and reload (one generation swap).
+ * *copied: files copied. SAASD_ENOTFOUND without a shadow, SAASD_ERULE when the shadow does not
+ * load (nothing changed), SAASD_EIO. */
+int rules_promote(struct daemon *d, int *copied);
 
 /* Records (records.c): local subscription records, operation records and the audit trail. */
 /* The local record of a subscription (a JSON object, new reference) or SAASD_ENOTFOUND. */

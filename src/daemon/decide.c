@@ -89,8 +89,36 @@ static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const
 
 /* The inputs the rule saw and what it decided, as an audit record in the decision's batch, so
  * `saasd rules replay` can run a candidate rule on exactly the same call. */
+/* Staged rollout: the shadow generation (rules.shadow_dir) decides the same call as the live one
+ * saw it (its clock and ctx.store reads; writes discarded, ctx.http refused). Its decision is
+ * recorded with the live one and counted, never acted on. NULL when there is no shadow. */
+static json_t *shadow_call(struct daemon *d, const char *offer, enum rule_handler h, const char *sub_json,
+                           const char *arg_json, long long now_s, const struct rule_result *live)
+{
+    if (!d->shadow || !live->sha256[0])
+        return NULL;
+    json_t *reads = live->reads ? json_loads(live->reads, 0, NULL) : json_object();
+    struct engine_call_opts o = {.now_s = now_s, .reads = reads, .no_http = 1};
+    struct rule_result r;
+    engine_call_ex(d->shadow, offer, h, sub_json, arg_json, NULL, &o, &r);
+    json_t *now = rule_result_decision(&r), *was = rule_result_decision(live);
+    int same = now && was && json_equal(now, was);
+    json_t *out = json_pack("{s:o?, s:s, s:b}", "decision", now, "rule_sha256", r.sha256, "same", same);
+    char labels[256];
+    snprintf(labels, sizeof labels, "offer=\"%s\",handler=\"%s\",result=\"%s\"", offer, rule_handler_name(h),
+             same ? "same" : "differ");
+    metrics_inc("saasd_rule_shadow_decisions_total", labels);
+    if (!same)
+        log_info("decide", "the shadow rules decided differently", "offer", offer, "handler", rule_handler_name(h),
+                 "live_sha256", live->sha256, "shadow_sha256", r.sha256);
+    json_decref(was);
+    json_decref(reads);
+    rule_result_free(&r);
+    return out;
+}
+
 static int record_call(struct store_batch *batch, const char *offer, const char *handler, json_t *sub, json_t *arg,
-                       long long now_s, const struct rule_result *r)
+                       long long now_s, const struct rule_result *r, json_t *shadow)
 {
     const char *sub_id = json_string_value(json_object_get(sub, "id"));
     if (!batch || !sub_id)
@@ -104,6 +132,8 @@ static int record_call(struct store_batch *batch, const char *offer, const char 
                           (json_int_t)r->generation);
     if (!e)
         return SAASD_ENOMEM;
+    if (shadow)
+        json_object_set(e, "shadow", shadow);
     int rc = record_audit(batch, sub_id, e);
     json_decref(e);
     return rc;
@@ -121,6 +151,7 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
     struct rule_result r;
     struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1};
     int rc = engine_call_ex(d->engine, offer, h, sub_json, arg_json, batch, &opts, &r);
+    json_t *shadow = shadow_call(d, offer, h, sub_json, arg_json, opts.now_s, &r);
     free(sub_json);
     free(arg_json);
     snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
@@ -131,8 +162,9 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
         r.error = strdup("the rule's ctx.meter/ctx.timer effects could not be recorded");
         r.outcome = RULE_ERROR;
     }
-    if (record_call(batch, offer, handler, sub, h == RULE_PROVISION ? NULL : arg, opts.now_s, &r) != 0)
+    if (record_call(batch, offer, handler, sub, h == RULE_PROVISION ? NULL : arg, opts.now_s, &r, shadow) != 0)
         log_warn("decide", "could not record the rule call's inputs for replay", "offer", offer, "handler", handler);
+    json_decref(shadow);
     if (rc != 0) {
         out->failed = 1;
         out->limit_hit = rc == SAASD_ELIMIT;

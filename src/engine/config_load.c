@@ -72,6 +72,7 @@ static const struct key_spec schema[] = {
     {"rules", "http_timeout_ms", KT_INT, 100, 8000},
     {"rules", "on_timeout", KT_STRING, 0, 0},
     {"rules", "unknown_offers", KT_STRING, 0, 0},
+    {"rules", "shadow_dir", KT_STRING, 0, 0},
     {"reconcile", "interval", KT_INT, 0, 86400},
     {"metering", "interval", KT_INT, 0, 3600},
     {"metering", "grace", KT_INT, 0, 3600},
@@ -526,6 +527,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->webhook_verify_threads = (int)get_int(L, env, "webhook", "verify_threads", 32);
 
     c->rules_dir = get_path(ld, L, env, "rules", "dir", "rules");
+    c->rules_shadow_dir = get_path(ld, L, env, "rules", "shadow_dir", NULL);
     c->rule_cpu_ms = (int)get_int(L, env, "rules", "cpu_ms", 2000);
     c->rule_memory = (size_t)get_int(L, env, "rules", "memory_mb", 32) << 20;
     c->rule_http_timeout_ms = (int)get_int(L, env, "rules", "http_timeout_ms", 3000);
@@ -680,7 +682,8 @@ void config_free(struct saasd_config *c)
                      &c->data_dir, &c->authority_url, &c->tenant_id, &c->client_id, &c->client_secret,
                      &c->client_cert_file, &c->client_key_file,
                      &c->resource, &c->marketplace_url, &c->api_version, &c->webhook_audience,
-                     &c->webhook_tenant, &c->webhook_app_id, &c->jwks_url, &c->rules_dir};
+                     &c->webhook_tenant, &c->webhook_app_id, &c->jwks_url, &c->rules_dir,
+                     &c->rules_shadow_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     for (char **p = c->http_allow; p && *p; p++)
