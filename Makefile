@@ -86,6 +86,10 @@ run: all
 
 demo: all
 	$(BUILD)/saasd run --config examples/demo.conf --demo
+	@rm -rf $(BUILD)/demo-candidate && mkdir -p $(BUILD)/demo-candidate && cp rules/*.lua $(BUILD)/demo-candidate/
+	@sed -i 's/if wanted < in_use then/if wanted + 5 < in_use then/' $(BUILD)/demo-candidate/seats-pro.lua
+	@echo; echo "shadow replay of the demo's history with a candidate seats-pro.lua that lets a customer go 5 seats below the seats in use:"
+	$(BUILD)/saasd rules replay --config examples/demo.conf --candidate $(BUILD)/demo-candidate --allow-diff
 
 bench: all
 	tests/bench/run.sh

@@ -37,7 +37,19 @@ static pid_t start_daemon(void)
 struct tally {
     json_t *ops_done;  /* op id -> 1 */
     json_t *audits;    /* op id -> count */
+    json_t *timers;    /* timer name -> firings (audit records of action Timer) */
+    int timers_left;   /* timers still stored */
 };
+
+static int on_timer_key(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    ((struct tally *)arg)->timers_left++;
+    return 0;
+}
 
 static int on_op(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
@@ -56,6 +68,10 @@ static int on_audit(void *arg, const void *key, size_t klen, const void *val, si
     struct tally *t = arg;
     json_t *j = json_loadb(val, vlen, 0, NULL);
     const char *op = it_str(j, "op_id");
+    if (!strcmp(it_str(j, "action"), "Timer")) {
+        const char *name = it_str(j, "detail");
+        json_object_set_new(t->timers, name, json_integer(json_integer_value(json_object_get(t->timers, name)) + 1));
+    }
     if (*op)
         json_object_set_new(t->audits, op, json_integer(json_integer_value(json_object_get(t->audits, op)) + 1));
     json_decref(j);
@@ -80,7 +96,11 @@ int main(void)
     mkdir(rules, 0700);
     char rule_path[600];
     snprintf(rule_path, sizeof rule_path, "%s/it-kill.lua", rules); /* offers without a file are held pending */
-    it_write_file(rule_path, "return {}\n");
+    /* each renewal sets a timer due at once: timers fire while the daemon is being killed */
+    it_write_file(rule_path, "local r = {}\n"
+                             "function r.renew(sub, event, ctx) ctx.timer.after(0, 'renew-' .. event.id) end\n"
+                             "function r.timer(sub, name, data, ctx) end\n"
+                             "return r\n");
     port = it_free_port();
     admin_port = it_free_port();
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
@@ -140,6 +160,7 @@ int main(void)
             usleep(100 * 1000);
     }
     CHECK(!pending, "after the kills every delivery settles and the inbox drains");
+    usleep(3000 * 1000); /* the timer thread runs every second: let it fire what is due */
     kill(pid, SIGTERM);
     int status;
     waitpid(pid, &status, 0);
@@ -150,15 +171,16 @@ int main(void)
     struct store *s = NULL;
     int rc = store_open(data, NULL, &s);
     CHECK(rc == 0, "the daemon's store opens cleanly after 20 kills");
-    struct tally tl = {json_object(), json_object()};
+    struct tally tl = {json_object(), json_object(), json_object(), 0};
     if (s) {
+        store_scan(s, STORE_TIMERS, "d", 1, on_timer_key, &tl);
         store_scan(s, STORE_OPERATIONS, NULL, 0, on_op, &tl);
         store_scan(s, STORE_AUDIT, NULL, 0, on_audit, &tl);
         store_close(s);
     }
     long st;
     json_t *w = it_emu("GET", "/_emulator/webhooks", NULL, &st);
-    int answered = 0, lost = 0, twice = 0;
+    int answered = 0, lost = 0, twice = 0, timer_lost = 0, timer_twice = 0;
     size_t i, j;
     json_t *d, *a;
     json_array_foreach(json_object_get(w, "deliveries"), i, d) {
@@ -176,11 +198,22 @@ int main(void)
             twice++;
             printf("# twice: operation %s acted on %lld times\n", op, n);
         }
+        char name[160];
+        snprintf(name, sizeof name, "renew-%s", op);
+        long long fired = json_integer_value(json_object_get(tl.timers, name));
+        timer_lost += n > 0 && fired == 0;
+        timer_twice += fired > 1;
     }
     json_decref(w);
     printf("# %d renewals triggered, %d answered 200, %d lost, %d acted on twice\n", triggered, answered, lost, twice);
     CHECK(answered > 0 && lost == 0, "every webhook answered 200 was acted on after the restarts");
     CHECK(twice == 0, "no webhook was acted on twice across the restarts");
+    printf("# %zu renewal timers fired, %d never fired, %d fired twice, %d still stored\n",
+           json_object_size(tl.timers), timer_lost, timer_twice, tl.timers_left);
+    CHECK(json_object_size(tl.timers) > 0 && timer_lost == 0 && tl.timers_left == 0,
+          "every timer a renewal set fired across the kills (late, never lost)");
+    CHECK(timer_twice == 0, "no timer fired twice across 20 SIGKILLs and restarts");
+    json_decref(tl.timers);
     json_decref(tl.ops_done);
     json_decref(tl.audits);
     emu_stop(emu);

@@ -14,6 +14,9 @@
 --       -> nothing/true (accept) | { accept = bool, reason = str? } | nil, err (retry later)
 --   suspend / unsubscribe / renew (sub, event, ctx)   side effects on the ISV's systems
 --       -> nothing/true (done) | nil, err (retry later); raising also means retry later
+--   timer(sub, name, data, ctx)         a durable timer set with ctx.timer fell due (at most
+--                                       once; late after an outage, never lost)
+--       -> nothing/true (done) | nil, err (retry later); raising also means retry later
 --   usage(sub, usage, ctx)              metered usage the ISV's systems report, before saasd
 --                                       adds it up for Microsoft (usage = { dimension,
 --                                       quantity, time }, time in ISO 8601 UTC)
@@ -42,6 +45,7 @@ M.HANDLERS = {
   unsubscribe = { args = "sub, event, ctx", kind = "effect" },
   renew = { args = "sub, event, ctx", kind = "effect" },
   usage = { args = "sub, usage, ctx", kind = "usage" },
+  timer = { args = "sub, name, data, ctx", kind = "timer" },
 }
 
 M.DEFAULTS = {
@@ -50,6 +54,7 @@ M.DEFAULTS = {
   reinstate = { accept = true },
   effect = {},
   usage = {},
+  timer = {},
 }
 
 -- Problems with the table a rule file returned: "path:line: message" strings.
@@ -301,6 +306,9 @@ function M.call(handlers, name, sub_json, arg_json, ctx)
   end
   local sub = decode("subscription", sub_json)
   local arg = decode(spec.kind == "provision" and "argument" or "change/event/usage", arg_json)
+  if spec.kind == "timer" and type(arg.name) ~= "string" then
+    error({ saas_bad_input = true, msg = "timer needs a string 'name'" }, 0)
+  end
   if spec.kind == "usage" and (type(arg.quantity) ~= "number" or type(arg.dimension) ~= "string") then
     error({ saas_bad_input = true, msg = "usage needs a number 'quantity' and a string 'dimension'" }, 0)
   end
@@ -312,6 +320,8 @@ function M.call(handlers, name, sub_json, arg_json, ctx)
   else
     if spec.kind == "provision" then
       r, err = fn(sub, ctx, arg)
+    elseif spec.kind == "timer" then
+      r, err = fn(sub, arg.name, arg.data, ctx)
     else
       r, err = fn(sub, arg, ctx)
     end

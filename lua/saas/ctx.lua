@@ -13,6 +13,13 @@
 --   ctx.http.get(url, headers?) / ctx.http.post(url, body, headers?)
 --                               -> { status, body, header = function(name) } or nil, err
 --                                  (hosts outside the allow-list, timeouts, refused connections)
+--   ctx.meter(dimension, quantity)  usage (> 0) added to this hour's bucket of the subscription,
+--                               committed with the decision, only if the call succeeds
+--   ctx.timer.after(seconds, name, data?) / ctx.timer.at(iso_or_epoch, name, data?)
+--                               a durable timer of the subscription: the offer's timer(sub,
+--                               name, data, ctx) handler runs once after that time; setting a
+--                               name again replaces it. ctx.timer.cancel(name). Committed with
+--                               the decision, only if the call succeeds.
 --   ctx.json.encode(v) / ctx.json.decode(s) -> value or nil, err; ctx.json.null
 --   ctx.crypto.sha256(s) / hmac(key, s) -> hex; base64_encode/decode, base64url_encode/decode,
 --   ctx.crypto.uuid()
@@ -88,12 +95,83 @@ local json = {
   end,
 }
 
+local ID = "^[%w%._%-]+$"
+
+local function check_name(fname, name, what)
+  if type(name) ~= "string" or #name < 1 or #name > 64 or not name:find(ID) then
+    error(string.format("bad argument to '%s' (%s must be 1..64 characters of [A-Za-z0-9._-])", fname, what), 3)
+  end
+end
+
+-- ctx.meter and ctx.timer: validated here, handed to caps.effect(kind, ...) as strings.
+local function effects(effect, now)
+  local function need()
+    if not effect then
+      error("ctx.meter/ctx.timer are not available here", 3)
+    end
+  end
+  local function set(fname, at, name, data)
+    need()
+    check_name(fname, name, "the timer name")
+    local data_json
+    if data ~= nil then
+      local ok, s = pcall(cjson.encode, sandbox.plain(data))
+      if not ok then
+        error("bad argument #3 to '" .. fname .. "' (data must be JSON-encodable: " .. tostring(s) .. ")", 3)
+      end
+      if #s > 16384 then
+        error("bad argument #3 to '" .. fname .. "' (data larger than 16 KiB as JSON)", 3)
+      end
+      data_json = s
+    end
+    effect("timer", name, string.format("%d", at), data_json)
+    return true
+  end
+  local meter = function(dimension, quantity)
+    need()
+    check_name("meter", dimension, "the dimension")
+    if type(quantity) ~= "number" or quantity ~= quantity or quantity <= 0 or quantity == math.huge then
+      error("bad argument #2 to 'meter' (quantity must be a number greater than 0)", 2)
+    end
+    effect("meter", dimension, string.format("%.17g", quantity))
+    return true
+  end
+  local timer = {
+    after = function(seconds, name, data)
+      if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds > 10 * 366 * 86400 then
+        error("bad argument #1 to 'after' (seconds must be a number from 0 to 10 years)", 2)
+      end
+      return set("after", now() + math.ceil(seconds), name, data)
+    end,
+    at = function(when, name, data)
+      local t, err = when, nil
+      if type(when) == "string" then
+        t, err = M.parse_time(when)
+      end
+      if math.type(t) ~= "integer" then
+        error("bad argument #1 to 'at' (an ISO 8601 time or epoch seconds: " .. tostring(err or when) .. ")", 2)
+      end
+      return set("at", t, name, data)
+    end,
+    cancel = function(name)
+      need()
+      check_name("cancel", name, "the timer name")
+      effect("timer_cancel", name)
+      return true
+    end,
+  }
+  return meter, timer
+end
+
 -- caps: { log = {debug, info, warn, error}, now = fn, store = {get, put, delete},
---         http = {request}, crypto = {...} }
+--         http = {request}, crypto = {...}, effect = fn(kind, ...) (ctx.meter/ctx.timer) }
 function M.new(caps)
   local http = caps.http
   local request = http.request
+  local meter, timer = effects(caps.effect, caps.now)
   local ctx = {
+    meter = meter,
+    timer = timer,
     log = caps.log,
     now = caps.now,
     store = caps.store,

@@ -22,6 +22,9 @@ local cjson = require("cjson")
 
 local M = {}
 
+-- ctx -> its fake, so t.call can keep or drop a call's ctx.meter/ctx.timer effects (weak keys)
+local fakes = setmetatable({}, { __mode = "k" })
+
 -- The daemon's defaults (engine_options): 2000 ms per call, 32 MiB per state.
 M.limits = { cpu_ms = 2000, memory = 32 * 1024 * 1024 }
 
@@ -98,7 +101,18 @@ function M.call(rule, handler, sub, arg, ctx, limits)
   if type(arg) == "table" then
     arg_json = cjson.encode(sandbox.plain(arg))
   end
+  local fake = fakes[ctx]
+  if fake then
+    fake.pending = {}
+  end
   local ok, res, msg = run(limits, contract.call, rule.handlers, handler, sub_json, arg_json, ctx)
+  if fake then -- like the daemon: effects count only when the call succeeded
+    local effects = fake.pending
+    fake.pending = nil
+    if ok and (res.outcome == "ok" or res.outcome == "default") then
+      fake.commit(effects, sub)
+    end
+  end
   if ok then
     return res
   end
@@ -209,9 +223,50 @@ local function fake_log(lines)
   return { debug = at("debug"), info = at("info"), warn = at("warn"), error = at("error") }
 end
 
+-- ctx.meter / ctx.timer effects, as the daemon applies them: only those of calls that succeeded
+-- (t.call keeps or drops them), timers per subscription and name (setting a name again
+-- replaces it). fake.meter: { {sub, dimension, quantity}, ... }; fake.timers: sub id -> name ->
+-- { at, data }.
+local function fake_effects(fake)
+  fake.meter, fake.timers = {}, {}
+  local function effect(kind, a, b, c)
+    local list = fake.pending or {}
+    fake.pending = list
+    list[#list + 1] = { kind = kind, a = a, b = b, c = c }
+  end
+  function fake.commit(effects, sub)
+    local id = type(sub) == "table" and sub.id or "?"
+    for _, e in ipairs(effects or {}) do
+      if e.kind == "meter" then
+        fake.meter[#fake.meter + 1] = { sub = id, dimension = e.a, quantity = tonumber(e.b) }
+      else
+        local mine = fake.timers[id] or {}
+        fake.timers[id] = mine
+        mine[e.a] = e.kind == "timer"
+          and { at = math.tointeger(tonumber(e.b)), data = e.c and cjson.decode(e.c) } or nil
+      end
+    end
+  end
+  return effect
+end
+
+-- The usage fake.meter holds for dimension (and sub, when given), summed.
+function M.metered(fake, dimension, sub)
+  local n = 0
+  for _, m in ipairs(fake.meter) do
+    if m.dimension == dimension and (sub == nil or m.sub == sub.id) then n = n + m.quantity end
+  end
+  return n
+end
+
 -- A ctx like the daemon's, with fakes. opts: now (epoch or ISO string), store (initial
 -- key/values), http (routes), http_allow (host patterns; nil = allow all). Returns ctx and
--- fake = { store = <the data table>, http = { calls = {...} }, log = { lines } }.
+-- fake = { store = <the data table>, http = { calls = {...} }, log = { lines }, meter, timers,
+-- now(), advance(seconds, rule, sub) }.
+-- The fake clock: fake.advance(seconds, rule, sub) moves ctx.now() forward and fires sub's due
+-- timers in time order through rule's timer handler (as the daemon would: at most once; a
+-- failed one stays and fires again on the next advance). Returns the results, each with the
+-- timer's name and time: { {name, at, result}, ... }.
 function M.ctx(opts)
   opts = opts or {}
   local now = opts.now or "2026-01-01T00:00:00Z"
@@ -221,14 +276,45 @@ function M.ctx(opts)
   local store, data = fake_store(opts.store)
   local http, calls = fake_http(opts.http or {}, opts.http_allow)
   local lines = {}
+  local fake = { store = data, http = { calls = calls }, log = lines }
   local ctx = ctxmod.new({
     log = fake_log(lines),
     now = function() return now end,
     store = store,
     http = http,
     crypto = core.crypto, -- the real C binding
+    effect = fake_effects(fake),
   })
-  return ctx, { store = data, http = { calls = calls }, log = lines }
+  fakes[ctx] = fake
+  fake.now = function() return now end
+  fake.advance = function(seconds, rule, sub)
+    local target = now + seconds
+    local fired = {}
+    while #fired < 1000 do -- a handler that keeps setting due timers cannot hang the spec
+      local due, due_name
+      for name, t in pairs(sub and fake.timers[sub.id] or {}) do
+        if t.at <= target and (due == nil or t.at < due.at or (t.at == due.at and name < due_name)) then
+          due, due_name = t, name
+        end
+      end
+      if not due then break end
+      now = math.max(now, due.at)
+      fake.timers[sub.id][due_name] = nil -- fired at most once: gone before the handler runs
+      local res = M.call(rule, "timer", sub, { name = due_name, data = due.data }, ctx)
+      if not (res.outcome == "ok" or res.outcome == "default") and fake.timers[sub.id][due_name] == nil then
+        fake.timers[sub.id][due_name] = { at = target + 1, data = due.data } -- retried later
+      end
+      fired[#fired + 1] = { name = due_name, at = due.at, result = res }
+    end
+    now = target
+    return fired
+  end
+  return ctx, fake
+end
+
+-- The payload of the timer handler, for t.call(rule, "timer", sub, t.timer(name, data), ctx).
+function M.timer(name, data)
+  return { name = name, data = data }
 end
 
 ---------------------------------------------------------------------------------------------

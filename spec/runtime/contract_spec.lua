@@ -64,6 +64,7 @@ describe("the result schema", function()
     local sub = h.subscription()
     for name, spec in pairs(contract.HANDLERS) do
       local arg = spec.kind == "usage" and h.usage("api-calls", 3)
+        or spec.kind == "timer" and h.timer("reminder")
         or spec.kind ~= "provision" and h.event("Suspend", sub) or nil
       local res = h.call(rule, name, sub, arg, h.ctx())
       assert.are.equal("default", res.outcome, name)

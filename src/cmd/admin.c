@@ -36,6 +36,7 @@ static const struct verb verbs[] = {
     {"abandon", 1, "POST", "/admin/outbox/{}/abandon", NULL, "SEQ: give up on an outbox entry"},
     {"rules", 0, "GET", "/admin/rules", NULL, "active rule generation and file hashes"},
     {"reload", 0, "POST", "/admin/rules/reload", NULL, "reload the rules"},
+    {"promote", 0, "POST", "/admin/rules/promote", NULL, "make the shadow rules (rules.shadow_dir) the live rules"},
     {"reconcile", 0, "POST", "/admin/reconcile", NULL, "run one reconciliation pass now"},
     {"usage", 3, "POST", "/admin/usage", "usage", "SUB DIMENSION QUANTITY: record metered usage now"},
     {"usage-list", 0, "GET", "/admin/usage", NULL, "metered usage per hour and whether it was sent"},

@@ -67,6 +67,7 @@ struct saasd_config {
 
     /* Rules */
     char *rules_dir;          /* default "rules" */
+    char *rules_shadow_dir;   /* rules.shadow_dir: a candidate generation run in shadow; NULL = none */
     int rule_cpu_ms;          /* per handler call, default 2000 */
     size_t rule_memory;       /* bytes per Lua state, default 32 MiB */
     char **http_allow;        /* hosts rules may call through ctx.http; NULL-terminated */

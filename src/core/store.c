@@ -26,6 +26,7 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_USAGE] = "usage",
     [STORE_OUTBOX_DUE] = "outbox_due",
     [STORE_OUTBOX_SUBS] = "outbox_subs",
+    [STORE_TIMERS] = "timers",
     [STORE_META] = "meta",
 };
 
@@ -540,6 +541,20 @@ int store_batch_update(struct store_batch *b, enum store_db db, const void *key,
         return rc;
     op->update = fn;
     op->update_arg = arg;
+    return 0;
+}
+
+int store_batch_update_copy(struct store_batch *b, enum store_db db, const void *key, size_t klen,
+                            store_update_fn fn, const void *arg, size_t arglen)
+{
+    struct store_op *op;
+    if (!fn || !arg || !arglen)
+        return SAASD_EINVAL;
+    int rc = batch_add(b, STORE_OP_UPDATE, db, key, klen, klen, arg, arglen, &op);
+    if (rc)
+        return rc;
+    op->update = fn;
+    op->update_arg = op->val; /* the batch's own copy: lives as long as the batch */
     return 0;
 }
 

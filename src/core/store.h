@@ -16,6 +16,8 @@
  *   AUDIT          subscription id + be64 seq   -> JSON decision record (with rule hash)
  *   RULE_KV        offer id + '\0' + user key   -> bytes written by rules through ctx.store
  *   USAGE          sub id + '\0' + dimension + '\0' + be64 hour start (epoch s) -> JSON meter bucket
+ *   TIMERS         'd' + be64 fire time (epoch s) + sub id + '\0' + name -> JSON timer (due order)
+ *                  'n' + sub id + '\0' + name -> be64 fire time (find a timer by name)
  *   META           "schema_version" (decimal ASCII), "append_seq" (be64: next sequence number)
  *
  * Threads: every function may be called from any thread. Reads never wait for the writer,
@@ -32,6 +34,7 @@
  *   v2  the USAGE database (metered usage per subscription, dimension and hour).
  *   v3  OUTBOX_DUE and OUTBOX_SUBS: the outbox indexed by retry time and by subscription, so
  *       workers read only the entries that are due (built from OUTBOX by the migration).
+ *   v4  the TIMERS database (durable rule timers, see daemon/timers.h).
  */
 #ifndef SAASD_STORE_H
 #define SAASD_STORE_H
@@ -49,6 +52,7 @@ enum store_db {
     STORE_USAGE,
     STORE_OUTBOX_DUE,
     STORE_OUTBOX_SUBS,
+    STORE_TIMERS,
     STORE_META,
     STORE_DB_COUNT
 };
@@ -58,7 +62,7 @@ enum store_db {
 int store_mdb_err(int rc);
 
 /* Current on-disk schema version written to META. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Longest key LMDB accepts (its default build); longer keys are refused with SAASD_ETOOBIG. */
 #define STORE_MAX_KEY 511
@@ -122,6 +126,10 @@ typedef int (*store_update_fn)(void *arg, const void *old, size_t oldlen,
                                void **new_val, size_t *new_len);
 int store_batch_update(struct store_batch *b, enum store_db db, const void *key, size_t klen,
                        store_update_fn fn, void *arg);
+/* Same, but the batch keeps its own copy of arglen bytes at arg (unaligned: copy fields out)
+ * and passes that to fn: for callers that hand the batch on before it is committed. */
+int store_batch_update_copy(struct store_batch *b, enum store_db db, const void *key, size_t klen,
+                            store_update_fn fn, const void *arg, size_t arglen);
 /* Drop every operation so the batch can be filled again. */
 void store_batch_clear(struct store_batch *b);
 /* After a successful commit: the sequence number given to the batch's first append (later

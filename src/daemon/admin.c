@@ -11,6 +11,7 @@
  *   POST /admin/outbox/{seq}/retry | /abandon
  *   GET  /admin/rules                                active generation and file hashes
  *   POST /admin/rules/reload
+ *   POST /admin/rules/promote                        rules.shadow_dir becomes the live rules
  *   POST /admin/reconcile
  *   POST /admin/usage                                {"subscriptionId","dimension","quantity","time"?}
  *   GET  /admin/usage[?subscriptionId=]              metered usage per hour and its state
@@ -505,6 +506,12 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
     } else if (!strcmp(path, "/admin/rules/reload") && !strcmp(method, "POST")) {
         int rc = engine_reload(d->engine);
         reply_json(res, rc ? 422 : 200, json_pack("{s:s}", "result", rc ? "rules NOT changed (see log)" : "reloaded"));
+    } else if (!strcmp(path, "/admin/rules/promote") && !strcmp(method, "POST")) {
+        int copied = 0, rc = rules_promote(d, &copied);
+        reply_json(res, rc == SAASD_ENOTFOUND ? 404 : rc ? 422 : 200,
+                   json_pack("{s:s, s:i}", "result", rc == SAASD_ENOTFOUND ? "no rules.shadow_dir configured"
+                                                     : rc ? "shadow rules NOT promoted (see log)" : "promoted",
+                             "files", copied));
     } else if (!strcmp(path, "/admin/reconcile") && !strcmp(method, "POST")) {
         int drift = 0;
         json_t *missing = NULL;

@@ -1,6 +1,7 @@
 /* Daemon assembly: builds every component from the config, routes the public listener, and
  * tears everything down in reverse order. */
 #include "daemon/daemon.h"
+#include "daemon/timers.h"
 #include "daemon/metering.h"
 
 #include "core/config.h"
@@ -367,6 +368,14 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         goto fail;
     }
     engine_watch_start(d->engine);
+    if (cfg->rules_shadow_dir) { /* a shadow that does not load is logged; the live rules serve on */
+        struct engine_options so = {.rules_dir = cfg->rules_shadow_dir, .cpu_ms = cfg->rule_cpu_ms,
+                                    .memory = cfg->rule_memory, .states = 2};
+        if (engine_open(&so, &d->shadow) == 0)
+            engine_watch_start(d->shadow);
+        else
+            log_error("daemon", "shadow rules could not be loaded: no shadow decisions", "dir", cfg->rules_shadow_dir);
+    }
     if ((rc = inbox_start(d)) != 0)
         goto fail;
     d->pool_cap[POOL_LANDING] = cfg->landing_threads;
@@ -390,6 +399,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     }
     reconcile_start(d);
     metering_start(d);
+    timers_start(d);
     char port[16], aport[16];
     snprintf(port, sizeof port, "%u", httpd_port(d->public_httpd));
     snprintf(aport, sizeof aport, "%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
@@ -419,9 +429,12 @@ void daemon_stop(struct daemon *d)
         pthread_join(d->reconciler, NULL);
     if (d->meterer_started)
         pthread_join(d->meterer, NULL);
+    if (d->timer_thread_started)
+        pthread_join(d->timer_thread, NULL);
     if (d->workers)
         inbox_stop(d);
     engine_close(d->engine);
+    engine_close(d->shadow);
     jwt_verifier_free(d->jwt);
     oidc_free(d->oidc);
     mp_client_free(d->mp);

@@ -47,6 +47,7 @@ struct daemon {
     struct engine *engine;
     struct oidc *_Atomic oidc;     /* buyer sign-in; set once the listener has its port */
     uint8_t session_key[32];       /* HMAC key of the landing session cookie (data_dir/session.key) */
+    struct engine *shadow;         /* rules.shadow_dir's generation: decides beside the live one, acts on nothing */
     struct httpd *public_httpd;
     struct httpd *admin_httpd;
     int data_lock_fd;              /* flock on <data_dir>/saasd.lock: one daemon per data directory */
@@ -72,6 +73,8 @@ struct daemon {
     int reconciler_started;
     pthread_t meterer;
     int meterer_started;
+    pthread_t timer_thread;        /* timers.c: fires due ctx.timer timers */
+    int timer_thread_started;
 
     /* Landing page, admin actions and inbox events of one subscription never interleave. */
     pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];
@@ -145,6 +148,11 @@ int reconcile_start(struct daemon *d);
 /* Count one difference from Microsoft in saasd_drift_total{kind} (kind: "status", "plan",
  * "usage_missing", ...). */
 void reconcile_count_drift(const char *kind);
+
+/* promote.c: make rules.shadow_dir's files the live rules and reload (one generation swap).
+ * *copied: files copied. SAASD_ENOTFOUND without a shadow, SAASD_ERULE when the shadow does not
+ * load (nothing changed), SAASD_EIO. */
+int rules_promote(struct daemon *d, int *copied);
 
 /* Records (records.c): local subscription records, operation records and the audit trail. */
 /* The local record of a subscription (a JSON object, new reference) or SAASD_ENOTFOUND. */

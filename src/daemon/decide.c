@@ -1,6 +1,8 @@
 /* The rule engine adapter (see decide.h). */
 #include "daemon/decide.h"
 #include "daemon/daemon.h"
+#include "daemon/metering.h"
+#include "daemon/timers.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -50,6 +52,96 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
                        char *arg_json, struct store_batch *batch, struct decision *out);
 
+/* The call's ctx.meter / ctx.timer effects into batch (the decision's own). Timers are applied
+ * once per name, the last ask winning, as the rule saw them in order. */
+static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const char *effects,
+                         struct store_batch *batch)
+{
+    const char *sub_id = json_string_value(json_object_get(sub, "id"));
+    json_t *list = json_loads(effects, 0, NULL), *timers = json_object();
+    int rc = list && timers ? 0 : SAASD_ENOMEM;
+    if (!rc && !sub_id)
+        rc = SAASD_EINVAL;
+    int64_t now = now_ms();
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        if (rc || !kind)
+            continue;
+        if (!strcmp(kind, "meter"))
+            rc = metering_batch_add(batch, sub_id, json_string_value(json_object_get(e, "dimension")),
+                                    json_number_value(json_object_get(e, "quantity")), now);
+        else
+            json_object_set(timers, json_string_value(json_object_get(e, "name")), e);
+    }
+    const char *name;
+    json_object_foreach(timers, name, e) {
+        if (rc)
+            break;
+        if (!strcmp(json_string_value(json_object_get(e, "kind")), "timer"))
+            rc = timers_batch_set(d, batch, sub_id, offer, name, json_integer_value(json_object_get(e, "at")),
+                                  json_object_get(e, "data"));
+        else
+            rc = timers_batch_cancel(d, batch, sub_id, name);
+    }
+    json_decref(list);
+    json_decref(timers);
+    return rc;
+}
+
+/* The inputs the rule saw and what it decided, as an audit record in the decision's batch, so
+ * `saasd rules replay` can run a candidate rule on exactly the same call. */
+/* Staged rollout: the shadow generation (rules.shadow_dir) decides the same call as the live one
+ * saw it (its clock and ctx.store reads; writes discarded, ctx.http refused). Its decision is
+ * recorded with the live one and counted, never acted on. NULL when there is no shadow. */
+static json_t *shadow_call(struct daemon *d, const char *offer, enum rule_handler h, const char *sub_json,
+                           const char *arg_json, long long now_s, const struct rule_result *live)
+{
+    if (!d->shadow || !live->sha256[0])
+        return NULL;
+    json_t *reads = live->reads ? json_loads(live->reads, 0, NULL) : json_object();
+    struct engine_call_opts o = {.now_s = now_s, .reads = reads, .no_http = 1};
+    struct rule_result r;
+    engine_call_ex(d->shadow, offer, h, sub_json, arg_json, NULL, &o, &r);
+    json_t *now = rule_result_decision(&r), *was = rule_result_decision(live);
+    int same = now && was && json_equal(now, was);
+    json_t *out = json_pack("{s:o?, s:s, s:b}", "decision", now, "rule_sha256", r.sha256, "same", same);
+    char labels[256];
+    snprintf(labels, sizeof labels, "offer=\"%s\",handler=\"%s\",result=\"%s\"", offer, rule_handler_name(h),
+             same ? "same" : "differ");
+    metrics_inc("saasd_rule_shadow_decisions_total", labels);
+    if (!same)
+        log_info("decide", "the shadow rules decided differently", "offer", offer, "handler", rule_handler_name(h),
+                 "live_sha256", live->sha256, "shadow_sha256", r.sha256);
+    json_decref(was);
+    json_decref(reads);
+    rule_result_free(&r);
+    return out;
+}
+
+static int record_call(struct store_batch *batch, const char *offer, const char *handler, json_t *sub, json_t *arg,
+                       long long now_s, const struct rule_result *r, json_t *shadow)
+{
+    const char *sub_id = json_string_value(json_object_get(sub, "id"));
+    if (!batch || !sub_id)
+        return 0;
+    json_t *reads = r->reads ? json_loads(r->reads, 0, NULL) : NULL;
+    const char *of = json_string_value(json_object_get(arg, "id"));
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:{s:O, s:O?, s:I, s:o?}, s:o?, s:s?, s:s, s:I}", "action", "RuleCall",
+                          "input_of", of ? of : "", "offer", offer, "handler", handler, "input", "sub", sub, "arg", arg,
+                          "now_s", (json_int_t)now_s, "reads", reads ? reads : json_object(), "decision",
+                          rule_result_decision(r), "rule_file", r->file, "rule_sha256", r->sha256, "rule_generation",
+                          (json_int_t)r->generation);
+    if (!e)
+        return SAASD_ENOMEM;
+    if (shadow)
+        json_object_set(e, "shadow", shadow);
+    int rc = record_audit(batch, sub_id, e);
+    json_decref(e);
+    return rc;
+}
+
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out)
 {
@@ -77,12 +169,25 @@ static int decide_call(struct daemon *d, const char *offer, const char *handler,
     }
     char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
     struct rule_result r;
-    int rc = engine_call(d->engine, offer, h, sub_json, arg_json, batch, &r);
+    struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1};
+    int rc = engine_call_ex(d->engine, offer, h, sub_json, arg_json, batch, &opts, &r);
+    json_t *shadow = shadow_call(d, offer, h, sub_json, arg_json, opts.now_s, &r);
+    /* the argument as the rule saw it (provision: the buyer's confirmation), for replay */
+    json_t *arg = arg_json ? json_loads(arg_json, 0, NULL) : NULL;
     free(sub_json);
     free(arg_json);
     snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
     snprintf(out->rule_sha256, sizeof out->rule_sha256, "%s", r.sha256);
     out->generation = (long long)r.generation;
+    if (rc == 0 && r.effects && batch && (rc = apply_effects(d, offer, sub, r.effects, batch)) != 0) {
+        free(r.error);
+        r.error = strdup("the rule's ctx.meter/ctx.timer effects could not be recorded");
+        r.outcome = RULE_ERROR;
+    }
+    if (record_call(batch, offer, handler, sub, arg, opts.now_s, &r, shadow) != 0)
+        log_warn("decide", "could not record the rule call's inputs for replay", "offer", offer, "handler", handler);
+    json_decref(arg);
+    json_decref(shadow);
     if (rc != 0) {
         out->failed = 1;
         out->limit_hit = rc == SAASD_ELIMIT;

@@ -3,6 +3,7 @@
  * handler on the freshest view of the subscription, ACK, cancel after a refusal, and keep
  * Microsoft's state. */
 #include "daemon/daemon.h"
+#include "daemon/timers.h"
 #include "daemon/decide.h"
 #include "daemon/flows.h"
 #include "daemon/flows_internal.h"
@@ -316,6 +317,11 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
     if ((rc = act(&ev)) != 0)
         goto fail;
     settle_state(&ev);
+    /* an unsubscribed subscription's ctx.timer timers go with it (the firing thread also drops
+     * any that a handler set in this very batch) */
+    if (ev.accept && succeeded(ev.final) && ev.row->status_after && !strcmp(ev.row->status_after, "Unsubscribed") &&
+        (rc = timers_batch_cancel_all(d, b, ev.sub_id)) != 0)
+        goto fail;
     const char *source = lifecycle_request_source(ev.op);
     json_object_set_new(oprec, "final_status", json_string(ev.final));
     json_object_set_new(oprec, "state", json_string("done"));

@@ -102,6 +102,39 @@ static int add_usage(void *arg, const void *old, size_t oldlen, void **new_val, 
     return *new_val ? 0 : SAASD_ENOMEM;
 }
 
+/* ctx.meter's bucket update: arg is the batch's copy of {double quantity, int64 hour_s,
+ * "sub\0dim\0"} (unaligned). */
+struct meter_arg {
+    double quantity;
+    int64_t hour_s;
+    char ids[2 * 65 + 2];
+};
+
+static int meter_usage(void *arg, const void *old, size_t oldlen, void **new_val, size_t *new_len)
+{
+    struct meter_arg m;
+    memcpy(&m, arg, sizeof m);
+    struct add_arg a = {m.ids, m.ids + strlen(m.ids) + 1, m.hour_s, m.quantity, m.quantity, NULL, 0};
+    return add_usage(&a, old, oldlen, new_val, new_len);
+}
+
+int metering_batch_add(struct store_batch *b, const char *sub_id, const char *dimension, double quantity,
+                       int64_t when_ms)
+{
+    if (!sub_id || !id_ok(sub_id, 64) || !dimension || !id_ok(dimension, 64) || !(quantity > 0) || !isfinite(quantity))
+        return SAASD_EINVAL;
+    struct meter_arg m = {.quantity = quantity, .hour_s = hour_of(when_ms)};
+    size_t sl = strlen(sub_id);
+    memcpy(m.ids, sub_id, sl + 1);
+    memcpy(m.ids + sl + 1, dimension, strlen(dimension) + 1);
+    unsigned char key[KEY_MAX];
+    size_t klen;
+    int rc = build_key(sub_id, dimension, m.hour_s, key, &klen);
+    if (!rc)
+        rc = store_batch_update_copy(b, STORE_USAGE, key, klen, meter_usage, &m, sizeof m);
+    return rc;
+}
+
 /* The usage report as the usage rule sees it. */
 static json_t *usage_view(const char *dimension, double quantity, int64_t when_ms)
 {

@@ -25,6 +25,14 @@ struct daemon;
 int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
                     double *billed, char *err, size_t errsize);
 
+/* ctx.meter: add quantity (> 0) of dimension to sub_id's bucket of the hour of when_ms, as an
+ * update in batch (committed with the rule's decision, or not at all). No usage rule runs: the
+ * rule that metered decided. SAASD_EINVAL for bad ids or quantity; at commit, SAASD_ECONFLICT
+ * when that hour is already being sent. */
+struct store_batch;
+int metering_batch_add(struct store_batch *b, const char *sub_id, const char *dimension, double quantity,
+                       int64_t when_ms);
+
 struct metering_pass {
     int sent, failed, retry, folded;
 };

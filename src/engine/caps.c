@@ -7,6 +7,8 @@
 #include "engine/limits.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +23,20 @@ int caps_store_get(const struct caps *c, const char *key, size_t klen, char **va
     *val = NULL;
     *vlen = 0;
     size_t olen = strlen(c->offer_id);
-    if (!c->store)
-        return SAASD_ENOTFOUND;
     if (olen > OFFER_MAX || klen == 0 || klen > 256)
         return SAASD_EINVAL;
+    if (c->replay_reads) {
+        json_t *v = json_object_getn(c->replay_reads, key, klen);
+        if (!json_is_string(v))
+            return SAASD_ENOTFOUND;
+        *vlen = json_string_length(v);
+        if (!(*val = malloc(*vlen + 1)))
+            return SAASD_ENOMEM;
+        memcpy(*val, json_string_value(v), *vlen + 1);
+        return 0;
+    }
+    if (!c->store)
+        return SAASD_ENOTFOUND;
     char full[OFFER_MAX + 1 + 256];
     memcpy(full, c->offer_id, olen);
     full[olen] = '\0';
@@ -32,6 +44,8 @@ int caps_store_get(const struct caps *c, const char *key, size_t klen, char **va
     void *v = NULL;
     int rc = store_get(c->store, STORE_RULE_KV, full, olen + 1 + klen, &v, vlen);
     *val = v;
+    if (c->reads && (rc == 0 || rc == SAASD_ENOTFOUND) && !json_object_getn(c->reads, key, klen))
+        json_object_setn_new(c->reads, key, klen, rc == 0 ? json_stringn(v, *vlen) : json_null());
     return rc;
 }
 
@@ -68,6 +82,8 @@ int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_
               size_t errsz)
 {
     memset(resp, 0, sizeof *resp);
+    if (c->no_http)
+        return refuse(err, errsz, SAASD_EINVAL, "ctx.http is refused during a replay");
     if (!c->http)
         return refuse(err, errsz, SAASD_EINVAL, "http disabled");
     char *host = NULL, *port = NULL;
@@ -134,4 +150,56 @@ void caps_log(const struct caps *c, int level, const char *msg, const char *cons
     log_event((enum log_level)level, "rule", msg, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
               a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21],
               a[22], a[23], a[24], a[25], a[26], a[27], (char *)0);
+}
+
+/* The effects a rule may ask for: their argument names and types ('s' string, 'n' number,
+ * 'i' integer, 'j' JSON text or absent). */
+static const struct effect_kind {
+    const char *kind;
+    const char *names[3];
+    const char *types;
+} effect_kinds[] = {
+    {"meter", {"dimension", "quantity"}, "sn"},
+    {"timer", {"name", "at", "data"}, "sij"},
+    {"timer_cancel", {"name"}, "s"},
+};
+
+static json_t *effect_arg(char type, const char *a)
+{
+    char *end;
+    if (type == 'j')
+        return a ? json_loads(a, JSON_DECODE_ANY, NULL) : json_null();
+    if (!a)
+        return NULL;
+    if (type == 's')
+        return json_string(a);
+    if (type == 'i') {
+        long long v = strtoll(a, &end, 10);
+        return *end || end == a ? NULL : json_integer(v);
+    }
+    double d = strtod(a, &end);
+    return *end || end == a || !isfinite(d) ? NULL : json_real(d);
+}
+
+int caps_effect(struct caps *c, const char *kind, const char *const *args, size_t nargs)
+{
+    const struct effect_kind *k = NULL;
+    for (size_t i = 0; kind && i < sizeof effect_kinds / sizeof effect_kinds[0]; i++)
+        if (!strcmp(effect_kinds[i].kind, kind))
+            k = &effect_kinds[i];
+    if (!k || nargs > strlen(k->types))
+        return SAASD_EINVAL;
+    if (!c->effects && !(c->effects = json_array()))
+        return SAASD_ENOMEM;
+    json_t *o = json_pack("{s:s}", "kind", kind);
+    int rc = o ? 0 : SAASD_ENOMEM;
+    for (size_t i = 0; rc == 0 && k->types[i]; i++) {
+        json_t *v = effect_arg(k->types[i], i < nargs ? args[i] : NULL);
+        if (!v || json_object_set_new(o, k->names[i], v) < 0)
+            rc = SAASD_EINVAL;
+    }
+    if (rc == 0 && json_array_append(c->effects, o) < 0)
+        rc = SAASD_ENOMEM;
+    json_decref(o);
+    return rc;
 }

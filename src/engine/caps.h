@@ -22,6 +22,14 @@ struct caps {
     int64_t http_left_ns;     /* what is left of the call's ctx.http budget */
     int64_t deadline_ns;      /* the call's deadline (CLOCK_MONOTONIC) */
     size_t max_body;          /* responses larger than this are refused (the memory cap) */
+    long long now_s;          /* ctx.now() of the call; 0 = the real clock */
+    struct json_t *reads;     /* when not NULL: each committed ctx.store read is recorded here
+                                 (key -> value or null), for replay */
+    const struct json_t *replay_reads; /* when not NULL (replay): reads are answered from this
+                                 object only, never from the store; absent keys read as nil */
+    int no_http;              /* replay: ctx.http answers nil, "refused during replay" */
+    struct json_t *effects;   /* ctx.meter/ctx.timer effects of the call so far (JSON array, owned;
+                                 NULL until the first); handed out only when the call succeeds */
 };
 
 /* ctx.store read of the offer's committed key: 0 (*val malloc'd), SAASD_ENOTFOUND, error. */
@@ -32,5 +40,11 @@ int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_
               size_t errsz);
 /* ctx.log through the daemon's (redacting) logger; kv: name, value pairs. */
 void caps_log(const struct caps *c, int level, const char *msg, const char *const *kv, size_t npairs);
+
+/* One ctx.meter / ctx.timer effect: appended to c->effects as a JSON object
+ * {"kind":"meter","dimension","quantity"} | {"kind":"timer","name","at","data"} |
+ * {"kind":"timer_cancel","name"}. SAASD_EINVAL for an unknown kind or malformed arguments
+ * (the worker validated them: a malformed one means a broken worker). */
+int caps_effect(struct caps *c, const char *kind, const char *const *args, size_t nargs);
 
 #endif

@@ -72,6 +72,7 @@ static const struct key_spec schema[] = {
     {"rules", "http_timeout_ms", KT_INT, 100, 8000},
     {"rules", "on_timeout", KT_STRING, 0, 0},
     {"rules", "unknown_offers", KT_STRING, 0, 0},
+    {"rules", "shadow_dir", KT_STRING, 0, 0},
     {"reconcile", "interval", KT_INT, 0, 86400},
     {"landing", "client_id", KT_STRING, 0, 0},
     {"landing", "secret_env", KT_STRING, 0, 0},
@@ -566,6 +567,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->webhook_verify_threads = (int)get_int(L, env, "webhook", "verify_threads", 32);
 
     c->rules_dir = get_path(ld, L, env, "rules", "dir", "rules");
+    c->rules_shadow_dir = get_path(ld, L, env, "rules", "shadow_dir", NULL);
     c->rule_cpu_ms = (int)get_int(L, env, "rules", "cpu_ms", 2000);
     c->rule_memory = (size_t)get_int(L, env, "rules", "memory_mb", 32) << 20;
     c->rule_http_timeout_ms = (int)get_int(L, env, "rules", "http_timeout_ms", 3000);
@@ -723,7 +725,7 @@ void config_free(struct saasd_config *c)
                      &c->resource, &c->marketplace_url, &c->api_version, &c->webhook_audience,
                      &c->webhook_tenant, &c->webhook_app_id, &c->jwks_url, &c->rules_dir,
                      &c->landing_client_id, &c->landing_secret, &c->landing_authority, &c->landing_tenant,
-                     &c->landing_redirect_uri};
+                     &c->landing_redirect_uri, &c->rules_shadow_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     for (char **p = c->http_allow; p && *p; p++)

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -575,6 +576,16 @@ static size_t find_rule(const struct generation *g, const char *offer)
 int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
                 const char *arg_json, struct store_batch *batch, struct rule_result *out)
 {
+    return engine_call_ex(e, offer_id, h, sub_json, arg_json, batch, NULL, out);
+}
+
+int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
+                   const char *arg_json, struct store_batch *batch, const struct engine_call_opts *o,
+                   struct rule_result *out)
+{
+    static const struct engine_call_opts none = {0};
+    if (!o)
+        o = &none;
     memset(out, 0, sizeof *out);
     out->handler = h;
     int64_t t0 = limits_now_ns();
@@ -616,6 +627,10 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
             .http_timeout_ms = e->opt.http_timeout_ms,
             .http_left_ns = (int64_t)e->opt.http_budget_ms * 1000000,
             .max_body = e->opt.memory,
+            .now_s = o->now_s,
+            .reads = o->record ? json_object() : NULL,
+            .replay_reads = o->reads,
+            .no_http = o->no_http,
         };
         struct bind_kv *writes = NULL;
         rc = worker_call(w, slot, f, h, sub_json, arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out, &writes);
@@ -624,6 +639,15 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
             out->error = strdup("could not append the rule's ctx.store writes to the batch");
         }
         bind_kv_free(writes);
+        if (rc == 0 && caps.effects && !(out->effects = json_dumps(caps.effects, JSON_COMPACT))) {
+            out->outcome = RULE_ERROR;
+            out->error = strdup("could not keep the rule's ctx.meter/ctx.timer effects (out of memory)");
+            rc = SAASD_ENOMEM;
+        }
+        json_decref(caps.effects);
+        if (caps.reads)
+            out->reads = json_dumps(caps.reads, JSON_COMPACT);
+        json_decref(caps.reads);
     }
     if (w)
         pool_give(e, w);

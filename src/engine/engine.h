@@ -45,6 +45,8 @@ enum rule_handler {
     RULE_UNSUBSCRIBE,     /* (sub, event, ctx) */
     RULE_RENEW,           /* (sub, event, ctx) */
     RULE_USAGE,           /* (sub, usage, ctx): metered usage reported by the ISV's systems */
+    RULE_TIMER,           /* (sub, name, data, ctx): a durable ctx.timer fell due; arg_json is
+                             {"name", "data"} */
     RULE_HANDLER_COUNT
 };
 
@@ -93,6 +95,10 @@ struct rule_result {
     char *error;              /* failures: "offer 'x' handler 'y' (rules/x.lua:12): message" */
     int error_line;           /* line in file, 0 when unknown */
     double elapsed_ms;
+    char *reads;              /* with engine_call_opts.record: JSON object of the committed
+                                 ctx.store reads the call made (key -> value or null) */
+    char *effects;            /* JSON array of the call's ctx.meter/ctx.timer effects, only when
+                                 the call succeeded and made some (see engine/caps.h) */
 };
 
 struct engine_options {
@@ -141,6 +147,38 @@ void rule_result_free(struct rule_result *r);
  * rule code. *json is malloc'd, or NULL when the rule has none. 0, SAASD_EINVAL (bad offer
  * id), a worker's I/O or load error. */
 int engine_landing(struct engine *e, const char *offer_id, char **json);
+
+/* What a call may be told beyond engine_call's arguments: the clock, and replay's isolation. */
+struct engine_call_opts {
+    long long now_s;               /* ctx.now() of the call (and ctx.timer.after's base); 0 = real clock */
+    int record;                    /* fill out->reads with the ctx.store reads the call made */
+    const struct json_t *reads;    /* replay: ctx.store reads answered from this object only */
+    int no_http;                   /* replay: ctx.http refused */
+};
+/* engine_call with options (o may be NULL: engine_call). */
+int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
+                   const char *arg_json, struct store_batch *batch, const struct engine_call_opts *o,
+                   struct rule_result *out);
+
+/* The decision of a call as replay compares it, as a JSON object (new reference, NULL when out of
+ * memory): {"failed", "action", "accept", "message", "reason", "redirect", "bill", "effects"}.
+ * Failure texts and file paths are left out: they name the file, not the decision. */
+struct json_t *rule_result_decision(const struct rule_result *r);
+
+/* Shadow replay (replay.c): run the rule files of candidate_dir against the inputs recorded with
+ * past decisions (audit records of action "RuleCall": subscription view, change/event, the
+ * clock, the ctx.store reads), in the same sandbox and limits, without side effects (ctx.store
+ * reads answered from the record, writes discarded, ctx.http refused), and compare decisions.
+ * *out: {"calls", "differ", "seconds", "groups": {"offer handler": {"same", "differ"}},
+ * "differences": [{"group", "subscription", "event", "old", "new", "old_sha256", "new_sha256"}]}. */
+struct replay_options {
+    const char *candidate_dir;
+    long long since_ms;            /* only calls recorded at or after this time */
+    const char *offer;             /* only this offer; NULL: all */
+    int cpu_ms;
+    size_t memory;
+};
+int engine_replay(struct store *s, const struct replay_options *o, struct json_t **out);
 
 /* Rebuild from the rules directory. 0: swapped in (generation + 1). Otherwise the old
  * generation keeps serving, "rules NOT changed" is logged with every problem, the failure is

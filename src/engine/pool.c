@@ -352,6 +352,19 @@ static char *dup_opt(const struct wire_msg *m, size_t i)
     return s ? strdup(s) : NULL;
 }
 
+/* W_EFFECT: kind, args...; kept in caps until the call's result decides its fate. */
+static int answer_effect(struct caps *c, const struct wire_msg *m)
+{
+    const char *args[4] = {0};
+    size_t n = m->n > 1 ? m->n - 1 : 0;
+    if (n > 4)
+        return SAASD_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        args[i] = wire_str(m, i + 1);
+    int rc = caps_effect(c, wire_str(m, 0), args, n);
+    return rc == SAASD_ENOMEM ? rc : rc < 0 ? SAASD_EINVAL : 0;
+}
+
 /* W_RESULT into out and *writes (see worker.c for the layout). */
 static int take_result(struct worker *w, const struct wire_msg *m, struct rule_result *out,
                        struct bind_kv **writes)
@@ -421,6 +434,7 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
     wire_put_str(&b, arg_json);
     wire_put_int(&b, cpu_ms);
     wire_put_int(&b, (long long)memory);
+    wire_put_int(&b, caps->now_s);
     int rc = wire_send(w->fd, &b, kill_at);
     wire_buf_free(&b);
     /* a frame is bounded by what the worker could hold: writes are charged to the same cap */
@@ -448,6 +462,8 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
             rc = answer_http(w, caps, &m, kill_at);
         else if (m.type == W_LOG)
             answer_log(caps, &m);
+        else if (m.type == W_EFFECT)
+            rc = answer_effect(caps, &m);
         else
             rc = SAASD_EINVAL;
         wire_msg_free(&m);

@@ -8,6 +8,7 @@
 
 static const char *const handler_names[RULE_HANDLER_COUNT] = {
     "provision", "change_plan", "change_quantity", "suspend", "reinstate", "unsubscribe", "renew", "usage",
+    "timer",
 };
 
 static const char *const outcome_names[RULE_OUTCOME_COUNT] = {
@@ -53,6 +54,8 @@ void rule_result_free(struct rule_result *r)
     free(r->rule_offer);
     free(r->file);
     free(r->error);
+    free(r->effects);
+    free(r->reads);
     memset(r, 0, sizeof *r);
 }
 
@@ -83,10 +86,35 @@ int rule_result_audit_json(const struct rule_result *r, char **out)
     if (r->has_bill)
         bad |= json_object_set_new(o, "bill", json_real(r->bill));
     bad |= set_str(o, "error", r->error);
+    if (r->effects)
+        bad |= json_object_set_new(o, "effects", json_loads(r->effects, 0, NULL));
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (!s)
         return SAASD_ENOMEM;
     *out = s;
     return 0;
+}
+
+json_t *rule_result_decision(const struct rule_result *r)
+{
+    int failed = r->outcome != RULE_OK && r->outcome != RULE_DEFAULT;
+    json_t *o = json_pack("{s:b}", "failed", failed);
+    if (!o || failed)
+        return o;
+    if (r->handler == RULE_PROVISION)
+        json_object_set_new(o, "action", json_string(rule_action_name(r->action)));
+    else
+        json_object_set_new(o, "accept", json_boolean(r->accept));
+    if (r->message)
+        json_object_set_new(o, "message", json_string(r->message));
+    if (r->reason)
+        json_object_set_new(o, "reason", json_string(r->reason));
+    if (r->redirect)
+        json_object_set_new(o, "redirect", json_string(r->redirect));
+    if (r->has_bill)
+        json_object_set_new(o, "bill", json_real(r->bill));
+    json_t *fx = r->effects ? json_loads(r->effects, 0, NULL) : NULL;
+    json_object_set_new(o, "effects", fx ? fx : json_array());
+    return o;
 }

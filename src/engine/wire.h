@@ -29,6 +29,8 @@ enum wire_type {
     W_HELLO,       /* worker, once when it starts */
     W_LANDING,     /* parent: slot                                 -> W_LANDING_JSON */
     W_LANDING_JSON,/* worker: rc, the rule's landing table as JSON|NULL */
+    W_EFFECT,      /* worker: kind, args... (no reply): ctx.meter / ctx.timer, kept by the
+                      daemon until W_RESULT and applied only when the call succeeds */
 };
 
 struct wire_buf {

@@ -184,7 +184,19 @@ static void w_log(void *ud, int level, const char *msg, const char *const *kv, s
     wire_buf_free(&b);
 }
 
-static const struct bind_ops worker_ops = {w_store_get, w_http, w_log};
+static void w_effect(void *ud, const char *kind, const char *const *args, size_t nargs)
+{
+    (void)ud;
+    struct wire_buf b = {0};
+    wire_begin(&b, W_EFFECT);
+    wire_put_str(&b, kind);
+    for (size_t i = 0; i < nargs; i++)
+        wire_put_str(&b, args[i]);
+    send_or_die(&b);
+    wire_buf_free(&b);
+}
+
+static const struct bind_ops worker_ops = {w_store_get, w_http, w_log, w_effect};
 
 /* ---- requests ---- */
 
@@ -269,7 +281,7 @@ static void put_writes(struct wire_buf *b, const struct bind_kv *w)
     wire_put(b, w->val, w->vlen);
 }
 
-/* W_CALL: slot, offer, handler, sub, arg|NULL, cpu_ms, memory
+/* W_CALL: slot, offer, handler, sub, arg|NULL, cpu_ms, memory, now_s (0: the real clock)
  *   -> W_RESULT rc, outcome, action, accept, message, reason, redirect, has_bill, bill, error,
  *      error_line, tainted, then key, value|NULL pairs (the pending writes, oldest first) */
 static void do_call(const struct wire_msg *m)
@@ -280,7 +292,7 @@ static void do_call(const struct wire_msg *m)
     int cpu_ms = (int)wire_int(m, 5, 0);
     size_t memory = (size_t)wire_int(m, 6, 0);
     struct rule_result out = {0};
-    struct bind_call call = {.offer_id = offer, .ops = &worker_ops};
+    struct bind_call call = {.offer_id = offer, .ops = &worker_ops, .now_s = wire_int(m, 7, 0)};
     int rc = SAASD_EINVAL;
     int tainted = 1;
     if (s && s->vm && offer && sub && h >= 0 && h < RULE_HANDLER_COUNT) {
