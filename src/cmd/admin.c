@@ -142,6 +142,9 @@ int cmd_admin(int argc, char **argv)
     if (v->nargs >= 0 ? nargs - 1 != v->nargs : nargs - 1 > -v->nargs)
         return cmd_usage_error(&spec, "'%s' takes %s%d argument%s: %s", v->name, v->nargs < 0 ? "at most " : "",
                                abs(v->nargs), abs(v->nargs) == 1 ? "" : "s", v->usage);
+    for (int i = 1; !strcmp(v->name, "subscriptions") && i < nargs; i++)
+        if (strncmp(args[i], "offer=", 6) && strncmp(args[i], "status=", 7))
+            return cmd_usage_error(&spec, "'%s': filters are offer=OFFER and status=STATUS", args[i]);
     if (nargs > 1 && !numeric_ok(v, args[nargs - 1]))
         return cmd_usage_error(&spec, "'%s': '%s' is not a number", v->name, args[nargs - 1]);
     struct saasd_config *cfg = NULL;
