@@ -275,6 +275,22 @@ function M.change_quantity(sub, quantity, over)
   return M.event("ChangeQuantity", sub, merge({ quantity = quantity }, over))
 end
 
+-- What provision's third argument holds after a buyer confirmed on the landing page:
+-- { buyer = { oid, tid, name, email, tenant_matches }, fields = { name = answer } }.
+-- over.buyer / over.fields are merged into the defaults (the purchaser of t.subscription(sub)).
+function M.landing(sub, over)
+  over = over or {}
+  local purchaser = sub and sub.purchaser or {}
+  local buyer = merge({
+    oid = purchaser.objectId or guid(),
+    tid = purchaser.tenantId or guid(),
+    name = "Alex Buyer",
+    email = purchaser.emailId or "buyer@customer.example",
+    tenant_matches = true,
+  }, over.buyer)
+  return { buyer = buyer, fields = merge({}, over.fields) }
+end
+
 -- A usage report as the usage handler gets it (POST /admin/usage).
 function M.usage(dimension, quantity, over)
   return merge({ dimension = dimension, quantity = quantity, time = "2026-01-10T09:15:00Z" }, over)

@@ -36,6 +36,10 @@ static void usage(FILE *f)
             "                           v1 tokens then use https://sts.windows.net/<tid>/)\n"
             "  --webhook-url URL        where webhooks go (also per offer / PUT /_emulator/config)\n"
             "  --landing-url URL        landing page base for purchases (default " EMU_DEFAULT_LANDING ")\n"
+            "  --redirect-uri URIS      buyer sign-in redirect URIs registered for the app(s), space or comma\n"
+            "                           separated (default <landing-url>/callback)\n"
+            "  --signin-client-id ID    a separate multitenant app for buyer sign-in, in the publisher tenant;\n"
+            "                           secret: env EMU_SIGNIN_SECRET, default \"" EMU_DEFAULT_SIGNIN_SECRET "\"\n"
             "  --page-size N            subscriptions per List page (default 100)\n"
             "  --ack-window-ms N        ChangePlan/ChangeQuantity/Reinstate auto-accept (default 10000)\n"
             "  --op-delay-ms N          publisher PATCH/DELETE completion delay (default 2000)\n"
@@ -51,6 +55,9 @@ static void usage(FILE *f)
             "  or client assertion signed with a registered certificate);\n"
             "  GET /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,\n"
             "  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /common/discovery/keys;\n"
+            "  buyer sign-in: GET|POST /{tenant}/oauth2/v2.0/authorize (tenant = id, organizations, common,\n"
+            "  consumers; code flow with PKCE, a page listing the test users), grant_type=authorization_code\n"
+            "  at /{tenant}/oauth2/v2.0/token -> id_token (RS256, the emulator's key);\n"
             "  /api/saas/subscriptions[...] (resolve, activate, list, get, listAvailablePlans, PATCH, DELETE,\n"
             "  operations); POST /api/usageEvent, /api/batchUsageEvent; GET /api/usageEvents.\n"
             "\n"
@@ -60,12 +67,15 @@ static void usage(FILE *f)
             "              landingTokenLifetimeS webhookTimeoutMs webhookBackoffMs webhookMaxAttempts clockOffsetS\n"
             "  POST /_emulator/clock/advance {seconds}\n"
             "  GET  /_emulator/apps   POST /_emulator/apps {tenantId, clientId, clientSecret?, certificate?}\n"
-            "       (more publisher apps; certificate = PEM)\n"
+            "       (more publisher apps; certificate = PEM; redirectUris?, signInAudience? for buyer sign-in)\n"
+            "  PATCH /_emulator/apps/CLIENT {redirectUris?, signInAudience?}   (any app, the configured one too)\n"
+            "  GET  /_emulator/users   POST /_emulator/users {email, name?, tenantId?, tenantName?, personal?}\n"
+            "  GET  /_emulator/calls[?method=&path=GLOB]   (requests Microsoft's surfaces answered, oldest first)\n"
             "  GET|POST /_emulator/apps/CLIENT/certificates {certificate: PEM}   (client assertion credentials)\n"
             "  DELETE /_emulator/apps/CLIENT/certificates/X5T\n"
             "  GET  /_emulator/offers[/ID]    POST /_emulator/offers {offerId, clientId?, webhookUrl?, plans:[{planId,\n"
             "       isPricePerSeat?, minQuantity?, maxQuantity?, termUnit?, price?, dimensions?:[ids]}]}\n"
-            "  POST /_emulator/purchases {offerId?, planId?, quantity?, name?, beneficiary?, autoRenew?,\n"
+            "  POST /_emulator/purchases {offerId?, planId?, quantity?, name?, beneficiary?, purchaser?, autoRenew?,\n"
             "       csp?, autoActivate?} -> 201 {subscriptionId, landingUrl, token, subscription}\n"
             "  GET  /_emulator/subscriptions[/ID]\n"
             "  POST /_emulator/subscriptions/ID/landing-token {lifetimeS?}\n"
@@ -161,6 +171,10 @@ int cmd_emulate(int argc, char **argv)
             o.webhook_url = v;
         else if (!strcmp(a, "--landing-url"))
             o.landing_url = v;
+        else if (!strcmp(a, "--redirect-uri"))
+            o.redirect_uris = v;
+        else if (!strcmp(a, "--signin-client-id"))
+            o.signin_client_id = v;
         else if (!strcmp(a, "--page-size"))
             bad = arg_long(v, &n) || n < 1, o.page_size = (int)n;
         else if (!strcmp(a, "--ack-window-ms"))
@@ -192,6 +206,7 @@ int cmd_emulate(int argc, char **argv)
         }
     }
 
+    o.signin_client_secret = getenv("EMU_SIGNIN_SECRET");
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t set;
     sigemptyset(&set);

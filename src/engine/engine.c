@@ -43,6 +43,7 @@ static void rule_files_free(struct rule_file *files, size_t n)
         free(files[i].offer_id);
         free(files[i].path);
         free(files[i].source);
+        free(files[i].landing_json);
     }
     free(files);
 }
@@ -302,6 +303,9 @@ static int gen_build(struct engine *e, struct generation **out)
         gen_free(g);
         return rc;
     }
+    /* read each rule's landing table now, before the generation is visible to callers */
+    for (size_t i = 0; i < g->nfiles; i++)
+        vm_landing_json(vm, &g->files[i], &g->files[i].landing_json);
     g->dflt = &g->files[g->nfiles - 1];
     g->free_vms = vm;
     g->nvms = 1;
@@ -580,6 +584,22 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
         log_warn("engine", "rule call failed", "offer", offer_id, "handler", rule_handler_name(h),
                  "outcome", rule_outcome_name(out->outcome), "file", f->path, "sha256", out->sha256,
                  "error", out->error ? out->error : saasd_strerror(rc));
+    return rc;
+}
+
+int engine_landing(struct engine *e, const char *offer_id, char **json)
+{
+    *json = NULL;
+    if (!e || !offer_id || !engine_offer_id_valid(offer_id, strlen(offer_id)))
+        return SAASD_EINVAL;
+    struct generation *g = gen_acquire(e);
+    if (!g)
+        return SAASD_ENOTFOUND;
+    const struct rule_file *f = find_rule(g, offer_id);
+    int rc = 0;
+    if (f->landing_json && !(*json = strdup(f->landing_json)))
+        rc = SAASD_ENOMEM;
+    gen_release(e, g);
     return rc;
 }
 

@@ -19,6 +19,7 @@ struct rule_file {
     char *source;
     size_t len;
     char sha256[65];
+    char *landing_json; /* the rule's landing table as JSON (contract.landing_json), or NULL */
 };
 
 struct vm {
@@ -39,6 +40,10 @@ void vm_free(struct vm *vm);
  * reporting each problem as "file:line: message". */
 int vm_load_rule(struct vm *vm, const struct rule_file *f, int cpu_ms, vm_problem_fn problem,
                  void *arg);
+
+/* The landing table of the loaded rule f as JSON text (malloc'd), *out NULL when it has none.
+ * Data only: runs no rule code. 0, SAASD_EINTERNAL, SAASD_ENOMEM. */
+int vm_landing_json(struct vm *vm, const struct rule_file *f, char **out);
 
 /* Run handler h of the loaded rule f. The result's strings are copied into out (which the
  * caller initialised); call is the capability context for this call. Returns like
