@@ -370,8 +370,24 @@ int store_count(struct store *s, enum store_db db, size_t *out)
     return store_mdb_err(rc);
 }
 
+static int scan_impl(struct store *s, enum store_db db, const void *prefix, size_t plen, int from,
+                     store_scan_fn fn, void *arg);
+
 int store_scan(struct store *s, enum store_db db, const void *prefix, size_t plen,
                store_scan_fn fn, void *arg)
+{
+    return scan_impl(s, db, prefix, plen, 0, fn, arg);
+}
+
+int store_scan_from(struct store *s, enum store_db db, const void *start, size_t slen,
+                    store_scan_fn fn, void *arg)
+{
+    return scan_impl(s, db, start, slen, 1, fn, arg);
+}
+
+/* from: key is where to start (every later key too); otherwise a prefix every key must have. */
+static int scan_impl(struct store *s, enum store_db db, const void *prefix, size_t plen, int from,
+                     store_scan_fn fn, void *arg)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -379,7 +395,7 @@ int store_scan(struct store *s, enum store_db db, const void *prefix, size_t ple
 
     if (!db_valid(db) || !fn || (plen && !prefix))
         return SAASD_EINVAL;
-    if (plen > STORE_MAX_KEY)
+    if (plen > STORE_MAX_KEY && !from)
         return 0; /* no stored key can start with it */
     read_lock(s);
     rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
@@ -393,7 +409,7 @@ int store_scan(struct store *s, enum store_db db, const void *prefix, size_t ple
     int mrc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
     rc = 0;
     while (mrc == 0) {
-        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+        if (plen && !from && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
             break;
         rc = fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
         if (rc)

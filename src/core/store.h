@@ -83,6 +83,9 @@ int store_get(struct store *s, enum store_db db, const void *key, size_t klen,
 typedef int (*store_scan_fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
 int store_scan(struct store *s, enum store_db db, const void *prefix, size_t plen,
                store_scan_fn fn, void *arg);
+/* Same, for every key from start (inclusive, slen may be 0 for the first key) to the end. */
+int store_scan_from(struct store *s, enum store_db db, const void *start, size_t slen,
+                    store_scan_fn fn, void *arg);
 
 /* Number of keys in db, from LMDB's own count (no scan). */
 int store_count(struct store *s, enum store_db db, size_t *out);
