@@ -104,8 +104,8 @@ static void bars(struct console *c, const char *title, const int *v, int n, int6
     }
     const int W = 480, H = 120, bw = W / n;
     cpage_raw(c, "<div class=\"card\"><h2>%s <span class=\"muted\">(%d)</span></h2>"
-                 "<svg width=\"%d\" height=\"%d\" role=\"img\" viewBox=\"0 0 %d %d\">",
-              title, total, W, H + 30, W, H + 30);
+                 "<svg class=\"bars\" role=\"img\" viewBox=\"0 0 %d %d\">",
+              title, total, W, H + 30);
     for (int i = 0; i < n; i++) {
         int h = v[i] * H / max;
         cpage_raw(c, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#4ea1f3\"><title>%d</title></rect>",
@@ -121,7 +121,8 @@ static void bars(struct console *c, const char *title, const int *v, int n, int6
                 strftime(label, sizeof label, "%d %b", &tm);
             else
                 strftime(label, sizeof label, "%H:00", &tm);
-            cpage_raw(c, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>", i * bw + bw / 2, H + 16, label);
+            cpage_raw(c, "<text x=\"%d\" y=\"%d\" text-anchor=\"%s\">%s</text>", i ? i * bw + bw / 2 : 0, H + 16,
+                      i ? "middle" : "start", label);
         }
     }
     cpage_raw(c, "</svg></div>\n");

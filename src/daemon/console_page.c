@@ -36,7 +36,9 @@ static const char style[] =
     "button{font:inherit;padding:5px 14px;border-radius:3px;border:1px solid #0b5cad;background:#0b5cad;color:#fff;cursor:pointer}"
     "button.danger{background:#c53030;border-color:#c53030}a.button{display:inline-block;padding:5px 14px;"
     "border:1px solid #bcc7d3;border-radius:3px;text-decoration:none;color:#1f2933;background:#fff}"
+    "a.button.primary{background:#2f855a;border-color:#2f855a;color:#fff}"
     ".filters{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin-bottom:12px}.filters label{margin:0}"
+    ".card h2{margin-top:0}svg.bars{width:100%;height:auto;display:block}"
     ".stat{font-size:26px;font-weight:600}.pager{margin:10px 0}svg text{font-size:10px;fill:#52606d}";
 
 static const struct {

@@ -58,6 +58,8 @@ static void sub_link(struct console *c, const char *id)
 static void side_row(struct console *c, const char *label, const char *ours, const char *theirs)
 {
     int differ = ours && theirs && strcmp(ours, theirs);
+    if ((!ours || !*ours) && (!theirs || !*theirs))
+        return; /* neither side has it */
     cpage_raw(c, "<tr%s><th>%s</th>", differ ? " class=\"differ\"" : "", label);
     cpage_td(c, ours);
     cpage_td(c, theirs);
@@ -194,7 +196,7 @@ static void action_forms(struct console *c, const char *id, json_t *rec)
     sub_view_of(rec, &v);
     cpage_raw(c, "<h2>Actions</h2>\n<div class=\"card\">");
     if (v.decision && !strcmp(v.decision, "pending")) {
-        cpage_raw(c, "<a class=\"button\" href=\"");
+        cpage_raw(c, "<a class=\"button primary\" href=\"");
         sub_link(c, id);
         cpage_raw(c, "/confirm?action=activate\">Activate (approve the purchase)&hellip;</a> ");
     }
@@ -247,7 +249,8 @@ void console_subscription(struct console *c, const char *id)
     size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s", id) + 1; /* id and its NUL */
     if (plen < sizeof prefix)
         store_scan(c->d->store, STORE_USAGE, prefix, plen, usage_row, c);
-    cpage_raw(c, "</table>\n");
+    cpage_raw(c, "<tr><td colspan=\"7\" class=\"muted\">Hours reported through POST /admin/usage appear here.</td></tr>"
+                 "</table>\n");
     json_decref(rec);
     cpage_end(c, 200);
 }
