@@ -11,6 +11,10 @@ static const char *pending_rule = "return { provision = function(sub, ctx)\n"
                                   "  return { action = 'pending', message = 'we approve every customer by hand' }\n"
                                   "end }\n";
 
+static const char *flaky_rule = "return { suspend = function(sub, event, ctx)\n"
+                                "  return nil, 'the CRM <is> down'\n"
+                                "end }\n";
+
 /* The operator's browser: one cookie, no redirects followed. */
 struct op {
     char cookie[4300];
@@ -129,6 +133,8 @@ int main(void)
         return CHECK_DONE();
     snprintf(path, sizeof path, "%s/console-pending.lua", rules);
     it_write_file(path, pending_rule);
+    snprintf(path, sizeof path, "%s/console-flaky.lua", rules);
+    it_write_file(path, flaky_rule);
     char conf[512];
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
@@ -136,6 +142,7 @@ int main(void)
     if (!d)
         return CHECK_DONE();
     it_offer("console-pending");
+    it_offer("console-flaky");
     char sub[64];
     char *landing = it_purchase("console-pending", 4, sub, sizeof sub);
     struct it_browser buyer = {0};
@@ -234,6 +241,34 @@ int main(void)
               !strcmp(it_str(json_object_get(local, "provision"), "decision"), "activated"),
           "a confirmed approval by POST activates the pending purchase at Microsoft and locally");
     json_decref(local);
+
+    /* ---- a stuck event: shown with its error, abandoned after confirmation ---- */
+    char flaky[64];
+    landing = it_purchase("console-flaky", 2, flaky, sizeof flaky);
+    it_land(landing, NULL);
+    free(landing);
+    free(it_customer(flaky, "suspend", NULL));
+    size_t stuck = 0;
+    for (long long until = it_now_ms() + 15000; !stuck && it_now_ms() < until; usleep(50 * 1000))
+        store_count(d->store, STORE_OUTBOX, &stuck);
+    snprintf(path, sizeof path, "/console/subscriptions/%s", flaky);
+    op_call(&op, "GET", path, NULL);
+    const char *retry = strstr(op.body, "/confirm?action=abandon&amp;value=");
+    char seq[32] = "";
+    if (retry)
+        sscanf(retry + strlen("/confirm?action=abandon&amp;value="), "%31[0-9]", seq);
+    CHECK(stuck == 1 && strstr(op.body, "the CRM &lt;is&gt; down") && seq[0],
+          "the subscription page lists its stuck outbox event with the rule's error, escaped, and its actions");
+    snprintf(path, sizeof path, "/console/subscriptions/%s/action", flaky);
+    snprintf(form, sizeof form, "action=abandon&value=%s&confirm=yes&csrf=%s", seq, csrf);
+    op_call(&op, "POST", path, form);
+    store_count(d->store, STORE_OUTBOX, &stuck);
+    json_t *hist = it_history(flaky);
+    char *htext = json_dumps(hist, 0);
+    CHECK(op.status == 200 && stuck == 0 && htext && strstr(htext, "\"abandoned\""),
+          "abandoning it after confirmation removes it from the outbox and records it in the audit trail");
+    free(htext);
+    json_decref(hist);
 
     /* ---- escaping ---- */
     const char *evil_offer = "<img src=x onerror=alert(1)>";
