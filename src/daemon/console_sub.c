@@ -170,9 +170,15 @@ static int pending_row(void *arg, const void *key, size_t klen, const void *val,
     return 0;
 }
 
+struct usage_scan {
+    struct console *c;
+    int rows;
+};
+
 static int usage_row(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    struct console *c = arg;
+    struct usage_scan *us = arg;
+    struct console *c = us->c;
     json_t *u = json_loadb(val, vlen, 0, NULL);
     char when[40];
     if (!u)
@@ -187,6 +193,7 @@ static int usage_row(void *arg, const void *key, size_t klen, const void *val, s
     cpage_td(c, cj_str(u, "result", NULL));
     cpage_raw(c, "</tr>\n");
     json_decref(u);
+    us->rows++;
     return 0;
 }
 
@@ -247,10 +254,13 @@ void console_subscription(struct console *c, const char *id)
                  "<th>State</th><th>Attempts</th><th>Result</th></tr>\n");
     char prefix[200];
     size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s", id) + 1; /* id and its NUL */
+    struct usage_scan us = {.c = c};
     if (plen < sizeof prefix)
-        store_scan(c->d->store, STORE_USAGE, prefix, plen, usage_row, c);
-    cpage_raw(c, "<tr><td colspan=\"7\" class=\"muted\">Hours reported through POST /admin/usage appear here.</td></tr>"
-                 "</table>\n");
+        store_scan(c->d->store, STORE_USAGE, prefix, plen, usage_row, &us);
+    if (!us.rows)
+        cpage_raw(c, "<tr><td colspan=\"7\" class=\"muted\">None: no usage reported for this subscription "
+                     "(POST /admin/usage).</td></tr>\n");
+    cpage_raw(c, "</table>\n");
     json_decref(rec);
     cpage_end(c, 200);
 }
