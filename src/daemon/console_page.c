@@ -22,7 +22,7 @@ static const char style[] =
     "table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d9e0e7;margin-bottom:8px}"
     "th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #e6ebf0;vertical-align:top}"
     "th{background:#eef2f6;font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:#52606d}"
-    "tr:nth-child(even) td{background:#fafbfc}td.num,th.num{text-align:right}"
+    "tr:nth-child(even) td{background:#fafbfc}td.t{white-space:nowrap}td.num,th.num{text-align:right}"
     "code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}"
     "a{color:#0b5cad}.muted{color:#7b8794}.card{background:#fff;border:1px solid #d9e0e7;padding:16px;margin-bottom:16px}"
     ".narrow{max-width:420px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}"

@@ -104,7 +104,7 @@ static int audit_row(void *arg, const void *key, size_t klen, const void *val, s
     char when[40];
     if (!a)
         return 0;
-    cpage_raw(c, "<tr><td>%s</td>", cpage_time(json_integer_value(json_object_get(a, "time_ms")), when, sizeof when));
+    cpage_raw(c, "<tr><td class=\"t\">%s</td>", cpage_time(json_integer_value(json_object_get(a, "time_ms")), when, sizeof when));
     cpage_td(c, cj_str(a, "action", NULL));
     cpage_td(c, cj_str(a, "decision", NULL));
     cpage_td(c, cj_str(a, "detail", NULL));
@@ -202,6 +202,10 @@ static void action_forms(struct console *c, const char *id, json_t *rec)
     struct sub_view v;
     sub_view_of(rec, &v);
     cpage_raw(c, "<h2>Actions</h2>\n<div class=\"card\">");
+    if (v.status && !strcmp(v.status, "Unsubscribed")) {
+        cpage_raw(c, "<span class=\"muted\">None: the subscription is cancelled.</span></div>\n");
+        return;
+    }
     if (v.decision && !strcmp(v.decision, "pending")) {
         cpage_raw(c, "<a class=\"button primary\" href=\"");
         sub_link(c, id);
