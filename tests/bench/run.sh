@@ -121,7 +121,7 @@ echo "  after a reconciliation pass and listing all 100k through the admin API (
 echo "    VmRSS $((rss / 1024)) MiB (heap and stacks $((anon / 1024)) MiB, mapped store and code $((file / 1024)) MiB), peak $((hwm / 1024)) MiB"
 
 # --- operator console: page time with many subscriptions (BENCH_CONSOLE_SUBS, default 1M) ---
-kill "$SAASD_PID"; wait "$SAASD_PID" 2>/dev/null || true
+kill "$SAASD_PID" 2>/dev/null || true; wait "$SAASD_PID" 2>/dev/null || true
 CONSOLE_SUBS=${BENCH_CONSOLE_SUBS:-1000000}
 echo
 sed "s|data_dir = \"$work/data\"|data_dir = \"$work/console-data\"|" "$work/saasd.conf" >"$work/console.conf"
