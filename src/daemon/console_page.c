@@ -52,6 +52,8 @@ static const struct {
 
 void cpage_raw(struct console *c, const char *fmt, ...)
 {
+    if (!c->f)
+        return; /* open_memstream failed: cpage_end answers 500 */
     va_list ap;
     va_start(ap, fmt);
     vfprintf(c->f, fmt, ap);
@@ -60,13 +62,16 @@ void cpage_raw(struct console *c, const char *fmt, ...)
 
 void cpage_text(struct console *c, const char *text)
 {
-    html_put(c->f, text ? text : "");
+    if (c->f)
+        html_put(c->f, text ? text : "");
 }
 
 /* RFC 3986 unreserved characters pass; everything else is %XX, so the result is also safe in an
  * HTML attribute. */
 void cpage_url(struct console *c, const char *component)
 {
+    if (!c->f)
+        return;
     for (const unsigned char *p = (const unsigned char *)(component ? component : ""); *p; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p))
             fputc(*p, c->f);
