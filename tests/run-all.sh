@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every C test program in $BUILD/tests and every busted spec, counts TAP lines, and
-# ends with one line "N passed, N failed". Exit status is non-zero on any failure.
+# Runs every C test program in $BUILD/tests, every busted spec and the browser test
+# (tests/browser/run.py), counts TAP lines, and ends with one line "N passed, N failed".
+# Exit status is non-zero on any failure. ONLY=c|spec|browser runs one part.
 set -u
 BUILD=${BUILD:-build}
 ONLY=${ONLY:-all}

@@ -230,7 +230,8 @@ static void against_the_emulator(void)
     struct token_cache *tc = cache(ca, NULL, 2);
     CHECK(tc && token_cache_get(tc, tok, sizeof tok) == 0, "§2 a v2 token is obtained with a certificate the emulator knows");
     json_t *c = segment(tok, 1);
-    CHECK(c && !strcmp(jstr(c, "azp"), CLIENT) && !strcmp(jstr(c, "ver"), "2.0"), "the v2 token names the app (azp)");
+    CHECK(c && jstr(c, "appid") && !strcmp(jstr(c, "appid"), CLIENT) && !strcmp(jstr(c, "ver"), "1.0"),
+          "the token from the v2 endpoint names the app (appid: the marketplace resource takes v1 tokens)");
     json_decref(c);
     /* every refresh signs a new assertion: the emulator refuses a jti it has seen */
     CHECK(token_cache_invalidate(tc, tok) == 1 && token_cache_get(tc, tok2, sizeof tok2) == 0 && strcmp(tok, tok2),

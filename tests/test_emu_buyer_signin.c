@@ -148,9 +148,10 @@ static void discovery_and_page(void)
     r = authorize_get(&q, NULL);
     CHECK(r.status == 200 && r.body && strstr(r.body, "customer@contoso-customer.example") &&
               strstr(r.body, "colleague@contoso-customer.example") && strstr(r.body, "robin@fabrikam.example") &&
-              strstr(r.body, "pat.personal@outlook.example") && strstr(r.body, "method=\"post\""),
-          "the sign-in page lists the purchaser, a colleague, a user of another tenant and a personal account, "
-          "and signs in by POST");
+              strstr(r.body, "pat.personal@outlook.example") && strstr(r.body, "method=\"post\"") &&
+              strstr(r.body, "Contoso SaaS (publisher app)"),
+          "the sign-in page names the app and lists the purchaser, a colleague, a user of another tenant and a "
+          "personal account, and signs in by POST");
     reply_free(&r);
 
     r = authorize_get(&q, ALEX);
@@ -450,6 +451,40 @@ static void spoiled_id_tokens(void)
     reply_free(&r);
 }
 
+/* With --data the directory (test users) and the apps' sign-in registrations survive a restart. */
+static char *data_dir;
+static void with_data(struct emu_options *o) { o->data_dir = data_dir; }
+
+static void persistence(void)
+{
+    data_dir = check_tmpdir("buyer-signin");
+    emu_up(with_data);
+    struct reply r = ctl("POST", "/_emulator/users", "{\"email\":\"kept@northwind.example\",\"name\":\"Kept User\"}");
+    char oid[64];
+    snprintf(oid, sizeof oid, "%s", jstr(r.json, "objectId") ? jstr(r.json, "objectId") : "");
+    reply_free(&r);
+    r = ctl("POST", "/_emulator/apps",
+            "{\"tenantId\":\"" TENANT "\",\"clientId\":\"" SIGNIN_APP "\",\"clientSecret\":\"s3\","
+            "\"redirectUris\":[\"https://saas.example/landing/callback\"]}");
+    CHECK(r.status == 201 && !strcmp(jps(r.json, "redirectUris.0"), "https://saas.example/landing/callback"),
+          "POST /_emulator/apps registers an app with its redirect URIs");
+    reply_free(&r);
+    emu_down();
+    emu_up(with_data);
+    struct req q = dflt();
+    r = sign_in(&q, oid);
+    CHECK(*oid && r.status == 302, "with --data a test user added before a restart still signs in after it");
+    reply_free(&r);
+    q.client = SIGNIN_APP;
+    q.redirect_q = "https%3A%2F%2Fsaas.example%2Flanding%2Fcallback";
+    r = sign_in(&q, ALEX);
+    CHECK(r.status == 302, "... and an app's registered redirect URI is still accepted");
+    reply_free(&r);
+    emu_down();
+    check_rm_rf(data_dir);
+    free(data_dir);
+}
+
 static void with_signin_app(struct emu_options *o)
 {
     o->signin_client_id = SIGNIN_APP;
@@ -469,6 +504,7 @@ int main(void)
     form_post();
     spoiled_id_tokens();
     emu_down();
+    persistence();
     http_client_free(H);
     return CHECK_DONE();
 }

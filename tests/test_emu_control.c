@@ -95,10 +95,23 @@ static void entra(void)
     CHECK(r.status == 200 && json_is_integer(json_object_get(r.json, "expires_in")) && !json_object_get(r.json, "expires_on"),
           "§2.2 v2 answer: expires_in is a number, no expires_on (client_secret_basic accepted)");
     c = claims_of(jstr(r.json, "access_token") ? jstr(r.json, "access_token") : "");
-    CHECK(c && !strcmp(jstr(c, "azp"), CLIENT) && !json_object_get(c, "appid") && !strcmp(jstr(c, "ver"), "2.0") &&
-              !strcmp(jstr(c, "aud"), MP_APP),
-          "§2.2 v2 token: azp = client id, no appid, ver 2.0, aud marketplace");
+    CHECK(c && !strcmp(jstr(c, "appid"), CLIENT) && !json_object_get(c, "azp") && !strcmp(jstr(c, "ver"), "1.0") &&
+              !strcmp(jstr(c, "iss"), v1iss) && !strcmp(jstr(c, "aud"), MP_APP),
+          "§2.2 the marketplace resource's token from the v2 endpoint is shaped by the resource: appid, v1 issuer, ver 1.0");
     json_decref(c);
+    reply_free(&r);
+
+    struct reply t = ctl("POST", "/_emulator/tokens", "{\"kind\":\"publisher\",\"drop\":[\"appid\"]}");
+    char no_appid[8300], url[512];
+    snprintf(no_appid, sizeof no_appid, "Bearer %s", jstr(t.json, "access_token") ? jstr(t.json, "access_token") : "");
+    reply_free(&t);
+    snprintf(url, sizeof url, "%s/api/saas/subscriptions?api-version=2018-08-31", BASE);
+    r = call("GET", url, NULL, "Authorization", no_appid, NULL);
+    long refused = r.status;
+    reply_free(&r);
+    r = mp("GET", "/api/saas/subscriptions", NULL);
+    CHECK(refused == 403 && r.status == 200,
+          "§10 the marketplace identifies the publisher by tid + appid: a token without appid is refused (403)");
     reply_free(&r);
 
     snprintf(path, sizeof path, "/%s/.well-known/openid-configuration", TENANT);

@@ -417,10 +417,20 @@ static void operations_api(void)
     customer(sq, "suspend", NULL, op);
     snprintf(opp, sizeof opp, "/api/saas/subscriptions/%s/operations/%s", sq, op);
     CHECK(mp_status("PATCH", opp, "{\"status\":\"Success\"}") == 400, "§4 PATCH of a notify-only operation (Suspend) is 400");
+    c = ctl("PUT", "/_emulator/config", "{\"reinstateAckable\":true}");
+    reply_free(&c);
     CHECK(customer(sq, "reinstate", NULL, op) == 202, "§5.7 reinstate of a Suspended subscription is accepted");
     snprintf(opp, sizeof opp, "/api/saas/subscriptions/%s/operations/%s", sq, op);
     CHECK(mp_status("PATCH", opp, "{\"status\":\"Success\"}") == 200 && !strcmp(sub_status(sq), "Subscribed"),
-          "§4 PATCH Success of a Reinstate makes the subscription Subscribed");
+          "§4 with reinstateAckable (life-cycle page) PATCH Success of a Reinstate makes the subscription Subscribed");
+    c = ctl("PUT", "/_emulator/config", "{\"reinstateAckable\":false}");
+    reply_free(&c);
+    customer(sq, "suspend", NULL, op);
+    CHECK(customer(sq, "reinstate", NULL, op) == 202 && !strcmp(sub_status(sq), "Subscribed"),
+          "§5.3 by default (webhook page) a Reinstate is applied at once");
+    snprintf(opp, sizeof opp, "/api/saas/subscriptions/%s/operations/%s", sq, op);
+    CHECK(mp_status("PATCH", opp, "{\"status\":\"Success\"}") == 400,
+          "§5.3 by default (webhook page) a Reinstate is not ACK-able: PATCH is 400");
 
     c = ctl("PUT", "/_emulator/config", "{\"opDelayMs\":5000}");
     reply_free(&c);

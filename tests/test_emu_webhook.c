@@ -153,6 +153,8 @@ static void bearer_and_payload(void)
     json_decref(d);
 
     rx_reset(200);
+    struct reply k = ctl("PUT", "/_emulator/config", "{\"reinstateAckable\":true}");
+    reply_free(&k);
     CHECK(customer(sid, "reinstate", NULL, op) == 202 && rx_wait(1, 3000) == 1, "§5.3 Reinstate is announced");
     CHECK(!strcmp(jstr(RX.got[0].json, "status"), "InProgress") && !strcmp(jps(RX.got[0].json, "subscription.saasSubscriptionStatus"), "Suspended"),
           "§5.3 Reinstate is ACK-able: InProgress while still Suspended");
@@ -161,6 +163,15 @@ static void bearer_and_payload(void)
     reply_free(&r);
     CHECK(!strcmp(sub_status(sid), "Suspended") && !strcmp(wait_op(sid, op, 0), "Failed"),
           "§6 a rejected Reinstate leaves the subscription Suspended");
+    k = ctl("PUT", "/_emulator/config", "{\"reinstateAckable\":false}");
+    reply_free(&k);
+    rx_reset(200);
+    CHECK(customer(sid, "reinstate", NULL, op) == 202 && rx_wait(1, 3000) == 1 &&
+              !strcmp(jstr(RX.got[0].json, "status"), "Succeeded") &&
+              !strcmp(jps(RX.got[0].json, "subscription.saasSubscriptionStatus"), "Subscribed"),
+          "§5.3 by default (webhook page) Reinstate is applied first and announced Succeeded");
+    customer(sid, "suspend", NULL, op);
+    rx_wait(2, 3000);
 
     rx_reset(200);
     customer(sid, "unsubscribe", NULL, op);

@@ -196,6 +196,24 @@ static void confirmation_and_csrf(void)
     CHECK(b.status == 303 && it_audit_count(sub, NULL, "Provision") == 1,
           "reloading the page or confirming again runs neither provision nor Activate a second time");
 
+    char fpath[256];
+    long fst;
+    snprintf(fpath, sizeof fpath, "/api/saas/subscriptions/%s", sub);
+    json_decref(it_emu("POST", "/_emulator/faults",
+                       json_pack("{s:s, s:s, s:s, s:i}", "path", fpath, "method", "GET", "kind", "500", "count", 100), &fst));
+    st = it_browse(&b, "GET", "/landing/status", NULL);
+    json_decref(it_emu("DELETE", "/_emulator/faults", NULL, &fst));
+    CHECK(st == 200 && has(&b, "Your subscription is active"),
+          "when Microsoft cannot be read, the page falls back to the stored state");
+
+    /* the buyer changes plan in the portal: the next visit names the new plan, read from Microsoft */
+    char *op = it_customer(sub, "change-plan", json_pack("{s:s}", "planId", "business"));
+    const char *final = op ? it_wait_op(op, 15000) : "";
+    st = it_browse(&b, "GET", "/landing/status", NULL);
+    CHECK(!strcmp(final, "Succeeded") && st == 200 && has(&b, "<dd>Business (business)</dd>") && !has(&b, "<dd>Team"),
+          "after a plan change the page names the plan Microsoft now has, not the one bought");
+    free(op);
+
     /* "Manage account" after Microsoft suspended the subscription */
     free(it_customer(sub, "suspend", NULL));
     char *manage = fresh_link(sub);

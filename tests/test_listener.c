@@ -209,40 +209,33 @@ static int drain_statuses(int *fds, int n, int *busy, int *answered)
 static void test_landing_pool_saturation(void)
 {
     long st;
-    /* Microsoft throttles Resolve: 429 with Retry-After 2 s for every try of every request. */
+    /* A signed-in buyer's status page reads the subscription from Microsoft. */
+    it_offer("it-listener");
+    char sub[64];
+    char *link = it_purchase("it-listener", 1, sub, sizeof sub);
+    struct it_browser b = {0};
+    CHECK(it_sign_in(&b, link, IT_BUYER_OID) == 303 && b.session[0], "a buyer signs in on the landing page");
+    free(link);
+    /* Microsoft throttles Get subscription: 429 with Retry-After 2 s for every try of every request. */
     json_decref(it_emu("POST", "/_emulator/faults",
-                       json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", "/api/saas/subscriptions/resolve", "method",
-                                 "POST", "kind", "429", "count", 10000, "retryAfterS", 2),
+                       json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", "/api/saas/subscriptions/*", "method", "GET",
+                                 "kind", "429", "count", 10000, "retryAfterS", 2),
                        &st));
     enum { JUNK = 70 };
     int fds[JUNK];
-    /* Resolve runs when the buyer comes back from signing in: sign in JUNK times at the emulator
-     * (quick), then send every callback at once from another address. */
-    static char callbacks[JUNK][4096], cookies[JUNK][300];
-    for (int i = 0; i < JUNK; i++) {
-        struct it_browser b = {0};
-        char landing[128], form[128];
-        snprintf(landing, sizeof landing, "/landing?token=junk-%d", i);
-        if (it_browse(&b, "GET", landing, NULL) == 302) {
-            snprintf(cookies[i], sizeof cookies[i], "saasd_signin=%s", b.signin);
-            char authorize[4096];
-            snprintf(authorize, sizeof authorize, "%s", b.location);
-            snprintf(form, sizeof form, "user=%s", IT_BUYER_OID);
-            const char *cb = it_browse(&b, "POST", authorize, form) == 302 ? strstr(b.location, "/landing/callback") : NULL;
-            snprintf(callbacks[i], sizeof callbacks[i], "%s", cb ? cb : ""); /* the callback URL, path and query */
-        }
-        it_browser_free(&b);
-    }
     for (int i = 0; i < JUNK; i++) {
         fds[i] = connect_from("127.0.0.2");
-        char req[4600];
-        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: saasd\r\nCookie: %s\r\nConnection: close\r\n\r\n",
-                         callbacks[i][0] ? callbacks[i] : "/landing/callback", cookies[i]);
+        char req[8192];
+        int n = snprintf(req, sizeof req,
+                         "GET /landing/status HTTP/1.1\r\nHost: saasd\r\nCookie: saasd_session=%s\r\n"
+                         "Connection: close\r\n\r\n",
+                         b.session);
         if (fds[i] >= 0 && send(fds[i], req, (size_t)n, MSG_NOSIGNAL) != n) {
             close(fds[i]);
             fds[i] = -1;
         }
     }
+    it_browser_free(&b);
     usleep(300 * 1000); /* the landing requests are in and waiting on Microsoft */
     int ok = 0;
     double ms = 0, worst = 0;
@@ -268,12 +261,11 @@ static void test_landing_pool_saturation(void)
 static void test_landing_retry_after_bound(void)
 {
     long st;
-    /* Retry-After 30 s: no browser waits that long. */
+    /* Retry-After 30 s on Resolve, which runs once the buyer has signed in: no browser waits that long. */
     json_decref(it_emu("POST", "/_emulator/faults",
                        json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", "/api/saas/subscriptions/resolve", "method",
                                  "POST", "kind", "429", "count", 100, "retryAfterS", 30),
                        &st));
-    /* Resolve runs when the buyer comes back from signing in (the landing callback) */
     struct it_browser b = {0};
     long long t0 = it_now_ms();
     st = it_sign_in(&b, "/landing?token=some-token", IT_BUYER_OID);

@@ -68,7 +68,7 @@ static void usage(FILE *f)
             "  POST /_emulator/clock/advance {seconds}\n"
             "  GET  /_emulator/apps   POST /_emulator/apps {tenantId, clientId, clientSecret?, certificate?}\n"
             "       (more publisher apps; certificate = PEM; redirectUris?, signInAudience? for buyer sign-in)\n"
-            "  PATCH /_emulator/apps/CLIENT {redirectUris?, signInAudience?}   (any app, the configured one too)\n"
+            "  PATCH /_emulator/apps/CLIENT {redirectUris?, signInAudience?, displayName?}  (any app)\n"
             "  GET  /_emulator/users   POST /_emulator/users {email, name?, tenantId?, tenantName?, personal?}\n"
             "  GET  /_emulator/calls[?method=&path=GLOB]   (requests Microsoft's surfaces answered, oldest first)\n"
             "  GET|POST /_emulator/apps/CLIENT/certificates {certificate: PEM}   (client assertion credentials)\n"

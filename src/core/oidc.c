@@ -136,14 +136,21 @@ static int get_json(struct oidc *o, const char *url, json_t **out)
     return rc;
 }
 
-/* Fetch the OpenID metadata once (caller holds mu) and build the ID token verifier from it. */
+/* Fetch the OpenID metadata once and build the ID token verifier from it. The fetch runs
+ * without the lock (a slow provider must not hold up sign-ins being finished); when two
+ * threads fetch at once, the first to finish installs its result. */
 static int discover(struct oidc *o)
 {
-    if (o->token_endpoint)
+    pthread_mutex_lock(&o->mu);
+    int have = o->token_endpoint != NULL;
+    pthread_mutex_unlock(&o->mu);
+    if (have)
         return 0;
     char url[1024];
     snprintf(url, sizeof url, "%s/%s/v2.0/.well-known/openid-configuration", o->authority, o->tenant);
     json_t *doc = NULL;
+    struct jwt_verifier *ids = NULL;
+    char *authz_copy = NULL, *token_copy = NULL;
     int rc = get_json(o, url, &doc);
     const char *authz = json_string_value(json_object_get(doc, "authorization_endpoint"));
     const char *token = json_string_value(json_object_get(doc, "token_endpoint"));
@@ -155,22 +162,26 @@ static int discover(struct oidc *o)
         struct jwt_verifier_options vo = {.id_token = 1, .audience = o->client_id, .issuer_template = issuer,
                                           .authority_url = o->authority, .jwks_url = jwks, .skew_s = o->skew_s,
                                           .cache_slots = 1, .http = o->http};
-        rc = jwt_verifier_new(&vo, &o->ids);
+        rc = jwt_verifier_new(&vo, &ids);
     }
+    if (!rc && (!(authz_copy = strdup(authz)) || !(token_copy = strdup(token))))
+        rc = SAASD_ENOMEM;
     if (!rc) {
-        o->authorize_endpoint = strdup(authz);
-        o->token_endpoint = strdup(token);
-        if (!o->authorize_endpoint || !o->token_endpoint)
-            rc = SAASD_ENOMEM;
-    }
-    if (rc) {
+        pthread_mutex_lock(&o->mu);
+        if (!o->token_endpoint) {
+            o->authorize_endpoint = authz_copy;
+            o->token_endpoint = token_copy;
+            o->ids = ids;
+            authz_copy = token_copy = NULL;
+            ids = NULL;
+        }
+        pthread_mutex_unlock(&o->mu);
+    } else {
         log_warn("oidc", "could not read the sign-in provider's metadata", "url", url, "error", saasd_strerror(rc));
-        free(o->authorize_endpoint);
-        free(o->token_endpoint);
-        o->authorize_endpoint = o->token_endpoint = NULL;
-        jwt_verifier_free(o->ids);
-        o->ids = NULL;
     }
+    free(authz_copy);
+    free(token_copy);
+    jwt_verifier_free(ids);
     json_decref(doc);
     return rc ? OIDC_EUNAVAILABLE : 0;
 }
@@ -233,8 +244,8 @@ int oidc_begin(struct oidc *o, const char *payload, char binding[OIDC_BINDING_LE
         return SAASD_EINTERNAL;
     if (!(p.payload = strdup(payload ? payload : "")))
         return SAASD_ENOMEM;
-    pthread_mutex_lock(&o->mu);
     int rc = discover(o);
+    pthread_mutex_lock(&o->mu);
     if (!rc)
         rc = build_authorize_url(o, &p, authorize_url);
     if (!rc) {
@@ -359,7 +370,7 @@ static void copy_str(json_t *j, const char *name, char *buf, size_t size)
     snprintf(buf, size, "%s", v ? v : "");
 }
 
-static int check_id_token(struct oidc *o, struct jwt_verifier *ids, const char *id_token, const char *nonce,
+static int check_id_token(struct jwt_verifier *ids, const char *id_token, const char *nonce,
                           struct oidc_identity *who, char *detail, size_t dsize)
 {
     struct jwt_claims c;
@@ -417,7 +428,7 @@ int oidc_finish(struct oidc *o, const char *state, const char *binding, const ch
     rc = token_endpoint && ids ? redeem(o, token_endpoint, code, p.verifier, &id_token, detail, detail_size)
                                : OIDC_EUNAVAILABLE;
     if (!rc)
-        rc = check_id_token(o, ids, id_token, p.nonce, who, detail, detail_size);
+        rc = check_id_token(ids, id_token, p.nonce, who, detail, detail_size);
     free(token_endpoint);
     free(id_token);
     if (rc)

@@ -517,8 +517,14 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
         reply_json(res, rc ? 422 : 200, json_pack("{s:s}", "result", rc ? "rules NOT changed (see log)" : "reloaded"));
     } else if (!strcmp(path, "/admin/reconcile") && !strcmp(method, "POST")) {
         int drift = 0;
-        int rc = reconcile_once(d, &drift);
-        reply_json(res, rc ? 502 : 200, json_pack("{s:s, s:i}", "result", rc ? saasd_strerror(rc) : "ok", "drift", drift));
+        json_t *missing = NULL;
+        int rc = reconcile_run(d, &drift, &missing);
+        reply_json(res, rc ? 502 : 200, json_pack("{s:s, s:i, s:o}", "result", rc ? saasd_strerror(rc) : "ok", "drift",
+                                                  drift, "missing_at_microsoft", missing ? missing : json_array()));
+    } else if (!strcmp(path, "/admin/activation-deadlines") && !strcmp(method, "GET")) {
+        json_t *list = NULL;
+        int rc = deadline_pass(d, 0, &list); /* a GET: lists, changes nothing */
+        reply_json(res, rc ? 500 : 200, json_pack("{s:o}", "pending_activation", list ? list : json_array()));
     } else {
         reply_error(res, 404, "no such admin path");
     }

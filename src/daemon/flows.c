@@ -1,9 +1,10 @@
-/* Fulfillment flows: provisioning, webhook events, publisher-initiated changes.
- * The adapter at the top is the only code here that knows the marketplace client's calling
- * conventions (decide.c is the rule engine's). */
+/* Fulfillment flows: provisioning (landing page, operator activation) and publisher-initiated
+ * changes. Webhook events are in flows_event.c, the local record in flows_record.c; what each
+ * marketplace action does is the table in lifecycle.c. */
 #include "daemon/flows.h"
 #include "daemon/daemon.h"
 #include "daemon/decide.h"
+#include "daemon/flows_internal.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -17,83 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
-static const char *handler_of(const char *action)
-{
-    if (!strcmp(action, "ChangePlan")) return "change_plan";
-    if (!strcmp(action, "ChangeQuantity")) return "change_quantity";
-    if (!strcmp(action, "Reinstate")) return "reinstate";
-    if (!strcmp(action, "Suspend")) return "suspend";
-    if (!strcmp(action, "Unsubscribe")) return "unsubscribe";
-    if (!strcmp(action, "Renew")) return "renew";
-    return "provision"; /* Subscribe: an auto-activated purchase is provisioned like a landing */
-}
-
-static json_t *audit_entry(const char *op_id, const char *action, const char *decision, const char *detail,
-                           const struct decision *dec)
-{
-    json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "op_id", op_id ? op_id : "", "action", action,
-                          "decision", decision, "detail", detail ? detail : "");
-    if (a && dec && dec->rule_sha256[0]) {
-        json_object_set_new(a, "rule_file", json_string(dec->rule_file));
-        json_object_set_new(a, "rule_sha256", json_string(dec->rule_sha256));
-        json_object_set_new(a, "rule_generation", json_integer(dec->generation));
-    }
-    return a;
-}
-
-static int add_audit(struct store_batch *b, const char *sub_id, json_t *entry)
-{
-    if (!entry)
-        return SAASD_ENOMEM;
-    int rc = record_audit(b, sub_id, entry);
-    json_decref(entry);
-    return rc;
-}
+/* After Activate, how long saasd reads the subscription back waiting for Subscribed. Short: the
+ * customer waits on the landing page meanwhile; later changes arrive by webhook or reconciliation. */
+#define ACTIVATION_READBACK_MS 3000
+#define ACTIVATION_READBACK_STEP_MS 250
 
 /* ------------------------------------------------------------------------------------------ */
-/* Local subscription records                                                                  */
-
-/* A fresh local record from Microsoft's subscription object. */
-static json_t *record_from_snapshot(const char *sub_id, json_t *snapshot)
-{
-    char buf[256];
-    json_t *rec = json_object();
-    json_object_set_new(rec, "id", json_string(sub_id));
-    if (!jl_string(snapshot, "offerId", buf, sizeof buf))
-        json_object_set_new(rec, "offerId", json_string(buf));
-    return rec;
-}
-
-/* Copy plan, quantity and status from Microsoft's view into the local record. */
-static void record_refresh(json_t *rec, json_t *snapshot)
-{
-    char buf[256];
-    long long q;
-    if (!snapshot)
-        return;
-    if (!jl_string(snapshot, "offerId", buf, sizeof buf))
-        json_object_set_new(rec, "offerId", json_string(buf));
-    if (!jl_string(snapshot, "planId", buf, sizeof buf))
-        json_object_set_new(rec, "planId", json_string(buf));
-    if (!jl_int(snapshot, "quantity", &q))
-        json_object_set_new(rec, "quantity", json_integer(q));
-    if (!jl_string(snapshot, "saasSubscriptionStatus", buf, sizeof buf)) {
-        json_object_set_new(rec, "ms_status", json_string(buf));
-        json_object_set_new(rec, "status", json_string(buf));
-    }
-    json_object_set(rec, "subscription", snapshot);
-    json_object_set_new(rec, "ms_seen_ms", json_integer(now_ms()));
-}
-
-static const char *offer_of(json_t *rec, const char *fallback)
-{
-    const char *o = json_string_value(json_object_get(rec, "offerId"));
-    return o && *o ? o : fallback && *fallback ? fallback : "default";
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Provisioning (landing page)                                                                  */
+/* Provisioning (landing page, operator)                                                        */
 
 /* max_wait_ms: how long the call may wait between tries (0 = the retry policy alone); the
  * landing page passes landing.max_wait_ms, a browser is waiting. */
@@ -112,7 +46,29 @@ static int activate_at_microsoft(struct daemon *d, const char *sub_id, json_t *r
     return rc;
 }
 
-static void set_provision(json_t *rec, const char *decision, const struct decision *dec)
+/* A 200 from Activate means "received": read the subscription back until Microsoft shows it
+ * Subscribed (bounded), and keep what Microsoft says (status, term dates) in rec. Returns 1 when
+ * Microsoft shows Subscribed. */
+static int read_back_activation(struct daemon *d, const char *sub_id, json_t *rec)
+{
+    int waited = 0, subscribed = 0;
+    for (;;) {
+        json_t *fresh = flows_get_subscription(d, sub_id);
+        if (fresh) {
+            flow_record_refresh(rec, fresh);
+            subscribed = jl_string_is(fresh, "saasSubscriptionStatus", "Subscribed");
+            json_decref(fresh);
+        }
+        if (subscribed || waited >= ACTIVATION_READBACK_MS || d->stopping)
+            break;
+        usleep(ACTIVATION_READBACK_STEP_MS * 1000);
+        waited += ACTIVATION_READBACK_STEP_MS;
+    }
+    json_object_set_new(rec, "activation_confirmed", json_boolean(subscribed));
+    return subscribed;
+}
+
+void flows_set_provision(json_t *rec, const char *decision, const struct decision *dec)
 {
     json_t *p = json_pack("{s:s, s:I}", "decision", decision, "at_ms", (json_int_t)now_ms());
     if (dec) {
@@ -134,28 +90,30 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     int rc = record_get_sub(d, sub_id, &rec);
     if (rc == 0 && json_object_get(rec, "provision")) {
         out->decision = "repeat"; /* decided before: never run provision or Activate twice */
+        out->ms_subscribed = jl_string_is(rec, "ms_status", "Subscribed");
         json_decref(rec);
         return 0;
     }
     if (rc == SAASD_ENOTFOUND) {
-        rec = record_from_snapshot(sub_id, snapshot);
+        rec = flows_record_new(sub_id, snapshot);
         rc = 0;
     }
     if (rc)
         return rc;
-    record_refresh(rec, snapshot);
-    const char *offer = offer_of(rec, NULL);
+    flow_record_refresh(rec, snapshot);
+    const char *offer = flows_offer_of(rec, NULL);
     const char *status = json_string_value(json_object_get(rec, "ms_status"));
     if ((rc = store_batch_new(&b)) != 0)
         goto done;
 
     if (status && (!strcmp(status, "Subscribed") || !strcmp(status, "Suspended"))) {
         /* "Manage account" on a live subscription also lands here (§3.3). */
-        set_provision(rec, "activated", NULL);
+        flows_set_provision(rec, "activated", NULL);
         out->decision = "already_active";
+        out->ms_subscribed = !strcmp(status, "Subscribed");
         rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
         if (!rc)
-            rc = add_audit(b, sub_id, audit_entry(NULL, "Provision", "already_active", "landing on a live subscription", NULL));
+            rc = flows_add_audit(b, sub_id, flows_audit_entry(NULL, "Provision", "already_active", "landing on a live subscription", NULL));
         if (!rc)
             rc = store_commit(d->store, b);
         goto done;
@@ -183,24 +141,24 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
                       "sub_id", sub_id, "error", err);
             goto done;
         }
-        json_object_set_new(rec, "status", json_string("Subscribed"));
-        json_object_set_new(rec, "ms_status", json_string("Subscribed"));
-        set_provision(rec, "activated", &dec);
+        out->ms_subscribed = read_back_activation(d, sub_id, rec);
+        flows_set_provision(rec, "activated", &dec);
         out->decision = "activated";
     } else if (!strcmp(dec.verdict, "pending")) {
-        set_provision(rec, "pending", &dec);
+        flows_set_provision(rec, "pending", &dec);
         out->decision = "pending";
     } else {
-        set_provision(rec, "rejected", &dec);
+        flows_set_provision(rec, "rejected", &dec);
         out->decision = "rejected";
     }
     rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
-        rc = add_audit(b, sub_id, audit_entry(NULL, "Provision", out->decision, dec.message, &dec));
+        rc = flows_add_audit(b, sub_id, flows_audit_entry(NULL, "Provision", out->decision, dec.message, &dec));
     if (!rc)
         rc = store_commit(d->store, b);
     log_info("landing", "provision decided", "request_id", request_id, "sub_id", sub_id, "offer_id", offer,
-             "decision", out->decision, "rule_sha256", dec.rule_sha256);
+             "decision", out->decision, "rule_sha256", dec.rule_sha256, "microsoft_shows_subscribed",
+             out->ms_subscribed ? "yes" : "no");
 done:
     store_batch_free(b);
     json_decref(rec);
@@ -228,14 +186,13 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
         json_decref(rec);
         return rc;
     }
-    json_object_set_new(rec, "status", json_string("Subscribed"));
-    json_object_set_new(rec, "ms_status", json_string("Subscribed"));
+    out->ms_subscribed = read_back_activation(d, sub_id, rec);
     json_object_set_new(json_object_get(rec, "provision"), "decision", json_string("activated"));
     json_object_del(json_object_get(rec, "provision"), "message"); /* the pending text is obsolete now */
     if ((rc = store_batch_new(&b)) == 0) {
         rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
         if (!rc)
-            rc = add_audit(b, sub_id, audit_entry(NULL, "Provision", "activated", "activated by an operator", NULL));
+            rc = flows_add_audit(b, sub_id, flows_audit_entry(NULL, "Provision", "activated", "activated by an operator", NULL));
         if (!rc)
             rc = store_commit(d->store, b);
     }
@@ -246,248 +203,74 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Webhook events (inbox)                                                                       */
+/* Publisher-initiated changes (admin)                                                          */
 
-/* GET operation answering 404 this many times (with the outbox's backoff between: about 3 s in
- * all) means Microsoft really does not know the operation. */
-#define UNKNOWN_OPERATION_TRIES 3
-
-static int is_ackable(const char *action)
+static int start_publisher_change(struct daemon *d, const char *sub_id, const char *kind, const char *value,
+                                  struct mp_result *mr)
 {
-    return !strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity") || !strcmp(action, "Reinstate");
+    if (!strcmp(kind, "plan"))
+        return mp_change_plan(d->mp, sub_id, value, mr);
+    if (!strcmp(kind, "quantity"))
+        return mp_change_quantity(d->mp, sub_id, strtoll(value, NULL, 10), mr);
+    if (!strcmp(kind, "cancel"))
+        return mp_delete_subscription(d->mp, sub_id, mr);
+    return SAASD_EINVAL;
 }
 
-static int is_final(const char *status)
+/* A succeeded publisher operation, applied locally at once as "accepted, not shown at Microsoft
+ * yet", and queued as an event so the table's effects (the unsubscribe handler after a cancel)
+ * run exactly once whether or not Microsoft sends a webhook for it. */
+static int apply_publisher_change(struct daemon *d, const char *sub_id, const char *kind, json_t *op,
+                                  const char *outcome)
 {
-    return status && (!strcasecmp(status, "Succeeded") || !strcasecmp(status, "Failed") || !strcasecmp(status, "Conflict"));
-}
-
-/* The operation's status after our PATCH: what Microsoft says, polling briefly. */
-static void final_status_of(struct daemon *d, const char *sub_id, const char *op_id, char *status, size_t size)
-{
-    struct mp_result mr = {0};
-    if (mp_get_operation(d->mp, sub_id, op_id, &mr) == 0)
-        snprintf(status, size, "%s", mr.operation_status);
-    mp_result_clear(&mr);
-}
-
-int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, struct flow_outcome *out)
-{
-    memset(out, 0, sizeof *out);
-    const char *op_id = json_string_value(json_object_get(entry, "op_id"));
-    const char *sub_id = json_string_value(json_object_get(entry, "sub_id"));
-    const char *action = json_string_value(json_object_get(entry, "action"));
-    json_t *payload = json_object_get(entry, "payload");
-    if (!op_id || !sub_id || !action)
-        return SAASD_EINVAL;
-
-    json_t *rec = NULL, *fresh = NULL;
-    struct mp_result mr = {0};
-    int rc = mp_get_operation(d->mp, sub_id, op_id, &mr);
-    long get_status = mr.status;
-    json_t *op = take_body(&mr);
-    json_t *oprec = json_pack("{s:s, s:s, s:I}", "action", action, "sub_id", sub_id, "done_ms", (json_int_t)now_ms());
-
-    int attempts = (int)json_integer_value(json_object_get(entry, "attempts"));
-    if (rc && (get_status == 404 || get_status == 400) && attempts < UNKNOWN_OPERATION_TRIES - 1) {
-        /* The bearer was genuine, so give a new operation a moment to become visible. */
-        snprintf(out->message, sizeof out->message, "operation not found at Microsoft (HTTP %ld); asking again",
-                 get_status);
-        rc = SAASD_ERETRY;
-        goto fail;
-    }
-    if (rc && (get_status == 404 || get_status == 400)) {
-        /* Microsoft does not know this operation: a stale or made-up call. Record, do nothing. */
-        out->decision = "unverified";
-        json_object_set_new(oprec, "state", json_string("ignored"));
-        rc = add_audit(b, sub_id, audit_entry(op_id, action, "ignored", "operation unknown to Microsoft", NULL));
-        goto finish;
-    }
-    if (rc) {
-        snprintf(out->message, sizeof out->message, "GET operation failed: %s (HTTP %ld)", saasd_strerror(rc), get_status);
-        rc = SAASD_ERETRY;
-        goto fail;
-    }
-    /* Microsoft's record decides, not the payload (§5.5 step 5, §9.5). */
-    char op_action[64] = "", op_sub[128] = "", op_status[32] = "", op_plan[256] = "", pay_plan[256] = "";
-    long long op_qty = -1, pay_qty = -1;
-    jl_string(op, "action", op_action, sizeof op_action);
-    jl_string(op, "subscriptionId", op_sub, sizeof op_sub);
-    jl_string(op, "status", op_status, sizeof op_status);
-    jl_string(op, "planId", op_plan, sizeof op_plan);
-    jl_string(payload, "planId", pay_plan, sizeof pay_plan);
-    jl_int(op, "quantity", &op_qty);
-    jl_int(payload, "quantity", &pay_qty);
-    const char *mismatch = strcasecmp(op_action, action) ? "action differs from Microsoft's operation"
-                         : strcasecmp(op_sub, sub_id) ? "subscription differs from Microsoft's operation"
-                         : (!strcmp(action, "ChangePlan") && strcmp(op_plan, pay_plan)) ? "plan differs from Microsoft's operation"
-                         : (!strcmp(action, "ChangeQuantity") && op_qty != pay_qty) ? "quantity differs from Microsoft's operation"
-                         : NULL;
-    if (mismatch) {
-        out->decision = "mismatch";
-        json_object_set_new(oprec, "state", json_string("ignored"));
-        rc = add_audit(b, sub_id, audit_entry(op_id, action, "ignored", mismatch, NULL));
-        log_warn("inbox", "webhook payload does not match the operation; ignored", "op_id", op_id, "sub_id", sub_id,
-                 "reason", mismatch);
-        goto finish;
-    }
-
-    rc = record_get_sub(d, sub_id, &rec);
-    if (rc == SAASD_ENOTFOUND) {
-        json_t *snap = jl_get(payload, "subscription");
-        rec = record_from_snapshot(sub_id, snap ? snap : op);
-        if (snap)
-            record_refresh(rec, snap);
+    json_t *rec = NULL, *fresh = flows_get_subscription(d, sub_id);
+    struct store_batch *b = NULL;
+    int rc = record_get_sub(d, sub_id, &rec);
+    if (rc == SAASD_ENOTFOUND && fresh) {
+        rec = flows_record_new(sub_id, fresh);
         rc = 0;
     }
     if (rc)
-        goto fail;
-    const char *offer = offer_of(rec, json_string_value(json_object_get(entry, "offer_id")));
-    char offer_buf[256];
-    snprintf(offer_buf, sizeof offer_buf, "%s", offer);
-    json_t *sub_view = json_object_get(rec, "subscription");
-    const char *handler = handler_of(action);
-    struct decision dec = {0};
-    char detail[1024] = "";
-    char final[32] = "";
-
-    if (is_ackable(action)) {
-        if (is_final(op_status)) {
-            /* Already decided (the ACK window passed, or we crashed after our PATCH). */
-            snprintf(final, sizeof final, "%s", op_status);
-            snprintf(detail, sizeof detail, "operation already %s at Microsoft; rule not run again", op_status);
-            out->decision = "already_final";
-        } else {
-            rc = decide(d, offer_buf, handler, sub_view, payload, b, &dec);
-            int accept;
-            if (rc && !strcmp(action, "Reinstate")) {
-                snprintf(out->message, sizeof out->message, "%.500s", dec.error);
-                rc = SAASD_ERETRY;
-                goto fail;
-            } else if (rc) {
-                accept = d->cfg->rule_timeout_accepts;
-                snprintf(detail, sizeof detail, "rule failed (%.900s); default applied: %s", dec.error, accept ? "accept" : "refuse");
-            } else {
-                accept = !strcmp(dec.verdict, "accept");
-                snprintf(detail, sizeof detail, "%s", dec.message);
-            }
-            rc = 0;
-            int partner = jl_string_is(op, "operationRequestSource", "Partner");
-            int prc = mp_ack_operation(d->mp, sub_id, op_id, accept ? "Success" : "Failure", &mr);
-            long patch_status = mr.status;
-            mp_result_clear(&mr);
-            if (prc == 0) {
-                snprintf(final, sizeof final, "%s", accept ? "Succeeded" : "Failed");
-            } else {
-                /* 409: already final; Partner operations may answer 500 (§5.1): poll instead. */
-                final_status_of(d, sub_id, op_id, final, sizeof final);
-                if (!is_final(final) && !(partner && patch_status == 500)) {
-                    snprintf(out->message, sizeof out->message, "PATCH operation failed: HTTP %ld", patch_status);
-                    rc = SAASD_ERETRY;
-                    goto fail;
-                }
-                if (!is_final(final)) {
-                    snprintf(out->message, sizeof out->message, "partner operation not final yet");
-                    rc = SAASD_ERETRY;
-                    goto fail;
-                }
-            }
-            out->ran_rule = 1;
-            out->decision = accept ? "accepted" : "refused";
+        goto done;
+    const char *op_id = json_string_value(json_object_get(op, "id"));
+    if (!strcmp(outcome, "succeeded")) {
+        if (!strcmp(kind, "plan") && json_is_string(json_object_get(op, "planId")))
+            flows_mark_pending_change(rec, op_id, "planId", json_object_get(op, "planId"));
+        else if (!strcmp(kind, "quantity") && json_is_integer(json_object_get(op, "quantity")))
+            flows_mark_pending_change(rec, op_id, "quantity", json_object_get(op, "quantity"));
+        else if (!strcmp(kind, "cancel")) {
+            json_t *st = json_string("Unsubscribed");
+            flows_mark_pending_change(rec, op_id, "status", st);
+            json_decref(st);
         }
-        if (!strcasecmp(final, "Succeeded")) {
-            if (!strcmp(action, "ChangePlan") && op_plan[0])
-                json_object_set_new(rec, "planId", json_string(op_plan));
-            else if (!strcmp(action, "ChangeQuantity") && op_qty >= 0)
-                json_object_set_new(rec, "quantity", json_integer(op_qty));
-            else if (!strcmp(action, "Reinstate"))
-                json_object_set_new(rec, "status", json_string("Subscribed"));
-        }
-        json_object_set_new(oprec, "final_status", json_string(final));
-    } else {
-        rc = decide(d, offer_buf, handler, sub_view, payload, b, &dec);
-        if (rc) {
-            /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */
-            snprintf(out->message, sizeof out->message, "%.500s", dec.error);
-            rc = SAASD_ERETRY;
-            goto fail;
-        }
-        out->ran_rule = 1;
-        out->decision = "done";
-        snprintf(detail, sizeof detail, "%s", dec.message);
-        if (!strcmp(action, "Suspend"))
-            json_object_set_new(rec, "status", json_string("Suspended"));
-        else if (!strcmp(action, "Unsubscribe"))
-            json_object_set_new(rec, "status", json_string("Unsubscribed"));
-        else if (!strcmp(action, "Subscribe"))
-            json_object_set_new(rec, "status", json_string("Subscribed"));
     }
-
-    /* Microsoft's subscription is the truth for status and term (§9.8), with one exception: a
-     * change we just accepted may not be applied there yet, so an old plan or seat count is
-     * "not yet", not drift. A change we refused that shows up anyway is drift. */
-    if (mp_get_subscription(d->mp, sub_id, &mr) == 0 && (fresh = take_body(&mr)) != NULL) {
-        json_t *expected_plan = json_incref(json_object_get(rec, "planId"));
-        json_t *expected_qty = json_incref(json_object_get(rec, "quantity"));
-        record_refresh(rec, fresh);
-        int is_plan = !strcmp(action, "ChangePlan"), is_qty = !strcmp(action, "ChangeQuantity");
-        if (is_plan || is_qty) {
-            const char *field = is_plan ? "planId" : "quantity";
-            json_t *expected = is_plan ? expected_plan : expected_qty;
-            json_t *ms = json_object_get(rec, field);
-            int succeeded = !strcasecmp(final, "Succeeded");
-            int ms_has_target = is_plan ? json_is_string(ms) && !strcmp(json_string_value(ms), op_plan)
-                                        : json_is_integer(ms) && json_integer_value(ms) == op_qty;
-            if (expected && !json_equal(ms, expected)) {
-                if (succeeded && !ms_has_target) {
-                    json_object_set(rec, field, expected); /* accepted, not applied there yet */
-                } else {
-                    metrics_inc("saasd_drift_total", succeeded ? "kind=\"after_operation\"" : "kind=\"refused_but_applied\"");
-                    log_warn("inbox", "Microsoft's state differs from the decision; Microsoft's state kept", "op_id",
-                             op_id, "sub_id", sub_id, "field", field, "final_status", final);
-                }
-            }
-        }
-        json_decref(expected_plan);
-        json_decref(expected_qty);
-    }
-    json_object_set_new(oprec, "state", json_string("done"));
-    json_object_set_new(oprec, "decision", json_string(out->decision));
-    if (dec.rule_sha256[0])
-        json_object_set_new(oprec, "rule_sha256", json_string(dec.rule_sha256));
+    flow_record_refresh(rec, fresh);
+    if ((rc = store_batch_new(&b)) != 0)
+        goto done;
     rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
-        rc = add_audit(b, sub_id, audit_entry(op_id, action, out->decision, detail, dec.rule_sha256[0] ? &dec : NULL));
-    log_info("inbox", "event acted on", "op_id", op_id, "sub_id", sub_id, "action", action, "decision", out->decision,
-             "final_status", final, "rule_sha256", dec.rule_sha256);
-finish:
+        rc = flows_add_audit(b, sub_id, flows_audit_entry(op_id, kind, outcome, "publisher-initiated by an operator", NULL));
+    if (!rc && !strcmp(outcome, "succeeded") && op_id)
+        rc = flows_enqueue_own_operation(b, sub_id, flows_offer_of(rec, NULL), op);
     if (!rc)
-        rc = record_put_json(b, STORE_OPERATIONS, op_id, oprec);
-fail:
-    json_decref(oprec);
-    json_decref(op);
+        rc = store_commit(d->store, b);
+    if (!rc)
+        daemon_wake(d);
+done:
+    store_batch_free(b);
     json_decref(rec);
     json_decref(fresh);
     return rc;
 }
-
-/* ------------------------------------------------------------------------------------------ */
-/* Publisher-initiated changes (admin)                                                          */
 
 int flow_publisher_change(struct daemon *d, const char *sub_id, const char *kind, const char *value,
                           json_t **operation_out, struct flow_outcome *out)
 {
     memset(out, 0, sizeof *out);
     struct mp_result mr = {0};
-    int rc;
-    if (!strcmp(kind, "plan"))
-        rc = mp_change_plan(d->mp, sub_id, value, &mr);
-    else if (!strcmp(kind, "quantity"))
-        rc = mp_change_quantity(d->mp, sub_id, strtoll(value, NULL, 10), &mr);
-    else if (!strcmp(kind, "cancel"))
-        rc = mp_delete_subscription(d->mp, sub_id, &mr);
-    else
-        return SAASD_EINVAL;
+    int rc = start_publisher_change(d, sub_id, kind, value, &mr);
+    if (rc == SAASD_EINVAL && !mr.status)
+        return rc;
     if (rc) {
         snprintf(out->message, sizeof out->message, "Microsoft refused: HTTP %ld %s", mr.status, mr.message);
         mp_result_clear(&mr);
@@ -512,22 +295,10 @@ int flow_publisher_change(struct daemon *d, const char *sub_id, const char *kind
     out->decision = !strcasecmp(status, "Succeeded") ? "succeeded" : !strcasecmp(status, "Conflict") ? "conflict" : "failed";
     snprintf(out->message, sizeof out->message, "operation %s", status);
 
-    /* Refresh the local record from Microsoft; the webhook that follows is then a no-op. */
-    json_t *fresh = NULL, *rec = NULL;
-    struct store_batch *b = NULL;
-    if (mp_get_subscription(d->mp, sub_id, &mr) == 0 && (fresh = take_body(&mr)) != NULL && store_batch_new(&b) == 0) {
-        if (record_get_sub(d, sub_id, &rec) != 0)
-            rec = record_from_snapshot(sub_id, fresh);
-        record_refresh(rec, fresh);
-        char op_id[128] = "";
-        jl_string(op, "id", op_id, sizeof op_id);
-        if (!record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec) &&
-            !add_audit(b, sub_id, audit_entry(op_id, kind, out->decision, "publisher-initiated by an operator", NULL)))
-            store_commit(d->store, b);
-    }
-    store_batch_free(b);
-    json_decref(rec);
-    json_decref(fresh);
+    rc = apply_publisher_change(d, sub_id, kind, op, out->decision); /* the caller holds the lock */
+    if (rc)
+        log_warn("admin", "publisher change not recorded locally; reconciliation will repair it", "sub_id", sub_id,
+                 "error", saasd_strerror(rc));
     if (operation_out)
         *operation_out = op;
     else

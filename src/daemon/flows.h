@@ -15,7 +15,19 @@ struct flow_outcome {
     const char *decision;  /* "activated", "pending", "rejected", "accepted", "refused", "done", ... */
     char title[128];       /* for the customer page when the flow refuses to run */
     char message[512];
+    int ms_subscribed;     /* after Activate: Microsoft's subscription reads back Subscribed. A 200 from
+                              Activate only means "received"; 0 means Microsoft has not shown it yet
+                              ("we are finishing your activation") and may still fail it (Unsubscribe) */
 };
+
+/* Days Microsoft leaves a purchase in PendingFulfillmentStart before cancelling it. */
+#define FLOW_ACTIVATION_DAYS 30
+
+/* Bring a local record up to Microsoft's subscription object: Microsoft's view is kept as is
+ * (status, plan, seats; a field Microsoft dropped is dropped), except a change Microsoft accepted
+ * and does not show yet (pending_change). Tracks the 30-day activation deadline while the
+ * subscription is PendingFulfillmentStart. */
+void flow_record_refresh(json_t *rec, json_t *snapshot);
 
 /* Landing page: decide once for sub_id (snapshot = Microsoft's subscription object; landing =
  * the signed-in buyer's confirmation {buyer, fields}, handed to the provision rule, may be NULL). */
@@ -33,5 +45,16 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *done
  * id or seat count. Follows Operation-Location to a final status, then refreshes local state. */
 int flow_publisher_change(struct daemon *d, const char *sub_id, const char *kind, const char *value,
                           json_t **operation_out, struct flow_outcome *out);
+
+/* Reconciliation (reconcile.c): one pass. Fills *drift, and *missing with the local subscription
+ * ids Microsoft does not list (new reference), when not NULL. */
+int reconcile_run(struct daemon *d, int *drift, json_t **missing);
+
+/* Activation deadlines (deadline.c): count pending purchases by how close Microsoft's 30-day
+ * cancellation is (gauge saasd_pending_activation{deadline="passed|within_day|within_week|later"}),
+ * with warn_now log a warning a week and a day before (once each, remembered in the record), and
+ * list them in *list (new reference) when not NULL:
+ * [{subscriptionId, offerId, status, decision, deadline, deadline_ms, days_left, warned}]. */
+int deadline_pass(struct daemon *d, int warn_now, json_t **list);
 
 #endif

@@ -22,66 +22,34 @@
 #define RETRY_CAP_MS (5 * 60 * 1000)
 #define MAX_SCAN 4096 /* entries looked at per scan and database: a backlog of one subscription
                          must not make every scan read the whole inbox */
-#define SUB_SET_SLOTS (4 * MAX_SCAN) /* at most 2 * MAX_SCAN subscriptions: load <= 0.5 */
 #define SUB_ID_MAX 64
+#define KEY_MAX 64
 
 struct work {
     enum store_db db;
-    unsigned char key[64];
+    unsigned char key[KEY_MAX];
     size_t klen;
     json_t *entry;
 };
 
-/* The subscriptions a scan has passed over, so their later events wait (order per
- * subscription). Open addressing; a slot is in use when its stamp is the scan's, so clearing
- * it for the next scan is one increment. One per daemon, used by find_work under work_lock. */
+/* One pass over the outbox, then the inbox, may take several scans of at most MAX_SCAN entries
+ * each: a scan that stops at the bound leaves where it stopped (resume_*), and the next scan goes
+ * on from there, so a backlog of one stuck subscription longer than the bound cannot hide the
+ * events behind it. The subscriptions passed over since the pass began (so their later events
+ * wait: order per subscription) are kept for the whole pass. One per daemon, under work_lock. */
 struct passed_subs {
-    uint32_t stamp[SUB_SET_SLOTS];
-    char sub[SUB_SET_SLOTS][SUB_ID_MAX];
-    uint32_t current;
+    json_t *subs;          /* set of subscription ids (a jansson object: it grows as needed) */
+    int resuming;          /* a pass is under way */
+    enum store_db resume_db;
+    unsigned char resume_key[KEY_MAX];
+    size_t resume_klen;
+    int64_t next_due;      /* over the pass so far */
+    int blocked;
 };
 
-static size_t passed_slot(struct passed_subs *ps, const char *sub, int *present)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const char *p = sub; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    for (size_t i = (size_t)(h % SUB_SET_SLOTS);; i = (i + 1) % SUB_SET_SLOTS) {
-        if (ps->stamp[i] != ps->current) {
-            *present = 0;
-            return i;
-        }
-        if (!strcmp(ps->sub[i], sub)) {
-            *present = 1;
-            return i;
-        }
-    }
-}
-
-static void passed_clear(struct passed_subs *ps)
-{
-    if (++ps->current == 0) { /* wrapped: old stamps could match again */
-        memset(ps->stamp, 0, sizeof ps->stamp);
-        ps->current = 1;
-    }
-}
-
-static int passed_has(struct passed_subs *ps, const char *sub)
-{
-    int present;
-    passed_slot(ps, sub, &present);
-    return present;
-}
-
-static void passed_add(struct passed_subs *ps, const char *sub)
-{
-    int present;
-    size_t i = passed_slot(ps, sub, &present);
-    if (!present) {
-        ps->stamp[i] = ps->current;
-        snprintf(ps->sub[i], SUB_ID_MAX, "%s", sub);
-    }
-}
+static void passed_clear(struct passed_subs *ps) { json_object_clear(ps->subs); }
+static int passed_has(struct passed_subs *ps, const char *sub) { return json_object_get(ps->subs, sub) != NULL; }
+static void passed_add(struct passed_subs *ps, const char *sub) { json_object_set_new(ps->subs, sub, json_true()); }
 
 struct scan_state {
     struct daemon *d;
@@ -91,6 +59,7 @@ struct scan_state {
     int scanned;
     int blocked;       /* an entry was due but a worker holds its subscription */
     int found;
+    int stopped;       /* the scan stopped at MAX_SCAN; resume_key is where to go on */
 };
 
 /* Stored events start with a header ({"op_id":"…","sub_id":"…",… as webhook.c writes it;
@@ -141,8 +110,15 @@ static int sub_in_flight(struct scan_state *s, const char *sub)
 static int consider(void *arg, const void *key, size_t klen, const void *val, size_t vlen, enum store_db db)
 {
     struct scan_state *s = arg;
-    if (++s->scanned > MAX_SCAN || klen > sizeof s->w->key)
+    if (klen > KEY_MAX)
+        return 0;
+    if (++s->scanned > MAX_SCAN) { /* the next scan goes on from this entry */
+        struct passed_subs *ps = s->d->passed_subs;
+        memcpy(ps->resume_key, key, klen);
+        ps->resume_klen = klen;
+        s->stopped = 1;
         return 1;
+    }
     char sub[SUB_ID_MAX];
     json_t *e = NULL;
     int64_t due = 0;
@@ -187,25 +163,49 @@ static int consider_inbox(void *arg, const void *key, size_t klen, const void *v
     return consider(arg, key, klen, val, vlen, STORE_INBOX);
 }
 
-/* Called with work_lock held. *blocked tells that due work waits for another worker.
- * The outbox goes first: its entries are older than any inbox event of the same subscription
- * (an event moves there only when taken in order), and a subscription with an entry waiting
- * there must not have its newer events acted on first (a Reinstate before the Suspend it
- * follows would leave the ISV's side suspended). */
-static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *blocked)
+/* Scan db from the pass's resume point: 1 found work, 0 reached the end, -1 stopped at the bound. */
+static int scan_db(struct scan_state *s, enum store_db db)
 {
+    struct passed_subs *ps = s->d->passed_subs;
+    s->scanned = 0;
+    s->stopped = 0;
+    s->w->db = db;
+    unsigned char start[KEY_MAX];
+    size_t slen = ps->resume_db == db ? ps->resume_klen : 0;
+    memcpy(start, ps->resume_key, slen);
+    ps->resume_db = db;
+    ps->resume_klen = 0;
+    store_scan_from(s->d->store, db, start, slen, db == STORE_OUTBOX ? consider_outbox : consider_inbox, s);
+    return s->found ? 1 : s->stopped ? -1 : 0;
+}
+
+/* Called with work_lock held. *blocked tells that due work waits for another worker; *more that
+ * the pass is not finished (call again at once). The outbox goes first: its entries are older
+ * than any inbox event of the same subscription (an event moves there only when taken in order),
+ * and a subscription with an entry waiting there must not have its newer events acted on first
+ * (a Reinstate before the Suspend it follows would leave the ISV's side suspended). */
+static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *blocked, int *more)
+{
+    struct passed_subs *ps = d->passed_subs;
     struct scan_state s = {.d = d, .w = w, .now = now_ms()};
-    passed_clear(d->passed_subs);
-    w->db = STORE_OUTBOX;
-    store_scan(d->store, STORE_OUTBOX, NULL, 0, consider_outbox, &s);
-    if (!s.found) {
-        s.scanned = 0;
-        w->db = STORE_INBOX;
-        store_scan(d->store, STORE_INBOX, NULL, 0, consider_inbox, &s);
+    if (!ps->resuming) {
+        passed_clear(ps);
+        ps->resume_db = STORE_OUTBOX;
+        ps->resume_klen = 0;
+        ps->next_due = 0;
+        ps->blocked = 0;
     }
-    *next_due = s.next_due;
-    *blocked = s.blocked;
-    return s.found;
+    int r = ps->resume_db == STORE_OUTBOX ? scan_db(&s, STORE_OUTBOX) : 0;
+    if (r == 0)
+        r = scan_db(&s, STORE_INBOX);
+    if (s.next_due && (!ps->next_due || s.next_due < ps->next_due))
+        ps->next_due = s.next_due;
+    ps->blocked |= s.blocked;
+    ps->resuming = r < 0;
+    *more = r < 0;
+    *next_due = ps->next_due;
+    *blocked = ps->blocked;
+    return r > 0;
 }
 
 static int64_t backoff_ms(int attempts)
@@ -312,12 +312,14 @@ static void *worker_main(void *arg)
         int64_t next_due = 0;
         /* Read before the scan, so no wake-up is lost. */
         uint64_t gen = d->work_generation, done = d->done_generation;
-        int blocked = 0;
+        int blocked = 0, more = 0;
         pthread_mutex_lock(&d->work_lock);
-        int found = find_work(d, &w, &next_due, &blocked);
+        int found = find_work(d, &w, &next_due, &blocked, &more);
         if (found)
             snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
         pthread_mutex_unlock(&d->work_lock);
+        if (!found && more)
+            continue; /* the pass goes on from where this scan stopped */
         if (!found) {
             /* Sleep until woken by a new event, or until the earliest retry is due. */
             int64_t wait_ms = next_due ? next_due - now_ms() : 1000;
@@ -363,7 +365,9 @@ int inbox_start(struct daemon *d)
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
     d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
     d->passed_subs = calloc(1, sizeof *d->passed_subs);
-    if (!d->workers || !d->inflight_subs || !d->passed_subs)
+    if (d->passed_subs)
+        d->passed_subs->subs = json_object();
+    if (!d->workers || !d->inflight_subs || !d->passed_subs || !d->passed_subs->subs)
         return SAASD_ENOMEM;
     for (int i = 0; i < d->nworkers; i++) {
         struct worker_arg *wa = malloc(sizeof *wa);
@@ -388,6 +392,8 @@ void inbox_stop(struct daemon *d)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
     free(d->inflight_subs);
+    if (d->passed_subs)
+        json_decref(d->passed_subs->subs);
     free(d->passed_subs);
     d->passed_subs = NULL;
     d->workers = NULL;

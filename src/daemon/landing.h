@@ -75,6 +75,9 @@ void landing_page(struct landing_visit *v, int status, const char *title, const 
  * answers/errors: a refused form shown again (may be NULL). */
 void landing_confirmation_page(struct landing_visit *v, int status, const struct session *s, json_t *sub,
                                json_t *answers, json_t *errors);
+/* The purchase details (offer, plan's display name, seats, term ...) of sub as an escaped
+ * fragment (malloc'd), NULL when sub is NULL. */
+char *landing_details_html(struct landing_visit *v, json_t *sub);
 /* 1 when the buyer signed in with the purchaser's or the beneficiary's tenant. */
 int landing_tenant_matches(const struct session *s, json_t *sub);
 

@@ -67,6 +67,14 @@ void landing_confirm(struct landing_visit *v)
                      NULL, "Back to your purchase", "/landing/status");
         return;
     }
+    json_t *local = NULL;
+    int decided = record_get_sub(v->d, s.sub_id, &local) == 0 && json_object_get(local, "provision");
+    json_decref(local);
+    if (decided) { /* a second tab or a re-sent form: nothing to do again, show where it stands */
+        landing_count("repeat");
+        landing_see_other(v, "/landing/status");
+        return;
+    }
     struct mp_result mr = {.max_wait_ms = v->d->cfg->landing_max_wait_ms}; /* a browser is waiting */
     json_t *sub = mp_get_subscription(v->d->mp, s.sub_id, &mr) == 0 ? take_body(&mr) : NULL;
     mp_result_clear(&mr);

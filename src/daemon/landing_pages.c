@@ -159,7 +159,7 @@ static char *plan_name(struct landing_visit *v, json_t *sub)
 {
     const char *id = json_string_value(json_object_get(sub, "id"));
     const char *plan = json_string_value(json_object_get(sub, "planId"));
-    struct mp_result mr = {0};
+    struct mp_result mr = {.max_wait_ms = v->d->cfg->landing_max_wait_ms};
     char *name = NULL;
     if (id && plan && mp_list_plans(v->d->mp, id, plan, &mr) == 0) {
         json_t *plans = take_body(&mr), *p;
@@ -226,6 +226,18 @@ static void buyer_details(FILE *f, const struct session *s, json_t *sub)
               "one that bought this subscription. You can still confirm; if this is not the account you meant, "
               "sign out of Microsoft and open the link again.</p>\n",
               f);
+}
+
+char *landing_details_html(struct landing_visit *v, json_t *sub)
+{
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = sub ? open_memstream(&body, &len) : NULL;
+    if (!f)
+        return NULL;
+    purchase_details(f, v, sub);
+    fclose(f);
+    return body;
 }
 
 void landing_confirmation_page(struct landing_visit *v, int status, const struct session *s, json_t *sub,

@@ -96,10 +96,11 @@ static const struct {
 static void refuse_signin(struct landing_visit *v, int rc, const char *detail)
 {
     size_t i = 0, n = sizeof refusals / sizeof refusals[0];
-    while (i + 1 < n && refusals[i].rc != rc)
+    while (i < n && refusals[i].rc != rc)
         i++;
-    if (refusals[i].rc != rc)
-        i = 3; /* anything else: could not verify */
+    if (i == n) /* anything else: the answer could not be verified */
+        for (i = 0; refusals[i].rc != OIDC_ETOKEN; i++)
+            ;
     log_warn("landing", "buyer sign-in refused", "request_id", v->request_id, "reason", oidc_error_name(rc), "detail",
              detail);
     landing_count(refusals[i].outcome);
@@ -124,8 +125,9 @@ static int resolve(struct landing_visit *v, const char *token, char *sub_id, siz
     } else if (rc) {
         landing_count("resolve_error");
         landing_page(v, 503, "Please try again in a minute",
-                     "We could not reach Microsoft to confirm your purchase. Reload this page in a minute.", NULL, NULL,
-                     NULL);
+                     "We could not reach Microsoft to confirm your purchase; nothing was changed. Please try again in "
+                     "a minute: " UNKNOWN_PURCHASE_TEXT,
+                     NULL, NULL, NULL);
     }
     mp_result_clear(&mr);
     json_decref(resolved);

@@ -43,7 +43,7 @@ void landing_status(struct landing_visit *v)
     json_t *ms = mp_get_subscription(v->d->mp, s.sub_id, &mr) == 0 ? take_body(&mr) : NULL;
     if (!ms)
         log_warn("landing", "cannot read the subscription from Microsoft; showing the stored state", "request_id",
-                 v->request_id, "sub_id", s.sub_id, "status", mr.status ? mr.status : 0);
+                 v->request_id, "sub_id", s.sub_id, "ms_request_id", mr.request_id, "detail", mr.message);
     mp_result_clear(&mr);
     json_t *local = NULL;
     record_get_sub(v->d, s.sub_id, &local);
@@ -54,7 +54,7 @@ void landing_status(struct landing_visit *v)
 
 /* The page for one state; the decision only matters while Microsoft still says
  * PendingFulfillmentStart. */
-static void show_active(struct landing_visit *v, json_t *prov)
+static void show_active(struct landing_visit *v, json_t *prov, const char *details)
 {
     /* a "pending" message ("we will set up your account") is stale once an operator activated */
     int activated = jl_string_is(prov, "decision", "activated");
@@ -63,11 +63,11 @@ static void show_active(struct landing_visit *v, json_t *prov)
     landing_count("active");
     if (html_link_ok(redirect)) {
         httpd_add_header(v->res, "Location", redirect);
-        landing_page(v, 303, "Your subscription is active", message ? message : "Your subscription is active.", NULL,
-                     "Continue to the application", redirect);
+        landing_page(v, 303, "Your subscription is active", message ? message : "Your subscription is active.",
+                     details, "Continue to the application", redirect);
     } else {
         landing_page(v, 200, "Your subscription is active",
-                     message ? message : "Your subscription is active. You can close this page.", NULL, NULL, NULL);
+                     message ? message : "Your subscription is active. You can close this page.", details, NULL, NULL);
     }
 }
 
@@ -107,13 +107,17 @@ void landing_show_state(struct landing_visit *v, const struct session *s, json_t
     const char *offer = json_string_value(json_object_get(sub, "offerId"));
     landing_set_offer(v, offer ? offer : json_string_value(json_object_get(local, "offerId")));
     json_t *prov = json_object_get(local, "provision");
+    /* what was bought, as Microsoft says now (plan changes included), on every settled state */
+    int settled = status && (!strcmp(status, "Subscribed") || !strcmp(status, "Suspended") ||
+                             !strcmp(status, "Unsubscribed"));
+    char *details = settled ? landing_details_html(v, sub) : NULL;
     if (!status) {
         landing_count("unavailable");
         landing_page(v, 503, "Please try again in a minute",
                      "We could not read your subscription from Microsoft. Reload this page in a minute.", NULL, NULL,
                      NULL);
     } else if (!strcmp(status, "Subscribed")) {
-        show_active(v, prov);
+        show_active(v, prov, details);
     } else if (!strcmp(status, "PendingFulfillmentStart")) {
         show_pending_start(v, s, sub, prov);
     } else if (!strcmp(status, "Suspended")) {
@@ -122,17 +126,18 @@ void landing_show_state(struct landing_visit *v, const struct session *s, json_t
                      "Microsoft has suspended this subscription, usually because a payment is outstanding. Check the "
                      "billing of this subscription in the Azure portal or the Microsoft 365 admin center; your service "
                      "resumes when Microsoft reinstates the subscription.",
-                     NULL, NULL, NULL);
+                     details, NULL, NULL);
     } else if (!strcmp(status, "Unsubscribed")) {
         landing_count("cancelled");
         landing_page(v, 200, "This subscription has been cancelled",
                      "This subscription has ended and can no longer be used. To use the service again, buy a new "
                      "subscription in the Azure portal or the Microsoft 365 admin center.",
-                     NULL, NULL, NULL);
+                     details, NULL, NULL);
     } else {
         landing_count("other_state");
         char msg[256];
         snprintf(msg, sizeof msg, "Microsoft reports this subscription as %.64s.", status);
         landing_page(v, 200, "This subscription cannot be set up", msg, NULL, NULL, NULL);
     }
+    free(details);
 }

@@ -144,6 +144,8 @@ static int signin_setup(struct emu *e, const struct emu_options *opt)
              e->k.landing_url);
     const char *uris = opt->redirect_uris && *opt->redirect_uris ? opt->redirect_uris : dflt;
     int rc = emu_signin_reg_uris(e, e->client_id, uris);
+    if (rc == 0 && !emu_jstr(emu_signin_reg(e, e->client_id), "displayName"))
+        json_object_set_new(emu_signin_reg(e, e->client_id), "displayName", json_string(EMU_PUBLISHER_APP_NAME));
     const char *sc = opt->signin_client_id;
     if (rc == 0 && sc && *sc && strcmp(sc, e->client_id)) {
         const char *secret = opt->signin_client_secret && *opt->signin_client_secret ? opt->signin_client_secret
@@ -154,6 +156,8 @@ static int signin_setup(struct emu *e, const struct emu_options *opt)
         json_decref(app);
         if (rc == 0)
             rc = emu_signin_reg_uris(e, sc, uris);
+        if (rc == 0 && !emu_jstr(emu_signin_reg(e, sc), "displayName"))
+            json_object_set_new(emu_signin_reg(e, sc), "displayName", json_string(EMU_SIGNIN_APP_NAME));
     }
     if (rc != 0)
         log_error("emulator", "cannot register the buyer sign-in app", "redirect_uris", uris);
@@ -192,6 +196,7 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     e->k.webhook_timeout_ms = opt->webhook_timeout_ms > 0 ? opt->webhook_timeout_ms : 10000;
     e->k.webhook_backoff_ms = opt->webhook_backoff_ms >= 0 ? opt->webhook_backoff_ms : 1000;
     e->k.webhook_max_attempts = opt->webhook_max_attempts > 0 ? opt->webhook_max_attempts : 10;
+    e->k.partner_webhooks = 1;
     if (!e->bind_addr || !e->issuer_base || !e->tenant_id || !e->client_id || !e->client_secret ||
         !e->publisher_id || !e->k.landing_url)
         goto fail;

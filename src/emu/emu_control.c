@@ -5,6 +5,7 @@
  * trigger routes of Microsoft's own emulator (§5.7) under /api/webhook/subscription/. */
 #include "core/err.h"
 #include "core/log.h"
+#include "core/crypto.h"
 #include "emu/emu_internal.h"
 
 #include "core/http_client.h"
@@ -36,6 +37,12 @@ static json_t *knobs_json(struct emu *e)
     emu_issuer_v1(e, e->tenant_id, iss1, sizeof iss1);
     emu_issuer_v2(e, e->tenant_id, iss2, sizeof iss2);
     json_object_set_new(j, "idTokenFault", e->k.id_token_fault ? json_string(e->k.id_token_fault) : json_null());
+    json_object_set_new(j, "subUpdateDelayMs", json_integer(e->k.sub_update_delay_ms));
+    json_object_set_new(j, "reinstateAckable", json_boolean(e->k.reinstate_ackable));
+    json_object_set_new(j, "partnerWebhooks", json_boolean(e->k.partner_webhooks));
+    json_object_set_new(j, "omitCreated", json_boolean(e->k.omit_created));
+    json_object_set_new(j, "requestSourceField",
+                        json_string(e->k.requested_spelling ? "operationRequestedSource" : "operationRequestSource"));
     json_object_set_new(j, "baseUrl", json_string(e->base_url));
     json_object_set_new(j, "tenantId", json_string(e->tenant_id));
     json_object_set_new(j, "clientId", json_string(e->client_id));
@@ -70,6 +77,30 @@ static int set_string(const json_t *in, const char *key, char **dst)
     return 0;
 }
 
+static int set_bool(const json_t *in, const char *key, int *dst)
+{
+    json_t *v = json_object_get(in, key);
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return -1;
+    *dst = json_is_true(v);
+    return 0;
+}
+
+/* requestSourceField: which of Microsoft's two spellings operations carry. */
+static int set_spelling(const json_t *in, int *dst)
+{
+    json_t *v = json_object_get(in, "requestSourceField");
+    if (!v)
+        return 0;
+    const char *s = json_string_value(v);
+    if (!s || (strcmp(s, "operationRequestSource") && strcmp(s, "operationRequestedSource")))
+        return -1;
+    *dst = !strcmp(s, "operationRequestedSource");
+    return 0;
+}
+
 static void put_config(struct emu *e, const json_t *in, struct httpd_response *res)
 {
     struct emu_knobs k = e->k;
@@ -80,7 +111,9 @@ static void put_config(struct emu *e, const json_t *in, struct httpd_response *r
         set_long(in, "landingTokenLifetimeS", 1, &k.landing_lifetime_s) ||
         set_long(in, "webhookTimeoutMs", 1, &k.webhook_timeout_ms) ||
         set_long(in, "webhookBackoffMs", 0, &k.webhook_backoff_ms) ||
-        set_long(in, "webhookMaxAttempts", 1, &attempts) || set_long(in, "clockOffsetS", -1000000000L, &k.clock_offset_s)) {
+        set_long(in, "webhookMaxAttempts", 1, &attempts) || set_long(in, "clockOffsetS", -1000000000L, &k.clock_offset_s) ||
+        set_long(in, "subUpdateDelayMs", 0, &k.sub_update_delay_ms) || set_bool(in, "reinstateAckable", &k.reinstate_ackable) ||
+        set_bool(in, "partnerWebhooks", &k.partner_webhooks) || set_bool(in, "omitCreated", &k.omit_created) || set_spelling(in, &k.requested_spelling)) {
         bad(res, 400, "BadArgument", "config values must be integers in range (see GET /_emulator/config)");
         return;
     }
@@ -329,16 +362,19 @@ static json_t *cert_list(struct emu *e, const char *client)
 static json_t *app_json(struct emu *e, const char *tid, const char *client, int configured)
 {
     json_t *reg = emu_signin_reg(e, client);
-    return json_pack("{s:s,s:s,s:b,s:o,s:O,s:s}", "tenantId", tid, "clientId", client, "configured", configured,
-                     "certificates", cert_list(e, client), "redirectUris",
-                     reg ? json_object_get(reg, "redirectUris") : json_array(), "signInAudience",
-                     reg ? emu_jstr(reg, "signInAudience") : "AzureADandPersonalMicrosoftAccount");
+    json_t *uris = reg ? json_incref(json_object_get(reg, "redirectUris")) : NULL;
+    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:s,s:s?}", "tenantId", tid, "clientId", client, "configured",
+                     configured, "certificates", cert_list(e, client), "redirectUris", uris ? uris : json_array(),
+                     "signInAudience",
+                     reg ? emu_jstr(reg, "signInAudience") : "AzureADandPersonalMicrosoftAccount", "displayName",
+                     reg ? emu_jstr(reg, "displayName") : NULL);
 }
 
 /* POST /_emulator/apps and PATCH /_emulator/apps/{clientId}: the sign-in half of a registration. */
 static int app_signin(struct emu *e, const char *client, const json_t *body, struct emu_error *err)
 {
-    if (!json_object_get(body, "redirectUris") && !json_object_get(body, "signInAudience"))
+    if (!json_object_get(body, "redirectUris") && !json_object_get(body, "signInAudience") &&
+        !json_object_get(body, "displayName"))
         return 0;
     return emu_signin_reg_put(e, client, body, err);
 }
@@ -406,6 +442,29 @@ static void app_certificates(struct emu *e, const char *m, const char *rest, con
     }
 }
 
+/* Tests of a token's shape: re-sign tok's claims without the claims named in drop (a list). */
+static int drop_claims(struct emu *e, const json_t *drop, char **tok)
+{
+    const char *dot1 = strchr(*tok, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    if (!dot2 || crypto_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &raw, &n) != 0)
+        return SAASD_EINVAL;
+    json_t *claims = json_loadb((const char *)raw, n, 0, NULL);
+    free(raw);
+    size_t i;
+    json_t *v;
+    json_array_foreach(drop, i, v) if (json_is_string(v)) json_object_del(claims, json_string_value(v));
+    char *signed_tok = NULL;
+    int rc = claims ? emu_jwt_sign(&e->keys[0], claims, &signed_tok) : SAASD_EINVAL;
+    json_decref(claims);
+    if (!rc) {
+        free(*tok);
+        *tok = signed_tok;
+    }
+    return rc;
+}
+
 static void tokens(struct emu *e, const json_t *body, struct httpd_response *res)
 {
     const char *kind = emu_jstr(body, "kind"), *client = emu_jstr(body, "clientId");
@@ -423,6 +482,8 @@ static void tokens(struct emu *e, const json_t *body, struct httpd_response *res
     else
         rc = emu_mint_publisher_token(e, json_integer_value(json_object_get(body, "version")) == 1 ? 1 : 2, tid,
                                       client, &tok);
+    if (rc == 0 && json_is_array(json_object_get(body, "drop")))
+        rc = drop_claims(e, json_object_get(body, "drop"), &tok);
     if (rc != 0) {
         bad(res, 500, "UnexpectedError", "could not sign a token");
         return;

@@ -66,18 +66,16 @@ int emu_mint_publisher_token(struct emu *e, int version, const char *tid, const 
     snprintf(seed, sizeof seed, "sp:%s:%s", tid, client);
     derived_guid(seed, oid);
     json_t *c;
-    if (version == 1) {
+    /* Entra shapes an access token by its resource, not by the endpoint: the marketplace API
+     * accepts v1 tokens, so the v2 endpoint issues it a v1 token too (appid, sts.windows.net
+     * issuer, ver 1.0), as live tokens for 20e940b3-… show. */
+    (void)version;
+    {
         emu_issuer_v1(e, tid, iss, sizeof iss);
         c = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "aud", EMU_MARKETPLACE_APP, "iss", iss,
                       "idp", iss, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
                       (json_int_t)(now + e->k.token_lifetime_s), "appid", client, "appidacr", "1", "oid", oid,
                       "sub", oid, "tid", tid, "ver", "1.0", "idtyp", "app");
-    } else {
-        emu_issuer_v2(e, tid, iss, sizeof iss);
-        c = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "aud", EMU_MARKETPLACE_APP, "iss", iss,
-                      "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)(now + e->k.token_lifetime_s),
-                      "azp", client, "azpacr", "1", "oid", oid, "sub", oid, "tid", tid, "ver", "2.0",
-                      "idtyp", "app");
     }
     return emu_sign_claims(e, c, out);
 }
@@ -112,7 +110,8 @@ int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_er
         return SAASD_EAUTH;
     }
     const char *iss = emu_jstr(claims, "iss"), *aud = emu_jstr(claims, "aud"), *tid = emu_jstr(claims, "tid");
-    const char *app = emu_jstr(claims, "appid") ? emu_jstr(claims, "appid") : emu_jstr(claims, "azp");
+    /* Like other implementations of the marketplace: the publisher is tid + appid. */
+    const char *app = emu_jstr(claims, "appid");
     const char *app_tid = app ? emu_app_tenant(e, app, NULL) : NULL;
     emu_issuer_v1(e, tid ? tid : "", v1, sizeof v1);
     emu_issuer_v2(e, tid ? tid : "", v2, sizeof v2);
@@ -128,6 +127,8 @@ int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_er
         emu_fail(err, 403, "Forbidden", "The access token has expired");
     else if (nbf > now + 300)
         emu_fail(err, 403, "Forbidden", "The access token is not yet valid");
+    else if (!app)
+        emu_fail(err, 403, "Forbidden", "The access token has no appid (the marketplace identifies the publisher by tid + appid)");
     else if (!app_tid || strcmp(tid, app_tid))
         emu_fail(err, 403, "Forbidden", "The token's tenant and app are not registered for any offer");
     else {

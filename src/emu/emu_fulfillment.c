@@ -70,7 +70,7 @@ static void list_subscriptions(struct emu *e, const struct httpd_request *r, str
     }
     json_t *list = json_array();
     for (size_t i = offset; i < json_array_size(order) && i < offset + page; i++)
-        json_array_append_new(list, emu_public(emu_sub(e, json_string_value(json_array_get(order, i)))));
+        json_array_append_new(list, emu_sub_view(e, emu_sub(e, json_string_value(json_array_get(order, i)))));
     json_t *body = json_pack("{s:o}", "subscriptions", list);
     if (offset + page < json_array_size(order)) {
         /* Like the live service: the token is URL-encoded JSON inside an absolute link. */
@@ -115,7 +115,7 @@ static void resolve(struct emu *e, const struct httpd_request *r, struct httpd_r
     }
     json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", emu_jstr(sub, "id"), "subscriptionName",
                              emu_jstr(sub, "name"), "offerId", emu_jstr(sub, "offerId"), "planId",
-                             emu_jstr(sub, "planId"), "subscription", emu_public(sub));
+                             emu_jstr(sub, "planId"), "subscription", emu_sub_view(e, sub));
     if (json_object_get(sub, "quantity"))
         json_object_set(body, "quantity", json_object_get(sub, "quantity"));
     emu_reply_json(res, 200, body);
@@ -149,7 +149,7 @@ static void outstanding(struct emu *e, const json_t *sub, struct httpd_response 
         json_t *op = emu_op(e, json_string_value(id));
         if (!strcmp(emu_jstr(op, "subscriptionId"), emu_jstr(sub, "id")) &&
             !strcmp(emu_jstr(op, "status"), "InProgress") && json_is_true(json_object_get(op, "_ackable")) &&
-            !strcmp(emu_jstr(op, "operationRequestSource"), "Azure"))
+            !strcmp(emu_op_source(op), "Azure"))
             json_array_append_new(list, emu_public(op));
     }
     emu_reply_json(res, 200, json_pack("{s:o}", "operations", list));
@@ -204,7 +204,7 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         if (rest[1 + strlen(sid)] != 0 && strcmp(rest + 1 + strlen(sid), "/")) {
             not_found(res, "The resource");
         } else if (!strcmp(m, "GET")) {
-            emu_reply_json(res, 200, emu_public(sub));
+            emu_reply_json(res, 200, emu_sub_view(e, sub));
         } else if (!strcmp(m, "PATCH")) {
             body = emu_body_json(r);
             if (emu_publisher_update(e, sub, body, &err, &op) != 0) {

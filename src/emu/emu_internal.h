@@ -16,6 +16,8 @@
 
 #define EMU_MARKETPLACE_APP "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
 #define EMU_MSA_TENANT "9188040d-6c67-4c5b-b112-36a304b66dad" /* every personal Microsoft account's tid */
+#define EMU_PUBLISHER_APP_NAME "Contoso SaaS (publisher app)" /* what the sign-in page calls the apps */
+#define EMU_SIGNIN_APP_NAME "Contoso SaaS sign-in"
 #define EMU_MAX_KEYS 3 /* the signing key plus up to two previous ones, still in the JWKS */
 #define EMU_ASSERTION_SKEW_S 300          /* clock skew allowed on a client assertion's exp/nbf */
 #define EMU_ASSERTION_MAX_LIFETIME_S 3600 /* a client assertion may not expire later than this from now */
@@ -37,6 +39,13 @@ struct emu_knobs {
     int webhook_max_attempts;
     long clock_offset_s;
     char *id_token_fault; /* NULL, or how to spoil buyers' ID tokens (emu_signin.c's table) */
+    /* Where Microsoft's pages or implementations differ, both behaviours (tests pick one): */
+    int reinstate_ackable;   /* 1: Reinstate waits for an ACK (life-cycle page); 0: applied, then
+                                announced Succeeded (webhook page, the default) */
+    int partner_webhooks;    /* publisher PATCH/DELETE are announced by webhook (default 1) */
+    int requested_spelling;  /* operations carry operationRequestedSource instead of ...RequestSource */
+    long sub_update_delay_ms; /* GET/List show a subscription's previous state this long after a change */
+    int omit_created;        /* subscriptions as served carry no `created` (Microsoft's do not always) */
 };
 
 /* One armed fault: the next `remaining` requests matching method + path glob get it. */
@@ -105,6 +114,10 @@ int emu_term_end(int64_t start_ms, const char *term_unit, int64_t *end_ms);
 const char *emu_jstr(const json_t *o, const char *key);
 /* Copy of an object without its internal '_' keys (recursively for "subscription"). */
 json_t *emu_public(const json_t *o);
+/* Who started an operation ("Azure", "Partner"), under either spelling. */
+const char *emu_op_source(const json_t *op);
+/* The subscription as GET and List show it (the previous state while sub_update_delay_ms runs). */
+json_t *emu_sub_view(struct emu *e, const json_t *sub);
 void emu_reply_json(struct httpd_response *res, int status, json_t *body); /* steals body */
 void emu_reply_empty(struct httpd_response *res, int status);
 /* Fulfillment-style flat error: {"code","message","target","details":[...]}. */

@@ -78,6 +78,7 @@ static const char *const audiences[] = {"AzureADMyOrg", "AzureADMultipleOrgs", "
 int emu_signin_reg_put(struct emu *e, const char *client, const json_t *in, struct emu_error *err)
 {
     json_t *uris = json_object_get(in, "redirectUris"), *aud = json_object_get(in, "signInAudience");
+    json_t *name = json_object_get(in, "displayName");
     int aud_ok = !aud;
     for (size_t i = 0; aud && json_is_string(aud) && i < sizeof audiences / sizeof audiences[0]; i++)
         aud_ok |= !strcmp(json_string_value(aud), audiences[i]);
@@ -86,10 +87,10 @@ int emu_signin_reg_put(struct emu *e, const char *client, const json_t *in, stru
     int uris_ok = !uris || json_is_array(uris);
     json_array_foreach(uris, i, u) uris_ok &= json_is_string(u) && (!strncmp(json_string_value(u), "http://", 7) ||
                                                                     !strncmp(json_string_value(u), "https://", 8));
-    if (!emu_app_tenant(e, client, NULL) || !aud_ok || !uris_ok) {
+    if (!emu_app_tenant(e, client, NULL) || !aud_ok || !uris_ok || (name && !json_is_string(name))) {
         emu_fail(err, 400, "BadArgument",
                  "sign-in settings of a known app: redirectUris (array of http(s) URLs), signInAudience "
-                 "(AzureADMyOrg | AzureADMultipleOrgs | AzureADandPersonalMicrosoftAccount)");
+                 "(AzureADMyOrg | AzureADMultipleOrgs | AzureADandPersonalMicrosoftAccount), displayName");
         return SAASD_EINVAL;
     }
     json_t *reg = emu_signin_reg(e, client);
@@ -101,6 +102,8 @@ int emu_signin_reg_put(struct emu *e, const char *client, const json_t *in, stru
         json_object_set(reg, "redirectUris", uris);
     if (aud)
         json_object_set(reg, "signInAudience", aud);
+    if (name)
+        json_object_set(reg, "displayName", name);
     e->dirty = 1;
     return 0;
 }
@@ -250,7 +253,8 @@ static void error_to_app(struct emu *e, struct httpd_response *res, const struct
 
 static void signin_page(struct emu *e, struct httpd_response *res, const struct authz *a, const char *path)
 {
-    char *html = NULL, *app = emu_html_escape(a->p[P_CLIENT]), *action = emu_html_escape(path);
+    const char *shown = emu_jstr(a->reg, "displayName") ? emu_jstr(a->reg, "displayName") : a->p[P_CLIENT];
+    char *html = NULL, *app = emu_html_escape(shown), *action = emu_html_escape(path);
     size_t len = 0;
     FILE *f = open_memstream(&html, &len);
     if (!f)

@@ -268,6 +268,29 @@ void emu_state_seed(struct emu *e)
 
 json_t *emu_sub(struct emu *e, const char *id) { return id ? json_object_get(coll(e, "subs"), id) : NULL; }
 
+/* Microsoft may show a change later than it reports the operation done: with sub_update_delay_ms,
+ * GET and List keep showing the state before the change for that long. */
+static void keep_previous_view(struct emu *e, json_t *sub)
+{
+    if (e->k.sub_update_delay_ms <= 0)
+        return;
+    json_t *until = json_object_get(sub, "_previousUntil");
+    if (until && json_integer_value(until) > emu_now_ms(e))
+        return; /* the older view is still the one shown */
+    json_object_set_new(sub, "_previous", emu_public(sub));
+    json_object_set_new(sub, "_previousUntil", json_integer(emu_now_ms(e) + e->k.sub_update_delay_ms));
+}
+
+json_t *emu_sub_view(struct emu *e, const json_t *sub)
+{
+    json_t *prev = json_object_get(sub, "_previous");
+    json_t *view = prev && json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e)
+                       ? json_deep_copy(prev) : emu_public(sub);
+    if (e->k.omit_created)
+        json_object_del(view, "created");
+    return view;
+}
+
 static void touch(struct emu *e, json_t *sub)
 {
     char ts[40];
@@ -515,6 +538,7 @@ int emu_activate(struct emu *e, json_t *sub, const json_t *body, struct emu_erro
         err->target = "quantity";
         return SAASD_EINVAL;
     }
+    keep_previous_view(e, sub);
     json_object_set_new(sub, "saasSubscriptionStatus", json_string("Subscribed"));
     set_term_from(e, sub, emu_day_start(emu_now_ms(e)));
     touch(e, sub);
@@ -526,9 +550,10 @@ int emu_activate(struct emu *e, json_t *sub, const json_t *body, struct emu_erro
 
 json_t *emu_op(struct emu *e, const char *op_id) { return op_id ? json_object_get(coll(e, "ops"), op_id) : NULL; }
 
-static int ackable(const char *action)
+static int ackable(struct emu *e, const char *action)
 {
-    return !strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity") || !strcmp(action, "Reinstate");
+    return !strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity") ||
+           (!strcmp(action, "Reinstate") && e->k.reinstate_ackable);
 }
 
 static json_t *new_op(struct emu *e, json_t *sub, const char *action, const char *source, const char *plan_id,
@@ -542,7 +567,8 @@ static json_t *new_op(struct emu *e, json_t *sub, const char *action, const char
                            "subscriptionId", emu_jstr(sub, "id"), "offerId", emu_jstr(sub, "offerId"), "publisherId",
                            emu_jstr(sub, "publisherId"), "planId", plan_id ? plan_id : emu_jstr(sub, "planId"),
                            "action", action, "timeStamp", ts, "status", "InProgress", "errorStatusCode", "",
-                           "errorMessage", "", "operationRequestSource", source, "_ackable", ackable(action));
+                           "errorMessage", "", e->k.requested_spelling ? "operationRequestedSource" : "operationRequestSource",
+                           source, "_ackable", ackable(e, action));
     if (quantity)
         json_object_set(op, "quantity", quantity);
     else if (json_object_get(sub, "quantity"))
@@ -710,7 +736,9 @@ int emu_publisher_delete(struct emu *e, json_t *sub, struct emu_error *err, json
 
 static void unsubscribe_now(struct emu *e, json_t *sub)
 {
+    keep_previous_view(e, sub);
     json_object_set_new(sub, "saasSubscriptionStatus", json_string("Unsubscribed"));
+    json_object_del(sub, "quantity"); /* as Microsoft shows cancelled subscriptions: no seats */
     json_object_set_new(sub, "_unsubscribedAt", json_integer(emu_now_ms(e)));
     touch(e, sub);
 }
@@ -726,6 +754,7 @@ static void op_apply(struct emu *e, json_t *op)
         op_finish(e, op, "Failed", "404", "subscription vanished");
         return;
     }
+    keep_previous_view(e, sub);
     if (!strcmp(action, "ChangePlan")) {
         const char *target = emu_jstr(op, "planId");
         if (strcmp(status, "Subscribed")) {
@@ -782,7 +811,7 @@ int emu_op_ack(struct emu *e, json_t *op, const char *status, struct emu_error *
         err->target = "status";
         return SAASD_EINVAL;
     }
-    if (!strcmp(emu_jstr(op, "operationRequestSource"), "Partner")) {
+    if (!strcmp(emu_op_source(op), "Partner")) {
         /* What the emulator authors saw live for PATCHes of publisher-initiated operations (§4). */
         emu_fail(err, 500, "UnexpectedError", "An unexpected error occurred while updating the operation");
         return SAASD_EINTERNAL;
@@ -833,12 +862,20 @@ int emu_customer_action(struct emu *e, json_t *sub, const char *action, const js
             return SAASD_ECONFLICT;
         }
         op = new_op(e, sub, "Reinstate", "Azure", NULL, NULL);
-        json_object_set_new(op, "_phase", json_string("await_delivery"));
+        if (e->k.reinstate_ackable) {
+            json_object_set_new(op, "_phase", json_string("await_delivery"));
+        } else { /* the webhook page: applied first, announced Succeeded, not ACK-able */
+            keep_previous_view(e, sub);
+            json_object_set_new(sub, "saasSubscriptionStatus", json_string("Subscribed"));
+            touch(e, sub);
+            op_finish(e, op, "Succeeded", NULL, NULL);
+        }
     } else if (!strcmp(action, "Suspend")) {
         if (strcmp(status, "Subscribed")) {
             emu_fail(err, 400, "BadRequest", "Suspend needs a Subscribed subscription (it is %s)", status);
             return SAASD_ECONFLICT;
         }
+        keep_previous_view(e, sub);
         json_object_set_new(sub, "saasSubscriptionStatus", json_string("Suspended"));
         touch(e, sub);
         op = new_op(e, sub, "Suspend", "Azure", NULL, NULL);
@@ -855,6 +892,7 @@ int emu_customer_action(struct emu *e, json_t *sub, const char *action, const js
         int64_t end;
         if (emu_parse_time(emu_jstr(json_object_get(sub, "term"), "endDate"), &end) != 0)
             end = emu_day_start(emu_now_ms(e)) - 86400000;
+        keep_previous_view(e, sub);
         set_term_from(e, sub, end + 86400000);
         touch(e, sub);
         op = new_op(e, sub, "Renew", "Azure", NULL, NULL);
@@ -907,7 +945,7 @@ long emu_state_tick(struct emu *e)
             op_apply(e, op);
             /* §5.1: publisher changes are announced too (source Partner), except before activation. */
             const char *from = emu_jstr(op, "_fromStatus");
-            if (!from || strcmp(from, "PendingFulfillmentStart"))
+            if ((!from || strcmp(from, "PendingFulfillmentStart")) && e->k.partner_webhooks)
                 emu_webhook_enqueue(e, op);
         }
     }

@@ -135,6 +135,12 @@ json_t *emu_public(const json_t *o)
     return c;
 }
 
+const char *emu_op_source(const json_t *op)
+{
+    const char *s = emu_jstr(op, "operationRequestSource");
+    return s ? s : emu_jstr(op, "operationRequestedSource") ? emu_jstr(op, "operationRequestedSource") : "";
+}
+
 void emu_reply_json(struct httpd_response *res, int status, json_t *body)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;

@@ -32,7 +32,7 @@ void emu_webhook_enqueue(struct emu *e, json_t *op)
     const char *url = emu_webhook_target(e, op);
     json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[],s:I}", "id", id, "operationId", emu_jstr(op, "id"),
                           "subscriptionId", emu_jstr(op, "subscriptionId"), "action", emu_jstr(op, "action"),
-                          "operationRequestSource", emu_jstr(op, "operationRequestSource"), "createdAt", ts, "status",
+                          "operationRequestSource", emu_op_source(op), "createdAt", ts, "status",
                           url ? "pending" : "skipped", "attempts", "_nextAt", (json_int_t)(now + e->k.send_delay_ms));
     if (!d)
         return;

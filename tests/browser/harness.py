@@ -15,6 +15,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -53,6 +54,18 @@ def http(method, url, body=None, headers=None):
         return status, json.loads(text)
     except ValueError:
         return status, text
+
+
+def post_form(url, fields):
+    """A form POST that does not follow the redirect: (status, Location or None)."""
+    data = urllib.parse.urlencode(fields).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with _OPENER.open(req, timeout=10) as r:
+            return r.status, r.headers.get("Location")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location")
 
 
 class Stack:
@@ -188,7 +201,11 @@ def browser():
               "--window-size=%d,%d" % WINDOW, "--no-first-run", "--disable-extensions"):
         opts.add_argument(a)
     opts.binary_location = "/usr/lib/chromium/chromium"
-    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    except Exception:  # noqa: BLE001 - a loaded machine can miss chromedriver's start-up window once
+        time.sleep(2)
+        d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     d.set_window_size(*WINDOW)
     d.set_page_load_timeout(60)
     return d

@@ -196,7 +196,69 @@ def other_tenant_note(t, stack):
             "nothing)", repr(notes))
 
 
-CASES = [emulator_signin_page, emulator_signin_refusal, link_without_signin, purchase_to_active, other_tenant_note]
+def signin_location(d, email):
+    """Post the emulator's sign-in form for email ourselves and return where it sends the browser
+    (the callback URL with code and state), so the test can open it twice."""
+    from selenium.webdriver.common.by import By
+    form = {i.get_attribute("name"): i.get_attribute("value")
+            for i in d.find_elements(By.CSS_SELECTOR, "#signin input[type=hidden]")}
+    form["user"] = account_button(d, email).get_attribute("value")
+    status, location = harness.post_form(d.find_element(By.ID, "signin").get_attribute("action"), form)
+    assert status == 302 and location, "the sign-in POST answered %s" % status
+    return location
+
+
+def refusals(t, stack):
+    """What a browser can do wrong or have done to it: each refused with a page, nothing activated."""
+    from selenium.webdriver.common.by import By
+    d = t.driver
+    d.delete_all_cookies()
+    p = buy(stack)
+    sub = p["subscriptionId"]
+    d.get(p["landingUrl"])
+    callback = signin_location(d, ALEX)
+    d.get(callback)
+    first = text(d)
+    d.get(callback)  # the same code and state again: a replay
+    t.shot("50-replayed-state")
+    t.check("Confirm and activate" in first and "already used" in text(d) and not activations(stack, sub),
+            "opening the sign-in answer (code and state) a second time is refused; nothing activated", text(d)[:200])
+
+    d.get(stack.base + "/landing/status")
+    session = d.get_cookie("saasd_session")
+    assert session, "no session cookie after sign-in"
+    forged = session["value"][:-2] + ("AA" if not session["value"].endswith("AA") else "BB")
+    d.delete_cookie("saasd_session")
+    d.add_cookie({"name": "saasd_session", "value": forged, "path": session.get("path", "/landing"),
+                  "secure": session.get("secure", False), "httpOnly": True})
+    held = d.get_cookie("saasd_session")
+    assert held and held["value"] == forged, "the browser did not take the forged cookie"
+    d.get(stack.base + "/landing/status")
+    t.shot("51-session-cookie-bad-mac")
+    t.check("Confirm and activate" not in text(d) and "sign in" in text(d).lower() and not activations(stack, sub),
+            "a session cookie with a bad MAC is refused with a page that says to sign in again; nothing activated",
+            text(d)[:200])
+
+    faults = (("wrong-nonce", "with a nonce this sign-in never sent"), ("foreign-issuer", "from a foreign issuer"),
+              ("expired", "that has expired"))
+    for n, (fault, what) in enumerate(faults):
+        stack.ctl("PUT", "/_emulator/config", {"idTokenFault": fault})
+        try:
+            d.delete_all_cookies()
+            p = buy(stack)
+            d.get(p["landingUrl"])
+            sign_in_if_asked(t, stack, ALEX)
+            t.shot("%d-id-token-%s" % (52 + n, fault))
+            page = text(d)
+            t.check("could not verify your sign-in" in page and "Confirm and activate" not in page
+                    and not activations(stack, p["subscriptionId"]),
+                    "an ID token %s is refused with a page; nothing activated" % what, page[:200])
+        finally:
+            stack.ctl("PUT", "/_emulator/config", {"idTokenFault": None})
+
+
+CASES = [emulator_signin_page, emulator_signin_refusal, link_without_signin, purchase_to_active, other_tenant_note,
+         refusals]
 
 
 def make_run_url(t, _stack):
