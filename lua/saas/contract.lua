@@ -34,7 +34,7 @@ local M = {}
 local format, type, pairs, tostring = string.format, type, pairs, tostring
 
 M.HANDLERS = {
-  provision = { args = "sub, ctx", kind = "provision" },
+  provision = { args = "sub, ctx, landing", kind = "provision" },
   change_plan = { args = "sub, change, ctx", kind = "change" },
   change_quantity = { args = "sub, change, ctx", kind = "change" },
   reinstate = { args = "sub, event, ctx", kind = "reinstate" },

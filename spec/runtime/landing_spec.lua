@@ -21,7 +21,7 @@ end }]])
     local rule = h.load_rule(path)
     h.remove_dir(dir)
     local sub = h.subscription()
-    assert.activated(h.call(rule, "provision", sub, h.landing(sub, { fields = { company = "Contoso" } }), h.ctx()))
+    assert.activated(h.call(rule, "provision", sub, h.ctx(), h.landing(sub, { fields = { company = "Contoso" } })))
     local other = h.landing(sub, { buyer = { email = "eve@other.example", tenant_matches = false },
       fields = { company = "Other Ltd" } })
     assert.refused(h.call(rule, "provision", sub, other, h.ctx()), "eve@other.example of Other Ltd")

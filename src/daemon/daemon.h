@@ -47,6 +47,7 @@ struct daemon {
     uint8_t session_key[32];       /* HMAC key of the landing session cookie (data_dir/session.key) */
     struct httpd *public_httpd;
     struct httpd *admin_httpd;
+    int data_lock_fd;              /* flock on <data_dir>/saasd.lock: one daemon per data directory */
 
     /* work_lock guards claiming work (inflight_subs) and the reconciler's sleep; work_cond
      * wakes the reconciler on stop. Idle workers sleep on wake_cond; a webhook only bumps
@@ -110,6 +111,11 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, const cha
 /* 1 for the paths landing_handle serves. */
 int landing_path(const char *path);
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res);
+/* metric_families.c: HELP/TYPE of every family, and the series that start at 0. */
+void daemon_describe_metrics(void);
+/* health.c: /healthz (liveness) and /readyz (readiness). */
+void health_live(struct daemon *d, struct httpd_response *res);
+void health_ready(struct daemon *d, struct httpd_response *res);
 
 /* Inbox workers (inbox.c). */
 int inbox_start(struct daemon *d);

@@ -4,6 +4,7 @@
 
 #include "engine/engine.h"
 #include "engine/vm.h"
+#include "engine/worker.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -16,10 +17,6 @@ struct generation {
     struct rule_file *files;    /* offer files sorted by name, then the default (last) */
     size_t nfiles;
     const struct rule_file *dflt;
-    pthread_mutex_t mu;         /* guards the pool below */
-    pthread_cond_t cv;
-    struct vm *free_vms;
-    int nvms;                   /* states alive: free + in use */
     struct engine *e;
 };
 
@@ -36,9 +33,18 @@ struct engine {
     struct engine_options opt;  /* strings point at the copies below */
     char *rules_dir;
     char **http_allow;
+    char *worker_exe;
 
     pthread_mutex_t mu;
     struct generation *current;
+
+    /* Rule workers, shared by all generations: a worker keeps one state per rule text it has
+     * loaded (keyed by path and SHA-256), so a reload that changes one file reloads only it. */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    struct worker *free_workers;
+    int nworkers;               /* alive: free + in use */
+    uint64_t workers_replaced;  /* killed at a deadline, crashed, or retired after a limit */
     uint64_t generations;       /* numbers handed out */
 
     pthread_mutex_t reload_mu;
@@ -50,6 +56,12 @@ struct engine {
     uint64_t latency_bucket[RULE_HANDLER_COUNT][METRIC_BUCKETS];
     uint64_t latency_count[RULE_HANDLER_COUNT];
     double latency_sum[RULE_HANDLER_COUNT];
+
+    /* reload_status.c: the last load's result, for engine_info (guarded by metrics_mu) */
+    int last_load_rc;
+    long long last_load_at;     /* epoch seconds */
+    char *last_load_problems;   /* "file:line: message" lines of the last failed load, or NULL */
+    char *building_problems;    /* collected while a generation is built (under reload_mu) */
 
     pthread_t watcher;
     int watching;
@@ -65,6 +77,10 @@ int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engin
 void engine_metrics_record(struct engine *e, const char *rule_offer, enum rule_handler h,
                            enum rule_outcome o, double elapsed_ms);
 void engine_metrics_free(struct engine *e);
+void engine_note_problem(struct engine *e, const char *problem);
+void engine_note_load(struct engine *e, int rc);
+void engine_load_status_fill(struct engine *e, struct engine_info *info);
+void engine_load_status_free(struct engine *e);
 void engine_watch_stop(struct engine *e);
 
 #endif

@@ -1,4 +1,5 @@
-/* One sandboxed lua_State holding the rules of one generation (engine-internal).
+/* One sandboxed lua_State holding one rule file (engine-internal; used inside rule worker
+ * processes, see worker.h).
  *
  * A vm is used by one thread at a time. vm_call is the one C entry point through which every
  * handler runs: it arms the limits, installs a traceback handler, maps the outcome to
@@ -19,7 +20,6 @@ struct rule_file {
     char *source;
     size_t len;
     char sha256[65];
-    char *landing_json; /* the rule's landing table as JSON (contract.landing_json), or NULL */
 };
 
 struct vm {
