@@ -302,6 +302,16 @@ int main(void)
     CHECK(op.status == 200 && strstr(op.body, "page-120") && strstr(op.body, "page-129") && !strstr(op.body, "page-130"),
           "the search matches ids case-insensitively");
 
+    /* ---- rules page: the last reload's result ---- */
+    snprintf(path, sizeof path, "%s/console-broken.lua", rules);
+    it_write_file(path, "return { provision = function(sub, ctx) return { action = '<b>' } end\n");
+    long rst = 0;
+    json_decref(it_admin("POST", "/admin/rules/reload", json_object(), &rst));
+    op_call(&op, "GET", "/console/rules", NULL);
+    CHECK(rst == 422 && op.status == 200 && strstr(op.body, "rules NOT changed") && strstr(op.body, "console-broken.lua:") &&
+              strstr(op.body, "console-pending.lua") && strstr(op.body, sha),
+          "the rules page shows the serving files with their hashes and the failed reload's file:line: message");
+
     /* ---- sign-out ---- */
     op_call(&op, "GET", "/console/subscriptions", NULL);
     snprintf(form, sizeof form, "csrf=%s", csrf_of(&op));

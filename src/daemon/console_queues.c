@@ -202,12 +202,20 @@ void console_rules(struct console *c)
     cpage_begin(c, "Rules", "rules");
     cpage_raw(c, "<div class=\"grid\"><div class=\"card\"><div class=\"muted\">Serving generation</div><div class=\"stat\">"
                  "%llu</div></div><div class=\"card\"><div class=\"muted\">Reloads</div><div class=\"stat\">%llu ok, "
-                 "%llu failed</div></div><div class=\"card\"><div class=\"muted\">Generations alive / Lua states</div>"
+                 "%llu failed</div></div><div class=\"card\"><div class=\"muted\">Generations alive / rule workers</div>"
                  "<div class=\"stat\">%ld / %ld</div></div></div>\n",
               (unsigned long long)info->generation, (unsigned long long)info->reloads_ok,
               (unsigned long long)info->reloads_failed, info->live_generations, info->live_states);
-    cpage_raw(c, "<p class=\"muted\">A failed reload keeps the serving generation and logs each "
-                 "<code>file:line: message</code> (<code>rules NOT changed</code>).</p>\n");
+    char when[40];
+    cpage_raw(c, "<h2>Last load or reload</h2>\n<p class=\"flash%s\">%s (%s)</p>\n", info->last_load_rc ? " bad" : " good",
+              info->last_load_rc ? "Failed: rules NOT changed, the generation above keeps serving." : "Loaded.",
+              cpage_time(info->last_load_at * 1000, when, sizeof when));
+    if (info->last_load_problems) {
+        cpage_raw(c, "<pre class=\"card mono\">");
+        cpage_text(c, info->last_load_problems); /* file:line: message, one a line */
+        cpage_raw(c, "</pre>\n");
+    }
+    cpage_raw(c, "<h2>Serving rule files</h2>\n");
     cpage_raw(c, "<table><tr><th>Offer</th><th>File</th><th>SHA-256</th></tr>\n");
     for (size_t i = 0; i < info->nrules; i++) {
         cpage_raw(c, "<tr>");
