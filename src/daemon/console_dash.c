@@ -112,7 +112,8 @@ static void bars(struct console *c, const char *title, const int *v, int n, int6
                   i * bw + 2, H - h, bw - 4, h, v[i]);
         if (v[i])
             cpage_raw(c, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>", i * bw + bw / 2, H - h - 2, v[i]);
-        if (i % (n / 6 ? n / 6 : 1) == 0 || i == n - 1) {
+        int step = n / 6 ? n / 6 : 1; /* a label every step bars, and one under the last bar */
+        if ((i % step == 0 && n - 1 - i >= step / 2 + 1) || i == n - 1) {
             char label[32];
             time_t t = (time_t)((now - (int64_t)(n - 1 - i) * width) / 1000);
             struct tm tm;
@@ -121,8 +122,8 @@ static void bars(struct console *c, const char *title, const int *v, int n, int6
                 strftime(label, sizeof label, "%d %b", &tm);
             else
                 strftime(label, sizeof label, "%H:00", &tm);
-            cpage_raw(c, "<text x=\"%d\" y=\"%d\" text-anchor=\"%s\">%s</text>", i ? i * bw + bw / 2 : 0, H + 16,
-                      i ? "middle" : "start", label);
+            cpage_raw(c, "<text x=\"%d\" y=\"%d\" text-anchor=\"%s\">%s</text>", !i ? 0 : i == n - 1 ? W : i * bw + bw / 2,
+                      H + 16, !i ? "start" : i == n - 1 ? "end" : "middle", label);
         }
     }
     cpage_raw(c, "</svg></div>\n");

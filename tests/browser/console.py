@@ -27,6 +27,24 @@ def by():
     return By
 
 
+def press(t, how, what):
+    """Click the element and wait for the next page. Chromium on a loaded machine sometimes loses
+    the node between finding and clicking it ("does not belong to the document"): look again, and
+    click again only if the page did not move on (the element is still there)."""
+    from selenium.common.exceptions import WebDriverException
+    for attempt in range(3):
+        try:
+            t.click_and_wait(t.driver.find_element(how, what))
+            return
+        except WebDriverException as e:
+            msg = str(e).lower()
+            if attempt == 2 or ("does not belong to the document" not in msg and "stale element" not in msg):
+                raise
+            time.sleep(0.5)
+            if not t.driver.find_elements(how, what):
+                return
+
+
 def pending_purchase(t, stack, quantity=3):
     """A purchase whose provision rule answered pending (landing page, buyer signed in, confirmed)."""
     d = t.driver
@@ -40,7 +58,7 @@ def pending_purchase(t, stack, quantity=3):
     d.delete_all_cookies()
     d.get(p["landingUrl"])
     landing.sign_in_if_asked(t, stack, landing.ALEX)
-    t.click_and_wait(d.find_element(by().CSS_SELECTOR, "form[action='/landing/confirm'] button[type=submit]"))
+    press(t, by().CSS_SELECTOR, "form[action='/landing/confirm'] button[type=submit]")
     if kept:
         d.get(stack.admin + "/console/login")  # on the console's origin to put the cookie back
         d.add_cookie({k: kept[k] for k in ("name", "value", "path", "httpOnly", "sameSite") if k in kept})
@@ -53,11 +71,11 @@ def sign_in(t, stack):
     t.shot("01-sign-in")
     at_form = d.current_url.endswith("/console/login")
     d.find_element(by().NAME, "key").send_keys("not-the-key")
-    t.click_and_wait(d.find_element(by().CSS_SELECTOR, "form button[type=submit]"))
+    press(t, by().CSS_SELECTOR, "form[action='/console/login'] button[type=submit]")
     t.shot("02-wrong-key")
     refused = "not the admin key" in landing.text(d) and d.current_url.endswith("/console/login")
     d.find_element(by().NAME, "key").send_keys(stack.admin_key)
-    t.click_and_wait(d.find_element(by().CSS_SELECTOR, "form button[type=submit]"))
+    press(t, by().CSS_SELECTOR, "form[action='/console/login'] button[type=submit]")
     t.shot("03-dashboard")
     t.check(at_form and refused and d.title.startswith("Dashboard") and "Subscriptions" in landing.text(d),
             "the console asks for the admin key, refuses a wrong one and opens the dashboard with the right one",
@@ -79,11 +97,11 @@ def list_and_approve(t, stack):
     t.check("PendingFulfillmentStart" in page and "pending" in page and "Audit trail" in page,
             "the subscription page shows saasd's and Microsoft's views side by side", page[:200])
 
-    t.click_and_wait(d.find_element(by().PARTIAL_LINK_TEXT, "Activate"))
+    press(t, by().PARTIAL_LINK_TEXT, "Activate")
     t.shot("06-confirm-activate")
     t.check(landing.ms_status(stack, sub) == "PendingFulfillmentStart" and d.title.startswith("Activate"),
             "the activate link opens a confirmation page and activates nothing yet")
-    t.click_and_wait(d.find_element(by().ID, "confirm"))
+    press(t, by().ID, "confirm")
     t.shot("07-activated")
     t.check("Done" in d.title and landing.ms_status(stack, sub) == "Subscribed",
             "confirming activates the purchase at Microsoft", landing.text(d)[:200])
@@ -93,11 +111,11 @@ def list_and_approve(t, stack):
 def cancel_and_audit(t, stack, sub):
     d = t.driver
     d.get(stack.admin + "/console/subscriptions/" + sub)
-    t.click_and_wait(d.find_element(by().PARTIAL_LINK_TEXT, "Cancel subscription"))
+    press(t, by().PARTIAL_LINK_TEXT, "Cancel subscription")
     t.shot("08-confirm-cancel")
     t.check(landing.ms_status(stack, sub) == "Subscribed" and "cannot be undone" in landing.text(d),
             "cancel asks for confirmation first and changes nothing until then")
-    t.click_and_wait(d.find_element(by().ID, "confirm"))
+    press(t, by().ID, "confirm")
     t.shot("09-cancelled")
     t.check(landing.ms_status(stack, sub) == "Unsubscribed", "confirming the cancel unsubscribes at Microsoft",
             landing.text(d)[:200])
@@ -122,7 +140,7 @@ def other_pages(t, stack):
     t.check(OFFER + ".lua" in landing.text(d), "the rules page lists the rule files with their hashes")
     d.get(stack.admin + "/console")
     t.shot("13-dashboard-later")
-    t.click_and_wait(d.find_element(by().CSS_SELECTOR, "header form button"))
+    press(t, by().CSS_SELECTOR, "header form button")
     d.get(stack.admin + "/console/subscriptions")
     t.shot("14-signed-out")
     t.check(d.current_url.endswith("/console/login"), "after signing out the console asks for the key again")
