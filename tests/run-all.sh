@@ -57,6 +57,14 @@ if [ "$ONLY" = all ] || [ "$ONLY" = browser ]; then
   fi
   sed 's/^/  /' "$log.out"
   cat "$log.out" >>"$log"
+  echo "# console in the browser (tests/browser/console.py, screenshots in $BUILD/screenshots/console/)"
+  if ! BUILD="$BUILD" timeout 300 /usr/bin/python3 tests/browser/console.py >"$log.out" 2>"$log.err"; then
+    grep -qE '^not ok ' "$log.out" || echo "not ok - tests/browser/console.py exited with an error" >>"$log.out"
+    sed 's/^/#   /' "$log.err" | tail -20 >>"$log.out"
+    status=1
+  fi
+  sed 's/^/  /' "$log.out"
+  cat "$log.out" >>"$log"
 fi
 rm -f "$log.out" "$log.err"
 

@@ -22,6 +22,7 @@
  *                                                  so the ISV's systems can feed facts to rules
  *                                                  (PUT body: {"value": "text"}) */
 #include "daemon/admin_subs.h"
+#include "daemon/console.h"
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
 #include "daemon/metering.h"
@@ -117,7 +118,7 @@ static int collect_outbox(void *arg, const void *key, size_t klen, const void *v
     return 0;
 }
 
-static void outbox_action(struct daemon *d, const char *seq_text, const char *verb, struct httpd_response *res)
+void admin_outbox_action(struct daemon *d, const char *seq_text, const char *verb, struct httpd_response *res)
 {
     uint64_t seq = strtoull(seq_text, NULL, 10);
     unsigned char key[8];
@@ -475,6 +476,10 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
+    if (console_path(httpd_path(req))) { /* the console has its own sign-in (console.c) */
+        console_handle(d, req, res);
+        return;
+    }
     const char *why = refusal(d, req);
     if (why) {
         log_warn("admin", "request refused", "reason", why, "client_ip", httpd_client_ip(req));
@@ -500,7 +505,7 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
         reply_json(res, 200, json_pack("{s:o}", "outbox", items));
     } else if (sscanf(path, "/admin/outbox/%31[0-9]/%199s", id, verb) == 2 && !strcmp(method, "POST") &&
                (!strcmp(verb, "retry") || !strcmp(verb, "abandon"))) {
-        outbox_action(d, id, verb, res);
+        admin_outbox_action(d, id, verb, res);
     } else if (!strcmp(path, "/admin/rules") && !strcmp(method, "GET")) {
         rules_info(d, res);
     } else if (!strcmp(path, "/admin/rules/reload") && !strcmp(method, "POST")) {

@@ -181,3 +181,30 @@ echo "  after start                      : RssAnon $((anon0 / 1024)) MiB"
 echo "  during a reconciliation pass     : RssAnon peak $((anon_recon / 1024)) MiB   target < 64 MiB  ($(python3 -c "print(f'{$t1 - $t0:.1f}')") s; Microsoft (the emulator) lists none, so every record is flagged, 256 per batch)"
 echo "  during 'saasd admin subscriptions': RssAnon peak $((anon_list / 1024)) MiB   target < 64 MiB  ($listed listed page by page in $(python3 -c "print(f'{$t2 - $t1:.1f}')") s)"
 echo "  afterwards                       : VmRSS $((rss / 1024)) MiB, of which mapped store and code $((file / 1024)) MiB"
+
+# --- operator console: page time with many subscriptions (BENCH_CONSOLE_SUBS, default 1M) ---
+kill "$SAASD_PID" 2>/dev/null || true; wait "$SAASD_PID" 2>/dev/null || true
+CONSOLE_SUBS=${BENCH_CONSOLE_SUBS:-1000000}
+echo
+sed "s|data_dir = \"$work/data\"|data_dir = \"$work/console-data\"|" "$work/saasd.conf" >"$work/console.conf"
+started=$(date +%s)
+"$BUILD/bench/load_subs" "$work/console-data" "$CONSOLE_SUBS" >/dev/null
+echo "operator console with $CONSOLE_SUBS subscriptions (loaded in $(( $(date +%s) - started )) s); curl time_total per page:"
+"$SAASD" serve --config "$work/console.conf" 2>>"$work/saasd.log" &
+SAASD_PID=$!
+pids+=($SAASD_PID)
+wait_http "http://127.0.0.1:$PORT/healthz"
+A="http://127.0.0.1:$ADMIN_PORT"
+curl -s -o /dev/null -c "$work/jar" -d "key=$SAASD_BENCH_ADMIN" "$A/console/login"
+page() { curl -s -b "$work/jar" -o "$work/page.html" -w '%{time_total}' "$A$1"; }
+next_of() { python3 -c 'import re,sys,html; m=re.search(r"rel=\"next\" href=\"([^\"]+)\"", open(sys.argv[1]).read()); print(html.unescape(m.group(1)) if m else "")' "$work/page.html"; }
+t=$(page /console/subscriptions); echo "  first page of the list (50 rows)             : ${t} s"
+times=""
+url=$(next_of)
+for _ in $(seq 1 20); do [ -n "$url" ] || break; times="$times $(page "$url")"; url=$(next_of); done
+echo "  next 20 pages through the cursor              :$(python3 -c 'import sys; v=sorted(map(float,sys.argv[1:])); print(" median %.3f s, max %.3f s" % (v[len(v)//2], v[-1]))' $times)"
+t=$(page "/console/subscriptions?after=80000000"); echo "  a page from the middle (cursor)               : ${t} s"
+t=$(page "/console/subscriptions?offer=no-such-offer"); echo "  a filter matching nothing (stops after 50k)   : ${t} s"
+t=$(page "/console/subscriptions?q=00012345-0000-4000-8000-000000012345"); echo "  search by exact id                            : ${t} s"
+t=$(page /console/queues); echo "  queues (first 50k subscriptions examined)     : ${t} s"
+t=$(page /console); echo "  dashboard (first 50k subscriptions and audit) : ${t} s"

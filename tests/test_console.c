@@ -1,0 +1,327 @@
+/* The operator console (src/daemon/console*.c) on the admin listener, against the emulator:
+ * sign-in and session cookie, CSRF, GET never changes state, escaping, cursor paging, and an
+ * approval through the confirmation step. */
+#include "it_support.h"
+
+#include "core/store.h"
+
+static char dir[256];
+
+static const char *pending_rule = "return { provision = function(sub, ctx)\n"
+                                  "  return { action = 'pending', message = 'we approve every customer by hand' }\n"
+                                  "end }\n";
+
+static const char *flaky_rule = "return { suspend = function(sub, event, ctx)\n"
+                                "  return nil, 'the CRM <is> down'\n"
+                                "end }\n";
+
+/* The operator's browser: one cookie, no redirects followed. */
+struct op {
+    char cookie[4300];
+    char set_cookie[4400]; /* the last Set-Cookie header, as sent */
+    char location[1024];
+    long status;
+    char *body;
+};
+
+static long op_call(struct op *o, const char *method, const char *path, const char *form)
+{
+    char url[2048], cookie[4400];
+    snprintf(url, sizeof url, "%s%s", it_admin_url, path);
+    snprintf(cookie, sizeof cookie, "saasd_console=%s", o->cookie);
+    struct http_header h[2] = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Cookie", cookie}};
+    struct http_request rq = {.method = method, .url = url, .headers = h, .nheaders = o->cookie[0] ? 2 : 1,
+                              .body = form, .body_len = form ? strlen(form) : 0, .timeout_ms = 30000};
+    struct http_response r = {0};
+    int rc = http_client_do(it_http, &rq, &r);
+    o->set_cookie[0] = 0;
+    if (!rc && http_response_header(&r, "Set-Cookie", o->set_cookie, sizeof o->set_cookie) &&
+        !strncmp(o->set_cookie, "saasd_console=", 14))
+        sscanf(o->set_cookie + 14, "%4299[^;]", o->cookie);
+    const char *l = rc ? NULL : http_response_header(&r, "Location", o->location, sizeof o->location);
+    if (!l)
+        o->location[0] = 0;
+    free(o->body);
+    o->body = rc ? strdup("") : r.body;
+    r.body = NULL;
+    o->status = rc ? 0 : r.status;
+    http_response_free(&r);
+    return o->status;
+}
+
+/* The CSRF token in the last page's forms. */
+static const char *csrf_of(const struct op *o)
+{
+    static char csrf[128];
+    csrf[0] = 0;
+    const char *p = o->body ? strstr(o->body, "name=\"csrf\" value=\"") : NULL;
+    if (p)
+        sscanf(p + 19, "%127[^\"]", csrf);
+    return csrf;
+}
+
+static const char *ms_status(const char *sub)
+{
+    static char s[64];
+    json_t *ms = it_ms_sub(sub);
+    snprintf(s, sizeof s, "%s", it_str(ms, "saasSubscriptionStatus"));
+    json_decref(ms);
+    return s;
+}
+
+static void put_record(struct store *s, const char *id, const char *offer, const char *email)
+{
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:s, s:{s:s, s:s, s:s, s:i, s:{s:s}}}", "id", id, "offerId", offer,
+                            "planId", "team", "quantity", 2, "status", "Subscribed", "subscription", "id", id,
+                            "offerId", offer, "saasSubscriptionStatus", "Subscribed", "quantity", 2, "purchaser",
+                            "emailId", email);
+    struct store_batch *b = NULL;
+    store_batch_new(&b);
+    record_put_json(b, STORE_SUBSCRIPTIONS, id, rec);
+    store_commit(s, b);
+    store_batch_free(b);
+    json_decref(rec);
+}
+
+/* Walk the list from its first page following "Next page" links; counts rows of ids starting
+ * with prefix, in order. Returns pages walked. */
+static int walk_pages(struct op *o, const char *first, const char *prefix, int *rows, int *in_order, int *max_rows)
+{
+    char path[1024], last[64] = "";
+    int pages = 0;
+    *rows = 0;
+    *in_order = 1;
+    *max_rows = 0;
+    snprintf(path, sizeof path, "%s", first);
+    while (pages < 20 && op_call(o, "GET", path, NULL) == 200) {
+        pages++;
+        int here = 0;
+        for (const char *p = o->body; (p = strstr(p, "class=\"mono\" href=\"/console/subscriptions/")) != NULL; p++) {
+            char id[64];
+            sscanf(p + strlen("class=\"mono\" href=\"/console/subscriptions/"), "%63[^\"]", id);
+            if (strncmp(id, prefix, strlen(prefix)))
+                continue;
+            if (strcmp(id, last) <= 0)
+                *in_order = 0;
+            snprintf(last, sizeof last, "%s", id);
+            (*rows)++;
+            here++;
+        }
+        *max_rows = here > *max_rows ? here : *max_rows;
+        const char *next = strstr(o->body, "rel=\"next\" href=\"");
+        if (!next)
+            break;
+        char href[900];
+        sscanf(next + strlen("rel=\"next\" href=\""), "%899[^\"]", href);
+        /* the page escapes & as &amp; inside the attribute */
+        char *w = path;
+        for (const char *r = href; *r && w < path + sizeof path - 1;)
+            if (!strncmp(r, "&amp;", 5))
+                *w++ = '&', r += 5;
+            else
+                *w++ = *r++;
+        *w = 0;
+    }
+    return pages;
+}
+
+int main(void)
+{
+    char rules[512], path[1024], form[1024];
+    struct emu *emu = it_setup("console", dir, rules);
+    if (!emu)
+        return CHECK_DONE();
+    snprintf(path, sizeof path, "%s/console-pending.lua", rules);
+    it_write_file(path, pending_rule);
+    snprintf(path, sizeof path, "%s/console-flaky.lua", rules);
+    it_write_file(path, flaky_rule);
+    char conf[512];
+    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
+    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
+    struct daemon *d = it_start_daemon(conf);
+    if (!d)
+        return CHECK_DONE();
+    it_offer("console-pending");
+    it_offer("console-flaky");
+    char sub[64];
+    char *landing = it_purchase("console-pending", 4, sub, sizeof sub);
+    struct it_browser buyer = {0};
+    it_land_as(&buyer, landing, IT_BUYER_OID, NULL);
+    it_browser_free(&buyer);
+    free(landing);
+    json_t *local = it_local(sub);
+    CHECK(!strcmp(it_str(json_object_get(local, "provision"), "decision"), "pending"),
+          "set-up: the purchase waits for approval");
+    json_decref(local);
+
+    /* ---- sign-in ---- */
+    struct op anon = {0}, op = {0};
+    snprintf(path, sizeof path, "/console/subscriptions/%s", sub);
+    op_call(&anon, "GET", path, NULL);
+    CHECK(anon.status == 303 && !strcmp(anon.location, "/console/login") && !strstr(anon.body, "console-pending"),
+          "a console page without a session sends to the sign-in form and shows nothing");
+    op_call(&anon, "GET", "/console/subscriptions", NULL);
+    CHECK(anon.status == 303 && !strstr(anon.body, sub), "the subscription list needs a session too");
+    op_call(&anon, "POST", "/console/login", "key=integration-admin-kex");
+    CHECK(anon.status == 401 && !anon.set_cookie[0] && !anon.cookie[0], "a wrong admin key is refused, no cookie");
+    op_call(&anon, "POST", "/console/login", "key=");
+    CHECK(anon.status == 401 && !anon.cookie[0], "an empty admin key is refused");
+    op_call(&op, "POST", "/console/login", "key=integration-admin-key");
+    CHECK(op.status == 303 && op.cookie[0] && strstr(op.set_cookie, "HttpOnly") &&
+              strstr(op.set_cookie, "SameSite=Strict") && strstr(op.set_cookie, "Path=/console"),
+          "the admin key opens a session: HttpOnly, SameSite=Strict cookie for /console");
+    struct op forged = op;
+    forged.body = NULL;
+    size_t n = strlen(forged.cookie);
+    forged.cookie[n - 3] = forged.cookie[n - 3] == 'A' ? 'B' : 'A'; /* one character of the MAC */
+    op_call(&forged, "GET", "/console/subscriptions", NULL);
+    CHECK(forged.status == 303 && !strstr(forged.body, sub), "a cookie with a spoiled MAC is not a session");
+    snprintf(forged.cookie, sizeof forged.cookie, "%s", buyer.session[0] ? buyer.session : "e30.e30");
+    op_call(&forged, "GET", "/console/subscriptions", NULL);
+    CHECK(forged.status == 303, "another cookie of saasd (the buyer's landing session) is not an operator session");
+    free(forged.body);
+
+    op_call(&op, "GET", path, NULL);
+    CHECK(op.status == 200 && strstr(op.body, sub) && strstr(op.body, "we approve every customer by hand") &&
+              strstr(op.body, "Audit trail"),
+          "signed in, the subscription page shows the record, the rule's message and the audit trail");
+    char sha[CRYPTO_SHA256_HEX_LEN];
+    snprintf(form, sizeof form, "%s/console-pending.lua", rules);
+    it_file_sha256(form, sha);
+    CHECK(strstr(op.body, sha) != NULL, "the audit trail on the page carries the rule file's SHA-256");
+    char csrf[128];
+    snprintf(csrf, sizeof csrf, "%s", csrf_of(&op));
+    CHECK(strlen(csrf) > 20, "the page's forms carry a CSRF token");
+
+    /* ---- GET never changes state ---- */
+    void *before = NULL, *after = NULL;
+    size_t blen = 0, alen = 0;
+    store_get(d->store, STORE_SUBSCRIPTIONS, sub, strlen(sub), &before, &blen);
+    const char *gets[] = {"/console", "/console/subscriptions", "/console/queues", "/console/rules",
+                          "/console/subscriptions/%s/confirm?action=activate",
+                          "/console/subscriptions/%s/confirm?action=cancel",
+                          "/console/subscriptions/%s/action?action=activate&confirm=yes&csrf=%s",
+                          "/console/logout"};
+    int all_ok = 1;
+    for (size_t i = 0; i < sizeof gets / sizeof gets[0]; i++) {
+        char p2[600];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral" /* the table above */
+        snprintf(p2, sizeof p2, gets[i], sub, csrf);
+#pragma GCC diagnostic pop
+        long st = op_call(&op, "GET", p2, NULL);
+        all_ok &= i < 6 ? st == 200 : st == 405;
+    }
+    store_get(d->store, STORE_SUBSCRIPTIONS, sub, strlen(sub), &after, &alen);
+    CHECK(all_ok && blen == alen && !memcmp(before, after, blen) && !strcmp(ms_status(sub), "PendingFulfillmentStart"),
+          "GET on every page, the confirmation pages and the action URL changes nothing (record and Microsoft)");
+    free(before);
+    free(after);
+
+    /* ---- CSRF and confirmation ---- */
+    snprintf(path, sizeof path, "/console/subscriptions/%s/action", sub);
+    op_call(&op, "POST", path, "action=activate&confirm=yes");
+    CHECK(op.status == 403 && !strcmp(ms_status(sub), "PendingFulfillmentStart"),
+          "an action without the CSRF token is refused and activates nothing");
+    op_call(&op, "POST", path, "action=activate&confirm=yes&csrf=forged-token-forged-token-forged-token");
+    CHECK(op.status == 403 && !strcmp(ms_status(sub), "PendingFulfillmentStart"), "a wrong CSRF token is refused");
+    snprintf(form, sizeof form, "action=activate&csrf=%s", csrf);
+    op_call(&op, "POST", path, form);
+    CHECK(op.status == 400 && !strcmp(ms_status(sub), "PendingFulfillmentStart"),
+          "an action not confirmed on its confirmation page is not done");
+    snprintf(path, sizeof path, "/console/subscriptions/%s/confirm?action=activate", sub);
+    op_call(&op, "GET", path, NULL);
+    CHECK(op.status == 200 && strstr(op.body, "name=\"confirm\" value=\"yes\"") && strstr(op.body, csrf),
+          "the confirmation page's form carries the confirmation and the CSRF token");
+    snprintf(path, sizeof path, "/console/subscriptions/%s/action", sub);
+    snprintf(form, sizeof form, "action=activate&value=&confirm=yes&csrf=%s", csrf);
+    op_call(&op, "POST", path, form);
+    local = it_local(sub);
+    CHECK(op.status == 200 && !strcmp(ms_status(sub), "Subscribed") &&
+              !strcmp(it_str(json_object_get(local, "provision"), "decision"), "activated"),
+          "a confirmed approval by POST activates the pending purchase at Microsoft and locally");
+    json_decref(local);
+
+    /* ---- a stuck event: shown with its error, abandoned after confirmation ---- */
+    char flaky[64];
+    landing = it_purchase("console-flaky", 2, flaky, sizeof flaky);
+    it_land(landing, NULL);
+    free(landing);
+    free(it_customer(flaky, "suspend", NULL));
+    size_t stuck = 0;
+    for (long long until = it_now_ms() + 15000; !stuck && it_now_ms() < until; usleep(50 * 1000))
+        store_count(d->store, STORE_OUTBOX, &stuck);
+    snprintf(path, sizeof path, "/console/subscriptions/%s", flaky);
+    op_call(&op, "GET", path, NULL);
+    const char *retry = strstr(op.body, "/confirm?action=abandon&amp;value=");
+    char seq[32] = "";
+    if (retry)
+        sscanf(retry + strlen("/confirm?action=abandon&amp;value="), "%31[0-9]", seq);
+    CHECK(stuck == 1 && strstr(op.body, "the CRM &lt;is&gt; down") && seq[0],
+          "the subscription page lists its stuck outbox event with the rule's error, escaped, and its actions");
+    snprintf(path, sizeof path, "/console/subscriptions/%s/action", flaky);
+    snprintf(form, sizeof form, "action=abandon&value=%s&confirm=yes&csrf=%s", seq, csrf);
+    op_call(&op, "POST", path, form);
+    store_count(d->store, STORE_OUTBOX, &stuck);
+    json_t *hist = it_history(flaky);
+    char *htext = json_dumps(hist, 0);
+    CHECK(op.status == 200 && stuck == 0 && htext && strstr(htext, "\"abandoned\""),
+          "abandoning it after confirmation removes it from the outbox and records it in the audit trail");
+    free(htext);
+    json_decref(hist);
+
+    /* ---- escaping ---- */
+    const char *evil_offer = "<img src=x onerror=alert(1)>";
+    put_record(d->store, "zz-hostile", evil_offer, "\"><script>alert('mail')</script>@evil.example");
+    op_call(&op, "GET", "/console/subscriptions?q=zz-hostile", NULL);
+    int list_safe = op.status == 200 && !strstr(op.body, "<script>alert") && !strstr(op.body, "<img src=x") &&
+                    strstr(op.body, "&lt;script&gt;alert(&#39;mail&#39;)") && strstr(op.body, "&lt;img src=x");
+    op_call(&op, "GET", "/console/subscriptions/zz-hostile", NULL);
+    CHECK(list_safe && op.status == 200 && !strstr(op.body, "<script>alert") && !strstr(op.body, "<img src=x") &&
+              strstr(op.body, "&quot;&gt;&lt;script&gt;"),
+          "a hostile purchaser e-mail and offer name are shown escaped in the list and on the subscription page");
+    op_call(&op, "GET", "/console/subscriptions?offer=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E", NULL);
+    CHECK(op.status == 200 && !strstr(op.body, "<img src=x") && strstr(op.body, "zz-hostile"),
+          "a hostile filter value is echoed escaped and still finds its record");
+
+    /* ---- paging with a cursor ---- */
+    for (int i = 0; i < 250; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "page-%03d", i);
+        put_record(d->store, id, i % 2 ? "odd-offer" : "even-offer", "buyer@example.com");
+    }
+    int rows, in_order, max_rows;
+    int pages = walk_pages(&op, "/console/subscriptions", "page-", &rows, &in_order, &max_rows);
+    CHECK(rows == 250 && in_order && max_rows == 50 && pages >= 5,
+          "250 subscriptions page by page through the cursor: each once, in order, at most 50 a page");
+    if (rows != 250 || !in_order)
+        printf("# rows %d, in order %d, pages %d, max %d\n", rows, in_order, pages, max_rows);
+    pages = walk_pages(&op, "/console/subscriptions?offer=odd-offer", "page-", &rows, &in_order, &max_rows);
+    CHECK(rows == 125 && in_order && pages == 3, "a filter by offer pages through its 125 matches (3 pages)");
+    op_call(&op, "GET", "/console/subscriptions?q=PAGE-12&status=Subscribed", NULL);
+    CHECK(op.status == 200 && strstr(op.body, "page-120") && strstr(op.body, "page-129") && !strstr(op.body, "page-130"),
+          "the search matches ids case-insensitively");
+
+    /* ---- rules page: the last reload's result ---- */
+    snprintf(path, sizeof path, "%s/console-broken.lua", rules);
+    it_write_file(path, "return { provision = function(sub, ctx) return { action = '<b>' } end\n");
+    long rst = 0;
+    json_decref(it_admin("POST", "/admin/rules/reload", json_object(), &rst));
+    op_call(&op, "GET", "/console/rules", NULL);
+    CHECK(rst == 422 && op.status == 200 && strstr(op.body, "rules NOT changed") && strstr(op.body, "console-broken.lua:") &&
+              strstr(op.body, "console-pending.lua") && strstr(op.body, sha),
+          "the rules page shows the serving files with their hashes and the failed reload's file:line: message");
+
+    /* ---- sign-out ---- */
+    op_call(&op, "GET", "/console/subscriptions", NULL);
+    snprintf(form, sizeof form, "csrf=%s", csrf_of(&op));
+    op_call(&op, "POST", "/console/logout", form);
+    CHECK(op.status == 303 && strstr(op.set_cookie, "Max-Age=0"), "signing out clears the cookie");
+
+    free(op.body);
+    free(anon.body);
+    daemon_stop(d);
+    emu_stop(emu);
+    http_client_free(it_http);
+    return CHECK_DONE();
+}
