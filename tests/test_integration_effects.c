@@ -248,6 +248,16 @@ int main(void)
     CHECK(engine_replay(d->store, &ro, &rep) == 0 && json_integer_value(json_object_get(rep, "calls")) == 0,
           "--offer limits the replay to one offer");
     json_decref(rep);
+    st = 0;
+    json_t *api = it_admin("POST", "/admin/rules/replay", json_pack("{s:s}", "candidate", cand), &st);
+    json_t *api_diffs = json_object_get(api, "differences");
+    CHECK(st == 200 && json_array_size(api_diffs) == 1 &&
+              !strcmp(it_str(json_array_get(api_diffs, 0), "event"), accepted_op),
+          "POST /admin/rules/replay reports the same single difference as the engine");
+    json_decref(api);
+    api = it_admin("POST", "/admin/rules/replay", json_pack("{s:i}", "since_ms", 0), &st);
+    CHECK(st == 400 && strstr(it_str(api, "error"), "candidate"), "POST /admin/rules/replay without a candidate is a 400");
+    json_decref(api);
     free(accepted_op);
 
     daemon_stop(d);

@@ -11,6 +11,7 @@
  *   POST /admin/outbox/{seq}/retry | /abandon
  *   GET  /admin/rules                                active generation and file hashes
  *   POST /admin/rules/reload
+ *   POST /admin/rules/replay {"candidate": DIR, "offer"?, "since_ms"?}  shadow replay, no side effects
  *   POST /admin/rules/promote                        rules.shadow_dir becomes the live rules
  *   POST /admin/reconcile
  *   POST /admin/usage                                {"subscriptionId","dimension","quantity","time"?}
@@ -66,6 +67,33 @@ static json_t *body_json(const struct httpd_request *req, struct httpd_response 
     if (!args)
         reply_error(res, 400, "body is not JSON");
     return args;
+}
+
+/* POST /admin/rules/replay {"candidate": DIR, "offer"?: ID, "since_ms"?: N}: the same shadow
+ * replay as `saasd rules replay` against this daemon's store (no side effects), its report as
+ * the answer. The caller decides what a difference means; nothing is changed either way. */
+static void rules_replay(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
+{
+    json_t *args = body_json(req, res);
+    if (!args)
+        return;
+    const char *candidate = json_string_value(json_object_get(args, "candidate"));
+    json_t *since = json_object_get(args, "since_ms");
+    if (!candidate || (since && !json_is_integer(since))) {
+        reply_error(res, 400, "body must be {\"candidate\": \"DIR\", \"offer\"?: \"ID\", \"since_ms\"?: N}");
+        json_decref(args);
+        return;
+    }
+    struct replay_options ro = {candidate, since ? (long long)json_integer_value(since) : 0,
+                                json_string_value(json_object_get(args, "offer")), d->cfg->rule_cpu_ms,
+                                d->cfg->rule_memory};
+    json_t *report = NULL;
+    int rc = engine_replay(d->store, &ro, &report);
+    if (rc)
+        reply_error(res, rc == SAASD_EIO || rc == SAASD_ERULE ? 422 : 500, saasd_strerror(rc));
+    else
+        reply_json(res, 200, report);
+    json_decref(args);
 }
 
 /* NULL when the request carries the admin key; otherwise why not, worded for the caller. */
@@ -511,6 +539,8 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
     } else if (!strcmp(path, "/admin/rules/reload") && !strcmp(method, "POST")) {
         int rc = engine_reload(d->engine);
         reply_json(res, rc ? 422 : 200, json_pack("{s:s}", "result", rc ? "rules NOT changed (see log)" : "reloaded"));
+    } else if (!strcmp(path, "/admin/rules/replay") && !strcmp(method, "POST")) {
+        rules_replay(d, req, res);
     } else if (!strcmp(path, "/admin/rules/promote") && !strcmp(method, "POST")) {
         int copied = 0, rc = rules_promote(d, &copied);
         reply_json(res, rc == SAASD_ENOTFOUND ? 404 : rc ? 422 : 200,
