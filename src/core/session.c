@@ -12,10 +12,10 @@
 
 #include <jansson.h>
 
-int session_key_load(const char *data_dir, uint8_t key[SESSION_KEY_LEN])
+int session_key_file_load(const char *data_dir, const char *name, uint8_t key[SESSION_KEY_LEN])
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/session.key", data_dir);
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
     int fd = open(path, O_RDONLY);
     if (fd >= 0) {
         ssize_t n = read(fd, key, SESSION_KEY_LEN);
@@ -24,14 +24,20 @@ int session_key_load(const char *data_dir, uint8_t key[SESSION_KEY_LEN])
     }
     if (errno != ENOENT || crypto_random(key, SESSION_KEY_LEN))
         return SAASD_EIO;
-    /* O_EXCL: two daemons starting on one data dir must not each keep a different key */
+    /* O_EXCL: two daemons (or two requests) creating the key at once must not each keep a
+     * different one; the loser reads the winner's */
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
-        return errno == EEXIST ? session_key_load(data_dir, key) : SAASD_EIO;
+        return errno == EEXIST ? session_key_file_load(data_dir, name, key) : SAASD_EIO;
     ssize_t w = write(fd, key, SESSION_KEY_LEN);
     int rc = w == SESSION_KEY_LEN && fsync(fd) == 0 ? 0 : SAASD_EIO;
     close(fd);
     return rc;
+}
+
+int session_key_load(const char *data_dir, uint8_t key[SESSION_KEY_LEN])
+{
+    return session_key_file_load(data_dir, "session.key", key);
 }
 
 int session_new_csrf(struct session *s)

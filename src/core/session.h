@@ -26,6 +26,8 @@ struct session {
 /* The key in <data_dir>/session.key: read it, or create it (random, mode 0600) when missing.
  * 0, SAASD_EIO (unreadable, wrong size) or SAASD_ENOMEM. */
 int session_key_load(const char *data_dir, uint8_t key[SESSION_KEY_LEN]);
+/* The same for any key file <data_dir>/<name> (the console keeps its own, console.key). */
+int session_key_file_load(const char *data_dir, const char *name, uint8_t key[SESSION_KEY_LEN]);
 
 /* A fresh random CSRF token into s->csrf. */
 int session_new_csrf(struct session *s);

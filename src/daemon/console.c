@@ -36,28 +36,7 @@ int console_path(const char *path)
 /* <data_dir>/console.key: 32 random bytes, created on first use (mode 0600). */
 static int console_key(struct daemon *d, uint8_t key[SESSION_KEY_LEN])
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/console.key", d->cfg->data_dir);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int fd = open(path, O_RDONLY);
-        if (fd >= 0) {
-            ssize_t n = read(fd, key, SESSION_KEY_LEN);
-            close(fd);
-            return n == SESSION_KEY_LEN ? 0 : SAASD_EIO;
-        }
-        if (errno != ENOENT || crypto_random(key, SESSION_KEY_LEN))
-            return SAASD_EIO;
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-        if (fd < 0 && errno == EEXIST)
-            continue; /* another request created it first: read theirs */
-        if (fd < 0)
-            return SAASD_EIO;
-        ssize_t w = write(fd, key, SESSION_KEY_LEN);
-        int rc = w == SESSION_KEY_LEN && fsync(fd) == 0 ? 0 : SAASD_EIO;
-        close(fd);
-        return rc;
-    }
-    return SAASD_EIO;
+    return session_key_file_load(d->cfg->data_dir, "console.key", key);
 }
 
 /* First 32 hex digits of SHA-256(admin key): binds a session to the key it was opened with. */
