@@ -47,6 +47,18 @@ void cpage_td(struct console *c, const char *text);
 void cpage_td_json(struct console *c, json_t *v);
 /* epoch milliseconds as "2026-11-30 09:12 UTC" into buf ("" for 0). */
 const char *cpage_time(int64_t ms, char *buf, size_t size);
+/* A table cell with that time. */
+void cpage_td_time(struct console *c, int64_t ms);
+/* A table cell linking to the subscription's page. */
+void cpage_sub_cell(struct console *c, const char *id);
+/* "a / b", both escaped (ours beside Microsoft's, offer beside plan). */
+void cpage_pair(struct console *c, const char *a, const char *b);
+/* Close a table, with a "None." row spanning cols columns when it had no rows. */
+void cpage_table_end(struct console *c, int rows, int cols);
+/* A button to the confirmation page of an outbox action (retry, abandon) on entry seq. */
+void cpage_outbox_button(struct console *c, const char *id, const char *verb, const char *label, uint64_t seq);
+/* The sequence number of an outbox or inbox entry: its big-endian 8-byte key. */
+uint64_t cpage_key_seq(const void *key, size_t klen);
 /* The hidden CSRF field of the operator's session. */
 void cpage_csrf(struct console *c);
 

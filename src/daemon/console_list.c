@@ -94,11 +94,8 @@ static void row(struct console *c, json_t *rec)
     sub_view_of(rec, &v);
     if (v.seats >= 0)
         snprintf(seats, sizeof seats, "%lld", v.seats);
-    cpage_raw(c, "<tr><td><a class=\"mono\" href=\"/console/subscriptions/");
-    cpage_url(c, v.id);
-    cpage_raw(c, "\">");
-    cpage_text(c, v.id);
-    cpage_raw(c, "</a></td>");
+    cpage_raw(c, "<tr>");
+    cpage_sub_cell(c, v.id);
     cpage_td(c, v.offer);
     cpage_td(c, v.plan);
     cpage_raw(c, "<td class=\"num\">%s</td><td>", seats);

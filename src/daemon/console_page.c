@@ -116,6 +116,50 @@ const char *cpage_time(int64_t ms, char *buf, size_t size)
     return buf;
 }
 
+void cpage_td_time(struct console *c, int64_t ms)
+{
+    char when[40];
+    cpage_raw(c, "<td>%s</td>", cpage_time(ms, when, sizeof when));
+}
+
+void cpage_sub_cell(struct console *c, const char *id)
+{
+    cpage_raw(c, "<td><a class=\"mono\" href=\"/console/subscriptions/");
+    cpage_url(c, id);
+    cpage_raw(c, "\">");
+    cpage_text(c, id);
+    cpage_raw(c, "</a></td>");
+}
+
+void cpage_pair(struct console *c, const char *a, const char *b)
+{
+    cpage_text(c, a);
+    cpage_raw(c, " / ");
+    cpage_text(c, b);
+}
+
+void cpage_table_end(struct console *c, int rows, int cols)
+{
+    if (!rows)
+        cpage_raw(c, "<tr><td colspan=\"%d\" class=\"muted\">None.</td></tr>\n", cols);
+    cpage_raw(c, "</table>\n");
+}
+
+void cpage_outbox_button(struct console *c, const char *id, const char *verb, const char *label, uint64_t seq)
+{
+    cpage_raw(c, "<a class=\"button\" href=\"/console/subscriptions/");
+    cpage_url(c, id);
+    cpage_raw(c, "/confirm?action=%s&amp;value=%llu\">%s</a> ", verb, (unsigned long long)seq, label);
+}
+
+uint64_t cpage_key_seq(const void *key, size_t klen)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < klen && i < 8; i++)
+        v = v << 8 | ((const unsigned char *)key)[i];
+    return v;
+}
+
 void cpage_csrf(struct console *c)
 {
     cpage_raw(c, "<input type=\"hidden\" name=\"csrf\" value=\"");

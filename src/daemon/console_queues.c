@@ -36,15 +36,6 @@ static int queue_sub(void *arg, const void *key, size_t klen, const void *val, s
     return 0;
 }
 
-static void sub_cell(struct console *c, const char *id)
-{
-    cpage_raw(c, "<td><a class=\"mono\" href=\"/console/subscriptions/");
-    cpage_url(c, id);
-    cpage_raw(c, "\">");
-    cpage_text(c, id);
-    cpage_raw(c, "</a></td>");
-}
-
 static void pending_table(struct console *c, json_t *list)
 {
     size_t i;
@@ -66,15 +57,13 @@ static void pending_table(struct console *c, json_t *list)
             snprintf(left, sizeof left, "%s%lld days %lld h%s", hours < 5 * 24 ? "<span class=\"tag drift\">" : "",
                      hours / 24, hours % 24, hours < 5 * 24 ? "</span>" : "");
         cpage_raw(c, "<tr>");
-        sub_cell(c, v.id);
+        cpage_sub_cell(c, v.id);
         cpage_td(c, v.offer);
         cpage_td(c, v.plan);
         cpage_td(c, v.email);
         cpage_raw(c, "<td>%s</td><td>%s</td></tr>\n", cpage_time(deadline, when, sizeof when), left);
     }
-    if (!json_array_size(list))
-        cpage_raw(c, "<tr><td colspan=\"6\" class=\"muted\">None.</td></tr>\n");
-    cpage_raw(c, "</table>\n");
+    cpage_table_end(c, json_array_size(list) > 0, 6);
 }
 
 static void drift_table(struct console *c, json_t *list)
@@ -89,18 +78,14 @@ static void drift_table(struct console *c, json_t *list)
         struct sub_view v;
         sub_view_of(rec, &v);
         cpage_raw(c, "<tr>");
-        sub_cell(c, v.id);
+        cpage_sub_cell(c, v.id);
         cpage_td(c, v.status);
         cpage_td(c, json_is_true(json_object_get(rec, "missing_at_microsoft")) ? "(missing)" : v.ms_status);
         cpage_raw(c, "<td>");
-        cpage_text(c, v.plan);
-        cpage_raw(c, " / ");
-        cpage_text(c, v.ms_plan);
+        cpage_pair(c, v.plan, v.ms_plan);
         cpage_raw(c, "</td><td>%lld / %lld</td></tr>\n", v.seats, v.ms_seats);
     }
-    if (!json_array_size(list))
-        cpage_raw(c, "<tr><td colspan=\"5\" class=\"muted\">None.</td></tr>\n");
-    cpage_raw(c, "</table>\n");
+    cpage_table_end(c, json_array_size(list) > 0, 5);
 }
 
 struct simple_scan {
@@ -112,25 +97,20 @@ static int outbox_row(void *arg, const void *key, size_t klen, const void *val, 
 {
     struct simple_scan *s = arg;
     struct console *c = s->c;
-    char when[40];
-    unsigned long long seq = 0;
-    for (size_t i = 0; i < klen && i < 8; i++)
-        seq = seq << 8 | ((const unsigned char *)key)[i];
+    unsigned long long seq = cpage_key_seq(key, klen);
     json_t *e = json_loadb(val, vlen, 0, NULL);
     const char *sub = cj_str(e, "sub_id", NULL);
     if (e && sub) {
         cpage_raw(c, "<tr><td>#%llu</td>", seq);
-        sub_cell(c, sub);
+        cpage_sub_cell(c, sub);
         cpage_td(c, cj_str(e, "action", NULL));
         cpage_td_json(c, json_object_get(e, "attempts"));
         cpage_td(c, cj_str(e, "last_error", NULL));
-        cpage_raw(c, "<td>%s</td><td><a class=\"button\" href=\"/console/subscriptions/",
-                  cpage_time(json_integer_value(json_object_get(e, "next_at_ms")), when, sizeof when));
-        cpage_url(c, sub);
-        cpage_raw(c, "/confirm?action=retry&amp;value=%llu\">Retry now</a> <a class=\"button\" "
-                     "href=\"/console/subscriptions/", seq);
-        cpage_url(c, sub);
-        cpage_raw(c, "/confirm?action=abandon&amp;value=%llu\">Abandon</a></td></tr>\n", seq);
+        cpage_td_time(c, json_integer_value(json_object_get(e, "next_at_ms")));
+        cpage_raw(c, "<td>");
+        cpage_outbox_button(c, sub, "retry", "Retry now", seq);
+        cpage_outbox_button(c, sub, "abandon", "Abandon", seq);
+        cpage_raw(c, "</td></tr>\n");
     }
     json_decref(e);
     return ++s->rows >= QUEUE_ROWS;
@@ -143,13 +123,12 @@ static int usage_row(void *arg, const void *key, size_t klen, const void *val, s
     if (memmem(val, vlen, "\"state\":\"sent\"", 14) || memmem(val, vlen, "\"state\":\"folded\"", 16))
         return 0;
     json_t *u = json_loadb(val, vlen, 0, NULL);
-    char when[40];
     if (!u)
         return 0;
     cpage_raw(c, "<tr>");
-    sub_cell(c, cj_str(u, "sub_id", NULL));
+    cpage_sub_cell(c, cj_str(u, "sub_id", NULL));
     cpage_td(c, cj_str(u, "dimension", NULL));
-    cpage_raw(c, "<td>%s</td>", cpage_time(json_integer_value(json_object_get(u, "hour_s")) * 1000, when, sizeof when));
+    cpage_td_time(c, json_integer_value(json_object_get(u, "hour_s")) * 1000);
     cpage_td_json(c, json_object_get(u, "quantity"));
     cpage_td(c, cj_str(u, "state", NULL));
     cpage_td_json(c, json_object_get(u, "attempts"));
@@ -174,9 +153,7 @@ void console_queues(struct console *c)
     cpage_raw(c, "<h2>Events waiting for a retry (outbox)</h2>\n<table><tr><th>Entry</th><th>Subscription</th>"
                  "<th>Action</th><th class=\"num\">Attempts</th><th>Last error</th><th>Next try</th><th></th></tr>\n");
     store_scan(c->d->store, STORE_OUTBOX, NULL, 0, outbox_row, &s);
-    if (!s.rows)
-        cpage_raw(c, "<tr><td colspan=\"7\" class=\"muted\">None.</td></tr>\n");
-    cpage_raw(c, "</table>\n");
+    cpage_table_end(c, s.rows, 7);
 
     drift_table(c, q.drift);
 
@@ -184,9 +161,7 @@ void console_queues(struct console *c)
     cpage_raw(c, "<h2>Usage not sent yet, or refused</h2>\n<table><tr><th>Subscription</th><th>Dimension</th>"
                  "<th>Hour</th><th>Quantity</th><th>State</th><th>Attempts</th><th>Result</th></tr>\n");
     store_scan(c->d->store, STORE_USAGE, NULL, 0, usage_row, &s);
-    if (!s.rows)
-        cpage_raw(c, "<tr><td colspan=\"7\" class=\"muted\">None.</td></tr>\n");
-    cpage_raw(c, "</table>\n");
+    cpage_table_end(c, s.rows, 7);
     json_decref(q.pending);
     json_decref(q.drift);
     cpage_end(c, 200);

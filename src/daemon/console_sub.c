@@ -127,42 +127,27 @@ struct pending_scan {
     int rows;
 };
 
-static uint64_t be64(const void *key, size_t klen)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < klen && i < 8; i++)
-        v = v << 8 | ((const unsigned char *)key)[i];
-    return v;
-}
-
-static void outbox_button(struct console *c, const char *id, const char *verb, const char *label, uint64_t seq)
-{
-    cpage_raw(c, "<a class=\"button\" href=\"");
-    sub_link(c, id);
-    cpage_raw(c, "/confirm?action=%s&amp;value=%llu\">%s</a> ", verb, (unsigned long long)seq, label);
-}
-
 static int pending_row(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct pending_scan *p = arg;
     struct console *c = p->c;
-    char when[40];
     if (!memmem(val, vlen, p->id, strlen(p->id)))
         return 0; /* the common case: another subscription's event */
     json_t *e = json_loadb(val, vlen, 0, NULL);
     const char *sub = cj_str(e, "sub_id", NULL);
     if (sub && !strcmp(sub, p->id)) {
-        uint64_t seq = be64(key, klen);
+        uint64_t seq = cpage_key_seq(key, klen);
         p->rows++;
         cpage_raw(c, "<tr><td>%s #%llu</td>", p->source, (unsigned long long)seq);
         cpage_td(c, cj_str(e, "action", NULL));
-        cpage_raw(c, "<td>%s</td>", cpage_time(json_integer_value(json_object_get(e, "received_at")), when, sizeof when));
+        cpage_td_time(c, json_integer_value(json_object_get(e, "received_at")));
         cpage_td_json(c, json_object_get(e, "attempts"));
         cpage_td(c, cj_str(e, "last_error", NULL));
-        cpage_raw(c, "<td>%s</td><td>", cpage_time(json_integer_value(json_object_get(e, "next_at_ms")), when, sizeof when));
+        cpage_td_time(c, json_integer_value(json_object_get(e, "next_at_ms")));
+        cpage_raw(c, "<td>");
         if (!strcmp(p->source, "outbox")) {
-            outbox_button(c, p->id, "retry", "Retry now", seq);
-            outbox_button(c, p->id, "abandon", "Abandon", seq);
+            cpage_outbox_button(c, p->id, "retry", "Retry now", seq);
+            cpage_outbox_button(c, p->id, "abandon", "Abandon", seq);
         }
         cpage_raw(c, "</td></tr>\n");
     }
@@ -180,12 +165,11 @@ static int usage_row(void *arg, const void *key, size_t klen, const void *val, s
     struct usage_scan *us = arg;
     struct console *c = us->c;
     json_t *u = json_loadb(val, vlen, 0, NULL);
-    char when[40];
     if (!u)
         return 0;
     cpage_raw(c, "<tr>");
     cpage_td(c, cj_str(u, "dimension", NULL));
-    cpage_raw(c, "<td>%s</td>", cpage_time(json_integer_value(json_object_get(u, "hour_s")) * 1000, when, sizeof when));
+    cpage_td_time(c, json_integer_value(json_object_get(u, "hour_s")) * 1000);
     cpage_td_json(c, json_object_get(u, "reported"));
     cpage_td_json(c, json_object_get(u, "quantity"));
     cpage_td(c, cj_str(u, "state", NULL));
@@ -295,9 +279,7 @@ void console_confirm(struct console *c, const char *id)
     cpage_text(c, id);
     cpage_raw(c, "</td></tr><tr><th>Offer / plan</th>");
     cpage_raw(c, "<td>");
-    cpage_text(c, v.offer);
-    cpage_raw(c, " / ");
-    cpage_text(c, v.plan);
+    cpage_pair(c, v.offer, v.plan);
     cpage_raw(c, "</td></tr><tr><th>Purchaser</th>");
     cpage_td(c, v.email);
     cpage_raw(c, "</tr>");
