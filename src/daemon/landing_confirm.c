@@ -24,6 +24,14 @@ static json_t *landing_input(const struct session *s, json_t *sub, json_t *answe
                      s->email, "tenant_matches", landing_tenant_matches(s, sub), "fields", answers);
 }
 
+/* Nothing was activated: count why and say so, with the way back to the purchase page. */
+static void not_activated(struct landing_visit *v, int status, const char *counter, const char *title,
+                          const char *message)
+{
+    landing_count(counter);
+    landing_page(v, status, title, message, NULL, "Back to your purchase", "/landing/status");
+}
+
 static void provision(struct landing_visit *v, const struct session *s, json_t *sub, json_t *answers)
 {
     json_t *input = landing_input(s, sub, answers);
@@ -37,11 +45,9 @@ static void provision(struct landing_visit *v, const struct session *s, json_t *
         landing_count(rc ? "not_pending" : out.ran_rule ? out.decision : "repeat");
         landing_see_other(v, "/landing/status");
     } else {
-        landing_count("error");
-        landing_page(v, 503, "We could not finish setting up your account",
-                     "Something went wrong on our side and nothing was activated. Please press Confirm again in a "
-                     "minute.",
-                     NULL, "Back to your purchase", "/landing/status");
+        not_activated(v, 503, "error", "We could not finish setting up your account",
+                      "Something went wrong on our side and nothing was activated. Please press Confirm again in a "
+                      "minute.");
     }
 }
 
@@ -60,11 +66,9 @@ void landing_confirm(struct landing_visit *v)
     if (!csrf_ok) {
         log_warn("landing", "confirmation refused: CSRF token missing or wrong", "request_id", v->request_id,
                  "sub_id", s.sub_id);
-        landing_count("bad_csrf");
-        landing_page(v, 403, "Please confirm from the purchase page",
-                     "This confirmation did not come from your purchase page, so nothing was activated. Open your "
-                     "purchase again and press Confirm there.",
-                     NULL, "Back to your purchase", "/landing/status");
+        not_activated(v, 403, "bad_csrf", "Please confirm from the purchase page",
+                      "This confirmation did not come from your purchase page, so nothing was activated. Open your "
+                      "purchase again and press Confirm there.");
         return;
     }
     json_t *local = NULL;
@@ -79,11 +83,9 @@ void landing_confirm(struct landing_visit *v)
     json_t *sub = mp_get_subscription(v->d->mp, s.sub_id, &mr) == 0 ? take_body(&mr) : NULL;
     mp_result_clear(&mr);
     if (!sub) {
-        landing_count("resolve_error");
-        landing_page(v, 503, "Please try again in a minute",
-                     "We could not read your subscription from Microsoft, so nothing was activated yet. Press Confirm "
-                     "again in a minute.",
-                     NULL, "Back to your purchase", "/landing/status");
+        not_activated(v, 503, "resolve_error", "Please try again in a minute",
+                      "We could not read your subscription from Microsoft, so nothing was activated yet. Press Confirm "
+                      "again in a minute.");
         return;
     }
     landing_set_offer(v, json_string_value(json_object_get(sub, "offerId")));
