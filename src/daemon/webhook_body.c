@@ -88,6 +88,16 @@ static int build_entry(struct webhook_event *ev, const char *body, size_t len, c
     return 0;
 }
 
+static int depth_of(json_t *v, int limit);
+
+/* Fold one child's depth into *deepest; 1 once the limit is reached (no need to look further). */
+static int deeper_child(json_t *x, int limit, int *deepest)
+{
+    int d = depth_of(x, limit - 1);
+    *deepest = d > *deepest ? d : *deepest;
+    return *deepest >= limit;
+}
+
 /* Container nesting of a parsed value, counted the way jansson's parser counts it (objects and
  * arrays, one level each), stopping once `limit` is passed. */
 static int depth_of(json_t *v, int limit)
@@ -102,9 +112,7 @@ static int depth_of(json_t *v, int limit)
         json_t *x;
         json_array_foreach(v, i, x)
         {
-            int d = depth_of(x, limit - 1);
-            deepest = d > deepest ? d : deepest;
-            if (deepest >= limit)
+            if (deeper_child(x, limit, &deepest))
                 break;
         }
     } else {
@@ -112,9 +120,7 @@ static int depth_of(json_t *v, int limit)
         json_t *x;
         json_object_foreach(v, k, x)
         {
-            int d = depth_of(x, limit - 1);
-            deepest = d > deepest ? d : deepest;
-            if (deepest >= limit)
+            if (deeper_child(x, limit, &deepest))
                 break;
         }
     }
