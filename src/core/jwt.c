@@ -130,16 +130,25 @@ void jwt_verifier_options_from_config(const struct saasd_config *cfg, struct htt
 
 static int finish_new(const struct jwt_verifier_options *opt, struct jwt_verifier *v, struct jwt_verifier **out);
 
-/* ID token mode: the issuers depend on each token's tid, so only their bases are kept. */
-static int id_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier **out)
+/* A zeroed verifier with its locks ready. */
+static struct jwt_verifier *verifier_alloc(void)
 {
     struct jwt_verifier *v = calloc(1, sizeof *v);
     if (!v)
-        return SAASD_ENOMEM;
+        return NULL;
     pthread_rwlock_init(&v->keys_lock, NULL);
     pthread_rwlock_init(&v->cache_lock, NULL);
     pthread_mutex_init(&v->fetch_lock, NULL);
     pthread_mutex_init(&v->stats_lock, NULL);
+    return v;
+}
+
+/* ID token mode: the issuers depend on each token's tid, so only their bases are kept. */
+static int id_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier **out)
+{
+    struct jwt_verifier *v = verifier_alloc();
+    if (!v)
+        return SAASD_ENOMEM;
     v->id_token = 1;
     v->audience = strdup(opt->audience);
     v->api_audience = strdup(opt->audience);
@@ -165,13 +174,9 @@ int jwt_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier
         return id_verifier_new(opt, out);
     if (!opt->tenant_id || !*opt->tenant_id)
         return SAASD_EINVAL;
-    struct jwt_verifier *v = calloc(1, sizeof *v);
+    struct jwt_verifier *v = verifier_alloc();
     if (!v)
         return SAASD_ENOMEM;
-    pthread_rwlock_init(&v->keys_lock, NULL);
-    pthread_rwlock_init(&v->cache_lock, NULL);
-    pthread_mutex_init(&v->fetch_lock, NULL);
-    pthread_mutex_init(&v->stats_lock, NULL);
 
     v->tenant_id = strdup(opt->tenant_id);
     v->audience = strdup(opt->audience);
