@@ -190,6 +190,24 @@ static struct daemon *it_start_daemon(const char *conf)
     return d;
 }
 
+/* Write <dir>/saasd.conf (public listener on port, 0 for none; admin listener on a free port;
+ * extra appended, may be NULL) and start the daemon on it. */
+static struct daemon *it_start_in(const char *dir, unsigned short port, const char *extra)
+{
+    char conf[512];
+    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
+    it_write_config(conf, dir, port, it_free_port(), extra);
+    return it_start_daemon(conf);
+}
+
+/* The offer's rule file <rules>/<offer_id>.lua with text (offers without one are held pending). */
+static void it_write_rule(const char *rules, const char *offer_id, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.lua", rules, offer_id);
+    it_write_file(path, text);
+}
+
 /* Hex SHA-256 of a file's text (a rule file, to compare with the audit trail). */
 static void it_file_sha256(const char *path, char out[CRYPTO_SHA256_HEX_LEN])
 {
@@ -372,6 +390,25 @@ static json_t *it_ms_sub(const char *sub_id)
     long st;
     snprintf(path, sizeof path, "/_emulator/subscriptions/%s", sub_id);
     return it_emu("GET", path, NULL, &st);
+}
+
+/* Microsoft's saasSubscriptionStatus of the subscription (a static buffer). */
+static const char *it_ms_status(const char *sub_id)
+{
+    static char s[64];
+    json_t *ms = it_ms_sub(sub_id);
+    snprintf(s, sizeof s, "%s", it_str(ms, "saasSubscriptionStatus"));
+    json_decref(ms);
+    return s;
+}
+
+/* it_purchase, then the purchaser confirms it through the landing page; the landing status. */
+static long it_buy_and_land(const char *offer_id, int seats, char *sub_id, size_t size)
+{
+    char *landing = it_purchase(offer_id, seats, sub_id, size);
+    long st = it_land(landing, NULL);
+    free(landing);
+    return st;
 }
 
 /* Customer action through the emulator; returns the operation id (malloc'd) or NULL. */

@@ -63,13 +63,11 @@ static int walk(const char *query, int limit, int *pages, int *ordered, int *max
 
 int main(void)
 {
-    char dir[256], rules[512], path[1024];
+    char dir[256], rules[512];
     struct emu *emu = it_setup("paging", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    snprintf(path, sizeof path, "%s/saasd.conf", dir);
-    it_write_config(path, dir, it_free_port(), it_free_port(), NULL);
-    struct daemon *d = it_start_daemon(path);
+    struct daemon *d = it_start_in(dir, it_free_port(), NULL);
     if (!d) {
         emu_stop(emu);
         return CHECK_DONE();
@@ -101,7 +99,7 @@ int main(void)
 
     char cmd[1400];
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s subscriptions status=Subscribed 2>/dev/null", build, path);
+    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s/saasd.conf subscriptions status=Subscribed 2>/dev/null", build, dir);
     FILE *p = popen(cmd, "r");
     size_t cap = 1 << 20, len = 0;
     char *out = malloc(cap);

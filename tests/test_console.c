@@ -60,15 +60,6 @@ static const char *csrf_of(const struct op *o)
     return csrf;
 }
 
-static const char *ms_status(const char *sub)
-{
-    static char s[64];
-    json_t *ms = it_ms_sub(sub);
-    snprintf(s, sizeof s, "%s", it_str(ms, "saasSubscriptionStatus"));
-    json_decref(ms);
-    return s;
-}
-
 static void put_record(struct store *s, const char *id, const char *offer, const char *email)
 {
     json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:s, s:{s:s, s:s, s:s, s:i, s:{s:s}}}", "id", id, "offerId", offer,
@@ -131,14 +122,9 @@ int main(void)
     struct emu *emu = it_setup("console", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    snprintf(path, sizeof path, "%s/console-pending.lua", rules);
-    it_write_file(path, pending_rule);
-    snprintf(path, sizeof path, "%s/console-flaky.lua", rules);
-    it_write_file(path, flaky_rule);
-    char conf[512];
-    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
-    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
-    struct daemon *d = it_start_daemon(conf);
+    it_write_rule(rules, "console-pending", pending_rule);
+    it_write_rule(rules, "console-flaky", flaky_rule);
+    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
     if (!d)
         return CHECK_DONE();
     it_offer("console-pending");
@@ -213,7 +199,7 @@ int main(void)
         all_ok &= i < 6 ? st == 200 : st == 405;
     }
     store_get(d->store, STORE_SUBSCRIPTIONS, sub, strlen(sub), &after, &alen);
-    CHECK(all_ok && blen == alen && !memcmp(before, after, blen) && !strcmp(ms_status(sub), "PendingFulfillmentStart"),
+    CHECK(all_ok && blen == alen && !memcmp(before, after, blen) && !strcmp(it_ms_status(sub), "PendingFulfillmentStart"),
           "GET on every page, the confirmation pages and the action URL changes nothing (record and Microsoft)");
     free(before);
     free(after);
@@ -221,13 +207,13 @@ int main(void)
     /* ---- CSRF and confirmation ---- */
     snprintf(path, sizeof path, "/console/subscriptions/%s/action", sub);
     op_call(&op, "POST", path, "action=activate&confirm=yes");
-    CHECK(op.status == 403 && !strcmp(ms_status(sub), "PendingFulfillmentStart"),
+    CHECK(op.status == 403 && !strcmp(it_ms_status(sub), "PendingFulfillmentStart"),
           "an action without the CSRF token is refused and activates nothing");
     op_call(&op, "POST", path, "action=activate&confirm=yes&csrf=forged-token-forged-token-forged-token");
-    CHECK(op.status == 403 && !strcmp(ms_status(sub), "PendingFulfillmentStart"), "a wrong CSRF token is refused");
+    CHECK(op.status == 403 && !strcmp(it_ms_status(sub), "PendingFulfillmentStart"), "a wrong CSRF token is refused");
     snprintf(form, sizeof form, "action=activate&csrf=%s", csrf);
     op_call(&op, "POST", path, form);
-    CHECK(op.status == 400 && !strcmp(ms_status(sub), "PendingFulfillmentStart"),
+    CHECK(op.status == 400 && !strcmp(it_ms_status(sub), "PendingFulfillmentStart"),
           "an action not confirmed on its confirmation page is not done");
     snprintf(path, sizeof path, "/console/subscriptions/%s/confirm?action=activate", sub);
     op_call(&op, "GET", path, NULL);
@@ -237,7 +223,7 @@ int main(void)
     snprintf(form, sizeof form, "action=activate&value=&confirm=yes&csrf=%s", csrf);
     op_call(&op, "POST", path, form);
     local = it_local(sub);
-    CHECK(op.status == 200 && !strcmp(ms_status(sub), "Subscribed") &&
+    CHECK(op.status == 200 && !strcmp(it_ms_status(sub), "Subscribed") &&
               !strcmp(it_str(json_object_get(local, "provision"), "decision"), "activated"),
           "a confirmed approval by POST activates the pending purchase at Microsoft and locally");
     json_decref(local);

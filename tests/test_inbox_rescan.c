@@ -23,23 +23,17 @@ static int append(struct daemon *d, const char *sub, int n)
 
 int main(void)
 {
-    char dir[256], rules[512], conf[512];
+    char dir[256], rules[512];
     struct emu *emu = it_setup("rescan", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    char rule_file[1024];
-    snprintf(rule_file, sizeof rule_file, "%s/rs-offer.lua", rules); /* offers without a file are held pending */
-    it_write_file(rule_file, "return {}\n");
-    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
-    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
-    struct daemon *d = it_start_daemon(conf);
+    it_write_rule(rules, "rs-offer", "return {}\n");
+    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
     if (!d)
         return CHECK_DONE();
     it_offer("rs-offer");
     char sub[64];
-    char *landing = it_purchase("rs-offer", 2, sub, sizeof sub);
-    CHECK(it_land(landing, NULL) == 200, "the purchase is activated through the landing page");
-    free(landing);
+    CHECK(it_buy_and_land("rs-offer", 2, sub, sizeof sub) == 200, "the purchase is activated through the landing page");
 
     const char *stuck = "5c0ffee0-0000-4000-8000-00000000beef";
     char text[512];

@@ -6,23 +6,17 @@
 
 int main(void)
 {
-    char dir[256], rules[512], conf[512];
+    char dir[256], rules[512];
     struct emu *emu = it_setup("backlog", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    char rule_path[600];
-    snprintf(rule_path, sizeof rule_path, "%s/bl-offer.lua", rules); /* offers without a file are held pending */
-    it_write_file(rule_path, "return {}\n");
-    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
-    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
-    struct daemon *d = it_start_daemon(conf);
+    it_write_rule(rules, "bl-offer", "return {}\n");
+    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
     if (!d)
         return CHECK_DONE();
     it_offer("bl-offer");
     char sub[64];
-    char *landing = it_purchase("bl-offer", 2, sub, sizeof sub);
-    CHECK(it_land(landing, NULL) == 200, "the purchase is activated through the landing page");
-    free(landing);
+    CHECK(it_buy_and_land("bl-offer", 2, sub, sizeof sub) == 200, "the purchase is activated through the landing page");
 
     /* Subscription "stuck": an event waiting in the outbox for an hour, and a long backlog of
      * its newer events behind it in the inbox (they must wait for it). */

@@ -88,21 +88,12 @@ static long wait_count(const char *offer, const char *what, const char *sub, lon
     return n;
 }
 
-static const char *ms_status(const char *sub)
-{
-    static char s[64];
-    json_t *ms = it_ms_sub(sub);
-    snprintf(s, sizeof s, "%s", it_str(ms, "saasSubscriptionStatus"));
-    json_decref(ms);
-    return s;
-}
-
 static int wait_ms_status(const char *sub, const char *want, long timeout_ms)
 {
     long long until = it_now_ms() + timeout_ms;
-    while (strcmp(ms_status(sub), want) && it_now_ms() < until)
+    while (strcmp(it_ms_status(sub), want) && it_now_ms() < until)
         usleep(50 * 1000);
-    return !strcmp(ms_status(sub), want);
+    return !strcmp(it_ms_status(sub), want);
 }
 
 /* Customer action, then wait for saasd's audit entry of it. */
@@ -434,12 +425,9 @@ int main(void)
     struct emu *emu = it_setup("lifecycle", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    snprintf(path, sizeof path, "%s/lc-term.lua", rules);
-    it_write_file(path, term_rule);
-    snprintf(path, sizeof path, "%s/lc-count.lua", rules);
-    it_write_file(path, counting_rule);
-    snprintf(path, sizeof path, "%s/lc-pending.lua", rules);
-    it_write_file(path, pending_rule);
+    it_write_rule(rules, "lc-term", term_rule);
+    it_write_rule(rules, "lc-count", counting_rule);
+    it_write_rule(rules, "lc-pending", pending_rule);
     snprintf(path, sizeof path, "%s/tiered-suite.lua", rules);
     FILE *shipped = fopen("rules/tiered-suite.lua", "r");
     char text[8192];
@@ -449,10 +437,7 @@ int main(void)
         fclose(shipped);
     CHECK(tn > 0, "the shipped rules/tiered-suite.lua is read");
     it_write_file(path, text);
-    char conf[512];
-    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
-    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
-    struct daemon *d = it_start_daemon(conf);
+    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
     if (!d)
         return CHECK_DONE();
     it_offer("lc-term");

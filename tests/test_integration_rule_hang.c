@@ -16,29 +16,20 @@ static const char *ok_rule = "return { change_plan = function() return { accept 
 
 int main(void)
 {
-    char dir[256], rules[512], path[700];
+    char dir[256], rules[512];
     struct emu *emu = it_setup("it-hang", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    snprintf(path, sizeof path, "%s/it-hang.lua", rules);
-    it_write_file(path, hang_rule);
-    snprintf(path, sizeof path, "%s/it-ok.lua", rules);
-    it_write_file(path, ok_rule);
-    char conf[512];
-    snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
-    it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
-    struct daemon *d = it_start_daemon(conf);
+    it_write_rule(rules, "it-hang", hang_rule);
+    it_write_rule(rules, "it-ok", ok_rule);
+    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
     if (!d)
         return CHECK_DONE();
     it_offer("it-hang");
     it_offer("it-ok");
     char hang[64], ok[64];
-    char *landing = it_purchase("it-hang", 2, hang, sizeof hang);
-    CHECK(it_land(landing, NULL) == 200, "the first purchase is activated through the landing page");
-    free(landing);
-    landing = it_purchase("it-ok", 2, ok, sizeof ok);
-    CHECK(it_land(landing, NULL) == 200, "the second purchase is activated through the landing page");
-    free(landing);
+    CHECK(it_buy_and_land("it-hang", 2, hang, sizeof hang) == 200, "the first purchase is activated through the landing page");
+    CHECK(it_buy_and_land("it-ok", 2, ok, sizeof ok) == 200, "the second purchase is activated through the landing page");
 
     long long t0 = it_now_ms();
     char *op = it_customer(hang, "change-plan", json_pack("{s:s}", "planId", "business"));

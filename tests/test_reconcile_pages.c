@@ -9,13 +9,11 @@
 
 int main(void)
 {
-    char dir[256], rules[512], path[1024];
+    char dir[256], rules[512];
     struct emu *emu = it_setup("recon-pages", dir, rules);
     if (!emu)
         return CHECK_DONE();
-    snprintf(path, sizeof path, "%s/saasd.conf", dir);
-    it_write_config(path, dir, it_free_port(), it_free_port(), NULL);
-    struct daemon *d = it_start_daemon(path);
+    struct daemon *d = it_start_in(dir, it_free_port(), NULL);
     if (!d) {
         emu_stop(emu);
         return CHECK_DONE();
