@@ -146,29 +146,17 @@ def other_pages(t, stack):
     t.check(d.current_url.endswith("/console/login"), "after signing out the console asks for the key again")
 
 
+def run_cases(t, stack):
+    t.case(sign_in, stack)
+    subs = []
+    t.case(lambda tt, st: subs.append(list_and_approve(tt, st)), stack)
+    if subs:
+        t.case(lambda tt, st: cancel_and_audit(tt, st, subs[0]), stack)
+    t.case(other_pages, stack)
+
+
 def main():
-    t = harness.Run()
-    started = time.time()
-    stack = None
-    try:
-        stack = harness.Stack(rules={OFFER + ".lua": OFFER_RULE}).start()
-        t.driver = harness.browser()
-        t.case(sign_in, stack)
-        subs = []
-        t.case(lambda tt, st: subs.append(list_and_approve(tt, st)), stack)
-        if subs:
-            t.case(lambda tt, st: cancel_and_audit(tt, st, subs[0]), stack)
-        t.case(other_pages, stack)
-    except Exception as e:  # noqa: BLE001 - set-up failures are one failed check
-        t.check(False, "the console browser test starts the emulator, saasd and chromium", "%s: %s" % (type(e).__name__, e))
-    finally:
-        if t.driver:
-            t.driver.quit()
-        if stack:
-            stack.stop()
-    print("# console browser tests: %d passed, %d failed in %.1f s; screenshots in %s"
-          % (t.passed, t.failed, time.time() - started, harness.SHOTS))
-    return 1 if t.failed else 0
+    return harness.main("console browser test", {OFFER + ".lua": OFFER_RULE}, run_cases)
 
 
 if __name__ == "__main__":

@@ -275,3 +275,32 @@ class Run:
                     pass
             for line in (stack.log_tail("saasd.log") + stack.log_tail("emulator.log")) if stack else []:
                 print("#   " + line.rstrip())
+
+
+def main(title, rules, cases, after_stop=()):
+    """One browser suite's run: start the emulator and saasd with rules ({file name: text}), then
+    chromium; cases(t, stack) runs the cases, then the stack stops and each of after_stop runs
+    with no stack (cases that start their own). Returns the exit status."""
+    t = Run()
+    started = time.time()
+    stack = None
+    try:
+        stack = Stack(rules=rules).start()
+        print("# emulator and saasd up: %.1f s" % (time.time() - started), flush=True)
+        t.driver = browser()
+        print("# chromium up: %.1f s" % (time.time() - started), flush=True)
+        cases(t, stack)
+        stack.stop()
+        stack = None
+        for case in after_stop:
+            t.case(case, None)
+    except Exception as e:  # noqa: BLE001 - set-up failures are one failed check
+        t.check(False, "the %s starts the emulator, saasd and chromium" % title, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if t.driver:
+            t.driver.quit()
+        if stack:
+            stack.stop()
+    print("# %ss: %d passed, %d failed in %.1f s; screenshots in %s"
+          % (title, t.passed, t.failed, time.time() - started, SHOTS))
+    return 1 if t.failed else 0

@@ -3,7 +3,6 @@ sign-in and saasd's landing page. Run by tests/run-all.sh; prints TAP lines; scr
 $BUILD/screenshots/. Usage: /usr/bin/python3 tests/browser/run.py"""
 
 import sys
-import time
 import urllib.parse
 
 import harness
@@ -284,30 +283,13 @@ def make_run_url(t, _stack):
         stack.stop()
 
 
+def run_cases(t, stack):
+    for case in CASES:
+        t.case(case, stack)
+
+
 def main():
-    t = harness.Run()
-    started = time.time()
-    stack = None
-    try:
-        stack = harness.Stack(rules={OFFER + ".lua": OFFER_RULE}).start()
-        print("# emulator and saasd up: %.1f s" % (time.time() - started), flush=True)
-        t.driver = harness.browser()
-        print("# chromium up: %.1f s" % (time.time() - started), flush=True)
-        for case in CASES:
-            t.case(case, stack)
-        stack.stop()
-        stack = None
-        t.case(make_run_url, None)
-    except Exception as e:  # noqa: BLE001 - set-up failures are one failed check
-        t.check(False, "the browser test starts the emulator, saasd and chromium", "%s: %s" % (type(e).__name__, e))
-    finally:
-        if t.driver:
-            t.driver.quit()
-        if stack:
-            stack.stop()
-    print("# browser tests: %d passed, %d failed in %.1f s; screenshots in %s"
-          % (t.passed, t.failed, time.time() - started, harness.SHOTS))
-    return 1 if t.failed else 0
+    return harness.main("browser test", {OFFER + ".lua": OFFER_RULE}, run_cases, after_stop=[make_run_url])
 
 
 if __name__ == "__main__":
