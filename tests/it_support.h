@@ -208,6 +208,35 @@ static void it_write_rule(const char *rules, const char *offer_id, const char *t
     it_write_file(path, text);
 }
 
+/* Subscription stuck (never bought): its event <prefix>-0 waits in the outbox for an hour, and
+ * n newer events <prefix>-1..n behind it in the inbox must wait for it. 0 or the store's error. */
+static int it_stuck_backlog(struct store *s, const char *offer_id, const char *stuck, const char *prefix, int n)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"next_at_ms\":%lld,\"op_id\":\"%s-0\",\"sub_id\":\"%s\",\"action\":\"Suspend\",\"offer_id\":\"%s\","
+             "\"attempts\":1,\"payload\":{}}",
+             it_now_ms() + 3600 * 1000LL, prefix, stuck, offer_id);
+    struct store_batch *b = NULL;
+    store_batch_new(&b);
+    store_batch_append(b, STORE_OUTBOX, NULL, 0, text, strlen(text));
+    int rc = store_commit(s, b);
+    store_batch_free(b);
+    for (int i = 1; i <= n && !rc; i += 500) {
+        store_batch_new(&b);
+        for (int j = i; j < i + 500 && j <= n; j++) {
+            snprintf(text, sizeof text,
+                     "{\"op_id\":\"%s-%d\",\"sub_id\":\"%s\",\"action\":\"Renew\",\"offer_id\":\"%s\","
+                     "\"request_id\":\"r\",\"received_at\":0,\"attempts\":0,\"payload\":{}}",
+                     prefix, j, stuck, offer_id);
+            store_batch_append(b, STORE_INBOX, "", 0, text, strlen(text));
+        }
+        rc = store_commit(s, b);
+        store_batch_free(b);
+    }
+    return rc;
+}
+
 /* Hex SHA-256 of a file's text (a rule file, to compare with the audit trail). */
 static void it_file_sha256(const char *path, char out[CRYPTO_SHA256_HEX_LEN])
 {

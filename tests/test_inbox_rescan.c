@@ -36,28 +36,7 @@ int main(void)
     CHECK(it_buy_and_land("rs-offer", 2, sub, sizeof sub) == 200, "the purchase is activated through the landing page");
 
     const char *stuck = "5c0ffee0-0000-4000-8000-00000000beef";
-    char text[512];
-    snprintf(text, sizeof text,
-             "{\"next_at_ms\":%lld,\"op_id\":\"rescan-0\",\"sub_id\":\"%s\",\"action\":\"Suspend\",\"offer_id\":\"rs-offer\","
-             "\"attempts\":1,\"payload\":{}}",
-             (long long)now_ms() + 3600 * 1000LL, stuck);
-    struct store_batch *b = NULL;
-    store_batch_new(&b);
-    store_batch_append(b, STORE_OUTBOX, NULL, 0, text, strlen(text));
-    int rc = store_commit(d->store, b);
-    store_batch_free(b);
-    for (int i = 1; i <= BACKLOG && !rc; i += 500) {
-        store_batch_new(&b);
-        for (int j = i; j < i + 500; j++) {
-            snprintf(text, sizeof text,
-                     "{\"op_id\":\"rescan-%d\",\"sub_id\":\"%s\",\"action\":\"Renew\",\"offer_id\":\"rs-offer\","
-                     "\"request_id\":\"r\",\"received_at\":0,\"attempts\":0,\"payload\":{}}",
-                     j, stuck);
-            store_batch_append(b, STORE_INBOX, "", 0, text, strlen(text));
-        }
-        rc = store_commit(d->store, b);
-        store_batch_free(b);
-    }
+    int rc = it_stuck_backlog(d->store, "rs-offer", stuck, "rescan", BACKLOG);
     daemon_wake(d);
     usleep(500 * 1000); /* the workers read the backlog once and find nothing to do */
     uint64_t before = inbox_entries_scanned();

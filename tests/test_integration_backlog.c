@@ -21,28 +21,7 @@ int main(void)
     /* Subscription "stuck": an event waiting in the outbox for an hour, and a long backlog of
      * its newer events behind it in the inbox (they must wait for it). */
     const char *stuck = "5c0ffee0-0000-4000-8000-00000000dead";
-    char text[512];
-    snprintf(text, sizeof text,
-             "{\"next_at_ms\":%lld,\"op_id\":\"stuck-0\",\"sub_id\":\"%s\",\"action\":\"Suspend\",\"offer_id\":\"bl-offer\","
-             "\"attempts\":1,\"payload\":{}}",
-             (long long)now_ms() + 3600 * 1000LL, stuck);
-    struct store_batch *b = NULL;
-    store_batch_new(&b);
-    store_batch_append(b, STORE_OUTBOX, NULL, 0, text, strlen(text));
-    int rc = store_commit(d->store, b);
-    store_batch_free(b);
-    for (int i = 0; i < STUCK_EVENTS && !rc; i += 500) {
-        store_batch_new(&b);
-        for (int j = i; j < i + 500; j++) {
-            snprintf(text, sizeof text,
-                     "{\"op_id\":\"stuck-%d\",\"sub_id\":\"%s\",\"action\":\"Renew\",\"offer_id\":\"bl-offer\","
-                     "\"request_id\":\"r\",\"received_at\":0,\"attempts\":0,\"payload\":{}}",
-                     j + 1, stuck);
-            store_batch_append(b, STORE_INBOX, "", 0, text, strlen(text));
-        }
-        rc = store_commit(d->store, b);
-        store_batch_free(b);
-    }
+    int rc = it_stuck_backlog(d->store, "bl-offer", stuck, "stuck", STUCK_EVENTS);
     CHECK(rc == 0, "a backlog of one stuck subscription is in the inbox, behind its waiting outbox entry");
     daemon_wake(d);
 
