@@ -47,6 +47,12 @@ void cpage_td(struct console *c, const char *text);
 void cpage_td_json(struct console *c, json_t *v);
 /* epoch milliseconds as "2026-11-30 09:12 UTC" into buf ("" for 0). */
 const char *cpage_time(int64_t ms, char *buf, size_t size);
+/* The state of a store scan writing one table row per record. */
+struct cpage_scan {
+    struct console *c;
+    int rows;
+};
+
 /* A table cell with that time. */
 void cpage_td_time(struct console *c, int64_t ms);
 /* A table cell linking to the subscription's page. */

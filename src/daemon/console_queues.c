@@ -88,14 +88,9 @@ static void drift_table(struct console *c, json_t *list)
     cpage_table_end(c, json_array_size(list) > 0, 5);
 }
 
-struct simple_scan {
-    struct console *c;
-    int rows;
-};
-
 static int outbox_row(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    struct simple_scan *s = arg;
+    struct cpage_scan *s = arg;
     struct console *c = s->c;
     unsigned long long seq = cpage_key_seq(key, klen);
     json_t *e = json_loadb(val, vlen, 0, NULL);
@@ -118,7 +113,7 @@ static int outbox_row(void *arg, const void *key, size_t klen, const void *val, 
 
 static int usage_row(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    struct simple_scan *s = arg;
+    struct cpage_scan *s = arg;
     struct console *c = s->c;
     if (memmem(val, vlen, "\"state\":\"sent\"", 14) || memmem(val, vlen, "\"state\":\"folded\"", 16))
         return 0;
@@ -149,7 +144,7 @@ void console_queues(struct console *c)
                   CONSOLE_SCAN_CAP);
     pending_table(c, q.pending);
 
-    struct simple_scan s = {.c = c};
+    struct cpage_scan s = {.c = c};
     cpage_raw(c, "<h2>Events waiting for a retry (outbox)</h2>\n<table><tr><th>Entry</th><th>Subscription</th>"
                  "<th>Action</th><th class=\"num\">Attempts</th><th>Last error</th><th>Next try</th><th></th></tr>\n");
     store_scan(c->d->store, STORE_OUTBOX, NULL, 0, outbox_row, &s);

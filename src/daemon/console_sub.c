@@ -155,14 +155,9 @@ static int pending_row(void *arg, const void *key, size_t klen, const void *val,
     return 0;
 }
 
-struct usage_scan {
-    struct console *c;
-    int rows;
-};
-
 static int usage_row(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    struct usage_scan *us = arg;
+    struct cpage_scan *us = arg;
     struct console *c = us->c;
     json_t *u = json_loadb(val, vlen, 0, NULL);
     if (!u)
@@ -242,7 +237,7 @@ void console_subscription(struct console *c, const char *id)
                  "<th>State</th><th>Attempts</th><th>Result</th></tr>\n");
     char prefix[200];
     size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s", id) + 1; /* id and its NUL */
-    struct usage_scan us = {.c = c};
+    struct cpage_scan us = {.c = c};
     if (plen < sizeof prefix)
         store_scan(c->d->store, STORE_USAGE, prefix, plen, usage_row, &us);
     if (!us.rows)
