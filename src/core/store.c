@@ -24,6 +24,7 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_AUDIT] = "audit",
     [STORE_RULE_KV] = "rule_kv",
     [STORE_USAGE] = "usage",
+    [STORE_EVENTS] = "events",
     [STORE_META] = "meta",
 };
 

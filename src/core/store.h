@@ -13,6 +13,8 @@
  *   AUDIT          subscription id + be64 seq   -> JSON decision record (with rule hash)
  *   RULE_KV        offer id + '\0' + user key   -> bytes written by rules through ctx.store
  *   USAGE          sub id + '\0' + dimension + '\0' + be64 hour start (epoch s) -> JSON meter bucket
+ *   EVENTS         be64 seq                     -> JSON event {id, type, time, offer, subscription, data}
+ *                  (daemon/events.c), appended in the batch of the change it reports
  *   META           "schema_version" (decimal ASCII), "append_seq" (be64: next sequence number)
  *
  * Threads: every function may be called from any thread. Reads never wait for the writer,
@@ -27,6 +29,8 @@
  *       largest key found in INBOX/OUTBOX/AUDIT).
  *   v1  META "append_seq" holds the next append sequence number.
  *   v2  the USAGE database (metered usage per subscription, dimension and hour).
+ *   v3  the EVENTS database (events for the ISV's sinks); META "sink:<name>" holds each sink's
+ *       cursor (be64: the last event sequence number it has passed).
  */
 #ifndef SAASD_STORE_H
 #define SAASD_STORE_H
@@ -42,6 +46,7 @@ enum store_db {
     STORE_AUDIT,
     STORE_RULE_KV,
     STORE_USAGE,
+    STORE_EVENTS,
     STORE_META,
     STORE_DB_COUNT
 };
@@ -51,7 +56,7 @@ enum store_db {
 int store_mdb_err(int rc);
 
 /* Current on-disk schema version written to META. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Longest key LMDB accepts (its default build); longer keys are refused with SAASD_ETOOBIG. */
 #define STORE_MAX_KEY 511

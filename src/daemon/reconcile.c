@@ -3,6 +3,7 @@
  * §9.20, §9.21), including subscriptions saasd has that Microsoft does not list. Then the
  * activation deadlines (deadline.c). Runs periodically and on demand (admin API, CLI). */
 #include "daemon/daemon.h"
+#include "daemon/events.h"
 #include "daemon/flows.h"
 #include "daemon/flows_internal.h"
 
@@ -28,6 +29,7 @@ struct pass {
     int seen;
     json_t *seen_ids;  /* set of ids Microsoft listed */
     json_t *missing;   /* local ids Microsoft does not list */
+    char kinds[128];   /* the drift kinds of the subscription at hand, for its drift.found event */
 };
 
 void reconcile_count_drift(const char *kind)
@@ -41,6 +43,8 @@ static void note_drift(struct pass *p, const char *sub_id, const char *kind, con
 {
     reconcile_count_drift(kind);
     p->drift++;
+    size_t n = strlen(p->kinds);
+    snprintf(p->kinds + n, sizeof p->kinds - n, "%s%s", n ? "," : "", kind);
     log_warn("reconcile", "drift repaired from Microsoft's state", "sub_id", sub_id, "kind", kind, "local", local,
              "microsoft", ms);
 }
@@ -95,12 +99,18 @@ static int compare(struct pass *p, const char *sub_id, json_t *rec, json_t *sub)
     return changed;
 }
 
-static int put_record(struct daemon *d, const char *sub_id, json_t *rec, const char *detail)
+/* The repaired record, its audit entry and (when a difference was drift) its drift.found event. */
+static int put_record(struct daemon *d, const char *sub_id, json_t *rec, const char *detail, const char *kinds)
 {
     struct store_batch *b = NULL;
     int rc = store_batch_new(&b);
     if (!rc)
         rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
+    if (!rc && *kinds)
+        rc = events_add(b, "drift.found", json_string_value(json_object_get(rec, "offerId")), sub_id,
+                        json_pack("{s:s, s:s, s:O?, s:O?, s:O?}", "kinds", kinds, "detail", detail, "status",
+                                  json_object_get(rec, "status"), "planId", json_object_get(rec, "planId"),
+                                  "quantity", json_object_get(rec, "quantity")));
     if (!rc)
         rc = flows_add_audit(b, sub_id, json_pack("{s:s, s:s, s:s}", "action", "Reconcile", "decision", "repaired",
                                                   "detail", detail));
@@ -120,6 +130,7 @@ static int on_subscription(struct pass *p, json_t *sub)
     json_object_set_new(p->seen_ids, sub_id, json_true());
     jl_string(sub, "saasSubscriptionStatus", ms_status, sizeof ms_status);
     daemon_lock_sub(d, sub_id);
+    p->kinds[0] = 0;
     json_t *rec = NULL;
     int rc = record_get_sub(d, sub_id, &rec);
     int changed = 0;
@@ -136,7 +147,7 @@ static int on_subscription(struct pass *p, json_t *sub)
     if (rec && changed) {
         json_object_del(rec, "missing_at_microsoft");
         flow_record_refresh(rec, sub);
-        put_record(d, sub_id, rec, "local state replaced by Microsoft's");
+        put_record(d, sub_id, rec, "local state replaced by Microsoft's", p->kinds);
     }
     json_decref(rec);
     daemon_unlock_sub(d, sub_id);
@@ -167,11 +178,12 @@ static void mark_missing(struct pass *p)
         const char *sub_id = json_string_value(v);
         json_t *rec = NULL;
         daemon_lock_sub(p->d, sub_id);
+        p->kinds[0] = 0;
         if (record_get_sub(p->d, sub_id, &rec) == 0) {
             note_drift(p, sub_id, "missing_at_microsoft", json_string_value(json_object_get(rec, "status")), "none");
             if (!json_is_true(json_object_get(rec, "missing_at_microsoft"))) {
                 json_object_set_new(rec, "missing_at_microsoft", json_true());
-                put_record(p->d, sub_id, rec, "Microsoft does not list this subscription");
+                put_record(p->d, sub_id, rec, "Microsoft does not list this subscription", p->kinds);
             }
         }
         json_decref(rec);
