@@ -2,6 +2,7 @@
  * tears everything down in reverse order. */
 #include "daemon/daemon.h"
 #include "daemon/metering.h"
+#include "daemon/sinks.h"
 
 #include "core/config.h"
 #include "core/crypto.h"
@@ -81,6 +82,8 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     metrics_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
     metrics_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
     metrics_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
+
+    sinks_update_metrics(d);
 
     char *text = NULL;
     size_t len = 0, cap = 0;
@@ -379,6 +382,8 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     }
     reconcile_start(d);
     metering_start(d);
+    if ((rc = sinks_start(d)) != 0)
+        goto fail;
     char port[16], aport[16];
     snprintf(port, sizeof port, "%u", httpd_port(d->public_httpd));
     snprintf(aport, sizeof aport, "%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
@@ -408,6 +413,7 @@ void daemon_stop(struct daemon *d)
         pthread_join(d->meterer, NULL);
     if (d->workers)
         inbox_stop(d);
+    sinks_stop(d);
     engine_close(d->engine);
     jwt_verifier_free(d->jwt);
     mp_client_free(d->mp);

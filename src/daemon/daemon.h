@@ -65,6 +65,7 @@ struct daemon {
     int reconciler_started;
     pthread_t meterer;
     int meterer_started;
+    struct sinks *sinks;           /* sinks.c: event delivery, one thread per sink */
 
     /* Landing page, admin actions and inbox events of one subscription never interleave. */
     pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];
