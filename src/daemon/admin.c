@@ -503,7 +503,7 @@ static int collect_event(void *arg, const void *key, size_t klen, const void *va
 static void list_events(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
 {
     const char *a = httpd_query(req, "after"), *l = httpd_query(req, "limit");
-    unsigned long long after = a ? strtoull(a, NULL, 10) : 0;
+    unsigned long long after = a ? strtoull(a, NULL, 10) + 1 : 0;
     long limit = l ? strtol(l, NULL, 10) : 100;
     struct event_page p = {json_array(), (size_t)(limit < 1 ? 1 : limit > 1000 ? 1000 : limit)};
     unsigned char from[8];

@@ -213,6 +213,10 @@ static void deliver(struct sink *k, struct next_event *n)
         int attempts = k->attempts;
         pthread_mutex_unlock(&k->lock);
         count(k, "failed");
+        if (attempts & (attempts - 1)) { /* logged at attempts 1, 2, 4, 8, ...: a dead sink does not flood the log */
+            nap(k, wait);
+            continue;
+        }
         char a[16];
         snprintf(a, sizeof a, "%d", attempts);
         log_warn("sinks", "event not delivered; will retry", "sink", k->cfg->name, "event_id", id, "type", type,
