@@ -544,7 +544,7 @@ static void catalogue_in_readme(void)
         else if (in && !strncmp(line, "## ", 3))
             break;
         char type[128];
-        if (in && sscanf(line, "| `%127[a-z._]` |", type) == 1) {
+        if (in && sscanf(line, "| `%127[a-z._]` |", type) == 1 && strchr(type, '.')) {
             rows++;
             matched += (size_t)rows <= n && !strcmp(cat[rows - 1].type, type);
         }
