@@ -356,8 +356,11 @@ static void drive_flows(void)
 static int signature_ok(json_t *d, const char *secret)
 {
     const char *body = it_str(d, "body"), *ts = it_str(d, "timestamp"), *sig = it_str(d, "signature");
-    char *text = malloc(strlen(ts) + strlen(body) + 2);
-    sprintf(text, "%s.%s", ts, body);
+    size_t tlen = strlen(ts) + strlen(body) + 2;
+    char *text = malloc(tlen);
+    if (!text)
+        return 0;
+    snprintf(text, tlen, "%s.%s", ts, body);
     unsigned char mac[32];
     unsigned int len = 0;
     HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)text, strlen(text), mac, &len);

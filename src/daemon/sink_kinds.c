@@ -46,8 +46,14 @@ static char *slack_escape(const char *s)
     for (const char *p = s; *p; p++)
         n += *p == '&' ? 5 : (*p == '<' || *p == '>') ? 4 : 1;
     char *out = malloc(n + 1), *o = out;
-    for (const char *p = s; out && *p; p++)
-        o += sprintf(o, "%s", *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : (char[]){*p, 0});
+    for (const char *p = s; out && *p; p++) {
+        const char *rep = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : NULL;
+        size_t len = rep ? strlen(rep) : 1;
+        memcpy(o, rep ? rep : p, len);
+        o += len;
+    }
+    if (out)
+        *o = 0;
     return out;
 }
 
@@ -239,9 +245,10 @@ static struct curl_slist *mail_headers(const struct sink_config *cfg, const stru
     strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S +0000", &tm);
     struct curl_slist *headers = curl_slist_append(NULL, date);
     crypto_base64_encode(m->subject, strlen(m->subject), &b64);
-    char *subject = malloc(strlen(b64 ? b64 : "") + 32);
+    size_t len = strlen(b64 ? b64 : "") + 32;
+    char *subject = malloc(len);
     if (subject) {
-        sprintf(subject, "Subject: =?UTF-8?B?%s?=", b64 ? b64 : "");
+        snprintf(subject, len, "Subject: =?UTF-8?B?%s?=", b64 ? b64 : "");
         headers = curl_slist_append(headers, subject);
     }
     free(subject);
