@@ -738,6 +738,10 @@ int main(void)
     httpd_stop(flaky.h);
     httpd_stop(chatsink.h);
     smtp_sink_stop(&smtp);
+    json_decref(crm.got);
+    json_decref(flaky.got);
+    json_decref(chatsink.got);
+    json_decref(smtp.mails);
     emu_stop(emu);
     http_client_free(it_http);
     return CHECK_DONE();
