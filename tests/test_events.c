@@ -77,7 +77,9 @@ struct smtp_sink {
     unsigned short port;
     pthread_t thread;
     pthread_mutex_t lock;
-    json_t *mails; /* [{auth, from, rcpt: [..], data}] */
+    json_t *mails; /* [{auth, from, rcpt: [..], data}] accepted */
+    _Atomic int refuse; /* answer 451 to this many messages first */
+    _Atomic int refused;
     _Atomic int stop;
 };
 
@@ -124,10 +126,16 @@ static void smtp_session(struct smtp_sink *s, int fd)
             }
             json_object_set_new(mail, "data", json_string(data));
             free(data);
-            pthread_mutex_lock(&s->lock);
-            json_array_append(s->mails, mail);
-            pthread_mutex_unlock(&s->lock);
-            fputs("250 queued\r\n", out);
+            if (s->refuse > 0) {
+                s->refuse--;
+                s->refused++;
+                fputs("451 4.3.0 try again later\r\n", out);
+            } else {
+                pthread_mutex_lock(&s->lock);
+                json_array_append(s->mails, mail);
+                pthread_mutex_unlock(&s->lock);
+                fputs("250 queued\r\n", out);
+            }
         } else if (!strncasecmp(line, "QUIT", 4)) {
             fputs("221 bye\r\n", out);
             fflush(out);
@@ -282,7 +290,7 @@ static int wait_deliveries(struct http_sink *s, size_t n, long timeout_ms)
 static char sub_a[128], sub_b[128];
 static const char *expect_a = "subscription.activated subscription.quantity_changed subscription.change_refused "
                               "subscription.plan_changed subscription.suspended subscription.reinstated "
-                              "subscription.unsubscribed";
+                              "subscription.renewed subscription.unsubscribed";
 static const char *expect_b = "subscription.pending_approval subscription.activated";
 
 static void drive_flows(void)
@@ -334,6 +342,7 @@ static void drive_flows(void)
     json_decref(it_wait_audit(sub_a, op ? op : "", 15000));
     free(op);
     json_decref(customer_and_wait(sub_a, "reinstate", NULL));
+    json_decref(customer_and_wait(sub_a, "renew", NULL));
     json_decref(customer_and_wait(sub_a, "unsubscribe", NULL));
 
     CHECK(land("ev-pending", 3, sub_b, sizeof sub_b), "a purchase the rule keeps pending lands");
@@ -344,7 +353,8 @@ static void drive_flows(void)
     evs = stored_events();
     types_of(evs, sub_a, types, sizeof types);
     CHECK(!strcmp(types, expect_a),
-          "the purchase, seat change, refused seat change, plan change, suspend, reinstate and cancel are one event each, in order");
+          "the purchase, seat change, refused seat change, plan change, suspend, reinstate, renewal and cancel are one "
+          "event each, in order");
     if (strcmp(types, expect_a))
         printf("# events of A: %s\n", types);
     types_of(evs, sub_b, types, sizeof types);
@@ -418,7 +428,7 @@ static void failing_sinks(struct http_sink *crm, struct http_sink *flaky)
     CHECK(json_array_size(fl) == 0 && flaky->refused > 0, "the flaky sink was down: nothing accepted, retries refused");
     json_decref(fl);
     flaky->status = 200; /* back up */
-    wait_deliveries(flaky, 7, 20000);
+    wait_deliveries(flaky, 8, 20000);
     usleep(300 * 1000); /* give a duplicate the chance to show */
     fl = http_sink_got(flaky);
     char types[2048];
@@ -433,7 +443,7 @@ static void failing_sinks(struct http_sink *crm, struct http_sink *flaky)
         signed_ok &= signature_ok(d, flaky_secret);
         json_decref(ev);
     }
-    CHECK(others == 0 && json_array_size(fl) == 7, "the sink's filters (type glob subscription.*, offer ev-seats) let only those through");
+    CHECK(others == 0 && json_array_size(fl) == 8, "the sink's filters (type glob subscription.*, offer ev-seats) let only those through");
     CHECK(signed_ok, "each sink signs with its own secret");
     json_decref(fl);
 }
@@ -456,7 +466,9 @@ static void email(struct smtp_sink *smtp)
     pthread_mutex_lock(&smtp->lock);
     json_t *mails = json_deep_copy(smtp->mails);
     pthread_mutex_unlock(&smtp->lock);
-    CHECK(json_array_size(mails) == 3, "the e-mail sink gets one mail per filtered event (two activations, one pending)");
+    CHECK(json_array_size(mails) == 3 && smtp->refused == 2,
+          "the e-mail sink gets one mail per filtered event (two activations, one pending), a mail the server "
+          "refused (451) sent again until accepted, once");
     json_t *first = json_array_get(mails, 0), *pending = NULL;
     size_t i;
     json_t *m;
@@ -692,7 +704,7 @@ int main(void)
     setenv("EV_FLAKY_SECRET", flaky_secret, 1);
 
     struct http_sink crm = {0}, flaky = {0}, chatsink = {0};
-    struct smtp_sink smtp = {0};
+    struct smtp_sink smtp = {.refuse = 2};
     CHECK(http_sink_start(&crm, 200) == 0 && http_sink_start(&flaky, 503) == 0 && http_sink_start(&chatsink, 200) == 0 &&
               smtp_sink_start(&smtp) == 0,
           "the HTTP and SMTP test sinks listen on 127.0.0.1");
