@@ -411,6 +411,34 @@ static void signed_webhooks(struct http_sink *crm)
     json_decref(got);
 }
 
+/* An operator gives up on the event a sink keeps failing on; only that sink moves past it. */
+static void operator_skip(void)
+{
+    long st, st_wrong, st_healthy;
+    json_t *dead = sink_state("dead");
+    json_int_t seq = json_integer_value(json_object_get(dead, "retrying_seq"));
+    json_int_t pending = json_integer_value(json_object_get(dead, "pending"));
+    json_decref(dead);
+    json_decref(it_admin("POST", "/admin/sinks/dead/skip", json_pack("{s:I}", "seq", seq + 1000), &st_wrong));
+    json_decref(it_admin("POST", "/admin/sinks/crm/retry", NULL, &st_healthy));
+    json_decref(it_admin("POST", "/admin/sinks/dead/skip", json_pack("{s:I}", "seq", seq), &st));
+    long long until = it_now_ms() + 10000;
+    json_int_t cursor = 0, now_pending = 0;
+    while (it_now_ms() < until) {
+        dead = sink_state("dead");
+        cursor = json_integer_value(json_object_get(dead, "cursor"));
+        now_pending = json_integer_value(json_object_get(dead, "pending"));
+        json_decref(dead);
+        if (cursor == seq)
+            break;
+        usleep(30 * 1000);
+    }
+    CHECK(seq > 0 && st_wrong == 409 && st_healthy == 409, "skip names the event the sink is failing on; a healthy sink has nothing to retry");
+    CHECK(st == 200 && cursor == seq && now_pending == pending - 1 &&
+              metrics_value("saasd_sink_deliveries_total", "sink=\"dead\",outcome=\"skipped\"") == 1,
+          "an operator's skip moves a failing sink past that one event, counted as skipped");
+}
+
 static void failing_sinks(struct http_sink *crm, struct http_sink *flaky)
 {
     json_t *dead = sink_state("dead"), *c = sink_state("crm");
@@ -423,6 +451,8 @@ static void failing_sinks(struct http_sink *crm, struct http_sink *flaky)
           "a sink that keeps failing does not hold up another sink: crm has delivered everything");
     json_decref(dead);
     json_decref(c);
+
+    operator_skip();
 
     json_t *fl = http_sink_got(flaky);
     CHECK(json_array_size(fl) == 0 && flaky->refused > 0, "the flaky sink was down: nothing accepted, retries refused");

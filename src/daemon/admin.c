@@ -18,6 +18,7 @@
  *   POST /admin/usage/reconcile                      compare sent usage with Microsoft's record
  *                                                    ({"days": 1..7 (2), "lag_s": seconds (0)})
  *   GET  /admin/sinks                                event delivery per sink (sinks.c)
+ *   POST /admin/sinks/{name}/retry | /skip {"seq"}   next attempt now | give up on the failing event
  *   GET  /admin/events[?after=seq&limit=n]           stored events, oldest first
  *   GET|PUT|DELETE /admin/offers/{offer}/store/{key}  the offer's rule key-value space (ctx.store),
  *                                                  so the ISV's systems can feed facts to rules
@@ -480,6 +481,25 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
     json_decref(args);
 }
 
+static void sink_action(struct daemon *d, const char *name, const char *verb, const struct httpd_request *req,
+                        struct httpd_response *res)
+{
+    size_t len = 0;
+    const char *body = httpd_body(req, &len);
+    json_t *args = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    json_int_t seq = json_integer_value(json_object_get(args, "seq"));
+    json_decref(args);
+    int rc = sinks_operate(d, name, verb, (uint64_t)seq);
+    if (rc == SAASD_ENOTFOUND)
+        reply_error(res, 404, "no such sink");
+    else if (rc == SAASD_EINVAL)
+        reply_error(res, 404, "no such sink action (retry, skip)");
+    else if (rc == SAASD_ECONFLICT)
+        reply_error(res, 409, "the sink is not failing on that event (see retrying_seq in GET /admin/sinks)");
+    else
+        reply_json(res, 200, json_pack("{s:s}", "result", !strcmp(verb, "skip") ? "skipped" : "retrying"));
+}
+
 struct event_page {
     json_t *list;
     size_t limit;
@@ -556,6 +576,8 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
         json_t *list = NULL;
         sinks_status(d, &list);
         reply_json(res, 200, json_pack("{s:o}", "sinks", list));
+    } else if (sscanf(path, "/admin/sinks/%127[^/]/%199s", id, verb) == 2 && !strcmp(method, "POST")) {
+        sink_action(d, id, verb, req, res);
     } else if (!strcmp(path, "/admin/events") && !strcmp(method, "GET")) {
         list_events(d, req, res);
     } else if (!strcmp(path, "/admin/activation-deadlines") && !strcmp(method, "GET")) {

@@ -47,6 +47,9 @@ struct sink {
     int attempts;              /* failures in a row of the event at the head */
     int64_t failing_since_ms, next_try_ms, last_delivered_ms;
     char last_error[256];
+    uint64_t head_seq;         /* the event being retried (0: none) */
+    uint64_t skip_seq;         /* an operator asked to skip this event */
+    int wake;                  /* an operator asked for the next attempt now */
 };
 
 struct sinks {
@@ -169,8 +172,9 @@ static void nap(struct sink *k, int64_t ms)
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&all->lock);
-    while (!k->d->stopping && pthread_cond_timedwait(&all->cond, &all->lock, &until) == 0)
+    while (!k->d->stopping && !k->wake && pthread_cond_timedwait(&all->cond, &all->lock, &until) == 0)
         ;
+    k->wake = 0;
     pthread_mutex_unlock(&all->lock);
 }
 
@@ -181,47 +185,71 @@ static void count(const struct sink *k, const char *outcome)
     metrics_inc("saasd_sink_deliveries_total", labels);
 }
 
-/* Deliver the event at the head until it goes or the daemon stops. */
-static void deliver(struct sink *k, struct next_event *n)
+/* The head event is done with (delivered, or skipped by an operator): move the cursor past it. */
+static void pass_head(struct sink *k, uint64_t seq, const char *outcome)
 {
-    const char *id = json_string_value(json_object_get(n->event, "id"));
-    const char *type = json_string_value(json_object_get(n->event, "type"));
-    while (!k->d->stopping) {
-        char err[256] = "";
-        int rc = sink_kind_deliver(k->cfg, n->event, n->text, err, sizeof err);
-        pthread_mutex_lock(&k->lock);
-        if (rc == 0) {
-            k->delivered++;
-            k->attempts = 0;
-            k->failing_since_ms = 0;
-            k->last_error[0] = 0;
-            k->last_delivered_ms = now_ms();
-            k->cursor = n->seq;
-            pthread_mutex_unlock(&k->lock);
-            count(k, "delivered");
-            if (save_cursor(k, n->seq)) /* delivered again after a restart: at least once */
-                log_warn("sinks", "cursor not saved", "sink", k->cfg->name);
-            return;
-        }
-        k->failed_attempts++;
-        k->attempts++;
-        if (!k->failing_since_ms)
-            k->failing_since_ms = now_ms();
-        snprintf(k->last_error, sizeof k->last_error, "%s", err);
-        int64_t wait = backoff_ms(k->d->cfg, k->attempts);
-        k->next_try_ms = now_ms() + wait;
-        int attempts = k->attempts;
-        pthread_mutex_unlock(&k->lock);
-        count(k, "failed");
-        if (attempts & (attempts - 1)) { /* logged at attempts 1, 2, 4, 8, ...: a dead sink does not flood the log */
-            nap(k, wait);
-            continue;
-        }
+    pthread_mutex_lock(&k->lock);
+    if (!strcmp(outcome, "delivered")) {
+        k->delivered++;
+        k->last_delivered_ms = now_ms();
+    }
+    k->attempts = 0;
+    k->failing_since_ms = 0;
+    k->last_error[0] = 0;
+    k->head_seq = 0;
+    k->skip_seq = 0;
+    k->cursor = seq;
+    pthread_mutex_unlock(&k->lock);
+    count(k, outcome);
+    if (save_cursor(k, seq)) /* delivered again after a restart: at least once */
+        log_warn("sinks", "cursor not saved", "sink", k->cfg->name);
+}
+
+/* Note a failed attempt; returns how long to wait before the next one. */
+static int64_t note_failure(struct sink *k, json_t *event, const char *err)
+{
+    pthread_mutex_lock(&k->lock);
+    k->failed_attempts++;
+    int attempts = ++k->attempts;
+    if (!k->failing_since_ms)
+        k->failing_since_ms = now_ms();
+    snprintf(k->last_error, sizeof k->last_error, "%s", err);
+    int64_t wait = backoff_ms(k->d->cfg, attempts);
+    k->next_try_ms = now_ms() + wait;
+    pthread_mutex_unlock(&k->lock);
+    count(k, "failed");
+    if (!(attempts & (attempts - 1))) { /* attempts 1, 2, 4, 8, ...: a dead sink does not flood the log */
         char a[16];
         snprintf(a, sizeof a, "%d", attempts);
-        log_warn("sinks", "event not delivered; will retry", "sink", k->cfg->name, "event_id", id, "type", type,
-                 "attempts", a, "error", err);
-        nap(k, wait);
+        log_warn("sinks", "event not delivered; will retry", "sink", k->cfg->name, "event_id",
+                 json_string_value(json_object_get(event, "id")), "type",
+                 json_string_value(json_object_get(event, "type")), "attempts", a, "error", err);
+    }
+    return wait;
+}
+
+/* Deliver the event at the head until it goes, an operator skips it, or the daemon stops. */
+static void deliver(struct sink *k, struct next_event *n)
+{
+    pthread_mutex_lock(&k->lock);
+    k->head_seq = n->seq;
+    pthread_mutex_unlock(&k->lock);
+    while (!k->d->stopping) {
+        char err[256] = "";
+        if (sink_kind_deliver(k->cfg, n->event, n->text, err, sizeof err) == 0) {
+            pass_head(k, n->seq, "delivered");
+            return;
+        }
+        nap(k, note_failure(k, n->event, err));
+        pthread_mutex_lock(&k->lock);
+        int skip = k->skip_seq == n->seq;
+        pthread_mutex_unlock(&k->lock);
+        if (skip) {
+            log_warn("sinks", "event skipped by an operator: not delivered to this sink", "sink", k->cfg->name,
+                     "event_id", json_string_value(json_object_get(n->event, "id")));
+            pass_head(k, n->seq, "skipped");
+            return;
+        }
     }
 }
 
@@ -324,7 +352,7 @@ int sinks_start(struct daemon *d)
     pthread_mutex_init(&all->lock, NULL);
     pthread_cond_init(&all->cond, NULL);
     d->sinks = all;
-    metrics_describe("saasd_sink_deliveries_total", "counter", "Event deliveries to each sink by outcome (delivered, failed).");
+    metrics_describe("saasd_sink_deliveries_total", "counter", "Event deliveries to each sink by outcome (delivered, failed attempts, skipped by an operator).");
     metrics_describe("saasd_sink_pending", "gauge", "Events waiting for delivery to each sink.");
     int rc = 0;
     for (int i = 0; !rc && i < cfg->nsinks; i++) {
@@ -337,6 +365,8 @@ int sinks_start(struct daemon *d)
         snprintf(labels, sizeof labels, "sink=\"%s\",outcome=\"delivered\"", k->cfg->name);
         metrics_add("saasd_sink_deliveries_total", labels, 0);
         snprintf(labels, sizeof labels, "sink=\"%s\",outcome=\"failed\"", k->cfg->name);
+        metrics_add("saasd_sink_deliveries_total", labels, 0);
+        snprintf(labels, sizeof labels, "sink=\"%s\",outcome=\"skipped\"", k->cfg->name);
         metrics_add("saasd_sink_deliveries_total", labels, 0);
         snprintf(labels, sizeof labels, "sink=\"%s\"", k->cfg->name);
         metrics_set("saasd_sink_pending", labels, 0);
@@ -426,9 +456,42 @@ int sinks_status(struct daemon *d, json_t **out)
                               iso_or_null(k->last_delivered_ms));
         pthread_mutex_unlock(&k->lock);
         json_object_set_new(s, "pending", json_integer((json_int_t)pending_of(k, cursor)));
+        pthread_mutex_lock(&k->lock);
+        json_object_set_new(s, "retrying_seq", k->head_seq && k->attempts ? json_integer((json_int_t)k->head_seq) : json_null());
+        pthread_mutex_unlock(&k->lock);
         json_array_append_new(list, s);
     }
     *out = list;
+    return 0;
+}
+
+static struct sink *find_sink(struct daemon *d, const char *name)
+{
+    for (int i = 0; d->sinks && i < d->sinks->n; i++)
+        if (!strcmp(d->sinks->v[i].cfg->name, name))
+            return &d->sinks->v[i];
+    return NULL;
+}
+
+int sinks_operate(struct daemon *d, const char *name, const char *verb, uint64_t seq)
+{
+    struct sink *k = find_sink(d, name);
+    if (!k)
+        return SAASD_ENOTFOUND;
+    int skip = !strcmp(verb, "skip");
+    if (!skip && strcmp(verb, "retry"))
+        return SAASD_EINVAL;
+    pthread_mutex_lock(&k->lock);
+    int rc = !k->attempts || (skip && k->head_seq != seq) ? SAASD_ECONFLICT : 0;
+    if (!rc && skip)
+        k->skip_seq = seq;
+    pthread_mutex_unlock(&k->lock);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&d->sinks->lock);
+    k->wake = 1;
+    pthread_cond_broadcast(&d->sinks->cond);
+    pthread_mutex_unlock(&d->sinks->lock);
     return 0;
 }
 

@@ -24,9 +24,14 @@ void sinks_stop(struct daemon *d);
 
 /* Delivery state of every sink, for the admin API, the console and /metrics:
  * [{name, kind, delivered, failed_attempts, pending, cursor, failing_since, attempts,
- *   next_try_in_ms, last_error, last_delivered}] (times ISO 8601; failing_since and last_error
+ *   next_try_in_ms, last_error, last_delivered, retrying_seq}] (times ISO 8601; failing_since and last_error
  * null while the sink is healthy). New reference in *out. */
 int sinks_status(struct daemon *d, json_t **out);
+/* Operator actions on a failing sink: "retry" makes the next attempt now; "skip" gives up on the
+ * event seq this sink keeps failing on (its `retrying_seq`): the sink moves past it, counted as
+ * outcome "skipped" (other sinks are not affected). SAASD_ENOTFOUND for an unknown sink,
+ * SAASD_ECONFLICT when the sink is not failing (or not on seq), SAASD_EINVAL for another verb. */
+int sinks_operate(struct daemon *d, const char *name, const char *verb, uint64_t seq);
 /* Refresh the saasd_sink_pending{sink} gauges (called when /metrics is rendered). */
 void sinks_update_metrics(struct daemon *d);
 
