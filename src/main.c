@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"check-config", cmd_check_config, "load and validate a config file"},
     {"admin", cmd_admin, "operator commands over the daemon's admin API (subscriptions, outbox, reconcile...)"},
     {"rules", cmd_rules, "rules check [DIR]: load every rule file in the real sandbox"},
+    {"test", cmd_test, "test [DIR]: run a rules repository's busted specs under Lua 5.4"},
     {"mp", cmd_mp, "call the marketplace API (resolve, get, list, plans, ...)"},
     {"emulate", cmd_emulate, "serve the built-in marketplace + Entra ID emulator"},
     {"version", cmd_version, "print the version"},

@@ -9,6 +9,7 @@
 --   local sub = t.subscription({ id = "sub-1", planId = "pro", quantity = 10 })
 --   local res = t.call(rule, "change_quantity", sub, t.change_quantity(sub, 5), ctx)
 --   assert.rejected(res, "seats in use")
+--   assert.activated(t.call(rule, "provision", sub, ctx))   -- provision(sub, ctx): no payload
 --
 -- Results are the normalised tables the daemon maps to struct rule_result:
 --   { outcome = "ok" | "default" | "error" | "cpu_limit" | "memory_limit" | "invalid_result"
@@ -67,9 +68,22 @@ function M.load_rule(path, limits)
   return { handlers = handlers, path = path, sha256 = core.crypto.sha256(source) }
 end
 
+-- Handlers called without a payload (contract.HANDLERS[name].args has no middle argument):
+-- provision(sub, ctx). For those, t.call takes the handler's own order, sub then ctx.
+local function takes_payload(handler)
+  local spec = contract.HANDLERS[handler]
+  return spec == nil or select(2, spec.args:gsub(",", ",")) > 1
+end
+
 -- Call a handler the way engine_call does: sub and arg are encoded to the contract's JSON,
 -- decoded again (nulls dropped, frozen), passed with ctx; the answer is schema-checked.
+-- Arguments follow the handler's own signature: t.call(rule, "change_plan", sub, change, ctx)
+-- and t.call(rule, "provision", sub, ctx) (the older t.call(rule, "provision", sub, nil, ctx)
+-- still works). limits, optional, comes last.
 function M.call(rule, handler, sub, arg, ctx, limits)
+  if arg ~= nil and not takes_payload(handler) then
+    arg, ctx, limits = nil, arg, ctx
+  end
   local sub_json = type(sub) == "string" and sub or cjson.encode(sandbox.plain(sub))
   local arg_json = arg
   if type(arg) == "table" then

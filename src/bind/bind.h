@@ -14,8 +14,6 @@
 #include <lua.h>
 #include <stddef.h>
 
-struct store;
-struct http_client;
 struct limits;
 
 /* One pending ctx.store write of the current call, newest first. The engine appends them to
@@ -28,20 +26,48 @@ struct bind_kv {
     size_t vlen;
 };
 
+/* An outbound ctx.http request as the binding collected it (strings belong to the Lua stack). */
+struct bind_http_req {
+    const char *method, *url;
+    const char *body; /* NULL: none */
+    size_t body_len;
+    long timeout_ms;  /* the rule's timeout_ms, 0 when none */
+    const char *const *headers; /* name, value, name, value ... */
+    size_t nheaders;  /* pairs */
+};
+
+struct bind_http_resp {
+    long status;
+    char *headers; /* malloc'd raw header block */
+    char *body;    /* malloc'd, NUL-terminated */
+    size_t body_len;
+};
+
+/* How the bindings reach the outside world. Rules run in worker processes (engine/worker.c),
+ * where these are requests to the daemon, which reads the store, performs HTTP and logs. */
+struct bind_ops {
+    /* The committed value of the offer's key: 0 (*val malloc'd), SAASD_ENOTFOUND, or an error. */
+    int (*store_get)(void *ud, const char *key, size_t klen, char **val, size_t *vlen);
+    /* 0 with *resp filled, or an error code with a message in err ("timeout", "host not
+     * allowed: x", "http disabled", ...). */
+    int (*http)(void *ud, const struct bind_http_req *req, struct bind_http_resp *resp, char *err,
+                size_t errsz);
+    /* kv: name, value pairs */
+    void (*log)(void *ud, int level, const char *msg, const char *const *kv, size_t npairs);
+};
+
 struct bind_call {
     const char *offer_id;      /* offer id the daemon asked for (store namespace, log field) */
     const char *handler;       /* handler name, for log lines */
-    struct store *store;       /* NULL: ctx.store sees only this call's writes */
     struct bind_kv *writes;    /* owned by the engine; bindings prepend */
     size_t nwrites;
-    struct http_client *http;  /* NULL: ctx.http answers nil, "http disabled" */
-    char *const *http_allow;   /* NULL-terminated host patterns; NULL = nothing allowed */
-    long http_timeout_ms;
+    const struct bind_ops *ops;
+    void *ops_ud;
 };
 
 struct bind_host {
     struct bind_call *call;
-    struct limits *limits; /* to stop the CPU clock while ctx.http waits */
+    struct limits *limits; /* pending ctx.store writes are charged to the memory cap */
 };
 
 static inline void bind_set_host(lua_State *L, struct bind_host *h)
@@ -58,6 +84,7 @@ static inline struct bind_host *bind_host_of(lua_State *L)
 struct bind_call *bind_call_of(lua_State *L, const char *what);
 /* Free a list of pending writes. */
 void bind_kv_free(struct bind_kv *kv);
+void bind_http_resp_free(struct bind_http_resp *r);
 
 /* 1 when host (from a URL) matches one of the patterns: "example.com" (exact, any port),
  * "*.example.com" (sub-domains), "example.com:8443" (host and port). Case-insensitive. */

@@ -22,3 +22,10 @@ void bind_kv_free(struct bind_kv *kv)
         kv = next;
     }
 }
+
+void bind_http_resp_free(struct bind_http_resp *r)
+{
+    free(r->headers);
+    free(r->body);
+    r->headers = r->body = NULL;
+}

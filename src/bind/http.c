@@ -1,7 +1,9 @@
-/* ctx.http: outbound HTTP(S) from rules to the ISV's own systems, over src/core/http_client.
- * Only http/https URLs whose host is on the config's allow-list (rules.http_allow) are
- * called. The timeout is the smaller of the request's timeout_ms and rules.http_timeout_ms.
- * While the request waits, the rule's CPU clock is stopped (see engine/limits.h).
+/* ctx.http: outbound HTTP(S) from rules to the ISV's own systems. The binding only collects
+ * the request: the daemon performs it (engine/caps.c, over src/core/http_client), after
+ * checking the URL against the config's allow-list (rules.http_allow). The timeout is the
+ * smallest of the request's timeout_ms, rules.http_timeout_ms, what is left of the call's
+ * ctx.http budget and what is left of the call's deadline: time waiting for HTTP counts
+ * against the call like any other (see engine/limits.h).
  *   ctx.http.request{ method = "GET", url = ..., headers = { Name = "value" }, body = "...",
  *                     timeout_ms = n }
  *     -> { status = 200, body = "...", header = function(name) -> value | nil }
@@ -9,9 +11,7 @@
 #include "bind/bind.h"
 #include "core/err.h"
 #include "core/http_client.h"
-#include "engine/limits.h"
 
-#include <curl/curl.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,35 +39,6 @@ int bind_http_host_allowed(char *const *allow, const char *host, const char *por
         }
     }
     return 0;
-}
-
-/* The URL's scheme, host and port through libcurl's URL parser. 0 or an error text. */
-static const char *url_target(const char *url, char **host, char **port)
-{
-    *host = *port = NULL;
-    CURLU *u = curl_url();
-    if (!u)
-        return "out of memory";
-    const char *err = NULL;
-    char *scheme = NULL;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-        err = "not a valid URL";
-        goto done;
-    }
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
-        err = "only http and https URLs are allowed";
-        goto done;
-    }
-    if (curl_url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK) {
-        err = "URL without a host";
-        goto done;
-    }
-    curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT);
-done:
-    curl_free(scheme);
-    curl_url_cleanup(u);
-    return err;
 }
 
 static int fail(lua_State *L, const char *msg)
@@ -109,7 +80,7 @@ static int l_http_request(lua_State *L)
     lua_Integer timeout = luaL_optinteger(L, -1, 0);
     lua_getfield(L, 1, "headers");
     int hidx = lua_gettop(L);
-    struct http_header headers[HTTP_MAX_HEADERS];
+    const char *headers[2 * HTTP_MAX_HEADERS];
     size_t nheaders = 0;
     if (!lua_isnil(L, hidx)) {
         luaL_checktype(L, hidx, LUA_TTABLE);
@@ -120,48 +91,25 @@ static int l_http_request(lua_State *L)
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 return luaL_error(L, "ctx.http: headers must map strings to strings");
             /* the strings stay referenced by the headers table, which stays on the stack */
-            headers[nheaders].name = lua_tostring(L, -2);
-            headers[nheaders].value = lua_tostring(L, -1);
+            headers[2 * nheaders] = lua_tostring(L, -2);
+            headers[2 * nheaders + 1] = lua_tostring(L, -1);
             nheaders++;
             lua_pop(L, 1);
         }
     }
     struct bind_call *call = bind_call_of(L, "ctx.http");
-    if (!call->http)
+    if (!call->ops)
         return fail(L, "http disabled");
-
-    char *host = NULL, *port = NULL;
-    const char *err = url_target(url, &host, &port);
-    if (!err && !bind_http_host_allowed(call->http_allow, host, port)) {
-        lua_pushfstring(L, "host not allowed: %s (add it to rules.http_allow)", host);
-        curl_free(host);
-        curl_free(port);
-        lua_pushnil(L);
-        lua_insert(L, -2);
-        return 2;
-    }
-    curl_free(host);
-    curl_free(port);
-    if (err)
-        return fail(L, err);
-
-    long limit = call->http_timeout_ms > 0 ? call->http_timeout_ms : 3000;
-    if (timeout > 0 && timeout < limit)
-        limit = (long)timeout;
-    struct http_request req = {
-        .method = method, .url = url, .headers = headers, .nheaders = nheaders,
-        .body = body, .body_len = body_len, .timeout_ms = limit,
+    struct bind_http_req req = {
+        .method = method, .url = url, .body = body, .body_len = body_len,
+        .timeout_ms = timeout > 0 && timeout < 86400000 ? (long)timeout : 0,
+        .headers = headers, .nheaders = nheaders,
     };
-    struct http_response resp;
-    struct bind_host *h = bind_host_of(L);
-    if (h->limits)
-        limits_pause(h->limits);
-    int rc = http_client_do(call->http, &req, &resp);
-    if (h->limits)
-        limits_resume(h->limits);
-    if (rc < 0) {
-        http_response_free(&resp);
-        return fail(L, saasd_strerror(rc));
+    struct bind_http_resp resp = {0};
+    char err[512] = "";
+    if (call->ops->http(call->ops_ud, &req, &resp, err, sizeof err) < 0) {
+        bind_http_resp_free(&resp);
+        return fail(L, err[0] ? err : "io_error");
     }
     /* copy everything into Lua before releasing the response */
     lua_createtable(L, 0, 3);
@@ -172,7 +120,7 @@ static int l_http_request(lua_State *L)
     lua_pushstring(L, resp.headers ? resp.headers : "");
     lua_pushcclosure(L, l_http_header, 1);
     lua_setfield(L, -2, "header");
-    http_response_free(&resp);
+    bind_http_resp_free(&resp);
     return 1;
 }
 

@@ -14,8 +14,6 @@ static int log_at(lua_State *L, enum log_level level)
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     struct bind_call *call = bind_call_of(L, "ctx.log");
-    if (level < log_get_level())
-        return 0;
     /* name/value pairs; the first NULL name ends the list for log_event */
     const char *kv[2 * (LOG_MAX_FIELDS + 2) + 1] = {0};
     size_t n = 0;
@@ -39,9 +37,8 @@ static int log_at(lua_State *L, enum log_level level)
             lua_pop(L, 2);                         /* ... ks vs key */
         }
     }
-    log_event(level, "rule", msg, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6], kv[7], kv[8],
-              kv[9], kv[10], kv[11], kv[12], kv[13], kv[14], kv[15], kv[16], kv[17], kv[18], kv[19],
-              kv[20], kv[21], kv[22], kv[23], kv[24], kv[25], kv[26], kv[27], (char *)0);
+    if (call->ops)
+        call->ops->log(call->ops_ud, (int)level, msg, kv, n / 2);
     return 0;
 }
 

@@ -2,12 +2,13 @@
  * offer id + '\0'). Writes are not applied here: they are kept as the call's pending writes and
  * the engine appends them to the caller's batch when the call succeeds, so they commit in the
  * same transaction as the decision and its audit record. Reads see the committed store plus
- * this call's own pending writes.
+ * this call's own pending writes; committed values come through call->ops (in a rule worker:
+ * a request to the daemon, which reads LMDB). Pending writes count against the memory cap.
  *   ctx.store.get(key) -> string | nil      ctx.store.put(key, string|number)
  *   ctx.store.delete(key)                   keys: 1..200 bytes; values up to 1 MiB */
 #include "bind/bind.h"
 #include "core/err.h"
-#include "core/store.h"
+#include "engine/limits.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -45,19 +46,9 @@ static int l_store_get(lua_State *L)
             lua_pushnil(L);
         return 1;
     }
-    if (!call->store) {
-        lua_pushnil(L);
-        return 1;
-    }
-    size_t olen = strlen(call->offer_id);
-    char full[512];
-    memcpy(full, call->offer_id, olen < 256 ? olen : 256);
-    olen = olen < 256 ? olen : 256;
-    full[olen] = '\0';
-    memcpy(full + olen + 1, key, klen);
-    void *val = NULL;
+    char *val = NULL;
     size_t vlen = 0;
-    int rc = store_get(call->store, STORE_RULE_KV, full, olen + 1 + klen, &val, &vlen);
+    int rc = call->ops ? call->ops->store_get(call->ops_ud, key, klen, &val, &vlen) : SAASD_ENOTFOUND;
     if (rc == SAASD_ENOTFOUND) {
         lua_pushnil(L);
         return 1;
@@ -78,6 +69,11 @@ static int record(lua_State *L, const char *key, size_t klen, const char *val, s
     struct bind_call *call = bind_call_of(L, "ctx.store");
     if (call->nwrites >= STORE_WRITES_MAX)
         return luaL_error(L, "ctx.store: more than %d writes in one call", STORE_WRITES_MAX);
+    /* pending values live outside the Lua heap until the call ends: they count against the
+     * memory cap all the same (1000 puts of 1 MiB must not grow the process by 1 GiB) */
+    struct bind_host *h = bind_host_of(L);
+    if (h->limits && limits_charge(h->limits, klen + vlen + sizeof(struct bind_kv)) < 0)
+        return luaL_error(L, "ctx.store: memory limit: pending writes pass the rule's memory cap");
     struct bind_kv *w = calloc(1, sizeof *w);
     if (!w)
         return luaL_error(L, "ctx.store: out of memory");

@@ -8,6 +8,7 @@ int cmd_check_config(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);     /* emulator + daemon + a purchase: `make run` */
 int cmd_rules(int argc, char **argv);   /* rules check */
+int cmd_test(int argc, char **argv);    /* busted specs of a rules repository (saasd-busted) */
 int cmd_mp(int argc, char **argv);      /* marketplace client for operators */
 int cmd_emulate(int argc, char **argv); /* built-in marketplace emulator */
 int cmd_admin(int argc, char **argv);   /* operator CLI over the admin API */

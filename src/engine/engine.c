@@ -1,4 +1,4 @@
-/* The engine: generations of rule files, their pools of states, calls and reloads.
+/* The engine: generations of rule files, their pools of rule workers, calls and reloads.
  * Locking: engine.mu guards `current` and every generation's refs; generation.mu guards its
  * pool; reload_mu serialises reloads. No lock is held while Lua runs. */
 #include "engine/engine_internal.h"
@@ -229,47 +229,131 @@ static void count_problem(void *arg, const char *p)
         pc->fn(pc->arg, p);
 }
 
-/* Load every file into one state (a fresh one after a state hit a limit, so later files are
- * still checked). *out: the state with all files, only when all loaded. */
-static int load_all(const struct rule_file *files, size_t n, int cpu_ms, size_t memory,
-                    engine_problem_fn problem, void *arg, struct vm **out)
+/* ---- the pool of rule workers (engine-wide; engine.pool_mu) ---- */
+
+static int pool_take(struct engine *e, struct worker **out)
 {
     *out = NULL;
+    pthread_mutex_lock(&e->pool_mu);
+    for (;;) {
+        while (!e->free_workers && e->nworkers >= e->opt.states)
+            pthread_cond_wait(&e->pool_cv, &e->pool_mu);
+        struct worker *w = e->free_workers;
+        if (!w)
+            break;
+        e->free_workers = w->next;
+        if (worker_idle_ok(w)) {
+            pthread_mutex_unlock(&e->pool_mu);
+            *out = w;
+            return 0;
+        }
+        e->nworkers--; /* died while idle (OOM killer, an operator): not this call's fault */
+        e->workers_replaced++;
+        pthread_mutex_unlock(&e->pool_mu);
+        worker_free(w);
+        live_states--;
+        pthread_mutex_lock(&e->pool_mu);
+    }
+    e->nworkers++;
+    pthread_mutex_unlock(&e->pool_mu);
+    int rc = worker_spawn(e->opt.worker_exe, out);
+    if (rc == 0) {
+        live_states++;
+    } else {
+        pthread_mutex_lock(&e->pool_mu);
+        e->nworkers--;
+        pthread_cond_signal(&e->pool_cv);
+        pthread_mutex_unlock(&e->pool_mu);
+    }
+    return rc;
+}
+
+static void pool_give(struct engine *e, struct worker *w)
+{
+    pthread_mutex_lock(&e->pool_mu);
+    if (w->dead) {
+        e->nworkers--;
+        e->workers_replaced++;
+    } else {
+        w->next = e->free_workers;
+        e->free_workers = w;
+        w = NULL;
+    }
+    pthread_cond_signal(&e->pool_cv);
+    pthread_mutex_unlock(&e->pool_mu);
+    if (w) {
+        worker_free(w); /* killed, crashed or hit a limit: replaced by a fresh one on demand */
+        live_states--;
+    }
+}
+
+static void pool_free(struct engine *e)
+{
+    while (e->free_workers) {
+        struct worker *w = e->free_workers;
+        e->free_workers = w->next;
+        worker_free(w);
+        live_states--;
+    }
+}
+
+/* A worker for validation: from the engine's pool, or a private one (engine_check_dir). */
+static int take_for(struct engine *e, const struct engine_options *o, struct worker **w)
+{
+    if (e)
+        return pool_take(e, w);
+    int rc = worker_spawn(o->worker_exe, w);
+    if (rc == 0)
+        live_states++;
+    return rc;
+}
+
+static void give_for(struct engine *e, struct worker *w)
+{
+    if (e) {
+        pool_give(e, w);
+    } else if (w) {
+        worker_free(w);
+        live_states--;
+    }
+}
+
+/* Load every file in a rule worker, each in its own state, under the same wall-clock deadline
+ * as a call: a file whose top level hangs, even inside a C function, is killed and reported,
+ * and the next file goes to a fresh worker. A text the worker already holds (same path and
+ * SHA-256: it passed this very check before) is not run again. */
+static int validate(struct engine *e, const struct rule_file *files, size_t n,
+                    const struct engine_options *o, engine_problem_fn problem, void *arg)
+{
     struct problem_count pc = {problem, arg, 0};
-    struct vm *vm = NULL;
+    struct worker *w = NULL;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!vm && (rc = vm_new(memory, &vm)) < 0)
-            return rc;
-        vm_load_rule(vm, &files[i], cpu_ms, count_problem, &pc);
-        if (vm->tainted) {
-            vm_free(vm);
-            vm = NULL;
+        if (!w && (rc = take_for(e, o, &w)) < 0)
+            break;
+        long slot = worker_slot(w, &files[i], files[i].offer_id);
+        if (slot < 0)
+            worker_load(w, &files[i], files[i].offer_id, o->cpu_ms, o->memory, count_problem, &pc, &slot);
+        if (w->dead) {
+            give_for(e, w);
+            w = NULL;
         }
     }
-    if (pc.count) {
-        vm_free(vm);
-        return SAASD_ERULE;
+    give_for(e, w);
+    if (rc < 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s:0: cannot start a rule worker process: %s",
+                 n ? files[0].path : "rules", saasd_strerror(rc));
+        count_problem(&pc, msg);
     }
-    if (!vm && (rc = vm_new(memory, &vm)) < 0)
-        return rc;
-    *out = vm;
-    return 0;
+    return pc.count ? SAASD_ERULE : 0;
 }
 
 static void gen_free(struct generation *g)
 {
-    while (g->free_vms) {
-        struct vm *v = g->free_vms;
-        g->free_vms = v->next;
-        vm_free(v);
-        live_states--;
-    }
     if (g->number)
         live_generations--;
     rule_files_free(g->files, g->nfiles);
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
     free(g);
 }
 
@@ -286,26 +370,18 @@ static int gen_build(struct engine *e, struct generation **out)
     struct generation *g = calloc(1, sizeof *g);
     if (!g)
         return SAASD_ENOMEM;
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
     g->e = e;
-    struct vm *vm = NULL;
     struct problem_count pc = {log_problem, NULL, 0};
     int rc = engine_read_dir(e->rules_dir, &g->files, &g->nfiles, count_problem, &pc);
     if (rc == 0)
-        rc = load_all(g->files, g->nfiles, e->opt.cpu_ms, e->opt.memory, count_problem, &pc, &vm);
-    if (rc == 0 && pc.count) {
-        vm_free(vm);
+        rc = validate(e, g->files, g->nfiles, &e->opt, count_problem, &pc);
+    if (rc == 0 && pc.count)
         rc = SAASD_ERULE;
-    }
     if (rc < 0) {
         gen_free(g);
         return rc;
     }
     g->dflt = &g->files[g->nfiles - 1];
-    g->free_vms = vm;
-    g->nvms = 1;
-    live_states++;
     *out = g;
     return 0;
 }
@@ -327,51 +403,6 @@ static void gen_release(struct engine *e, struct generation *g)
     pthread_mutex_unlock(&e->mu);
     if (last)
         gen_free(g);
-}
-
-static int vm_take(struct engine *e, struct generation *g, struct vm **out)
-{
-    *out = NULL;
-    pthread_mutex_lock(&g->mu);
-    while (!g->free_vms && g->nvms >= e->opt.states)
-        pthread_cond_wait(&g->cv, &g->mu);
-    if (g->free_vms) {
-        *out = g->free_vms;
-        g->free_vms = (*out)->next;
-        pthread_mutex_unlock(&g->mu);
-        return 0;
-    }
-    g->nvms++;
-    pthread_mutex_unlock(&g->mu);
-    /* a new state of this generation: the same texts that were validated */
-    int rc = load_all(g->files, g->nfiles, e->opt.cpu_ms, e->opt.memory, log_problem, NULL, out);
-    if (rc == 0)
-        live_states++;
-    if (rc < 0) {
-        pthread_mutex_lock(&g->mu);
-        g->nvms--;
-        pthread_cond_signal(&g->cv);
-        pthread_mutex_unlock(&g->mu);
-    }
-    return rc;
-}
-
-static void vm_give(struct generation *g, struct vm *vm)
-{
-    pthread_mutex_lock(&g->mu);
-    if (vm->tainted) {
-        g->nvms--;
-    } else {
-        vm->next = g->free_vms;
-        g->free_vms = vm;
-        vm = NULL;
-    }
-    pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    if (vm) {
-        vm_free(vm); /* a state that hit a limit is not reused */
-        live_states--;
-    }
 }
 
 static char **copy_strv(char *const *v)
@@ -411,6 +442,8 @@ void engine_options_defaults(struct engine_options *o)
         o->states = DEFAULT_STATES;
     if (o->watch_debounce_ms <= 0)
         o->watch_debounce_ms = 200;
+    if (o->http_budget_ms <= 0 || o->http_budget_ms > o->cpu_ms)
+        o->http_budget_ms = o->cpu_ms * 3 / 4;
 }
 
 int engine_open(const struct engine_options *opt, struct engine **out)
@@ -425,14 +458,18 @@ int engine_open(const struct engine_options *opt, struct engine **out)
     engine_options_defaults(&e->opt);
     e->rules_dir = strdup(opt->rules_dir);
     e->http_allow = copy_strv(opt->http_allow);
+    e->worker_exe = opt->worker_exe ? strdup(opt->worker_exe) : NULL;
     e->opt.rules_dir = e->rules_dir;
     e->opt.http_allow = e->http_allow;
+    e->opt.worker_exe = e->worker_exe;
     e->watch_stop[0] = e->watch_stop[1] = -1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->reload_mu, NULL);
     pthread_mutex_init(&e->metrics_mu, NULL);
+    pthread_mutex_init(&e->pool_mu, NULL);
+    pthread_cond_init(&e->pool_cv, NULL);
     int rc = SAASD_ENOMEM;
-    if (!e->rules_dir || !e->http_allow)
+    if (!e->rules_dir || !e->http_allow || (opt->worker_exe && !e->worker_exe))
         goto fail;
     struct generation *g;
     if ((rc = gen_build(e, &g)) < 0) {
@@ -461,12 +498,16 @@ void engine_close(struct engine *e)
     engine_watch_stop(e);
     if (e->current)
         gen_release(e, e->current);
+    pool_free(e);
     engine_metrics_free(e);
+    pthread_mutex_destroy(&e->pool_mu);
+    pthread_cond_destroy(&e->pool_cv);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->reload_mu);
     pthread_mutex_destroy(&e->metrics_mu);
     free(e->rules_dir);
     free_strv(e->http_allow);
+    free(e->worker_exe);
     free(e);
 }
 
@@ -518,12 +559,12 @@ static int append_writes(struct store_batch *batch, const char *offer, struct bi
     return store_batch_del(batch, STORE_RULE_KV, key, olen + 1 + w->klen);
 }
 
-static const struct rule_file *find_rule(const struct generation *g, const char *offer)
+static size_t find_rule(const struct generation *g, const char *offer)
 {
     for (size_t i = 0; i + 1 < g->nfiles; i++)
         if (!strcmp(g->files[i].offer_id, offer))
-            return &g->files[i];
-    return g->dflt;
+            return i;
+    return g->nfiles - 1; /* the default */
 }
 
 int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
@@ -542,44 +583,52 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
         return SAASD_EINVAL;
     }
     struct generation *g = gen_acquire(e);
-    const struct rule_file *f = find_rule(g, offer_id);
+    const struct rule_file *f = &g->files[find_rule(g, offer_id)];
     out->generation = g->number;
     out->rule_offer = strdup(f->offer_id);
     out->file = strdup(f->path);
     memcpy(out->sha256, f->sha256, sizeof out->sha256);
 
-    struct vm *vm;
-    int rc = vm_take(e, g, &vm);
+    struct worker *w;
+    int rc = pool_take(e, &w);
+    long slot = rc == 0 ? worker_slot(w, f, offer_id) : -1;
+    if (rc == 0 && slot < 0) /* this worker's first call of this offer and text: a state of its own */
+        rc = worker_load(w, f, offer_id, e->opt.cpu_ms, e->opt.memory, log_problem, NULL, &slot);
     if (rc < 0) {
-        out->outcome = RULE_ERROR;
+        out->outcome = rc == SAASD_ELIMIT ? RULE_CPU_LIMIT : RULE_ERROR;
         char msg[512];
-        snprintf(msg, sizeof msg, "offer '%s' handler '%s' in %s: no rule state available: %s",
+        snprintf(msg, sizeof msg, "offer '%s' handler '%s' in %s: no rule worker available: %s",
                  offer_id, rule_handler_name(h), f->path, saasd_strerror(rc));
         out->error = strdup(msg);
+        rc = rc == SAASD_ELIMIT ? rc : SAASD_ERULE;
     } else {
-        struct bind_call call = {
+        struct caps caps = {
             .offer_id = offer_id,
             .handler = rule_handler_name(h),
             .store = e->opt.store,
             .http = e->opt.http,
             .http_allow = e->http_allow,
             .http_timeout_ms = e->opt.http_timeout_ms,
+            .http_left_ns = (int64_t)e->opt.http_budget_ms * 1000000,
+            .max_body = e->opt.memory,
         };
-        rc = vm_call(vm, f, h, sub_json, arg_json, e->opt.cpu_ms, &call, out);
-        if (rc == 0 && batch && (rc = append_writes(batch, offer_id, call.writes)) < 0) {
+        struct bind_kv *writes = NULL;
+        rc = worker_call(w, slot, f, h, sub_json, arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out, &writes);
+        if (rc == 0 && batch && (rc = append_writes(batch, offer_id, writes)) < 0) {
             out->outcome = RULE_ERROR;
             out->error = strdup("could not append the rule's ctx.store writes to the batch");
         }
-        bind_kv_free(call.writes);
-        vm_give(g, vm);
+        bind_kv_free(writes);
     }
+    if (w)
+        pool_give(e, w);
     out->elapsed_ms = (double)(limits_now_ns() - t0) / 1e6;
     engine_metrics_record(e, f->offer_id, h, out->outcome, out->elapsed_ms);
-    gen_release(e, g);
     if (rc < 0)
         log_warn("engine", "rule call failed", "offer", offer_id, "handler", rule_handler_name(h),
                  "outcome", rule_outcome_name(out->outcome), "file", f->path, "sha256", out->sha256,
                  "error", out->error ? out->error : saasd_strerror(rc));
+    gen_release(e, g); /* last: f points into the generation */
     return rc;
 }
 
@@ -640,9 +689,7 @@ int engine_check_dir(const char *dir, const struct engine_options *opt, engine_p
     int rc = engine_read_dir(dir, &files, &n, count_problem, &pc);
     if (rc < 0)
         return rc;
-    struct vm *vm;
-    rc = load_all(files, n, o.cpu_ms, o.memory, count_problem, &pc, &vm);
-    vm_free(vm);
+    rc = validate(NULL, files, n, &o, count_problem, &pc);
     rule_files_free(files, n);
     return pc.count ? SAASD_ERULE : rc;
 }

@@ -8,10 +8,17 @@
  * changed") and counted. A call runs entirely on the generation it started with, even if a
  * reload happens meanwhile; the hash it reports is that of the text that actually ran.
  *
- * States. Each generation has a small pool of lua_States (engine_options.states), each with
- * every rule of the generation loaded and its own memory cap. A call takes a free state for
- * its whole duration (so a rule waiting in ctx.http blocks only its own state), creating one
- * if the pool is not full, otherwise waiting for one. A state that hit a limit is discarded.
+ * Workers. Rules never run in the daemon's process: the engine has a small pool of rule worker
+ * processes (engine_options.states), shared by its generations, each holding one lua_State per
+ * offer it has served (only that offer's rule file, the runtime and the bindings: offers share
+ * no Lua value, not even those served by default.lua; a state is keyed by offer, path and
+ * SHA-256 of the text, so a reload reloads only what changed). A call
+ * takes a free worker for its whole duration, starting one if the pool is not full, otherwise
+ * waiting for one. The calling thread waits for the answer until cpu_ms of wall time have
+ * passed (time in C functions and in ctx.http included) and then SIGKILLs the worker; the
+ * worker's memory (C libraries included) is bounded by RLIMIT_DATA. A worker that hit a limit
+ * or died is replaced. ctx.store reads, ctx.http and ctx.log are requests the worker sends to
+ * the calling thread, which performs them. See engine/worker.h.
  *
  * Thread safety: every function may be called from any thread, concurrently, except
  * engine_close (no other call may be running or start).
@@ -90,14 +97,19 @@ struct rule_result {
 
 struct engine_options {
     const char *rules_dir;        /* required; copied */
-    int cpu_ms;                   /* per handler call (and per file load); 0 = 2000 */
-    size_t memory;                /* cap per lua_State in bytes; 0 = 32 MiB */
+    int cpu_ms;                   /* wall time per handler call (and per file load), including
+                                     C functions and ctx.http; 0 = 2000 */
+    size_t memory;                /* cap per call in bytes (Lua heap, pending ctx.store writes,
+                                     HTTP bodies; C buffers via RLIMIT_DATA); 0 = 32 MiB */
     char *const *http_allow;      /* NULL-terminated host patterns; copied; NULL = none */
-    int http_timeout_ms;          /* ctx.http timeout; 0 = 3000 */
+    int http_timeout_ms;          /* ctx.http timeout per request; 0 = 3000 */
+    int http_budget_ms;           /* total ctx.http time per call; 0 = 3/4 of cpu_ms */
     struct store *store;          /* ctx.store reads; may be NULL (then only the call's writes) */
     struct http_client *http;     /* may be NULL: ctx.http answers nil, "http disabled" */
-    int states;                   /* lua_States per generation; 0 = 8 */
+    int states;                   /* worker processes per generation; 0 = 8 */
     int watch_debounce_ms;        /* quiet time before an inotify-triggered reload; 0 = 200 */
+    const char *worker_exe;       /* executable of the rule workers; copied; NULL = the
+                                     environment's SAASD_RULE_WORKER, else /proc/self/exe */
 };
 
 struct engine;
@@ -141,7 +153,7 @@ struct engine_info {
     uint64_t generation;
     uint64_t reloads_ok, reloads_failed;
     long live_generations;  /* current + older ones still finishing calls */
-    long live_states;       /* lua_States alive across those generations */
+    long live_states;       /* rule worker processes alive across those generations */
     size_t nrules;
     struct engine_rule_info *rules;
 };

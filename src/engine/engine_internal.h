@@ -4,6 +4,7 @@
 
 #include "engine/engine.h"
 #include "engine/vm.h"
+#include "engine/worker.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -16,10 +17,6 @@ struct generation {
     struct rule_file *files;    /* offer files sorted by name, then the default (last) */
     size_t nfiles;
     const struct rule_file *dflt;
-    pthread_mutex_t mu;         /* guards the pool below */
-    pthread_cond_t cv;
-    struct vm *free_vms;
-    int nvms;                   /* states alive: free + in use */
     struct engine *e;
 };
 
@@ -36,9 +33,18 @@ struct engine {
     struct engine_options opt;  /* strings point at the copies below */
     char *rules_dir;
     char **http_allow;
+    char *worker_exe;
 
     pthread_mutex_t mu;
     struct generation *current;
+
+    /* Rule workers, shared by all generations: a worker keeps one state per rule text it has
+     * loaded (keyed by path and SHA-256), so a reload that changes one file reloads only it. */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    struct worker *free_workers;
+    int nworkers;               /* alive: free + in use */
+    uint64_t workers_replaced;  /* killed at a deadline, crashed, or retired after a limit */
     uint64_t generations;       /* numbers handed out */
 
     pthread_mutex_t reload_mu;

@@ -54,6 +54,26 @@ static void kill_mode(struct limits *l, lua_State *L)
         lua_sethook(l->L, hook, LUA_MASKCOUNT, 1);
 }
 
+static void mem_refused(struct limits *l)
+{
+    if (!l->mem_hit && l->L) {
+        l->mem_hit = 1;
+        where(l->L, l->mem_where, sizeof l->mem_where);
+        kill_mode(l, l->L);
+    }
+    l->mem_hit = 1;
+}
+
+int limits_charge(struct limits *l, size_t n)
+{
+    if (l->cap && (l->mem_hit || l->used + l->extra + n > l->cap)) {
+        mem_refused(l);
+        return -1;
+    }
+    l->extra += n;
+    return 0;
+}
+
 void *limits_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct limits *l = ud;
@@ -65,13 +85,8 @@ void *limits_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (l->cap && nsize > old) {
         size_t limit = l->cap + (l->mem_hit ? LIMITS_MEM_SLACK : 0);
-        if ((l->used > old ? l->used - old : 0) + nsize > limit) {
-            if (!l->mem_hit && l->L) {
-                l->mem_hit = 1;
-                where(l->L, l->mem_where, sizeof l->mem_where);
-                kill_mode(l, l->L);
-            }
-            l->mem_hit = 1;
+        if ((l->used > old ? l->used - old : 0) + l->extra + nsize > limit) {
+            mem_refused(l);
             return NULL;
         }
     }
@@ -105,7 +120,7 @@ static void hook(lua_State *L, lua_Debug *ar)
                         at, at[0] ? ": " : "", (int)(l->cap / 1024));
         lua_error(L);
     }
-    if (!l->deadline_ns || l->paused_at_ns)
+    if (!l->deadline_ns)
         return;
     if (!l->cpu_hit && limits_now_ns() < l->deadline_ns)
         return;
@@ -131,7 +146,7 @@ void limits_arm(struct limits *l, int cpu_ms)
     l->mem_hit = 0;
     l->mem_where[0] = '\0';
     l->cpu_where[0] = '\0';
-    l->paused_at_ns = 0;
+    l->extra = 0;
     l->budget_ns = cpu_ms > 0 ? (int64_t)cpu_ms * 1000000 : 0;
     l->deadline_ns = cpu_ms > 0 ? limits_now_ns() + l->budget_ns : 0;
     if (l->L)
@@ -141,31 +156,15 @@ void limits_arm(struct limits *l, int cpu_ms)
 void limits_disarm(struct limits *l)
 {
     l->deadline_ns = 0;
-    l->paused_at_ns = 0;
     if (l->L)
         lua_sethook(l->L, hook, LUA_MASKCOUNT, LIMITS_HOOK_PERIOD);
-}
-
-void limits_pause(struct limits *l)
-{
-    if (l->deadline_ns && !l->paused_at_ns)
-        l->paused_at_ns = limits_now_ns();
-}
-
-void limits_resume(struct limits *l)
-{
-    if (l->deadline_ns && l->paused_at_ns) {
-        l->deadline_ns += limits_now_ns() - l->paused_at_ns;
-        l->paused_at_ns = 0;
-    }
 }
 
 long limits_remaining_ms(const struct limits *l)
 {
     if (!l->deadline_ns)
         return INT32_MAX;
-    int64_t now = l->paused_at_ns ? l->paused_at_ns : limits_now_ns();
-    int64_t left = l->deadline_ns - now;
+    int64_t left = l->deadline_ns - limits_now_ns();
     return left > 0 ? (long)(left / 1000000) : 0;
 }
 

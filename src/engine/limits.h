@@ -9,8 +9,9 @@
  * passes, the hook raises an error and re-arms itself to run at every instruction, so every
  * later instruction raises again: a rule's pcall cannot swallow it.
  *
- * The deadline counts time spent running, not time blocked in a binding: a binding that waits
- * (ctx.http) brackets the wait with limits_pause()/limits_resume().
+ * The deadline is wall time and includes time blocked in a binding (ctx.http). In the daemon
+ * this hook only gives friendly "file:line" messages: the hard stop is the parent's SIGKILL of
+ * the rule's worker process (engine/pool.c), which also stops work inside C functions.
  *
  * A struct limits is owned by whoever owns the state and must outlive it. It is used by one
  * thread at a time (the thread currently calling into the state). */
@@ -42,7 +43,7 @@ struct limits {
     /* cpu */
     lua_State *L;         /* the main thread, for arming the kill hook from the allocator */
     int64_t deadline_ns;  /* CLOCK_MONOTONIC; 0 = not armed */
-    int64_t paused_at_ns; /* non-zero while a binding blocks */
+    size_t extra;         /* bytes charged outside the Lua heap this call (ctx.store writes) */
     int cpu_hit;          /* the deadline passed during the current call */
     char cpu_where[160];  /* "file:line" the rule was at when the deadline passed */
     int64_t budget_ns;    /* the budget of the current call, for the error message */
@@ -58,9 +59,10 @@ void limits_install(struct limits *l, lua_State *L);
 void limits_arm(struct limits *l, int cpu_ms);
 /* Disarm after the call; restores the normal hook period. Hit flags stay for the caller. */
 void limits_disarm(struct limits *l);
-/* Stop / restart the clock around a blocking wait (calls nest not). */
-void limits_pause(struct limits *l);
-void limits_resume(struct limits *l);
+/* Charge n bytes held outside the Lua heap for the current call (pending ctx.store writes)
+ * to the memory cap. 0, or -1 when it would pass the cap: then the limit is hit as if the
+ * allocator had refused (sticky, kill hook armed). Charges are dropped by limits_arm. */
+int limits_charge(struct limits *l, size_t n);
 /* Milliseconds left before the deadline (INT32_MAX when not armed). */
 long limits_remaining_ms(const struct limits *l);
 /* The struct limits of a state created with limits_alloc (via lua_getallocf). */

@@ -1,4 +1,4 @@
-/* Prometheus metrics of the engine: reloads, calls by offer/handler/outcome, latency. The
+/* Prometheus metrics of the engine: reloads, rule workers, calls by offer/handler/outcome, latency. The
  * offer label is the rule file's offer id ("default" for everything the default serves), so
  * its cardinality is bounded by the files in the rules directory. */
 #include "core/err.h"
@@ -100,6 +100,17 @@ int engine_metrics(struct engine *e, char **buf, size_t *len, size_t *cap)
                   (unsigned long long)info->generation, (unsigned long long)info->reloads_ok,
                   (unsigned long long)info->reloads_failed);
     engine_info_free(info);
+    pthread_mutex_lock(&e->pool_mu);
+    int workers = e->nworkers;
+    uint64_t replaced = e->workers_replaced;
+    pthread_mutex_unlock(&e->pool_mu);
+    rc |= appendf(buf, len, cap,
+                  "# HELP saasd_rule_workers Rule worker processes alive.\n"
+                  "# TYPE saasd_rule_workers gauge\nsaasd_rule_workers %d\n"
+                  "# HELP saasd_rule_workers_replaced_total Rule workers killed at a deadline, crashed or "
+                  "retired after a limit.\n"
+                  "# TYPE saasd_rule_workers_replaced_total counter\nsaasd_rule_workers_replaced_total %llu\n",
+                  workers, (unsigned long long)replaced);
     pthread_mutex_lock(&e->metrics_mu);
     rc |= appendf(buf, len, cap,
                   "# HELP saasd_rule_calls_total Rule handler calls by rule file, handler and outcome.\n"

@@ -1,5 +1,8 @@
 /* saas.core: the C half of saas.testing, built as build/lua/saas/core.so for busted.
- * It gives specs the daemon's real limits (limits.c) and crypto binding (bind/crypto.c):
+ * It gives specs the daemon's in-process limits (limits.c: instruction hook, counting
+ * allocator) and crypto binding (bind/crypto.c). Rules run in the spec's own process: there is
+ * no worker process, no SIGKILL deadline and no RLIMIT_DATA here (see engine/worker.h), so
+ * work inside C functions is not stopped; fine for testing rules, not for hostile code.
  *
  *   core.run({ cpu_ms = n, memory = bytes }, fn, ...)
  *       runs fn(...) in the calling coroutine under the same instruction hook and counting

@@ -357,6 +357,71 @@ static void set_error(struct rule_result *out, const struct rule_file *f, const 
     out->error_line = line;
 }
 
+/* What a failed call raised, as text. A rule chooses its error object: a table whose
+ * __index or __tostring raises, loops or allocates must not crash or hang the caller, so it is
+ * read only inside a protected call with the limits armed (rawget for the engine's markers,
+ * tostring under pcall for the rest). A failure to convert becomes the message itself. */
+enum error_kind { ERR_PLAIN, ERR_INVALID, ERR_BAD_INPUT };
+struct error_text {
+    enum error_kind kind;
+    int failed;
+    char msg[1024];
+};
+
+#define DESCRIBE_CPU_MS 100
+
+static int describe_protected(lua_State *L)
+{
+    struct error_text *et = lua_touserdata(L, 2);
+    lua_settop(L, 1);
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_pushliteral(L, "saas_invalid");
+        int invalid = lua_toboolean(L, (lua_rawget(L, 1), -1));
+        lua_pushliteral(L, "msg");
+        lua_rawget(L, 1);
+        const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (invalid || m) {
+            et->kind = invalid ? ERR_INVALID : ERR_BAD_INPUT;
+            snprintf(et->msg, sizeof et->msg, "%s", m ? m : "invalid result");
+            return 0;
+        }
+        if (!luaL_getmetafield(L, 1, "__tostring")) {
+            snprintf(et->msg, sizeof et->msg, "raised a table as error");
+            return 0;
+        }
+        lua_pop(L, 1);
+    }
+    const char *s = luaL_tolstring(L, 1, NULL); /* may run the rule's __tostring */
+    const char *tb = strstr(s, "\nstack traceback:");
+    size_t n = tb ? (size_t)(tb - s) : strlen(s);
+    snprintf(et->msg, sizeof et->msg, "%.*s", (int)(n < sizeof et->msg ? n : sizeof et->msg - 1), s);
+    return 0;
+}
+
+static void describe_error(struct vm *vm, struct error_text *et)
+{
+    lua_State *L = vm->L;
+    int cpu_hit = vm->lim.cpu_hit, mem_hit = vm->lim.mem_hit;
+    lua_pushcfunction(L, describe_protected);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, et);
+    limits_arm(&vm->lim, DESCRIBE_CPU_MS);
+    int st = lua_pcall(L, 2, 0, 0);
+    limits_disarm(&vm->lim);
+    if (st != LUA_OK || vm->lim.cpu_hit || vm->lim.mem_hit) {
+        et->kind = ERR_PLAIN;
+        et->failed = 1;
+        snprintf(et->msg, sizeof et->msg, "the rule raised an error object that cannot be turned into text (%s)",
+                 vm->lim.cpu_hit ? "its __tostring ran too long"
+                 : vm->lim.mem_hit || st == LUA_ERRMEM ? "its __tostring used too much memory"
+                                                       : "its __tostring or __index raised");
+    }
+    if (st != LUA_OK)
+        lua_pop(L, 1);
+    vm->lim.cpu_hit = cpu_hit;
+    vm->lim.mem_hit = mem_hit;
+}
+
 int vm_call(struct vm *vm, const struct rule_file *f, enum rule_handler h, const char *sub_json,
             const char *arg_json, int cpu_ms, struct bind_call *call, struct rule_result *out)
 {
@@ -411,27 +476,15 @@ int vm_call(struct vm *vm, const struct rule_file *f, enum rule_handler h, const
             line = split_line(f->path, vm->lim.mem_where, &rest);
         set_error(out, f, hname, text, line);
         rc = SAASD_ELIMIT;
-    } else if (st != LUA_OK && lua_istable(L, -1)) {
-        lua_getfield(L, -1, "saas_invalid");
-        int invalid = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        char *m = dup_field(L, -1, "msg");
-        if (invalid || m) {
-            out->outcome = invalid ? RULE_INVALID_RESULT : RULE_BAD_INPUT;
-            set_error(out, f, hname, m ? m : "invalid result", 0);
-            rc = invalid ? SAASD_ERULE : SAASD_EINVAL;
-        } else {
-            out->outcome = RULE_ERROR;
-            set_error(out, f, hname, "raised a table as error", notes.line);
-            rc = SAASD_ERULE;
-        }
-        free(m);
     } else if (st != LUA_OK) {
-        out->outcome = RULE_ERROR;
-        set_error(out, f, hname, message_of(L, -1, msg, sizeof msg), notes.line);
-        if (st == LUA_ERRERR)
+        struct error_text et = {0};
+        describe_error(vm, &et);
+        out->outcome = et.kind == ERR_INVALID ? RULE_INVALID_RESULT
+                       : et.kind == ERR_BAD_INPUT ? RULE_BAD_INPUT : RULE_ERROR;
+        set_error(out, f, hname, et.msg, et.kind == ERR_PLAIN ? notes.line : 0);
+        rc = et.kind == ERR_INVALID ? SAASD_ERULE : et.kind == ERR_BAD_INPUT ? SAASD_EINVAL : SAASD_ERULE;
+        if (st == LUA_ERRERR || et.failed)
             vm->tainted = 1;
-        rc = SAASD_ERULE;
     } else {
         int t = lua_gettop(L);
         char *outcome = dup_field(L, t, "outcome");

@@ -1,4 +1,5 @@
-/* One sandboxed lua_State holding the rules of one generation (engine-internal).
+/* One sandboxed lua_State holding one rule file (engine-internal; used inside rule worker
+ * processes, see worker.h).
  *
  * A vm is used by one thread at a time. vm_call is the one C entry point through which every
  * handler runs: it arms the limits, installs a traceback handler, maps the outcome to
