@@ -191,10 +191,12 @@ static const char *seats_rule =
     "return {\n"
     "  provision = function(sub, ctx) return { action = 'activate', message = 'ready' } end,\n"
     "  change_quantity = function(sub, change, ctx)\n"
+    "    ctx.notify('crm.seats_requested', { quantity = change.quantity, name = '<Contoso & Co>' })\n"
     "    if change.quantity > 40 then return { accept = false, reason = 'at most 40 seats' } end\n"
     "    return { accept = true }\n"
     "  end,\n"
     "  suspend = function(sub, event, ctx)\n"
+    "    ctx.notify('crm.suspend_seen', { by = 'rule' })\n"
     "    if ctx.store.get('fail') then return nil, 'the ISV API is down' end\n"
     "  end,\n"
     "}\n";
@@ -359,6 +361,17 @@ static void drive_flows(void)
         printf("# events of A: %s\n", types);
     types_of(evs, sub_b, types, sizeof types);
     CHECK(!strcmp(types, expect_b), "a pending purchase gives pending_approval, then activated when approved");
+    size_t i, wanted = 0;
+    json_t *e;
+    json_array_foreach(evs, i, e) if (!strcmp(it_str(e, "type"), "crm.seats_requested") && !strcmp(it_str(e, "subscription"), sub_a) &&
+                                      !strcmp(it_str(e, "offer"), "ev-seats")) {
+        json_int_t q = json_integer_value(json_object_get(json_object_get(e, "data"), "quantity"));
+        wanted += (wanted == 0 && q == 8) || (wanted == 1 && q == 45);
+    }
+    CHECK(wanted == 2 && count_type(evs, sub_a, "crm.seats_requested") == 2,
+          "ctx.notify adds the rule's own event to the stream, with its fields as data, for accepted and refused changes");
+    CHECK(count_type(evs, sub_a, "crm.suspend_seen") == 1,
+          "ctx.notify of a call that failed (five times, retried from the outbox) is not committed; the successful call's is, once");
     json_decref(evs);
 }
 

@@ -202,7 +202,8 @@ end
 
 -- A ctx like the daemon's, with fakes. opts: now (epoch or ISO string), store (initial
 -- key/values), http (routes), http_allow (host patterns; nil = allow all). Returns ctx and
--- fake = { store = <the data table>, http = { calls = {...} }, log = { lines } }.
+-- fake = { store = <the data table>, http = { calls = {...} }, log = { lines },
+-- notifications = { {type, data}, ... } (ctx.notify calls, in order) }.
 function M.ctx(opts)
   opts = opts or {}
   local now = opts.now or "2026-01-01T00:00:00Z"
@@ -211,15 +212,19 @@ function M.ctx(opts)
   end
   local store, data = fake_store(opts.store)
   local http, calls = fake_http(opts.http or {}, opts.http_allow)
-  local lines = {}
+  local lines, notifications = {}, {}
   local ctx = ctxmod.new({
     log = fake_log(lines),
     now = function() return now end,
     store = store,
     http = http,
     crypto = core.crypto, -- the real C binding
+    notify = function(event_type, fields_json) -- checked and encoded by ctx.notify, as in the daemon
+      notifications[#notifications + 1] = { type = event_type, data = cjson.decode(fields_json) }
+      return true
+    end,
   })
-  return ctx, { store = data, http = { calls = calls }, log = lines }
+  return ctx, { store = data, http = { calls = calls }, log = lines, notifications = notifications }
 end
 
 ---------------------------------------------------------------------------------------------

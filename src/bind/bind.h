@@ -16,11 +16,13 @@
 
 struct limits;
 
-/* One pending ctx.store write of the current call, newest first. The engine appends them to
- * the caller's store batch, in order, when the call succeeds. */
+/* One pending ctx.store write (or ctx.notify notification) of the current call, newest first.
+ * The engine appends the writes to the caller's store batch, in order, and hands the
+ * notifications to the caller, when the call succeeds. */
 struct bind_kv {
     struct bind_kv *next;
-    char *key; /* the rule's key (without the offer prefix) */
+    char *key; /* the rule's key (without the offer prefix); NULL: a notification, val is
+                  {"type": ..., "data": {...}} (bind/notify.c) */
     size_t klen;
     char *val; /* NULL when deleted */
     size_t vlen;
@@ -61,6 +63,7 @@ struct bind_call {
     const char *handler;       /* handler name, for log lines */
     struct bind_kv *writes;    /* owned by the engine; bindings prepend */
     size_t nwrites;
+    size_t nnotify;            /* notifications among writes */
     const struct bind_ops *ops;
     void *ops_ud;
 };
@@ -95,5 +98,6 @@ int luaopen_saas_time(lua_State *L);   /* now() */
 int luaopen_saas_store(lua_State *L);  /* get/put/delete */
 int luaopen_saas_http(lua_State *L);   /* request{...} */
 int luaopen_saas_crypto(lua_State *L); /* sha256, hmac, base64*, uuid */
+int luaopen_saas_notify(lua_State *L); /* notify(type, fields_json) */
 
 #endif

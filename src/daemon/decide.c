@@ -1,6 +1,7 @@
 /* The rule engine adapter (see decide.h). */
 #include "daemon/decide.h"
 #include "daemon/daemon.h"
+#include "daemon/events.h"
 
 #include "core/err.h"
 #include "core/metrics.h"
@@ -36,6 +37,13 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
         out->limit_hit = rc == SAASD_ELIMIT;
         snprintf(out->error, sizeof out->error, "%s", r.error ? r.error : saasd_strerror(rc));
         rule_metrics(offer, handler, rule_outcome_name(r.outcome));
+        rule_result_free(&r);
+        return rc;
+    }
+    if (r.notifications && batch &&
+        (rc = events_add_notifications(batch, offer, json_string_value(json_object_get(sub, "id")), r.notifications))) {
+        out->failed = 1; /* the rule's writes are in the batch, its events are not: nothing must commit */
+        snprintf(out->error, sizeof out->error, "could not add the rule's ctx.notify events: %s", saasd_strerror(rc));
         rule_result_free(&r);
         return rc;
     }

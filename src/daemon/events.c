@@ -148,13 +148,28 @@ int events_for_decision(struct store_batch *b, const char *action, const char *d
     return events_add(b, type, json_string_value(json_object_get(rec, "offerId")), sub_id, data);
 }
 
+int events_add_notifications(struct store_batch *b, const char *offer, const char *sub_id, const char *json_array)
+{
+    json_t *list = json_loads(json_array, 0, NULL);
+    size_t i;
+    json_t *n;
+    int rc = json_is_array(list) ? 0 : SAASD_EINTERNAL;
+    json_array_foreach(list, i, n) {
+        const char *type = json_string_value(json_object_get(n, "type"));
+        if (!rc)
+            rc = type ? events_add(b, type, offer, sub_id, json_incref(json_object_get(n, "data"))) : SAASD_EINTERNAL;
+    }
+    json_decref(list);
+    return rc;
+}
+
 /* The text of one placeholder's value (malloc'd). */
 static char *value_of(json_t *event, const char *name)
 {
     json_t *v;
     if (!strcmp(name, "summary")) {
         const struct event_type *t = events_find(json_string_value(json_object_get(event, "type")));
-        return t ? events_render(t->summary, event, 0) : strdup("");
+        return events_render(t ? t->summary : "{{offer}}: {{type}} for subscription {{subscription}}", event, 0);
     }
     if (!strcmp(name, "data"))
         v = json_object_get(event, "data");

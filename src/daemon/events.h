@@ -34,6 +34,10 @@ int events_add(struct store_batch *b, const char *type, const char *offer, const
 int events_for_decision(struct store_batch *b, const char *action, const char *decision, const char *sub_id,
                         json_t *rec, json_t *audit);
 
+/* The events a rule added with ctx.notify (the engine's JSON array [{type, data}]), appended to b
+ * for offer and sub_id. */
+int events_add_notifications(struct store_batch *b, const char *offer, const char *sub_id, const char *json_array);
+
 /* text with every {{name}} replaced by the event's value: id, type, time, offer, subscription,
  * summary, data (as JSON) or data.<field>; html = 1 escapes the values for HTML. An unknown name
  * becomes "". No logic, no loops: plain substitution. malloc'd result. */

@@ -542,12 +542,39 @@ int engine_reload(struct engine *e)
     return 0;
 }
 
+/* The call's ctx.notify notifications as a JSON array text, oldest first (NULL when none). */
+static int collect_notifications(const struct bind_kv *w, char **out)
+{
+    size_t n = 0, len = 1; /* "]" + each value with the "[" or "," before it */
+    for (const struct bind_kv *k = w; k; k = k->next)
+        if (!k->key) {
+            n++;
+            len += k->vlen + 1;
+        }
+    if (!n)
+        return 0;
+    char *text = malloc(len + 1), *p;
+    if (!text)
+        return SAASD_ENOMEM;
+    p = text + len - 1; /* filled from the end: the list is newest first */
+    *p = ']';
+    text[len] = 0;
+    for (const struct bind_kv *k = w; k; k = k->next)
+        if (!k->key) {
+            p -= k->vlen;
+            memcpy(p, k->val, k->vlen);
+            *--p = --n ? ',' : '[';
+        }
+    *out = text;
+    return 0;
+}
+
 static int append_writes(struct store_batch *batch, const char *offer, struct bind_kv *w)
 {
     if (!w)
         return 0;
     int rc = append_writes(batch, offer, w->next); /* oldest first */
-    if (rc < 0)
+    if (rc < 0 || !w->key) /* a notification: handed to the caller (collect_notifications) */
         return rc;
     size_t olen = strlen(offer);
     char key[OFFER_ID_MAX + 1 + 256];
@@ -614,7 +641,8 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
         };
         struct bind_kv *writes = NULL;
         rc = worker_call(w, slot, f, h, sub_json, arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out, &writes);
-        if (rc == 0 && batch && (rc = append_writes(batch, offer_id, writes)) < 0) {
+        if (rc == 0 && batch && ((rc = append_writes(batch, offer_id, writes)) < 0 ||
+                                 (rc = collect_notifications(writes, &out->notifications)) < 0)) {
             out->outcome = RULE_ERROR;
             out->error = strdup("could not append the rule's ctx.store writes to the batch");
         }

@@ -90,6 +90,9 @@ struct rule_result {
     char *file;               /* path of the rule file that ran ("<built-in default>") */
     char sha256[65];          /* hex SHA-256 of the exact text that ran ("" when none ran) */
     uint64_t generation;
+    char *notifications;      /* success with a batch: the call's ctx.notify events as a JSON array
+                                 [{"type", "data"}], oldest first; NULL when none. The caller adds
+                                 them to the same batch (daemon/decide.c) */
     char *error;              /* failures: "offer 'x' handler 'y' (rules/x.lua:12): message" */
     int error_line;           /* line in file, 0 when unknown */
     double elapsed_ms;
@@ -127,7 +130,8 @@ void engine_close(struct engine *e);
  * handlers, NULL for provision. Both are read, not kept.
  * batch: ctx.store writes of the call are appended to it, in order, if and only if the call
  * returns 0, so the daemon commits them with its decision and audit record; NULL = writes are
- * visible within the call and then dropped.
+ * visible within the call and then dropped. Its ctx.notify notifications are then in
+ * out->notifications, for the caller to add to the same batch.
  * *out is always filled (release with rule_result_free). Returns 0 when out->outcome is
  * RULE_OK or RULE_DEFAULT; SAASD_ELIMIT (cpu/memory), SAASD_ERULE (error/invalid result),
  * SAASD_EINVAL (bad input), SAASD_ENOMEM otherwise. A failure was already logged once. */

@@ -345,12 +345,14 @@ static int take_result(struct worker *w, const struct wire_msg *m, struct rule_r
         w->dead = 1; /* hit a limit: replaced, not reused */
     for (size_t k = 12; rc == 0 && k + 1 < m->n; k += 2) {
         struct bind_kv *kv = calloc(1, sizeof *kv);
-        if (!kv || !m->f[k].p || !(kv->key = malloc(m->f[k].len + 1))) {
+        if (!kv || (m->f[k].p && !(kv->key = malloc(m->f[k].len + 1)))) {
             free(kv);
             return SAASD_ENOMEM;
         }
-        memcpy(kv->key, m->f[k].p, m->f[k].len);
-        kv->klen = m->f[k].len;
+        if (m->f[k].p) { /* no key: a ctx.notify notification */
+            memcpy(kv->key, m->f[k].p, m->f[k].len);
+            kv->klen = m->f[k].len;
+        }
         kv->next = *writes;
         *writes = kv;
         if (m->f[k + 1].p) {

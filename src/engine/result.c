@@ -53,6 +53,7 @@ void rule_result_free(struct rule_result *r)
     free(r->rule_offer);
     free(r->file);
     free(r->error);
+    free(r->notifications);
     memset(r, 0, sizeof *r);
 }
 

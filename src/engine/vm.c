@@ -27,7 +27,7 @@ static const char BOOTSTRAP[] =
     "local ctx = require('saas.ctx').new({\n"
     "  log = require('saas.log'), now = require('saas.time').now,\n"
     "  store = require('saas.store'), http = require('saas.http'),\n"
-    "  crypto = require('saas.crypto'),\n"
+    "  crypto = require('saas.crypto'), notify = require('saas.notify').notify,\n"
     "})\n"
     "local check = contract.check_handlers\n"
     "return function(source, chunkname)\n"
@@ -135,6 +135,7 @@ static int setup(lua_State *L)
     preload_c(L, "saas.store", luaopen_saas_store);
     preload_c(L, "saas.http", luaopen_saas_http);
     preload_c(L, "saas.crypto", luaopen_saas_crypto);
+    preload_c(L, "saas.notify", luaopen_saas_notify);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
     for (lua_Integer i = 0; embedded_modules[i].name; i++) {
