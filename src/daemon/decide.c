@@ -42,7 +42,7 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
     }
     if (r.notifications && batch &&
         (rc = events_add_notifications(batch, offer, json_string_value(json_object_get(sub, "id")), r.notifications))) {
-        out->failed = 1; /* the rule's writes are in the batch, its events are not: nothing must commit */
+        out->failed = 1; /* out of memory: reported as a failed rule call */
         snprintf(out->error, sizeof out->error, "could not add the rule's ctx.notify events: %s", saasd_strerror(rc));
         rule_result_free(&r);
         return rc;
