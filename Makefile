@@ -80,7 +80,7 @@ run: all
 	$(BUILD)/saasd run --config examples/saasd.conf
 
 demo: all
-	$(BUILD)/saasd run --config examples/saasd.conf --demo
+	$(BUILD)/saasd run --config examples/demo.conf --demo
 
 bench: all
 	tests/bench/run.sh

@@ -73,8 +73,10 @@ install: $(BUILD)/saasd $(BUILD)/lua/saas/core.so $(BUILD)/dist/saasd-busted $(M
 	  >$(DESTDIR)$(UNITDIR)/saasd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/saasd.service
 	$(INSTALL) -m 644 dist/saasd.sysusers $(DESTDIR)$(SYSUSERSDIR)/saasd.conf
-	$(INSTALL) -m 644 examples/saasd.conf examples/emulator-client-secret \
-	  examples/landing-template.html $(DESTDIR)$(EXAMPLEDIR)/
+	$(INSTALL) -m 644 examples/emulator-client-secret examples/landing-template.html $(DESTDIR)$(EXAMPLEDIR)/
+	@# paths in a config are relative to it: there the example rules sit next to it, in rules/
+	sed 's|"\.\./rules"|"rules"|' examples/saasd.conf >$(DESTDIR)$(EXAMPLEDIR)/saasd.conf
+	chmod 644 $(DESTDIR)$(EXAMPLEDIR)/saasd.conf
 	$(INSTALL) -m 644 dist/saasd.conf $(DESTDIR)$(EXAMPLEDIR)/saasd.conf.production
 	$(INSTALL) -m 644 $(EXAMPLE_RULES) $(DESTDIR)$(EXAMPLEDIR)/rules/
 	rm -rf $(DESTDIR)$(EXAMPLEDIR)/isv-repo

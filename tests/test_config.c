@@ -4,6 +4,7 @@
 #include "core/client_cert.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/httpd.h"
 
 #include <string.h>
 
@@ -37,6 +38,52 @@ static int refused_with(const char *text, const char *expect)
 }
 
 #define ENTRA "entra = { tenant_id = \"t\", client_id = \"c\", secret_env = \"SAASD_TEST_SECRET\" }\n"
+
+static void noop_handler(void *arg, const struct httpd_request *req, struct httpd_response *res) {}
+
+/* check-config accepts an admin address exactly when serve can bind it. */
+static void admin_addresses_match_serve(void)
+{
+    static const char *const addrs[] = {"127.0.0.1", "127.0.0.2", "localhost", "127.1", "::1", "0x7f000001", "127.0.0.1 "};
+    char text[512], err[1024], name[256];
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        snprintf(text, sizeof text, ENTRA "admin = { listen = \"%s:0\", key_env = \"SAASD_TEST_ADMIN\" }\n", addrs[i]);
+        int config_ok = load_text(text, err, sizeof err, NULL) == 0;
+        struct httpd_options o = {.bind_addr = addrs[i], .port = 0};
+        struct httpd *h = NULL;
+        int serve_ok = httpd_start(&o, noop_handler, NULL, &h) == 0;
+        httpd_stop(h);
+        snprintf(name, sizeof name, "admin.listen \"%s:0\": check-config %s it and serve %s bind it", addrs[i],
+                 config_ok ? "accepts" : "refuses", serve_ok ? "can" : "cannot");
+        CHECK(config_ok == serve_ok, name);
+    }
+    CHECK(refused_with(ENTRA "admin = { listen = \"localhost:8081\", key_env = \"SAASD_TEST_ADMIN\" }\n",
+                       "admin.listen: the address must be an IPv4 loopback address like 127.0.0.1, got \"localhost\""),
+          "admin.listen localhost is refused with what to write instead");
+    CHECK(refused_with(ENTRA "listen = \"localhost:8080\"\n", ":2: listen: the address must be an IPv4 address"),
+          "listen localhost is refused at its line");
+}
+
+/* Relative paths in the config are relative to the config file's directory. */
+static void relative_paths(void)
+{
+    char text[512], err[1024], want[600];
+    struct saasd_config *c = NULL;
+    check_write_file(dir, "client-secret", "from-next-to-the-config\n");
+    snprintf(text, sizeof text,
+             "data_dir = \"data\"\nentra = { tenant_id = \"t\", client_id = \"c\", secret_file = \"client-secret\" }\n"
+             "rules = { dir = \"../r\" }\nadmin = { key_env = \"SAASD_TEST_ADMIN\" }\n");
+    int rc = load_text(text, err, sizeof err, &c);
+    CHECK(rc == 0 && c->client_secret && !strcmp(c->client_secret, "from-next-to-the-config"),
+          "a relative secret_file is read next to the config file, not in the working directory");
+    snprintf(want, sizeof want, "%s/data", dir);
+    CHECK(rc == 0 && !strcmp(c->data_dir, want), "a relative data_dir is taken relative to the config file");
+    snprintf(want, sizeof want, "%s/../r", dir);
+    CHECK(rc == 0 && !strcmp(c->rules_dir, want), "a relative rules.dir is taken relative to the config file");
+    if (rc)
+        printf("# %s\n", err);
+    config_free(c);
+}
 
 /* entra.certificate_file / private_key_file: exactly one credential, checked at load. */
 static void certificates(void)
@@ -112,6 +159,19 @@ int main(void)
         config_free(c);
     }
 
+    struct saasd_config *demo = NULL;
+    CHECK(config_load("examples/demo.conf", &demo, err, sizeof err) == 0, "the shipped demo config is valid");
+    c = NULL; /* freed above */
+    config_load("examples/saasd.conf", &c, err, sizeof err);
+    if (c && demo) {
+        CHECK(demo->listen_port != c->listen_port && demo->admin_port != c->admin_port &&
+                  strcmp(demo->marketplace_url, c->marketplace_url) != 0 && strcmp(demo->data_dir, c->data_dir) != 0,
+              "make demo and make run use different ports, emulators and data directories");
+    }
+    config_free(demo);
+    config_free(c);
+    c = NULL;
+
     CHECK(load_text(ENTRA "admin = { key_env = \"SAASD_TEST_ADMIN\" }\n", err, sizeof err, &c) == 0 && c &&
               !strcmp(c->client_secret, "s3cret") && !strcmp(c->admin_key, "adm1n") && c->rule_cpu_ms == 2000 &&
               c->token_version == 2 && !strcmp(c->api_version, "2018-08-31"),
@@ -156,6 +216,8 @@ int main(void)
     CHECK(refused_with(ENTRA "while true do end\n", "too long"), "an endless config is stopped");
     CHECK(refused_with(ENTRA "log_level = \"loud\"\n", "log_level: expected debug, info, warn or error"), "a bad log level is refused");
     certificates();
+    admin_addresses_match_serve();
+    relative_paths();
 
     char missing[600];
     snprintf(missing, sizeof missing, "%s/nope.conf", dir);

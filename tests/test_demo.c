@@ -15,7 +15,7 @@ static int run_demo(char *conf, char *out, size_t size)
 int main(void)
 {
     char *dir = check_tmpdir("demo");
-    char conf[512], secret[512], text[2048];
+    char conf[512], secret[512], text[2048], cwd[1024];
     snprintf(secret, sizeof secret, "%s/secret", dir);
     it_write_file(secret, "demo-secret\n");
     unsigned short emu_port = it_free_port(), public_port = it_free_port(), admin_port = it_free_port();
@@ -26,10 +26,11 @@ int main(void)
              "admin = { listen = \"127.0.0.1:%u\", key_file = \"%s/admin.key\" }\n"
              "entra = { authority = \"http://127.0.0.1:%u\", tenant_id = \"%s\", client_id = \"%s\", secret_file = \"%s\" }\n"
              "marketplace = { base_url = \"http://127.0.0.1:%u\" }\n"
-             "rules = { dir = \"rules\" }\n"
+             "rules = { dir = \"%s/rules\" }\n"
              "reconcile = { interval = 0 }\n"
              "metering = { interval = 0 }\n",
-             public_port, dir, admin_port, dir, emu_port, EMU_DEFAULT_TENANT, EMU_DEFAULT_CLIENT, secret, emu_port);
+             public_port, dir, admin_port, dir, emu_port, EMU_DEFAULT_TENANT, EMU_DEFAULT_CLIENT, secret, emu_port,
+             getcwd(cwd, sizeof cwd) ? cwd : ".");
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_file(conf, text);
 

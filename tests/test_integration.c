@@ -64,6 +64,8 @@ int main(void)
     it_write_file(path, "return { provision = function(sub, ctx)\n"
                         "  return { action = 'activate', redirect = 'https://app.contoso.example/welcome?a=1&b=2' }\n"
                         "end }\n");
+    snprintf(path, sizeof path, "%s/it-metered.lua", rules); /* no file: its purchase would be held pending */
+    it_write_file(path, "return {}\n");
     snprintf(path, sizeof path, "%s/it-pending.html", rules);
     it_write_file(path, "<html><body><div id=\"brand\">Contoso onboarding</div><h2>{{title}}</h2>"
                         "<p>{{message}}</p>{{link}}</body></html>\n");
@@ -512,8 +514,12 @@ int main(void)
     CHECK(st2 == 401, "the admin API refuses a wrong key");
     snprintf(url_buf, sizeof url_buf, "%s/healthz", it_public_url);
     json_t *h = it_call("GET", url_buf, NULL, NULL, &st, NULL);
-    CHECK(st == 200 && json_is_true(json_object_get(h, "store_writable")) && json_is_true(json_object_get(h, "rules_loaded")),
-          "/healthz reports the store writable and the rules loaded");
+    CHECK(st == 200 && json_is_true(json_object_get(h, "store_writable")), "/healthz reports the store writable");
+    json_decref(h);
+    snprintf(url_buf, sizeof url_buf, "%s/readyz", it_public_url);
+    h = it_call("GET", url_buf, NULL, NULL, &st, NULL);
+    CHECK(st == 200 && json_is_true(json_object_get(h, "rules_loaded")) && !strcmp(it_str(h, "token"), "ok"),
+          "/readyz reports the rules loaded and the token fetched within its lifetime");
     json_decref(h);
     snprintf(url_buf, sizeof url_buf, "%s/metrics", it_public_url);
     char *metrics = NULL;

@@ -10,6 +10,9 @@ int main(void)
     struct emu *emu = it_setup("backlog", dir, rules);
     if (!emu)
         return CHECK_DONE();
+    char rule_path[600];
+    snprintf(rule_path, sizeof rule_path, "%s/bl-offer.lua", rules); /* offers without a file are held pending */
+    it_write_file(rule_path, "return {}\n");
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
     it_write_config(conf, dir, 0, it_free_port(), "metering = { interval = 0 }\n");
     struct daemon *d = it_start_daemon(conf);

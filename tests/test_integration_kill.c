@@ -78,6 +78,9 @@ int main(void)
     char rules[512];
     snprintf(rules, sizeof rules, "%s/rules", dir);
     mkdir(rules, 0700);
+    char rule_path[600];
+    snprintf(rule_path, sizeof rule_path, "%s/it-kill.lua", rules); /* offers without a file are held pending */
+    it_write_file(rule_path, "return {}\n");
     port = it_free_port();
     admin_port = it_free_port();
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);

@@ -16,6 +16,9 @@ int main(void)
     FILE *f = fopen(conf, "a");
     fputs("reconcile = { interval = 1 }\n", f);
     fclose(f);
+    char rule_path[600];
+    snprintf(rule_path, sizeof rule_path, "%s/it-periodic.lua", rules); /* offers without a file are held pending */
+    it_write_file(rule_path, "return {}\n");
     struct daemon *d = it_start_daemon(conf);
     if (!d)
         return CHECK_DONE();

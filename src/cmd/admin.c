@@ -1,5 +1,6 @@
 /* saasd admin: the operator's CLI over the daemon's loopback admin API (address and key from
  * the config). Prints the API's JSON answer; exit status 0 on 2xx, 1 otherwise. */
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 
 #include "core/config.h"
@@ -46,43 +47,53 @@ static const struct verb verbs[] = {
     {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", "value", "OFFER KEY VALUE: write the offer's ctx.store"},
 };
 
-static void usage(FILE *f)
+static void help(FILE *f)
 {
     fprintf(f, "usage: saasd admin [--config FILE] <verb> [args]\n"
-               "Calls the running daemon's admin API (admin.listen, admin key from the config).\n\nverbs:\n");
+               "Calls the running daemon's admin API (admin.listen, admin key from the config;\n"
+               "default config " CMD_DEFAULT_CONFIG ").\n\nverbs:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         fprintf(f, "  %-16s %s\n", verbs[i].name, verbs[i].usage);
 }
 
+/* A number where the verb's body wants one ("quantity", "days", usage's QUANTITY). */
+static int numeric_ok(const struct verb *v, const char *last)
+{
+    if (!v->body || (strcmp(v->body, "quantity") && strcmp(v->body, "days") && strcmp(v->body, "usage")))
+        return 1;
+    char *end;
+    strtod(last, &end);
+    return *last && !*end;
+}
+
 int cmd_admin(int argc, char **argv)
 {
-    if (cmd_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    const char *args[8];
-    int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
-            i++;
-            continue;
-        }
-        if (nargs < 8)
-            args[nargs++] = argv[i];
-    }
+    const char *config = NULL, *args[CMD_MAX_ARGS];
+    const struct cmd_opt opts[] = {{"--config", "-c", &config, NULL}, {NULL}};
+    const struct cmd_spec spec = {"saasd admin [--config FILE] <verb> [args]  (verbs: --help)", help, opts, 1, -1};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
     const struct verb *v = NULL;
-    for (size_t i = 0; nargs && i < sizeof verbs / sizeof verbs[0]; i++)
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (!strcmp(args[0], verbs[i].name))
             v = &verbs[i];
-    if (!v || (v->nargs >= 0 ? nargs - 1 != v->nargs : nargs - 1 > -v->nargs)) {
-        usage(stderr);
-        return 2;
-    }
+    if (!v)
+        return cmd_usage_error(&spec, "unknown admin verb '%s'", args[0]);
+    if (v->nargs >= 0 ? nargs - 1 != v->nargs : nargs - 1 > -v->nargs)
+        return cmd_usage_error(&spec, "'%s' takes %s%d argument%s: %s", v->name, v->nargs < 0 ? "at most " : "",
+                               abs(v->nargs), abs(v->nargs) == 1 ? "" : "s", v->usage);
+    if (nargs > 1 && !numeric_ok(v, args[nargs - 1]))
+        return cmd_usage_error(&spec, "'%s': '%s' is not a number", v->name, args[nargs - 1]);
     struct saasd_config *cfg = NULL;
-    if (cmd_load_config(argc, argv, &cfg) != 0)
+    if (cmd_load_config(config, &cfg) != 0)
         return 2;
     if (!cfg->admin_enabled || !cfg->admin_key) {
-        fprintf(stderr, "saasd admin: the admin API is disabled or has no key yet (start the daemon once)\n");
+        if (!cfg->admin_enabled)
+            fprintf(stderr, "saasd admin: the admin API is disabled in %s (admin.enabled = 0)\n", cfg->path);
+        else
+            fprintf(stderr, "saasd admin: no admin key: %s does not exist yet (the daemon creates it on its first "
+                            "start)\n", cfg->admin_key_file ? cfg->admin_key_file : "admin.key_file");
         config_free(cfg);
         return 2;
     }
@@ -120,7 +131,7 @@ int cmd_admin(int argc, char **argv)
     int rc = http_client_new(NULL, &http);
     if (!rc)
         rc = http_client_do(http, &rq, &rs);
-    int status = 1;
+    status = 1;
     if (rc) {
         fprintf(stderr, "saasd admin: cannot reach the daemon at %s: %s\n", url, saasd_strerror(rc));
     } else {

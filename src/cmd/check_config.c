@@ -1,3 +1,4 @@
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 #include "core/client_cert.h"
 #include "core/config.h"
@@ -5,15 +6,22 @@
 #include <stdio.h>
 #include <time.h>
 
+static void help(FILE *f)
+{
+    fprintf(f, "usage: saasd check-config [--config FILE]\n"
+               "Loads the config file (default " CMD_DEFAULT_CONFIG "), checks every key, its type, the\n"
+               "secrets it points to and that the listen addresses are ones serve can bind.\n"
+               "Prints 'FILE: ok' or 'FILE:LINE: key: what is wrong'; exit status 0 when valid.\n");
+}
+
 int cmd_check_config(int argc, char **argv)
 {
-    if (cmd_wants_help(argc, argv)) {
-        printf("usage: saasd check-config [--config FILE | FILE]\n"
-               "Loads the config file, checks every key, its type and the secrets it points to.\n"
-               "Prints 'FILE: ok' or 'FILE:LINE: key: what is wrong'; exit status 0 when valid.\n");
-        return 0;
-    }
-    const char *path = argc == 1 && argv[0][0] != '-' ? argv[0] : cmd_config_path(argc, argv);
+    const char *path = CMD_DEFAULT_CONFIG, *args[CMD_MAX_ARGS];
+    const struct cmd_opt opts[] = {{"--config", "-c", &path, NULL}, {NULL}};
+    const struct cmd_spec spec = {"saasd check-config [--config FILE]", help, opts, 0, 0};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
     struct saasd_config *cfg = NULL;
     char err[1024];
     if (config_load(path, &cfg, err, sizeof err) != 0) {

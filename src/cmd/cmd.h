@@ -12,19 +12,19 @@ int cmd_test(int argc, char **argv);    /* busted specs of a rules repository (s
 int cmd_mp(int argc, char **argv);      /* marketplace client for operators */
 int cmd_emulate(int argc, char **argv); /* built-in marketplace emulator */
 int cmd_admin(int argc, char **argv);   /* operator CLI over the admin API */
-int cmd_admin(int argc, char **argv);   /* operator CLI over the admin API */
 
-/* Shared helper: find "--config F" (or "-c F") in argv; default examples/saasd.conf. */
-const char *cmd_config_path(int argc, char **argv);
-/* Load the config named by --config (or the default); on failure print why and return
+/* The config file when no --config is given. */
+#define CMD_DEFAULT_CONFIG "examples/saasd.conf"
+/* Load the config at path (NULL: CMD_DEFAULT_CONFIG); on failure print why and return
  * SAASD_ECONFIG. */
 struct saasd_config;
-int cmd_load_config(int argc, char **argv, struct saasd_config **out);
+int cmd_load_config(const char *path, struct saasd_config **out);
 /* Block SIGTERM, SIGINT (and SIGHUP when with_hup) in this thread and every thread it starts
  * from now on, so that the caller takes them with sigwait(set). */
 #include <signal.h>
 void cmd_block_signals(sigset_t *set, int with_hup);
-/* 1 when argv has --help or -h. */
+/* 1 when argv has --help or -h: only for a command that hands its other options on to another
+ * program (saasd test -> busted); every other command parses with cmd_parse (args.h). */
 int cmd_wants_help(int argc, char **argv);
 
 #endif

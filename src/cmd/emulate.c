@@ -1,5 +1,6 @@
 /* `saasd emulate`: serve the built-in marketplace + Entra ID emulator until SIGINT/SIGTERM;
  * `saasd emulate rotate-key --data DIR`: rotate its signing key offline. */
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -94,18 +95,18 @@ static int arg_long(const char *s, long *out)
 
 static int rotate_key(int argc, char **argv)
 {
-    const char *dir = NULL;
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--data") && i + 1 < argc)
-            dir = argv[++i];
-    if (!dir) {
-        fprintf(stderr, "saasd emulate rotate-key: --data DIR is required\n");
-        return 2;
-    }
+    const char *dir = NULL, *args[CMD_MAX_ARGS];
+    const struct cmd_opt opts[] = {{"--data", NULL, &dir, NULL}, {NULL}};
+    const struct cmd_spec spec = {"saasd emulate rotate-key --data DIR", usage, opts, 0, 0};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
+    if (!dir)
+        return cmd_usage_error(&spec, "--data DIR is required");
     char kid[64];
     int rc = emu_rotate_key_dir(dir, kid, sizeof kid);
     if (rc != 0) {
-        fprintf(stderr, "saasd emulate rotate-key: failed: %s\n", saasd_strerror(rc));
+        fprintf(stderr, "saasd emulate rotate-key: failed on %s: %s\n", dir, saasd_strerror(rc));
         return 1;
     }
     printf("new signing key kid=%s (the previous key stays in the JWKS; an emulator running on this\n"
@@ -114,83 +115,82 @@ static int rotate_key(int argc, char **argv)
     return 0;
 }
 
+/* Numeric options: text from the command line, then checked and converted. */
+struct num_opt {
+    const char *name;
+    const char *text;
+    long min, max;
+    long value;
+};
+
+static int parse_emulate_args(int argc, char **argv, struct emu_options *o)
+{
+    const char *port = NULL, *page = NULL, *ack = NULL, *opd = NULL, *tok = NULL, *land = NULL, *wto = NULL,
+               *wbo = NULL, *watt = NULL, *level = NULL, *args[CMD_MAX_ARGS];
+    int no_seed = 0;
+    const struct cmd_opt opts[] = {
+        {"--port", NULL, &port, NULL},           {"--bind", NULL, &o->bind_addr, NULL},
+        {"--public-url", NULL, &o->public_url, NULL}, {"--data", NULL, &o->data_dir, NULL},
+        {"--tenant", NULL, &o->tenant_id, NULL}, {"--client-id", NULL, &o->client_id, NULL},
+        {"--client-cert", NULL, &o->client_cert_file, NULL}, {"--publisher", NULL, &o->publisher_id, NULL},
+        {"--issuer-base", NULL, &o->issuer_base, NULL}, {"--webhook-url", NULL, &o->webhook_url, NULL},
+        {"--landing-url", NULL, &o->landing_url, NULL}, {"--page-size", NULL, &page, NULL},
+        {"--ack-window-ms", NULL, &ack, NULL},   {"--op-delay-ms", NULL, &opd, NULL},
+        {"--token-lifetime", NULL, &tok, NULL},  {"--landing-lifetime", NULL, &land, NULL},
+        {"--webhook-timeout-ms", NULL, &wto, NULL}, {"--webhook-backoff-ms", NULL, &wbo, NULL},
+        {"--webhook-attempts", NULL, &watt, NULL}, {"--no-seed", NULL, NULL, &no_seed},
+        {"--log-level", NULL, &level, NULL},     {NULL}};
+    const struct cmd_spec spec = {"saasd emulate [--port P] [options]  |  saasd emulate rotate-key --data DIR", usage,
+                                  opts, 0, 0};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
+    struct num_opt nums[] = {
+        {"--port", port, 0, 65535, o->port},
+        {"--page-size", page, 1, 1000000, o->page_size},
+        {"--ack-window-ms", ack, 0, 1L << 40, o->ack_window_ms},
+        {"--op-delay-ms", opd, 0, 1L << 40, o->op_delay_ms},
+        {"--token-lifetime", tok, 1, 1L << 40, o->token_lifetime_s},
+        {"--landing-lifetime", land, 1, 1L << 40, o->landing_lifetime_s},
+        {"--webhook-timeout-ms", wto, 1, 1L << 40, o->webhook_timeout_ms},
+        {"--webhook-backoff-ms", wbo, 0, 1L << 40, o->webhook_backoff_ms},
+        {"--webhook-attempts", watt, 1, 1000000, o->webhook_max_attempts},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (nums[i].text && (arg_long(nums[i].text, &nums[i].value) || nums[i].value < nums[i].min ||
+                             nums[i].value > nums[i].max))
+            return cmd_usage_error(&spec, "bad value for %s: '%s' (a number from %ld to %ld)", nums[i].name,
+                                   nums[i].text, nums[i].min, nums[i].max);
+    o->port = (unsigned short)nums[0].value;
+    o->page_size = (int)nums[1].value;
+    o->ack_window_ms = nums[2].value;
+    o->op_delay_ms = nums[3].value;
+    o->token_lifetime_s = nums[4].value;
+    o->landing_lifetime_s = nums[5].value;
+    o->webhook_timeout_ms = nums[6].value;
+    o->webhook_backoff_ms = nums[7].value;
+    o->webhook_max_attempts = (int)nums[8].value;
+    if (no_seed)
+        o->seed = 0;
+    enum log_level lvl;
+    if (level && log_level_parse(level, &lvl) != 0)
+        return cmd_usage_error(&spec, "bad value for --log-level: '%s' (debug, info, warn or error)", level);
+    if (level)
+        log_set_level(lvl);
+    return -1;
+}
+
 int cmd_emulate(int argc, char **argv)
 {
-    if (cmd_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     if (argc > 0 && !strcmp(argv[0], "rotate-key"))
         return rotate_key(argc - 1, argv + 1);
 
     struct emu_options o;
     emu_options_defaults(&o);
     o.port = 8090;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n = 0;
-        int bad = 0;
-        if (!strcmp(a, "--no-seed")) {
-            o.seed = 0;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "saasd emulate: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--port"))
-            bad = arg_long(v, &n) || n > 65535, o.port = (unsigned short)n;
-        else if (!strcmp(a, "--bind"))
-            o.bind_addr = v;
-        else if (!strcmp(a, "--public-url"))
-            o.public_url = v;
-        else if (!strcmp(a, "--data"))
-            o.data_dir = v;
-        else if (!strcmp(a, "--tenant"))
-            o.tenant_id = v;
-        else if (!strcmp(a, "--client-id"))
-            o.client_id = v;
-        else if (!strcmp(a, "--client-cert"))
-            o.client_cert_file = v;
-        else if (!strcmp(a, "--publisher"))
-            o.publisher_id = v;
-        else if (!strcmp(a, "--issuer-base"))
-            o.issuer_base = v;
-        else if (!strcmp(a, "--webhook-url"))
-            o.webhook_url = v;
-        else if (!strcmp(a, "--landing-url"))
-            o.landing_url = v;
-        else if (!strcmp(a, "--page-size"))
-            bad = arg_long(v, &n) || n < 1, o.page_size = (int)n;
-        else if (!strcmp(a, "--ack-window-ms"))
-            bad = arg_long(v, &o.ack_window_ms);
-        else if (!strcmp(a, "--op-delay-ms"))
-            bad = arg_long(v, &o.op_delay_ms);
-        else if (!strcmp(a, "--token-lifetime"))
-            bad = arg_long(v, &o.token_lifetime_s) || o.token_lifetime_s < 1;
-        else if (!strcmp(a, "--landing-lifetime"))
-            bad = arg_long(v, &o.landing_lifetime_s) || o.landing_lifetime_s < 1;
-        else if (!strcmp(a, "--webhook-timeout-ms"))
-            bad = arg_long(v, &o.webhook_timeout_ms) || o.webhook_timeout_ms < 1;
-        else if (!strcmp(a, "--webhook-backoff-ms"))
-            bad = arg_long(v, &o.webhook_backoff_ms);
-        else if (!strcmp(a, "--webhook-attempts"))
-            bad = arg_long(v, &n) || n < 1, o.webhook_max_attempts = (int)n;
-        else if (!strcmp(a, "--log-level")) {
-            enum log_level lvl;
-            bad = log_level_parse(v, &lvl) != 0;
-            if (!bad)
-                log_set_level(lvl);
-        } else {
-            fprintf(stderr, "saasd emulate: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "saasd emulate: bad value for %s: %s\n", a, v);
-            return 2;
-        }
-    }
+    int status = parse_emulate_args(argc, argv, &o);
+    if (status >= 0)
+        return status;
 
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t set;

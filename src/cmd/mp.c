@@ -1,6 +1,7 @@
 /* saasd mp: the marketplace client for operators. Loads the config, gets a token, makes one
  * call and prints the JSON answer on stdout; status and the request/correlation ids (what
  * Microsoft support asks for) go to stderr. */
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -84,7 +85,7 @@ static void print_ids(const char *verb, int rc, const struct mp_result *r)
 }
 
 /* Run the verb; 0/SAASD_E* from the client, SAASD_EINVAL + *usage_error for bad arguments. */
-static int run_verb(struct mp_client *mp, const char *verb, int n, char **a, int wait, struct mp_result *r,
+static int run_verb(struct mp_client *mp, const char *verb, int n, const char **a, int wait, struct mp_result *r,
                     int *usage_error)
 {
     long long num = -1;
@@ -217,32 +218,19 @@ static int run_verb(struct mp_client *mp, const char *verb, int n, char **a, int
 
 int cmd_mp(int argc, char **argv)
 {
-    if (cmd_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    const char *config_path = cmd_config_path(argc, argv);
-    const char *correlation = NULL;
+    const char *config_path = CMD_DEFAULT_CONFIG, *correlation = NULL, *args[CMD_MAX_ARGS];
     int wait = 0, verbose = 0;
-    char *rest[16];
-    int nrest = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
-            i++;
-        } else if (!strcmp(argv[i], "--wait")) {
-            wait = 1;
-        } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
-            verbose = 1;
-        } else if (!strcmp(argv[i], "--correlation-id") && i + 1 < argc) {
-            correlation = argv[++i];
-        } else if (nrest < 16) {
-            rest[nrest++] = argv[i];
-        }
-    }
-    if (nrest == 0) {
-        usage(stderr);
-        return 2;
-    }
+    const struct cmd_opt opts[] = {{"--config", "-c", &config_path, NULL},
+                                   {"--wait", NULL, NULL, &wait},
+                                   {"--verbose", "-v", NULL, &verbose},
+                                   {"--correlation-id", NULL, &correlation, NULL},
+                                   {NULL}};
+    const struct cmd_spec spec = {"saasd mp [--config FILE] [--wait] [--verbose] [--correlation-id ID] COMMAND ARGS",
+                                  usage, opts, 1, 16};
+    int nrest, status;
+    if (cmd_parse(&spec, argc, argv, args, &nrest, &status))
+        return status;
+    const char **rest = args;
     log_set_level(verbose ? LOG_DEBUG : LOG_WARN);
 
     struct saasd_config *cfg = NULL;
@@ -251,7 +239,7 @@ int cmd_mp(int argc, char **argv)
     struct mp_client *mp = NULL;
     struct mp_result r = {0};
     char err[1024];
-    int status = 2;
+    status = 2;
     if (config_load(config_path, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         goto done;

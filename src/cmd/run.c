@@ -3,6 +3,7 @@
  * prints the landing URL to open. With --demo it walks the whole life cycle by itself:
  * purchase, landing, activation, plan change accepted, seat reduction refused by the rule,
  * suspend, reinstate, unsubscribe; printing each rule decision and both sides' final state. */
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 
 #include "core/config.h"
@@ -264,20 +265,26 @@ static int demo(struct runner *r)
     return 0;
 }
 
-int cmd_run(int argc, char **argv)
+static void help(FILE *f)
 {
-    if (cmd_wants_help(argc, argv)) {
-        printf("usage: saasd run [--config FILE] [--demo]\n"
+    fprintf(f, "usage: saasd run [--config FILE] [--demo]\n"
                "Starts the built-in emulator (playing Microsoft, at marketplace.base_url) and the daemon,\n"
                "creates a purchase and prints the landing URL to open in a browser. Ctrl-C stops both.\n"
-               "--demo walks the whole subscription life cycle non-interactively and exits.\n");
-        return 0;
-    }
+               "--config FILE  the config (default " CMD_DEFAULT_CONFIG ")\n"
+               "--demo         walk the whole subscription life cycle non-interactively and exit.\n");
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *config = NULL, *args[CMD_MAX_ARGS];
     int want_demo = 0;
-    for (int i = 0; i < argc; i++)
-        want_demo |= !strcmp(argv[i], "--demo");
+    const struct cmd_opt opts[] = {{"--config", "-c", &config, NULL}, {"--demo", NULL, NULL, &want_demo}, {NULL}};
+    const struct cmd_spec spec = {"saasd run [--config FILE] [--demo]", help, opts, 0, 0};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
     struct saasd_config *cfg = NULL;
-    if (cmd_load_config(argc, argv, &cfg) != 0)
+    if (cmd_load_config(config, &cfg) != 0)
         return 1;
     sigset_t set;
     cmd_block_signals(&set, 0);
@@ -317,7 +324,7 @@ int cmd_run(int argc, char **argv)
     snprintf(r.admin_url, sizeof r.admin_url, "http://127.0.0.1:%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
     http_client_new(NULL, &r.http);
 
-    int status = 0;
+    status = 0;
     if (want_demo) {
         status = demo(&r);
     } else {

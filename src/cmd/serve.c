@@ -1,4 +1,5 @@
 /* saasd serve: run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules. */
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 
 #include "core/config.h"
@@ -10,16 +11,24 @@
 #include <signal.h>
 #include <stdio.h>
 
+static void help(FILE *f)
+{
+    fprintf(f, "usage: saasd serve [--config FILE]\n"
+               "Runs the daemon: landing page, webhook, inbox workers, reconciliation, admin API.\n"
+               "--config FILE  the config (default " CMD_DEFAULT_CONFIG ")\n"
+               "SIGHUP reloads the rules (a broken rule file keeps the old rules); SIGTERM stops.\n");
+}
+
 int cmd_serve(int argc, char **argv)
 {
-    if (cmd_wants_help(argc, argv)) {
-        printf("usage: saasd serve [--config FILE]\n"
-               "Runs the daemon: landing page, webhook, inbox workers, reconciliation, admin API.\n"
-               "SIGHUP reloads the rules (a broken rule file keeps the old rules); SIGTERM stops.\n");
-        return 0;
-    }
+    const char *config = NULL, *args[CMD_MAX_ARGS];
+    const struct cmd_opt opts[] = {{"--config", "-c", &config, NULL}, {NULL}};
+    const struct cmd_spec spec = {"saasd serve [--config FILE]", help, opts, 0, 0};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
     struct saasd_config *cfg = NULL;
-    if (cmd_load_config(argc, argv, &cfg) != 0)
+    if (cmd_load_config(config, &cfg) != 0)
         return 1;
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t set;

@@ -1,3 +1,4 @@
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 
 #include <stdio.h>
@@ -8,10 +9,11 @@
 
 int cmd_version(int argc, char **argv)
 {
-    if (cmd_wants_help(argc, argv)) {
-        printf("usage: saasd version\nPrints the saasd version.\n");
-        return 0;
-    }
+    const char *args[CMD_MAX_ARGS];
+    const struct cmd_spec spec = {"saasd version", NULL, NULL, 0, 0};
+    int nargs, status;
+    if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
+        return status;
     printf("saasd %s\n", SAASD_VERSION);
     return 0;
 }

@@ -91,6 +91,8 @@ struct saasd_config {
     size_t rule_memory;       /* bytes per Lua state, default 32 MiB */
     char **http_allow;        /* hosts rules may call through ctx.http; NULL-terminated */
     int rule_http_timeout_ms; /* default 3000 */
+    int unknown_offers_default; /* rules.unknown_offers = "default": default.lua decides offers without a
+                                 * file of their own; "pending" (0, the default): provision goes pending */
     int rule_timeout_accepts; /* on a rule timeout in a ChangePlan/Quantity: 1 accept, 0 reject (default) */
 
     /* Workers and reconciliation */

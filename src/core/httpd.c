@@ -4,6 +4,8 @@
 #include "core/metrics.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -349,6 +351,38 @@ void httpd_resume(struct httpd_deferred *dfr, struct httpd_response *res)
     d->outstanding--; /* last touch: httpd_stop may free everything after this */
 }
 
+int httpd_addr_parse(const char *addr, unsigned *ipv4)
+{
+    struct in_addr in;
+    if (!addr || inet_pton(AF_INET, addr, &in) != 1)
+        return SAASD_EINVAL;
+    *ipv4 = in.s_addr;
+    return 0;
+}
+
+int httpd_addr_is_loopback(unsigned ipv4) { return (ntohl(ipv4) >> 24) == 127; }
+
+/* Our own listening socket, so a failure says why (libmicrohttpd only says it failed) and so
+ * that no SO_REUSEPORT lets a second daemon share a port: SO_REUSEADDR alone only allows a
+ * restart over connections in TIME_WAIT. */
+static int listen_socket(const struct sockaddr_in *addr, const char *bind_addr, int *out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        bind(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 && listen(fd, 128) == 0) {
+        *out = fd;
+        return 0;
+    }
+    char port[16], why[128];
+    snprintf(port, sizeof port, "%u", ntohs(addr->sin_port));
+    snprintf(why, sizeof why, "%s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    log_error("httpd", "cannot listen", "addr", bind_addr, "port", port, "error", why,
+              "hint", errno == EADDRINUSE ? "another process (another saasd?) listens on this address and port" : "-");
+    return SAASD_EIO;
+}
+
 int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out)
 {
     struct httpd *d = calloc(1, sizeof *d);
@@ -359,10 +393,17 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
     d->max_body = opt && opt->max_body ? opt->max_body : 1u << 20;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(opt ? opt->port : 0)};
     const char *bind_addr = opt && opt->bind_addr ? opt->bind_addr : "127.0.0.1";
-    if (inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1) {
-        log_error("httpd", "bind address is not an IPv4 address", "addr", bind_addr);
+    unsigned ipv4;
+    if (httpd_addr_parse(bind_addr, &ipv4) != 0) {
+        log_error("httpd", "bind address is not an IPv4 address (a dotted quad like 127.0.0.1)", "addr", bind_addr);
         free(d);
         return SAASD_EINVAL;
+    }
+    addr.sin_addr.s_addr = ipv4;
+    int lfd;
+    if (listen_socket(&addr, bind_addr, &lfd) != 0) {
+        free(d);
+        return SAASD_EIO;
     }
     unsigned timeout = opt && opt->connection_timeout_s ? opt->connection_timeout_s : 30;
     unsigned limit = opt && opt->max_connections ? opt->max_connections : 1024;
@@ -384,16 +425,16 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
     extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
                               MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                              MHD_OPTION_LISTEN_SOCKET, lfd,
                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, d,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
                               MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                               MHD_OPTION_CONNECTION_LIMIT, limit,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
                               MHD_OPTION_ARRAY, extra,
                               MHD_OPTION_END);
     if (!d->mhd) {
-        log_error("httpd", "cannot listen", "addr", bind_addr);
+        log_error("httpd", "cannot start the HTTP server", "addr", bind_addr);
+        close(lfd);
         pthread_mutex_destroy(&d->track_lock);
         pthread_cond_destroy(&d->track_cond);
         free(d);

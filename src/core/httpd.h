@@ -44,7 +44,16 @@ struct httpd_options {
     unsigned event_threads;        /* 0 = thread per connection; N = event loop on N threads */
 };
 
+/* Fails with SAASD_EINVAL when bind_addr is not one httpd_addr_parse accepts, SAASD_EIO when
+ * the address cannot be bound (logged with address, port and the system's reason; a port
+ * another process listens on is never shared: SO_REUSEADDR only, no SO_REUSEPORT). */
 int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out);
+/* The one check of a listen address, used by httpd_start and by the config loader so that
+ * check-config refuses exactly what serve cannot bind: a dotted-quad IPv4 literal
+ * ("127.0.0.1"; not "localhost", not "127.1"). 0 and *ipv4 (network order), or SAASD_EINVAL. */
+int httpd_addr_parse(const char *addr, unsigned *ipv4);
+/* 1 when ipv4 (network order) is in 127.0.0.0/8. */
+int httpd_addr_is_loopback(unsigned ipv4);
 unsigned short httpd_port(const struct httpd *d);
 void httpd_stop(struct httpd *d);
 

@@ -95,6 +95,15 @@ void metrics_set(const char *name, const char *labels, double value)
     pthread_mutex_unlock(&lock);
 }
 
+void metrics_counter_set(const char *name, const char *labels, double total)
+{
+    pthread_mutex_lock(&lock);
+    struct series *s = find(name, labels, KIND_COUNTER, 1);
+    if (s)
+        s->value = total;
+    pthread_mutex_unlock(&lock);
+}
+
 void metrics_observe(const char *name, const char *labels, double seconds)
 {
     pthread_mutex_lock(&lock);
@@ -158,7 +167,8 @@ static void emit_family_header(struct text *t, const char *name, enum kind kind)
             emit(t, "# HELP %s %s\n# TYPE %s %s\n", name, f->help, name, f->type);
             return;
         }
-    emit(t, "# TYPE %s %s\n", name, kind == KIND_COUNTER ? "counter" : kind == KIND_GAUGE ? "gauge" : "histogram");
+    emit(t, "# HELP %s (undocumented)\n# TYPE %s %s\n", name, name,
+         kind == KIND_COUNTER ? "counter" : kind == KIND_GAUGE ? "gauge" : "histogram");
 }
 
 int metrics_render(char **out, size_t *len)
@@ -184,7 +194,9 @@ int metrics_render(char **out, size_t *len)
                 for (int i = 0; i < NBUCKETS; i++)
                     emit(&t, "%s_bucket{%s%sle=\"%g\"} %lu\n", m->name, m->labels, sep, bucket_le[i], m->buckets[i]);
                 emit(&t, "%s_bucket{%s%sle=\"+Inf\"} %lu\n", m->name, m->labels, sep, m->count);
-                emit(&t, "%s_sum{%s} %.6f\n%s_count{%s} %lu\n", m->name, m->labels, m->sum, m->name, m->labels, m->count);
+                const char *open = m->labels[0] ? "{" : "", *close = m->labels[0] ? "}" : "";
+                emit(&t, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %lu\n", m->name, open, m->labels, close, m->sum, m->name,
+                     open, m->labels, close, m->count);
             } else if (m->labels[0]) {
                 emit(&t, "%s{%s} %.17g\n", m->name, m->labels, m->value);
             } else {

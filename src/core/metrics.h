@@ -7,12 +7,15 @@
 
 #include <stddef.h>
 
-/* Declare the help text of a metric family once (optional, shown as # HELP). */
+/* Declare the help text of a metric family once (shown as # HELP; every family should have one). */
 void metrics_describe(const char *name, const char *type, const char *help);
 
 void metrics_add(const char *name, const char *labels, double delta);   /* counter */
 #define metrics_inc(name, labels) metrics_add((name), (labels), 1.0)
 void metrics_set(const char *name, const char *labels, double value);   /* gauge */
+/* A counter whose running total a component keeps itself (e.g. store batches): set to that
+ * total at scrape time, still exported as a counter. */
+void metrics_counter_set(const char *name, const char *labels, double total);
 /* Histogram over fixed latency buckets in seconds (1 ms .. 10 s). */
 void metrics_observe(const char *name, const char *labels, double seconds);
 

@@ -215,6 +215,8 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
         goto fail;
     have_sync = 1;
 
+    if ((rc = store_check_before_open(dir)) != 0)
+        goto fail;
     rc = mdb_env_create(&s->env);
     if (!rc)
         rc = mdb_env_set_maxdbs(s->env, STORE_DB_COUNT);
@@ -229,10 +231,12 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
         rc = mdb_env_open(s->env, dir, flags, 0600);
     }
     if (rc) {
-        log_error("store", "cannot open environment", "dir", dir, "error", mdb_strerror(rc));
+        store_log_open_error(dir, rc, mdb_strerror(rc));
         rc = store_mdb_err(rc);
         goto fail;
     }
+    if ((rc = store_check_after_open(dir, s->env)) != 0)
+        goto fail;
     /* An existing environment keeps its (possibly larger) map size. */
     MDB_envinfo info;
     mdb_env_info(s->env, &info);

@@ -80,6 +80,11 @@ struct store {
 /* Runs in open's write transaction: brings META up to STORE_SCHEMA_VERSION, or refuses a
  * newer schema with SAASD_ESCHEMA. Sets s->schema_version and s->next_seq. */
 int store_migrate(struct store *s, MDB_txn *txn);
+/* store_check.c: an empty data.mdb (before mdb_env_open) and a truncated one (after) are
+ * refused with SAASD_EIO and a log line naming the file and what to do. */
+int store_check_before_open(const char *dir);
+int store_check_after_open(const char *dir, MDB_env *env);
+void store_log_open_error(const char *dir, int mdb_rc, const char *mdb_msg);
 
 /* Writer and notifier thread bodies (store_writer.c). */
 void *store_writer_main(void *arg);

@@ -9,7 +9,8 @@
  *
  * Map full: the group is rolled back, the map doubled (up to map_size_max) under the exclusive
  * side of the resize lock, and the group retried. A batch that still does not fit in the
- * largest map fails with SAASD_EFULL; the rest of its group commits. */
+ * largest map fails with SAASD_EFULL; the rest of its group commits. A batch of deletes only
+ * may use a small reserve beyond map_size_max, so that a full map can always be emptied. */
 #include "core/err.h"
 #include "core/log.h"
 #include "core/store_internal.h"
@@ -143,13 +144,45 @@ static int write_seq(struct store *s, MDB_txn *txn)
     return store_mdb_err(mdb_put(txn, s->dbi[STORE_META], &k, &v, 0));
 }
 
-static int can_grow(const struct store *s) { return s->map_size < s->map_size_max; }
-
-/* Doubles the map. No transaction of ours may be open: the writer has none at this point and
- * readers are held off by the exclusive side of the resize lock. */
-static int grow_map(struct store *s)
+/* Deleting needs free pages too (LMDB copies every page it changes), so a map filled up to
+ * map_size_max would refuse the very deletes that make room. Batches that only delete may
+ * therefore grow the map past map_size_max by this reserve; what they free is then reused. */
+static size_t delete_reserve(const struct store *s)
 {
-    size_t next = s->map_size > s->map_size_max / 2 ? s->map_size_max : s->map_size * 2;
+    size_t r = s->map_size_max / 100;
+    return r > (1u << 20) ? r : (1u << 20);
+}
+
+static int deletes_only(const struct store_batch *b)
+{
+    for (size_t i = 0; b && i < b->n_ops; i++)
+        if (b->ops[i].kind != STORE_OP_DEL)
+            return 0;
+    return b && b->n_ops > 0;
+}
+
+/* How far the map may grow for batch b. */
+static size_t grow_limit(const struct store *s, const struct store_batch *b)
+{
+    return s->map_size_max + (deletes_only(b) ? delete_reserve(s) : 0);
+}
+
+static int can_grow(const struct store *s, const struct store_batch *b) { return s->map_size < grow_limit(s, b); }
+
+/* The same for a commit that failed as a whole: the reserve when every live batch deletes only. */
+static size_t group_limit(const struct store *s, struct store_batch **group, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!group[i]->full && !group[i]->failed_rc && !deletes_only(group[i]))
+            return s->map_size_max;
+    return s->map_size_max + delete_reserve(s);
+}
+
+/* Doubles the map, up to limit. No transaction of ours may be open: the writer has none at this
+ * point and readers are held off by the exclusive side of the resize lock. */
+static int grow_map(struct store *s, size_t limit)
+{
+    size_t next = s->map_size > limit / 2 ? limit : s->map_size * 2;
     pthread_rwlock_wrlock(&s->resize_lock);
     int rc = mdb_env_set_mapsize(s->env, next);
     pthread_rwlock_unlock(&s->resize_lock);
@@ -170,6 +203,25 @@ static int grow_map(struct store *s)
     return 0;
 }
 
+/* After deletes grew the map into the reserve, shrink it back to map_size_max, or to the pages
+ * in use when they reach past it (LMDB never maps less than that), so that later writes cannot
+ * use up the reserve meant for the next deletes. */
+static void give_back_reserve(struct store *s)
+{
+    if (s->map_size <= s->map_size_max)
+        return;
+    pthread_rwlock_wrlock(&s->resize_lock);
+    int rc = mdb_env_set_mapsize(s->env, s->map_size_max); /* LMDB keeps at least the used size */
+    pthread_rwlock_unlock(&s->resize_lock);
+    MDB_envinfo info;
+    if (rc == 0 && mdb_env_info(s->env, &info) == 0) {
+        s->map_size = info.me_mapsize;
+        pthread_mutex_lock(&s->mu);
+        s->stats.map_size = s->map_size;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 /* Applies and commits one group; sets every batch's rc. Returns 1 when a transaction was
  * committed. */
 static int commit_group(struct store *s, struct store_batch **group, size_t n)
@@ -179,6 +231,7 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
     for (;;) {
         uint64_t seq_before = s->next_seq;
         int need_grow = 0, retry_without = 0, rc;
+        size_t limit = s->map_size_max;
         MDB_txn *txn;
 
         rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -198,14 +251,15 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
             }
             int poisoned = 0;
             b->rc = is_plain(b) ? apply_plain_batch(s, txn, b, &poisoned) : apply_batch(s, txn, b);
-            if (poisoned && !(b->rc == SAASD_EFULL && can_grow(s))) {
+            if (poisoned && !(b->rc == SAASD_EFULL && can_grow(s, b))) {
                 /* Half of b is in the transaction: drop the group, retry it without b. */
                 b->failed_rc = b->rc == SAASD_EFULL ? SAASD_EFULL : b->rc;
                 retry_without = 1;
                 break;
             }
             if (b->rc == SAASD_EFULL) {
-                if (can_grow(s)) {
+                if (can_grow(s, b)) {
+                    limit = grow_limit(s, b);
                     need_grow = 1;
                     break;
                 }
@@ -227,16 +281,19 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
                 mdb_txn_abort(txn);
             } else {
                 rc = store_mdb_err(mdb_txn_commit(txn)); /* frees txn either way */
-                if (rc == 0)
+                if (rc == 0) {
+                    give_back_reserve(s);
                     return 1;
+                }
             }
-            if (rc != SAASD_EFULL || !can_grow(s))
+            limit = group_limit(s, group, n);
+            if (rc != SAASD_EFULL || s->map_size >= limit)
                 goto fail_all;
             need_grow = 1;
         }
         /* Nothing was committed: roll the sequence back and retry with a larger map. */
         s->next_seq = seq_before;
-        rc = grow_map(s);
+        rc = grow_map(s, limit);
         if (rc)
             goto fail_all;
         continue;

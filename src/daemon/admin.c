@@ -69,14 +69,21 @@ static json_t *body_json(const struct httpd_request *req, struct httpd_response 
     return args;
 }
 
-static int authorized(struct daemon *d, const struct httpd_request *req)
+/* NULL when the request carries the admin key; otherwise why not, worded for the caller. */
+static const char *refusal(struct daemon *d, const struct httpd_request *req)
 {
     const char *auth = httpd_header(req, "Authorization");
     const char *key = d->cfg->admin_key;
-    if (!auth || !key || strncasecmp(auth, "Bearer ", 7) != 0)
-        return 0;
+    if (!key)
+        return "the daemon has no admin key configured";
+    if (!auth || !*auth)
+        return "no admin key: send Authorization: Bearer <key> (the key is in admin.key_file or admin.key_env)";
+    if (strncasecmp(auth, "Bearer ", 7) != 0)
+        return "the Authorization header is not 'Bearer <admin key>'";
     const char *given = auth + 7;
-    return strlen(given) == strlen(key) && crypto_equal(given, key, strlen(key));
+    if (strlen(given) == strlen(key) && crypto_equal(given, key, strlen(key)))
+        return NULL;
+    return "wrong admin key";
 }
 
 static int collect_json(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -239,6 +246,34 @@ static void outbox_action(struct daemon *d, const char *seq_text, const char *ve
     reply_json(res, 200, json_pack("{s:s}", "result", verb));
 }
 
+/* 1 when the rule files on disk are not the ones serving (a file added, removed or changed
+ * since the generation was loaded, e.g. a reload that failed). */
+static int disk_differs(const struct engine_info *info, json_t *disk)
+{
+    json_t *offers = json_object_get(disk, "offers");
+    if (json_array_size(offers) != info->nrules)
+        return 1;
+    for (size_t i = 0; i < info->nrules; i++) {
+        json_t *row = json_array_get(offers, i);
+        const char *sha = json_string_value(json_object_get(row, "sha256"));
+        if (!sha || strcmp(sha, info->rules[i].sha256) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static json_t *last_reload(const struct engine_info *info)
+{
+    json_t *problems = json_array();
+    char *text = info->last_load_problems ? strdup(info->last_load_problems) : NULL, *save = NULL;
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+        json_array_append_new(problems, json_string(line));
+    free(text);
+    return json_pack("{s:s, s:I, s:o}", "result",
+                     info->last_load_rc ? "failed: rules NOT changed, the generation above keeps serving" : "ok", "at",
+                     (json_int_t)info->last_load_at, "problems", problems);
+}
+
 static void rules_info(struct daemon *d, struct httpd_response *res)
 {
     struct engine_info *info = NULL;
@@ -250,9 +285,21 @@ static void rules_info(struct daemon *d, struct httpd_response *res)
     for (size_t i = 0; i < info->nrules; i++)
         json_array_append_new(files, json_pack("{s:s, s:s, s:s}", "offer", info->rules[i].offer_id, "file",
                                                info->rules[i].file, "sha256", info->rules[i].sha256));
-    reply_json(res, 200, json_pack("{s:I, s:I, s:I, s:o}", "generation", (json_int_t)info->generation, "reloads_ok",
-                                   (json_int_t)info->reloads_ok, "reloads_failed", (json_int_t)info->reloads_failed,
-                                   "rules", files));
+    char **seen = NULL;
+    engine_offers_in_store(d->store, &seen);
+    json_t *disk = NULL;
+    engine_resolution(d->cfg->rules_dir, (const char *const *)seen, d->cfg->unknown_offers_default, &disk);
+    engine_offers_free(seen);
+    json_t *body = json_pack("{s:I, s:I, s:I, s:o, s:o}", "generation", (json_int_t)info->generation, "reloads_ok",
+                             (json_int_t)info->reloads_ok, "reloads_failed", (json_int_t)info->reloads_failed, "rules",
+                             files, "last_reload", last_reload(info));
+    json_object_set_new(body, "files_on_disk_differ", disk ? json_boolean(disk_differs(info, disk)) : json_null());
+    if (disk) {
+        json_object_set(body, "offers", json_object_get(disk, "offers"));
+        json_object_set(body, "warnings", json_object_get(disk, "warnings"));
+    }
+    json_decref(disk);
+    reply_json(res, 200, body);
     engine_info_free(info);
 }
 
@@ -434,6 +481,30 @@ static void usage_reconcile(struct daemon *d, json_t *args, struct httpd_respons
     usage_recon_clear(&r);
 }
 
+/* How a usage report refusal is answered, and whether sending the same report again can help. */
+struct usage_refusal {
+    int rc;
+    int status;
+    int retryable;
+};
+
+static const struct usage_refusal usage_refusals[] = {
+    {SAASD_EINVAL, 400, 0},    /* malformed report */
+    {SAASD_ENOTFOUND, 404, 1}, /* the subscription's landing page was not visited yet */
+    {SAASD_ECONFLICT, 409, 0}, /* not Subscribed, or the hour was already sent */
+    {SAASD_ERULE, 422, 0},     /* the usage rule refused it */
+    {SAASD_ELIMIT, 422, 1},    /* the usage rule hit a limit: may pass on a quieter state */
+    {0, 500, 1},               /* anything else: store or internal trouble */
+};
+
+static const struct usage_refusal *usage_refusal_of(int rc)
+{
+    const struct usage_refusal *u = usage_refusals;
+    while (u->rc && u->rc != rc)
+        u++;
+    return u;
+}
+
 static void usage_api(struct daemon *d, const char *rest, const struct httpd_request *req, struct httpd_response *res)
 {
     const char *method = httpd_method(req);
@@ -452,13 +523,10 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
             rc = metering_record(d, json_string_value(json_object_get(args, "subscriptionId")),
                                  json_string_value(json_object_get(args, "dimension")), q, when, &billed, err,
                                  sizeof err);
-        int status = rc == SAASD_ECONFLICT ? 409
-                     : rc == SAASD_EINVAL ? 400
-                     : rc == SAASD_ENOTFOUND ? 404
-                     : rc == SAASD_ERULE || rc == SAASD_ELIMIT ? 422
-                                                                : 500;
+        const struct usage_refusal *u = usage_refusal_of(rc);
         if (rc)
-            reply_json(res, status, json_pack("{s:s, s:s}", "error", saasd_strerror(rc), "message", err));
+            reply_json(res, u->status, json_pack("{s:s, s:s, s:b}", "error", saasd_strerror(rc), "message", err,
+                                                 "retryable", u->retryable));
         else
             reply_json(res, 200, json_pack("{s:s, s:f}", "result", "recorded", "billed", billed));
     } else if (!*rest && !strcmp(method, "GET")) {
@@ -536,9 +604,10 @@ static void list_events(struct daemon *d, const struct httpd_request *req, struc
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
-    if (!authorized(d, req)) {
-        log_warn("admin", "refused: missing or wrong admin key", "client_ip", httpd_client_ip(req));
-        reply_error(res, 401, "admin key required (Authorization: Bearer <key>)");
+    const char *why = refusal(d, req);
+    if (why) {
+        log_warn("admin", "request refused", "reason", why, "client_ip", httpd_client_ip(req));
+        reply_error(res, 401, why);
         return;
     }
     const char *path = httpd_path(req);

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "core/crypto.h"
+#include "core/dirlock.h"
 #include "core/err.h"
 #include "core/http_client.h"
 #include "core/httpd.h"
@@ -35,33 +36,6 @@ static unsigned stripe_of(const char *sub_id)
 void daemon_lock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_lock(&d->sub_locks[stripe_of(sub_id)]); }
 void daemon_unlock_sub(struct daemon *d, const char *sub_id) { pthread_mutex_unlock(&d->sub_locks[stripe_of(sub_id)]); }
 
-static void healthz(struct daemon *d, struct httpd_response *res)
-{
-    /* Store writable: a tiny durable write. Rules loaded: a generation exists. Token: last
-     * refresh did not fail (or none was needed yet). */
-    struct store_batch *b = NULL;
-    char now[32];
-    snprintf(now, sizeof now, "%lld", (long long)now_ms());
-    int store_ok = store_batch_new(&b) == 0 && store_batch_put(b, STORE_META, "healthz", 7, now, strlen(now)) == 0 &&
-                   store_commit(d->store, b) == 0;
-    store_batch_free(b);
-    struct engine_info *info = NULL;
-    int rules_ok = engine_info(d->engine, &info) == 0 && info->generation > 0;
-    unsigned long long generation = info ? (unsigned long long)info->generation : 0;
-    engine_info_free(info);
-    struct token_cache_stats ts;
-    token_cache_stats(d->tokens, &ts);
-    int token_ok = ts.last_error == 0;
-    int ok = store_ok && rules_ok && token_ok;
-    char body[1024];
-    snprintf(body, sizeof body,
-             "{\"status\":\"%s\",\"store_writable\":%s,\"rules_loaded\":%s,\"rules_generation\":%llu,"
-             "\"last_token_fetch_ok\":%s,\"uptime_s\":%lld}",
-             ok ? "ok" : "degraded", store_ok ? "true" : "false", rules_ok ? "true" : "false", generation,
-             token_ok ? "true" : "false", (long long)(time(NULL) - d->started_at));
-    httpd_set_body(res, ok ? 200 : 503, NULL, body);
-}
-
 static void metrics_page(struct daemon *d, struct httpd_response *res)
 {
     size_t inbox = 0, outbox = 0;
@@ -71,17 +45,14 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     metrics_set("saasd_outbox_depth", NULL, (double)outbox);
     struct store_stats ss;
     store_get_stats(d->store, &ss);
-    metrics_set("saasd_store_batches_total", NULL, (double)ss.batches);
-    metrics_set("saasd_store_transactions_total", NULL, (double)ss.transactions);
-    struct token_cache_stats ts;
-    token_cache_stats(d->tokens, &ts);
-    metrics_set("saasd_token_refreshes_total", "result=\"ok\"", (double)ts.refresh_ok);
-    metrics_set("saasd_token_refreshes_total", "result=\"failed\"", (double)ts.refresh_failed);
+    metrics_counter_set("saasd_store_batches_total", NULL, (double)ss.batches);
+    metrics_counter_set("saasd_store_transactions_total", NULL, (double)ss.transactions);
+    /* token refreshes: saasd_token_refresh_total{outcome}, counted by token_cache itself */
     struct jwt_stats js;
     jwt_verifier_stats(d->jwt, &js);
-    metrics_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
-    metrics_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
-    metrics_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
+    metrics_counter_set("saasd_jwt_verifications_total", "result=\"verified\"", (double)js.verified);
+    metrics_counter_set("saasd_jwt_verifications_total", "result=\"cache_hit\"", (double)js.cache_hits);
+    metrics_counter_set("saasd_jwt_verifications_total", "result=\"refused\"", (double)js.refused);
 
     sinks_update_metrics(d);
 
@@ -176,7 +147,12 @@ static void landing_page(struct daemon *d, const struct httpd_request *req, cons
 
 static void healthz_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
 {
-    healthz(d, res);
+    health_live(d, res);
+}
+
+static void readyz_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
+{
+    health_ready(d, res);
 }
 
 static void metrics_text(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
@@ -196,6 +172,8 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
         daemon_off_loop(d, POOL_LANDING, req, NULL, landing_page, res);
     else if (!strcmp(path, "/healthz"))
         daemon_off_loop(d, POOL_PAGES, req, NULL, healthz_page, res);
+    else if (!strcmp(path, "/readyz"))
+        daemon_off_loop(d, POOL_PAGES, req, NULL, readyz_page, res);
     else if (!strcmp(path, "/metrics"))
         daemon_off_loop(d, POOL_PAGES, req, NULL, metrics_text, res);
     else
@@ -290,29 +268,13 @@ static int ensure_admin_key(struct saasd_config *cfg)
     return 0;
 }
 
-static void describe_metrics(void)
-{
-    metrics_describe("saasd_webhooks_total", "counter", "Webhook calls by action and outcome.");
-    metrics_describe("saasd_events_processed_total", "counter", "Inbox events processed by action and outcome.");
-    metrics_describe("saasd_outbox_retries_total", "counter", "Events postponed for a retry.");
-    metrics_describe("saasd_inbox_depth", "gauge", "Webhook events waiting in the inbox.");
-    metrics_describe("saasd_outbox_depth", "gauge", "Events waiting for a retry.");
-    metrics_describe("saasd_landing_total", "counter", "Landing page visits by outcome.");
-    metrics_describe("saasd_rule_decisions_total", "counter", "Rule decisions by offer, handler and outcome.");
-    metrics_describe("saasd_drift_total", "counter", "Differences found between local and Microsoft state.");
-    metrics_describe("saasd_token_refreshes_total", "gauge", "Entra ID token refreshes by result.");
-    metrics_describe("saasd_jwt_verifications_total", "gauge", "Webhook bearer verifications by result.");
-    metrics_describe("saasd_busy_total", "counter", "Requests answered 503 because their pool was full, by pool.");
-    metrics_describe("saasd_http_request_deadline_closed_total", "counter",
-                     "Connections closed because their request was not in by listener.request_deadline_s.");
-}
-
 int daemon_start(struct saasd_config *cfg, struct daemon **out)
 {
     struct daemon *d = calloc(1, sizeof *d);
     if (!d)
         return SAASD_ENOMEM;
     d->cfg = cfg;
+    d->data_lock_fd = -1;
     d->started_at = time(NULL);
     pthread_mutex_init(&d->work_lock, NULL);
     pthread_cond_init(&d->work_cond, NULL);
@@ -321,12 +283,17 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     for (int i = 0; i < DAEMON_SUB_STRIPES; i++)
         pthread_mutex_init(&d->sub_locks[i], NULL);
     log_set_level((enum log_level)cfg->log_level);
-    describe_metrics();
+    daemon_describe_metrics();
 
     int rc = ensure_admin_key(cfg);
     if (rc)
         goto fail;
     make_dirs(cfg->data_dir);
+    char why[4600];
+    if ((rc = dirlock_acquire(cfg->data_dir, &d->data_lock_fd, why, sizeof why)) != 0) {
+        log_error("daemon", why);
+        goto fail;
+    }
     if ((rc = store_open(cfg->data_dir, NULL, &d->store)) != 0) {
         log_error("daemon", "cannot open the store", "dir", cfg->data_dir, "error", saasd_strerror(rc));
         goto fail;
@@ -420,6 +387,7 @@ void daemon_stop(struct daemon *d)
     token_cache_free(d->tokens);
     http_client_free(d->http);
     store_close(d->store);
+    dirlock_release(d->data_lock_fd);
     config_free(d->cfg);
     free(d);
 }

@@ -44,6 +44,7 @@ struct daemon {
     struct engine *engine;
     struct httpd *public_httpd;
     struct httpd *admin_httpd;
+    int data_lock_fd;              /* flock on <data_dir>/saasd.lock: one daemon per data directory */
 
     /* work_lock guards claiming work (inflight_subs) and the reconciler's sleep; work_cond
      * wakes the reconciler on stop. Idle workers sleep on wake_cond; a webhook only bumps
@@ -104,6 +105,11 @@ void daemon_off_loop(struct daemon *d, enum daemon_pool pool, const struct httpd
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
 void landing_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res);
+/* metric_families.c: HELP/TYPE of every family, and the series that start at 0. */
+void daemon_describe_metrics(void);
+/* health.c: /healthz (liveness) and /readyz (readiness). */
+void health_live(struct daemon *d, struct httpd_response *res);
+void health_ready(struct daemon *d, struct httpd_response *res);
 
 /* Inbox workers (inbox.c). */
 int inbox_start(struct daemon *d);

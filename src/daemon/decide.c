@@ -3,7 +3,9 @@
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 
+#include "core/config.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "engine/engine.h"
 
@@ -18,11 +20,41 @@ static void rule_metrics(const char *offer, const char *handler, const char *out
     metrics_inc("saasd_rule_decisions_total", labels);
 }
 
+/* An offer without its own rule file is never decided silently: every such call is logged and
+ * counted, and unless rules.unknown_offers = "default" opts in, its provision is held pending
+ * (an operator activates it) instead of being accepted by the default rule. Returns 1 when
+ * out holds that decision. */
+static int unknown_offer(struct daemon *d, const char *offer, const char *handler, enum rule_handler h,
+                         struct decision *out)
+{
+    if (!strcmp(offer, "default") || engine_offer_has_rule(d->engine, offer))
+        return 0;
+    int hold = h == RULE_PROVISION && !d->cfg->unknown_offers_default;
+    char labels[256];
+    snprintf(labels, sizeof labels, "offer=\"%s\",handler=\"%s\"", offer, handler);
+    metrics_inc("saasd_rule_unknown_offer_total", labels);
+    log_warn("decide", hold ? "no rule file for this offer: provision held pending until an operator activates it"
+                            : "no rule file for this offer: the default rule decides",
+             "offer", offer, "handler", handler, "expected_file", offer, "fix",
+             "add rules/<offer>.lua (saasd rules check lists which file serves which offer)");
+    if (!hold)
+        return 0;
+    snprintf(out->verdict, sizeof out->verdict, "pending");
+    snprintf(out->message, sizeof out->message,
+             "Your purchase is recorded. The publisher will activate your subscription shortly.");
+    snprintf(out->rule_file, sizeof out->rule_file, "(none: no rule file for offer %.400s, rules.unknown_offers = "
+             "pending)", offer);
+    rule_metrics(offer, handler, "pending");
+    return 1;
+}
+
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out)
 {
     memset(out, 0, sizeof *out);
     enum rule_handler h = rule_handler_from_name(handler);
+    if (unknown_offer(d, offer, handler, h, out))
+        return 0;
     char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
     char *arg_json = arg && h != RULE_PROVISION ? json_dumps(arg, JSON_COMPACT) : NULL;
     struct rule_result r;

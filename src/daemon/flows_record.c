@@ -22,7 +22,7 @@ json_t *flows_audit_entry(const char *op_id, const char *action, const char *dec
 {
     json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "op_id", op_id ? op_id : "", "action", action,
                           "decision", decision, "detail", detail ? detail : "");
-    if (a && dec && dec->rule_sha256[0]) {
+    if (a && dec && (dec->rule_sha256[0] || dec->rule_file[0])) { /* rule_file alone: no rule ran */
         json_object_set_new(a, "rule_file", json_string(dec->rule_file));
         json_object_set_new(a, "rule_sha256", json_string(dec->rule_sha256));
         json_object_set_new(a, "rule_generation", json_integer(dec->generation));

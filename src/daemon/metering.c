@@ -114,6 +114,17 @@ static json_t *usage_view(const char *dimension, double quantity, int64_t when_m
     return json_pack("{s:s, s:f, s:s}", "dimension", dimension, "quantity", quantity, "time", iso);
 }
 
+/* The engine words every `nil, err` as "returned an error (try again later)", which is right for
+ * side effects; for a usage report it is a refusal, and the hint would be false. */
+static const char *without_retry_hint(char *msg)
+{
+    static const char hint[] = " (try again later)";
+    char *p = strstr(msg, hint);
+    if (p)
+        memmove(p, p + sizeof hint - 1, strlen(p + sizeof hint - 1) + 1);
+    return msg;
+}
+
 int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
                     double *billed, char *err, size_t errsize)
 {
@@ -144,6 +155,17 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
                  sub_id);
         return SAASD_ENOTFOUND;
     }
+    const char *status = json_string_value(json_object_get(local, "status"));
+    if (!status || strcmp(status, "Subscribed") != 0) {
+        /* Microsoft bills only active subscriptions: usage of a Suspended, Unsubscribed or
+         * not yet activated one would be refused at sending time, after being recorded. */
+        snprintf(err, errsize,
+                 "subscription %s is %s, not Subscribed: usage is only recorded for a Subscribed subscription "
+                 "(retrying will not help while it is %s)",
+                 sub_id, status ? status : "not activated", status ? status : "not activated");
+        json_decref(local);
+        return SAASD_ECONFLICT;
+    }
     const char *offer = json_string_value(json_object_get(local, "offerId"));
     struct decision dec;
     struct add_arg a = {sub_id, dimension, hour_of(when_ms), quantity, quantity, &dec, 0};
@@ -157,7 +179,11 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
         rc = store_batch_new(&b);
     if (!rc && (rc = decide(d, offer && *offer ? offer : "default", "usage", json_object_get(local, "subscription"),
                             view, b, &dec)) != 0)
-        snprintf(err, errsize, "the offer's usage rule did not decide: %s", dec.error);
+        snprintf(err, errsize, "%s: %s",
+                 dec.limit_hit ? "the offer's usage rule hit its limit"
+                               : "the offer's usage rule refused this report (sending it again gets the same answer "
+                                 "unless the rule or its ctx.store facts change)",
+                 without_retry_hint(dec.error));
     if (!rc) {
         a.quantity = dec.bill;
         if (a.quantity > 0)
@@ -169,7 +195,8 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
     json_decref(view);
     json_decref(local);
     if (rc == SAASD_ECONFLICT)
-        snprintf(err, errsize, "usage of that hour has already been sent to Microsoft");
+        snprintf(err, errsize, "usage of that hour has already been sent to Microsoft (retrying will not help: "
+                               "report it in a later hour)");
     else if (rc && !*err)
         snprintf(err, errsize, "%s", saasd_strerror(rc));
     if (!rc && billed)

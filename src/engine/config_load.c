@@ -4,6 +4,7 @@
 #include "core/client_cert.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/httpd.h"
 #include "core/log.h"
 
 #include <ctype.h>
@@ -70,6 +71,7 @@ static const struct key_spec schema[] = {
     {"rules", "http_allow", KT_STRINGS, 0, 0},
     {"rules", "http_timeout_ms", KT_INT, 100, 8000},
     {"rules", "on_timeout", KT_STRING, 0, 0},
+    {"rules", "unknown_offers", KT_STRING, 0, 0},
     {"reconcile", "interval", KT_INT, 0, 86400},
     {"metering", "interval", KT_INT, 0, 3600},
     {"metering", "grace", KT_INT, 0, 3600},
@@ -101,6 +103,7 @@ static const char *const sections[] = {"listener", "landing", "admin", "entra", 
 
 struct loader {
     const char *path;
+    size_t dir_len;   /* length of path's directory part including the '/', 0 when none */
     char *source;     /* file text, for finding the line of nested keys */
     char *err;
     size_t err_size;
@@ -350,6 +353,21 @@ static char *get_string(lua_State *L, int env, const char *section, const char *
     return out;
 }
 
+/* A file or directory key: a relative path (given or default) is taken relative to the config
+ * file's directory, so a config works the same from any working directory. */
+static char *get_path(struct loader *ld, lua_State *L, int env, const char *section, const char *key, const char *def)
+{
+    char *v = get_string(L, env, section, key, def);
+    if (!v || v[0] == '/' || ld->dir_len == 0)
+        return v;
+    size_t n = ld->dir_len + strlen(v) + 1;
+    char *abs = malloc(n);
+    if (abs)
+        snprintf(abs, n, "%.*s%s", (int)ld->dir_len, ld->path, v);
+    free(v);
+    return abs;
+}
+
 static long get_int(lua_State *L, int env, const char *section, const char *key, long def)
 {
     long v = def;
@@ -417,7 +435,7 @@ static char *resolve_secret(struct loader *ld, lua_State *L, int env, int lines,
                             const char *env_key, const char *file_key, int required)
 {
     char *env_name = get_string(L, env, section, env_key, NULL);
-    char *file = get_string(L, env, section, file_key, NULL);
+    char *file = get_path(ld, L, env, section, file_key, NULL);
     char *secret = NULL;
     if (env_name) {
         const char *v = getenv(env_name);
@@ -452,8 +470,8 @@ static void entra_credential(struct loader *ld, lua_State *L, int env, int lines
     int has_secret = secret_env || secret_file;
     free(secret_env);
     free(secret_file);
-    c->client_cert_file = get_string(L, env, "entra", "certificate_file", NULL);
-    c->client_key_file = get_string(L, env, "entra", "private_key_file", NULL);
+    c->client_cert_file = get_path(ld, L, env, "entra", "certificate_file", NULL);
+    c->client_key_file = get_path(ld, L, env, "entra", "private_key_file", NULL);
     if (c->client_cert_file && has_secret) {
         fail_at(ld, key_line(ld, L, lines, "entra", "certificate_file"),
                 "entra.certificate_file: a client secret (secret_env/secret_file) is configured too: keep exactly one "
@@ -597,8 +615,12 @@ static void fill_sinks(struct loader *ld, lua_State *L, int env, int lines, stru
 static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saasd_config *c)
 {
     char *s = get_string(L, env, NULL, "listen", "127.0.0.1:8080");
+    unsigned ipv4;
     if (parse_listen(s, &c->listen_addr, &c->listen_port))
         fail_at(ld, key_line(ld, L, lines, NULL, "listen"), "listen: expected \"address:port\", got \"%s\"", s);
+    else if (httpd_addr_parse(c->listen_addr, &ipv4) != 0)
+        fail_at(ld, key_line(ld, L, lines, NULL, "listen"),
+                "listen: the address must be an IPv4 address like 127.0.0.1 or 0.0.0.0, got \"%s\"", c->listen_addr);
     free(s);
     c->max_body = (size_t)get_int(L, env, NULL, "max_body", 64 * 1024);
     c->listen_max_connections = (int)get_int(L, env, "listener", "max_connections", 1024);
@@ -606,7 +628,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->listen_deadline_s = (int)get_int(L, env, "listener", "request_deadline_s", 10);
     c->landing_threads = (int)get_int(L, env, "landing", "threads", 16);
     c->landing_max_wait_ms = (int)get_int(L, env, "landing", "max_wait_ms", 3000);
-    c->data_dir = get_string(L, env, NULL, "data_dir", "var/saasd");
+    c->data_dir = get_path(ld, L, env, NULL, "data_dir", "var/saasd");
     c->workers = (int)get_int(L, env, NULL, "workers", 2);
     s = get_string(L, env, NULL, "log_level", "info");
     enum log_level lvl = LOG_INFO;
@@ -621,14 +643,18 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
         s = get_string(L, env, "admin", "listen", "127.0.0.1:8081");
         if (parse_listen(s, &c->admin_addr, &c->admin_port))
             fail_at(ld, key_line(ld, L, lines, "admin", "listen"), "admin.listen: expected \"address:port\", got \"%s\"", s);
-        else if (strncmp(c->admin_addr, "127.", 4) != 0 && strcmp(c->admin_addr, "localhost") != 0)
+        else if (httpd_addr_parse(c->admin_addr, &ipv4) != 0)
+            fail_at(ld, key_line(ld, L, lines, "admin", "listen"),
+                    "admin.listen: the address must be an IPv4 loopback address like 127.0.0.1, got \"%s\"",
+                    c->admin_addr);
+        else if (!httpd_addr_is_loopback(ipv4))
             fail_at(ld, key_line(ld, L, lines, "admin", "listen"),
                     "admin.listen: the admin API binds to loopback only, got %s", c->admin_addr);
         free(s);
         char *key_env = get_string(L, env, "admin", "key_env", NULL);
         char def_file[4096];
         snprintf(def_file, sizeof def_file, "%s/admin.key", c->data_dir);
-        c->admin_key_file = get_string(L, env, "admin", "key_file", def_file);
+        c->admin_key_file = get_path(ld, L, env, "admin", "key_file", def_file);
         struct stat st;
         /* A key file that does not exist yet is created by `serve` with a random key. */
         if (key_env) {
@@ -675,7 +701,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->jwt_skew_s = (int)get_int(L, env, "webhook", "skew", 300);
     c->webhook_verify_threads = (int)get_int(L, env, "webhook", "verify_threads", 32);
 
-    c->rules_dir = get_string(L, env, "rules", "dir", "rules");
+    c->rules_dir = get_path(ld, L, env, "rules", "dir", "rules");
     c->rule_cpu_ms = (int)get_int(L, env, "rules", "cpu_ms", 2000);
     c->rule_memory = (size_t)get_int(L, env, "rules", "memory_mb", 32) << 20;
     c->rule_http_timeout_ms = (int)get_int(L, env, "rules", "http_timeout_ms", 3000);
@@ -687,6 +713,12 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     if (strcmp(s, "reject") && strcmp(s, "accept"))
         fail_at(ld, key_line(ld, L, lines, "rules", "on_timeout"), "rules.on_timeout: expected \"accept\" or \"reject\", got \"%s\"", s);
     c->rule_timeout_accepts = !strcmp(s, "accept");
+    free(s);
+    s = get_string(L, env, "rules", "unknown_offers", "pending");
+    if (s && strcmp(s, "pending") && strcmp(s, "default"))
+        fail_at(ld, key_line(ld, L, lines, "rules", "unknown_offers"),
+                "rules.unknown_offers: expected \"pending\" or \"default\", got \"%s\"", s);
+    c->unknown_offers_default = s && !strcmp(s, "default");
     free(s);
     if (lua_getfield(L, env, "rules") == LUA_TTABLE && lua_getfield(L, -1, "http_allow") == LUA_TTABLE) {
         size_t n = lua_rawlen(L, -1);
@@ -745,6 +777,8 @@ static char *slurp(const char *path, int *err)
 int config_load(const char *path, struct saasd_config **out, char *err, size_t err_size)
 {
     struct loader ld = {.path = path, .err = err, .err_size = err_size};
+    const char *slash = strrchr(path, '/');
+    ld.dir_len = slash ? (size_t)(slash - path) + 1 : 0;
     struct saasd_config *c = calloc(1, sizeof *c);
     lua_State *L = NULL;
     int rc = SAASD_ECONFIG;

@@ -359,7 +359,8 @@ static void gen_free(struct generation *g)
 
 static void log_problem(void *arg, const char *p)
 {
-    (void)arg;
+    if (arg)
+        engine_note_problem(arg, p);
     log_error("engine", "rule problem", "problem", p);
 }
 
@@ -371,7 +372,7 @@ static int gen_build(struct engine *e, struct generation **out)
     if (!g)
         return SAASD_ENOMEM;
     g->e = e;
-    struct problem_count pc = {log_problem, NULL, 0};
+    struct problem_count pc = {log_problem, e, 0};
     int rc = engine_read_dir(e->rules_dir, &g->files, &g->nfiles, count_problem, &pc);
     if (rc == 0)
         rc = validate(e, g->files, g->nfiles, &e->opt, count_problem, &pc);
@@ -472,7 +473,9 @@ int engine_open(const struct engine_options *opt, struct engine **out)
     if (!e->rules_dir || !e->http_allow || (opt->worker_exe && !e->worker_exe))
         goto fail;
     struct generation *g;
-    if ((rc = gen_build(e, &g)) < 0) {
+    rc = gen_build(e, &g);
+    engine_note_load(e, rc);
+    if (rc < 0) {
         log_error("engine", "rules failed to load", "dir", e->rules_dir, "error", saasd_strerror(rc));
         goto fail;
     }
@@ -502,6 +505,7 @@ void engine_close(struct engine *e)
     engine_metrics_free(e);
     pthread_mutex_destroy(&e->pool_mu);
     pthread_cond_destroy(&e->pool_cv);
+    engine_load_status_free(e);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->reload_mu);
     pthread_mutex_destroy(&e->metrics_mu);
@@ -516,6 +520,7 @@ int engine_reload(struct engine *e)
     pthread_mutex_lock(&e->reload_mu);
     struct generation *g;
     int rc = gen_build(e, &g);
+    engine_note_load(e, rc);
     if (rc < 0) {
         e->reloads_failed++;
         char num[32];
@@ -684,6 +689,7 @@ int engine_info(struct engine *e, struct engine_info **out)
             rc = SAASD_ENOMEM;
     }
     gen_release(e, g);
+    engine_load_status_fill(e, info);
     if (rc < 0) {
         engine_info_free(info);
         return rc;
@@ -701,6 +707,7 @@ void engine_info_free(struct engine_info *info)
         free(info->rules[i].file);
     }
     free(info->rules);
+    free(info->last_load_problems);
     free(info);
 }
 

@@ -160,6 +160,9 @@ struct engine_info {
     long live_states;       /* rule worker processes alive across those generations */
     size_t nrules;
     struct engine_rule_info *rules;
+    int last_load_rc;          /* 0: the last load/reload swapped in; else why it did not */
+    long long last_load_at;    /* epoch seconds */
+    char *last_load_problems;  /* its "file:line: message" lines, "\n"-separated; NULL when it passed */
 };
 int engine_info(struct engine *e, struct engine_info **out);
 void engine_info_free(struct engine_info *info);
@@ -174,6 +177,32 @@ int engine_metrics(struct engine *e, char **buf, size_t *len, size_t *cap);
 typedef void (*engine_problem_fn)(void *arg, const char *problem);
 int engine_check_dir(const char *dir, const struct engine_options *opt, engine_problem_fn problem,
                      void *arg);
+
+/* resolve.c. 1 when offer_id has a rule file of its own in the serving generation, 0 when the
+ * default rule serves it. */
+int engine_offer_has_rule(struct engine *e, const char *offer_id);
+/* 1 when a rule file name (without .lua) cannot be a Partner Center offer id because of
+ * underscores or capitals; suggest gets the likely intended name ("acme_analytics" ->
+ * "acme-analytics"). */
+int engine_offer_name_hint(const char *name, char *suggest, size_t size);
+
+/* The offer -> rule file table of the rule files in dir as they are on disk (the default's
+ * row has offer "*"), with warnings: file names no Partner Center offer id can match
+ * (acme_analytics.lua: did you mean acme-analytics.lua?) and offers in seen (offers with
+ * subscriptions in the store; NULL-terminated, may be NULL) that have no file. *out:
+ * {"dir", "offers": [{"offer", "file", "sha256"[, "decides"]}], "warnings": [text]}. */
+struct json_t;
+int engine_resolution(const char *dir, const char *const *seen, int unknown_default, struct json_t **out);
+
+/* The distinct offer ids of the subscriptions in the store (NULL-terminated; free with
+ * engine_offers_free). */
+int engine_offers_in_store(struct store *s, char ***out);
+void engine_offers_free(char **offers);
+
+/* globals_check.c: report every read or write of a global the sandbox does not give (static,
+ * with luacheck) as "file:line: ..."; *count of them. SAASD_ENOTFOUND when luacheck is not
+ * installed (nothing checked). */
+int engine_check_globals(const char *dir, engine_problem_fn problem, void *arg, int *count);
 
 /* Names: "provision", "change_plan", ...; "ok", "default", "error", "cpu_limit", ...;
  * "activate", "pending", "reject", "none". Never NULL. */

@@ -57,6 +57,12 @@ struct engine {
     uint64_t latency_count[RULE_HANDLER_COUNT];
     double latency_sum[RULE_HANDLER_COUNT];
 
+    /* reload_status.c: the last load's result, for engine_info (guarded by metrics_mu) */
+    int last_load_rc;
+    long long last_load_at;     /* epoch seconds */
+    char *last_load_problems;   /* "file:line: message" lines of the last failed load, or NULL */
+    char *building_problems;    /* collected while a generation is built (under reload_mu) */
+
     pthread_t watcher;
     int watching;
     int watch_stop[2];
@@ -71,6 +77,10 @@ int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engin
 void engine_metrics_record(struct engine *e, const char *rule_offer, enum rule_handler h,
                            enum rule_outcome o, double elapsed_ms);
 void engine_metrics_free(struct engine *e);
+void engine_note_problem(struct engine *e, const char *problem);
+void engine_note_load(struct engine *e, int rc);
+void engine_load_status_fill(struct engine *e, struct engine_info *info);
+void engine_load_status_free(struct engine *e);
 void engine_watch_stop(struct engine *e);
 
 #endif
