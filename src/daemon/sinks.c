@@ -352,8 +352,7 @@ int sinks_start(struct daemon *d)
     pthread_mutex_init(&all->lock, NULL);
     pthread_cond_init(&all->cond, NULL);
     d->sinks = all;
-    metrics_describe("saasd_sink_deliveries_total", "counter", "Event deliveries to each sink by outcome (delivered, failed attempts, skipped by an operator).");
-    metrics_describe("saasd_sink_pending", "gauge", "Events waiting for delivery to each sink.");
+    /* families described in metric_families.c; each sink's series start at 0 here */
     int rc = 0;
     for (int i = 0; !rc && i < cfg->nsinks; i++) {
         struct sink *k = &all->v[i];
