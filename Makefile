@@ -21,14 +21,15 @@ DEB_BUILD := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libss
              liblmdb-dev libmicrohttpd-dev libjansson-dev
 DEB_RUN   := lua5.4 lua-cjson lua-busted lua-check lmdb-utils curl openssl
 DEB_BENCH := wrk nginx-light
-DEB_ALL   := $(DEB_BUILD) $(DEB_RUN) $(DEB_BENCH)
+DEB_BROWSER := chromium chromium-driver python3-selenium
+DEB_ALL   := $(DEB_BUILD) $(DEB_RUN) $(DEB_BENCH) $(DEB_BROWSER)
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/engine/*.c src/bind/*.c src/emu/*.c src/daemon/*.c src/cmd/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test ctest spec lint run demo bench clean
+.PHONY: all deps test ctest spec browser lint run demo bench clean
 
 all: deps $(BUILD)/saasd $(TEST_BIN) luamod
 
@@ -71,6 +72,9 @@ ctest: all
 
 spec: all
 	@BUILD=$(BUILD) ONLY=spec tests/run-all.sh
+
+browser: all
+	@BUILD=$(BUILD) ONLY=browser tests/run-all.sh
 
 lint: deps
 	@if grep -rnE '#only' spec; then echo "lint: a spec still carries #only"; exit 1; fi

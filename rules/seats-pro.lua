@@ -5,7 +5,17 @@
 --   in_use:<subscription id>  seats assigned in the ISV's app. provision starts it at 1 (the
 --                             purchaser); the ISV's user management keeps it current.
 --   seats:<subscription id>   seats purchased, as last accepted.
+--   company:<subscription id> the company name the buyer gave on the confirmation page.
 local rule = {}
+
+-- The confirmation page asks for the company name (required) and shows the offer's brand.
+rule.landing = {
+  fields = {
+    { name = "company", label = "Company name", required = true, max = 120,
+      help = "As it should appear on your users' invitations." },
+  },
+  brand = { product = "Contoso Seats Pro", color = "#0b5cad", support = "support@contoso.example" },
+}
 
 local function key(kind, sub)
   return kind .. ":" .. sub.id
@@ -15,7 +25,7 @@ local function seats_in_use(sub, ctx)
   return tonumber(ctx.store.get(key("in_use", sub)) or "0") or 0
 end
 
-function rule.provision(sub, ctx)
+function rule.provision(sub, ctx, landing)
   if (sub.quantity or 0) < 1 then
     return { action = "reject", message = "This offer is sold per seat; please buy at least one seat." }
   end
@@ -23,6 +33,9 @@ function rule.provision(sub, ctx)
     ctx.store.put(key("in_use", sub), 1)
   end
   ctx.store.put(key("seats", sub), sub.quantity)
+  if landing and landing.fields.company then
+    ctx.store.put(key("company", sub), landing.fields.company)
+  end
   return { action = "activate", message = string.format("%d seats are ready.", sub.quantity) }
 end
 

@@ -210,6 +210,136 @@ static void it_point_emulator(unsigned short port)
     snprintf(landing, sizeof landing, "%s/landing", it_public_url);
     long st;
     json_decref(it_emu("PUT", "/_emulator/config", json_pack("{s:s, s:s}", "webhookUrl", hook, "landingUrl", landing), &st));
+    /* the app registration's redirect URI for the buyer sign-in */
+    char cb[300], app[128];
+    snprintf(cb, sizeof cb, "%s/landing/callback", it_public_url);
+    snprintf(app, sizeof app, "/_emulator/apps/%s", EMU_DEFAULT_CLIENT);
+    json_decref(it_emu("PATCH", app, json_pack("{s:[s]}", "redirectUris", cb), &st));
+}
+
+/* ---- a browser, as far as the landing page needs one: cookies by name, no redirects followed ---- */
+
+#define IT_BUYER_OID "aaaaaaaa-0001-4000-8000-000000000001" /* the emulator's default purchaser */
+#define IT_OTHER_OID "aaaaaaaa-0003-4000-8000-000000000003" /* a user of another tenant */
+
+struct it_browser {
+    char signin[256];  /* saasd_signin cookie */
+    char session[4200];/* saasd_session cookie */
+    char location[4096];
+    long status;
+    char *body;        /* last answer's body (malloc'd) */
+};
+
+static void it_browser_free(struct it_browser *b)
+{
+    free(b->body);
+    b->body = NULL;
+}
+
+/* Remember each Set-Cookie of the answer (an empty value deletes). */
+static void it_take_cookies(struct it_browser *b, const char *headers)
+{
+    for (const char *p = headers; p && (p = strcasestr(p, "\nset-cookie:")) != NULL;) {
+        p += 12;
+        while (*p == ' ')
+            p++;
+        const char *eq = strchr(p, '='), *end = strpbrk(p, ";\r\n");
+        if (!eq || !end || eq > end)
+            continue;
+        char *dst = !strncmp(p, "saasd_signin=", 13) ? b->signin : !strncmp(p, "saasd_session=", 14) ? b->session : NULL;
+        size_t cap = dst == b->signin ? sizeof b->signin : sizeof b->session;
+        if (dst)
+            snprintf(dst, cap, "%.*s", (int)(end - eq - 1), eq + 1);
+    }
+}
+
+/* One request as the browser; body_form != NULL makes it a form POST. */
+static long it_browse(struct it_browser *b, const char *method, const char *url, const char *body_form)
+{
+    char cookie[4600] = "", full[4200];
+    if (url[0] == '/')
+        snprintf(full, sizeof full, "%s%s", it_public_url, url);
+    else
+        snprintf(full, sizeof full, "%s", url);
+    if (b->signin[0])
+        snprintf(cookie, sizeof cookie, "saasd_signin=%s", b->signin);
+    if (b->session[0])
+        snprintf(cookie + strlen(cookie), sizeof cookie - strlen(cookie), "%ssaasd_session=%s", cookie[0] ? "; " : "",
+                 b->session);
+    struct http_header h[2] = {{"Cookie", cookie}, {"Content-Type", "application/x-www-form-urlencoded"}};
+    struct http_request rq = {.method = method, .url = full, .headers = h, .nheaders = body_form ? 2 : 1,
+                              .body = body_form, .body_len = body_form ? strlen(body_form) : 0, .timeout_ms = 20000};
+    if (!cookie[0]) {
+        rq.headers = h + 1;
+        rq.nheaders = body_form ? 1 : 0;
+    }
+    struct http_response r;
+    http_client_do(it_http, &rq, &r);
+    it_take_cookies(b, r.headers);
+    char loc[4096];
+    const char *l = http_response_header(&r, "Location", loc, sizeof loc);
+    snprintf(b->location, sizeof b->location, "%s", l ? l : "");
+    free(b->body);
+    b->body = r.body;
+    r.body = NULL;
+    b->status = r.status;
+    http_response_free(&r);
+    return b->status;
+}
+
+/* GET the landing URL and sign in at the emulator as user (an oid): stops at the callback's
+ * answer (normally 303 to /landing/status, with the session cookie). Returns its status. */
+static long it_sign_in(struct it_browser *b, const char *landing_url, const char *user)
+{
+    if (it_browse(b, "GET", landing_url, NULL) != 302)
+        return b->status;
+    char authorize[4096], form[128];
+    snprintf(authorize, sizeof authorize, "%s", b->location);
+    snprintf(form, sizeof form, "user=%s", user);
+    if (it_browse(b, "POST", authorize, form) != 302) /* the emulator's sign-in page: choose the user */
+        return b->status;
+    char callback[4096];
+    snprintf(callback, sizeof callback, "%s", b->location);
+    return it_browse(b, "GET", callback, NULL);
+}
+
+/* The CSRF token in the last page's confirmation form ("" when none). */
+static const char *it_csrf(const struct it_browser *b)
+{
+    static char csrf[128];
+    csrf[0] = 0;
+    const char *p = b->body ? strstr(b->body, "name=\"csrf\" value=\"") : NULL;
+    if (p)
+        sscanf(p + strlen("name=\"csrf\" value=\""), "%127[^\"]", csrf);
+    return csrf;
+}
+
+/* The whole buyer journey: sign in as the purchaser, see the confirmation page, confirm (with
+ * extra form fields, may be NULL), follow to the status page. Returns the final status; the
+ * page is in b->body. */
+static long it_land_as(struct it_browser *b, const char *landing_url, const char *user, const char *fields)
+{
+    if (it_sign_in(b, landing_url, user) != 303 || it_browse(b, "GET", "/landing/status", NULL) != 200 ||
+        !it_csrf(b)[0])
+        return b->status;
+    char form[2048];
+    snprintf(form, sizeof form, "csrf=%s%s%s", it_csrf(b), fields ? "&" : "", fields ? fields : "");
+    if (it_browse(b, "POST", "/landing/confirm", form) != 303)
+        return b->status;
+    return it_browse(b, "GET", "/landing/status", NULL);
+}
+
+/* it_land_as for the purchaser, the page malloc'd into *page (may be NULL). */
+static long it_land(const char *landing_url, char **page)
+{
+    struct it_browser b = {0};
+    long st = it_land_as(&b, landing_url, IT_BUYER_OID, NULL);
+    if (page) {
+        *page = b.body;
+        b.body = NULL;
+    }
+    it_browser_free(&b);
+    return st;
 }
 
 /* Create an offer with per-seat plans team (1..50) and business (1..500). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every C test program in $BUILD/tests and every busted spec, counts TAP lines, and
-# ends with one line "N passed, N failed". Exit status is non-zero on any failure.
+# Runs every C test program in $BUILD/tests, every busted spec and the browser test
+# (tests/browser/run.py), counts TAP lines, and ends with one line "N passed, N failed".
+# Exit status is non-zero on any failure. ONLY=c|spec|browser runs one part.
 set -u
 BUILD=${BUILD:-build}
 ONLY=${ONLY:-all}
@@ -11,7 +12,7 @@ export TMPDIR=$(mktemp -d /tmp/saasd-run-XXXXXX)
 trap 'rm -f "$log"; rm -rf "$TMPDIR"' EXIT
 status=0
 
-if [ "$ONLY" != spec ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = c ]; then
   for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] && [ ! -d "$t" ] || continue
     case "$t" in *.o|*.d) continue ;; esac
@@ -29,13 +30,25 @@ if [ "$ONLY" != spec ]; then
   done
 fi
 
-if [ "$ONLY" != c ] && [ -d spec ]; then
+if { [ "$ONLY" = all ] || [ "$ONLY" = spec ]; } && [ -d spec ]; then
   echo "# busted (lua5.4)"
   if ! BUILD="$BUILD" lua5.4 /usr/bin/busted -o TAP >"$log.out" 2>&1; then
     status=1
   fi
   sed 's/^/  /' "$log.out" | grep -vE '^  1\.\.[0-9]+$'
   # busted numbers its lines: "ok 3 - name" / "not ok 3 - name"
+  cat "$log.out" >>"$log"
+fi
+if [ "$ONLY" = all ] || [ "$ONLY" = browser ]; then
+  # Headless chromium through chromedriver (tests/browser/run.py starts the emulator and saasd
+  # itself); Debian's python3, which has python3-selenium, not whatever python3 is first on PATH.
+  echo "# browser (tests/browser/run.py, screenshots in $BUILD/screenshots/)"
+  if ! BUILD="$BUILD" timeout 300 /usr/bin/python3 tests/browser/run.py >"$log.out" 2>"$log.err"; then
+    grep -qE '^not ok ' "$log.out" || echo "not ok - tests/browser/run.py exited with an error" >>"$log.out"
+    sed 's/^/#   /' "$log.err" | tail -20 >>"$log.out"
+    status=1
+  fi
+  sed 's/^/  /' "$log.out"
   cat "$log.out" >>"$log"
 fi
 rm -f "$log.out" "$log.err"

@@ -139,6 +139,36 @@ static void certificates(void)
     test_cert_free(&b);
 }
 
+/* landing.*: one app (the publisher's) or a separate multitenant sign-in app. */
+static void landing_block(void)
+{
+    char err[1024];
+    struct saasd_config *c = NULL;
+    CHECK(load_text(ENTRA, err, sizeof err, &c) == 0 && c && !strcmp(c->landing_client_id, "c") &&
+              !strcmp(c->landing_secret, "s3cret") && !strcmp(c->landing_tenant, "organizations") &&
+              !strcmp(c->landing_authority, "https://login.microsoftonline.com") && c->landing_cookie_secure == 1 &&
+              c->landing_session_ttl_s == 1800 && !c->landing_redirect_uri,
+          "without a landing block buyers sign in with the publisher app at organizations, Secure cookies, 30 min");
+    config_free(c);
+    c = NULL;
+    setenv("SAASD_TEST_SIGNIN", "signin-s3cret", 1);
+    CHECK(load_text(ENTRA "landing = { client_id = \"l\", secret_env = \"SAASD_TEST_SIGNIN\", tenant = \"common\",\n"
+                          "  redirect_uri = \"https://isv.example/landing/callback\", cookie_secure = false, session_ttl = 600 }\n",
+                    err, sizeof err, &c) == 0 && c && !strcmp(c->landing_client_id, "l") &&
+              !strcmp(c->landing_secret, "signin-s3cret") && !strcmp(c->landing_tenant, "common") &&
+              !strcmp(c->landing_redirect_uri, "https://isv.example/landing/callback") && !c->landing_cookie_secure &&
+              c->landing_session_ttl_s == 600,
+          "a separate sign-in app has its own client id, secret, tenant segment, redirect URI and cookie settings");
+    config_free(c);
+    CHECK(refused_with(ENTRA "landing = {\n  client_id = \"l\",\n}\n", ":3: landing: a separate sign-in app needs secret_env"),
+          "a separate sign-in app without a secret is refused");
+    CHECK(refused_with(ENTRA "landing = {\n  redirect_uri = \"/landing/callback\",\n}\n",
+                       ":3: landing.redirect_uri: expected the public http(s) URL"),
+          "a redirect URI that is not an absolute http(s) URL is refused");
+    CHECK(refused_with(ENTRA "landing = { session_ttl = 5 }\n", "landing.session_ttl: 5 is out of range"),
+          "a session lifetime under a minute is refused");
+}
+
 int main(void)
 {
     char *t = check_tmpdir("config");
@@ -146,6 +176,7 @@ int main(void)
     free(t);
     setenv("SAASD_TEST_SECRET", "s3cret", 1);
     setenv("SAASD_TEST_ADMIN", "adm1n", 1);
+    landing_block();
 
     struct saasd_config *c = NULL;
     char err[1024];

@@ -37,6 +37,8 @@ int main(void)
     static char out[65536];
     int status = run_demo(conf, out, sizeof out);
     CHECK(status == 0 && strstr(out, "demo finished"), "the demo runs to its end and exits 0");
+    CHECK(strstr(out, "sends the buyer to sign in with Entra ID") && strstr(out, "the buyer presses Confirm: HTTP 303"),
+          "the demo's buyer signs in and activates by confirming on the landing page");
     CHECK(strstr(out, "change_plan:       saasd decided: accepted") != NULL, "the demo's plan change is accepted by the rule");
     CHECK(strstr(out, "change_quantity:   saasd decided: refused") && strstr(out, "6 seats are in use"),
           "the demo's seat reduction is refused by the rule with its reason");

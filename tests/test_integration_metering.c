@@ -185,7 +185,7 @@ int main(void)
     json_t *buy = it_emu("POST", "/_emulator/purchases", json_pack("{s:s, s:s}", "offerId", "it-metered", "planId", "flat"),
                          &st);
     snprintf(sub, sizeof sub, "%s", it_str(buy, "subscriptionId"));
-    json_decref(it_call("GET", it_str(buy, "landingUrl"), NULL, NULL, &st, NULL));
+    st = it_land(it_str(buy, "landingUrl"), NULL);
     json_decref(buy);
     json_t *ms = it_ms_sub(sub);
     CHECK(!strcmp(it_str(ms, "saasSubscriptionStatus"), "Subscribed"), "the metered subscription is activated");

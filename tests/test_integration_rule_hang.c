@@ -33,12 +33,11 @@ int main(void)
     it_offer("it-hang");
     it_offer("it-ok");
     char hang[64], ok[64];
-    long st;
     char *landing = it_purchase("it-hang", 2, hang, sizeof hang);
-    json_decref(it_call("GET", landing, NULL, NULL, &st, NULL));
+    CHECK(it_land(landing, NULL) == 200, "the first purchase is activated through the landing page");
     free(landing);
     landing = it_purchase("it-ok", 2, ok, sizeof ok);
-    json_decref(it_call("GET", landing, NULL, NULL, &st, NULL));
+    CHECK(it_land(landing, NULL) == 200, "the second purchase is activated through the landing page");
     free(landing);
 
     long long t0 = it_now_ms();

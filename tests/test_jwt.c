@@ -184,10 +184,88 @@ static void *hammer(void *p)
     return NULL;
 }
 
+/* Multitenant ID tokens (the landing page's buyer sign-in): the issuer follows the token's tid. */
+#define BUYER_TID "44444444-4444-4444-8444-444444444444"
+
+static json_t *id_claims(void)
+{
+    long long now = (long long)time(NULL);
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "aud", APP, "iss",
+                     "https://login.microsoftonline.com/" BUYER_TID "/v2.0", "iat", now, "nbf", now, "exp", now + 3600,
+                     "tid", BUYER_TID, "oid", "aaaaaaaa-0001-4000-8000-000000000001", "nonce", "n-1", "name", "Alex",
+                     "ver", "2.0");
+}
+
+static int verify_id(struct jwt_verifier *v, char *tok, json_t **payload)
+{
+    json_t *p = NULL;
+    int rc = jwt_verify_payload(v, tok, strlen(tok), NULL, &p);
+    free(tok);
+    if (payload)
+        *payload = p;
+    else
+        json_decref(p);
+    return rc;
+}
+
+static void id_tokens(void)
+{
+    struct fake_keys keys = {.mu = PTHREAD_MUTEX_INITIALIZER}, *fk = &keys;
+    fake_serve(fk, key1, "kid-1", NULL, NULL);
+    struct jwt_verifier_options opt = {
+        .id_token = 1, .audience = APP, .issuer_template = "https://login.microsoftonline.com/{tenantid}/v2.0",
+        .authority_url = "http://127.0.0.1:7070/", .jwks_url = "http://127.0.0.1:1/common/discovery/v2.0/keys",
+        .skew_s = 300, .fetch = fake_fetch, .fetch_arg = fk,
+    };
+    struct jwt_verifier *v = NULL;
+    CHECK(jwt_verifier_new(&opt, &v) == 0, "an ID token verifier needs no tenant: it serves buyers of every tenant");
+    json_t *p = NULL;
+    CHECK(verify_id(v, sign_claims(key1, "kid-1", id_claims()), &p) == 0 &&
+              !strcmp(json_string_value(json_object_get(p, "nonce")), "n-1"),
+          "a buyer's ID token from any tenant verifies, and its payload (nonce, name) is handed back");
+    json_decref(p);
+    CHECK(verify_id(v, sign_claims(key1, "kid-1", with(id_claims(), "iss",
+                                                      json_string("http://127.0.0.1:7070/" BUYER_TID "/v2.0"))), NULL) == 0,
+          "the issuer <authority>/<tid>/v2.0 is accepted too");
+    static const struct {
+        const char *name, *claim, *value;
+        int want;
+    } bad[] = {
+        {"an ID token whose issuer names another tenant than its tid is refused: wrong_issuer", "iss",
+         "https://login.microsoftonline.com/55555555-5555-4555-8555-555555555555/v2.0", JWT_EISSUER},
+        {"an ID token from a foreign issuer host is refused: wrong_issuer", "iss",
+         "https://evil.example/" BUYER_TID "/v2.0", JWT_EISSUER},
+        {"an ID token with the issuer template left unfilled is refused", "iss",
+         "https://login.microsoftonline.com/{tenantid}/v2.0", JWT_EISSUER},
+        {"an ID token whose tid is not a tenant id is refused: wrong_tenant", "tid", "../evil", JWT_ETENANT},
+        {"an ID token for another app is refused: wrong_audience", "aud", "api://" APP, JWT_EAUDIENCE},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(verify_id(v, sign_claims(key1, "kid-1", with(id_claims(), bad[i].claim, json_string(bad[i].value))), NULL) ==
+                  bad[i].want,
+              bad[i].name);
+    long long now = (long long)time(NULL);
+    CHECK(verify_id(v, sign_claims(key1, "kid-1", with(id_claims(), "exp", json_integer(now - 301))), NULL) == JWT_EEXPIRED,
+          "an expired ID token is refused beyond the skew");
+    CHECK(verify_id(v, sign_claims(key1, "kid-1", with(id_claims(), "iat", json_integer(now + 900))), NULL) == JWT_ENOTYET &&
+              verify_id(v, sign_claims(key1, "kid-1", with(id_claims(), "iat", NULL)), NULL) == JWT_ENOTYET,
+          "an ID token issued in the future, or without iat, is refused");
+    CHECK(verify_id(v, sign_claims(rogue, "kid-1", id_claims()), NULL) == JWT_ESIGNATURE,
+          "an ID token signed by another key is refused: bad_signature");
+    char *tok = sign_claims(key1, "kid-1", id_claims());
+    CHECK(jwt_verify_payload(v, tok, strlen(tok), NULL, &p) == 0 && (json_decref(p), 1) &&
+              jwt_verify_cached(v, tok, strlen(tok), NULL) == JWT_ENOTCACHED,
+          "ID tokens are never kept in the verified-token cache (each is used once)");
+    free(tok);
+    jwt_verifier_free(v);
+    free(keys.doc);
+}
+
 int main(void)
 {
     if (jwt_rsa_generate(2048, &key1) || jwt_rsa_generate(2048, &key2) || jwt_rsa_generate(2048, &rogue))
         abort();
+    id_tokens();
     struct fake_keys fk = {.mu = PTHREAD_MUTEX_INITIALIZER};
     fake_serve(&fk, key1, "kid-1", NULL, NULL);
 

@@ -209,22 +209,33 @@ static int drain_statuses(int *fds, int n, int *busy, int *answered)
 static void test_landing_pool_saturation(void)
 {
     long st;
-    /* Microsoft throttles Resolve: 429 with Retry-After 2 s for every try of every request. */
+    /* A signed-in buyer's status page reads the subscription from Microsoft. */
+    it_offer("it-listener");
+    char sub[64];
+    char *link = it_purchase("it-listener", 1, sub, sizeof sub);
+    struct it_browser b = {0};
+    CHECK(it_sign_in(&b, link, IT_BUYER_OID) == 303 && b.session[0], "a buyer signs in on the landing page");
+    free(link);
+    /* Microsoft throttles Get subscription: 429 with Retry-After 2 s for every try of every request. */
     json_decref(it_emu("POST", "/_emulator/faults",
-                       json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", "/api/saas/subscriptions/resolve", "method",
-                                 "POST", "kind", "429", "count", 10000, "retryAfterS", 2),
+                       json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", "/api/saas/subscriptions/*", "method", "GET",
+                                 "kind", "429", "count", 10000, "retryAfterS", 2),
                        &st));
     enum { JUNK = 70 };
     int fds[JUNK];
     for (int i = 0; i < JUNK; i++) {
         fds[i] = connect_from("127.0.0.2");
-        char req[256];
-        int n = snprintf(req, sizeof req, "GET /landing?token=junk-%d HTTP/1.1\r\nHost: saasd\r\nConnection: close\r\n\r\n", i);
+        char req[8192];
+        int n = snprintf(req, sizeof req,
+                         "GET /landing/status HTTP/1.1\r\nHost: saasd\r\nCookie: saasd_session=%s\r\n"
+                         "Connection: close\r\n\r\n",
+                         b.session);
         if (fds[i] >= 0 && send(fds[i], req, (size_t)n, MSG_NOSIGNAL) != n) {
             close(fds[i]);
             fds[i] = -1;
         }
     }
+    it_browser_free(&b);
     usleep(300 * 1000); /* the landing requests are in and waiting on Microsoft */
     int ok = 0;
     double ms = 0, worst = 0;
@@ -250,18 +261,19 @@ static void test_landing_pool_saturation(void)
 static void test_landing_retry_after_bound(void)
 {
     long st;
-    /* Retry-After 30 s: no browser waits that long. */
+    /* Retry-After 30 s on Resolve, which runs once the buyer has signed in: no browser waits that long. */
     json_decref(it_emu("POST", "/_emulator/faults",
                        json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", "/api/saas/subscriptions/resolve", "method",
                                  "POST", "kind", "429", "count", 100, "retryAfterS", 30),
                        &st));
-    char *body = NULL;
-    double ms = 0;
-    st = get_page("/landing?token=some-token", &body, &ms);
+    struct it_browser b = {0};
+    long long t0 = it_now_ms();
+    st = it_sign_in(&b, "/landing?token=some-token", IT_BUYER_OID);
+    double ms = (double)(it_now_ms() - t0);
     printf("# landing with Retry-After 30: HTTP %ld after %.0f ms\n", st, ms);
-    CHECK(st == 503 && ms < 15000 && body && strstr(body, "try again"),
+    CHECK(st == 503 && ms < 15000 && b.body && strstr(b.body, "try again"),
           "a landing page whose Resolve asks for a 30 s wait answers within seconds with a try-again page");
-    free(body);
+    it_browser_free(&b);
     json_decref(it_emu("DELETE", "/_emulator/faults", NULL, &st));
 }
 

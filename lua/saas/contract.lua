@@ -3,7 +3,9 @@
 -- answer against the schema before C acts on it. Shared by the daemon (embedded in
 -- src/engine/vm.c) and by saas.testing.
 --
---   provision(sub, ctx)                 landing page after resolve
+--   provision(sub, ctx, landing)        landing page, when the signed-in buyer confirms
+--                                       (landing = { buyer = { oid, tid, name, email,
+--                                       tenant_matches }, fields = { name = answer } })
 --       -> { action = "activate" | "pending" | "reject", message = str?, redirect = url? }
 --   change_plan(sub, change, ctx)       ChangePlan webhook (change = the webhook payload)
 --   change_quantity(sub, change, ctx)   ChangeQuantity webhook
@@ -18,6 +20,10 @@
 --       -> nothing/true (bill all of it) | { bill = n } (bill n >= 0; 0 = included in the
 --          base fee) | nil, err (refuse the report; nothing is recorded)
 --
+-- Besides handlers, a rule file may return `landing = { fields = {...}, brand = {...} }`:
+-- the extra questions of the confirmation page and the offer's look (checked at load by
+-- check_landing below; the daemon reads it through landing_json).
+--
 -- Missing handler: provision activates, changes and reinstate are accepted, usage is billed
 -- as reported, the others do nothing. Unknown fields in a returned table are an error (they are usually typos).
 local sandbox = require("saas.sandbox")
@@ -28,7 +34,7 @@ local M = {}
 local format, type, pairs, tostring = string.format, type, pairs, tostring
 
 M.HANDLERS = {
-  provision = { args = "sub, ctx", kind = "provision" },
+  provision = { args = "sub, ctx, landing", kind = "provision" },
   change_plan = { args = "sub, change, ctx", kind = "change" },
   change_quantity = { args = "sub, change, ctx", kind = "change" },
   reinstate = { args = "sub, event, ctx", kind = "reinstate" },
@@ -47,6 +53,72 @@ M.DEFAULTS = {
 }
 
 -- Problems with the table a rule file returned: "path:line: message" strings.
+local FIELD_TYPES = { text = true, email = true, tel = true, number = true, url = true }
+local FIELD_KEYS = { name = "string", label = "string", type = "string", required = "boolean",
+  pattern = "string", max = "number", help = "string" }
+local BRAND_KEYS = { product = true, logo_url = true, color = true, accent = true, support = true }
+
+-- Problems with a rule's `landing` table (fields of the confirmation page, brand).
+function M.check_landing(landing, path, line)
+  local problems = {}
+  local function bad(fmt, ...) problems[#problems + 1] = format("%s:%d: landing" .. fmt, path, line, ...) end
+  if type(landing) ~= "table" then
+    bad(" must be a table, got %s", type(landing))
+    return problems
+  end
+  for k in pairs(landing) do
+    if k ~= "fields" and k ~= "brand" then bad(".%s: unknown key (known: fields, brand)", tostring(k)) end
+  end
+  local fields, seen = landing.fields or {}, {}
+  if type(fields) ~= "table" then bad(".fields must be a list, got %s", type(fields)) fields = {} end
+  for i, f in ipairs(fields) do
+    if type(f) ~= "table" then
+      bad(".fields[%d] must be a table", i)
+    else
+      for k, v in pairs(f) do
+        if not FIELD_KEYS[k] then bad(".fields[%d].%s: unknown key", i, tostring(k))
+        elseif type(v) ~= FIELD_KEYS[k] then bad(".fields[%d].%s must be a %s", i, k, FIELD_KEYS[k]) end
+      end
+      if type(f.name) ~= "string" or not f.name:find("^[%a_][%w_]*$") or #f.name > 64 then
+        bad(".fields[%d].name must be an identifier (letters, digits, _)", i)
+      elseif seen[f.name] or f.name == "csrf" then
+        bad(".fields[%d].name '%s' is used twice or reserved", i, f.name)
+      end
+      if f.name then seen[f.name] = true end
+      if type(f.label) ~= "string" then bad(".fields[%d].label is required", i) end
+      if f.type ~= nil and not FIELD_TYPES[f.type] then
+        bad(".fields[%d].type must be text, email, tel, number or url", i)
+      end
+      if f.max ~= nil and (math.type(f.max) ~= "integer" or f.max < 1 or f.max > 1000) then
+        bad(".fields[%d].max must be an integer from 1 to 1000", i)
+      end
+    end
+  end
+  local brand = landing.brand or {}
+  if type(brand) ~= "table" then bad(".brand must be a table, got %s", type(brand)) brand = {} end
+  for k, v in pairs(brand) do
+    if not BRAND_KEYS[k] then
+      bad(".brand.%s: unknown key (known: product, logo_url, color, accent, support)", tostring(k))
+    elseif type(v) ~= "string" then bad(".brand.%s must be a string", k) end
+  end
+  for _, k in ipairs({ "color", "accent" }) do
+    if type(brand[k]) == "string" and not brand[k]:find("^#%x%x%x%x?%x?%x?$") then
+      bad(".brand.%s must be a #rgb or #rrggbb colour", k)
+    end
+  end
+  if type(brand.logo_url) == "string" and not brand.logo_url:find("^https://[%w%.%-]+[:/]") then
+    bad(".brand.logo_url must be an https URL")
+  end
+  return problems
+end
+
+-- The landing table as JSON text for the daemon, or nil when the rule has none.
+function M.landing_json(handlers)
+  local l = handlers.landing
+  if type(l) ~= "table" then return nil end
+  return cjson.encode(sandbox.plain(l))
+end
+
 function M.check_handlers(handlers, path, last_line)
   local problems = {}
   if type(handlers) ~= "table" then
@@ -63,7 +135,9 @@ function M.check_handlers(handlers, path, last_line)
     if type(fn) == "function" then
       line = debug.getinfo(fn, "S").linedefined
     end
-    if not M.HANDLERS[name] then
+    if name == "landing" then
+      for _, p in ipairs(M.check_landing(fn, path, line)) do problems[#problems + 1] = p end
+    elseif not M.HANDLERS[name] then
       local known = {}
       for k in pairs(M.HANDLERS) do known[#known + 1] = k end
       table.sort(known)
@@ -98,6 +172,19 @@ local function opt_string(handler, t, field)
   return v
 end
 
+-- A redirect a browser cannot read as another host: an http(s) URL with a plain host, or a
+-- path starting with one "/". No backslash (browsers read "/\\evil" as "//evil"), no encoded
+-- backslash, no control characters or blanks, no "//" at the start.
+function M.redirect_ok(url)
+  if type(url) ~= "string" or #url > 2048 or url:find("[%c%s\\]") or url:lower():find("%%5c") then
+    return false
+  end
+  if url:find("^https?://[%w%.%-]+[:/]") or url:find("^https?://[%w%.%-]+$") then
+    return true
+  end
+  return url:find("^/[^/]") ~= nil and not url:lower():find("^/%%2f")
+end
+
 local ACTIONS = { activate = true, pending = true, reject = true }
 
 local function validate_provision(handler, r)
@@ -111,8 +198,7 @@ local function validate_provision(handler, r)
   end
   local out = { outcome = "ok", action = r.action, message = opt_string(handler, r, "message"),
     redirect = opt_string(handler, r, "redirect") }
-  if out.redirect and not (out.redirect:find("^https?://[%w%.%-%[%]:]+") or
-      out.redirect:find("^/[^/]")) then
+  if out.redirect and not M.redirect_ok(out.redirect) then
     invalid(handler, "'redirect' must be an http(s) URL or an absolute path, got %q", out.redirect)
   end
   return out
@@ -225,7 +311,7 @@ function M.call(handlers, name, sub_json, arg_json, ctx)
     r.outcome = "default"
   else
     if spec.kind == "provision" then
-      r, err = fn(sub, ctx)
+      r, err = fn(sub, ctx, arg)
     else
       r, err = fn(sub, arg, ctx)
     end

@@ -68,21 +68,30 @@ function M.load_rule(path, limits)
   return { handlers = handlers, path = path, sha256 = core.crypto.sha256(source) }
 end
 
--- Handlers called without a payload (contract.HANDLERS[name].args has no middle argument):
--- provision(sub, ctx). For those, t.call takes the handler's own order, sub then ctx.
+-- Handlers whose payload is not their middle argument: provision(sub, ctx, landing).
 local function takes_payload(handler)
   local spec = contract.HANDLERS[handler]
-  return spec == nil or select(2, spec.args:gsub(",", ",")) > 1
+  return spec == nil or spec.kind ~= "provision"
+end
+
+-- provision's landing argument (t.landing) is told from a ctx by its own fields.
+local function is_landing(t)
+  return type(t) == "table" and (rawget(t, "buyer") ~= nil or rawget(t, "fields") ~= nil)
 end
 
 -- Call a handler the way engine_call does: sub and arg are encoded to the contract's JSON,
 -- decoded again (nulls dropped, frozen), passed with ctx; the answer is schema-checked.
 -- Arguments follow the handler's own signature: t.call(rule, "change_plan", sub, change, ctx)
--- and t.call(rule, "provision", sub, ctx) (the older t.call(rule, "provision", sub, nil, ctx)
--- still works). limits, optional, comes last.
+-- and t.call(rule, "provision", sub, ctx, landing?) (also t.call(rule, "provision", sub,
+-- landing, ctx) and the older t.call(rule, "provision", sub, nil, ctx)). limits, optional,
+-- comes last.
 function M.call(rule, handler, sub, arg, ctx, limits)
-  if arg ~= nil and not takes_payload(handler) then
-    arg, ctx, limits = nil, arg, ctx
+  if not takes_payload(handler) and arg ~= nil and not is_landing(arg) then
+    if is_landing(ctx) then -- (sub, ctx, landing, limits?)
+      arg, ctx = ctx, arg
+    else -- (sub, ctx, limits?)
+      arg, ctx, limits = nil, arg, ctx
+    end
   end
   local sub_json = type(sub) == "string" and sub or cjson.encode(sandbox.plain(sub))
   local arg_json = arg
@@ -292,6 +301,22 @@ end
 
 function M.change_quantity(sub, quantity, over)
   return M.event("ChangeQuantity", sub, merge({ quantity = quantity }, over))
+end
+
+-- What provision's third argument holds after a buyer confirmed on the landing page:
+-- { buyer = { oid, tid, name, email, tenant_matches }, fields = { name = answer } }.
+-- over.buyer / over.fields are merged into the defaults (the purchaser of t.subscription(sub)).
+function M.landing(sub, over)
+  over = over or {}
+  local purchaser = sub and sub.purchaser or {}
+  local buyer = merge({
+    oid = purchaser.objectId or guid(),
+    tid = purchaser.tenantId or guid(),
+    name = "Alex Buyer",
+    email = purchaser.emailId or "buyer@customer.example",
+    tenant_matches = true,
+  }, over.buyer)
+  return { buyer = buyer, fields = merge({}, over.fields) }
 end
 
 -- A usage report as the usage handler gets it (POST /admin/usage).

@@ -37,6 +37,10 @@ static void usage(FILE *f)
             "                           v1 tokens then use https://sts.windows.net/<tid>/)\n"
             "  --webhook-url URL        where webhooks go (also per offer / PUT /_emulator/config)\n"
             "  --landing-url URL        landing page base for purchases (default " EMU_DEFAULT_LANDING ")\n"
+            "  --redirect-uri URIS      buyer sign-in redirect URIs registered for the app(s), space or comma\n"
+            "                           separated (default <landing-url>/callback)\n"
+            "  --signin-client-id ID    a separate multitenant app for buyer sign-in, in the publisher tenant;\n"
+            "                           secret: env EMU_SIGNIN_SECRET, default \"" EMU_DEFAULT_SIGNIN_SECRET "\"\n"
             "  --page-size N            subscriptions per List page (default 100)\n"
             "  --ack-window-ms N        ChangePlan/ChangeQuantity/Reinstate auto-accept (default 10000)\n"
             "  --op-delay-ms N          publisher PATCH/DELETE completion delay (default 2000)\n"
@@ -52,6 +56,9 @@ static void usage(FILE *f)
             "  or client assertion signed with a registered certificate);\n"
             "  GET /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,\n"
             "  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /common/discovery/keys;\n"
+            "  buyer sign-in: GET|POST /{tenant}/oauth2/v2.0/authorize (tenant = id, organizations, common,\n"
+            "  consumers; code flow with PKCE, a page listing the test users), grant_type=authorization_code\n"
+            "  at /{tenant}/oauth2/v2.0/token -> id_token (RS256, the emulator's key);\n"
             "  /api/saas/subscriptions[...] (resolve, activate, list, get, listAvailablePlans, PATCH, DELETE,\n"
             "  operations); POST /api/usageEvent, /api/batchUsageEvent; GET /api/usageEvents.\n"
             "\n"
@@ -61,12 +68,15 @@ static void usage(FILE *f)
             "              landingTokenLifetimeS webhookTimeoutMs webhookBackoffMs webhookMaxAttempts clockOffsetS\n"
             "  POST /_emulator/clock/advance {seconds}\n"
             "  GET  /_emulator/apps   POST /_emulator/apps {tenantId, clientId, clientSecret?, certificate?}\n"
-            "       (more publisher apps; certificate = PEM)\n"
+            "       (more publisher apps; certificate = PEM; redirectUris?, signInAudience? for buyer sign-in)\n"
+            "  PATCH /_emulator/apps/CLIENT {redirectUris?, signInAudience?, displayName?}  (any app)\n"
+            "  GET  /_emulator/users   POST /_emulator/users {email, name?, tenantId?, tenantName?, personal?}\n"
+            "  GET  /_emulator/calls[?method=&path=GLOB]   (requests Microsoft's surfaces answered, oldest first)\n"
             "  GET|POST /_emulator/apps/CLIENT/certificates {certificate: PEM}   (client assertion credentials)\n"
             "  DELETE /_emulator/apps/CLIENT/certificates/X5T\n"
             "  GET  /_emulator/offers[/ID]    POST /_emulator/offers {offerId, clientId?, webhookUrl?, plans:[{planId,\n"
             "       isPricePerSeat?, minQuantity?, maxQuantity?, termUnit?, price?, dimensions?:[ids]}]}\n"
-            "  POST /_emulator/purchases {offerId?, planId?, quantity?, name?, beneficiary?, autoRenew?,\n"
+            "  POST /_emulator/purchases {offerId?, planId?, quantity?, name?, beneficiary?, purchaser?, autoRenew?,\n"
             "       csp?, autoActivate?} -> 201 {subscriptionId, landingUrl, token, subscription}\n"
             "  GET  /_emulator/subscriptions[/ID]\n"
             "  POST /_emulator/subscriptions/ID/landing-token {lifetimeS?}\n"
@@ -139,7 +149,8 @@ static int parse_emulate_args(int argc, char **argv, struct emu_options *o)
         {"--token-lifetime", NULL, &tok, NULL},  {"--landing-lifetime", NULL, &land, NULL},
         {"--webhook-timeout-ms", NULL, &wto, NULL}, {"--webhook-backoff-ms", NULL, &wbo, NULL},
         {"--webhook-attempts", NULL, &watt, NULL}, {"--no-seed", NULL, NULL, &no_seed},
-        {"--log-level", NULL, &level, NULL},     {NULL}};
+        {"--log-level", NULL, &level, NULL},     {"--redirect-uri", NULL, &o->redirect_uris, NULL},
+        {"--signin-client-id", NULL, &o->signin_client_id, NULL}, {NULL}};
     const struct cmd_spec spec = {"saasd emulate [--port P] [options]  |  saasd emulate rotate-key --data DIR", usage,
                                   opts, 0, 0};
     int nargs, status;
@@ -191,7 +202,9 @@ int cmd_emulate(int argc, char **argv)
     int status = parse_emulate_args(argc, argv, &o);
     if (status >= 0)
         return status;
+    o.signin_client_secret = getenv("EMU_SIGNIN_SECRET");
 
+    o.signin_client_secret = getenv("EMU_SIGNIN_SECRET");
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t set;
     sigemptyset(&set);

@@ -69,6 +69,69 @@ static const char *str(json_t *j, const char *key)
     return s ? s : "-";
 }
 
+/* ---- the buyer's browser, as far as the demo needs one: two cookies, no redirects followed ---- */
+
+#define DEMO_BUYER_OID "aaaaaaaa-0001-4000-8000-000000000001" /* the emulator's default purchaser */
+
+struct browser {
+    char signin[300], session[4300]; /* the two cookies of the landing page */
+    char location[4096];
+    char csrf[128];
+};
+
+/* Keep the value of cookie name when the answer sets it (an empty value deletes it). */
+static void keep_cookie(const char *headers, const char *name, char *value, size_t size)
+{
+    char want[64];
+    snprintf(want, sizeof want, "\nSet-Cookie: %s=", name);
+    const char *p = headers ? strcasestr(headers, want) : NULL;
+    if (p)
+        snprintf(value, size, "%.*s", (int)strcspn(p + strlen(want), ";\r\n"), p + strlen(want));
+}
+
+static long browse(struct runner *r, struct browser *b, const char *method, const char *url, const char *form)
+{
+    char full[4200], cookies[4700];
+    snprintf(full, sizeof full, "%s%s", url[0] == '/' ? r->public_url : "", url);
+    snprintf(cookies, sizeof cookies, "saasd_signin=%s; saasd_session=%s", b->signin, b->session);
+    struct http_header h[2] = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Cookie", cookies}};
+    struct http_request rq = {.method = method, .url = full, .headers = h, .nheaders = 2,
+                              .body = form, .body_len = form ? strlen(form) : 0, .timeout_ms = 60000};
+    struct http_response rs;
+    long st = http_client_do(r->http, &rq, &rs) ? 0 : rs.status;
+    keep_cookie(rs.headers, "saasd_signin", b->signin, sizeof b->signin);
+    keep_cookie(rs.headers, "saasd_session", b->session, sizeof b->session);
+    const char *loc = http_response_header(&rs, "Location", b->location, sizeof b->location);
+    if (!loc)
+        b->location[0] = 0;
+    const char *c = rs.body ? strstr(rs.body, "name=\"csrf\" value=\"") : NULL;
+    if (c)
+        sscanf(c + strlen("name=\"csrf\" value=\""), "%127[^\"]", b->csrf);
+    http_response_free(&rs);
+    return st;
+}
+
+/* What a buyer does in the browser: open the landing link, sign in at the emulator's Entra ID as
+ * the purchaser, look at the confirmation page, press Confirm. Prints each step's answer. */
+static void buyer_confirms(struct runner *r, const char *landing)
+{
+    struct browser b = {0};
+    char url[4096];
+    long st = browse(r, &b, "GET", landing, NULL);
+    printf("    landing page: HTTP %ld, sends the buyer to sign in with Entra ID\n", st);
+    snprintf(url, sizeof url, "%s", b.location);
+    st = browse(r, &b, "POST", url, "user=" DEMO_BUYER_OID);
+    snprintf(url, sizeof url, "%s", b.location);
+    st = st == 302 ? browse(r, &b, "GET", url, NULL) : st;
+    printf("    signed in as %s: HTTP %ld\n", EMU_BUYER_EMAIL, st);
+    st = browse(r, &b, "GET", "/landing/status", NULL);
+    printf("    confirmation page (offer, plan, seats, buyer): HTTP %ld\n", st);
+    char form[256]; /* seats-pro asks for the company name; other offers ignore it */
+    snprintf(form, sizeof form, "csrf=%s&company=Contoso+Customer+Ltd", b.csrf);
+    st = browse(r, &b, "POST", "/landing/confirm", form);
+    printf("    the buyer presses Confirm: HTTP %ld\n", st);
+}
+
 static unsigned short port_of(const char *url)
 {
     const char *colon = strrchr(url, ':');
@@ -185,7 +248,7 @@ static void demo_metering(struct runner *r)
                          &st);
     char sub_id[64];
     snprintf(sub_id, sizeof sub_id, "%s", str(p, "subscriptionId"));
-    json_decref(call(r, "GET", str(p, "landingUrl"), NULL, 0, &st));
+    buyer_confirms(r, str(p, "landingUrl"));
     json_decref(p);
     print_states(r, sub_id);
 
@@ -230,9 +293,8 @@ static int demo(struct runner *r)
     json_decref(p);
     printf("    subscription %s\n", sub_id);
 
-    printf("\n==> 2. The customer opens the landing page\n    %s\n", landing);
-    json_decref(call(r, "GET", landing, NULL, 0, &st));
-    printf("    landing page answered HTTP %ld\n", st);
+    printf("\n==> 2. The customer opens the landing page, signs in and confirms\n    %s\n", landing);
+    buyer_confirms(r, landing);
     print_last_decision(r, sub_id, "provision:");
     print_states(r, sub_id);
 
@@ -303,6 +365,13 @@ int cmd_run(int argc, char **argv)
     eo.client_cert_file = cfg->client_cert_file;  /* the emulator knows the daemon's certificate */
     eo.webhook_url = webhook;
     eo.landing_url = landing;
+    /* Buyer sign-in: the emulator knows the landing app (the publisher app, or landing.client_id
+     * with its own secret) and the daemon's redirect URI. */
+    eo.redirect_uris = cfg->landing_redirect_uri;
+    if (cfg->landing_client_id && strcmp(cfg->landing_client_id, cfg->client_id)) {
+        eo.signin_client_id = cfg->landing_client_id;
+        eo.signin_client_secret = cfg->landing_secret;
+    }
     eo.op_delay_ms = 300;
     struct emu *emu = NULL;
     int rc = emu_start(&eo, &emu);
@@ -334,9 +403,19 @@ int cmd_run(int argc, char **argv)
                              json_pack("{s:s, s:s, s:i}", "offerId", "seats-pro", "planId", "team", "quantity", 10), &st);
         printf("\nsaasd is serving on %s (admin API on %s), the emulator plays Microsoft on %s.\n", r.public_url,
                r.admin_url, r.emu_url);
+        const char *sid = str(json_object_get(p, "subscription"), "id");
         printf("A customer just bought 'seats-pro' (plan 'team', 10 seats; rules/seats-pro.lua decides).\n"
-               "Open the landing page:\n\n    %s\n\n",
+               "Open the landing page in a browser and walk the buyer's way:\n\n    %s\n\n",
                str(p, "landingUrl"));
+        printf("  1. saasd sends you to the emulator's Entra ID sign-in: pick Alex Buyer, the purchaser\n"
+               "     (Robin Other is in another tenant, Pat Personal has a personal Microsoft account).\n"
+               "  2. The confirmation page shows offer, plan, seats and you: press \"Confirm and activate\".\n"
+               "  3. Reload: the same page, and no second Activate at Microsoft:\n"
+               "       curl -s '%s/_emulator/calls?path=*/activate'\n"
+               "  4. Microsoft suspends it, the customer clicks \"Manage account\": open the landingUrl of\n"
+               "       curl -s -X POST %s/_emulator/subscriptions/%s/suspend\n"
+               "       curl -s -X POST %s/_emulator/subscriptions/%s/landing-token\n\n",
+               r.emu_url, r.emu_url, sid, r.emu_url, sid);
         printf("Then: curl -H \"Authorization: Bearer $(cat %s)\" %s/admin/subscriptions\n", d->cfg->admin_key_file ? d->cfg->admin_key_file : "<admin key>", r.admin_url);
         printf("Ctrl-C stops both.\n");
         fflush(stdout);

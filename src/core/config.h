@@ -99,6 +99,20 @@ struct saasd_config {
     int workers;              /* inbox workers, default 2 */
     int reconcile_interval_s; /* default 300; 0 = off */
 
+    /* Buyer sign-in on the landing page (OpenID Connect against Entra ID). Without a landing
+     * block the publisher app (entra.*) signs buyers in too: one app or two. */
+    char *landing_client_id;     /* landing.client_id; default client_id */
+    char *landing_secret;        /* landing.secret_env/secret_file; default client_secret; NULL
+                                    = sign the code exchange with client_cert */
+    char *landing_authority;     /* landing.authority; default authority_url */
+    char *landing_tenant;        /* landing.tenant: "organizations" (default), "common" or a tenant id */
+    char *landing_redirect_uri;  /* landing.redirect_uri: public URL of /landing/callback;
+                                    NULL = http://<listen address>:<port>/landing/callback (the
+                                    port the listener got, for listen ports of 0) */
+    int landing_cookie_secure;   /* landing.cookie_secure, default 1 */
+    int landing_session_ttl_s;   /* landing.session_ttl, default 1800 */
+    int landing_skew_s;          /* landing.skew: ID token exp/nbf/iat leeway, default 300 */
+
     /* Metering (usage events) */
     int metering_interval_s;  /* seconds between sending passes, default 60; 0 = off */
     int metering_grace_s;     /* an hour is sent this long after it closes, default 300 */

@@ -526,6 +526,30 @@ static void parse_args(struct httpd_request *r)
     }
 }
 
+int httpd_form_value(const struct httpd_request *r, const char *name, char **out)
+{
+    *out = NULL;
+    size_t nlen = strlen(name);
+    const char *p = r->body ? r->body : "", *end = p + r->body_len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        size_t len = amp ? (size_t)(amp - p) : (size_t)(end - p);
+        if (len > nlen && p[nlen] == '=' && !memcmp(p, name, nlen)) {
+            char *v = strndup(p + nlen + 1, len - nlen - 1);
+            if (!v)
+                return SAASD_ENOMEM;
+            for (char *c = v; *c; c++)
+                if (*c == '+')
+                    *c = ' '; /* form encoding: '+' is a space, before percent-decoding */
+            MHD_http_unescape(v);
+            *out = v;
+            return 0;
+        }
+        p += len + (amp ? 1 : 0);
+    }
+    return SAASD_ENOTFOUND;
+}
+
 const char *httpd_query(const struct httpd_request *cr, const char *name)
 {
     /* Parsed lazily on the connection's own thread; the request is not shared. */

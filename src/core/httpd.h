@@ -65,6 +65,9 @@ const char *httpd_raw_query(const struct httpd_request *r);   /* undecoded, "" w
  * space: landing tokens are base64-like). NULL when absent. */
 const char *httpd_query(const struct httpd_request *r, const char *name);
 const char *httpd_header(const struct httpd_request *r, const char *name); /* case-insensitive */
+/* Field of an application/x-www-form-urlencoded body ('+' is a space, then percent-decoding),
+ * malloc'd into *out. 0, SAASD_ENOTFOUND, SAASD_ENOMEM. */
+int httpd_form_value(const struct httpd_request *r, const char *name, char **out);
 const char *httpd_body(const struct httpd_request *r, size_t *len);
 const char *httpd_client_ip(const struct httpd_request *r);
 

@@ -7,6 +7,7 @@
 #include "core/json_lenient.h"
 #include "core/log.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +38,8 @@ struct vcache_slot {
 struct jwt_verifier {
     char *tenant_id, *audience, *api_audience, *app_id, *jwks_url;
     char *iss_v1, *iss_v2, *iss_authority_v2, *iss_authority_v1;
+    int id_token;
+    char *issuer_template, *authority_base; /* id_token mode */
     int skew_s;
     long refetch_interval_ms, keys_max_age_s;
     size_t max_token_len, max_header_len;
@@ -124,10 +127,42 @@ void jwt_verifier_options_from_config(const struct saasd_config *cfg, struct htt
     out->http = http;
 }
 
+static int finish_new(const struct jwt_verifier_options *opt, struct jwt_verifier *v, struct jwt_verifier **out);
+
+/* ID token mode: the issuers depend on each token's tid, so only their bases are kept. */
+static int id_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier **out)
+{
+    struct jwt_verifier *v = calloc(1, sizeof *v);
+    if (!v)
+        return SAASD_ENOMEM;
+    pthread_rwlock_init(&v->keys_lock, NULL);
+    pthread_rwlock_init(&v->cache_lock, NULL);
+    pthread_mutex_init(&v->fetch_lock, NULL);
+    pthread_mutex_init(&v->stats_lock, NULL);
+    v->id_token = 1;
+    v->audience = strdup(opt->audience);
+    v->api_audience = strdup(opt->audience);
+    v->issuer_template = dup_or_null(opt->issuer_template);
+    v->authority_base = dup_or_null(opt->authority_url);
+    v->jwks_url = dup_or_null(opt->jwks_url);
+    if (!v->audience || !v->api_audience || (opt->issuer_template && !v->issuer_template) ||
+        (opt->authority_url && !v->authority_base) || (opt->jwks_url && !v->jwks_url)) {
+        jwt_verifier_free(v);
+        return SAASD_ENOMEM;
+    }
+    for (size_t n = v->authority_base ? strlen(v->authority_base) : 0; n && v->authority_base[n - 1] == '/';)
+        v->authority_base[--n] = 0;
+    return finish_new(opt, v, out);
+}
+
 int jwt_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier **out)
 {
     *out = NULL;
-    if (!opt || !opt->tenant_id || !*opt->tenant_id || !opt->audience || !*opt->audience)
+    if (!opt || !opt->audience || !*opt->audience)
+        return SAASD_EINVAL;
+    if (opt->id_token)
+        return id_verifier_new(opt, out);
+    if (!opt->tenant_id || !*opt->tenant_id)
         return SAASD_EINVAL;
     struct jwt_verifier *v = calloc(1, sizeof *v);
     if (!v)
@@ -165,7 +200,14 @@ int jwt_verifier_new(const struct jwt_verifier_options *opt, struct jwt_verifier
     if (!v->tenant_id || !v->audience || !v->api_audience || !v->app_id || !v->iss_v1 || !v->iss_v2 ||
         (opt->jwks_url && !v->jwks_url))
         goto nomem;
+    return finish_new(opt, v, out);
+nomem:
+    jwt_verifier_free(v);
+    return SAASD_ENOMEM;
+}
 
+static int finish_new(const struct jwt_verifier_options *opt, struct jwt_verifier *v, struct jwt_verifier **out)
+{
     v->skew_s = opt->skew_s < 0 ? 0 : opt->skew_s > 300 ? 300 : opt->skew_s;
     v->refetch_interval_ms = opt->refetch_interval_ms > 0 ? opt->refetch_interval_ms : 60000;
     v->keys_max_age_s = opt->keys_max_age_s > 0 ? opt->keys_max_age_s : 86400;
@@ -210,6 +252,8 @@ void jwt_verifier_free(struct jwt_verifier *v)
     free(v->iss_v2);
     free(v->iss_authority_v1);
     free(v->iss_authority_v2);
+    free(v->issuer_template);
+    free(v->authority_base);
     pthread_rwlock_destroy(&v->keys_lock);
     pthread_rwlock_destroy(&v->cache_lock);
     pthread_mutex_destroy(&v->fetch_lock);
@@ -583,8 +627,89 @@ static int check_signature(EVP_PKEY *key, const char *signed_part, size_t signed
     return rc;
 }
 
+/* exp (required), nbf and iat against now with the verifier's skew. */
+static int check_times(struct jwt_verifier *v, const json_t *claims, long long now, struct jwt_claims *c)
+{
+    int has_exp, has_nbf, has_iat;
+    if (numeric_claim(claims, "exp", &c->exp, &has_exp) || !has_exp || now >= c->exp + v->skew_s)
+        return JWT_EEXPIRED;
+    if (numeric_claim(claims, "nbf", &c->nbf, &has_nbf) || (has_nbf && c->nbf > now + v->skew_s))
+        return JWT_ENOTYET;
+    if (numeric_claim(claims, "iat", &c->iat, &has_iat))
+        return JWT_EMALFORMED;
+    if (v->id_token && (!has_iat || c->iat > now + v->skew_s))
+        return JWT_ENOTYET;
+    return 0;
+}
+
+/* A tenant id fit to be put into an issuer URL: hex digits and dashes only. */
+static int tid_ok(const char *tid)
+{
+    size_t n = strlen(tid);
+    if (n < 8 || n > 40)
+        return 0;
+    for (const char *p = tid; *p; p++)
+        if (!(isxdigit((unsigned char)*p) || *p == '-'))
+            return 0;
+    return 1;
+}
+
+/* Multitenant ID token: iss must be the v2 issuer of the token's own tid, in one of the forms
+ * the authority may use; the tid then says which organisation the buyer signed in with. */
+static int id_issuer_ok(const struct jwt_verifier *v, const char *iss, const char *tid)
+{
+    char want[512];
+    const char *tpl = v->issuer_template;
+    const char *hole = tpl ? strstr(tpl, "{tenantid}") : NULL;
+    if (hole) {
+        snprintf(want, sizeof want, "%.*s%s%s", (int)(hole - tpl), tpl, tid, hole + strlen("{tenantid}"));
+        if (!strcmp(iss, want))
+            return 1;
+    } else if (tpl && !strcmp(iss, tpl)) {
+        return 1; /* tenant-specific metadata: one issuer */
+    }
+    if (v->authority_base) {
+        snprintf(want, sizeof want, "%s/%s/v2.0", v->authority_base, tid);
+        if (!strcmp(iss, want))
+            return 1;
+    }
+    snprintf(want, sizeof want, "https://login.microsoftonline.com/%s/v2.0", tid);
+    return !strcmp(iss, want);
+}
+
+static int check_id_claims(struct jwt_verifier *v, const json_t *claims, long long now, struct jwt_claims *c)
+{
+    json_t *jtid = json_object_get(claims, "tid"), *jiss = json_object_get(claims, "iss");
+    if (!json_is_string(jtid) || !tid_ok(json_string_value(jtid)))
+        return JWT_ETENANT;
+    if (!json_is_string(jiss) || !id_issuer_ok(v, json_string_value(jiss), json_string_value(jtid)))
+        return JWT_EISSUER;
+    json_t *aud = json_object_get(claims, "aud");
+    int aud_ok = json_is_string(aud) && !strcmp(json_string_value(aud), v->audience);
+    size_t i;
+    json_t *a;
+    if (json_is_array(aud))
+        json_array_foreach(aud, i, a) aud_ok |= json_is_string(a) && !strcmp(json_string_value(a), v->audience);
+    if (!aud_ok)
+        return JWT_EAUDIENCE;
+    int rc = check_times(v, claims, now, c);
+    if (rc)
+        return rc;
+    snprintf(c->iss, sizeof c->iss, "%s", json_string_value(jiss));
+    snprintf(c->aud, sizeof c->aud, "%s", v->audience);
+    copy_claim(claims, "tid", c->tid, sizeof c->tid);
+    copy_claim(claims, "oid", c->oid, sizeof c->oid);
+    copy_claim(claims, "sub", c->sub, sizeof c->sub);
+    copy_claim(claims, "ver", c->ver, sizeof c->ver);
+    return 0;
+}
+
 static int check_claims(struct jwt_verifier *v, const json_t *claims, long long now, struct jwt_claims *c)
 {
+    if (v->id_token)
+        return check_id_claims(v, claims, now, c);
+    if (!v->tenant_id)
+        return JWT_ETENANT;
     /* issuer: v1 or v2 form for the configured tenant */
     json_t *iss = json_object_get(claims, "iss");
     const char *is = json_is_string(iss) ? json_string_value(iss) : "";
@@ -622,13 +747,9 @@ static int check_claims(struct jwt_verifier *v, const json_t *claims, long long 
         (appid && !string_claim_is(claims, "appid", v->app_id)))
         return JWT_ECALLER;
 
-    int has_exp, has_nbf, has_iat;
-    if (numeric_claim(claims, "exp", &c->exp, &has_exp) || !has_exp || now >= c->exp + v->skew_s)
-        return JWT_EEXPIRED;
-    if (numeric_claim(claims, "nbf", &c->nbf, &has_nbf) || (has_nbf && c->nbf > now + v->skew_s))
-        return JWT_ENOTYET;
-    if (numeric_claim(claims, "iat", &c->iat, &has_iat))
-        return JWT_EMALFORMED;
+    int rc = check_times(v, claims, now, c);
+    if (rc)
+        return rc;
 
     snprintf(c->iss, sizeof c->iss, "%s", is);
     snprintf(c->aud, sizeof c->aud, "%s", matched);
@@ -659,29 +780,16 @@ int jwt_verify_cached(struct jwt_verifier *v, const char *token, size_t len, str
     return 0;
 }
 
-int jwt_verify(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out)
+/* Full verification (no cache). *payload_out, when not NULL, receives the claims object. */
+static int verify_full(struct jwt_verifier *v, const char *token, size_t len, long long now, struct jwt_claims *out,
+                       json_t **payload_out)
 {
     struct jwt_claims c;
-    uint8_t hash[CRYPTO_SHA256_LEN];
     json_t *header = NULL, *claims = NULL;
     EVP_PKEY *key = NULL;
     int rc;
 
     memset(&c, 0, sizeof c);
-    if (!v || !token)
-        return JWT_EMALFORMED;
-    if (len > v->max_token_len)
-        return refuse(v, JWT_ETOOBIG);
-    long long now = (long long)time(NULL);
-    if (crypto_sha256(token, len, hash))
-        return refuse(v, JWT_EINTERNAL);
-    if (cache_lookup(v, hash, now, out)) {
-        if (out)
-            out->from_cache = 1;
-        stat_add(v, &v->stats.cache_hits);
-        return 0;
-    }
-
     /* shape: three base64url segments, nothing else (no padding, no blanks) */
     const char *dot1 = NULL, *dot2 = NULL;
     for (size_t i = 0; i < len; i++) {
@@ -737,11 +845,13 @@ int jwt_verify(struct jwt_verifier *v, const char *token, size_t len, struct jwt
     rc = check_claims(v, claims, now, &c);
     if (rc)
         goto fail;
-
-    cache_store(v, hash, now, &c);
     stat_add(v, &v->stats.verified);
     if (out)
         *out = c;
+    if (payload_out) {
+        *payload_out = claims;
+        claims = NULL;
+    }
 fail:
     EVP_PKEY_free(key);
     json_decref(header);
@@ -749,4 +859,41 @@ fail:
     if (rc)
         refuse(v, rc);
     return rc;
+}
+
+int jwt_verify(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out)
+{
+    uint8_t hash[CRYPTO_SHA256_LEN];
+    if (!v || !token)
+        return JWT_EMALFORMED;
+    if (len > v->max_token_len)
+        return refuse(v, JWT_ETOOBIG);
+    long long now = (long long)time(NULL);
+    if (crypto_sha256(token, len, hash))
+        return refuse(v, JWT_EINTERNAL);
+    if (cache_lookup(v, hash, now, out)) {
+        if (out)
+            out->from_cache = 1;
+        stat_add(v, &v->stats.cache_hits);
+        return 0;
+    }
+    struct jwt_claims c;
+    int rc = verify_full(v, token, len, now, &c, NULL);
+    if (rc)
+        return rc;
+    cache_store(v, hash, now, &c);
+    if (out)
+        *out = c;
+    return 0;
+}
+
+int jwt_verify_payload(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out,
+                       json_t **payload)
+{
+    *payload = NULL;
+    if (!v || !token)
+        return JWT_EMALFORMED;
+    if (len > v->max_token_len)
+        return refuse(v, JWT_ETOOBIG);
+    return verify_full(v, token, len, (long long)time(NULL), out, payload);
 }

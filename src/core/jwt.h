@@ -59,7 +59,15 @@ struct jwt_claims {
 typedef int (*jwt_fetch_fn)(void *arg, const char *url, char **out);
 
 struct jwt_verifier_options {
-    const char *tenant_id;      /* required: expected tid; also names the issuers */
+    const char *tenant_id;      /* required (except with id_token): expected tid; also names
+                                   the issuers */
+    int id_token;               /* OpenID Connect ID tokens of a multitenant sign-in (the
+                                   landing page): any tid, but iss must be the v2 issuer of the
+                                   token's own tid (issuer_template with {tenantid} replaced,
+                                   <authority_url>/<tid>/v2.0 or Microsoft's); aud must be
+                                   audience exactly; no azp/appid check; iat not in the future */
+    const char *issuer_template; /* id_token: the OpenID metadata's issuer, e.g.
+                                   "https://login.microsoftonline.com/{tenantid}/v2.0"; may be NULL */
     const char *audience;       /* required: our app (client) id; api://<id> also accepted */
     const char *app_id;         /* expected azp/appid; NULL = the marketplace resource id */
     const char *authority_url;  /* extra v2 issuer base ("<authority>/<tid>/v2.0"), for the
@@ -105,6 +113,13 @@ void jwt_verifier_free(struct jwt_verifier *v);
 /* Verify token[0..len) (no "Bearer " prefix). Returns 0 and fills *out (may be NULL), or a
  * negative enum jwt_reason. Never logs the token. */
 int jwt_verify(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out);
+
+/* jwt_verify without the verified-token cache (an ID token is used once), also handing back
+ * the verified payload (new reference, caller json_decref()s) for the claims jwt_claims does not
+ * carry (nonce, name, email ...). *payload is NULL on failure. */
+typedef struct json_t json_t;
+int jwt_verify_payload(struct jwt_verifier *v, const char *token, size_t len, struct jwt_claims *out,
+                       json_t **payload);
 
 /* The cheap half of jwt_verify: 0 (and *out) when token is in the verified-token cache and not
  * expired, JWT_ENOTCACHED otherwise (nothing is counted as refused). Never fetches keys or

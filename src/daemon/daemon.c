@@ -14,6 +14,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/mp_client.h"
+#include "core/oidc.h"
+#include "core/session.h"
 #include "core/store.h"
 #include "core/token_cache.h"
 #include "engine/engine.h"
@@ -142,7 +144,7 @@ void daemon_off_loop(struct daemon *d, enum daemon_pool pool, const struct httpd
 
 static void landing_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
 {
-    landing_handle(d, req, res);
+    landing_handle(d, req, arg, res);
 }
 
 static void healthz_page(struct daemon *d, const struct httpd_request *req, const char *arg, struct httpd_response *res)
@@ -168,8 +170,8 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
     const char *path = httpd_path(req);
     if (!strcmp(path, "/webhook"))
         webhook_handle(d, req, res);
-    else if (!strcmp(path, "/landing"))
-        daemon_off_loop(d, POOL_LANDING, req, NULL, landing_page, res);
+    else if (landing_path(path))
+        daemon_off_loop(d, POOL_LANDING, req, httpd_header(req, "Cookie"), landing_page, res);
     else if (!strcmp(path, "/healthz"))
         daemon_off_loop(d, POOL_PAGES, req, NULL, healthz_page, res);
     else if (!strcmp(path, "/readyz"))
@@ -268,6 +270,27 @@ static int ensure_admin_key(struct saasd_config *cfg)
     return 0;
 }
 
+/* The buyer sign-in client. Made once the listener has its port: the default redirect URI
+ * names it. Until then the landing page answers 503. */
+static int landing_signin_start(struct daemon *d)
+{
+    struct saasd_config *cfg = d->cfg;
+    char dflt[600];
+    snprintf(dflt, sizeof dflt, "http://%s:%u/landing/callback", cfg->listen_addr, httpd_port(d->public_httpd));
+    struct oidc_options oo = {.authority = cfg->landing_authority, .tenant = cfg->landing_tenant,
+                              .client_id = cfg->landing_client_id, .client_secret = cfg->landing_secret,
+                              .cert = cfg->client_cert,
+                              .redirect_uri = cfg->landing_redirect_uri ? cfg->landing_redirect_uri : dflt,
+                              .skew_s = cfg->landing_skew_s, .http = d->http};
+    struct oidc *o = NULL;
+    int rc = oidc_new(&oo, &o);
+    if (rc)
+        log_error("daemon", "the landing page's sign-in cannot be set up (landing.* / entra.*)", "error",
+                  saasd_strerror(rc));
+    d->oidc = o;
+    return rc;
+}
+
 int daemon_start(struct saasd_config *cfg, struct daemon **out)
 {
     struct daemon *d = calloc(1, sizeof *d);
@@ -313,6 +336,10 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     mo.poll_interval_ms = cfg->mp_poll_interval_ms;
     if ((rc = mp_client_new(&mo, d->http, d->tokens, &d->mp)) != 0)
         goto fail;
+    if ((rc = session_key_load(cfg->data_dir, d->session_key)) != 0) {
+        log_error("daemon", "cannot read or create the session key", "dir", cfg->data_dir);
+        goto fail;
+    }
     struct jwt_verifier_options jo;
     jwt_verifier_options_from_config(cfg, d->http, &jo);
     if ((rc = jwt_verifier_new(&jo, &d->jwt)) != 0)
@@ -341,6 +368,8 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
                                .per_client_limit = (unsigned)cfg->listen_per_client,
                                .request_deadline_s = (unsigned)cfg->listen_deadline_s};
     if ((rc = httpd_start(&po, public_handler, d, &d->public_httpd)) != 0)
+        goto fail;
+    if ((rc = landing_signin_start(d)) != 0)
         goto fail;
     if (cfg->admin_enabled) {
         struct httpd_options ao = {.bind_addr = cfg->admin_addr, .port = (unsigned short)cfg->admin_port, .max_body = 64 * 1024};
@@ -383,6 +412,7 @@ void daemon_stop(struct daemon *d)
     sinks_stop(d);
     engine_close(d->engine);
     jwt_verifier_free(d->jwt);
+    oidc_free(d->oidc);
     mp_client_free(d->mp);
     token_cache_free(d->tokens);
     http_client_free(d->http);

@@ -21,6 +21,7 @@ struct engine;
 struct httpd;
 struct httpd_request;
 struct httpd_response;
+struct oidc;
 
 #define DAEMON_SUB_STRIPES 64
 
@@ -42,6 +43,8 @@ struct daemon {
     struct mp_client *mp;
     struct jwt_verifier *jwt;
     struct engine *engine;
+    struct oidc *_Atomic oidc;     /* buyer sign-in; set once the listener has its port */
+    uint8_t session_key[32];       /* HMAC key of the landing session cookie (data_dir/session.key) */
     struct httpd *public_httpd;
     struct httpd *admin_httpd;
     int data_lock_fd;              /* flock on <data_dir>/saasd.lock: one daemon per data directory */
@@ -103,7 +106,11 @@ void daemon_off_loop(struct daemon *d, enum daemon_pool pool, const struct httpd
 
 /* HTTP entry points (public listener and admin listener). */
 void webhook_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
-void landing_handle(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
+/* /landing, /landing/callback, /landing/confirm, /landing/status; cookie = the request's
+ * Cookie header (read before the request left the event loop), may be NULL. */
+void landing_handle(struct daemon *d, const struct httpd_request *req, const char *cookie, struct httpd_response *res);
+/* 1 for the paths landing_handle serves. */
+int landing_path(const char *path);
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res);
 /* metric_families.c: HELP/TYPE of every family, and the series that start at 0. */
 void daemon_describe_metrics(void);

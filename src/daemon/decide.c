@@ -48,15 +48,35 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
     return 1;
 }
 
+static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
+                       char *arg_json, struct store_batch *batch, struct decision *out);
+
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out)
 {
-    memset(out, 0, sizeof *out);
     enum rule_handler h = rule_handler_from_name(handler);
-    if (unknown_offer(d, offer, handler, h, out))
+    /* provision's argument is the buyer's confirmation, never a webhook payload */
+    return decide_call(d, offer, handler, h, sub, arg && h != RULE_PROVISION ? json_dumps(arg, JSON_COMPACT) : NULL,
+                       batch, out);
+}
+
+int decide_provision(struct daemon *d, const char *offer, json_t *sub, json_t *landing, struct store_batch *batch,
+                     struct decision *out)
+{
+    return decide_call(d, offer, "provision", RULE_PROVISION, sub, landing ? json_dumps(landing, JSON_COMPACT) : NULL,
+                       batch, out);
+}
+
+/* arg_json (may be NULL) is taken over and freed. */
+static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
+                       char *arg_json, struct store_batch *batch, struct decision *out)
+{
+    memset(out, 0, sizeof *out);
+    if (unknown_offer(d, offer, handler, h, out)) {
+        free(arg_json);
         return 0;
+    }
     char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
-    char *arg_json = arg && h != RULE_PROVISION ? json_dumps(arg, JSON_COMPACT) : NULL;
     struct rule_result r;
     int rc = engine_call(d->engine, offer, h, sub_json, arg_json, batch, &r);
     free(sub_json);

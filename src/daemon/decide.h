@@ -22,10 +22,14 @@ struct decision {
     char error[1024];
 };
 
-/* Run handler (a rule handler name) of the rule serving offer with sub and arg (arg unused for
- * provision); the rule's ctx.store writes go to batch when it succeeds. Counts the decision in
+/* Run handler (a rule handler name) of the rule serving offer with sub and arg (not passed to
+ * provision: see decide_provision); the rule's ctx.store writes go to batch when it succeeds. Counts the decision in
  * saasd_rule_decisions_total. Returns 0, or the engine's error with out->failed and out->error. */
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out);
+
+/* provision(sub, ctx, landing): landing = the buyer's confirmation {buyer, fields} (may be NULL). */
+int decide_provision(struct daemon *d, const char *offer, json_t *sub, json_t *landing, struct store_batch *batch,
+                     struct decision *out);
 
 #endif

@@ -81,7 +81,7 @@ void flows_set_provision(json_t *rec, const char *decision, const struct decisio
     json_object_set_new(rec, "provision", p);
 }
 
-int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const char *request_id,
+int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const char *request_id, json_t *landing,
                    struct flow_outcome *out)
 {
     memset(out, 0, sizeof *out);
@@ -126,7 +126,7 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     }
 
     struct decision dec;
-    rc = decide(d, offer, "provision", json_object_get(rec, "subscription"), NULL, b, &dec);
+    rc = decide_provision(d, offer, json_object_get(rec, "subscription"), landing, b, &dec);
     if (rc) {
         log_error("landing", "provision rule failed; nothing decided", "request_id", request_id, "sub_id", sub_id,
                   "offer_id", offer, "error", dec.error);
@@ -188,6 +188,7 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
     }
     out->ms_subscribed = read_back_activation(d, sub_id, rec);
     json_object_set_new(json_object_get(rec, "provision"), "decision", json_string("activated"));
+    json_object_del(json_object_get(rec, "provision"), "message"); /* the pending text is obsolete now */
     if ((rc = store_batch_new(&b)) == 0) {
         rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
         if (!rc)

@@ -29,8 +29,9 @@ struct flow_outcome {
  * subscription is PendingFulfillmentStart. */
 void flow_record_refresh(json_t *rec, json_t *snapshot);
 
-/* Landing page: decide once for sub_id (snapshot = Microsoft's subscription object). */
-int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const char *request_id,
+/* Landing page: decide once for sub_id (snapshot = Microsoft's subscription object; landing =
+ * the signed-in buyer's confirmation {buyer, fields}, handed to the provision rule, may be NULL). */
+int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const char *request_id, json_t *landing,
                    struct flow_outcome *out);
 /* Admin: activate a subscription whose provision rule answered "pending". */
 int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outcome *out);

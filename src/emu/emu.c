@@ -37,6 +37,18 @@ const char *emu_base_url(const struct emu *e) { return e->base_url; }
 
 static int starts(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
 
+/* The call log: what Microsoft's surfaces were asked, for tests ("no second Activate"). */
+#define EMU_CALLS_MAX 2000
+static void record_call(struct emu *e, const struct httpd_request *r, int status)
+{
+    char at[40];
+    emu_iso(emu_now_ms(e), at);
+    json_array_append_new(e->calls, json_pack("{s:s,s:s,s:i,s:s}", "method", httpd_method(r), "path", httpd_path(r),
+                                              "status", status, "at", at));
+    if (json_array_size(e->calls) > EMU_CALLS_MAX)
+        json_array_remove(e->calls, 0);
+}
+
 static void handle(void *arg, const struct httpd_request *r, struct httpd_response *res)
 {
     struct emu *e = arg;
@@ -55,6 +67,8 @@ static void handle(void *arg, const struct httpd_request *r, struct httpd_respon
             emu_metering_route(e, r, res);
         else if (!emu_entra_route(e, r, res))
             httpd_set_body(res, 404, NULL, "{\"code\":\"NotFound\",\"message\":\"no such route\"}");
+        if (!control)
+            record_call(e, r, res->status);
         emu_persist_flush(e);
         pthread_cond_broadcast(&e->wake);
         pthread_mutex_unlock(&e->lock);
@@ -120,6 +134,36 @@ static int register_cert_file(struct emu *e, const char *path)
     return rc == 0 ? 0 : SAASD_EINVAL;
 }
 
+/* Buyer sign-in: the redirect URIs of the publisher app and, when configured, a separate
+ * sign-in app in the publisher tenant (one app or two, as the daemon's landing block says). */
+static int signin_setup(struct emu *e, const struct emu_options *opt)
+{
+    char dflt[1100];
+    const char *q = strchr(e->k.landing_url, '?');
+    snprintf(dflt, sizeof dflt, "%.*s/callback", (int)(q ? (size_t)(q - e->k.landing_url) : strlen(e->k.landing_url)),
+             e->k.landing_url);
+    const char *uris = opt->redirect_uris && *opt->redirect_uris ? opt->redirect_uris : dflt;
+    int rc = emu_signin_reg_uris(e, e->client_id, uris);
+    if (rc == 0 && !emu_jstr(emu_signin_reg(e, e->client_id), "displayName"))
+        json_object_set_new(emu_signin_reg(e, e->client_id), "displayName", json_string(EMU_PUBLISHER_APP_NAME));
+    const char *sc = opt->signin_client_id;
+    if (rc == 0 && sc && *sc && strcmp(sc, e->client_id)) {
+        const char *secret = opt->signin_client_secret && *opt->signin_client_secret ? opt->signin_client_secret
+                                                                                     : EMU_DEFAULT_SIGNIN_SECRET;
+        json_t *app = json_pack("{s:s,s:s,s:s}", "tenantId", e->tenant_id, "clientId", sc, "clientSecret", secret);
+        struct emu_error err;
+        rc = app ? emu_app_put(e, app, &err) : SAASD_ENOMEM;
+        json_decref(app);
+        if (rc == 0)
+            rc = emu_signin_reg_uris(e, sc, uris);
+        if (rc == 0 && !emu_jstr(emu_signin_reg(e, sc), "displayName"))
+            json_object_set_new(emu_signin_reg(e, sc), "displayName", json_string(EMU_SIGNIN_APP_NAME));
+    }
+    if (rc != 0)
+        log_error("emulator", "cannot register the buyer sign-in app", "redirect_uris", uris);
+    return rc;
+}
+
 int emu_start(const struct emu_options *opt, struct emu **out)
 {
     struct emu_options d;
@@ -175,7 +219,10 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     }
     if (opt->seed)
         emu_state_seed(e);
-    if (!(e->jtis = json_object())) {
+    emu_users_seed(e);
+    if ((rc = signin_setup(e, opt)) != 0)
+        goto fail;
+    if (!(e->jtis = json_object()) || !(e->codes = json_object()) || !(e->calls = json_array())) {
         rc = SAASD_ENOMEM;
         goto fail;
     }
@@ -249,6 +296,8 @@ void emu_stop(struct emu *e)
     emu_faults_clear(e);
     json_decref(e->db);
     json_decref(e->jtis);
+    json_decref(e->codes);
+    json_decref(e->calls);
     free(e->bind_addr);
     free(e->public_url);
     free(e->data_dir);
@@ -259,6 +308,7 @@ void emu_stop(struct emu *e)
     free(e->publisher_id);
     free(e->k.landing_url);
     free(e->k.webhook_url);
+    free(e->k.id_token_fault);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
     free(e);

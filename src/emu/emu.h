@@ -20,6 +20,11 @@
 #define EMU_DEFAULT_PUBLISHER "contoso"
 #define EMU_DEFAULT_LANDING   "http://127.0.0.1:8080/landing"
 #define EMU_API_VERSION       "2018-08-31"
+/* Buyers (emu_users.c): the default purchaser, signed in as a test user of this tenant. */
+#define EMU_BUYER_TENANT      "44444444-4444-4444-8444-444444444444"
+#define EMU_BUYER_EMAIL       "customer@contoso-customer.example"
+#define EMU_OTHER_TENANT      "55555555-5555-4555-8555-555555555555"
+#define EMU_DEFAULT_SIGNIN_SECRET "emulator-signin-secret"
 
 struct emu_options {
     const char *bind_addr;     /* default 127.0.0.1 */
@@ -45,6 +50,14 @@ struct emu_options {
     long webhook_backoff_ms;   /* first retry delay, doubled per attempt, capped at 60 s; default 1000 */
     int webhook_max_attempts;  /* then the delivery (and an ACK-able operation) fails; default 10 */
     int seed;                  /* 1 = create the demo offer on an empty state; default 1 */
+    /* Buyer sign-in (OpenID Connect code flow): the redirect URIs registered for the publisher
+     * app, space- or comma-separated; NULL = <landing_url>/callback. A separate multitenant
+     * sign-in app (the landing app Microsoft recommends) when signin_client_id is set: it is
+     * registered in the publisher tenant with signin_client_secret (default
+     * EMU_DEFAULT_SIGNIN_SECRET) and the same redirect URIs. */
+    const char *redirect_uris;
+    const char *signin_client_id;
+    const char *signin_client_secret;
 };
 
 struct emu;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void bad(struct httpd_response *res, int status, const char *code, const char *msg)
@@ -35,6 +36,7 @@ static json_t *knobs_json(struct emu *e)
     char iss1[512], iss2[512];
     emu_issuer_v1(e, e->tenant_id, iss1, sizeof iss1);
     emu_issuer_v2(e, e->tenant_id, iss2, sizeof iss2);
+    json_object_set_new(j, "idTokenFault", e->k.id_token_fault ? json_string(e->k.id_token_fault) : json_null());
     json_object_set_new(j, "subUpdateDelayMs", json_integer(e->k.sub_update_delay_ms));
     json_object_set_new(j, "reinstateAckable", json_boolean(e->k.reinstate_ackable));
     json_object_set_new(j, "partnerWebhooks", json_boolean(e->k.partner_webhooks));
@@ -117,12 +119,20 @@ static void put_config(struct emu *e, const json_t *in, struct httpd_response *r
     }
     k.page_size = (int)page;
     k.webhook_max_attempts = (int)attempts;
-    if (set_string(in, "webhookUrl", &e->k.webhook_url) || set_string(in, "landingUrl", &e->k.landing_url)) {
+    json_t *fault = json_object_get(in, "idTokenFault");
+    if (fault && !json_is_null(fault) && !emu_id_token_fault_known(json_string_value(fault))) {
+        bad(res, 400, "BadArgument",
+            "idTokenFault: null, wrong-nonce, foreign-issuer, expired, wrong-audience, bad-signature or unknown-key");
+        return;
+    }
+    if (set_string(in, "webhookUrl", &e->k.webhook_url) || set_string(in, "landingUrl", &e->k.landing_url) ||
+        set_string(in, "idTokenFault", &e->k.id_token_fault)) {
         bad(res, 400, "BadArgument", "webhookUrl and landingUrl must be strings");
         return;
     }
     k.webhook_url = e->k.webhook_url;
     k.landing_url = e->k.landing_url;
+    k.id_token_fault = e->k.id_token_fault;
     e->k = k;
     pthread_cond_broadcast(&e->wake);
     emu_reply_json(res, 200, knobs_json(e));
@@ -351,8 +361,51 @@ static json_t *cert_list(struct emu *e, const char *client)
 
 static json_t *app_json(struct emu *e, const char *tid, const char *client, int configured)
 {
-    return json_pack("{s:s,s:s,s:b,s:o}", "tenantId", tid, "clientId", client, "configured", configured,
-                     "certificates", cert_list(e, client));
+    json_t *reg = emu_signin_reg(e, client);
+    json_t *uris = reg ? json_incref(json_object_get(reg, "redirectUris")) : NULL;
+    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:s,s:s?}", "tenantId", tid, "clientId", client, "configured",
+                     configured, "certificates", cert_list(e, client), "redirectUris", uris ? uris : json_array(),
+                     "signInAudience",
+                     reg ? emu_jstr(reg, "signInAudience") : "AzureADandPersonalMicrosoftAccount", "displayName",
+                     reg ? emu_jstr(reg, "displayName") : NULL);
+}
+
+/* POST /_emulator/apps and PATCH /_emulator/apps/{clientId}: the sign-in half of a registration. */
+static int app_signin(struct emu *e, const char *client, const json_t *body, struct emu_error *err)
+{
+    if (!json_object_get(body, "redirectUris") && !json_object_get(body, "signInAudience") &&
+        !json_object_get(body, "displayName"))
+        return 0;
+    return emu_signin_reg_put(e, client, body, err);
+}
+
+/* GET /_emulator/calls[?method=&path=glob]: requests Microsoft's surfaces answered, oldest first. */
+static void calls(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+{
+    const char *method = httpd_query(r, "method"), *glob = httpd_query(r, "path");
+    json_t *out = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(e->calls, i, c) {
+        if ((method && strcasecmp(method, emu_jstr(c, "method"))) || (glob && fnmatch(glob, emu_jstr(c, "path"), 0)))
+            continue;
+        json_array_append(out, c);
+    }
+    emu_reply_json(res, 200, json_pack("{s:o}", "calls", out));
+}
+
+static void users_route(struct emu *e, const char *m, const json_t *body, struct httpd_response *res)
+{
+    struct emu_error err;
+    json_t *u = NULL;
+    if (!strcmp(m, "GET"))
+        emu_reply_json(res, 200, json_pack("{s:o}", "users", emu_users_json(e)));
+    else if (strcmp(m, "POST"))
+        bad(res, 405, "MethodNotAllowed", "GET, or POST {email, name?, tenantId?, tenantName?, personal?, objectId?}");
+    else if (emu_user_put(e, body, &err, &u) != 0)
+        emu_reply_error(res, &err);
+    else
+        emu_reply_json(res, 201, json_incref(u));
 }
 
 /* /_emulator/apps/{clientId}/certificates[/{x5t|x5t#S256|thumbprint}]: what Entra's
@@ -482,7 +535,7 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
             emu_reply_json(res, 200, json_pack("{s:I,s:s}", "clockOffsetS", (json_int_t)e->k.clock_offset_s, "now", now));
         }
     } else if (!strcmp(rest, "/apps") && post) {
-        if (emu_app_put(e, body, &err) != 0)
+        if (emu_app_put(e, body, &err) != 0 || app_signin(e, emu_jstr(body, "clientId"), body, &err) != 0)
             emu_reply_error(res, &err);
         else
             emu_reply_json(res, 201, app_json(e, emu_jstr(body, "tenantId"), emu_jstr(body, "clientId"), 0));
@@ -494,8 +547,20 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
         json_object_foreach(json_object_get(e->db, "apps"), k, a)
             json_array_append_new(list, app_json(e, emu_jstr(a, "tenantId"), emu_jstr(a, "clientId"), 0));
         emu_reply_json(res, 200, json_pack("{s:o}", "apps", list));
+    } else if (!strncmp(rest, "/apps/", 6) && !strchr(rest + 6, '/') && !strcmp(m, "PATCH")) {
+        const char *client = rest + 6, *tid = emu_app_tenant(e, client, NULL);
+        if (!tid)
+            bad(res, 404, "EntityNotFound", "no such app");
+        else if (emu_signin_reg_put(e, client, body, &err) != 0)
+            emu_reply_error(res, &err);
+        else
+            emu_reply_json(res, 200, app_json(e, tid, client, !strcmp(client, e->client_id)));
     } else if (!strncmp(rest, "/apps/", 6)) {
         app_certificates(e, m, rest + 5, body, res);
+    } else if (!strcmp(rest, "/users")) {
+        users_route(e, m, body, res);
+    } else if (!strcmp(rest, "/calls") && get) {
+        calls(e, r, res);
     } else if (!strcmp(rest, "/offers") && get) {
         json_t *list = json_array();
         const char *k;

@@ -46,7 +46,7 @@ static char *random_b64url(size_t n)
     return out;
 }
 
-static int sign_claims(struct emu *e, json_t *claims, char **out)
+int emu_sign_claims(struct emu *e, json_t *claims, char **out)
 {
     char *aio = random_b64url(24), *uti = random_b64url(16);
     json_object_set_new(claims, "aio", json_string(aio ? aio : "x"));
@@ -77,7 +77,7 @@ int emu_mint_publisher_token(struct emu *e, int version, const char *tid, const 
                       (json_int_t)(now + e->k.token_lifetime_s), "appid", client, "appidacr", "1", "oid", oid,
                       "sub", oid, "tid", tid, "ver", "1.0", "idtyp", "app");
     }
-    return sign_claims(e, c, out);
+    return emu_sign_claims(e, c, out);
 }
 
 /* §5.6: Microsoft gets a token for the publisher's own app: aud = publisher client id,
@@ -93,7 +93,7 @@ int emu_mint_webhook_token(struct emu *e, const char *tid, const char *client, c
                           (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)(now + e->k.token_lifetime_s),
                           "azp", EMU_MARKETPLACE_APP, "azpacr", "2", "oid", oid, "sub", oid, "tid", tid,
                           "ver", "2.0");
-    return sign_claims(e, c, out);
+    return emu_sign_claims(e, c, out);
 }
 
 int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err, char *caller)
@@ -166,6 +166,17 @@ static void entra_error(struct emu *e, struct httpd_response *res, int status, c
                              "error_uri", uri));
 }
 
+/* grant_type=authorization_code, once the client is authenticated (emu_signin.c). */
+static void code_grant_reply(struct emu *e, struct httpd_response *res, const char *client, const char *body, size_t n)
+{
+    struct emu_refusal why;
+    json_t *reply = NULL;
+    if (emu_code_redeem(e, client, body, n, &why, &reply) != 0)
+        entra_error(e, res, why.status, why.error, why.code, "%s", why.message);
+    else
+        emu_reply_json(res, 200, reply);
+}
+
 /* client_secret_basic: Authorization: Basic base64(client_id:client_secret). */
 static void basic_credentials(const struct httpd_request *r, char **id, char **secret)
 {
@@ -200,20 +211,21 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     struct emu_refusal why;
     snprintf(want_scope, sizeof want_scope, "%s/.default", EMU_MARKETPLACE_APP);
     basic_credentials(r, &id, &secret);
+    int code_grant = version == 2 && grant && !strcmp(grant, "authorization_code");
     if (strcmp(httpd_method(r), "POST"))
         entra_error(e, res, 405, "invalid_request", 900561, "The endpoint only accepts POST requests.");
-    else if (!emu_tenant_known(e, tenant))
+    else if (!(code_grant ? emu_authority_known(e, tenant) : emu_tenant_known(e, tenant)))
         entra_error(e, res, 400, "invalid_request", 90002, "Tenant '%s' not found.", tenant);
     else if (!grant)
         entra_error(e, res, 400, "invalid_request", 900144,
                     "The request body must contain the following parameter: 'grant_type'.");
-    else if (strcmp(grant, "client_credentials"))
+    else if (strcmp(grant, "client_credentials") && !code_grant)
         entra_error(e, res, 400, "unsupported_grant_type", 70003,
                     "The app requested an unsupported grant type '%s'.", grant);
     else if (!id)
         entra_error(e, res, 400, "invalid_request", 900144,
                     "The request body must contain the following parameter: 'client_id'.");
-    else if (!(app_tid = emu_app_tenant(e, id, &app_secret)) || strcmp(app_tid, tenant))
+    else if (!(app_tid = emu_app_tenant(e, id, &app_secret)) || (!code_grant && strcmp(app_tid, tenant)))
         entra_error(e, res, 400, "unauthorized_client", 700016,
                     "Application with identifier '%s' was not found in the directory.", id);
     else if (assertion && secret)
@@ -230,6 +242,8 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
                     "Invalid client secret provided. Ensure the secret being sent in the request is the client "
                     "secret value, not the client secret ID, for a secret added to app '%s'.",
                     id);
+    else if (code_grant)
+        code_grant_reply(e, res, id, body, n);
     else if (!target)
         entra_error(e, res, 400, "invalid_request", 900144,
                     version == 1 ? "The request body must contain the following parameter: 'resource'."
@@ -279,10 +293,6 @@ static void token_endpoint(struct emu *e, const struct httpd_request *r, struct 
     free(target);
 }
 
-static int tenant_known(struct emu *e, const char *t)
-{
-    return emu_tenant_known(e, t) || !strcmp(t, "common") || !strcmp(t, "organizations");
-}
 
 static void openid_config(struct emu *e, struct httpd_response *res, const char *tenant, int version)
 {
@@ -294,19 +304,31 @@ static void openid_config(struct emu *e, struct httpd_response *res, const char 
         snprintf(tok, sizeof tok, "%s/%s/oauth2/token", b, tenant);
         snprintf(authz, sizeof authz, "%s/%s/oauth2/authorize", b, tenant);
     } else {
-        emu_issuer_v2(e, tenant, iss, sizeof iss);
+        /* Multitenant endpoints publish the issuer as a template, as Entra does: the token's
+         * own tid goes in place of {tenantid}. */
+        int multi = !strcmp(tenant, "common") || !strcmp(tenant, "organizations");
+        emu_issuer_v2(e, multi ? "{tenantid}" : !strcmp(tenant, "consumers") ? EMU_MSA_TENANT : tenant, iss, sizeof iss);
         snprintf(jwks, sizeof jwks, "%s/%s/discovery/v2.0/keys", b, tenant);
         snprintf(tok, sizeof tok, "%s/%s/oauth2/v2.0/token", b, tenant);
         snprintf(authz, sizeof authz, "%s/%s/oauth2/v2.0/authorize", b, tenant);
     }
-    emu_reply_json(res, 200,
-                   json_pack("{s:s,s:s,s:s,s:s,s:[s,s,s],s:[s],s:[s],s:[s,s],s:[s,s],s:s,s:b,s:s}", "issuer", iss,
-                             "jwks_uri", jwks, "token_endpoint", tok, "authorization_endpoint", authz,
-                             "token_endpoint_auth_methods_supported", "client_secret_post", "private_key_jwt",
-                             "client_secret_basic", "id_token_signing_alg_values_supported", "RS256",
-                             "subject_types_supported", "pairwise", "response_types_supported", "code", "token",
-                             "scopes_supported", "openid", "profile", "tenant_region_scope", "NA",
-                             "request_uri_parameter_supported", 0, "cloud_instance_name", "microsoftonline.com"));
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:[s,s,s],s:[s],s:[s],s:[s,s],s:[s,s],s:s,s:b,s:s}", "issuer", iss,
+                            "jwks_uri", jwks, "token_endpoint", tok, "authorization_endpoint", authz,
+                            "token_endpoint_auth_methods_supported", "client_secret_post", "private_key_jwt",
+                            "client_secret_basic", "id_token_signing_alg_values_supported", "RS256",
+                            "subject_types_supported", "pairwise", "response_types_supported", "code", "token",
+                            "scopes_supported", "openid", "profile", "tenant_region_scope", "NA",
+                            "request_uri_parameter_supported", 0, "cloud_instance_name", "microsoftonline.com");
+    if (doc && version == 2) { /* what buyer sign-in (emu_signin.c) supports */
+        json_array_append_new(json_object_get(doc, "scopes_supported"), json_string("email"));
+        json_object_set_new(doc, "response_modes_supported", json_pack("[s,s]", "query", "form_post"));
+        json_object_set_new(doc, "code_challenge_methods_supported", json_pack("[s,s]", "S256", "plain"));
+        json_object_set_new(doc, "grant_types_supported", json_pack("[s,s]", "authorization_code", "client_credentials"));
+        json_object_set_new(doc, "claims_supported",
+                            json_pack("[s,s,s,s,s,s,s,s,s,s,s,s]", "sub", "iss", "aud", "exp", "iat", "nbf", "name",
+                                      "nonce", "oid", "tid", "preferred_username", "email"));
+    }
+    emu_reply_json(res, 200, doc);
 }
 
 static void jwks(struct emu *e, struct httpd_response *res)
@@ -328,18 +350,20 @@ int emu_entra_route(struct emu *e, const struct httpd_request *r, struct httpd_r
     char tenant[128];
     snprintf(tenant, sizeof tenant, "%.*s", (int)(slash - path - 1), path + 1);
     const char *rest = slash;
-    if (!strcmp(rest, "/oauth2/token")) {
+    if (emu_signin_route(e, r, res, tenant, rest)) {
+        return 1;
+    } else if (!strcmp(rest, "/oauth2/token")) {
         token_endpoint(e, r, res, tenant, 1);
     } else if (!strcmp(rest, "/oauth2/v2.0/token")) {
         token_endpoint(e, r, res, tenant, 2);
     } else if (!strcmp(rest, "/v2.0/.well-known/openid-configuration") ||
                !strcmp(rest, "/.well-known/openid-configuration")) {
-        if (!tenant_known(e, tenant))
+        if (!emu_authority_known(e, tenant))
             entra_error(e, res, 400, "invalid_tenant", 90002, "Tenant '%s' not found.", tenant);
         else
             openid_config(e, res, tenant, strncmp(rest, "/v2.0/", 6) ? 1 : 2);
     } else if (!strcmp(rest, "/discovery/v2.0/keys") || !strcmp(rest, "/discovery/keys")) {
-        if (!tenant_known(e, tenant))
+        if (!emu_authority_known(e, tenant))
             entra_error(e, res, 400, "invalid_tenant", 90002, "Tenant '%s' not found.", tenant);
         else
             jwks(e, res);

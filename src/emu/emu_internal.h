@@ -15,6 +15,9 @@
 #include <stdint.h>
 
 #define EMU_MARKETPLACE_APP "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
+#define EMU_MSA_TENANT "9188040d-6c67-4c5b-b112-36a304b66dad" /* every personal Microsoft account's tid */
+#define EMU_PUBLISHER_APP_NAME "Contoso SaaS (publisher app)" /* what the sign-in page calls the apps */
+#define EMU_SIGNIN_APP_NAME "Contoso SaaS sign-in"
 #define EMU_MAX_KEYS 3 /* the signing key plus up to two previous ones, still in the JWKS */
 #define EMU_ASSERTION_SKEW_S 300          /* clock skew allowed on a client assertion's exp/nbf */
 #define EMU_ASSERTION_MAX_LIFETIME_S 3600 /* a client assertion may not expire later than this from now */
@@ -35,6 +38,7 @@ struct emu_knobs {
     long webhook_timeout_ms, webhook_backoff_ms;
     int webhook_max_attempts;
     long clock_offset_s;
+    char *id_token_fault; /* NULL, or how to spoil buyers' ID tokens (emu_signin.c's table) */
     /* Where Microsoft's pages or implementations differ, both behaviours (tests pick one): */
     int reinstate_ackable;   /* 1: Reinstate waits for an ACK (life-cycle page); 0: applied, then
                                 announced Succeeded (webhook page, the default) */
@@ -86,6 +90,8 @@ struct emu {
     char key_stamp[64]; /* inode + mtime of the key file (--data), to notice `rotate-key` */
     uint8_t landing_key[32];
     json_t *jtis; /* "<client>/<jti>" -> exp of client assertions already used (memory only) */
+    json_t *codes; /* authorization codes -> their request (memory only, emu_signin.c) */
+    json_t *calls; /* the latest requests to Microsoft's surfaces, oldest first (memory only) */
     struct emu_fault *faults;
     size_t nfaults;
     struct httpd *httpd;
@@ -122,6 +128,8 @@ void emu_fail(struct emu_error *err, int status, const char *code, const char *f
 char *emu_form_value(const char *body, size_t len, const char *name);
 json_t *emu_body_json(const struct httpd_request *r);
 void emu_uuid(char out[37]);
+/* Text for HTML element content and attribute values; malloc'd (NULL stays NULL). */
+char *emu_html_escape(const char *text);
 
 /* ---- emu_jwt.c: keys and RS256 ---- */
 int emu_key_generate(struct emu_key *k);
@@ -156,11 +164,43 @@ int emu_entra_route(struct emu *e, const struct httpd_request *r, struct httpd_r
  * webhook bearer Microsoft sends to the app owning an offer. */
 int emu_mint_publisher_token(struct emu *e, int version, const char *tid, const char *client, char **out);
 int emu_mint_webhook_token(struct emu *e, const char *tid, const char *client, char **out);
+/* Adds Entra's opaque claims (aio, uti, rh), signs with the current key; consumes claims. */
+int emu_sign_claims(struct emu *e, json_t *claims, char **out);
 /* Checks the Authorization bearer of a marketplace call; 0 and the calling app's client id in
  * caller (64 bytes), or fills err (403). */
 int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err, char *caller);
 void emu_issuer_v1(const struct emu *e, const char *tid, char *out, size_t n);
 void emu_issuer_v2(const struct emu *e, const char *tid, char *out, size_t n);
+
+/* ---- emu_users.c: test users who sign in as buyers (lock held) ---- */
+void emu_users_seed(struct emu *e);
+json_t *emu_user(struct emu *e, const char *oid);         /* borrowed, or NULL */
+json_t *emu_user_by_email(struct emu *e, const char *email);
+int emu_user_tenant_known(struct emu *e, const char *tid);
+/* Add (or replace, same objectId) a user: {email, name?, objectId?, tenantId?, tenantName?, personal?}. */
+int emu_user_put(struct emu *e, const json_t *in, struct emu_error *err, json_t **out);
+/* A purchase's purchaser/beneficiary from what the purchase named, completed from (or added
+ * to) the users; new reference. */
+json_t *emu_buyer_identity(struct emu *e, const json_t *in, const char *default_email);
+json_t *emu_users_json(struct emu *e);
+
+/* ---- emu_signin.c: buyer sign-in, OpenID Connect code flow with PKCE (lock held) ---- */
+/* Answers /{tenant}/oauth2/v2.0/authorize (rest = the path after the tenant); 0 = not ours. */
+int emu_signin_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res, const char *tenant,
+                     const char *rest);
+/* A tenant id, common, organizations or consumers the emulator can sign users in at. */
+int emu_authority_known(struct emu *e, const char *tenant);
+/* grant_type=authorization_code for an authenticated client: 0 and the token reply, or why. */
+int emu_code_redeem(struct emu *e, const char *client, const char *body, size_t n, struct emu_refusal *why,
+                    json_t **reply);
+/* 1 when name is one of the idTokenFault values (wrong-nonce, foreign-issuer, expired,
+ * wrong-audience, bad-signature, unknown-key). */
+int emu_id_token_fault_known(const char *name);
+/* An app's sign-in registration {redirectUris, signInAudience} (borrowed), or NULL. */
+json_t *emu_signin_reg(struct emu *e, const char *client);
+int emu_signin_reg_put(struct emu *e, const char *client, const json_t *in, struct emu_error *err);
+/* Registers a space/comma separated list of redirect URIs for client. */
+int emu_signin_reg_uris(struct emu *e, const char *client, const char *list);
 
 /* ---- emu_assertion.c: certificates of the publisher apps, client assertions (lock held) ---- */
 /* Register a PEM certificate for a known app (again: replaced). *out (may be NULL) borrows the

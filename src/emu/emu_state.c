@@ -27,6 +27,7 @@ void emu_state_reset(struct emu *e)
 {
     json_t *offers = json_incref(coll(e, "offers")), *apps = json_incref(coll(e, "apps"));
     json_t *certs = json_incref(coll(e, "certs"));
+    json_t *users = json_incref(coll(e, "users")), *signin = json_incref(coll(e, "signin"));
     json_decref(e->db);
     emu_state_init(e);
     json_object_set_new(e->db, "offers", offers);
@@ -34,6 +35,10 @@ void emu_state_reset(struct emu *e)
         json_object_set_new(e->db, "apps", apps);
     if (certs)
         json_object_set_new(e->db, "certs", certs);
+    if (users) /* who can sign in, and the apps' sign-in settings, are directory state like apps */
+        json_object_set_new(e->db, "users", users);
+    if (signin)
+        json_object_set_new(e->db, "signin", signin);
     e->dirty = 1;
 }
 
@@ -294,16 +299,6 @@ static void touch(struct emu *e, json_t *sub)
     e->dirty = 1;
 }
 
-static json_t *identity(const json_t *in, const char *default_email)
-{
-    char oid[37], tid[37];
-    emu_uuid(oid);
-    emu_uuid(tid);
-    const char *email = emu_jstr(in, "emailId"), *o = emu_jstr(in, "objectId"), *t = emu_jstr(in, "tenantId");
-    return json_pack("{s:s,s:s,s:s,s:n}", "emailId", email ? email : default_email, "objectId", o ? o : oid,
-                     "tenantId", t ? t : tid, "puid");
-}
-
 /* Quantity as clients send it: number, numeric string, "" / null / absent (= none). 1 when a
  * value is present, 0 when absent, -1 when malformed. */
 static int read_quantity(const json_t *v, json_int_t *out)
@@ -399,8 +394,8 @@ int emu_purchase(struct emu *e, const json_t *in, struct emu_error *err, json_t 
     emu_uuid(id);
     emu_iso(emu_now_ms(e), now);
     int csp = json_is_true(json_object_get(in, "csp"));
-    json_t *ben = identity(json_object_get(in, "beneficiary"), "customer@contoso-customer.example");
-    json_t *pur = json_object_get(in, "purchaser") ? identity(json_object_get(in, "purchaser"), "buyer@example.com")
+    json_t *ben = emu_buyer_identity(e, json_object_get(in, "beneficiary"), EMU_BUYER_EMAIL);
+    json_t *pur = json_object_get(in, "purchaser") ? emu_buyer_identity(e, json_object_get(in, "purchaser"), EMU_BUYER_EMAIL)
                                                   : json_deep_copy(ben);
     json_t *ops = csp ? json_pack("[s]", "Read") : json_pack("[s,s,s]", "Read", "Update", "Delete");
     const char *name = emu_jstr(in, "name");

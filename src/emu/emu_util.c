@@ -223,3 +223,28 @@ void emu_uuid(char out[37])
     if (crypto_uuid(out) != 0)
         snprintf(out, 37, "00000000-0000-4000-8000-000000000000");
 }
+
+char *emu_html_escape(const char *text)
+{
+    static const struct { char c; const char *entity; } table[] = {
+        {'&', "&amp;"}, {'<', "&lt;"}, {'>', "&gt;"}, {'"', "&quot;"}, {'\'', "&#39;"}};
+    if (!text)
+        return NULL;
+    size_t len = 0;
+    for (const char *p = text; *p; p++)
+        len += 6;
+    char *out = malloc(len + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = text; *p; p++) {
+        size_t i = 0;
+        while (i < sizeof table / sizeof table[0] && table[i].c != *p)
+            i++;
+        if (i < sizeof table / sizeof table[0])
+            o = stpcpy(o, table[i].entity);
+        else
+            *o++ = *p;
+    }
+    *o = 0;
+    return out;
+}

@@ -73,6 +73,15 @@ static const struct key_spec schema[] = {
     {"rules", "on_timeout", KT_STRING, 0, 0},
     {"rules", "unknown_offers", KT_STRING, 0, 0},
     {"reconcile", "interval", KT_INT, 0, 86400},
+    {"landing", "client_id", KT_STRING, 0, 0},
+    {"landing", "secret_env", KT_STRING, 0, 0},
+    {"landing", "secret_file", KT_STRING, 0, 0},
+    {"landing", "authority", KT_STRING, 0, 0},
+    {"landing", "tenant", KT_STRING, 0, 0},
+    {"landing", "redirect_uri", KT_STRING, 0, 0},
+    {"landing", "cookie_secure", KT_BOOL, 0, 0},
+    {"landing", "session_ttl", KT_INT, 60, 86400},
+    {"landing", "skew", KT_INT, 0, 300},
     {"metering", "interval", KT_INT, 0, 3600},
     {"metering", "grace", KT_INT, 0, 3600},
     {"events", "retry_base_ms", KT_INT, 10, 600000},
@@ -612,6 +621,37 @@ static void fill_sinks(struct loader *ld, lua_State *L, int env, int lines, stru
     lua_pop(L, 1);
 }
 
+/* The buyer sign-in app: its own (a multitenant registration, as Microsoft recommends) or,
+ * without landing.client_id, the publisher app. */
+static void landing_app(struct loader *ld, lua_State *L, int env, int lines, struct saasd_config *c)
+{
+    c->landing_client_id = get_string(L, env, "landing", "client_id", c->client_id);
+    char *own = get_string(L, env, "landing", "client_id", NULL);
+    char *senv = get_string(L, env, "landing", "secret_env", NULL);
+    char *sfile = get_string(L, env, "landing", "secret_file", NULL);
+    if (senv || sfile)
+        c->landing_secret = resolve_secret(ld, L, env, lines, "landing", "secret_env", "secret_file", 1);
+    else if (own && c->client_id && strcmp(own, c->client_id))
+        fail_at(ld, key_line(ld, L, lines, "landing", "client_id"),
+                "landing: a separate sign-in app needs secret_env or secret_file");
+    else if (c->client_secret)
+        c->landing_secret = strdup(c->client_secret);
+    free(own);
+    free(senv);
+    free(sfile);
+    c->landing_authority = get_string(L, env, "landing", "authority", c->authority_url);
+    c->landing_tenant = get_string(L, env, "landing", "tenant", "organizations");
+    c->landing_redirect_uri = get_string(L, env, "landing", "redirect_uri", NULL); /* NULL: the listener's */
+    if (c->landing_redirect_uri && strncmp(c->landing_redirect_uri, "https://", 8) &&
+        strncmp(c->landing_redirect_uri, "http://", 7))
+        fail_at(ld, key_line(ld, L, lines, "landing", "redirect_uri"),
+                "landing.redirect_uri: expected the public http(s) URL of /landing/callback, got \"%s\"",
+                c->landing_redirect_uri);
+    c->landing_cookie_secure = (int)get_int(L, env, "landing", "cookie_secure", 1);
+    c->landing_session_ttl_s = (int)get_int(L, env, "landing", "session_ttl", 1800);
+    c->landing_skew_s = (int)get_int(L, env, "landing", "skew", 300);
+}
+
 static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saasd_config *c)
 {
     char *s = get_string(L, env, NULL, "listen", "127.0.0.1:8080");
@@ -739,6 +779,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->metering_interval_s = (int)get_int(L, env, "metering", "interval", 60);
     c->metering_grace_s = (int)get_int(L, env, "metering", "grace", 300);
     fill_sinks(ld, L, env, lines, c);
+    landing_app(ld, L, env, lines, c);
 }
 
 static char *slurp(const char *path, int *err)
@@ -874,7 +915,9 @@ void config_free(struct saasd_config *c)
                      &c->data_dir, &c->authority_url, &c->tenant_id, &c->client_id, &c->client_secret,
                      &c->client_cert_file, &c->client_key_file,
                      &c->resource, &c->marketplace_url, &c->api_version, &c->webhook_audience,
-                     &c->webhook_tenant, &c->webhook_app_id, &c->jwks_url, &c->rules_dir};
+                     &c->webhook_tenant, &c->webhook_app_id, &c->jwks_url, &c->rules_dir,
+                     &c->landing_client_id, &c->landing_secret, &c->landing_authority, &c->landing_tenant,
+                     &c->landing_redirect_uri};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     for (char **p = c->http_allow; p && *p; p++)

@@ -665,6 +665,29 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
     return rc;
 }
 
+int engine_landing(struct engine *e, const char *offer_id, char **json)
+{
+    *json = NULL;
+    if (!e || !offer_id || !engine_offer_id_valid(offer_id, strlen(offer_id)))
+        return SAASD_EINVAL;
+    struct generation *g = gen_acquire(e);
+    if (!g)
+        return SAASD_ENOTFOUND;
+    const struct rule_file *f = &g->files[find_rule(g, offer_id)];
+    /* the table lives in the rule's state, which lives in a worker: asked like a handler call */
+    struct worker *w;
+    int rc = pool_take(e, &w);
+    long slot = rc == 0 ? worker_slot(w, f, offer_id) : -1;
+    if (rc == 0 && slot < 0)
+        rc = worker_load(w, f, offer_id, e->opt.cpu_ms, e->opt.memory, log_problem, NULL, &slot);
+    if (rc == 0)
+        rc = worker_landing(w, slot, e->opt.cpu_ms, json);
+    if (w)
+        pool_give(e, w);
+    gen_release(e, g);
+    return rc;
+}
+
 int engine_info(struct engine *e, struct engine_info **out)
 {
     *out = NULL;

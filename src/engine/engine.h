@@ -37,7 +37,7 @@ struct store_batch;
 struct http_client;
 
 enum rule_handler {
-    RULE_PROVISION = 0,   /* (sub, ctx): landing page after resolve */
+    RULE_PROVISION = 0,   /* (sub, ctx, landing): the buyer confirmed on the landing page */
     RULE_CHANGE_PLAN,     /* (sub, change, ctx): ChangePlan webhook */
     RULE_CHANGE_QUANTITY, /* (sub, change, ctx): ChangeQuantity webhook */
     RULE_SUSPEND,         /* (sub, event, ctx) */
@@ -126,8 +126,8 @@ void engine_close(struct engine *e);
 
 /* Run handler h of the rule serving offer_id. sub_json: the subscription (contract §3.2);
  * arg_json: the change (ChangePlan/ChangeQuantity webhook payload, §5.4), the usage report
- * ({dimension, quantity, time}) for usage, or the event (webhook payload) for the other
- * handlers, NULL for provision. Both are read, not kept.
+ * ({dimension, quantity, time}) for usage, the event (webhook payload) for the other
+ * handlers, and for provision the landing input {buyer, fields} (or NULL). Both are read, not kept.
  * batch: ctx.store writes of the call are appended to it, in order, if and only if the call
  * returns 0, so the daemon commits them with its decision and audit record; NULL = writes are
  * visible within the call and then dropped. Its ctx.notify notifications are then in
@@ -138,6 +138,13 @@ void engine_close(struct engine *e);
 int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
                 const char *arg_json, struct store_batch *batch, struct rule_result *out);
 void rule_result_free(struct rule_result *r);
+
+/* The landing table of the rule serving offer_id (its confirmation-page fields and brand,
+ * `landing = { fields = {...}, brand = {...} }`, checked at load) as JSON text, read from the
+ * rule's state in a worker (loaded there first if needed), like a handler call but running no
+ * rule code. *json is malloc'd, or NULL when the rule has none. 0, SAASD_EINVAL (bad offer
+ * id), a worker's I/O or load error. */
+int engine_landing(struct engine *e, const char *offer_id, char **json);
 
 /* Rebuild from the rules directory. 0: swapped in (generation + 1). Otherwise the old
  * generation keeps serving, "rules NOT changed" is logged with every problem, the failure is

@@ -204,6 +204,34 @@ static long new_slot(struct worker *w)
     return (long)w->nkeys++;
 }
 
+int worker_landing(struct worker *w, long i, int cpu_ms, char **json)
+{
+    *json = NULL;
+    int64_t kill_at = limits_now_ns() + ((int64_t)cpu_ms + WORKER_GRACE_MS) * 1000000;
+    struct wire_buf b = {0};
+    wire_begin(&b, W_LANDING);
+    wire_put_int(&b, (long long)i);
+    int rc = wire_send(w->fd, &b, kill_at);
+    wire_buf_free(&b);
+    struct wire_msg m = {0};
+    if (rc == 0)
+        rc = wire_recv(w->fd, kill_at, 1u << 20, &m);
+    if (rc == 0 && m.type != W_LANDING_JSON)
+        rc = SAASD_EINVAL;
+    if (rc < 0) {
+        int st;
+        reap(w, &st);
+        wire_msg_free(&m);
+        return rc;
+    }
+    rc = (int)wire_int(&m, 0, SAASD_EINTERNAL);
+    const char *text = wire_str(&m, 1);
+    if (rc == 0 && text && !(*json = strdup(text)))
+        rc = SAASD_ENOMEM;
+    wire_msg_free(&m);
+    return rc;
+}
+
 int worker_load(struct worker *w, const struct rule_file *f, const char *offer, int cpu_ms,
                 size_t memory, vm_problem_fn problem, void *arg, long *slot)
 {

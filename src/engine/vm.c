@@ -19,6 +19,7 @@ static const char REG_LOAD = 0;  /* function(source, chunkname) -> handlers | ni
 static const char REG_CALL = 0;  /* saas.contract.call */
 static const char REG_CTX = 0;   /* the frozen ctx table */
 static const char REG_RULES = 0; /* path -> handlers table */
+static const char REG_LANDING = 0; /* saas.contract.landing_json */
 
 /* Runs once per state, after the embedded modules are preloaded. */
 static const char BOOTSTRAP[] =
@@ -32,7 +33,7 @@ static const char BOOTSTRAP[] =
     "local check = contract.check_handlers\n"
     "return function(source, chunkname)\n"
     "  return sandbox.load_rule(source, chunkname, check)\n"
-    "end, contract.call, ctx\n";
+    "end, contract.call, ctx, contract.landing_json\n";
 
 /* Per-call notes the message handler leaves for vm_call (one call at a time per vm). */
 struct call_notes {
@@ -147,7 +148,8 @@ static int setup(lua_State *L)
 
     if (luaL_loadbufferx(L, BOOTSTRAP, sizeof BOOTSTRAP - 1, "=bootstrap", "t") != LUA_OK)
         return lua_error(L);
-    lua_call(L, 0, 3);
+    lua_call(L, 0, 4);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_LANDING);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_CTX);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_CALL);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_LOAD);
@@ -312,6 +314,26 @@ int vm_load_rule(struct vm *vm, const struct rule_file *f, int cpu_ms, vm_proble
         lua_pushvalue(L, -3);
         lua_setfield(L, -2, f->path);
         lua_pop(L, 1);
+    }
+    lua_settop(L, base);
+    return rc;
+}
+
+int vm_landing_json(struct vm *vm, const struct rule_file *f, char **out)
+{
+    lua_State *L = vm->L;
+    int base = lua_gettop(L);
+    *out = NULL;
+    lua_pushcfunction(L, msgh);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_LANDING);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_RULES);
+    lua_getfield(L, -1, f->path);
+    lua_remove(L, -2);
+    int rc = SAASD_EINTERNAL;
+    if (lua_istable(L, -1) && lua_pcall(L, 1, 1, base + 1) == LUA_OK) {
+        rc = 0;
+        if (lua_type(L, -1) == LUA_TSTRING && !(*out = strdup(lua_tostring(L, -1))))
+            rc = SAASD_ENOMEM;
     }
     lua_settop(L, base);
     return rc;

@@ -41,6 +41,10 @@ void vm_free(struct vm *vm);
 int vm_load_rule(struct vm *vm, const struct rule_file *f, int cpu_ms, vm_problem_fn problem,
                  void *arg);
 
+/* The landing table of the loaded rule f as JSON text (malloc'd), *out NULL when it has none.
+ * Data only: runs no rule code. 0, SAASD_EINTERNAL, SAASD_ENOMEM. */
+int vm_landing_json(struct vm *vm, const struct rule_file *f, char **out);
+
 /* Run handler h of the loaded rule f. The result's strings are copied into out (which the
  * caller initialised); call is the capability context for this call. Returns like
  * engine_call. Sets vm->tainted after a limit. */

@@ -27,6 +27,8 @@ enum wire_type {
     W_HTTP_RESP,   /* parent: error|NULL, status, headers, body */
     W_LOG,         /* worker: level, msg, name, value, ...   (no reply) */
     W_HELLO,       /* worker, once when it starts */
+    W_LANDING,     /* parent: slot                                 -> W_LANDING_JSON */
+    W_LANDING_JSON,/* worker: rc, the rule's landing table as JSON|NULL */
 };
 
 struct wire_buf {

@@ -335,6 +335,21 @@ static void do_call(const struct wire_msg *m)
         slot_clear(s);
 }
 
+/* W_LANDING: slot -> W_LANDING_JSON rc, json|NULL. Data only: no rule code runs. */
+static void do_landing(const struct wire_msg *m)
+{
+    struct slot *s = slot_at(wire_int(m, 0, -1));
+    char *json = NULL;
+    int rc = s && s->vm ? vm_landing_json(s->vm, &s->file, &json) : SAASD_EINVAL;
+    struct wire_buf b = {0};
+    wire_begin(&b, W_LANDING_JSON);
+    wire_put_int(&b, rc);
+    wire_put_str(&b, json);
+    send_or_die(&b);
+    wire_buf_free(&b);
+    free(json);
+}
+
 int worker_main(int fd)
 {
     wfd = fd;
@@ -358,6 +373,8 @@ int worker_main(int fd)
             do_load(&m);
         else if (m.type == W_CALL)
             do_call(&m);
+        else if (m.type == W_LANDING)
+            do_landing(&m);
         else
             return 3;
         wire_msg_free(&m);

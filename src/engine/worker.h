@@ -61,6 +61,11 @@ long worker_slot(const struct worker *w, const struct rule_file *f, const char *
 int worker_load(struct worker *w, const struct rule_file *f, const char *offer, int cpu_ms,
                 size_t memory, vm_problem_fn problem, void *arg, long *slot);
 
+/* The landing table (contract.landing_json) of the file loaded in slot i as JSON text, *json
+ * malloc'd or NULL when the rule has none. Runs no rule code; bounded by cpu_ms. 0 or an I/O
+ * error (w->dead then). */
+int worker_landing(struct worker *w, long i, int cpu_ms, char **json);
+
 /* Run handler h of the file loaded in slot i. out was initialised by the caller (offer_id set); *writes
  * receives the call's pending ctx.store writes (newest first) when it returns 0. caps holds
  * the deadline (set here from cpu_ms) and the capabilities. Returns like engine_call. */

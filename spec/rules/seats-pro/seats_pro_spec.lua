@@ -61,3 +61,17 @@ describe("seats-pro", function()
     assert.is_nil(fake.store["in_use:" .. sub.id])
   end)
 end)
+
+describe("seats-pro on the landing page", function()
+  local rule = h.load_rule("rules/seats-pro.lua")
+
+  it("asks for the company name and keeps what the buyer answered", function()
+    local fields = rule.handlers.landing.fields
+    assert.are.equal("company", fields[1].name)
+    assert.is_true(fields[1].required)
+    local sub = h.subscription({ offerId = "seats-pro", quantity = 3 })
+    local ctx, fake = h.ctx()
+    assert.activated(h.call(rule, "provision", sub, h.landing(sub, { fields = { company = "Fabrikam" } }), ctx))
+    assert.are.equal("Fabrikam", fake.store["company:" .. sub.id])
+  end)
+end)
