@@ -206,9 +206,8 @@ static const char *pending_rule =
 
 static int land(const char *offer, int seats, char *sub, size_t size)
 {
-    long st = 0;
     char *url = it_purchase(offer, seats, sub, size);
-    json_decref(it_call("GET", url, NULL, NULL, &st, NULL));
+    long st = it_land(url, NULL); /* sign in, confirm */
     free(url);
     return st == 200;
 }
