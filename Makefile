@@ -22,7 +22,8 @@ DEB_BUILD := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libss
 DEB_RUN   := lua5.4 lua-cjson lua-busted lua-check lmdb-utils curl openssl
 DEB_BENCH := wrk nginx-light
 DEB_BROWSER := chromium chromium-driver python3-selenium
-DEB_ALL   := $(DEB_BUILD) $(DEB_RUN) $(DEB_BENCH) $(DEB_BROWSER)
+DEB_FUZZ  := clang-14 libclang-rt-14-dev
+DEB_ALL   := $(DEB_BUILD) $(DEB_RUN) $(DEB_BENCH) $(DEB_BROWSER) $(DEB_FUZZ)
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/engine/*.c src/bind/*.c src/emu/*.c src/daemon/*.c src/cmd/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -90,6 +91,6 @@ bench: all
 	tests/bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(TEST_BIN:=.d)

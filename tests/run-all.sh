@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every C test program in $BUILD/tests, every busted spec and the browser test
 # (tests/browser/run.py), counts TAP lines, and ends with one line "N passed, N failed".
-# Exit status is non-zero on any failure. ONLY=c|spec|browser runs one part.
+# Exit status is non-zero on any failure. ONLY=c|fuzz|spec|browser runs one part.
 set -u
 BUILD=${BUILD:-build}
 ONLY=${ONLY:-all}
@@ -28,6 +28,13 @@ if [ "$ONLY" = all ] || [ "$ONLY" = c ]; then
     grep -vE '^(not )?ok ' "$log.out" | grep '^#' | sed 's/^/  /'
     cat "$log.out" >>"$log"
   done
+fi
+
+if { [ "$ONLY" = all ] || [ "$ONLY" = fuzz ]; } && [ -x fuzz/smoke.sh ]; then
+  echo "# fuzz/smoke.sh (libFuzzer targets, a few seconds each)"
+  fuzz/smoke.sh >"$log.out" 2>&1 || status=1
+  sed 's/^/  /' "$log.out"
+  cat "$log.out" >>"$log"
 fi
 
 if { [ "$ONLY" = all ] || [ "$ONLY" = spec ]; } && [ -d spec ]; then

@@ -150,6 +150,25 @@ static json_t *with(json_t *c, const char *name, json_t *value)
     return c;
 }
 
+/* A valid v2 token whose claim `name` is the JSON text raw, verbatim (values jansson itself
+ * would not write, such as 1e999). */
+static char *sign_raw_claim(EVP_PKEY *key, const char *name, const char *raw)
+{
+    json_t *c = with(v2_claims(), name, NULL);
+    char *text = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    size_t n = strlen(text) + strlen(name) + strlen(raw) + 8;
+    char *full = malloc(n);
+    text[strlen(text) - 1] = 0; /* drop the closing brace */
+    snprintf(full, n, "%s,\"%s\":%s}", text, name, raw);
+    char *tok = NULL;
+    if (jwt_sign_rs256(key, "kid-1", full, &tok))
+        abort();
+    free(text);
+    free(full);
+    return tok;
+}
+
 static int verify(struct jwt_verifier *v, const char *tok, struct jwt_claims *c)
 {
     return jwt_verify(v, tok, strlen(tok), c);
@@ -376,6 +395,25 @@ int main(void)
         {"a token above 8 KiB is refused: too_big", oversized, JWT_ETOOBIG},
         {"a header segment above 1 KiB is refused: too_big", sign_header(key1, big_header, v2_claims()), JWT_ETOOBIG},
         {"an empty token is refused: malformed", strdup(""), JWT_EMALFORMED},
+        /* time claims outside what a long long holds, or not numbers at all: correctly signed */
+        {"a signed token with nbf 1e300 is refused: bad_time_claim",
+         sign_claims(key1, "kid-1", with(v2_claims(), "nbf", json_real(1e300))), JWT_ETIMECLAIM},
+        {"a signed token with exp -1e300 is refused: bad_time_claim",
+         sign_claims(key1, "kid-1", with(v2_claims(), "exp", json_real(-1e300))), JWT_ETIMECLAIM},
+        {"a signed token with exp \"NaN\" is refused: bad_time_claim",
+         sign_claims(key1, "kid-1", with(v2_claims(), "exp", json_string("NaN"))), JWT_ETIMECLAIM},
+        {"a signed token with exp 1e999 (overflows a double) is refused: malformed",
+         sign_raw_claim(key1, "exp", "1e999"), JWT_EMALFORMED},
+        {"a signed token with exp as a string holding a valid time is refused: bad_time_claim",
+         sign_claims(key1, "kid-1", with(v2_claims(), "exp", json_sprintf("%lld", now + 3600))), JWT_ETIMECLAIM},
+        {"a signed token with iat 1e300 is refused: bad_time_claim",
+         sign_claims(key1, "kid-1", with(v2_claims(), "iat", json_real(1e300))), JWT_ETIMECLAIM},
+        {"a signed token with exp 9223372036854775807 (exp + skew would overflow) is refused: bad_time_claim",
+         sign_raw_claim(key1, "exp", "9223372036854775807"), JWT_ETIMECLAIM},
+        {"a signed token with a negative exp is refused: bad_time_claim",
+         sign_claims(key1, "kid-1", with(v2_claims(), "exp", json_integer(-5))), JWT_ETIMECLAIM},
+        {"a signed token with nbf true is refused: bad_time_claim",
+         sign_claims(key1, "kid-1", with(v2_claims(), "nbf", json_true())), JWT_ETIMECLAIM},
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     for (size_t i = 0; i < nrows; i++) {
@@ -384,6 +422,10 @@ int main(void)
             printf("# %s: got %s, want %s\n", rows[i].name, jwt_reason_name(rc), jwt_reason_name(rows[i].want));
         CHECK(rc == rows[i].want, rows[i].name);
     }
+    CHECK(verify_once(v, sign_claims(key1, "kid-1", with(v2_claims(), "exp", json_real((double)now + 3600.5))), &c) == 0 &&
+              c.exp == now + 3600,
+          "a fractional exp inside the range is a valid NumericDate, truncated to whole seconds");
+    CHECK(!strcmp(jwt_reason_name(JWT_ETIMECLAIM), "bad_time_claim"), "an out-of-range time claim is named bad_time_claim in the log");
     CHECK(!strcmp(jwt_reason_name(JWT_ESIGNATURE), "bad_signature") && !strcmp(jwt_reason_name(JWT_EALG), "bad_alg"),
           "each refusal has a stable reason name for the log");
 

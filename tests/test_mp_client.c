@@ -337,6 +337,14 @@ int main(void)
           "polling an operation that never finishes stops at the bound");
     mp_result_clear(&r);
     fk.op_pending_polls = 0;
+    reset_counts();
+    rc = mp_wait_operation(mp, "/api/saas/subscriptions/" SUB "/operations/" OP "\x01x", 0, &r);
+    int ctl_rc = rc, ctl_attempts = r.attempts;
+    mp_result_clear(&r);
+    rc = mp_wait_operation(mp, FOREIGN "/api/saas/subscriptions/" SUB "/operations/" OP "?a=b c", 0, &r);
+    CHECK(ctl_rc == SAASD_EINVAL && ctl_attempts == 0 && rc == SAASD_EINVAL && r.attempts == 0 && fk.mp_requests == 0,
+          "an Operation-Location holding a control character or a blank is refused before any request is tried");
+    mp_result_clear(&r);
 
     rc = mp_change_quantity(mp, SUB, 25, &r);
     CHECK(rc == 0 && r.status == 202 && !strcmp(fk.last_body, "{\"quantity\":25}"), "change quantity PATCHes {\"quantity\":n}");

@@ -89,6 +89,7 @@ const char *jwt_reason_name(int reason)
     case JWT_EKEYS:       return "keys_unavailable";
     case JWT_EINTERNAL:   return "internal_error";
     case JWT_ENOTCACHED:  return "not_cached";
+    case JWT_ETIMECLAIM:  return "bad_time_claim";
     default:              return saasd_strerror(reason);
     }
 }
@@ -586,7 +587,14 @@ static void copy_claim(const json_t *claims, const char *name, char *buf, size_t
     snprintf(buf, size, "%s", json_is_string(c) ? json_string_value(c) : "");
 }
 
-/* Numeric claim (NumericDate); 0 and *present=0 when absent. SAASD_EINVAL when not a number. */
+/* Latest NumericDate taken seriously: 9999-12-31T23:59:59Z. Microsoft's tokens live an hour;
+ * anything outside 0..this is forged or broken. The bound keeps the double to long long
+ * conversion defined (1e300 or NaN would be undefined behaviour) and exp + skew far from
+ * overflow, here and in the verified-token cache. */
+#define NUMERIC_DATE_MAX 253402300799LL
+
+/* Numeric claim (NumericDate, fractional seconds truncated); 0 and *present=0 when absent.
+ * SAASD_EINVAL when not a number, negative, or beyond NUMERIC_DATE_MAX. */
 static int numeric_claim(const json_t *claims, const char *name, long long *out, int *present)
 {
     json_t *c = json_object_get(claims, name);
@@ -594,12 +602,32 @@ static int numeric_claim(const json_t *claims, const char *name, long long *out,
     *present = c != NULL;
     if (!c)
         return 0;
-    if (json_is_integer(c))
-        *out = json_integer_value(c);
-    else if (json_is_real(c))
-        *out = (long long)json_real_value(c);
-    else
+    if (json_is_integer(c)) {
+        json_int_t x = json_integer_value(c);
+        if (x < 0 || x > NUMERIC_DATE_MAX)
+            return SAASD_EINVAL;
+        *out = x;
+        return 0;
+    }
+    double d = json_is_real(c) ? json_real_value(c) : -1.0;
+    if (!(d >= 0.0 && d <= (double)NUMERIC_DATE_MAX)) /* also false for NaN */
         return SAASD_EINVAL;
+    *out = (long long)d;
+    return 0;
+}
+
+/* Every time claim is read and range-checked before any is compared with the clock. */
+static int time_claims(const json_t *claims, struct jwt_claims *c, int *has_exp, int *has_nbf,
+                       int *has_iat)
+{
+    const struct {
+        const char *name;
+        long long *out;
+        int *present;
+    } table[] = {{"exp", &c->exp, has_exp}, {"nbf", &c->nbf, has_nbf}, {"iat", &c->iat, has_iat}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (numeric_claim(claims, table[i].name, table[i].out, table[i].present))
+            return JWT_ETIMECLAIM;
     return 0;
 }
 
@@ -631,12 +659,13 @@ static int check_signature(EVP_PKEY *key, const char *signed_part, size_t signed
 static int check_times(struct jwt_verifier *v, const json_t *claims, long long now, struct jwt_claims *c)
 {
     int has_exp, has_nbf, has_iat;
-    if (numeric_claim(claims, "exp", &c->exp, &has_exp) || !has_exp || now >= c->exp + v->skew_s)
+    int rc = time_claims(claims, c, &has_exp, &has_nbf, &has_iat);
+    if (rc)
+        return rc;
+    if (!has_exp || now >= c->exp + v->skew_s)
         return JWT_EEXPIRED;
-    if (numeric_claim(claims, "nbf", &c->nbf, &has_nbf) || (has_nbf && c->nbf > now + v->skew_s))
+    if (has_nbf && c->nbf > now + v->skew_s)
         return JWT_ENOTYET;
-    if (numeric_claim(claims, "iat", &c->iat, &has_iat))
-        return JWT_EMALFORMED;
     if (v->id_token && (!has_iat || c->iat > now + v->skew_s))
         return JWT_ENOTYET;
     return 0;

@@ -32,7 +32,9 @@ enum jwt_reason {
     JWT_ENOTYET = -112,     /* nbf lies beyond now + skew */
     JWT_EKEYS = -113,       /* no key set could be obtained (JWKS fetch failed) */
     JWT_EINTERNAL = -114,   /* allocation or OpenSSL failure */
-    JWT_ENOTCACHED = -115   /* jwt_verify_cached only: not among the verified tokens */
+    JWT_ENOTCACHED = -115,  /* jwt_verify_cached only: not among the verified tokens */
+    JWT_ETIMECLAIM = -116   /* exp, nbf or iat not a NumericDate in 0 .. year 9999 (string,
+                               negative, 1e300 ...) */
 };
 
 /* Stable snake_case name of a reason ("bad_signature", "wrong_audience" ...). Never NULL;

@@ -161,6 +161,11 @@ static int url_on_base(const struct mp_client *mp, const char *given, char *out)
 {
     const char *p = given;
     size_t blen = strlen(mp->base);
+    /* A URL holds no blanks, controls or raw non-ASCII: refused now rather than sent to curl,
+     * which rejects it on every retry (found by fuzz/fuzz_mp_response.c). */
+    for (const char *c = given; *c; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+            return SAASD_EINVAL;
     if (!strncmp(given, mp->base, blen) && (given[blen] == '/' || given[blen] == '?')) {
         p = given + blen;
     } else {

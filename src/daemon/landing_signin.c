@@ -3,6 +3,7 @@
  * GET /landing/callback verifies the sign-in, resolves the token and starts the session. */
 #include "daemon/daemon.h"
 #include "daemon/landing.h"
+#include "daemon/landing_token.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -17,7 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-#define TOKEN_MAX 4096
 
 /* Microsoft's recommended text for a token it cannot resolve (expired after 24 h, or not one). */
 #define UNKNOWN_PURCHASE_TITLE "We couldn't identify this purchase"
@@ -25,26 +25,17 @@
     "Please reopen this SaaS subscription in the Azure portal or in the Microsoft 365 admin center and select "  \
     "\"Configure Account\" or \"Manage Account\" again."
 
-/* A marketplace token, once URL-decoded, is base64 text. Anything else (a space where a '+'
- * was decoded twice, markup, a truncated link) cannot be a purchase: 400 without asking
- * Microsoft. */
-static int token_shape_ok(const char *t)
-{
-    size_t n = strlen(t);
-    return n > 0 && n <= TOKEN_MAX &&
-           strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_") == n;
-}
-
 void landing_start(struct landing_visit *v)
 {
     const char *token = httpd_query(v->req, "token"); /* decoded exactly once, '+' kept */
-    if (!token || !*token) {
+    int shape = landing_token_check(token);
+    if (shape == SAASD_ENOTFOUND) {
         landing_count("missing_token");
         landing_page(v, 400, "This link is incomplete", "The sign-up link has no purchase token. " UNKNOWN_PURCHASE_TEXT,
                      NULL, NULL, NULL);
         return;
     }
-    if (!token_shape_ok(token)) {
+    if (shape != 0) {
         landing_count("malformed_token");
         landing_page(v, 400, UNKNOWN_PURCHASE_TITLE, UNKNOWN_PURCHASE_TEXT, NULL, NULL, NULL);
         return;

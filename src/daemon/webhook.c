@@ -1,7 +1,8 @@
 /* POST /webhook: Microsoft's notifications (contract §5). The request is answered 200 only
  * after the event is durably in the inbox; the work happens later in the inbox workers.
  *   1. bearer JWT verified (401, no detail, otherwise)
- *   2. body parsed leniently; id, subscriptionId, action required (400 otherwise)
+ *   2. body parsed leniently; id, subscriptionId, action required, and the inbox entry built
+ *      from it must load the way the workers load it (400 otherwise; webhook_body.c)
  *   3. stored in the inbox by a group-committed batch guarded on the operation id: an
  *      operation already recorded is a duplicate (answered 200, not stored again); a copy that
  *      arrives while its twin still waits in the inbox is dropped by the worker (inbox.c)
@@ -17,22 +18,12 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "daemon/webhook_body.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static const char *const known_actions[] = {"ChangePlan", "ChangeQuantity", "Reinstate", "Renew",
-                                            "Suspend", "Unsubscribe", "Subscribe", NULL};
-
-static const char *canonical_action(const char *a)
-{
-    for (int i = 0; known_actions[i]; i++)
-        if (!strcasecmp(a, known_actions[i]))
-            return known_actions[i];
-    return NULL;
-}
 
 static void count(const char *action, const char *outcome)
 {
@@ -159,71 +150,39 @@ static void accept_event(struct daemon *d, const struct httpd_request *req, stru
     httpd_add_header(res, "x-request-id", request_id);
     size_t len = 0;
     const char *body = httpd_body(req, &len);
-    json_error_t jerr;
-    json_t *payload = json_loadb(body, len, 0, &jerr);
-    if (!payload || !json_is_object(payload)) {
-        log_warn("webhook", "refused: body is not a JSON object", "request_id", request_id, "error", jerr.text);
+    struct webhook_event ev;
+    const char *why = NULL;
+    rc = webhook_event_from_body(body, len, request_id, now_ms(), &ev, &why);
+    if (rc == SAASD_EINVAL || rc == SAASD_ENOTFOUND) {
+        log_warn("webhook", "refused: body not acceptable", "request_id", request_id, "error", why);
         count("-", "malformed");
-        json_decref(payload);
-        answer(res, 400, "BadRequest", "body is not a JSON object");
+        answer(res, 400, "BadRequest", why);
         return;
     }
-    char op_id[128], sub_id[128], action_text[64], offer_id[128] = "";
-    /* Pre-2020 payloads called the operation id operationId (§5.4). */
-    int missing = (jl_string(payload, "id", op_id, sizeof op_id) && jl_string(payload, "operationId", op_id, sizeof op_id)) ||
-                  jl_string(payload, "subscriptionId", sub_id, sizeof sub_id) ||
-                  jl_string(payload, "action", action_text, sizeof action_text);
-    if (missing) {
-        log_warn("webhook", "refused: id, subscriptionId and action are required", "request_id", request_id);
-        count("-", "malformed");
-        json_decref(payload);
-        answer(res, 400, "BadRequest", "id, subscriptionId and action are required");
-        return;
-    }
-    jl_string(payload, "offerId", offer_id, sizeof offer_id);
-    const char *action = canonical_action(action_text);
-    if (!action) {
+    const char *action = ev.action;
+    char *op_id = ev.op_id, *sub_id = ev.sub_id, *offer_id = ev.offer_id;
+    if (rc == 0 && !action) {
         /* A 4xx could be read as a rejection (§5.3): acknowledge and log. */
         log_warn("webhook", "unknown action acknowledged and ignored", "request_id", request_id, "op_id", op_id,
-                 "sub_id", sub_id, "action", action_text);
+                 "sub_id", sub_id, "action", ev.action_text);
         count("unknown", "ignored");
-        json_decref(payload);
+        webhook_event_clear(&ev);
         answer(res, 200, NULL, NULL);
         return;
     }
-
-    /* The inbox entry is a small header plus the body exactly as received (already parsed and
-     * checked above): no re-serialisation of the payload on the hot path. */
-    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "op_id", op_id, "sub_id", sub_id, "action",
-                             action, "offer_id", offer_id, "request_id", request_id, "received_at",
-                             (json_int_t)now_ms(), "attempts", 0);
-    char *head_text = head ? json_dumps(head, JSON_COMPACT) : NULL;
-    size_t head_len = head_text ? strlen(head_text) : 0;
-    char *entry_text = head_text ? malloc(head_len + len + 16) : NULL;
-    size_t entry_len = 0;
-    if (entry_text) {
-        memcpy(entry_text, head_text, head_len - 1); /* without the closing brace */
-        entry_len = head_len - 1;
-        memcpy(entry_text + entry_len, ",\"payload\":", 11);
-        entry_len += 11;
-        memcpy(entry_text + entry_len, body, len);
-        entry_len += len;
-        entry_text[entry_len++] = '}';
-    }
     struct stored *st = malloc(sizeof *st);
     struct store_batch *b = NULL;
-    rc = SAASD_ENOMEM;
-    if (st && entry_text && store_batch_new(&b) == 0) {
+    if (!rc)
+        rc = st ? store_batch_new(&b) : SAASD_ENOMEM;
+    if (!rc) {
         /* Only the guard and the inbox entry: the operation's record is written when the event
          * is acted on (one random-page write less per webhook on the durable path). */
         rc = store_batch_require_absent(b, STORE_OPERATIONS, op_id, strlen(op_id));
         if (!rc)
-            rc = store_batch_append(b, STORE_INBOX, "", 0, entry_text, entry_len);
+            rc = store_batch_append(b, STORE_INBOX, "", 0, ev.entry, ev.entry_len);
     }
-    free(entry_text);
-    free(head_text);
-    json_decref(head);
-    json_decref(payload);
+    free(ev.entry); /* the batch holds its own copy; the ids in ev are still used below */
+    ev.entry = NULL;
     if (rc == 0) {
         /* Answer when the batch is durable, from the store's callback; the connection waits
          * without holding a thread. */
@@ -257,6 +216,6 @@ static void accept_event(struct daemon *d, const struct httpd_request *req, stru
     store_batch_free(b);
     free(st);
     log_error("webhook", "could not build the inbox batch", "request_id", request_id, "error", saasd_strerror(rc));
-    count(action, "store_error");
+    count(action ? action : "-", "store_error");
     answer(res, 503, "Unavailable", "event could not be stored; retry");
 }

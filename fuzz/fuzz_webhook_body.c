@@ -1,0 +1,44 @@
+/* libFuzzer target: the webhook body path (src/daemon/webhook_body.c), the body of an
+ * authenticated POST /webhook turned into the inbox entry.
+ * Oracle besides the sanitizers: whatever is accepted with an entry loads back the way the
+ * workers load it, with the body unchanged under "payload" and the ids it was filed under;
+ * whatever is refused as too deep was a JSON object on its own. */
+#include "core/err.h"
+#include "daemon/webhook_body.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_entry(const struct webhook_event *ev, const json_t *body)
+{
+    json_t *back = webhook_entry_load(ev->entry, ev->entry_len);
+    if (!back || !json_equal(json_object_get(back, "payload"), body) ||
+        !json_is_string(json_object_get(back, "op_id")) ||
+        strcmp(json_string_value(json_object_get(back, "op_id")), ev->op_id) ||
+        strcmp(json_string_value(json_object_get(back, "sub_id")), ev->sub_id) ||
+        strcmp(json_string_value(json_object_get(back, "action")), ev->action))
+        abort(); /* would be acknowledged but not acted on as filed */
+    json_decref(back);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct webhook_event ev;
+    const char *why = NULL;
+    int rc = webhook_event_from_body((const char *)data, size, "00000000-0000-4000-8000-000000000000", 1, &ev, &why);
+    json_t *body = json_loadb((const char *)data, size, 0, NULL);
+    if (rc == 0 && ev.action)
+        check_entry(&ev, body);
+    else if (rc == 0 && ev.entry)
+        abort(); /* an unknown action is acknowledged, never stored */
+    else if (rc == SAASD_EINVAL && why && strstr(why, "deep") && !json_is_object(body))
+        abort();
+    else if (rc != 0 && rc != SAASD_EINVAL && rc != SAASD_ENOTFOUND && rc != SAASD_ENOMEM)
+        abort();
+    json_decref(body);
+    webhook_event_clear(&ev);
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* The body of a webhook call turned into the inbox entry the workers will act on (webhook.c
+ * stores it, inbox.c reads it back). Pure: no store, no daemon, no clock; fuzzed by
+ * fuzz/fuzz_webhook_body.c. */
+#ifndef SAASD_WEBHOOK_BODY_H
+#define SAASD_WEBHOOK_BODY_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct webhook_event {
+    char op_id[128], sub_id[128], action_text[64], offer_id[128];
+    const char *action; /* canonical name (static), NULL for an action saasd does not know */
+    char *entry;        /* malloc'd inbox entry text; NULL when action is NULL */
+    size_t entry_len;
+};
+
+/* Parse body[0..len), require id (or operationId), subscriptionId and action, and build the
+ * inbox entry: a small header plus the body verbatim under "payload". The entry is parsed back
+ * with webhook_entry_load(), exactly as the inbox worker will, so an event that could never be
+ * acted on is refused here instead of acknowledged. Returns 0 (event filled; entry set for a
+ * known action), SAASD_EINVAL (not a JSON object, or the entry would not load: *why says
+ * which), SAASD_ENOTFOUND (a required member is missing) or SAASD_ENOMEM. Release with
+ * webhook_event_clear(). */
+int webhook_event_from_body(const char *body, size_t len, const char *request_id, long long received_ms,
+                            struct webhook_event *out, const char **why);
+void webhook_event_clear(struct webhook_event *ev);
+
+/* An inbox entry as the workers read it (NULL when it does not parse). One function for both
+ * sides, so "storable" and "loadable" cannot drift apart. */
+json_t *webhook_entry_load(const void *text, size_t len);
+
+#endif
