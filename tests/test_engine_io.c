@@ -7,7 +7,9 @@
 #include "core/httpd.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "engine/caps.h"
 #include "engine/engine.h"
+#include <jansson.h>
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -260,6 +262,22 @@ static void test_watch(void)
     free(rules);
 }
 
+/* A worker's ctx.notify effect is checked again in the daemon: a broken or hostile worker cannot
+ * pass for saasd's own events nor send data that is not a JSON object. */
+static void test_notify_effect(void)
+{
+    struct caps c = {0};
+    const char *own[] = {"subscription.activated", "{}"}, *bare[] = {"crm", "{}"}, *list[] = {"crm.x", "[1]"};
+    const char *ok[] = {"crm.seats_requested", "{\"quantity\":5}"};
+    CHECK(caps_effect(&c, "notify", own, 2) == SAASD_EINVAL && caps_effect(&c, "notify", bare, 2) == SAASD_EINVAL,
+          "a notify effect with saasd's own or a one-word event type is refused by the daemon");
+    CHECK(caps_effect(&c, "notify", list, 2) == SAASD_EINVAL, "a notify effect whose data is not a JSON object is refused");
+    CHECK(caps_effect(&c, "notify", ok, 2) == 0 && json_array_size(c.effects) == 1 &&
+              json_integer_value(json_object_get(json_object_get(json_array_get(c.effects, 0), "data"), "quantity")) == 5,
+          "a well-formed notify effect is kept with its type and data object");
+    json_decref(c.effects);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -267,5 +285,6 @@ int main(void)
     test_store();
     test_http();
     test_watch();
+    test_notify_effect();
     return CHECK_DONE();
 }

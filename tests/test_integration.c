@@ -471,6 +471,15 @@ int main(void)
           "reconciliation finds a missed webhook, counts the drift and repairs the local state");
     json_decref(rec);
     json_decref(local);
+    rec = it_admin("GET", "/admin/events?limit=1000", NULL, &st);
+    size_t ei;
+    json_t *ev, *drift = NULL;
+    json_array_foreach(json_object_get(rec, "events"), ei, ev) if (!strcmp(it_str(ev, "type"), "drift.found") &&
+                                                                  !strcmp(it_str(ev, "subscription"), sub2)) drift = ev;
+    CHECK(drift && strstr(it_str(json_object_get(drift, "data"), "kinds"), "status") &&
+              !strcmp(it_str(json_object_get(drift, "data"), "status"), "Suspended"),
+          "the repair is a drift.found event naming the kind of drift and the repaired status");
+    json_decref(rec);
 
     /* Twins in the inbox: two copies of one webhook both got past ingest (they arrived together,
      * before either was acted on). The worker acts on the first and drops the second. */

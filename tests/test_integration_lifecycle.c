@@ -390,6 +390,8 @@ static void activation_deadline(void)
 {
     char never[64], late[64], pend[64];
     long st;
+    size_t i;
+    json_t *e;
     knobs(json_pack("{s:I}", "clockOffsetS", (json_int_t)-26 * 86400));
     free(it_purchase("lc-count", 2, never, sizeof never));
     knobs(json_pack("{s:I}", "clockOffsetS", (json_int_t)(-29 * 86400 - 43200)));
@@ -416,6 +418,20 @@ static void activation_deadline(void)
               metrics_value("saasd_pending_activation", "deadline=\"within_day\"") >= 1 &&
               metrics_value("saasd_pending_activation", "deadline=\"later\"") >= 1,
           "/metrics counts pending activations by how close their deadline is");
+    json_decref(r);
+    json_decref(it_admin("POST", "/admin/reconcile", NULL, &st)); /* a second pass warns nobody again */
+    r = it_admin("GET", "/admin/events?limit=1000", NULL, &st);
+    int week = 0, day = 0, other = 0;
+    json_array_foreach(json_object_get(r, "events"), i, e) {
+        if (strcmp(it_str(e, "type"), "activation.deadline_near"))
+            continue;
+        const char *within = it_str(json_object_get(e, "data"), "within");
+        week += !strcmp(it_str(e, "subscription"), never) && !strcmp(within, "week");
+        day += !strcmp(it_str(e, "subscription"), late) && !strcmp(within, "day");
+        other += !strcmp(it_str(e, "subscription"), pend) || strcmp(it_str(e, "offer"), "lc-count");
+    }
+    CHECK(week == 1 && day == 1 && other == 0,
+          "each deadline warning is one activation.deadline_near event (week, day), not repeated by the next pass");
     json_decref(r);
 }
 

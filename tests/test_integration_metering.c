@@ -206,6 +206,16 @@ int main(void)
     rr = flush();
     CHECK(st == 200 && rr && json_integer_value(json_object_get(rr, "sent")) == 1, "a closed hour of usage is sent");
     json_decref(rr);
+    rr = it_admin("GET", "/admin/events?limit=1000", NULL, &st);
+    size_t ei;
+    json_t *ev, *billed = NULL;
+    json_array_foreach(json_object_get(rr, "events"), ei, ev) if (!strcmp(it_str(ev, "type"), "usage.billed") &&
+                                                                 !strcmp(it_str(ev, "subscription"), sub)) billed = ev;
+    json_t *bd = json_object_get(billed, "data");
+    CHECK(billed && !strcmp(it_str(bd, "dimension"), "reports") && fabs(json_number_value(json_object_get(bd, "quantity")) - 4.0) < 1e-9 &&
+              *it_str(billed, "offer"),
+          "the hour Microsoft accepted is a usage.billed event with its dimension and quantity, written with the hour's state");
+    json_decref(rr);
     rr = usage_reconcile(NULL, &st);
     CHECK(st == 200 && json_integer_value(json_object_get(rr, "checked")) >= 1 && differences(rr) == 0,
           "usage saasd sent and Microsoft recorded reconciles without differences");

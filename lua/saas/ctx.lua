@@ -23,6 +23,9 @@
 --   ctx.json.encode(v) / ctx.json.decode(s) -> value or nil, err; ctx.json.null
 --   ctx.crypto.sha256(s) / hmac(key, s) -> hex; base64_encode/decode, base64url_encode/decode,
 --   ctx.crypto.uuid()
+--   ctx.notify(event_type, fields?)  an ISV-defined event ("crm.seats_requested", fields: a table
+--                               encoded as its JSON data) for the configured sinks; committed with
+--                               the decision, only if the call succeeds
 local sandbox = require("saas.sandbox")
 local cjson = require("cjson")
 
@@ -163,8 +166,50 @@ local function effects(effect, now)
   return meter, timer
 end
 
+-- The first words of saasd's own event types (src/daemon/events.c): a rule cannot pass for saasd.
+local RESERVED = { subscription = true, usage = true, drift = true, outbox = true, activation = true }
+
+-- "crm.seats_requested": 3..64 of [a-z0-9_.], two words or more, not starting with a reserved one.
+local function event_type_ok(t)
+  if type(t) ~= "string" or #t < 3 or #t > 64 or not t:match("^[a-z0-9_]+%.[a-z0-9_.]*[a-z0-9_]$")
+    or t:find("..", 1, true) then
+    return false
+  end
+  return not RESERVED[t:match("^([^.]+)")]
+end
+
+-- ctx.notify over caps.effect("notify", event_type, fields_json): the fields table becomes the
+-- event's data; like ctx.meter, the daemon commits it with the decision only if the call succeeds.
+local function notifier(effect)
+  return function(event_type, fields)
+    if not effect then
+      error("ctx.notify is not available here", 2)
+    end
+    if not event_type_ok(event_type) then
+      error("ctx.notify: event type must be like \"crm.seats_requested\" ([a-z0-9_.], not saasd's own "
+        .. "subscription.*, usage.*, drift.*, outbox.*, activation.*), got " .. tostring(event_type), 2)
+    end
+    if fields ~= nil and type(fields) ~= "table" then
+      error("ctx.notify: fields must be a table, got " .. type(fields), 2)
+    end
+    local ok, text = pcall(cjson.encode, sandbox.plain(fields or {}))
+    if not ok then
+      error("ctx.notify: fields cannot be encoded as JSON: " .. tostring(text), 2)
+    end
+    if text == "[]" then
+      text = "{}"
+    end
+    if #text > 65536 then
+      error("ctx.notify: fields larger than 64 KiB as JSON", 2)
+    end
+    effect("notify", event_type, text)
+    return true
+  end
+end
+
 -- caps: { log = {debug, info, warn, error}, now = fn, store = {get, put, delete},
---         http = {request}, crypto = {...}, effect = fn(kind, ...) (ctx.meter/ctx.timer) }
+--         http = {request}, crypto = {...}, effect = fn(kind, ...)
+--         (ctx.meter/ctx.timer/ctx.notify) }
 function M.new(caps)
   local http = caps.http
   local request = http.request
@@ -186,6 +231,7 @@ function M.new(caps)
     },
     json = json,
     crypto = caps.crypto,
+    notify = notifier(caps.effect),
     parse_time = M.parse_time,
     days_between = M.days_between,
   }

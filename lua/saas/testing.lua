@@ -228,10 +228,13 @@ end
 -- replaces it). fake.meter: { {sub, dimension, quantity}, ... }; fake.timers: sub id -> name ->
 -- { at, data }.
 local function fake_effects(fake)
-  fake.meter, fake.timers = {}, {}
+  fake.meter, fake.timers, fake.notifications = {}, {}, {}
   local function effect(kind, a, b, c)
-    local list = fake.pending or {}
-    fake.pending = list
+    if not fake.pending then -- outside t.call there is no call to fail: applied at once
+      fake.commit({ { kind = kind, a = a, b = b, c = c } })
+      return
+    end
+    local list = fake.pending
     list[#list + 1] = { kind = kind, a = a, b = b, c = c }
   end
   function fake.commit(effects, sub)
@@ -239,6 +242,8 @@ local function fake_effects(fake)
     for _, e in ipairs(effects or {}) do
       if e.kind == "meter" then
         fake.meter[#fake.meter + 1] = { sub = id, dimension = e.a, quantity = tonumber(e.b) }
+      elseif e.kind == "notify" then -- checked and encoded by ctx.notify, as in the daemon
+        fake.notifications[#fake.notifications + 1] = { type = e.a, data = cjson.decode(e.b) }
       else
         local mine = fake.timers[id] or {}
         fake.timers[id] = mine
@@ -262,6 +267,7 @@ end
 -- A ctx like the daemon's, with fakes. opts: now (epoch or ISO string), store (initial
 -- key/values), http (routes), http_allow (host patterns; nil = allow all). Returns ctx and
 -- fake = { store = <the data table>, http = { calls = {...} }, log = { lines }, meter, timers,
+-- notifications = { {type, data}, ... } (committed ctx.notify calls, in order),
 -- now(), advance(seconds, rule, sub) }.
 -- The fake clock: fake.advance(seconds, rule, sub) moves ctx.now() forward and fires sub's due
 -- timers in time order through rule's timer handler (as the daemon would: at most once; a

@@ -54,7 +54,7 @@ struct bind_ops {
                 size_t errsz);
     /* kv: name, value pairs */
     void (*log)(void *ud, int level, const char *msg, const char *const *kv, size_t npairs);
-    /* ctx.meter / ctx.timer: one effect (kind, args; an arg may be NULL), applied by the daemon
+    /* ctx.meter / ctx.timer / ctx.notify: one effect (kind, args; an arg may be NULL), applied by the daemon
      * with the decision only if the call succeeds (bind/effect.c). May be NULL: dropped. */
     void (*effect)(void *ud, const char *kind, const char *const *args, size_t nargs);
 };
@@ -64,7 +64,7 @@ struct bind_call {
     const char *handler;       /* handler name, for log lines */
     struct bind_kv *writes;    /* owned by the engine; bindings prepend */
     size_t nwrites;
-    size_t neffects;           /* ctx.meter/ctx.timer calls so far (bounded) */
+    size_t neffects;           /* ctx.meter/ctx.timer/ctx.notify calls so far (bounded) */
     long long now_s;           /* ctx.now() of this call (pinned so it can be recorded and replayed);
                                   0 = the real clock */
     const struct bind_ops *ops;
@@ -101,6 +101,6 @@ int luaopen_saas_time(lua_State *L);   /* now() */
 int luaopen_saas_store(lua_State *L);  /* get/put/delete */
 int luaopen_saas_http(lua_State *L);   /* request{...} */
 int luaopen_saas_crypto(lua_State *L); /* sha256, hmac, base64*, uuid */
-int luaopen_saas_effect(lua_State *L); /* effect(kind, ...): ctx.meter / ctx.timer */
+int luaopen_saas_effect(lua_State *L); /* effect(kind, ...): ctx.meter/timer/notify */
 
 #endif

@@ -1,9 +1,9 @@
-/* ctx.meter and ctx.timer's way out: effect(kind, arg...) records one effect of the current
- * call (kind and arguments are strings; saas.ctx validates and builds them). Effects are not
+/* ctx.meter, ctx.timer and ctx.notify's way out: effect(kind, arg...) records one effect of the
+ * current call (kind and arguments are strings; saas.ctx validates and builds them). Effects are not
  * applied here: the daemon collects them during the call and applies them to the decision's
  * store batch only when the call succeeds, like ctx.store writes.
  *   kinds: "meter" dimension quantity | "timer" name fire_epoch_s data_json|nil
- *          | "timer_cancel" name */
+ *          | "timer_cancel" name | "notify" event_type data_json (checked again by engine/caps.c) */
 #include "bind/bind.h"
 
 #include <lauxlib.h>
@@ -19,9 +19,9 @@ static int l_effect(lua_State *L)
     const char *args[EFFECT_ARGS_MAX] = {0};
     for (int i = 2; i <= n; i++)
         args[i - 2] = lua_isnil(L, i) ? NULL : luaL_checkstring(L, i);
-    struct bind_call *call = bind_call_of(L, "ctx.meter/ctx.timer");
+    struct bind_call *call = bind_call_of(L, "ctx.meter/ctx.timer/ctx.notify");
     if (call->neffects >= EFFECTS_MAX)
-        return luaL_error(L, "more than %d ctx.meter/ctx.timer calls in one call", EFFECTS_MAX);
+        return luaL_error(L, "more than %d ctx.meter/ctx.timer/ctx.notify calls in one call", EFFECTS_MAX);
     call->neffects++;
     if (call->ops && call->ops->effect)
         call->ops->effect(call->ops_ud, kind, args, (size_t)(n - 1));

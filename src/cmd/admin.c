@@ -34,6 +34,8 @@ static const struct verb verbs[] = {
     {"outbox", 0, "GET", "/admin/outbox", NULL, "events waiting for a retry"},
     {"retry", 1, "POST", "/admin/outbox/{}/retry", NULL, "SEQ: retry an outbox entry now"},
     {"abandon", 1, "POST", "/admin/outbox/{}/abandon", NULL, "SEQ: give up on an outbox entry"},
+    {"sinks", 0, "GET", "/admin/sinks", NULL, "event delivery per sink: delivered, pending, failing since, last error"},
+    {"events", 0, "GET", "/admin/events", NULL, "stored events, oldest first"},
     {"rules", 0, "GET", "/admin/rules", NULL, "active rule generation and file hashes"},
     {"reload", 0, "POST", "/admin/rules/reload", NULL, "reload the rules"},
     {"promote", 0, "POST", "/admin/rules/promote", NULL, "make the shadow rules (rules.shadow_dir) the live rules"},

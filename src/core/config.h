@@ -9,6 +9,26 @@
 
 struct client_cert;
 
+/* Where events go (daemon/sinks.c has one row per kind: how it formats and delivers). */
+enum sink_kind { SINK_WEBHOOK, SINK_SMTP, SINK_SLACK, SINK_TEAMS, SINK_KIND_COUNT };
+
+/* One configured sink: sinks.<name> = { kind = ..., ... } in the config file. */
+struct sink_config {
+    char *name;
+    enum sink_kind kind;
+    char *url;                /* url, or read from url_file/url_env (chat webhook URLs carry a token) */
+    char *secret;             /* webhook: HMAC key from secret_file/secret_env */
+    char **events;            /* event type globs ("subscription.*"); NULL-terminated; empty = all */
+    char **offers;            /* offer ids; NULL-terminated; empty = all */
+    char *from;               /* smtp: envelope and From: address */
+    char **to;                /* smtp: recipients, NULL-terminated */
+    char *username;           /* smtp: AUTH user (password from password_file/password_env) */
+    char *password;
+    int starttls;             /* smtp: 1 = require STARTTLS on smtp:// (default), 0 = plain */
+    char *templates;          /* smtp: directory of <type>.subject/.txt/.html templates */
+    int timeout_ms;           /* per delivery, default 10000 */
+};
+
 struct saasd_config {
     char *path;               /* the file it came from */
 
@@ -97,6 +117,14 @@ struct saasd_config {
     /* Metering (usage events) */
     int metering_interval_s;  /* seconds between sending passes, default 60; 0 = off */
     int metering_grace_s;     /* an hour is sent this long after it closes, default 300 */
+
+    /* Events and their sinks */
+    struct sink_config *sinks;
+    int nsinks;
+    int events_retry_base_ms; /* first backoff after a failed delivery, default 1000 */
+    int events_retry_cap_ms;  /* backoff cap, default 300000 */
+    int events_poll_ms;       /* how often an idle sink looks for new events, default 500 */
+    int events_keep_s;        /* delivered events are kept this long, default 7 days */
 };
 
 /* Load and validate a config file. On failure, returns SAASD_ECONFIG and writes a message

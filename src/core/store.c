@@ -27,6 +27,7 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_OUTBOX_DUE] = "outbox_due",
     [STORE_OUTBOX_SUBS] = "outbox_subs",
     [STORE_TIMERS] = "timers",
+    [STORE_EVENTS] = "events",
     [STORE_META] = "meta",
 };
 

@@ -18,6 +18,8 @@
  *   USAGE          sub id + '\0' + dimension + '\0' + be64 hour start (epoch s) -> JSON meter bucket
  *   TIMERS         'd' + be64 fire time (epoch s) + sub id + '\0' + name -> JSON timer (due order)
  *                  'n' + sub id + '\0' + name -> be64 fire time (find a timer by name)
+ *   EVENTS         be64 seq                     -> JSON event {id, type, time, offer, subscription, data}
+ *                  (daemon/events.c), appended in the batch of the change it reports
  *   META           "schema_version" (decimal ASCII), "append_seq" (be64: next sequence number)
  *
  * Threads: every function may be called from any thread. Reads never wait for the writer,
@@ -35,6 +37,8 @@
  *   v3  OUTBOX_DUE and OUTBOX_SUBS: the outbox indexed by retry time and by subscription, so
  *       workers read only the entries that are due (built from OUTBOX by the migration).
  *   v4  the TIMERS database (durable rule timers, see daemon/timers.h).
+ *   v5  the EVENTS database (events for the ISV's sinks); META "sink:<name>" holds each sink's
+ *       cursor (be64: the last event sequence number it has passed).
  */
 #ifndef SAASD_STORE_H
 #define SAASD_STORE_H
@@ -53,6 +57,7 @@ enum store_db {
     STORE_OUTBOX_DUE,
     STORE_OUTBOX_SUBS,
     STORE_TIMERS,
+    STORE_EVENTS,
     STORE_META,
     STORE_DB_COUNT
 };
@@ -62,7 +67,7 @@ enum store_db {
 int store_mdb_err(int rc);
 
 /* Current on-disk schema version written to META. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Longest key LMDB accepts (its default build); longer keys are refused with SAASD_ETOOBIG. */
 #define STORE_MAX_KEY 511

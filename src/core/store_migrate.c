@@ -108,11 +108,20 @@ static int step_v3_to_v4(struct store *s, MDB_txn *txn)
     return 0;
 }
 
+/* v5 adds the EVENTS database (created by store_open() like the others): only the version. */
+static int step_v4_to_v5(struct store *s, MDB_txn *txn)
+{
+    (void)s;
+    (void)txn;
+    return 0;
+}
+
 static const struct migration_step steps[] = {
     {0, "record the append sequence counter in meta", step_v0_to_v1},
     {1, "add the usage database", step_v1_to_v2},
     {2, "index the outbox by retry time and by subscription", step_v2_to_v3},
     {3, "add the timers database", step_v3_to_v4},
+    {4, "add the events database", step_v4_to_v5},
 };
 
 /* 0 and *present = 0 when the key is absent; SAASD_ESCHEMA when it is not a number. */

@@ -19,6 +19,9 @@
  *   POST /admin/usage/flush                          send closed hours now ({"ignore_grace": true})
  *   POST /admin/usage/reconcile                      compare sent usage with Microsoft's record
  *                                                    ({"days": 1..7 (2), "lag_s": seconds (0)})
+ *   GET  /admin/sinks                                event delivery per sink (sinks.c)
+ *   POST /admin/sinks/{name}/retry | /skip {"seq"}   next attempt now | give up on the failing event
+ *   GET  /admin/events[?after=seq&limit=n]           stored events, oldest first
  *   GET|PUT|DELETE /admin/offers/{offer}/store/{key}  the offer's rule key-value space (ctx.store),
  *                                                  so the ISV's systems can feed facts to rules
  *                                                  (PUT body: {"value": "text"}) */
@@ -27,6 +30,7 @@
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
 #include "daemon/metering.h"
+#include "daemon/sinks.h"
 
 #include "core/config.h"
 #include "core/crypto.h"
@@ -501,6 +505,58 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
     json_decref(args);
 }
 
+static void sink_action(struct daemon *d, const char *name, const char *verb, const struct httpd_request *req,
+                        struct httpd_response *res)
+{
+    size_t len = 0;
+    const char *body = httpd_body(req, &len);
+    json_t *args = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    json_int_t seq = json_integer_value(json_object_get(args, "seq"));
+    json_decref(args);
+    int rc = sinks_operate(d, name, verb, (uint64_t)seq);
+    if (rc == SAASD_ENOTFOUND)
+        reply_error(res, 404, "no such sink");
+    else if (rc == SAASD_EINVAL)
+        reply_error(res, 404, "no such sink action (retry, skip)");
+    else if (rc == SAASD_ECONFLICT)
+        reply_error(res, 409, "the sink is not failing on that event (see retrying_seq in GET /admin/sinks)");
+    else
+        reply_json(res, 200, json_pack("{s:s}", "result", !strcmp(verb, "skip") ? "skipped" : "retrying"));
+}
+
+struct event_page {
+    json_t *list;
+    size_t limit;
+};
+
+static int collect_event(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct event_page *p = arg;
+    json_t *ev = klen == 8 ? json_loadb(val, vlen, 0, NULL) : NULL;
+    if (!ev)
+        return 0;
+    json_int_t seq = 0;
+    for (size_t i = 0; i < 8; i++)
+        seq = seq << 8 | ((const unsigned char *)key)[i];
+    json_object_set_new(ev, "seq", json_integer(seq));
+    json_array_append_new(p->list, ev);
+    return json_array_size(p->list) >= p->limit;
+}
+
+/* Stored events after sequence number `after` (default 0), at most `limit` (default 100, 1000). */
+static void list_events(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
+{
+    const char *a = httpd_query(req, "after"), *l = httpd_query(req, "limit");
+    unsigned long long after = a ? strtoull(a, NULL, 10) + 1 : 0;
+    long limit = l ? strtol(l, NULL, 10) : 100;
+    struct event_page p = {json_array(), (size_t)(limit < 1 ? 1 : limit > 1000 ? 1000 : limit)};
+    unsigned char from[8];
+    for (int i = 7; i >= 0; i--, after >>= 8)
+        from[i] = (unsigned char)(after & 0xff);
+    store_scan_from(d->store, STORE_EVENTS, from, 8, collect_event, &p);
+    reply_json(res, 200, json_pack("{s:o}", "events", p.list));
+}
+
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
@@ -553,6 +609,14 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
         int rc = reconcile_run(d, &drift, &missing);
         reply_json(res, rc ? 502 : 200, json_pack("{s:s, s:i, s:o}", "result", rc ? saasd_strerror(rc) : "ok", "drift",
                                                   drift, "missing_at_microsoft", missing ? missing : json_array()));
+    } else if (!strcmp(path, "/admin/sinks") && !strcmp(method, "GET")) {
+        json_t *list = NULL;
+        sinks_status(d, &list);
+        reply_json(res, 200, json_pack("{s:o}", "sinks", list));
+    } else if (sscanf(path, "/admin/sinks/%127[^/]/%199s", id, verb) == 2 && !strcmp(method, "POST")) {
+        sink_action(d, id, verb, req, res);
+    } else if (!strcmp(path, "/admin/events") && !strcmp(method, "GET")) {
+        list_events(d, req, res);
     } else if (!strcmp(path, "/admin/activation-deadlines") && !strcmp(method, "GET")) {
         json_t *list = NULL;
         int rc = deadline_pass(d, 0, &list); /* a GET: lists, changes nothing */

@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 #include "daemon/timers.h"
 #include "daemon/metering.h"
+#include "daemon/sinks.h"
 
 #include "core/config.h"
 #include "core/crypto.h"
@@ -62,6 +63,8 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     metrics_counter_set("saasd_webhook_verify_queue_total", "result=\"verified\"", (double)vs.verified);
     metrics_counter_set("saasd_webhook_verify_queue_total", "result=\"joined\"", (double)vs.joined);
     metrics_counter_set("saasd_webhook_verify_queue_total", "result=\"queue_full\"", (double)vs.refused);
+
+    sinks_update_metrics(d);
 
     char *text = NULL;
     size_t len = 0, cap = 0;
@@ -400,6 +403,8 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     reconcile_start(d);
     metering_start(d);
     timers_start(d);
+    if ((rc = sinks_start(d)) != 0)
+        goto fail;
     char port[16], aport[16];
     snprintf(port, sizeof port, "%u", httpd_port(d->public_httpd));
     snprintf(aport, sizeof aport, "%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
@@ -433,6 +438,7 @@ void daemon_stop(struct daemon *d)
         pthread_join(d->timer_thread, NULL);
     if (d->workers)
         inbox_stop(d);
+    sinks_stop(d);
     engine_close(d->engine);
     engine_close(d->shadow);
     jwt_verifier_free(d->jwt);

@@ -75,6 +75,7 @@ struct daemon {
     int meterer_started;
     pthread_t timer_thread;        /* timers.c: fires due ctx.timer timers */
     int timer_thread_started;
+    struct sinks *sinks;           /* sinks.c: event delivery, one thread per sink */
 
     /* Landing page, admin actions and inbox events of one subscription never interleave. */
     pthread_mutex_t sub_locks[DAEMON_SUB_STRIPES];

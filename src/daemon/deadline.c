@@ -4,6 +4,7 @@
  * counts them by how close the deadline is (saasd_pending_activation{deadline}), logs a warning a
  * week and a day before (once each), and lists them for the admin API. */
 #include "daemon/daemon.h"
+#include "daemon/events.h"
 #include "daemon/flows.h"
 
 #include "core/err.h"
@@ -83,7 +84,11 @@ static void warn(struct daemon *d, const char *sub_id, const char *when, int64_t
                  "sub_id", sub_id, "offer_id", json_string_value(json_object_get(rec, "offerId")), "days_left", left);
         json_object_set_new(rec, "activation_warned", json_string(when));
         struct store_batch *b = NULL;
-        if (store_batch_new(&b) == 0 && record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec) == 0)
+        const char *decision = json_string_value(json_object_get(json_object_get(rec, "provision"), "decision"));
+        if (store_batch_new(&b) == 0 && record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec) == 0 &&
+            events_add(b, "activation.deadline_near", json_string_value(json_object_get(rec, "offerId")), sub_id,
+                       json_pack("{s:s, s:s, s:s}", "within", when, "days_left", left, "decision",
+                                 decision ? decision : "no landing visit")) == 0)
             store_commit(d->store, b);
         store_batch_free(b);
     }

@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 #include "daemon/metering.h"
 #include "daemon/timers.h"
+#include "daemon/events.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -52,7 +53,7 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
                        char *arg_json, struct store_batch *batch, struct decision *out);
 
-/* The call's ctx.meter / ctx.timer effects into batch (the decision's own). Timers are applied
+/* The call's ctx.meter / ctx.timer / ctx.notify effects into batch (the decision's own). Timers are applied
  * once per name, the last ask winning, as the rule saw them in order. */
 static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const char *effects,
                          struct store_batch *batch)
@@ -72,6 +73,9 @@ static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const
         if (!strcmp(kind, "meter"))
             rc = metering_batch_add(batch, sub_id, json_string_value(json_object_get(e, "dimension")),
                                     json_number_value(json_object_get(e, "quantity")), now);
+        else if (!strcmp(kind, "notify")) /* type and data checked by engine/caps.c */
+            rc = events_add(batch, json_string_value(json_object_get(e, "type")), offer, sub_id,
+                            json_incref(json_object_get(e, "data")));
         else
             json_object_set(timers, json_string_value(json_object_get(e, "name")), e);
     }
@@ -181,7 +185,7 @@ static int decide_call(struct daemon *d, const char *offer, const char *handler,
     out->generation = (long long)r.generation;
     if (rc == 0 && r.effects && batch && (rc = apply_effects(d, offer, sub, r.effects, batch)) != 0) {
         free(r.error);
-        r.error = strdup("the rule's ctx.meter/ctx.timer effects could not be recorded");
+        r.error = strdup("the rule's ctx.meter/ctx.timer/ctx.notify effects could not be recorded");
         r.outcome = RULE_ERROR;
     }
     if (record_call(batch, offer, handler, sub, arg, opts.now_s, &r, shadow) != 0)

@@ -153,7 +153,7 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     }
     rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
-        rc = flows_add_audit(b, sub_id, flows_audit_entry(NULL, "Provision", out->decision, dec.message, &dec));
+        rc = flows_add_decision(b, sub_id, rec, flows_audit_entry(NULL, "Provision", out->decision, dec.message, &dec), NULL);
     if (!rc)
         rc = store_commit(d->store, b);
     log_info("landing", "provision decided", "request_id", request_id, "sub_id", sub_id, "offer_id", offer,
@@ -192,7 +192,7 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
     if ((rc = store_batch_new(&b)) == 0) {
         rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
         if (!rc)
-            rc = flows_add_audit(b, sub_id, flows_audit_entry(NULL, "Provision", "activated", "activated by an operator", NULL));
+            rc = flows_add_decision(b, sub_id, rec, flows_audit_entry(NULL, "Provision", "activated", "activated by an operator", NULL), NULL);
         if (!rc)
             rc = store_commit(d->store, b);
     }

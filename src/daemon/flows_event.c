@@ -283,6 +283,18 @@ static void settle_state(struct event *ev)
     json_decref(target);
 }
 
+/* The decision as an event (events.c): a change counts once Microsoft shows it succeeded, and a
+ * Subscribe whose provision rule answered pending waits for approval. */
+static const char *event_decision(const struct event *ev)
+{
+    const char *d = ev->out->decision;
+    if (!d || (ev->accept && !succeeded(ev->final)))
+        return "none";
+    if (ev->accept && ev->ran && !strcmp(ev->row->handler, "provision") && !strcmp(ev->dec.verdict, "pending"))
+        return "pending";
+    return d;
+}
+
 static int load_record(struct event *ev)
 {
     int rc = record_get_sub(ev->d, ev->sub_id, &ev->rec);
@@ -333,7 +345,7 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
     if (audit && *source)
         json_object_set_new(audit, "source", json_string(source));
     if (!rc)
-        rc = flows_add_audit(b, ev.sub_id, audit);
+        rc = flows_add_decision(b, ev.sub_id, ev.rec, audit, event_decision(&ev));
     else
         json_decref(audit);
     log_info("inbox", "event acted on", "op_id", ev.op_id, "sub_id", ev.sub_id, "action", ev.action, "decision",

@@ -13,6 +13,9 @@ json_t *flows_audit_entry(const char *op_id, const char *action, const char *dec
                           const struct decision *dec);
 /* Append entry (consumed) to b as sub_id's audit record. */
 int flows_add_audit(struct store_batch *b, const char *sub_id, json_t *entry);
+/* The same, for a decision: also appends, in b, the event the decision is (events.c's table; as
+ * event_decision when not NULL, else the entry's decision), with data from rec. */
+int flows_add_decision(struct store_batch *b, const char *sub_id, json_t *rec, json_t *entry, const char *event_decision);
 /* A fresh local record for sub_id from Microsoft's subscription object. */
 json_t *flows_record_new(const char *sub_id, json_t *snapshot);
 /* The offer of a record (fallback, then "default", when it has none). */

@@ -3,6 +3,7 @@
  * the audit entries and own-operation events the flows write with it. */
 #include "daemon/daemon.h"
 #include "daemon/decide.h"
+#include "daemon/events.h"
 #include "daemon/flows.h"
 #include "daemon/flows_internal.h"
 
@@ -36,6 +37,20 @@ int flows_add_audit(struct store_batch *b, const char *sub_id, json_t *entry)
     int rc = record_audit(b, sub_id, entry);
     json_decref(entry);
     return rc;
+}
+
+int flows_add_decision(struct store_batch *b, const char *sub_id, json_t *rec, json_t *entry, const char *event_decision)
+{
+    if (!entry)
+        return SAASD_ENOMEM;
+    const char *action = json_string_value(json_object_get(entry, "action"));
+    const char *decision = event_decision ? event_decision : json_string_value(json_object_get(entry, "decision"));
+    int rc = events_for_decision(b, action, decision, sub_id, rec, entry);
+    if (rc) {
+        json_decref(entry);
+        return rc;
+    }
+    return flows_add_audit(b, sub_id, entry);
 }
 
 /* ------------------------------------------------------------------------------------------ */

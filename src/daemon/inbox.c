@@ -4,6 +4,7 @@
  * they succeed or an operator abandons them. Events of one subscription are handled in order
  * and never concurrently. Removing an event and applying its effects is one store batch. */
 #include "daemon/daemon.h"
+#include "daemon/events.h"
 #include "daemon/flows.h"
 
 #include "core/config.h"
@@ -325,6 +326,9 @@ static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *b
     return r > 0;
 }
 
+/* An event failing this many times in a row is reported as outbox.stuck (events.c). */
+#define STUCK_ATTEMPTS 5
+
 static int64_t backoff_ms(int attempts)
 {
     int64_t ms = RETRY_BASE_MS;
@@ -365,6 +369,11 @@ static int postpone(struct daemon *d, struct work *w, const char *why)
         }
         if (!rc && op_id)
             rc = record_put_json(b, STORE_OPERATIONS, op_id, oprec);
+        if (!rc && attempts == STUCK_ATTEMPTS) /* once, when it turns from a hiccup into a problem */
+            rc = events_add(b, "outbox.stuck", json_string_value(json_object_get(e, "offer_id")),
+                            json_string_value(json_object_get(e, "sub_id")),
+                            json_pack("{s:s?, s:s?, s:i, s:s}", "op_id", op_id, "action",
+                                      json_string_value(json_object_get(e, "action")), "attempts", attempts, "error", why));
         if (!rc)
             rc = store_commit(d->store, b);
     }

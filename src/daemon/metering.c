@@ -1,6 +1,7 @@
 #include "daemon/metering.h"
 #include "daemon/daemon.h"
 #include "daemon/decide.h"
+#include "daemon/events.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -366,6 +367,22 @@ static void count_event(const char *outcome)
     metrics_inc("saasd_usage_events_total", labels);
 }
 
+/* usage.billed / usage.failed (events.c), in the batch that settles the hour. */
+static int usage_event(struct daemon *d, struct store_batch *b, const struct bucket *k, const char *fate,
+                       const char *detail)
+{
+    const char *sub = json_string_value(json_object_get(k->rec, "sub_id"));
+    json_t *local = NULL;
+    record_get_sub(d, sub, &local);
+    json_t *data = json_pack("{s:O?, s:s, s:f, s:O?}", "dimension", json_object_get(k->rec, "dimension"), "hour",
+                             k->start, "quantity", k->quantity, "planId", json_object_get(local, "planId"));
+    json_object_set_new(data, !strcmp(fate, "sent") ? "result" : "error", json_string(detail));
+    int rc = events_add(b, !strcmp(fate, "sent") ? "usage.billed" : "usage.failed",
+                        json_string_value(json_object_get(local, "offerId")), sub, data);
+    json_decref(local);
+    return rc;
+}
+
 static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct metering_pass *out)
 {
     json_t *events = json_array();
@@ -437,6 +454,8 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
         char *t = dump(k->rec, &len);
         src = t ? store_batch_put(b, STORE_USAGE, k->key, k->klen, t, len) : SAASD_ENOMEM;
         free(t);
+        if (!src && (!strcmp(fate, "sent") || !strcmp(fate, "failed")))
+            src = usage_event(d, b, k, fate, detail);
         if (strcmp(fate, "sent"))
             log_warn("metering", "usage event not accepted", "sub_id", sub, "dimension", dim, "hour", k->start,
                      "state", fate, "detail", detail);

@@ -40,6 +40,9 @@ static const struct {
     {"saasd_store_transactions_total", "counter", "Store write transactions (one fsync each)."},
     {"saasd_upstream_requests_total", "counter", "Marketplace API requests by endpoint and HTTP status."},
     {"saasd_upstream_request_seconds", "histogram", "Marketplace API request time by endpoint."},
+    {"saasd_sink_deliveries_total", "counter",
+     "Event deliveries to each sink by outcome (delivered, failed attempts, skipped by an operator)."},
+    {"saasd_sink_pending", "gauge", "Events waiting for delivery to each sink."},
 };
 
 static const struct {

@@ -3,6 +3,7 @@
  * §9.20, §9.21), including subscriptions saasd has that Microsoft does not list. Then the
  * activation deadlines (deadline.c). Runs periodically and on demand (admin API, CLI). */
 #include "daemon/daemon.h"
+#include "daemon/events.h"
 #include "daemon/flows.h"
 #include "daemon/flows_internal.h"
 
@@ -40,6 +41,7 @@ struct pass {
     struct store_batch *repairs;
     uint64_t held;     /* bit per stripe held */
     int failed;
+    char kinds[128];   /* the drift kinds of the subscription at hand, for its drift.found event */
 };
 
 static void digest(const char *id, unsigned char out[DIGEST_LEN])
@@ -111,6 +113,8 @@ static void note_drift(struct pass *p, const char *sub_id, const char *kind, con
 {
     reconcile_count_drift(kind);
     p->drift++;
+    size_t n = strlen(p->kinds);
+    snprintf(p->kinds + n, sizeof p->kinds - n, "%s%s", n ? "," : "", kind);
     log_warn("reconcile", "drift repaired from Microsoft's state", "sub_id", sub_id, "kind", kind, "local", local,
              "microsoft", ms);
 }
@@ -165,12 +169,18 @@ static int compare(struct pass *p, const char *sub_id, json_t *rec, json_t *sub)
     return changed;
 }
 
-/* Add a repaired record and its audit entry to the page's batch (sub_id's stripe is held). */
+/* Add a repaired record, its audit entry and (when a difference was drift) its drift.found
+ * event to the page's batch (sub_id's stripe is held). */
 static int put_record(struct pass *p, const char *sub_id, json_t *rec, const char *detail)
 {
     int rc = p->repairs ? 0 : store_batch_new(&p->repairs);
     if (!rc)
         rc = record_put_json(p->repairs, STORE_SUBSCRIPTIONS, sub_id, rec);
+    if (!rc && p->kinds[0])
+        rc = events_add(p->repairs, "drift.found", json_string_value(json_object_get(rec, "offerId")), sub_id,
+                        json_pack("{s:s, s:s, s:O?, s:O?, s:O?}", "kinds", p->kinds, "detail", detail, "status",
+                                  json_object_get(rec, "status"), "planId", json_object_get(rec, "planId"),
+                                  "quantity", json_object_get(rec, "quantity")));
     if (!rc)
         rc = flows_add_audit(p->repairs, sub_id, json_pack("{s:s, s:s, s:s}", "action", "Reconcile", "decision",
                                                            "repaired", "detail", detail));
@@ -188,6 +198,7 @@ static int on_subscription(struct pass *p, json_t *sub)
     jl_string(sub, "saasSubscriptionStatus", ms_status, sizeof ms_status);
     int held = p->held >> daemon_sub_stripe(sub_id) & 1;
     hold(p, sub_id);
+    p->kinds[0] = 0;
     json_t *rec = NULL;
     int rc = record_get_sub(d, sub_id, &rec);
     int changed = 0;
@@ -255,6 +266,7 @@ static void flag_missing(struct pass *p, const char *sub_id)
 {
     json_t *rec = NULL;
     hold(p, sub_id);
+    p->kinds[0] = 0;
     if (record_get_sub(p->d, sub_id, &rec) == 0) {
         note_drift(p, sub_id, "missing_at_microsoft", json_string_value(json_object_get(rec, "status")), "none");
         if (!json_is_true(json_object_get(rec, "missing_at_microsoft"))) {

@@ -152,16 +152,37 @@ void caps_log(const struct caps *c, int level, const char *msg, const char *cons
               a[22], a[23], a[24], a[25], a[26], a[27], (char *)0);
 }
 
+/* ctx.notify's event type: 3..64 of [a-z0-9_.], at least two dot-separated words, its first word
+ * not one of saasd's own (daemon/events.c), so a rule cannot pass for saasd. saas.ctx checks the
+ * same; this is the check a rule cannot go around. */
+static int notify_type_ok(const char *t)
+{
+    static const char *const reserved[] = {"subscription", "usage", "drift", "outbox", "activation"};
+    size_t len = t ? strlen(t) : 0;
+    if (len < 3 || len > 64 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_.") != len)
+        return 0;
+    const char *dot = strchr(t, '.');
+    if (!dot || dot == t || t[len - 1] == '.' || strstr(t, ".."))
+        return 0;
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if ((size_t)(dot - t) == strlen(reserved[i]) && !strncmp(t, reserved[i], (size_t)(dot - t)))
+            return 0;
+    return 1;
+}
+
 /* The effects a rule may ask for: their argument names and types ('s' string, 'n' number,
- * 'i' integer, 'j' JSON text or absent). */
+ * 'i' integer, 'j' JSON text or absent, 'o' JSON object text of at most 64 KiB), and a check of
+ * the first argument where the kind has one. */
 static const struct effect_kind {
     const char *kind;
     const char *names[3];
     const char *types;
+    int (*first_ok)(const char *arg);
 } effect_kinds[] = {
-    {"meter", {"dimension", "quantity"}, "sn"},
-    {"timer", {"name", "at", "data"}, "sij"},
-    {"timer_cancel", {"name"}, "s"},
+    {"meter", {"dimension", "quantity"}, "sn", NULL},
+    {"timer", {"name", "at", "data"}, "sij", NULL},
+    {"timer_cancel", {"name"}, "s", NULL},
+    {"notify", {"type", "data"}, "so", notify_type_ok},
 };
 
 static json_t *effect_arg(char type, const char *a)
@@ -169,6 +190,14 @@ static json_t *effect_arg(char type, const char *a)
     char *end;
     if (type == 'j')
         return a ? json_loads(a, JSON_DECODE_ANY, NULL) : json_null();
+    if (type == 'o') {
+        json_t *o = a && strlen(a) <= 64 * 1024 ? json_loads(a, 0, NULL) : NULL;
+        if (!json_is_object(o)) {
+            json_decref(o);
+            return NULL;
+        }
+        return o;
+    }
     if (!a)
         return NULL;
     if (type == 's')
@@ -187,7 +216,7 @@ int caps_effect(struct caps *c, const char *kind, const char *const *args, size_
     for (size_t i = 0; kind && i < sizeof effect_kinds / sizeof effect_kinds[0]; i++)
         if (!strcmp(effect_kinds[i].kind, kind))
             k = &effect_kinds[i];
-    if (!k || nargs > strlen(k->types))
+    if (!k || nargs > strlen(k->types) || (k->first_ok && !k->first_ok(nargs ? args[0] : NULL)))
         return SAASD_EINVAL;
     if (!c->effects && !(c->effects = json_array()))
         return SAASD_ENOMEM;

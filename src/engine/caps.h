@@ -28,7 +28,7 @@ struct caps {
     const struct json_t *replay_reads; /* when not NULL (replay): reads are answered from this
                                  object only, never from the store; absent keys read as nil */
     int no_http;              /* replay: ctx.http answers nil, "refused during replay" */
-    struct json_t *effects;   /* ctx.meter/ctx.timer effects of the call so far (JSON array, owned;
+    struct json_t *effects;   /* ctx.meter/timer/notify effects of the call so far (JSON array, owned;
                                  NULL until the first); handed out only when the call succeeds */
 };
 
@@ -41,9 +41,10 @@ int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_
 /* ctx.log through the daemon's (redacting) logger; kv: name, value pairs. */
 void caps_log(const struct caps *c, int level, const char *msg, const char *const *kv, size_t npairs);
 
-/* One ctx.meter / ctx.timer effect: appended to c->effects as a JSON object
+/* One ctx.meter / ctx.timer / ctx.notify effect: appended to c->effects as a JSON object
  * {"kind":"meter","dimension","quantity"} | {"kind":"timer","name","at","data"} |
- * {"kind":"timer_cancel","name"}. SAASD_EINVAL for an unknown kind or malformed arguments
+ * {"kind":"timer_cancel","name"} | {"kind":"notify","type","data"} (type checked against
+ * saasd's own prefixes, data a JSON object). SAASD_EINVAL for an unknown kind or malformed arguments
  * (the worker validated them: a malformed one means a broken worker). */
 int caps_effect(struct caps *c, const char *kind, const char *const *args, size_t nargs);
 

@@ -85,10 +85,31 @@ static const struct key_spec schema[] = {
     {"landing", "skew", KT_INT, 0, 300},
     {"metering", "interval", KT_INT, 0, 3600},
     {"metering", "grace", KT_INT, 0, 3600},
+    {"events", "retry_base_ms", KT_INT, 10, 600000},
+    {"events", "retry_cap_ms", KT_INT, 10, 86400000},
+    {"events", "poll_ms", KT_INT, 10, 60000},
+    {"events", "keep_s", KT_INT, 0, 365 * 86400},
+    /* sinks.<name> = { ... }: the keys of one sink (config_sinks below) */
+    {"sink", "kind", KT_STRING, 0, 0},
+    {"sink", "url", KT_STRING, 0, 0},
+    {"sink", "url_file", KT_STRING, 0, 0},
+    {"sink", "url_env", KT_STRING, 0, 0},
+    {"sink", "secret_file", KT_STRING, 0, 0},
+    {"sink", "secret_env", KT_STRING, 0, 0},
+    {"sink", "events", KT_STRINGS, 0, 0},
+    {"sink", "offers", KT_STRINGS, 0, 0},
+    {"sink", "from", KT_STRING, 0, 0},
+    {"sink", "to", KT_STRINGS, 0, 0},
+    {"sink", "username", KT_STRING, 0, 0},
+    {"sink", "password_file", KT_STRING, 0, 0},
+    {"sink", "password_env", KT_STRING, 0, 0},
+    {"sink", "starttls", KT_BOOL, 0, 0},
+    {"sink", "templates", KT_STRING, 0, 0},
+    {"sink", "timeout_ms", KT_INT, 100, 60000},
 };
 #define NSCHEMA (sizeof schema / sizeof schema[0])
 
-static const char *const sections[] = {"listener", "landing", "admin", "entra", "marketplace", "webhook", "rules", "reconcile", "metering", NULL};
+static const char *const sections[] = {"listener", "landing", "admin", "entra", "marketplace", "webhook", "rules", "reconcile", "metering", "events", NULL};
 
 struct loader {
     const char *path;
@@ -238,6 +259,43 @@ static int check_value(struct loader *ld, lua_State *L, const struct key_spec *s
     return -1;
 }
 
+/* sinks = { <name> = { kind = ..., ... }, ... }: the table at the top of the stack. */
+static void validate_sinks(struct loader *ld, lua_State *L, int line)
+{
+    if (!lua_istable(L, -1)) {
+        fail_at(ld, line, "sinks: expected a table of sinks by name, got %s", luaL_typename(L, -1));
+        return;
+    }
+    int start = section_line(ld, "sinks", line);
+    lua_pushnil(L);
+    while (!ld->failed && lua_next(L, -2)) {
+        const char *sink = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int sline = sink ? line_of_key(ld, start, sink) : line;
+        if (!sink || !*sink || strspn(sink, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(sink) || strlen(sink) > 64)
+            fail_at(ld, sline, "sinks: a sink name is 1-64 of a-z 0-9 _ -, got %s", sink ? sink : luaL_typename(L, -2));
+        else if (!lua_istable(L, -1))
+            fail_at(ld, sline, "sinks.%s: expected a table, got %s", sink, luaL_typename(L, -1));
+        lua_pushnil(L);
+        while (!ld->failed && lua_next(L, -2)) {
+            const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            int kline = key ? line_of_key(ld, sline, key) : sline;
+            const struct key_spec *spec = key ? find_spec("sink", key) : NULL;
+            struct key_spec named;
+            char full[128];
+            if (!spec) {
+                fail_at(ld, kline, "sinks.%s.%s: unknown key", sink, key ? key : "?");
+            } else {
+                snprintf(full, sizeof full, "sinks.%s", sink);
+                named = *spec;
+                named.section = full;
+                check_value(ld, L, &named, kline);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
 /* Walk the evaluated globals: every key must be known and well-typed. */
 static void validate(struct loader *ld, lua_State *L, int env, int lines)
 {
@@ -251,7 +309,9 @@ static void validate(struct loader *ld, lua_State *L, int env, int lines)
         lua_getfield(L, lines, name);
         int line = (int)lua_tointeger(L, -1);
         lua_pop(L, 1);
-        if (is_section(name)) {
+        if (!strcmp(name, "sinks")) {
+            validate_sinks(ld, L, line);
+        } else if (is_section(name)) {
             if (!lua_istable(L, -1)) {
                 fail_at(ld, line, "%s: expected a table, got %s", name, luaL_typename(L, -1));
                 break;
@@ -446,6 +506,122 @@ static void entra_credential(struct loader *ld, lua_State *L, int env, int lines
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Sinks: sinks.<name> = { kind = "webhook" | "smtp" | "slack" | "teams", ... }                  */
+
+static const char *const sink_kind_names[SINK_KIND_COUNT] = {
+    [SINK_WEBHOOK] = "webhook", [SINK_SMTP] = "smtp", [SINK_SLACK] = "slack", [SINK_TEAMS] = "teams"};
+
+static char *field_string(lua_State *L, int t, const char *key)
+{
+    char *out = lua_getfield(L, t, key) == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    return out;
+}
+
+/* A NULL-terminated copy of a list of strings (empty when absent). */
+static char **field_strings(lua_State *L, int t, const char *key)
+{
+    size_t n = lua_getfield(L, t, key) == LUA_TTABLE ? lua_rawlen(L, -1) : 0;
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        out[i] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return out;
+}
+
+/* A value given inline (value_key, when not NULL), or read from env_key's variable or file_key's
+ * file. Missing and required: an error at the sink's line. */
+static char *sink_value(struct loader *ld, lua_State *L, int t, const char *sink, int line, const char *value_key,
+                        const char *env_key, const char *file_key, int required)
+{
+    char *v = value_key ? field_string(L, t, value_key) : NULL;
+    char *env_name = field_string(L, t, env_key), *file = field_string(L, t, file_key);
+    if (!v && env_name && getenv(env_name) && *getenv(env_name))
+        v = strdup(getenv(env_name));
+    else if (!v && env_name && !file)
+        fail_at(ld, line, "sinks.%s.%s: environment variable %s is not set", sink, env_key, env_name);
+    if (!v && file) {
+        int e = 0;
+        if (!(v = read_secret_file(file, &e)))
+            fail_at(ld, line, "sinks.%s.%s: cannot read %s: %s", sink, file_key, file, strerror(e));
+    }
+    if (!v && !env_name && !file && required)
+        fail_at(ld, line, "sinks.%s: %s%s%s or %s is required", sink, value_key ? value_key : "", value_key ? ", " : "",
+                env_key, file_key);
+    free(env_name);
+    free(file);
+    return v;
+}
+
+static void fill_sink(struct loader *ld, lua_State *L, const char *name, int line, struct sink_config *k)
+{
+    int t = lua_gettop(L);
+    k->name = strdup(name);
+    char *kind = field_string(L, t, "kind");
+    int found = 0;
+    for (int i = 0; kind && i < SINK_KIND_COUNT; i++)
+        if (!strcmp(kind, sink_kind_names[i])) {
+            k->kind = (enum sink_kind)i;
+            found = 1;
+        }
+    if (!found)
+        fail_at(ld, line, "sinks.%s.kind: expected \"webhook\", \"smtp\", \"slack\" or \"teams\", got %s", name,
+                kind ? kind : "nothing");
+    free(kind);
+    k->url = sink_value(ld, L, t, name, line, "url", "url_env", "url_file", 1);
+    if (k->url && strncmp(k->url, k->kind == SINK_SMTP ? "smtp" : "http", 4))
+        fail_at(ld, line, "sinks.%s.url: expected an %s URL", name, k->kind == SINK_SMTP ? "smtp:// or smtps://" : "http(s)://");
+    if (k->kind == SINK_WEBHOOK)
+        k->secret = sink_value(ld, L, t, name, line, NULL, "secret_env", "secret_file", 1);
+    k->events = field_strings(L, t, "events");
+    k->offers = field_strings(L, t, "offers");
+    k->to = field_strings(L, t, "to");
+    k->from = field_string(L, t, "from");
+    k->username = field_string(L, t, "username");
+    k->templates = field_string(L, t, "templates");
+    if (k->username)
+        k->password = sink_value(ld, L, t, name, line, NULL, "password_env", "password_file", 1);
+    if (k->kind == SINK_SMTP && (!k->from || !k->to || !k->to[0]))
+        fail_at(ld, line, "sinks.%s: an smtp sink needs from and to", name);
+    lua_getfield(L, t, "starttls");
+    k->starttls = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : 1;
+    lua_getfield(L, t, "timeout_ms");
+    k->timeout_ms = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 10000;
+    lua_pop(L, 2);
+}
+
+static void fill_sinks(struct loader *ld, lua_State *L, int env, int lines, struct saasd_config *c)
+{
+    c->events_retry_base_ms = (int)get_int(L, env, "events", "retry_base_ms", 1000);
+    c->events_retry_cap_ms = (int)get_int(L, env, "events", "retry_cap_ms", 300000);
+    c->events_poll_ms = (int)get_int(L, env, "events", "poll_ms", 500);
+    c->events_keep_s = (int)get_int(L, env, "events", "keep_s", 7 * 86400);
+    if (lua_getfield(L, env, "sinks") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    int start = key_line(ld, L, lines, NULL, "sinks");
+    start = section_line(ld, "sinks", start);
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    c->sinks = calloc(n ? n : 1, sizeof *c->sinks);
+    lua_pushnil(L);
+    while (c->sinks && !ld->failed && lua_next(L, -2)) {
+        const char *name = lua_tostring(L, -2);
+        fill_sink(ld, L, name, line_of_key(ld, start, name), &c->sinks[c->nsinks++]);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 /* The buyer sign-in app: its own (a multitenant registration, as Microsoft recommends) or,
  * without landing.client_id, the publisher app. */
 static void landing_app(struct loader *ld, lua_State *L, int env, int lines, struct saasd_config *c)
@@ -604,6 +780,7 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     c->reconcile_interval_s = (int)get_int(L, env, "reconcile", "interval", 300);
     c->metering_interval_s = (int)get_int(L, env, "metering", "interval", 60);
     c->metering_grace_s = (int)get_int(L, env, "metering", "grace", 300);
+    fill_sinks(ld, L, env, lines, c);
     landing_app(ld, L, env, lines, c);
 }
 
@@ -715,6 +892,23 @@ fail:
     return rc;
 }
 
+static void free_strings(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+static void sink_config_free(struct sink_config *k)
+{
+    char *strs[] = {k->name, k->url, k->secret, k->from, k->username, k->password, k->templates};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        free(strs[i]);
+    free_strings(k->events);
+    free_strings(k->offers);
+    free_strings(k->to);
+}
+
 void config_free(struct saasd_config *c)
 {
     if (!c)
@@ -732,5 +926,8 @@ void config_free(struct saasd_config *c)
         free(*p);
     free(c->http_allow);
     client_cert_free(c->client_cert);
+    for (int i = 0; i < c->nsinks; i++)
+        sink_config_free(&c->sinks[i]);
+    free(c->sinks);
     free(c);
 }

@@ -641,7 +641,7 @@ int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, 
         bind_kv_free(writes);
         if (rc == 0 && caps.effects && !(out->effects = json_dumps(caps.effects, JSON_COMPACT))) {
             out->outcome = RULE_ERROR;
-            out->error = strdup("could not keep the rule's ctx.meter/ctx.timer effects (out of memory)");
+            out->error = strdup("could not keep the rule's ctx.meter/ctx.timer/ctx.notify effects (out of memory)");
             rc = SAASD_ENOMEM;
         }
         json_decref(caps.effects);

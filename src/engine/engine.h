@@ -97,7 +97,7 @@ struct rule_result {
     double elapsed_ms;
     char *reads;              /* with engine_call_opts.record: JSON object of the committed
                                  ctx.store reads the call made (key -> value or null) */
-    char *effects;            /* JSON array of the call's ctx.meter/ctx.timer effects, only when
+    char *effects;            /* JSON array of the call's ctx.meter/ctx.timer/ctx.notify effects, only when
                                  the call succeeded and made some (see engine/caps.h) */
 };
 
