@@ -423,10 +423,39 @@ static void signed_webhooks(struct http_sink *crm)
     json_decref(got);
 }
 
+/* The operator console's queues page shows each sink's delivery state (here: "dead" failing). */
+static void console_shows_sinks(void)
+{
+    char url[300], cookie[600] = "", buf[512];
+    snprintf(url, sizeof url, "%s/console/login", it_admin_url);
+    struct http_header form[] = {{"Content-Type", "application/x-www-form-urlencoded"}};
+    char body[128];
+    snprintf(body, sizeof body, "key=%s", it_admin_key);
+    struct http_request rq = {.method = "POST", .url = url, .headers = form, .nheaders = 1, .body = body,
+                              .body_len = strlen(body), .timeout_ms = 20000};
+    struct http_response r = {0};
+    http_client_do(it_http, &rq, &r);
+    const char *set = http_response_header(&r, "Set-Cookie", buf, sizeof buf);
+    if (set)
+        snprintf(cookie, sizeof cookie, "%.*s", (int)strcspn(set, ";"), set);
+    http_response_free(&r);
+    snprintf(url, sizeof url, "%s/console/queues", it_admin_url);
+    struct http_header h[] = {{"Cookie", cookie}};
+    struct http_request q = {.method = "GET", .url = url, .headers = h, .nheaders = 1, .timeout_ms = 20000};
+    struct http_response page = {0};
+    http_client_do(it_http, &q, &page);
+    const char *html = page.body ? page.body : "";
+    const char *table = strstr(html, "<h2>Event sinks</h2>");
+    CHECK(cookie[0] && page.status == 200 && table && strstr(table, "<td>dead</td>") && strstr(table, "<td>webhook</td>"),
+          "the console's queues page lists each event sink with its kind and delivery state");
+    http_response_free(&page);
+}
+
 /* An operator gives up on the event a sink keeps failing on; only that sink moves past it. */
 static void operator_skip(void)
 {
     long st, st_wrong, st_healthy;
+    console_shows_sinks();
     json_t *dead = sink_state("dead");
     json_int_t seq = json_integer_value(json_object_get(dead, "retrying_seq"));
     json_int_t pending = json_integer_value(json_object_get(dead, "pending"));

@@ -3,6 +3,7 @@
  * reads at most CONSOLE_SCAN_CAP records and says so when it stopped there. */
 #include "daemon/console_internal.h"
 #include "daemon/daemon.h"
+#include "daemon/sinks.h"
 
 #include "core/store.h"
 #include "engine/engine.h"
@@ -133,6 +134,33 @@ static int usage_row(void *arg, const void *key, size_t klen, const void *val, s
     return ++s->rows >= QUEUE_ROWS;
 }
 
+/* Delivery state of the event sinks (sinks_status): one row a sink. Acting on a failing sink
+ * (retry now, skip an event) is the admin API's (POST /admin/sinks/{name}/retry|skip). */
+static void sinks_table(struct console *c)
+{
+    json_t *list = NULL;
+    size_t i;
+    json_t *k;
+    cpage_raw(c, "<h2>Event sinks</h2>\n<table><tr><th>Sink</th><th>Kind</th><th class=\"num\">Delivered</th>"
+                 "<th class=\"num\">Pending</th><th>Failing since</th><th>Last error</th></tr>\n");
+    int rows = 0;
+    if (sinks_status(c->d, &list) == 0)
+        json_array_foreach(list, i, k) {
+            cpage_raw(c, "<tr>");
+            cpage_td_json(c, json_object_get(k, "name"));
+            cpage_td_json(c, json_object_get(k, "kind"));
+            cpage_raw(c, "<td class=\"num\">%lld</td><td class=\"num\">%lld</td>",
+                      (long long)json_integer_value(json_object_get(k, "delivered")),
+                      (long long)json_integer_value(json_object_get(k, "pending")));
+            cpage_td_json(c, json_object_get(k, "failing_since"));
+            cpage_td_json(c, json_object_get(k, "last_error"));
+            cpage_raw(c, "</tr>\n");
+            rows++;
+        }
+    json_decref(list);
+    cpage_table_end(c, rows, 6);
+}
+
 void console_queues(struct console *c)
 {
     struct queue_scan q = {.c = c, .pending = json_array(), .drift = json_array()};
@@ -157,6 +185,7 @@ void console_queues(struct console *c)
                  "<th>Hour</th><th>Quantity</th><th>State</th><th>Attempts</th><th>Result</th></tr>\n");
     store_scan(c->d->store, STORE_USAGE, NULL, 0, usage_row, &s);
     cpage_table_end(c, s.rows, 7);
+    sinks_table(c);
     json_decref(q.pending);
     json_decref(q.drift);
     cpage_end(c, 200);
