@@ -171,44 +171,36 @@ static char *value_of(json_t *event, const char *name)
 
 char *events_render(const char *text, json_t *event, int html)
 {
-    size_t cap = strlen(text) + 256, len = 0;
-    char *out = malloc(cap);
-    for (const char *p = text; out && *p;) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        return NULL;
+    for (const char *p = text; *p;) {
         const char *open = strstr(p, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
-        size_t lit = close ? (size_t)(open - p) : strlen(p);
-        char *val = NULL;
-        if (close && close - open - 2 < 64) {
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(close - open - 2), open + 2);
-            val = value_of(event, name);
-            if (val && html) {
-                char *esc = html_escape(val);
-                free(val);
-                val = esc;
-            }
-        } else if (close) {
-            lit = (size_t)(close + 2 - p); /* too long to be a name: kept as text */
+        if (!close) {
+            fputs(p, f);
+            break;
         }
-        size_t need = len + lit + (val ? strlen(val) : 0) + 1;
-        if (need > cap) {
-            char *grown = realloc(out, cap = need * 2);
-            if (!grown) {
-                free(out);
-                free(val);
-                return NULL;
-            }
-            out = grown;
+        if (close - open - 2 >= 64) { /* too long to be a name: kept as text */
+            fwrite(p, 1, (size_t)(close + 2 - p), f);
+            p = close + 2;
+            continue;
         }
-        memcpy(out + len, p, lit);
-        len += lit;
-        if (val) {
-            memcpy(out + len, val, strlen(val));
-            len += strlen(val);
-        }
-        p = close ? close + 2 : p + lit;
+        fwrite(p, 1, (size_t)(open - p), f);
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(close - open - 2), open + 2);
+        char *val = value_of(event, name);
+        if (val && html)
+            html_put(f, val);
+        else if (val)
+            fputs(val, f);
         free(val);
+        p = close + 2;
     }
-    if (out)
-        out[len] = 0;
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
