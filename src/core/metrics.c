@@ -86,22 +86,23 @@ void metrics_add(const char *name, const char *labels, double delta)
     pthread_mutex_unlock(&lock);
 }
 
-void metrics_set(const char *name, const char *labels, double value)
+static void set_series(const char *name, const char *labels, enum kind kind, double value)
 {
     pthread_mutex_lock(&lock);
-    struct series *s = find(name, labels, KIND_GAUGE, 1);
+    struct series *s = find(name, labels, kind, 1);
     if (s)
         s->value = value;
     pthread_mutex_unlock(&lock);
 }
 
+void metrics_set(const char *name, const char *labels, double value)
+{
+    set_series(name, labels, KIND_GAUGE, value);
+}
+
 void metrics_counter_set(const char *name, const char *labels, double total)
 {
-    pthread_mutex_lock(&lock);
-    struct series *s = find(name, labels, KIND_COUNTER, 1);
-    if (s)
-        s->value = total;
-    pthread_mutex_unlock(&lock);
+    set_series(name, labels, KIND_COUNTER, total);
 }
 
 void metrics_observe(const char *name, const char *labels, double seconds)
