@@ -46,25 +46,24 @@ if { [ "$ONLY" = all ] || [ "$ONLY" = spec ]; } && [ -d spec ]; then
   # busted numbers its lines: "ok 3 - name" / "not ok 3 - name"
   cat "$log.out" >>"$log"
 fi
+# One browser script: its TAP lines, or a "not ok" with its stderr when it ends badly.
+run_browser() {
+  if ! BUILD="$BUILD" timeout 300 /usr/bin/python3 "$1" >"$log.out" 2>"$log.err"; then
+    grep -qE '^not ok ' "$log.out" || echo "not ok - $1 exited with an error" >>"$log.out"
+    sed 's/^/#   /' "$log.err" | tail -20 >>"$log.out"
+    status=1
+  fi
+  sed 's/^/  /' "$log.out"
+  cat "$log.out" >>"$log"
+}
+
 if [ "$ONLY" = all ] || [ "$ONLY" = browser ]; then
-  # Headless chromium through chromedriver (tests/browser/run.py starts the emulator and saasd
-  # itself); Debian's python3, which has python3-selenium, not whatever python3 is first on PATH.
+  # Headless chromium through chromedriver (the scripts start the emulator and saasd
+  # themselves); Debian's python3, which has python3-selenium, not whatever python3 is first on PATH.
   echo "# browser (tests/browser/run.py, screenshots in $BUILD/screenshots/)"
-  if ! BUILD="$BUILD" timeout 300 /usr/bin/python3 tests/browser/run.py >"$log.out" 2>"$log.err"; then
-    grep -qE '^not ok ' "$log.out" || echo "not ok - tests/browser/run.py exited with an error" >>"$log.out"
-    sed 's/^/#   /' "$log.err" | tail -20 >>"$log.out"
-    status=1
-  fi
-  sed 's/^/  /' "$log.out"
-  cat "$log.out" >>"$log"
+  run_browser tests/browser/run.py
   echo "# console in the browser (tests/browser/console.py, screenshots in $BUILD/screenshots/console/)"
-  if ! BUILD="$BUILD" timeout 300 /usr/bin/python3 tests/browser/console.py >"$log.out" 2>"$log.err"; then
-    grep -qE '^not ok ' "$log.out" || echo "not ok - tests/browser/console.py exited with an error" >>"$log.out"
-    sed 's/^/#   /' "$log.err" | tail -20 >>"$log.out"
-    status=1
-  fi
-  sed 's/^/  /' "$log.out"
-  cat "$log.out" >>"$log"
+  run_browser tests/browser/console.py
 fi
 rm -f "$log.out" "$log.err"
 
