@@ -6,6 +6,7 @@
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 #include "daemon/flows.h"
+#include "daemon/webhook_body.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -171,7 +172,7 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
     int64_t due = 0;
     int cheap = header_sub_id(val, vlen, sub) && (db == STORE_INBOX || header_next_at(val, vlen, &due));
     if (!cheap) { /* entries written before the header order was fixed */
-        e = json_loadb(val, vlen, 0, NULL);
+        e = webhook_entry_load(val, vlen);
         const char *sv = json_string_value(json_object_get(e, "sub_id"));
         if (!sv) {
             json_decref(e);
@@ -192,7 +193,7 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         passed_add(s->d->passed_subs, sub); /* its later events, in the outbox or the inbox, wait for this one */
         return 0;
     }
-    if (!e && !(e = json_loadb(val, vlen, 0, NULL)))
+    if (!e && !(e = webhook_entry_load(val, vlen))) /* as webhook.c checked before answering 200 */
         return 0;
     memcpy(s->w->key, key, klen);
     s->w->klen = klen;
