@@ -276,6 +276,34 @@ static void other_tenant_and_bad_links(void)
     free(link2);
 }
 
+static void sign_out(void)
+{
+    char sub[64], form[256];
+    char *link = it_purchase("it-land", 1, sub, sizeof sub);
+    struct it_browser b = {0};
+    it_sign_in(&b, link, IT_BUYER_OID);
+    long st = it_browse(&b, "GET", "/landing/status", NULL);
+    CHECK(st == 200 && has(&b, "action=\"/landing/signout\"") && has(&b, ">Sign out</button>"),
+          "a signed-in buyer's page offers a sign-out form");
+    char csrf[128];
+    snprintf(csrf, sizeof csrf, "%s", it_csrf(&b));
+    st = it_browse(&b, "GET", "/landing/signout", NULL);
+    CHECK(st == 405 && b.session[0], "GET /landing/signout is refused (405) and signs nobody out");
+    st = it_browse(&b, "POST", "/landing/signout", "csrf=AAAAbadAAAAbadAAAAbadAAAAbadAAAAbadAAAAbad");
+    int refused = st == 403 && b.session[0];
+    st = it_browse(&b, "GET", "/landing/status", NULL);
+    CHECK(refused && st == 200, "a sign-out without the session's CSRF token is refused; the buyer stays signed in");
+    snprintf(form, sizeof form, "csrf=%s", csrf);
+    st = it_browse(&b, "POST", "/landing/signout", form);
+    CHECK(st == 200 && !b.session[0] && has(&b, "You are signed out") && !has(&b, "/landing/signout"),
+          "a sign-out with the CSRF token deletes the session cookie and says so");
+    st = it_browse(&b, "GET", "/landing/status", NULL);
+    CHECK(st == 403 && has(&b, "Please sign in first") && untouched(sub),
+          "after signing out the purchase page asks to sign in again; nothing was activated");
+    it_browser_free(&b);
+    free(link);
+}
+
 int main(void)
 {
     char path[512], rules[512];
@@ -296,6 +324,7 @@ int main(void)
     refusals_of_forged_state();
     refusals_of_spoiled_sign_ins();
     other_tenant_and_bad_links();
+    sign_out();
 
     daemon_stop(d);
     emu_stop(emu);

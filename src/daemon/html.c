@@ -23,6 +23,8 @@ static const char builtin_template[] =
     "button,.button{font:inherit;margin-top:1.2em;padding:.6em 1.4em;border:0;border-radius:4px;"
     "background:{{accent}};color:#fff;cursor:pointer;text-decoration:none;display:inline-block}\n"
     ":focus{outline:3px solid #ffbf47;outline-offset:2px}\n"
+    ".signout{margin-top:1.5em;padding-top:.2em;border-top:1px solid #ddd}\n"
+    ".signout button{background:#fff;color:{{accent}};border:1px solid {{accent}};padding:.4em 1em}\n"
     ".note{border-left:4px solid #b35c00;background:#fff4e5;padding:.6em 1em}\n"
     ".error{color:#b00020;font-weight:600}\nfooter{text-align:center;color:#555;font-size:.9em;margin:1em}\n"
     "@media (max-width:30em){dl{grid-template-columns:1fr}main{margin:0;border-radius:0}}\n"

@@ -5,7 +5,8 @@
  *   GET  /landing?token=…      keep the token server side, send the browser to sign in
  *   GET  /landing/callback     verify the sign-in, resolve the token, start the session
  *   GET  /landing/status       the confirmation page, or the subscription's current state
- *   POST /landing/confirm      run provision and Activate, then back to /landing/status */
+ *   POST /landing/confirm      run provision and Activate, then back to /landing/status
+ *   POST /landing/signout      forget the session in this browser */
 #include "daemon/landing.h"
 #include "daemon/daemon.h"
 
@@ -60,6 +61,15 @@ void landing_set_session(struct landing_visit *v, const struct session *s, int m
     free(header);
 }
 
+int landing_csrf_ok(struct landing_visit *v, const struct session *s)
+{
+    char *csrf = NULL;
+    httpd_form_value(v->req, "csrf", &csrf);
+    int ok = csrf && session_token_equal(csrf, s->csrf);
+    free(csrf);
+    return ok;
+}
+
 void landing_see_other(struct landing_visit *v, const char *location)
 {
     httpd_add_header(v->res, "Location", location);
@@ -80,6 +90,7 @@ static const struct {
     {"GET", "/landing/callback", landing_callback},
     {"GET", "/landing/status", landing_status},
     {"POST", "/landing/confirm", landing_confirm},
+    {"POST", "/landing/signout", landing_signout},
 };
 
 void landing_handle(struct daemon *d, const struct httpd_request *req, const char *cookie, struct httpd_response *res)
@@ -87,19 +98,19 @@ void landing_handle(struct daemon *d, const struct httpd_request *req, const cha
     struct landing_visit v = {.d = d, .req = req, .res = res, .cookie = cookie};
     crypto_uuid(v.request_id);
     const char *method = httpd_method(req), *path = httpd_path(req);
-    int path_known = 0;
+    const char *allow = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(path, routes[i].path))
             continue;
-        path_known = 1;
+        allow = routes[i].method;
         if (!strcmp(method, routes[i].method) || (!strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET"))) {
             routes[i].fn(&v);
             json_decref(v.landing);
             return;
         }
     }
-    if (path_known) {
-        httpd_add_header(res, "Allow", !strcmp(path, "/landing/confirm") ? "POST" : "GET");
+    if (allow) {
+        httpd_add_header(res, "Allow", allow);
         landing_page(&v, 405, "This page cannot be used this way",
                      "Please use the buttons on the page instead of typing its address.", NULL, NULL, NULL);
     } else {

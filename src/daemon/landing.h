@@ -30,6 +30,7 @@ struct landing_visit {
     char offer[136];          /* "" until the subscription is known: brand and template */
     json_t *landing;          /* the offer rule's landing table ({fields, brand}), may be NULL */
     const char *head_html;    /* extra <head> fragment (auto refresh), may be NULL */
+    const char *signout_csrf; /* set once the visit has a valid session: pages offer "Sign out" */
 };
 
 /* landing.c */
@@ -40,6 +41,8 @@ void landing_set_offer(struct landing_visit *v, const char *offer);
 int landing_session(struct landing_visit *v, struct session *s);
 /* Add a Set-Cookie header for the session (max_age 0 deletes it). */
 void landing_set_session(struct landing_visit *v, const struct session *s, int max_age_s);
+/* 1 when the form of the visit carries s's CSRF token. */
+int landing_csrf_ok(struct landing_visit *v, const struct session *s);
 /* A 303 to path on this site. */
 void landing_see_other(struct landing_visit *v, const char *location);
 
@@ -49,6 +52,8 @@ void landing_callback(struct landing_visit *v);
 
 /* landing_confirm.c */
 void landing_confirm(struct landing_visit *v);
+/* POST /landing/signout: forget the session cookie (CSRF-checked like confirm). */
+void landing_signout(struct landing_visit *v);
 
 /* landing_status.c: the page for the session's subscription (confirmation or state). */
 void landing_status(struct landing_visit *v);

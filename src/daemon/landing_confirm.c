@@ -59,11 +59,8 @@ void landing_confirm(struct landing_visit *v)
         landing_refuse_session(v, rc);
         return;
     }
-    char *csrf = NULL;
-    httpd_form_value(v->req, "csrf", &csrf);
-    int csrf_ok = csrf && session_token_equal(csrf, s.csrf);
-    free(csrf);
-    if (!csrf_ok) {
+    v->signout_csrf = s.csrf;
+    if (!landing_csrf_ok(v, &s)) {
         log_warn("landing", "confirmation refused: CSRF token missing or wrong", "request_id", v->request_id,
                  "sub_id", s.sub_id);
         not_activated(v, 403, "bad_csrf", "Please confirm from the purchase page",

@@ -72,7 +72,8 @@ static char *support_html(const char *support)
     return out;
 }
 
-static char *link_html(const char *text, const char *url)
+/* The page's way on (a button link) and, for a signed-in buyer, the sign-out form. */
+static char *link_html(const char *text, const char *url, const char *signout_csrf)
 {
     char *out = NULL;
     size_t len = 0;
@@ -86,6 +87,12 @@ static char *link_html(const char *text, const char *url)
         html_put(f, text ? text : url);
         fputs("</a></p>\n", f);
     }
+    if (signout_csrf) {
+        fputs("<form class=\"signout\" method=\"post\" action=\"/landing/signout\">"
+              "<input type=\"hidden\" name=\"csrf\" value=\"", f);
+        html_put(f, signout_csrf);
+        fputs("\"><button type=\"submit\" class=\"secondary\">Sign out</button></form>\n", f);
+    }
     fclose(f);
     return out;
 }
@@ -95,7 +102,7 @@ void landing_page(struct landing_visit *v, int status, const char *title, const 
 {
     char *tpl = load_template(v->d, v->offer);
     const char *logo_url = brand(v, "logo_url"), *product = brand(v, "product");
-    char *logo = NULL, *support = support_html(brand(v, "support")), *link_frag = link_html(link_text, link);
+    char *logo = NULL, *support = support_html(brand(v, "support")), *link_frag = link_html(link_text, link, v->signout_csrf);
     if (logo_url && html_link_ok(logo_url)) {
         char *e = html_escape(logo_url), *alt = html_escape(product ? product : v->offer);
         if (e && alt && asprintf(&logo, "<img src=\"%s\" alt=\"%s logo\">", e, alt) < 0)

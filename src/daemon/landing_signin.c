@@ -1,6 +1,7 @@
 /* Sign-in on the landing page: GET /landing?token=… keeps the purchase token server side (in
  * the pending sign-in, never in a cookie or a log) and sends the browser to Entra ID;
- * GET /landing/callback verifies the sign-in, resolves the token and starts the session. */
+ * GET /landing/callback verifies the sign-in, resolves the token and starts the session;
+ * POST /landing/signout ends it in this browser. */
 #include "daemon/daemon.h"
 #include "daemon/landing.h"
 #include "daemon/landing_token.h"
@@ -168,4 +169,35 @@ void landing_callback(struct landing_visit *v)
     landing_count("signed_in");
     landing_set_session(v, &s, v->d->cfg->landing_session_ttl_s);
     landing_see_other(v, "/landing/status");
+}
+
+/* The session is a signed cookie with no server-side state, so signing out deletes it in this
+ * browser; a copy taken elsewhere would stay valid until it expires (landing.session_ttl). The
+ * CSRF check stops another site from signing the buyer out. */
+void landing_signout(struct landing_visit *v)
+{
+    struct session s;
+    int rc = landing_session(v, &s);
+    if (rc == 0 && !landing_csrf_ok(v, &s)) {
+        log_warn("landing", "sign-out refused: CSRF token missing or wrong", "request_id", v->request_id, "sub_id",
+                 s.sub_id);
+        landing_count("signout_bad_csrf");
+        landing_page(v, 403, "Please sign out from the purchase page",
+                     "This request did not come from your purchase page, so you are still signed in.", NULL,
+                     "Back to your purchase", "/landing/status");
+        return;
+    }
+    landing_set_session(v, NULL, 0);
+    if (rc == 0) {
+        json_t *local = NULL; /* the offer's brand on the goodbye page too */
+        if (record_get_sub(v->d, s.sub_id, &local) == 0)
+            landing_set_offer(v, json_string_value(json_object_get(local, "offerId")));
+        json_decref(local);
+        log_info("landing", "buyer signed out", "request_id", v->request_id, "sub_id", s.sub_id);
+    }
+    landing_count(rc == 0 ? "signed_out" : "signout_without_session");
+    landing_page(v, 200, "You are signed out",
+                 "You have signed out of this page. To see your subscription again, open it in the Azure portal or "
+                 "the Microsoft 365 admin center and select \"Manage Account\".",
+                 NULL, NULL, NULL);
 }

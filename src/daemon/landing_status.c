@@ -39,6 +39,7 @@ void landing_status(struct landing_visit *v)
         landing_refuse_session(v, rc);
         return;
     }
+    v->signout_csrf = s.csrf;
     struct mp_result mr = {.max_wait_ms = v->d->cfg->landing_max_wait_ms}; /* a browser is waiting */
     json_t *ms = mp_get_subscription(v->d->mp, s.sub_id, &mr) == 0 ? take_body(&mr) : NULL;
     if (!ms)
