@@ -249,6 +249,12 @@ static void other_tenant_and_bad_links(void)
     CHECK(st == 200 && strstr(it_str(kv, "value"), "|false|Other|"),
           "the provision rule is told the buyer's tenant does not match, and decides (here: allows)");
     json_decref(kv);
+    json_t *hist = it_history(sub), *entry, *by = NULL;
+    size_t i;
+    json_array_foreach(hist, i, entry) if (!strcmp(it_str(entry, "action"), "Provision")) by = json_object_get(entry, "confirmed_by");
+    CHECK(by && !strcmp(it_str(by, "oid"), IT_OTHER_OID) && it_str(by, "tid")[0] && strchr(it_str(by, "email"), '@'),
+          "the Provision audit entry records who confirmed on the landing page (oid, tenant, e-mail)");
+    json_decref(hist);
     it_browser_free(&b);
     free(link);
 

@@ -81,6 +81,19 @@ void flows_set_provision(json_t *rec, const char *decision, const struct decisio
     json_object_set_new(rec, "provision", p);
 }
 
+/* Who pressed Confirm on the landing page (their Entra ids and e-mail), kept in the Provision
+ * audit entry so "who bought and activated this" has an answer in saasd's own records. The
+ * buyer's answers to the offer's fields are the rule's to keep (ctx.store). */
+static json_t *confirmed_by(json_t *entry, json_t *landing)
+{
+    json_t *buyer = json_object_get(landing, "buyer");
+    if (entry && buyer)
+        json_object_set_new(entry, "confirmed_by",
+                            json_pack("{s:O?,s:O?,s:O?}", "oid", json_object_get(buyer, "oid"), "tid",
+                                      json_object_get(buyer, "tid"), "email", json_object_get(buyer, "email")));
+    return entry;
+}
+
 int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const char *request_id, json_t *landing,
                    struct flow_outcome *out)
 {
@@ -153,7 +166,7 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     }
     rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
-        rc = flows_add_decision(b, sub_id, rec, flows_audit_entry(NULL, "Provision", out->decision, dec.message, &dec), NULL);
+        rc = flows_add_decision(b, sub_id, rec, confirmed_by(flows_audit_entry(NULL, "Provision", out->decision, dec.message, &dec), landing), NULL);
     if (!rc)
         rc = store_commit(d->store, b);
     log_info("landing", "provision decided", "request_id", request_id, "sub_id", sub_id, "offer_id", offer,
