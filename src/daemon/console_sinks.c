@@ -124,8 +124,9 @@ static void act(struct console *c, const char *name)
         admin_sink_action(c->d, name, a->name, value ? strtoull(value, NULL, 10) : 0, "console", &r);
         json_t *answer = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
         const char *text = r.status == 200 ? cj_str(answer, "result", NULL) : cj_str(answer, "error", NULL);
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s: %s", name, text ? text : "not done");
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s: %s%s%s", name, text ? text : "not done", a->needs_seq ? ", event #" : "",
+                 a->needs_seq ? value : "");
         cpage_message(c, r.status ? r.status : 500, r.status == 200 ? "Done" : "Not done", msg, "/console/queues",
                       "Back to the queues");
         json_decref(answer);
