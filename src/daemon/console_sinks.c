@@ -46,7 +46,7 @@ void cpage_sink_buttons(struct console *c, json_t *status)
     if (!name || !json_is_integer(seq))
         return; /* healthy: nothing to act on */
     for (size_t i = 0; i < sizeof sink_acts / sizeof sink_acts[0]; i++) {
-        cpage_raw(c, "<a class=\"button%s\" href=\"", sink_acts[i].danger ? " danger" : "");
+        cpage_raw(c, "<a class=\"button\" href=\"");
         sink_link(c, name, "confirm");
         cpage_raw(c, "?action=%s&amp;value=%lld\">%s", sink_acts[i].name, (long long)json_integer_value(seq),
                   sink_acts[i].label);

@@ -255,6 +255,9 @@ PY
   echo "  top symbols (self time, % of the daemon's samples):"
   perf report -i "$work/perf.data" --no-children --stdio --percent-limit 1 -g none --sort dso,sym 2>/dev/null |
     awk '/^ *[0-9.]+%/ {printf "    %7s  %-22.22s %s\n", $1, $2, substr($0, index($0, $4))}' | head -15
+  echo "  by library (self time):"
+  perf report -i "$work/perf.data" --no-children --stdio -g none --sort dso 2>/dev/null |
+    awk '/^ *[0-9.]+%/ && n++ < 8 {printf "    %7s  %s\n", $1, $2}'
   echo "  CPU by thread name during the run (utime+stime, share of the process):"
   python3 - "$work/threads0.txt" "$work/threads1.txt" "$(getconf CLK_TCK)" <<'PY'
 import sys
