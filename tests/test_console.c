@@ -15,6 +15,39 @@ static const char *flaky_rule = "return { suspend = function(sub, event, ctx)\n"
                                 "  return nil, 'the CRM <is> down'\n"
                                 "end }\n";
 
+/* This sink's row of GET /admin/sinks (new reference) or NULL. */
+static json_t *sink_state(const char *name)
+{
+    long st = 0;
+    json_t *all = it_admin("GET", "/admin/sinks", NULL, &st), *found = NULL, *k;
+    size_t i;
+    json_array_foreach(json_object_get(all, "sinks"), i, k) {
+        if (!strcmp(it_str(k, "name"), name))
+            found = json_incref(k);
+    }
+    json_decref(all);
+    return found;
+}
+
+/* Waits until the sink's field `key` satisfies want (up to 15 s); returns its last value. */
+static json_int_t sink_wait(const char *name, const char *key, int (*want)(json_int_t v, json_int_t arg), json_int_t arg)
+{
+    json_int_t v = -1;
+    for (long long until = it_now_ms() + 15000; it_now_ms() < until; usleep(30 * 1000)) {
+        json_t *k = sink_state(name);
+        json_t *f = json_object_get(k, key);
+        v = json_is_integer(f) ? json_integer_value(f) : -1;
+        json_decref(k);
+        if (want(v, arg))
+            break;
+    }
+    return v;
+}
+
+static int positive(json_int_t v, json_int_t arg) { return v > 0; }
+static int above(json_int_t v, json_int_t arg) { return v > arg; }
+static int equal(json_int_t v, json_int_t arg) { return v == arg; }
+
 /* The operator's browser: one cookie, no redirects followed. */
 struct op {
     char cookie[4300];
@@ -116,6 +149,52 @@ static int walk_pages(struct op *o, const char *first, const char *prefix, int *
     return pages;
 }
 
+/* A failing sink's retry and skip from the queues page: confirmation, CSRF, the same code as
+ * POST /admin/sinks/{name}/retry|skip. */
+static void failing_sink(struct op *op)
+{
+    char path[300], form[400], csrf[128];
+    json_int_t seq = sink_wait("dead", "retrying_seq", positive, 0);
+    json_int_t tries = sink_wait("dead", "failed_attempts", positive, 0);
+    op_call(op, "GET", "/console/queues", NULL);
+    snprintf(csrf, sizeof csrf, "%s", csrf_of(op));
+    snprintf(path, sizeof path, "/console/sinks/dead/confirm?action=skip&amp;value=%lld", (long long)seq);
+    CHECK(seq > 0 && op->status == 200 && strstr(op->body, "/console/sinks/dead/confirm?action=retry") && strstr(op->body, path),
+          "the queues page offers a failing sink's retry and skip (of the event it fails on) as buttons");
+    snprintf(path, sizeof path, "/console/sinks/dead/confirm?action=skip&value=%lld", (long long)seq);
+    op_call(op, "GET", path, NULL);
+    int confirm_ok = op->status == 200 && strstr(op->body, "name=\"confirm\" value=\"yes\"") && strstr(op->body, csrf) &&
+                     strstr(op->body, "action=\"/console/sinks/dead/action\"");
+    snprintf(path, sizeof path, "/console/sinks/dead/action?action=skip&value=%lld&confirm=yes&csrf=%s", (long long)seq, csrf);
+    long get_action = op_call(op, "GET", path, NULL);
+    json_t *k = sink_state("dead");
+    CHECK(confirm_ok && get_action == 405 && json_integer_value(json_object_get(k, "retrying_seq")) == seq &&
+              json_integer_value(json_object_get(k, "cursor")) < seq,
+          "the sink's confirmation page carries the CSRF token and confirmation; GET changes nothing");
+    json_decref(k);
+
+    snprintf(form, sizeof form, "action=retry&value=&confirm=yes&csrf=%s", csrf);
+    op_call(op, "POST", "/console/sinks/dead/action", form);
+    long retry_status = op->status;
+    json_int_t after = sink_wait("dead", "failed_attempts", above, tries);
+    CHECK(retry_status == 200 && strstr(op->body, "retrying") && after > tries,
+          "a confirmed retry makes the sink's next attempt now, not after its minute of backoff");
+
+    snprintf(form, sizeof form, "action=skip&value=%lld&confirm=yes", (long long)seq);
+    long no_csrf = op_call(op, "POST", "/console/sinks/dead/action", form);
+    snprintf(form, sizeof form, "action=skip&value=%lld&confirm=yes&csrf=%s", (long long)seq + 1000, csrf);
+    long wrong_seq = op_call(op, "POST", "/console/sinks/dead/action", form);
+    k = sink_state("dead");
+    CHECK(no_csrf == 403 && wrong_seq == 409 && json_integer_value(json_object_get(k, "cursor")) < seq,
+          "a skip without the CSRF token, or of an event the sink is not failing on, is refused and skips nothing");
+    json_decref(k);
+    snprintf(form, sizeof form, "action=skip&value=%lld&confirm=yes&csrf=%s", (long long)seq, csrf);
+    op_call(op, "POST", "/console/sinks/dead/action", form);
+    long skip_status = op->status;
+    CHECK(skip_status == 200 && strstr(op->body, "skipped") && sink_wait("dead", "cursor", equal, seq) == seq,
+          "a confirmed skip moves the failing sink past that event");
+}
+
 int main(void)
 {
     char rules[512], path[1024], form[1024];
@@ -124,7 +203,15 @@ int main(void)
         return CHECK_DONE();
     it_write_rule(rules, "console-pending", pending_rule);
     it_write_rule(rules, "console-flaky", flaky_rule);
-    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
+    /* a sink whose port has nothing listening fails on every event; a minute between attempts,
+     * so only the operator's "retry now" makes another attempt during the test */
+    char extra[600];
+    snprintf(extra, sizeof extra,
+             "metering = { interval = 0 }\n"
+             "sinks = { dead = { kind = \"webhook\", url = \"http://127.0.0.1:%u/hook\", secret_env = \"SAASD_IT_SECRET\", "
+             "timeout_ms = 500 } }\nevents = { retry_base_ms = 60000, retry_cap_ms = 60000, poll_ms = 50 }\n",
+             it_free_port());
+    struct daemon *d = it_start_in(dir, 0, extra);
     if (!d)
         return CHECK_DONE();
     it_offer("console-pending");
@@ -297,6 +384,8 @@ int main(void)
     CHECK(rst == 422 && op.status == 200 && strstr(op.body, "rules NOT changed") && strstr(op.body, "console-broken.lua:") &&
               strstr(op.body, "console-pending.lua") && strstr(op.body, sha),
           "the rules page shows the serving files with their hashes and the failed reload's file:line: message");
+
+    failing_sink(&op);
 
     /* ---- sign-out ---- */
     op_call(&op, "GET", "/console/subscriptions", NULL);

@@ -13,6 +13,35 @@ static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
 static int gate_inside;
 
+/* /stream?n=N[&fail=1]: N blocks of 1000 bytes written by the stream callback, then the end
+ * (or an error). */
+struct blocks {
+    int left, fail;
+    size_t off;
+};
+static _Atomic int streams_freed;
+
+static long blocks_read(void *arg, char *buf, size_t max)
+{
+    struct blocks *b = arg;
+    if (!b->left)
+        return b->fail ? -1 : 0;
+    size_t n = 1000 - b->off < max ? 1000 - b->off : max;
+    memset(buf, 'y', n);
+    b->off += n;
+    if (b->off == 1000) {
+        b->off = 0;
+        b->left--;
+    }
+    return (long)n;
+}
+
+static void blocks_free(void *arg)
+{
+    free(arg);
+    streams_freed++;
+}
+
 static void handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     const char *path = httpd_path(req);
@@ -38,6 +67,14 @@ static void handler(void *arg, const struct httpd_request *req, struct httpd_res
         int all_in = gate_inside >= 8;
         pthread_mutex_unlock(&gate_lock);
         httpd_set_body(res, all_in ? 200 : 504, NULL, "{}");
+    } else if (!strcmp(path, "/stream")) {
+        struct blocks *b = calloc(1, sizeof *b);
+        b->left = atoi(httpd_query(req, "n") ? httpd_query(req, "n") : "0");
+        b->fail = httpd_query(req, "fail") != NULL;
+        res->status = 200;
+        res->stream = blocks_read;
+        res->stream_free = blocks_free;
+        res->stream_arg = b;
     } else if (!strcmp(path, "/slow")) {
         usleep(300 * 1000);
         httpd_set_body(res, 200, NULL, "{}");
@@ -100,6 +137,22 @@ int main(void)
     struct http_request slow = {.method = "GET", .url = url, .timeout_ms = 100};
     CHECK(http_client_do(c, &slow, &rs) == SAASD_ETIMEOUT && rs.status == 0, "a request past its timeout fails with SAASD_ETIMEOUT");
     http_response_free(&rs);
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/stream?n=300", httpd_port(d));
+    struct http_request st = {.method = "GET", .url = url};
+    rc = http_client_do(c, &st, &rs);
+    int whole = rc == 0 && rs.status == 200 && rs.body_len == 300000 && strspn(rs.body, "y") == 300000;
+    http_response_free(&rs);
+    for (int i = 0; i < 100 && streams_freed < 1; i++)
+        usleep(10 * 1000);
+    CHECK(whole && streams_freed == 1, "a streamed answer (300 KB from a callback) arrives whole and its state is freed");
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/stream?n=300&fail=1", httpd_port(d));
+    rc = http_client_do(c, &st, &rs);
+    http_response_free(&rs);
+    for (int i = 0; i < 100 && streams_freed < 2; i++)
+        usleep(10 * 1000);
+    CHECK(rc != 0 && streams_freed == 2,
+          "a stream that fails midway is a transfer error for the client, not a complete answer, and is freed");
 
     struct par ps[8];
     pthread_t th[8];

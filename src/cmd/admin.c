@@ -50,8 +50,11 @@ static const struct verb verbs[] = {
 };
 
 /* `subscriptions`: follow next_cursor page by page and print one JSON document
- * {"subscriptions":[...]} as the pages arrive, so a million subscriptions never sit in memory
- * at once on either side. filters: "offer=X" / "status=Y" arguments. */
+ * {"subscriptions":[...]} as the pages arrive (one page of 1000 at a time in memory), so a
+ * million subscriptions never sit in memory at once on either side. filters: "offer=X" /
+ * "status=Y" arguments. A page that fails or arrives cut short (the daemon truncates a page it
+ * cannot finish) stops the listing with exit status 1 and leaves the document unclosed, so
+ * what was printed is never mistaken for a complete list. */
 static int list_pages(struct http_client *http, const char *base, const char *auth, const char *const *filters,
                       int nfilters)
 {
@@ -102,9 +105,11 @@ static int list_pages(struct http_client *http, const char *base, const char *au
         cursor = next ? strdup(next) : NULL;
         json_decref(page);
         http_response_free(&rs);
+        fflush(stdout);
     } while (cursor && !status);
     free(cursor);
-    printf("\n]}\n");
+    if (!status)
+        printf("\n]}\n");
     return status;
 }
 

@@ -210,14 +210,62 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+struct stream_ctx {
+    long (*fn)(void *arg, char *buf, size_t max);
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream_ctx *s = cls;
+    long n = s->fn(s->arg, buf, max);
+    return n > 0 ? (ssize_t)n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_end(void *cls)
+{
+    struct stream_ctx *s = cls;
+    if (s->done)
+        s->done(s->arg);
+    free(s);
+}
+
+/* Frees what res holds without sending it. */
+static void discard(struct httpd_response *res)
+{
+    free(res->body);
+    for (size_t i = 0; i < res->nheaders; i++)
+        free(res->headers[i].value);
+    if (res->stream && res->stream_free)
+        res->stream_free(res->stream_arg);
+}
+
+static struct MHD_Response *make_response(struct httpd_response *res)
+{
+    if (!res->stream)
+        return MHD_create_response_from_buffer(res->body_len, res->body ? res->body : (void *)"",
+                                               res->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    free(res->body); /* a streamed answer has no buffered body */
+    res->body = NULL;
+    struct stream_ctx *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    *s = (struct stream_ctx){res->stream, res->stream_free, res->stream_arg};
+    struct MHD_Response *mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, s, stream_end);
+    if (!mr)
+        free(s);
+    else
+        res->stream = NULL; /* MHD calls stream_end from now on */
+    return mr;
+}
+
 static enum MHD_Result queue(struct MHD_Connection *conn, struct httpd_response *res)
 {
-    struct MHD_Response *mr = MHD_create_response_from_buffer(
-        res->body_len, res->body ? res->body : (void *)"", res->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *mr = make_response(res);
     if (!mr) {
-        free(res->body);
-        for (size_t i = 0; i < res->nheaders; i++)
-            free(res->headers[i].value);
+        discard(res);
         return MHD_NO;
     }
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -311,9 +359,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     d->handler(d->arg, r, &res);
     if (!r->deferred)
         return queue(conn, &res);
-    free(res.body); /* whatever the handler put in res before deferring is not sent */
-    for (size_t i = 0; i < res.nheaders; i++)
-        free(res.headers[i].value);
+    discard(&res); /* whatever the handler put in res before deferring is not sent */
     /* Deferred. The answer may already be there (a fast commit): then send it now. */
     pthread_mutex_lock(&r->defer_lock);
     if (r->answered) {
@@ -574,9 +620,7 @@ int httpd_set_body(struct httpd_response *res, int status, const char *content_t
 
 void httpd_response_clear(struct httpd_response *res)
 {
-    free(res->body);
-    for (size_t i = 0; i < res->nheaders; i++)
-        free(res->headers[i].value);
+    discard(res);
     memset(res, 0, sizeof *res);
 }
 

@@ -26,6 +26,14 @@ struct httpd_response {
     size_t body_len;
     struct { const char *name; char *value; } headers[8]; /* values malloc'd; httpd frees */
     size_t nheaders;
+    /* A streamed body instead of body (length unknown: chunked in HTTP/1.1). httpd calls
+     * stream(stream_arg, buf, max) whenever the socket takes more: it returns the bytes it wrote
+     * (1..max), 0 at the end, or a negative value on an error, which closes the connection without
+     * the final chunk, so the client sees a truncated answer rather than a complete one. Then,
+     * and also when the client goes away first, stream_free(stream_arg) once. */
+    long (*stream)(void *stream_arg, char *buf, size_t max);
+    void (*stream_free)(void *stream_arg);
+    void *stream_arg;
 };
 
 typedef void (*httpd_handler)(void *arg, const struct httpd_request *req, struct httpd_response *res);

@@ -505,15 +505,14 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
     json_decref(args);
 }
 
-static void sink_action(struct daemon *d, const char *name, const char *verb, const struct httpd_request *req,
-                        struct httpd_response *res)
+void admin_sink_action(struct daemon *d, const char *name, const char *verb, uint64_t seq, const char *via,
+                       struct httpd_response *res)
 {
-    size_t len = 0;
-    const char *body = httpd_body(req, &len);
-    json_t *args = body && len ? json_loadb(body, len, 0, NULL) : NULL;
-    json_int_t seq = json_integer_value(json_object_get(args, "seq"));
-    json_decref(args);
-    int rc = sinks_operate(d, name, verb, (uint64_t)seq);
+    int rc = sinks_operate(d, name, verb, seq);
+    char seq_text[32];
+    snprintf(seq_text, sizeof seq_text, "%llu", (unsigned long long)seq);
+    log_info("admin", "sink action", "sink", name, "action", verb, "seq", seq_text, "via", via, "result",
+             rc ? saasd_strerror(rc) : "ok");
     if (rc == SAASD_ENOTFOUND)
         reply_error(res, 404, "no such sink");
     else if (rc == SAASD_EINVAL)
@@ -522,6 +521,17 @@ static void sink_action(struct daemon *d, const char *name, const char *verb, co
         reply_error(res, 409, "the sink is not failing on that event (see retrying_seq in GET /admin/sinks)");
     else
         reply_json(res, 200, json_pack("{s:s}", "result", !strcmp(verb, "skip") ? "skipped" : "retrying"));
+}
+
+static void sink_action(struct daemon *d, const char *name, const char *verb, const struct httpd_request *req,
+                        struct httpd_response *res)
+{
+    size_t len = 0;
+    const char *body = httpd_body(req, &len);
+    json_t *args = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    json_int_t seq = json_integer_value(json_object_get(args, "seq"));
+    json_decref(args);
+    admin_sink_action(d, name, verb, (uint64_t)seq, "api", res);
 }
 
 struct event_page {

@@ -165,6 +165,7 @@ static const struct route {
     {"GET", "/console/subscriptions", 0, page_list},
     {"*", "/console/subscriptions/", 1, page_sub},
     {"GET", "/console/queues", 0, page_queues},
+    {"*", "/console/sinks/", 1, console_sink_page},
     {"GET", "/console/rules", 0, page_rules},
     {"POST", "/console/logout", 0, page_logout},
 };

@@ -65,6 +65,9 @@ void cpage_table_end(struct console *c, int rows, int cols);
 void cpage_outbox_button(struct console *c, const char *id, const char *verb, const char *label, uint64_t seq);
 /* The sequence number of an outbox or inbox entry: its big-endian 8-byte key. */
 uint64_t cpage_key_seq(const void *key, size_t klen);
+/* Buttons to the confirmation pages of a failing sink's actions (console_sinks.c), given its
+ * sinks_status row; nothing for a healthy sink. */
+void cpage_sink_buttons(struct console *c, json_t *status);
 /* The hidden CSRF field of the operator's session. */
 void cpage_csrf(struct console *c);
 
@@ -90,5 +93,6 @@ void console_confirm(struct console *c, const char *id);
 void console_action(struct console *c, const char *id);
 void console_queues(struct console *c);
 void console_rules(struct console *c);
+void console_sink_page(struct console *c, const char *rest); /* /console/sinks/{name}/confirm|action */
 
 #endif

@@ -134,15 +134,15 @@ static int usage_row(void *arg, const void *key, size_t klen, const void *val, s
     return ++s->rows >= QUEUE_ROWS;
 }
 
-/* Delivery state of the event sinks (sinks_status): one row a sink. Acting on a failing sink
- * (retry now, skip an event) is the admin API's (POST /admin/sinks/{name}/retry|skip). */
+/* Delivery state of the event sinks (sinks_status): one row a sink, with a failing sink's
+ * actions (retry now, skip the event it keeps failing on: console_sinks.c). */
 static void sinks_table(struct console *c)
 {
     json_t *list = NULL;
     size_t i;
     json_t *k;
     cpage_raw(c, "<h2>Event sinks</h2>\n<table><tr><th>Sink</th><th>Kind</th><th class=\"num\">Delivered</th>"
-                 "<th class=\"num\">Pending</th><th>Failing since</th><th>Last error</th></tr>\n");
+                 "<th class=\"num\">Pending</th><th>Failing since</th><th>Last error</th><th></th></tr>\n");
     int rows = 0;
     if (sinks_status(c->d, &list) == 0)
         json_array_foreach(list, i, k) {
@@ -154,11 +154,13 @@ static void sinks_table(struct console *c)
                       (long long)json_integer_value(json_object_get(k, "pending")));
             cpage_td_json(c, json_object_get(k, "failing_since"));
             cpage_td_json(c, json_object_get(k, "last_error"));
-            cpage_raw(c, "</tr>\n");
+            cpage_raw(c, "<td>");
+            cpage_sink_buttons(c, k);
+            cpage_raw(c, "</td></tr>\n");
             rows++;
         }
     json_decref(list);
-    cpage_table_end(c, rows, 6);
+    cpage_table_end(c, rows, 7);
 }
 
 void console_queues(struct console *c)

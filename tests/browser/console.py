@@ -1,6 +1,6 @@
 """Browser test of the operator console (headless chromium, 1280x900): sign in with the admin
 key, list subscriptions, open one, approve a pending purchase, cancel with confirmation, see the
-audit trail with the rule file's SHA-256. Screenshots go to $BUILD/screenshots/console/.
+audit trail with the rule file's SHA-256, skip the event a failing sink is stuck on. Screenshots go to $BUILD/screenshots/console/.
 Run by tests/run-all.sh; prints TAP lines. Usage: /usr/bin/python3 tests/browser/console.py"""
 
 import hashlib
@@ -20,6 +20,11 @@ function rule.provision(sub, ctx)
 end
 return rule
 """
+# a sink whose port has nothing listening: it fails on the first event and waits to be retried
+SINK_CONFIG = """
+sinks = { crm = { kind = "webhook", url = "http://127.0.0.1:%d/hook", secret_env = "SAASD_BROWSER_SINK_SECRET",
+                  timeout_ms = 500 } }
+""" % harness.free_port()
 
 
 def by():
@@ -128,6 +133,36 @@ def cancel_and_audit(t, stack, sub):
             "the audit trail shows the rule file and its SHA-256 behind the provisioning decision", repr(audit[:3]))
 
 
+def sink_state(stack, name):
+    status, body = stack.adm("GET", "/admin/sinks")
+    return next((k for k in body.get("sinks", []) if k["name"] == name), {}) if status == 200 else {}
+
+
+def failing_sink(t, stack):
+    d = t.driver
+    deadline = time.time() + 20
+    while not sink_state(stack, "crm").get("retrying_seq") and time.time() < deadline:
+        time.sleep(0.2)
+    seq = sink_state(stack, "crm").get("retrying_seq")
+    d.get(stack.admin + "/console/queues")
+    t.shot("15-sink-failing")
+    cells = [r.text for r in d.find_elements(by().XPATH, "//h2[.='Event sinks']/following-sibling::table[1]//tr")]
+    t.check(seq and any("crm" in r and "Retry now" in r and ("Skip event #%s" % seq) in r for r in cells),
+            "the queues page shows the failing sink with its retry and skip buttons", repr(cells))
+    press(t, by().PARTIAL_LINK_TEXT, "Skip event")
+    t.shot("16-sink-confirm-skip")
+    t.check(d.title.startswith("Skip") and "cannot be undone" in landing.text(d) and
+            sink_state(stack, "crm").get("retrying_seq") == seq,
+            "skip asks for confirmation first and skips nothing until then", landing.text(d)[:200])
+    press(t, by().ID, "confirm")
+    t.shot("17-sink-skipped")
+    deadline = time.time() + 10
+    while sink_state(stack, "crm").get("cursor", 0) < seq and time.time() < deadline:
+        time.sleep(0.2)
+    t.check("Done" in d.title and sink_state(stack, "crm").get("cursor", 0) >= seq,
+            "confirming the skip moves the sink past the event", landing.text(d)[:200])
+
+
 def other_pages(t, stack):
     d = t.driver
     pending_purchase(t, stack)
@@ -152,11 +187,13 @@ def run_cases(t, stack):
     t.case(lambda tt, st: subs.append(list_and_approve(tt, st)), stack)
     if subs:
         t.case(lambda tt, st: cancel_and_audit(tt, st, subs[0]), stack)
+    t.case(failing_sink, stack)
     t.case(other_pages, stack)
 
 
 def main():
-    return harness.main("console browser test", {OFFER + ".lua": OFFER_RULE}, run_cases)
+    os.environ.setdefault("SAASD_BROWSER_SINK_SECRET", "browser-test-sink-secret")
+    return harness.main("console browser test", {OFFER + ".lua": OFFER_RULE}, run_cases, config_extra=SINK_CONFIG)
 
 
 if __name__ == "__main__":

@@ -277,15 +277,16 @@ class Run:
                 print("#   " + line.rstrip())
 
 
-def main(title, rules, cases, after_stop=()):
+def main(title, rules, cases, after_stop=(), config_extra=""):
     """One browser suite's run: start the emulator and saasd with rules ({file name: text}), then
     chromium; cases(t, stack) runs the cases, then the stack stops and each of after_stop runs
-    with no stack (cases that start their own). Returns the exit status."""
+    with no stack (cases that start their own). config_extra is appended to saasd's config.
+    Returns the exit status."""
     t = Run()
     started = time.time()
     stack = None
     try:
-        stack = Stack(rules=rules).start()
+        stack = Stack(config_extra=config_extra, rules=rules).start()
         print("# emulator and saasd up: %.1f s" % (time.time() - started), flush=True)
         t.driver = browser()
         print("# chromium up: %.1f s" % (time.time() - started), flush=True)
