@@ -630,8 +630,12 @@ int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, 
             .now_s = o->now_s,
             .reads = o->record ? json_object() : NULL,
             .replay_reads = o->reads,
-            .no_http = o->no_http,
+            .no_http = o->http_mode == ENGINE_HTTP_REFUSE,
+            .http_log = o->record ? json_array() : NULL,
         };
+        json_t *no_record = NULL; /* RECORDED without a record: every call is refused */
+        if (o->http_mode == ENGINE_HTTP_RECORDED)
+            caps.replay_http = o->http ? o->http : (no_record = json_array());
         struct bind_kv *writes = NULL;
         rc = worker_call(w, slot, f, h, sub_json, arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out, &writes);
         if (rc == 0 && batch && (rc = append_writes(batch, offer_id, writes)) < 0) {
@@ -648,6 +652,13 @@ int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, 
         if (caps.reads)
             out->reads = json_dumps(caps.reads, JSON_COMPACT);
         json_decref(caps.reads);
+        if (json_array_size(caps.http_log))
+            out->http = json_dumps(caps.http_log, JSON_COMPACT);
+        if (caps.http_refused)
+            out->http_refused = json_dumps(caps.http_refused, JSON_COMPACT);
+        json_decref(caps.http_log);
+        json_decref(caps.http_refused);
+        json_decref(no_record);
     }
     if (w)
         pool_give(e, w);
