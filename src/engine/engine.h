@@ -205,6 +205,11 @@ int engine_replay(struct store *s, const struct replay_options *o, struct json_t
  * generation keeps serving, "rules NOT changed" is logged with every problem, the failure is
  * counted, and SAASD_ERULE / SAASD_EIO is returned. Reloads are serialised. */
 int engine_reload(struct engine *e);
+/* Promotion: swap(arg) changes what rules_dir names (renameat2 RENAME_EXCHANGE of a complete
+ * directory: its own inverse) while no reload can read the directory, then the engine reloads
+ * from it, all under the reload lock. When the reload fails, swap(arg) is called again to put
+ * the old directory back, and the old generation keeps serving. 0, swap's error, or a reload's. */
+int engine_replace_dir(struct engine *e, int (*swap)(void *arg), void *arg);
 /* Start a thread that watches rules_dir with inotify and reloads after watch_debounce_ms of
  * quiet. The daemon calls engine_reload on SIGHUP itself. Stopped by engine_close. */
 int engine_watch_start(struct engine *e);
