@@ -166,6 +166,7 @@ static const struct route {
     {"*", "/console/subscriptions/", 1, page_sub},
     {"GET", "/console/queues", 0, page_queues},
     {"GET", "/console/rules", 0, page_rules},
+    {"*", "/console/replay", 0, console_replay},
     {"POST", "/console/logout", 0, page_logout},
 };
 
