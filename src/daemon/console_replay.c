@@ -151,7 +151,8 @@ static void differences_table(struct console *c, json_t *rep)
     json_array_foreach(json_object_get(rep, "differences"), i, d) {
         cpage_raw(c, "<tr>");
         cpage_sub_cell(c, cj_str(d, "subscription", NULL));
-        cpage_td(c, cj_str(d, "event", NULL));
+        const char *ev = cj_str(d, "event", NULL);
+        cpage_td(c, ev && *ev ? ev : "-"); /* provisions have no operation: the landing page's confirmation */
         cpage_td(c, cj_str(d, "group", NULL));
         decision_cell(c, json_object_get(d, "old"));
         decision_cell(c, json_object_get(d, "new"));
