@@ -3,7 +3,8 @@
  * headers are never kept (Authorization & co. live there), the request body and the URL only
  * as SHA-256 (the URL also as redacted text, for people), response headers whose names are
  * secret are dropped, values of secret-named fields of a JSON response body are masked, and a
- * body is kept up to HTTP_RECORD_BODY_MAX bytes (a longer one is marked, not kept). */
+ * body is kept up to HTTP_RECORD_BODY_MAX bytes, HTTP_RECORD_TOTAL_MAX for all the calls of one
+ * rule call (a body past either is marked, not kept). */
 #include "engine/http_record.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -71,10 +72,21 @@ static json_t *sha_hex(const void *data, size_t len)
     return crypto_sha256_hex(data ? data : "", len, hex) == 0 ? json_string(hex) : NULL;
 }
 
-/* The response body as the record keeps it: JSON with secrets masked, text, or base64. */
-static int set_body(json_t *rec, const char *body, size_t len)
+/* Bytes of bodies the log keeps already. */
+static size_t kept_bytes(const json_t *log)
 {
-    if (len > HTTP_RECORD_BODY_MAX)
+    size_t i, n = 0;
+    json_t *rec;
+    json_array_foreach(log, i, rec) n += json_string_length(json_object_get(rec, "body")) +
+                                         json_string_length(json_object_get(rec, "body_b64"));
+    return n;
+}
+
+/* The response body as the record keeps it: JSON with secrets masked, text, or base64; marked,
+ * not kept, past room. */
+static int set_body(json_t *rec, const char *body, size_t len, size_t room)
+{
+    if (len > HTTP_RECORD_BODY_MAX || len > room)
         return json_object_set_new(rec, "body_truncated", json_true());
     json_t *parsed = json_loadb(body ? body : "", len, JSON_DECODE_ANY, NULL);
     if (parsed && mask_secrets(parsed) > 0) { /* else the text is kept byte for byte */
@@ -115,8 +127,10 @@ int http_record_add(json_t *log, const struct bind_http_req *req, int rc, const 
         bad = json_object_set_new(rec, "error", json_string(err && *err ? err : "io_error"));
     } else {
         char *h = kept_headers(resp->headers);
+        size_t kept = kept_bytes(log); /* base64 can take a little more than the raw bytes it counted */
+        size_t room = kept < HTTP_RECORD_TOTAL_MAX ? HTTP_RECORD_TOTAL_MAX - kept : 0;
         bad = !h || json_object_set_new(rec, "status", json_integer(resp->status)) ||
-              json_object_set_new(rec, "headers", json_string(h)) || set_body(rec, resp->body, resp->body_len);
+              json_object_set_new(rec, "headers", json_string(h)) || set_body(rec, resp->body, resp->body_len, room);
         free(h);
     }
     if (!bad)

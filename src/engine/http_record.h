@@ -10,6 +10,7 @@
 struct json_t;
 
 #define HTTP_RECORD_BODY_MAX (64 * 1024) /* a longer response body is marked, not kept */
+#define HTTP_RECORD_TOTAL_MAX (256 * 1024) /* bodies kept per rule call, all its calls together */
 #define HTTP_RECORD_MAX_CALLS 64         /* calls recorded per rule call */
 
 /* Append one ctx.http call and its outcome (rc < 0: err) to log (a JSON array; NULL: nothing).
