@@ -111,7 +111,15 @@ int main(void)
     snprintf(text, sizeof text, RULE, httpd_port(svc), "/other-limit"); /* a call the record does not have */
     it_write_file(path, text);
     snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
-    snprintf(extra, sizeof extra, "rules = { dir = \"%s\", cpu_ms = 1000, http_allow = { \"127.0.0.1\" } }\n", rules);
+    char shadow[600];
+    snprintf(shadow, sizeof shadow, "%s/shadow", dir); /* the same rule in shadow: it must agree */
+    mkdir(shadow, 0700);
+    snprintf(path, sizeof path, "%s/it-rh.lua", shadow);
+    snprintf(text, sizeof text, RULE, httpd_port(svc), "/limit");
+    it_write_file(path, text);
+    snprintf(extra, sizeof extra,
+             "rules = { dir = \"%s\", shadow_dir = \"%s\", cpu_ms = 1000, http_allow = { \"127.0.0.1\" } }\n",
+             rules, shadow);
     it_write_config(conf, dir, 0, it_free_port(), extra);
     struct daemon *d = it_start_daemon(conf);
     if (!d)
@@ -122,7 +130,15 @@ int main(void)
     change(sub, 8); /* over the service's limit: refused */
     change(sub, 4); /* within it: accepted */
     it_settle(d->store, 10000);
-    CHECK(hits == 2, "the rule asked the limit service once per seat change");
+    CHECK(hits == 2, "the rule asked the limit service once per seat change (the shadow sent nothing)");
+    json_t *h = it_history(sub), *e;
+    size_t k;
+    int agreed = 0;
+    json_array_foreach(h, k, e) agreed += !strcmp(it_str(e, "action"), "RuleCall") &&
+                                          !strcmp(it_str(e, "handler"), "change_quantity") &&
+                                          json_is_true(json_object_get(json_object_get(e, "shadow"), "same"));
+    json_decref(h);
+    CHECK(agreed == 2, "the shadow generation got the live calls' ctx.http answers and agreed with both decisions");
     json_t *ms = it_ms_sub(sub);
     CHECK(json_integer_value(json_object_get(ms, "quantity")) == 4, "the decisions followed the service's answer");
     json_decref(ms);
