@@ -176,8 +176,12 @@ def replay_page(t, stack):
     t.shot("16-replay-result")
     page = landing.text(d)
     rows = [r.text for r in d.find_elements(by().XPATH, "//h2[.='Differences']/following-sibling::table[1]//tr")]
-    t.check("2 differ" in page and sum('"action":"pending"' in r and '"action":"reject"' in r for r in rows) == 2,
-            "the replay shows both recorded provisions the candidate would reject, old and new decision side by side",
+    # every purchase of the earlier cases was recorded as pending (how many depends on them)
+    import re
+    m = re.search(r"(\d+) decisions replayed, (\d+) differ", page)
+    flips = sum('"action":"pending"' in r and '"action":"reject"' in r for r in rows)
+    t.check(m is not None and int(m.group(2)) >= 1 and flips == int(m.group(2)),
+            "the replay shows each recorded provision the candidate would reject, old and new decision side by side",
             page[:300])
 
 
