@@ -1,9 +1,9 @@
 # Benchmark programs (not tests): built with `all`, run by `make bench` (tests/bench/run.sh).
-BENCH_BIN := $(BUILD)/bench/rule_bench $(BUILD)/bench/load_subs
+BENCH_BIN := $(BUILD)/bench/rule_bench $(BUILD)/bench/load_subs $(BUILD)/bench/replay_bench
 
 all: $(BENCH_BIN)
 
-$(BUILD)/bench/rule_bench $(BUILD)/bench/load_subs: $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libsaasd.a
+$(BENCH_BIN): $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libsaasd.a
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS)) $(LDFLAGS) -o $@ $< $(BUILD)/libsaasd.a \

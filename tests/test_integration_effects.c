@@ -212,7 +212,7 @@ int main(void)
 
     /* ---- shadow replay of this history ---- */
     json_t *rep = NULL;
-    struct replay_options ro = {rules, 0, NULL, 2000, 0};
+    struct replay_options ro = {rules, 0, NULL, 2000, 0, ENGINE_HTTP_RECORDED};
     CHECK(engine_replay(d->store, &ro, &rep) == 0, "the history replays against the unchanged rules");
     long long calls = json_integer_value(json_object_get(rep, "calls"));
     printf("# %lld decisions replayed in %.3f s\n", calls, json_number_value(json_object_get(rep, "seconds")));

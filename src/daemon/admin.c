@@ -11,7 +11,7 @@
  *   POST /admin/outbox/{seq}/retry | /abandon
  *   GET  /admin/rules                                active generation and file hashes
  *   POST /admin/rules/reload
- *   POST /admin/rules/replay {"candidate": DIR, "offer"?, "since_ms"?}  shadow replay, no side effects
+ *   POST /admin/rules/replay {"candidate": DIR, "offer"?, "since_ms"?, "http"?}  shadow replay, no side effects
  *   POST /admin/rules/promote                        rules.shadow_dir becomes the live rules
  *   POST /admin/reconcile
  *   POST /admin/usage                                {"subscriptionId","dimension","quantity","time"?}
@@ -73,24 +73,28 @@ static json_t *body_json(const struct httpd_request *req, struct httpd_response 
     return args;
 }
 
-/* POST /admin/rules/replay {"candidate": DIR, "offer"?: ID, "since_ms"?: N}: the same shadow
- * replay as `saasd rules replay` against this daemon's store (no side effects), its report as
- * the answer. The caller decides what a difference means; nothing is changed either way. */
+/* POST /admin/rules/replay {"candidate": DIR, "offer"?: ID, "since_ms"?: N, "http"?: "recorded"|"refuse"}:
+ * the same shadow replay as `saasd rules replay` against this daemon's store (no side effects),
+ * its report as the answer. The caller decides what a difference means; nothing is changed
+ * either way. */
 static void rules_replay(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
 {
     json_t *args = body_json(req, res);
     if (!args)
         return;
     const char *candidate = json_string_value(json_object_get(args, "candidate"));
-    json_t *since = json_object_get(args, "since_ms");
-    if (!candidate || (since && !json_is_integer(since))) {
-        reply_error(res, 400, "body must be {\"candidate\": \"DIR\", \"offer\"?: \"ID\", \"since_ms\"?: N}");
+    json_t *since = json_object_get(args, "since_ms"), *http = json_object_get(args, "http");
+    enum engine_http_mode mode = ENGINE_HTTP_RECORDED;
+    if (!candidate || (since && !json_is_integer(since)) ||
+        (http && engine_http_mode_from_name(json_string_value(http), &mode) != 0)) {
+        reply_error(res, 400, "body must be {\"candidate\": \"DIR\", \"offer\"?: \"ID\", \"since_ms\"?: N, "
+                              "\"http\"?: \"recorded\"|\"refuse\"}");
         json_decref(args);
         return;
     }
     struct replay_options ro = {candidate, since ? (long long)json_integer_value(since) : 0,
                                 json_string_value(json_object_get(args, "offer")), d->cfg->rule_cpu_ms,
-                                d->cfg->rule_memory};
+                                d->cfg->rule_memory, mode};
     json_t *report = NULL;
     int rc = engine_replay(d->store, &ro, &report);
     if (rc)

@@ -167,6 +167,7 @@ static const struct route {
     {"GET", "/console/queues", 0, page_queues},
     {"*", "/console/sinks/", 1, console_sink_page},
     {"GET", "/console/rules", 0, page_rules},
+    {"*", "/console/replay", 0, console_replay},
     {"POST", "/console/logout", 0, page_logout},
 };
 

@@ -94,5 +94,6 @@ void console_action(struct console *c, const char *id);
 void console_queues(struct console *c);
 void console_rules(struct console *c);
 void console_sink_page(struct console *c, const char *rest); /* /console/sinks/{name}/confirm|action */
+void console_replay(struct console *c, const char *rest); /* GET: the form; POST: run it (console_replay.c) */
 
 #endif

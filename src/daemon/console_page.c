@@ -48,6 +48,7 @@ static const struct {
     {"subscriptions", "/console/subscriptions", "Subscriptions"},
     {"queues", "/console/queues", "Queues"},
     {"rules", "/console/rules", "Rules"},
+    {"replay", "/console/replay", "Replay"},
 };
 
 void cpage_raw(struct console *c, const char *fmt, ...)

@@ -150,9 +150,10 @@ int reconcile_start(struct daemon *d);
  * "usage_missing", ...). */
 void reconcile_count_drift(const char *kind);
 
-/* promote.c: make rules.shadow_dir's files the live rules and reload (one generation swap).
- * *copied: files copied. SAASD_ENOTFOUND without a shadow, SAASD_ERULE when the shadow does not
- * load (nothing changed), SAASD_EIO. */
+/* promote.c: make rules.shadow_dir's files the live rules: a complete new rules directory is
+ * swapped in with one rename and the engine reloads from it under the same lock (one generation
+ * swap; see promote.h). *copied: rule files promoted. SAASD_ENOTFOUND without a shadow,
+ * SAASD_ERULE when the shadow does not load (nothing changed), SAASD_EINVAL, SAASD_EIO. */
 int rules_promote(struct daemon *d, int *copied);
 
 /* Records (records.c): local subscription records, operation records and the audit trail. */

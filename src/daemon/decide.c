@@ -97,7 +97,8 @@ static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const
 /* The inputs the rule saw and what it decided, as an audit record in the decision's batch, so
  * `saasd rules replay` can run a candidate rule on exactly the same call. */
 /* Staged rollout: the shadow generation (rules.shadow_dir) decides the same call as the live one
- * saw it (its clock and ctx.store reads; writes discarded, ctx.http refused). Its decision is
+ * saw it (its clock, ctx.store reads and ctx.http answers; writes discarded, a ctx.http call the live
+ * one did not make refused). Its decision is
  * recorded with the live one and counted, never acted on. NULL when there is no shadow. */
 static json_t *shadow_call(struct daemon *d, const char *offer, enum rule_handler h, const char *sub_json,
                            const char *arg_json, long long now_s, const struct rule_result *live)
@@ -105,7 +106,8 @@ static json_t *shadow_call(struct daemon *d, const char *offer, enum rule_handle
     if (!d->shadow || !live->sha256[0])
         return NULL;
     json_t *reads = live->reads ? json_loads(live->reads, 0, NULL) : json_object();
-    struct engine_call_opts o = {.now_s = now_s, .reads = reads, .no_http = 1};
+    json_t *http = live->http ? json_loads(live->http, 0, NULL) : NULL;
+    struct engine_call_opts o = {.now_s = now_s, .reads = reads, .http_mode = ENGINE_HTTP_RECORDED, .http = http};
     struct rule_result r;
     engine_call_ex(d->shadow, offer, h, sub_json, arg_json, NULL, &o, &r);
     json_t *now = rule_result_decision(&r), *was = rule_result_decision(live);
@@ -120,6 +122,7 @@ static json_t *shadow_call(struct daemon *d, const char *offer, enum rule_handle
                  "live_sha256", live->sha256, "shadow_sha256", r.sha256);
     json_decref(was);
     json_decref(reads);
+    json_decref(http);
     rule_result_free(&r);
     return out;
 }
@@ -141,6 +144,9 @@ static int record_call(struct store_batch *batch, const char *offer, const char 
         return SAASD_ENOMEM;
     if (shadow)
         json_object_set(e, "shadow", shadow);
+    json_t *http = r->http ? json_loads(r->http, 0, NULL) : NULL; /* ctx.http calls, secrets left out */
+    if (http)
+        json_object_set_new(json_object_get(e, "input"), "http", http);
     int rc = record_audit(batch, sub_id, e);
     json_decref(e);
     return rc;

@@ -3,7 +3,9 @@
 #include "core/err.h"
 #include "core/http_client.h"
 #include "core/log.h"
+#include "core/redact.h"
 #include "core/store.h"
+#include "engine/http_record.h"
 #include "engine/limits.h"
 
 #include <curl/curl.h>
@@ -78,12 +80,10 @@ static int refuse(char *err, size_t errsz, int rc, const char *msg)
     return rc;
 }
 
-int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_resp *resp, char *err,
-              size_t errsz)
+/* The request performed for real (allow-list, time limits, body cap). */
+static int http_live(struct caps *c, const struct bind_http_req *req, struct bind_http_resp *resp, char *err,
+                     size_t errsz)
 {
-    memset(resp, 0, sizeof *resp);
-    if (c->no_http)
-        return refuse(err, errsz, SAASD_EINVAL, "ctx.http is refused during a replay");
     if (!c->http)
         return refuse(err, errsz, SAASD_EINVAL, "http disabled");
     char *host = NULL, *port = NULL;
@@ -137,6 +137,38 @@ int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_
     resp->body_len = out.body_len;
     resp->headers = out.headers;
     return 0;
+}
+
+/* A replay could not answer this call: the text goes to the replay's report. */
+static void note_refused(struct caps *c, const char *text)
+{
+    if (!c->http_refused)
+        c->http_refused = json_array();
+    json_array_append_new(c->http_refused, json_string(text));
+}
+
+int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_resp *resp, char *err,
+              size_t errsz)
+{
+    memset(resp, 0, sizeof *resp);
+    if (c->no_http) {
+        char url[1024];
+        redact_text(req->url, url, sizeof url);
+        snprintf(err, errsz, "ctx.http is refused during a replay (%s %s; replay with http = recorded to answer it "
+                 "from the record)", req->method, url);
+        note_refused(c, err);
+        return SAASD_EINVAL;
+    }
+    if (c->replay_http) {
+        int rc = http_record_answer(c->replay_http, &c->replay_http_used, req, resp, err, errsz);
+        if (rc == SAASD_ENOTFOUND)
+            note_refused(c, err);
+        return rc;
+    }
+    int rc = http_live(c, req, resp, err, errsz);
+    if (c->http_log && http_record_add(c->http_log, req, rc, resp, err) == SAASD_ENOMEM)
+        log_warn("rule", "a ctx.http call could not be recorded for replay (out of memory)", "offer", c->offer_id);
+    return rc;
 }
 
 void caps_log(const struct caps *c, int level, const char *msg, const char *const *kv, size_t npairs)

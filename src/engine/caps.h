@@ -28,6 +28,11 @@ struct caps {
     const struct json_t *replay_reads; /* when not NULL (replay): reads are answered from this
                                  object only, never from the store; absent keys read as nil */
     int no_http;              /* replay: ctx.http answers nil, "refused during replay" */
+    const struct json_t *replay_http; /* when not NULL (replay): ctx.http answered from these
+                                 recorded calls only (engine/http_record.h) */
+    uint64_t replay_http_used; /* which of them were given already */
+    struct json_t *http_log;  /* when not NULL: each ctx.http call and its answer recorded here */
+    struct json_t *http_refused; /* replay: texts of the calls refused (array, owned; NULL until the first) */
     struct json_t *effects;   /* ctx.meter/timer/notify effects of the call so far (JSON array, owned;
                                  NULL until the first); handed out only when the call succeeds */
 };

@@ -90,12 +90,16 @@ static void help(FILE *f)
 
 static void replay_help(FILE *f)
 {
-    fprintf(f, "usage: saasd rules replay --candidate DIR [--config FILE] [--since DATE] [--offer ID] [--allow-diff]\n"
+    fprintf(f, "usage: saasd rules replay --candidate DIR [--config FILE] [--since DATE] [--offer ID]\n"
+               "                          [--http recorded|refuse] [--allow-diff]\n"
                "  Runs the rule files of DIR against the inputs recorded with every past rule decision in\n"
                "  the store of the config's data_dir (subscription view, change/event, clock, ctx.store\n"
-               "  reads), in the same sandbox and limits, without side effects: ctx.store reads are\n"
-               "  answered from the record, writes are discarded, ctx.http is refused. Prints per offer\n"
-               "  and handler how many decisions are the same and how many differ, and each difference.\n"
+               "  reads, ctx.http answers), in the same sandbox and limits, without side effects: ctx.store\n"
+               "  reads are answered from the record, writes are discarded. ctx.http: --http recorded (the\n"
+               "  default) answers each call from the calls the recorded decision made (same method and\n"
+               "  URL, in order; any other call is refused), --http refuse refuses every call. Nothing is\n"
+               "  sent. Prints per offer and handler how many decisions are the same and how many differ,\n"
+               "  and each difference with the ctx.http calls refused.\n"
                "  DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).\n"
                "  Exit status: 0 no difference (or --allow-diff), 1 a decision differs, 2 usage or error.\n");
 }
@@ -116,8 +120,8 @@ static long long parse_since(const char *s)
 static void print_replay(json_t *r)
 {
     const char *group;
-    json_t *g, *d;
-    size_t i;
+    json_t *g, *d, *t;
+    size_t i, j;
     json_object_foreach(json_object_get(r, "groups"), group, g)
         printf("%-40s %lld same, %lld differ\n", group, (long long)json_integer_value(json_object_get(g, "same")),
                (long long)json_integer_value(json_object_get(g, "differ")));
@@ -129,24 +133,30 @@ static void print_replay(json_t *r)
                json_string_value(json_object_get(d, "group")), json_string_value(json_object_get(d, "subscription")),
                ev && *ev ? ev : "-", old ? old : "?", json_string_value(json_object_get(d, "old_sha256")),
                now ? now : "?", json_string_value(json_object_get(d, "new_sha256")));
+        json_array_foreach(json_object_get(d, "http_refused"), j, t)
+            printf("  http refused: %s\n", json_string_value(t));
         free(old);
         free(now);
     }
     double secs = json_number_value(json_object_get(r, "seconds"));
     long long n = json_integer_value(json_object_get(r, "calls"));
-    printf("%lld decisions replayed, %lld differ, in %.3f s (%.0f decisions/s)\n", n,
-           (long long)json_integer_value(json_object_get(r, "differ")), secs, secs > 0 ? (double)n / secs : 0.0);
+    printf("%lld decisions replayed, %lld differ, %lld ctx.http calls refused (http %s), in %.3f s (%.0f decisions/s)\n",
+           n, (long long)json_integer_value(json_object_get(r, "differ")),
+           (long long)json_integer_value(json_object_get(r, "http_refused")),
+           json_string_value(json_object_get(r, "http")), secs, secs > 0 ? (double)n / secs : 0.0);
 }
 
 static int cmd_rules_replay(int argc, char **argv)
 {
-    const char *config_path = NULL, *candidate = NULL, *since = NULL, *offer = NULL, *args[CMD_MAX_ARGS];
+    const char *config_path = NULL, *candidate = NULL, *since = NULL, *offer = NULL, *http = NULL,
+               *args[CMD_MAX_ARGS];
     int allow_diff = 0;
     const struct cmd_opt opts[] = {{"--config", "-c", &config_path, NULL}, {"--candidate", NULL, &candidate, NULL},
                                    {"--since", NULL, &since, NULL},        {"--offer", NULL, &offer, NULL},
-                                   {"--allow-diff", NULL, NULL, &allow_diff}, {NULL}};
+                                   {"--http", NULL, &http, NULL},          {"--allow-diff", NULL, NULL, &allow_diff},
+                                   {NULL}};
     const struct cmd_spec spec = {"saasd rules replay --candidate DIR [--config FILE] [--since DATE] [--offer ID] "
-                                  "[--allow-diff]", replay_help, opts, 1, 1};
+                                  "[--http recorded|refuse] [--allow-diff]", replay_help, opts, 1, 1};
     int nargs, status;
     if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
         return status;
@@ -155,6 +165,9 @@ static int cmd_rules_replay(int argc, char **argv)
     long long since_ms = since ? parse_since(since) : 0;
     if (since_ms < 0)
         return cmd_usage_error(&spec, "--since wants YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, not '%s'", since);
+    enum engine_http_mode mode = ENGINE_HTTP_RECORDED;
+    if (http && engine_http_mode_from_name(http, &mode) != 0)
+        return cmd_usage_error(&spec, "--http wants recorded or refuse, not '%s'", http);
     struct saasd_config *cfg = NULL;
     char err[512];
     if (config_load(config_path ? config_path : "/etc/saasd/saasd.conf", &cfg, err, sizeof err) < 0) {
@@ -165,7 +178,7 @@ static int cmd_rules_replay(int argc, char **argv)
     log_set_level(LOG_WARN); /* the candidate's ctx.log lines are not news during a replay */
     int rc = store_open(cfg->data_dir, NULL, &s);
     json_t *report = NULL;
-    struct replay_options ro = {candidate, since_ms, offer, cfg->rule_cpu_ms, cfg->rule_memory};
+    struct replay_options ro = {candidate, since_ms, offer, cfg->rule_cpu_ms, cfg->rule_memory, mode};
     if (!rc)
         rc = engine_replay(s, &ro, &report);
     if (rc)

@@ -516,9 +516,9 @@ void engine_close(struct engine *e)
     free(e);
 }
 
-int engine_reload(struct engine *e)
+/* The body of a reload; the caller holds reload_mu. */
+static int reload_locked(struct engine *e)
 {
-    pthread_mutex_lock(&e->reload_mu);
     struct generation *g;
     int rc = gen_build(e, &g);
     engine_note_load(e, rc);
@@ -528,7 +528,6 @@ int engine_reload(struct engine *e)
         snprintf(num, sizeof num, "%llu", (unsigned long long)e->current->number);
         log_error("engine", "rules NOT changed: the new rules failed to load, the old ones keep serving",
                   "dir", e->rules_dir, "generation", num, "error", saasd_strerror(rc));
-        pthread_mutex_unlock(&e->reload_mu);
         return rc == SAASD_EIO ? SAASD_EIO : SAASD_ERULE;
     }
     g->refs = 1;
@@ -539,13 +538,35 @@ int engine_reload(struct engine *e)
     e->current = g;
     pthread_mutex_unlock(&e->mu);
     e->reloads_ok++;
-    pthread_mutex_unlock(&e->reload_mu);
     gen_release(e, old); /* freed now, or by the last call still running on it */
     char num[32], nfiles[32];
     snprintf(num, sizeof num, "%llu", (unsigned long long)g->number);
     snprintf(nfiles, sizeof nfiles, "%zu", g->nfiles);
     log_info("engine", "rules reloaded", "dir", e->rules_dir, "generation", num, "files", nfiles);
     return 0;
+}
+
+int engine_reload(struct engine *e)
+{
+    pthread_mutex_lock(&e->reload_mu);
+    int rc = reload_locked(e);
+    if (rc == 0)
+        engine_watch_rearm(e); /* the directory may be another one by now (a deploy's swap) */
+    pthread_mutex_unlock(&e->reload_mu);
+    return rc;
+}
+
+int engine_replace_dir(struct engine *e, int (*swap)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&e->reload_mu); /* no reload reads the directory while it is being swapped */
+    int rc = swap(arg);
+    if (rc == 0 && (rc = reload_locked(e)) != 0 && swap(arg) != 0)
+        log_error("engine", "the rules directory could not be swapped back after a failed load: the files on disk "
+                  "are not the rules serving", "dir", e->rules_dir);
+    if (rc == 0)
+        engine_watch_rearm(e);
+    pthread_mutex_unlock(&e->reload_mu);
+    return rc;
 }
 
 static int append_writes(struct store_batch *batch, const char *offer, struct bind_kv *w)
@@ -630,8 +651,12 @@ int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, 
             .now_s = o->now_s,
             .reads = o->record ? json_object() : NULL,
             .replay_reads = o->reads,
-            .no_http = o->no_http,
+            .no_http = o->http_mode == ENGINE_HTTP_REFUSE,
+            .http_log = o->record ? json_array() : NULL,
         };
+        json_t *no_record = NULL; /* RECORDED without a record: every call is refused */
+        if (o->http_mode == ENGINE_HTTP_RECORDED)
+            caps.replay_http = o->http ? o->http : (no_record = json_array());
         struct bind_kv *writes = NULL;
         rc = worker_call(w, slot, f, h, sub_json, arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out, &writes);
         if (rc == 0 && batch && (rc = append_writes(batch, offer_id, writes)) < 0) {
@@ -648,6 +673,13 @@ int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, 
         if (caps.reads)
             out->reads = json_dumps(caps.reads, JSON_COMPACT);
         json_decref(caps.reads);
+        if (json_array_size(caps.http_log))
+            out->http = json_dumps(caps.http_log, JSON_COMPACT);
+        if (caps.http_refused)
+            out->http_refused = json_dumps(caps.http_refused, JSON_COMPACT);
+        json_decref(caps.http_log);
+        json_decref(caps.http_refused);
+        json_decref(no_record);
     }
     if (w)
         pool_give(e, w);

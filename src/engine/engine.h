@@ -97,6 +97,11 @@ struct rule_result {
     double elapsed_ms;
     char *reads;              /* with engine_call_opts.record: JSON object of the committed
                                  ctx.store reads the call made (key -> value or null) */
+    char *http;               /* with engine_call_opts.record: JSON array of the ctx.http calls
+                                 and their answers, as engine/http_record.c keeps them; NULL when
+                                 the call made none */
+    char *http_refused;       /* replay: JSON array of texts, one per ctx.http call the record
+                                 could not answer or the mode refused; NULL when none */
     char *effects;            /* JSON array of the call's ctx.meter/ctx.timer/ctx.notify effects, only when
                                  the call succeeded and made some (see engine/caps.h) */
 };
@@ -148,12 +153,25 @@ void rule_result_free(struct rule_result *r);
  * id), a worker's I/O or load error. */
 int engine_landing(struct engine *e, const char *offer_id, char **json);
 
+/* How ctx.http is answered: for real, refused, or from the calls recorded with the decision
+ * being replayed (same method and URL, in the order the calls were made). */
+enum engine_http_mode {
+    ENGINE_HTTP_LIVE = 0,
+    ENGINE_HTTP_REFUSE,   /* nil, "ctx.http is refused during a replay" */
+    ENGINE_HTTP_RECORDED, /* from engine_call_opts.http; a call not in it is refused */
+};
+/* "recorded" / "refuse" -> mode: 0, or SAASD_EINVAL for any other name. */
+int engine_http_mode_from_name(const char *name, enum engine_http_mode *out);
+const char *engine_http_mode_name(enum engine_http_mode m);
+
 /* What a call may be told beyond engine_call's arguments: the clock, and replay's isolation. */
 struct engine_call_opts {
     long long now_s;               /* ctx.now() of the call (and ctx.timer.after's base); 0 = real clock */
-    int record;                    /* fill out->reads with the ctx.store reads the call made */
+    int record;                    /* fill out->reads and out->http with what the call read */
     const struct json_t *reads;    /* replay: ctx.store reads answered from this object only */
-    int no_http;                   /* replay: ctx.http refused */
+    enum engine_http_mode http_mode;
+    const struct json_t *http;     /* ENGINE_HTTP_RECORDED: the recorded calls (out->http of the
+                                      recorded call); NULL: none recorded */
 };
 /* engine_call with options (o may be NULL: engine_call). */
 int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
@@ -167,16 +185,19 @@ struct json_t *rule_result_decision(const struct rule_result *r);
 
 /* Shadow replay (replay.c): run the rule files of candidate_dir against the inputs recorded with
  * past decisions (audit records of action "RuleCall": subscription view, change/event, the
- * clock, the ctx.store reads), in the same sandbox and limits, without side effects (ctx.store
- * reads answered from the record, writes discarded, ctx.http refused), and compare decisions.
- * *out: {"calls", "differ", "seconds", "groups": {"offer handler": {"same", "differ"}},
- * "differences": [{"group", "subscription", "event", "old", "new", "old_sha256", "new_sha256"}]}. */
+ * clock, the ctx.store reads, the ctx.http answers), in the same sandbox and limits, without side
+ * effects (ctx.store reads answered from the record, writes discarded, ctx.http answered from the
+ * record or refused, as http_mode says), and compare decisions.
+ * *out: {"calls", "differ", "http_refused", "seconds", "http",
+ * "groups": {"offer handler": {"same", "differ"}}, "differences": [{"group", "subscription",
+ * "event", "old", "new", "old_sha256", "new_sha256"[, "http_refused": [text]]}]}. */
 struct replay_options {
     const char *candidate_dir;
     long long since_ms;            /* only calls recorded at or after this time */
     const char *offer;             /* only this offer; NULL: all */
     int cpu_ms;
     size_t memory;
+    enum engine_http_mode http_mode; /* LIVE is taken as RECORDED: a replay never calls out */
 };
 int engine_replay(struct store *s, const struct replay_options *o, struct json_t **out);
 
@@ -184,6 +205,11 @@ int engine_replay(struct store *s, const struct replay_options *o, struct json_t
  * generation keeps serving, "rules NOT changed" is logged with every problem, the failure is
  * counted, and SAASD_ERULE / SAASD_EIO is returned. Reloads are serialised. */
 int engine_reload(struct engine *e);
+/* Promotion: swap(arg) changes what rules_dir names (renameat2 RENAME_EXCHANGE of a complete
+ * directory: its own inverse) while no reload can read the directory, then the engine reloads
+ * from it, all under the reload lock. When the reload fails, swap(arg) is called again to put
+ * the old directory back, and the old generation keeps serving. 0, swap's error, or a reload's. */
+int engine_replace_dir(struct engine *e, int (*swap)(void *arg), void *arg);
 /* Start a thread that watches rules_dir with inotify and reloads after watch_debounce_ms of
  * quiet. The daemon calls engine_reload on SIGHUP itself. Stopped by engine_close. */
 int engine_watch_start(struct engine *e);

@@ -67,6 +67,7 @@ struct engine {
     int watching;
     int watch_stop[2];
     int watch_fd;
+    int watch_wd;               /* the rules directory's watch on watch_fd */
 };
 
 void engine_options_defaults(struct engine_options *o);
@@ -82,5 +83,8 @@ void engine_note_load(struct engine *e, int rc);
 void engine_load_status_fill(struct engine *e, struct engine_info *info);
 void engine_load_status_free(struct engine *e);
 void engine_watch_stop(struct engine *e);
+/* Watch whatever directory rules_dir names now (after a swap of the directory); no-op when not
+ * watching. */
+void engine_watch_rearm(struct engine *e);
 
 #endif

@@ -56,6 +56,8 @@ void rule_result_free(struct rule_result *r)
     free(r->error);
     free(r->effects);
     free(r->reads);
+    free(r->http);
+    free(r->http_refused);
     memset(r, 0, sizeof *r);
 }
 

@@ -37,15 +37,30 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB)
+
+void engine_watch_rearm(struct engine *e)
+{
+    if (!e->watching)
+        return;
+    /* the same inode gives the same watch back; a new one replaces the old directory's */
+    int wd = inotify_add_watch(e->watch_fd, e->rules_dir, WATCH_MASK);
+    if (wd >= 0 && wd != e->watch_wd) {
+        inotify_rm_watch(e->watch_fd, e->watch_wd);
+        e->watch_wd = wd;
+    } else if (wd < 0) {
+        log_error("engine", "cannot watch the rules directory; reload with SIGHUP", "dir", e->rules_dir,
+                  "errno", strerror(errno));
+    }
+}
+
 int engine_watch_start(struct engine *e)
 {
     if (e->watching)
         return 0;
     /* the watch exists before this returns: a change made right after is seen */
     e->watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (e->watch_fd < 0 || inotify_add_watch(e->watch_fd, e->rules_dir,
-                                             IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                                                 IN_CREATE | IN_ATTRIB) < 0) {
+    if (e->watch_fd < 0 || (e->watch_wd = inotify_add_watch(e->watch_fd, e->rules_dir, WATCH_MASK)) < 0) {
         log_error("engine", "cannot watch the rules directory; reload with SIGHUP", "dir", e->rules_dir,
                   "errno", strerror(errno));
         if (e->watch_fd >= 0)
