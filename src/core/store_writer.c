@@ -328,6 +328,7 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
 void *store_writer_main(void *arg)
 {
     struct store *s = arg;
+    pthread_setname_np(pthread_self(), "store-writer"); /* per-thread CPU in make bench */
     struct store_batch **group = s->group;
     for (;;) {
         size_t n = 0;
@@ -382,6 +383,7 @@ void *store_writer_main(void *arg)
 void *store_notifier_main(void *arg)
 {
     struct store *s = arg;
+    pthread_setname_np(pthread_self(), "store-notify");
     for (;;) {
         pthread_mutex_lock(&s->done_mu);
         while (!s->done_head && !s->writer_finished) {

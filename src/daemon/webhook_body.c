@@ -11,6 +11,14 @@
 static const char *const known_actions[] = {"ChangePlan", "ChangeQuantity", "Reinstate", "Renew",
                                             "Suspend", "Unsubscribe", "Subscribe", NULL};
 
+int webhook_action_index(const char *action)
+{
+    for (int i = 0; known_actions[i]; i++)
+        if (action == known_actions[i])
+            return i;
+    return -1;
+}
+
 static const char *canonical_action(const char *a)
 {
     for (int i = 0; known_actions[i]; i++)
