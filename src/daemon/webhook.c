@@ -78,11 +78,15 @@ static void request_id_next(char out[CRYPTO_UUID_LEN])
 
 static void answer(struct httpd_response *res, int status, const char *code, const char *message)
 {
+    if (!code) { /* the usual 200: no body to format or copy (httpd sends "" for NULL) */
+        free(res->body);
+        res->body = NULL;
+        res->body_len = 0;
+        res->status = status;
+        return;
+    }
     char body[512];
-    if (code)
-        snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
-    else
-        body[0] = 0;
+    snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
     httpd_set_body(res, status, NULL, body);
 }
 
