@@ -2,9 +2,12 @@
  * authenticated POST /webhook turned into the inbox entry.
  * Oracle besides the sanitizers: whatever is accepted with an entry loads back the way the
  * workers load it, with the body unchanged under "payload" and the ids it was filed under;
- * whatever is refused as too deep was a JSON object on its own. */
+ * whatever is refused as too deep was a JSON object on its own; whatever the tree-free scan
+ * takes, the tree path reads the same way. */
 #include "core/err.h"
+#include "core/json_lenient.h"
 #include "daemon/webhook_body.h"
+#include "daemon/webhook_scan.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,12 +27,33 @@ static void check_entry(const struct webhook_event *ev, const json_t *body)
     json_decref(back);
 }
 
+/* The scan (webhook_scan.c) may only take a body the tree path files with the same members. */
+static void check_scan(const uint8_t *data, size_t size, const json_t *body)
+{
+    struct webhook_event fast, tree;
+    memset(&fast, 0, sizeof fast);
+    memset(&tree, 0, sizeof tree);
+    if (!webhook_scan((const char *)data, size, &fast))
+        return;
+    if (!json_is_object(body) ||
+        (jl_string(body, "id", tree.op_id, sizeof tree.op_id) &&
+         jl_string(body, "operationId", tree.op_id, sizeof tree.op_id)) ||
+        jl_string(body, "subscriptionId", tree.sub_id, sizeof tree.sub_id) ||
+        jl_string(body, "action", tree.action_text, sizeof tree.action_text))
+        abort(); /* taken by the scan, refused by the tree */
+    jl_string(body, "offerId", tree.offer_id, sizeof tree.offer_id);
+    if (strcmp(fast.op_id, tree.op_id) || strcmp(fast.sub_id, tree.sub_id) ||
+        strcmp(fast.action_text, tree.action_text) || strcmp(fast.offer_id, tree.offer_id))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct webhook_event ev;
     const char *why = NULL;
     int rc = webhook_event_from_body((const char *)data, size, "00000000-0000-4000-8000-000000000000", 1, &ev, &why);
     json_t *body = json_loadb((const char *)data, size, 0, NULL);
+    check_scan(data, size, body);
     if (rc == 0 && ev.action)
         check_entry(&ev, body);
     else if (rc == 0 && ev.entry)

@@ -122,6 +122,15 @@ int main(void)
           "response headers are found case-insensitively");
     http_response_free(&rs);
 
+    /* Connection memory is 20 KiB (httpd.c): headers of 10 KiB (big cookies) still fit. */
+    static char cookie[10 * 1024];
+    memset(cookie, 'a', sizeof cookie - 1);
+    struct http_header hb[] = {{"x-ms-requestid", "req-43"}, {"Cookie", cookie}};
+    struct http_request rb = {.method = "POST", .url = url, .headers = hb, .nheaders = 2, .body = "{}", .body_len = 2};
+    CHECK(http_client_do(c, &rb, &rs) == 0 && rs.status == 200 && strstr(rs.body, "|req-43|2|{}"),
+          "a request with 10 KiB of headers is served");
+    http_response_free(&rs);
+
     rq.method = "PATCH";
     CHECK(http_client_do(c, &rq, &rs) == 0 && !strncmp(rs.body, "PATCH|", 6), "custom methods are sent as such");
     http_response_free(&rs);

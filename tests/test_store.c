@@ -328,6 +328,20 @@ static void test_append(void)
     uint64_t max = 0;
     CHECK(store_scan(s, STORE_INBOX, NULL, 0, max_key_fn, &max) == 0 && max == second,
           "appended keys scan in append order");
+    /* An append whose key is not the last of its database (a prefix sorting before another's
+     * keys): the writer's MDB_APPEND is refused and the ordinary put stores it. */
+    store_batch_clear(b);
+    store_batch_append(b, STORE_AUDIT, "sub-2", 5, "d2", 2);
+    store_batch_append(b, STORE_AUDIT, "sub-0", 5, "d0", 2);
+    rc = store_commit(s, b);
+    uint64_t third = 0;
+    store_batch_seq(b, &third);
+    memcpy(k, "sub-0", 5);
+    be64(k + 5, third + 1);
+    CHECK(rc == 0 && store_get(s, STORE_AUDIT, k, sizeof k, &v, &n) == 0 && n == 2 && !memcmp(v, "d0", 2),
+          "an append under a prefix that sorts before existing keys is stored too");
+    if (rc == 0)
+        free(v);
 
     /* Empty the inbox: a counter derived from existing keys would then start over. */
     store_batch_clear(b);

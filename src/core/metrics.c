@@ -2,6 +2,7 @@
 #include "core/err.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ struct series {
     char *labels;
     enum kind kind;
     double value;                 /* counter / gauge */
+    _Atomic unsigned long long hits; /* counter increments through a handle (no lock) */
     unsigned long buckets[NBUCKETS];
     unsigned long count;
     double sum;
@@ -119,11 +121,31 @@ void metrics_observe(const char *name, const char *labels, double seconds)
     pthread_mutex_unlock(&lock);
 }
 
+/* A counter's total: what metrics_add summed under the lock plus the handle's lock-free hits. */
+static double value_of(const struct series *s)
+{
+    return s->value + (double)atomic_load_explicit(&s->hits, memory_order_relaxed);
+}
+
+struct metrics_counter *metrics_counter(const char *name, const char *labels)
+{
+    pthread_mutex_lock(&lock);
+    struct series *s = find(name, labels, KIND_COUNTER, 1);
+    pthread_mutex_unlock(&lock);
+    return (struct metrics_counter *)s;
+}
+
+void metrics_counter_inc(struct metrics_counter *c)
+{
+    if (c)
+        atomic_fetch_add_explicit(&((struct series *)c)->hits, 1, memory_order_relaxed);
+}
+
 double metrics_value(const char *name, const char *labels)
 {
     pthread_mutex_lock(&lock);
     struct series *s = find(name, labels, KIND_COUNTER, 0);
-    double v = s ? (s->kind == KIND_HISTOGRAM ? (double)s->count : s->value) : 0;
+    double v = s ? (s->kind == KIND_HISTOGRAM ? (double)s->count : value_of(s)) : 0;
     pthread_mutex_unlock(&lock);
     return v;
 }
@@ -199,9 +221,9 @@ int metrics_render(char **out, size_t *len)
                 emit(&t, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %lu\n", m->name, open, m->labels, close, m->sum, m->name,
                      open, m->labels, close, m->count);
             } else if (m->labels[0]) {
-                emit(&t, "%s{%s} %.17g\n", m->name, m->labels, m->value);
+                emit(&t, "%s{%s} %.17g\n", m->name, m->labels, value_of(m));
             } else {
-                emit(&t, "%s %.17g\n", m->name, m->value);
+                emit(&t, "%s %.17g\n", m->name, value_of(m));
             }
         }
     }

@@ -19,6 +19,14 @@ void metrics_counter_set(const char *name, const char *labels, double total);
 /* Histogram over fixed latency buckets in seconds (1 ms .. 10 s). */
 void metrics_observe(const char *name, const char *labels, double seconds);
 
+/* A counter series looked up once, for hot paths: metrics_counter_inc is then one relaxed
+ * atomic add (no lock, no label formatting, no lookup). The handle lives until exit; NULL only
+ * when out of memory, and metrics_counter_inc(NULL) does nothing. A series set with
+ * metrics_counter_set must not also be incremented through a handle. */
+struct metrics_counter;
+struct metrics_counter *metrics_counter(const char *name, const char *labels);
+void metrics_counter_inc(struct metrics_counter *c);
+
 /* Current value of a counter or gauge series (0 when it does not exist). For tests and health. */
 double metrics_value(const char *name, const char *labels);
 

@@ -223,6 +223,17 @@ static void *periodic_main(void *arg)
     return NULL;
 }
 
+/* Thread names ("inbox-N") let make bench split the daemon's CPU between ingest and the inbox
+ * workers (/proc/PID/task/TID/comm). */
+static void name_workers(struct daemon *d)
+{
+    for (int i = 0; i < d->nworkers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "inbox-%d", i % 1000); /* within the kernel's 15 characters */
+        pthread_setname_np(d->workers[i], name);
+    }
+}
+
 int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d), pthread_t *t)
 {
     struct periodic *p = malloc(sizeof *p);
@@ -381,6 +392,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     }
     if ((rc = inbox_start(d)) != 0)
         goto fail;
+    name_workers(d);
     d->pool_cap[POOL_LANDING] = cfg->landing_threads;
     d->pool_cap[POOL_WEBHOOK_VERIFY] = cfg->webhook_verify_threads;
     int vthreads = cfg->webhook_verify_threads > 0 ? cfg->webhook_verify_threads : 32;

@@ -21,25 +21,72 @@
 #include "daemon/webhook_body.h"
 #include "daemon/webhook_verify.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-static void count(const char *action, const char *outcome)
+/* saasd_webhooks_total by action and outcome: every series a webhook can touch, looked up once
+ * and then counted with one atomic add (this runs for every webhook, on the event loop and in
+ * the store's notifier). Row WEBHOOK_ACTIONS is "-" (no action read), the next "unknown". */
+enum outcome { ACCEPTED, DUPLICATE, STORE_ERROR, IGNORED, UNAUTHORIZED, MALFORMED, N_OUTCOMES };
+static const char *const outcome_names[N_OUTCOMES] = {"accepted", "duplicate", "store_error",
+                                                      "ignored", "unauthorized", "malformed"};
+static _Atomic(struct metrics_counter *) counters[WEBHOOK_ACTIONS + 2][N_OUTCOMES];
+
+static void count(const char *action, enum outcome o)
 {
-    char labels[128];
-    snprintf(labels, sizeof labels, "action=\"%s\",outcome=\"%s\"", action, outcome);
-    metrics_inc("saasd_webhooks_total", labels);
+    int a = webhook_action_index(action);
+    if (a < 0)
+        a = strcmp(action, "-") ? WEBHOOK_ACTIONS + 1 : WEBHOOK_ACTIONS;
+    struct metrics_counter *c = atomic_load_explicit(&counters[a][o], memory_order_acquire);
+    if (!c) { /* first use; a race only looks the same series up twice */
+        char labels[128];
+        snprintf(labels, sizeof labels, "action=\"%s\",outcome=\"%s\"",
+                 a < WEBHOOK_ACTIONS ? action : a == WEBHOOK_ACTIONS ? "-" : "unknown", outcome_names[o]);
+        c = metrics_counter("saasd_webhooks_total", labels);
+        atomic_store_explicit(&counters[a][o], c, memory_order_release);
+    }
+    metrics_counter_inc(c);
+}
+
+/* A request id: unique within the process and across restarts (a random 64-bit prefix drawn
+ * once per thread, then a counter), in UUID v4 form. Only a correlation id for logs, the
+ * x-request-id header and the inbox entry, so it need not be unpredictable: this saves a
+ * RAND_bytes call (and its getpid) per webhook. */
+static void request_id_next(char out[CRYPTO_UUID_LEN])
+{
+    static _Thread_local uint8_t prefix[8];
+    static _Thread_local uint64_t n;
+    if (n == 0 && crypto_random(prefix, sizeof prefix) != 0) {
+        crypto_uuid(out);
+        return;
+    }
+    n++;
+    uint8_t b[16];
+    memcpy(b, prefix, 8);
+    for (int i = 0; i < 8; i++)
+        b[15 - i] = (uint8_t)(n >> (8 * i));
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* the counter's top byte: 2^56 ids per thread */
+    char hex[33];
+    crypto_hex(b, sizeof b, hex);
+    snprintf(out, CRYPTO_UUID_LEN, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
 static void answer(struct httpd_response *res, int status, const char *code, const char *message)
 {
+    if (!code) { /* the usual 200: no body to format or copy (httpd sends "" for NULL) */
+        free(res->body);
+        res->body = NULL;
+        res->body_len = 0;
+        res->status = status;
+        return;
+    }
     char body[512];
-    if (code)
-        snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
-    else
-        body[0] = 0;
+    snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
     httpd_set_body(res, status, NULL, body);
 }
 
@@ -60,19 +107,19 @@ static void answer_stored(const struct stored *st, int rc, struct httpd_response
          * of the request; saasd_webhooks_total{outcome="accepted"} counts them instead. */
         log_debug("webhook", "accepted", "request_id", st->request_id, "op_id", st->op_id, "sub_id", st->sub_id,
                  "action", st->action, "offer_id", st->offer_id, "kid", st->kid);
-        count(st->action, "accepted");
+        count(st->action, ACCEPTED);
         daemon_wake_appended(st->d);
         answer(&res, 200, NULL, NULL);
     } else if (rc == SAASD_EEXIST) {
         log_info("webhook", "duplicate acknowledged, not processed again", "request_id", st->request_id, "op_id",
                  st->op_id, "sub_id", st->sub_id, "action", st->action);
-        count(st->action, "duplicate");
+        count(st->action, DUPLICATE);
         answer(&res, 200, NULL, NULL);
     } else {
         /* Not durable: Microsoft must retry (§5.2). */
         log_error("webhook", "could not store event", "request_id", st->request_id, "op_id", st->op_id, "error",
                   saasd_strerror(rc));
-        count(st->action, "store_error");
+        count(st->action, STORE_ERROR);
         answer(&res, 503, "Unavailable", "event could not be stored; retry");
     }
     httpd_add_header(&res, "x-request-id", st->request_id);
@@ -93,7 +140,7 @@ static void refuse_token(struct httpd_response *res, const char *request_id, int
 {
     log_warn("webhook", "refused: bearer token not valid", "request_id", request_id, "reason", jwt_reason_name(reason),
              "client_ip", ip);
-    count("-", "unauthorized");
+    count("-", UNAUTHORIZED);
     answer(res, 401, NULL, NULL);
 }
 
@@ -107,7 +154,7 @@ void webhook_verified(void *arg, const struct httpd_request *req, struct httpd_d
 {
     struct daemon *d = arg;
     char request_id[CRYPTO_UUID_LEN];
-    crypto_uuid(request_id);
+    request_id_next(request_id);
     struct httpd_response res = {0};
     if (rc != 0) {
         refuse_token(&res, request_id, rc, httpd_client_ip(req));
@@ -130,10 +177,10 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
     }
     const char *auth = httpd_header(req, "Authorization");
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
-        crypto_uuid(request_id);
+        request_id_next(request_id);
         log_warn("webhook", "refused: no bearer token", "request_id", request_id, "reason", "missing_token",
                  "client_ip", httpd_client_ip(req));
-        count("-", "unauthorized");
+        count("-", UNAUTHORIZED);
         answer(res, 401, NULL, NULL);
         return;
     }
@@ -149,7 +196,7 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
         answer(res, 503, "Busy", "too many requests in progress; retry");
         return;
     }
-    crypto_uuid(request_id);
+    request_id_next(request_id);
     accept_event(d, req, res, request_id, &claims, NULL);
 }
 
@@ -169,7 +216,7 @@ static int accept_event(struct daemon *d, const struct httpd_request *req, struc
     rc = webhook_event_from_body(body, len, request_id, now_ms(), &ev, &why);
     if (rc == SAASD_EINVAL || rc == SAASD_ENOTFOUND) {
         log_warn("webhook", "refused: body not acceptable", "request_id", request_id, "error", why);
-        count("-", "malformed");
+        count("-", MALFORMED);
         answer(res, 400, "BadRequest", why);
         return 0;
     }
@@ -179,7 +226,7 @@ static int accept_event(struct daemon *d, const struct httpd_request *req, struc
         /* A 4xx could be read as a rejection (§5.3): acknowledge and log. */
         log_warn("webhook", "unknown action acknowledged and ignored", "request_id", request_id, "op_id", op_id,
                  "sub_id", sub_id, "action", ev.action_text);
-        count("unknown", "ignored");
+        count("unknown", IGNORED);
         webhook_event_clear(&ev);
         answer(res, 200, NULL, NULL);
         return 0;
@@ -223,7 +270,7 @@ static int accept_event(struct daemon *d, const struct httpd_request *req, struc
     store_batch_free(b);
     free(st);
     log_error("webhook", "could not build the inbox batch", "request_id", request_id, "error", saasd_strerror(rc));
-    count(action ? action : "-", "store_error");
+    count(action ? action : "-", STORE_ERROR);
     answer(res, 503, "Unavailable", "event could not be stored; retry");
     return 0;
 }

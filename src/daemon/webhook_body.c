@@ -3,6 +3,7 @@
 
 #include "core/err.h"
 #include "core/json_lenient.h"
+#include "daemon/webhook_scan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,14 @@
 
 static const char *const known_actions[] = {"ChangePlan", "ChangeQuantity", "Reinstate", "Renew",
                                             "Suspend", "Unsubscribe", "Subscribe", NULL};
+
+int webhook_action_index(const char *action)
+{
+    for (int i = 0; known_actions[i]; i++)
+        if (action == known_actions[i])
+            return i;
+    return -1;
+}
 
 static const char *canonical_action(const char *a)
 {
@@ -132,6 +141,11 @@ int webhook_event_from_body(const char *body, size_t len, const char *request_id
 {
     memset(out, 0, sizeof *out);
     *why = NULL;
+    if (webhook_scan(body, len, out)) { /* the usual plain body: no tree (webhook_scan.h) */
+        out->action = canonical_action(out->action_text);
+        return out->action ? build_entry(out, body, len, request_id, received_ms) : 0;
+    }
+    memset(out, 0, sizeof *out);
     json_t *payload = json_loadb(body, len, 0, NULL);
     if (!json_is_object(payload)) {
         json_decref(payload);

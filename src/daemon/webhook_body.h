@@ -28,6 +28,11 @@ int webhook_event_from_body(const char *body, size_t len, const char *request_id
                             struct webhook_event *out, const char **why);
 void webhook_event_clear(struct webhook_event *ev);
 
+/* How many actions saasd knows, and the index (0..WEBHOOK_ACTIONS-1) of a canonical action
+ * name as webhook_event_from_body sets it (the same pointer), -1 for anything else. */
+#define WEBHOOK_ACTIONS 7
+int webhook_action_index(const char *action);
+
 /* An inbox entry as the workers read it (NULL when it does not parse). One function for both
  * sides, so "storable" and "loadable" cannot drift apart. */
 json_t *webhook_entry_load(const void *text, size_t len);

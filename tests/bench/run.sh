@@ -33,6 +33,17 @@ reqs_of() { awk '/requests in/ {print $1}' "$1"; }
 non2xx_of() { awk '/Non-2xx/ {n = $NF} END {print n + 0}' "$1"; }
 # utime + stime of a process in clock ticks (/proc/PID/stat fields 14 and 15)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime + stime per thread group of a process, by thread name (/proc/PID/task/TID/comm):
+# "ingest" = libmicrohttpd's event loop (MHD-*), the store's writer and notifier (store-*,
+# which also commit the inbox workers' results) and the token verifiers (verify); "inbox" =
+# the inbox workers (inbox-N); "other" = the rest (main, periodic jobs). Threads that ended
+# during the run are not counted (none of these do).
+thread_ticks() {
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
+  done | awk '$2 != "" { g = "other"; if ($1 ~ /^(MHD-|store-|verify)/) g = "ingest"; else if ($1 ~ /^inbox-/) g = "inbox"; a[g] += $2 }
+              END { printf "%d %d %d\n", a["ingest"], a["inbox"], a["other"] }'
+}
 metric() { echo "$1" | awk -v k="$2" 'index($0, k" ") == 1 {print $2}'; }
 lat_of() { awk '/^    Latency/ {print $2}' "$1"; }
 
@@ -93,9 +104,9 @@ for conns in 64 256; do
   "$SAASD" serve --config "$work/saasd.conf" 2>>"$work/saasd.log" &
   SAASD_PID=$!
   wait_http "http://127.0.0.1:$PORT/healthz"
-  t0=$(cpu_ticks "$SAASD_PID")
+  t0=$(cpu_ticks "$SAASD_PID"); g0=$(thread_ticks "$SAASD_PID")
   wrk -t2 -c"$conns" -d"${DURATION}s" -s tests/bench/webhook.lua "http://127.0.0.1:$PORT/webhook" >"$work/saasd.out" 2>&1 || true
-  t1=$(cpu_ticks "$SAASD_PID")
+  t1=$(cpu_ticks "$SAASD_PID"); g1=$(thread_ticks "$SAASD_PID")
   metrics=$(curl -s "http://127.0.0.1:$PORT/metrics")
   kill "$SAASD_PID"; wait "$SAASD_PID" 2>/dev/null || true
   accepted=$(metric "$metrics" 'saasd_webhooks_total{action="Renew",outcome="accepted"}')
@@ -105,12 +116,18 @@ for conns in 64 256; do
   nginx_rps=$(rps_of "$work/nginx.out"); saasd_rps=$(rps_of "$work/saasd.out"); sent=$(reqs_of "$work/saasd.out")
   # CPU of the whole daemon (event loop, store writer, inbox worker) per request answered
   cpu_us=$(python3 -c "print(f'{($t1 - $t0) * 1e6 / $(getconf CLK_TCK) / max(1, ${sent:-0}):.1f}')")
+  # the same split by thread group: ingest threads, inbox workers, the rest
+  split=$(python3 -c "a='$g0'.split(); b='$g1'.split(); n=max(1, ${sent:-0}); t=$(getconf CLK_TCK)
+print(' '.join(f'{(int(y) - int(x)) * 1e6 / t / n:.1f}' for x, y in zip(a, b)))")
+  read -r ingest_us inbox_us other_us <<<"$split"
   echo
   echo "  $conns connections:"
   echo "    nginx return 200 : $nginx_rps req/s  (avg latency $(lat_of "$work/nginx.out"))"
   echo "    saasd /webhook   : $saasd_rps req/s  (avg latency $(lat_of "$work/saasd.out"))"
   echo "    ratio saasd/nginx: $(python3 -c "print(f'{float(\"${saasd_rps:-0}\")/float(\"${nginx_rps:-1}\"):.2f}')")   target >= 0.5"
   echo "    CPU per webhook  : $cpu_us us (process utime+stime / $sent requests; log_level info)   target <= 20 us"
+  echo "      by thread      : ingest $ingest_us us (event loop, store writer and notifier, verifiers),"
+  echo "                       inbox workers $inbox_us us (acting on the events meanwhile), other $other_us us"
   echo "    events stored    : ${accepted:-0} in ${txns:-?} fsync'd transactions (${batches:-?} batches incl. the worker's)"
   echo "    operation ids    : ${dups:-0} duplicates among ${accepted:-0} stored (every replayed request carries a distinct id)   target 0"
   echo "    non-2xx          : $(non2xx_of "$work/saasd.out" || true)"
