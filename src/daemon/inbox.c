@@ -2,7 +2,12 @@
  * An event that cannot be finished now moves to the outbox with a retry time (exponential
  * backoff, capped); workers pick outbox entries up when they are due, across restarts, until
  * they succeed or an operator abandons them. Events of one subscription are handled in order
- * and never concurrently. Removing an event and applying its effects is one store batch. */
+ * and never concurrently. Removing an event and applying its effects is one store batch.
+ *
+ * Each configured worker is LANES threads: one event is mostly waiting (Microsoft's answers, the
+ * rule's process, the fsync of its result), so one thread per event in flight keeps up to LANES
+ * events of different subscriptions moving per worker, and their results, committed at about
+ * the same time, share the store writer's fsync (group commit: store_writer.c). */
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 #include "daemon/flows.h"
@@ -26,6 +31,7 @@
                          must not make every scan read the whole inbox */
 #define SUB_ID_MAX 64
 #define KEY_MAX 64
+#define LANES 16 /* events in flight per configured worker (config `workers`) */
 
 struct work {
     enum store_db db;
@@ -488,7 +494,7 @@ static void *worker_main(void *arg)
 
 int inbox_start(struct daemon *d)
 {
-    d->nworkers = d->cfg->workers > 0 ? d->cfg->workers : 1;
+    d->nworkers = (d->cfg->workers > 0 ? d->cfg->workers : 1) * LANES;
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
     d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
     d->passed_subs = calloc(1, sizeof *d->passed_subs);

@@ -16,19 +16,19 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "bench: $1 did not come up" >&2; return 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-export SAASD_BENCH_SECRET=emulator-secret
+export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
 
 echo
 echo "acting on events: $EVENTS events queued in the inbox (Subscribe + ChangeQuantity per subscription),"
 echo "drained end to end against the emulator (GET operation, rule, PATCH, GET subscription, durable result)"
 for workers in ${BENCH_DRAIN_WORKERS:-2 1 4}; do
-  EMU_PORT=$(free_port); PORT=$(free_port)
+  EMU_PORT=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
   # no webhook URL: the emulator sends nothing (the ACK window starts at once; 1 h here)
   "$SAASD" emulate --port "$EMU_PORT" 2>"$work/emu.log" &
   EMU_PID=$!
@@ -40,6 +40,7 @@ listen = "127.0.0.1:$PORT"
 data_dir = "$work/data"
 log_level = "warn"
 workers = $workers
+admin = { listen = "127.0.0.1:$ADMIN_PORT", key_env = "SAASD_BENCH_ADMIN" }
 entra = { authority = "http://127.0.0.1:$EMU_PORT", tenant_id = "11111111-1111-4111-8111-111111111111",
           client_id = "22222222-2222-4222-8222-222222222222", secret_env = "SAASD_BENCH_SECRET" }
 marketplace = { base_url = "http://127.0.0.1:$EMU_PORT", max_attempts = 1 }
