@@ -62,6 +62,12 @@ struct passed_subs {
     unsigned char end_key[KEY_MAX];
     size_t end_klen;
     uint64_t start_done, start_reset, idle_done, idle_reset;
+    /* Lanes whose due work waits for a busy subscription sleep here (under wake_lock), apart
+     * from the idle ones on wake_cond: a finished event wakes only them, and a new event wakes
+     * one idle lane, which wakes the next when it found work. With 16 lanes per worker,
+     * waking all of them for every event would cost more than the event. */
+    pthread_cond_t done_cond;
+    int blocked_sleepers;
 };
 
 /* Entries the scans have looked at since start (saasd_inbox_entries_scanned_total): what the
@@ -465,29 +471,42 @@ static void *worker_main(void *arg)
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000;
             }
+            struct passed_subs *ps = d->passed_subs;
             pthread_mutex_lock(&d->wake_lock);
-            d->sleepers++;
             /* Work that waits for a busy subscription becomes available when a worker
              * finishes, not when more events arrive: rescanning on every webhook would
              * re-read the same blocked entries. */
-            while (!d->stopping && (blocked ? done == d->done_generation : gen == d->work_generation))
-                if (pthread_cond_timedwait(&d->wake_cond, &d->wake_lock, &until) == ETIMEDOUT)
-                    break;
-            d->sleepers--;
+            if (blocked) {
+                ps->blocked_sleepers++;
+                while (!d->stopping && done == d->done_generation)
+                    if (pthread_cond_timedwait(&ps->done_cond, &d->wake_lock, &until) == ETIMEDOUT)
+                        break;
+                ps->blocked_sleepers--;
+            } else {
+                d->sleepers++;
+                while (!d->stopping && gen == d->work_generation)
+                    if (pthread_cond_timedwait(&d->wake_cond, &d->wake_lock, &until) == ETIMEDOUT)
+                        break;
+                d->sleepers--;
+            }
             pthread_mutex_unlock(&d->wake_lock);
             continue;
+        }
+        if (d->sleepers > 0) { /* there may be more: the next idle lane looks */
+            pthread_mutex_lock(&d->wake_lock);
+            pthread_cond_signal(&d->wake_cond);
+            pthread_mutex_unlock(&d->wake_lock);
         }
         handle(d, &w);
         json_decref(w.entry);
         pthread_mutex_lock(&d->work_lock);
         d->inflight_subs[me][0] = 0;
         pthread_mutex_unlock(&d->work_lock);
+        pthread_mutex_lock(&d->wake_lock);
         d->done_generation++;
-        if (d->sleepers > 0) {
-            pthread_mutex_lock(&d->wake_lock);
-            pthread_cond_broadcast(&d->wake_cond);
-            pthread_mutex_unlock(&d->wake_lock);
-        }
+        if (d->passed_subs->blocked_sleepers > 0)
+            pthread_cond_broadcast(&d->passed_subs->done_cond);
+        pthread_mutex_unlock(&d->wake_lock);
     }
     return NULL;
 }
@@ -498,8 +517,10 @@ int inbox_start(struct daemon *d)
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
     d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
     d->passed_subs = calloc(1, sizeof *d->passed_subs);
-    if (d->passed_subs)
+    if (d->passed_subs) {
         d->passed_subs->subs = json_object();
+        pthread_cond_init(&d->passed_subs->done_cond, NULL);
+    }
     if (!d->workers || !d->inflight_subs || !d->passed_subs || !d->passed_subs->subs)
         return SAASD_ENOMEM;
     for (int i = 0; i < d->nworkers; i++) {
@@ -525,8 +546,10 @@ void inbox_stop(struct daemon *d)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
     free(d->inflight_subs);
-    if (d->passed_subs)
+    if (d->passed_subs) {
         json_decref(d->passed_subs->subs);
+        pthread_cond_destroy(&d->passed_subs->done_cond);
+    }
     free(d->passed_subs);
     d->passed_subs = NULL;
     d->workers = NULL;
@@ -534,18 +557,26 @@ void inbox_stop(struct daemon *d)
     d->nworkers = 0;
 }
 
+/* Anything may have changed: every idle lane looks. Lanes waiting for a busy subscription are
+ * woken too, to notice a stop; they go on waiting for a worker to finish otherwise. */
 void daemon_wake(struct daemon *d)
 {
     d->reset_generation++;
-    daemon_wake_appended(d);
+    d->work_generation++;
+    pthread_mutex_lock(&d->wake_lock);
+    pthread_cond_broadcast(&d->wake_cond);
+    if (d->passed_subs)
+        pthread_cond_broadcast(&d->passed_subs->done_cond);
+    pthread_mutex_unlock(&d->wake_lock);
 }
 
+/* New events: one idle lane looks, and wakes the next if it found work (worker_main). */
 void daemon_wake_appended(struct daemon *d)
 {
     d->work_generation++;
     if (d->sleepers > 0) {
         pthread_mutex_lock(&d->wake_lock);
-        pthread_cond_broadcast(&d->wake_cond);
+        pthread_cond_signal(&d->wake_cond);
         pthread_mutex_unlock(&d->wake_lock);
     }
 }
