@@ -31,7 +31,7 @@
                          must not make every scan read the whole inbox */
 #define SUB_ID_MAX 64
 #define KEY_MAX 64
-#define LANES 16 /* events in flight per configured worker (config `workers`) */
+#define LANES 32 /* events in flight per configured worker (config `workers`) */
 
 struct work {
     enum store_db db;
@@ -64,10 +64,15 @@ struct passed_subs {
     uint64_t start_done, start_reset, idle_done, idle_reset;
     /* Lanes whose due work waits for a busy subscription sleep here (under wake_lock), apart
      * from the idle ones on wake_cond: a finished event wakes only them, and a new event wakes
-     * one idle lane, which wakes the next when it found work. With 16 lanes per worker,
+     * one idle lane, which wakes the next when it found work. With 32 lanes per worker,
      * waking all of them for every event would cost more than the event. */
     pthread_cond_t done_cond;
     int blocked_sleepers;
+    /* Lanes acting on an event, per subscription lock stripe (daemon_lock_sub). A lane holds
+     * its subscription's stripe for the whole event, so an event on a busy stripe is passed
+     * over like one of a busy subscription (which it includes) instead of taken by a lane that
+     * would only wait for the stripe: the lanes go to subscriptions that can proceed. */
+    int stripe_lanes[DAEMON_SUB_STRIPES];
 };
 
 /* Entries the scans have looked at since start (saasd_inbox_entries_scanned_total): what the
@@ -130,12 +135,10 @@ static int header_next_at(const char *val, size_t vlen, int64_t *out)
     return 1;
 }
 
+/* The subscription, or another on its lock stripe, is being acted on (under work_lock). */
 static int sub_in_flight(struct scan_state *s, const char *sub)
 {
-    for (int i = 0; i < s->d->nworkers; i++)
-        if (!strcmp(s->d->inflight_subs[i], sub))
-            return 1;
-    return 0;
+    return s->d->passed_subs->stripe_lanes[daemon_sub_stripe(sub)] > 0;
 }
 
 /* Whether sub has an entry waiting in the outbox (one read of the by-subscription index). When
@@ -454,8 +457,12 @@ static void *worker_main(void *arg)
         int blocked = 0, more = 0;
         pthread_mutex_lock(&d->work_lock);
         int found = find_work(d, &w, &next_due, &blocked, &more);
-        if (found)
+        unsigned stripe = 0;
+        if (found) {
             snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
+            stripe = daemon_sub_stripe(d->inflight_subs[me]);
+            d->passed_subs->stripe_lanes[stripe]++;
+        }
         pthread_mutex_unlock(&d->work_lock);
         if (!found && more)
             continue; /* the pass goes on from where this scan stopped */
@@ -501,6 +508,7 @@ static void *worker_main(void *arg)
         json_decref(w.entry);
         pthread_mutex_lock(&d->work_lock);
         d->inflight_subs[me][0] = 0;
+        d->passed_subs->stripe_lanes[stripe]--;
         pthread_mutex_unlock(&d->work_lock);
         pthread_mutex_lock(&d->wake_lock);
         d->done_generation++;
