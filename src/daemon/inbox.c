@@ -510,10 +510,13 @@ static void *worker_main(void *arg)
         d->inflight_subs[me][0] = 0;
         d->passed_subs->stripe_lanes[stripe]--;
         pthread_mutex_unlock(&d->work_lock);
+        /* One finished event frees one subscription: one waiting lane looks (waking them all
+         * costs a scan each under work_lock; the others wake on the next finish, or their
+         * timeout, and this lane itself scans again at once). */
         pthread_mutex_lock(&d->wake_lock);
         d->done_generation++;
         if (d->passed_subs->blocked_sleepers > 0)
-            pthread_cond_broadcast(&d->passed_subs->done_cond);
+            pthread_cond_signal(&d->passed_subs->done_cond);
         pthread_mutex_unlock(&d->wake_lock);
     }
     return NULL;
@@ -522,6 +525,8 @@ static void *worker_main(void *arg)
 int inbox_start(struct daemon *d)
 {
     d->nworkers = (d->cfg->workers > 0 ? d->cfg->workers : 1) * LANES;
+    if (d->nworkers > DAEMON_SUB_STRIPES) /* no more events can be in flight (sub_in_flight) */
+        d->nworkers = DAEMON_SUB_STRIPES;
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
     d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
     d->passed_subs = calloc(1, sizeof *d->passed_subs);
