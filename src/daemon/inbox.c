@@ -31,7 +31,7 @@
                          must not make every scan read the whole inbox */
 #define SUB_ID_MAX 64
 #define KEY_MAX 64
-#define LANES 32 /* events in flight per configured worker (config `workers`) */
+#define LANES 16 /* events in flight per configured worker (config `workers`) */
 
 struct work {
     enum store_db db;
@@ -64,7 +64,7 @@ struct passed_subs {
     uint64_t start_done, start_reset, idle_done, idle_reset;
     /* Lanes whose due work waits for a busy subscription sleep here (under wake_lock), apart
      * from the idle ones on wake_cond: a finished event wakes only them, and a new event wakes
-     * one idle lane, which wakes the next when it found work. With 32 lanes per worker,
+     * one idle lane, which wakes the next when it found work. With 16 lanes per worker,
      * waking all of them for every event would cost more than the event. */
     pthread_cond_t done_cond;
     int blocked_sleepers;
