@@ -282,6 +282,27 @@ static void persistence(void)
     free(dir);
 }
 
+/* The emulator remembers bearers it verified (one RSA check per token, not per call); a token
+ * whose signing key is no longer published must still be refused. */
+static void bearer_after_key_retired(void)
+{
+    emu_up(NULL);
+    struct reply r = mp("GET", "/api/saas/subscriptions?api-version=2018-08-31", NULL);
+    CHECK(r.status == 200, "bearer: a publisher token is accepted (and remembered)");
+    reply_free(&r);
+    r = mp("GET", "/api/saas/subscriptions?api-version=2018-08-31", NULL);
+    CHECK(r.status == 200, "bearer: the same token again is accepted");
+    reply_free(&r);
+    for (int i = 0; i < 3; i++) { /* the JWKS keeps the signing key and two previous ones */
+        r = ctl("POST", "/_emulator/keys/rotate", NULL);
+        reply_free(&r);
+    }
+    r = mp("GET", "/api/saas/subscriptions?api-version=2018-08-31", NULL);
+    CHECK(r.status == 403, "bearer: once its key left the JWKS, the remembered token is refused");
+    reply_free(&r);
+    emu_down();
+}
+
 static unsigned short free_port(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -341,6 +362,7 @@ int main(void)
     control_misc();
     emu_down();
     persistence();
+    bearer_after_key_retired();
     startup();
     http_client_free(H);
     return CHECK_DONE();

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define POOL_MAX 32
+#define POOL_MAX 128 /* inbox lanes (inbox.c) each hold a handle while an event is in flight */
 
 struct http_client {
     struct http_client_options opt;

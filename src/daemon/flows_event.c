@@ -33,6 +33,8 @@ struct event {
     const struct lifecycle_action *row;
     const char *op_id, *sub_id, *action;
     json_t *payload, *op, *rec;
+    json_t *fresh;       /* Microsoft's subscription as read before the handler ran, or NULL */
+    int told;            /* saasd sent Microsoft a change (PATCH, DELETE) since fresh was read */
     char offer[256];
     char op_status[32];  /* Microsoft's operation status when the event was taken */
     char final[32];      /* the operation's status after saasd acted */
@@ -129,12 +131,11 @@ static int verdict_accepts(const char *verdict)
  * the stored one (the landing page and every flow store Microsoft's object as read back). */
 static int run_handler(struct event *ev)
 {
-    json_t *fresh = flows_get_subscription(ev->d, ev->sub_id);
-    json_t *view = fresh ? fresh : json_object_get(ev->rec, "subscription");
+    ev->fresh = flows_get_subscription(ev->d, ev->sub_id);
+    json_t *view = ev->fresh ? ev->fresh : json_object_get(ev->rec, "subscription");
     if (!view)
         view = jl_get(ev->payload, "subscription");
     int rc = decide(ev->d, ev->offer, ev->row->handler, view, ev->payload, ev->b, &ev->dec);
-    json_decref(fresh);
     if (rc && ev->row->on_error == ON_ERROR_RETRY) {
         /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */
         snprintf(ev->out->message, sizeof ev->out->message, "%.500s", ev->dec.error);
@@ -157,6 +158,7 @@ static int acknowledge(struct event *ev)
 {
     struct mp_result mr = {0};
     int partner = !strcasecmp(lifecycle_request_source(ev->op), "Partner");
+    ev->told = 1;
     int prc = mp_ack_operation(ev->d->mp, ev->sub_id, ev->op_id, ev->accept ? "Success" : "Failure", &mr);
     long patch_status = mr.status;
     mp_result_clear(&mr);
@@ -181,6 +183,7 @@ static int acknowledge(struct event *ev)
 static int cancel_after_refusal(struct event *ev)
 {
     struct mp_result mr = {0};
+    ev->told = 1;
     int rc = mp_delete_subscription(ev->d->mp, ev->sub_id, &mr);
     if (rc) {
         snprintf(ev->out->message, sizeof ev->out->message, "refused by the rule; DELETE failed: HTTP %ld %s", mr.status, mr.message);
@@ -272,7 +275,9 @@ static void settle_state(struct event *ev)
     }
     if (done && target)
         flows_mark_pending_change(ev->rec, ev->op_id, ev->row->target_field, target);
-    json_t *fresh = flows_get_subscription(ev->d, ev->sub_id);
+    /* What Microsoft shows now: the subscription as read just before the handler, unless saasd
+     * has told Microsoft something since (one GET less per event that changes nothing there). */
+    json_t *fresh = ev->fresh && !ev->told ? json_incref(ev->fresh) : flows_get_subscription(ev->d, ev->sub_id);
     if (fresh && target && !done && ev->ran && json_equal(jl_get(fresh, ev->row->target_field), target)) {
         metrics_inc("saasd_drift_total", "kind=\"refused_but_applied\"");
         log_warn("inbox", "Microsoft applied a change saasd refused; Microsoft's state kept", "op_id", ev->op_id,
@@ -357,5 +362,6 @@ fail:
     json_decref(oprec);
     json_decref(ev.op);
     json_decref(ev.rec);
+    json_decref(ev.fresh);
     return rc;
 }

@@ -2,7 +2,12 @@
  * An event that cannot be finished now moves to the outbox with a retry time (exponential
  * backoff, capped); workers pick outbox entries up when they are due, across restarts, until
  * they succeed or an operator abandons them. Events of one subscription are handled in order
- * and never concurrently. Removing an event and applying its effects is one store batch. */
+ * and never concurrently. Removing an event and applying its effects is one store batch.
+ *
+ * Each configured worker is LANES threads: one event is mostly waiting (Microsoft's answers, the
+ * rule's process, the fsync of its result), so one thread per event in flight keeps up to LANES
+ * events of different subscriptions moving per worker, and their results, committed at about
+ * the same time, share the store writer's fsync (group commit: store_writer.c). */
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 #include "daemon/flows.h"
@@ -26,6 +31,7 @@
                          must not make every scan read the whole inbox */
 #define SUB_ID_MAX 64
 #define KEY_MAX 64
+#define LANES 16 /* events in flight per configured worker (config `workers`) */
 
 struct work {
     enum store_db db;
@@ -56,6 +62,17 @@ struct passed_subs {
     unsigned char end_key[KEY_MAX];
     size_t end_klen;
     uint64_t start_done, start_reset, idle_done, idle_reset;
+    /* Lanes whose due work waits for a busy subscription sleep here (under wake_lock), apart
+     * from the idle ones on wake_cond: a finished event wakes only them, and a new event wakes
+     * one idle lane, which wakes the next when it found work. With 16 lanes per worker,
+     * waking all of them for every event would cost more than the event. */
+    pthread_cond_t done_cond;
+    int blocked_sleepers;
+    /* Lanes acting on an event, per subscription lock stripe (daemon_lock_sub). A lane holds
+     * its subscription's stripe for the whole event, so an event on a busy stripe is passed
+     * over like one of a busy subscription (which it includes) instead of taken by a lane that
+     * would only wait for the stripe: the lanes go to subscriptions that can proceed. */
+    int stripe_lanes[DAEMON_SUB_STRIPES];
 };
 
 /* Entries the scans have looked at since start (saasd_inbox_entries_scanned_total): what the
@@ -118,12 +135,10 @@ static int header_next_at(const char *val, size_t vlen, int64_t *out)
     return 1;
 }
 
+/* The subscription, or another on its lock stripe, is being acted on (under work_lock). */
 static int sub_in_flight(struct scan_state *s, const char *sub)
 {
-    for (int i = 0; i < s->d->nworkers; i++)
-        if (!strcmp(s->d->inflight_subs[i], sub))
-            return 1;
-    return 0;
+    return s->d->passed_subs->stripe_lanes[daemon_sub_stripe(sub)] > 0;
 }
 
 /* Whether sub has an entry waiting in the outbox (one read of the by-subscription index). When
@@ -442,8 +457,12 @@ static void *worker_main(void *arg)
         int blocked = 0, more = 0;
         pthread_mutex_lock(&d->work_lock);
         int found = find_work(d, &w, &next_due, &blocked, &more);
-        if (found)
+        unsigned stripe = 0;
+        if (found) {
             snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
+            stripe = daemon_sub_stripe(d->inflight_subs[me]);
+            d->passed_subs->stripe_lanes[stripe]++;
+        }
         pthread_mutex_unlock(&d->work_lock);
         if (!found && more)
             continue; /* the pass goes on from where this scan stopped */
@@ -459,41 +478,62 @@ static void *worker_main(void *arg)
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000;
             }
+            struct passed_subs *ps = d->passed_subs;
             pthread_mutex_lock(&d->wake_lock);
-            d->sleepers++;
             /* Work that waits for a busy subscription becomes available when a worker
              * finishes, not when more events arrive: rescanning on every webhook would
              * re-read the same blocked entries. */
-            while (!d->stopping && (blocked ? done == d->done_generation : gen == d->work_generation))
-                if (pthread_cond_timedwait(&d->wake_cond, &d->wake_lock, &until) == ETIMEDOUT)
-                    break;
-            d->sleepers--;
+            if (blocked) {
+                ps->blocked_sleepers++;
+                while (!d->stopping && done == d->done_generation)
+                    if (pthread_cond_timedwait(&ps->done_cond, &d->wake_lock, &until) == ETIMEDOUT)
+                        break;
+                ps->blocked_sleepers--;
+            } else {
+                d->sleepers++;
+                while (!d->stopping && gen == d->work_generation)
+                    if (pthread_cond_timedwait(&d->wake_cond, &d->wake_lock, &until) == ETIMEDOUT)
+                        break;
+                d->sleepers--;
+            }
             pthread_mutex_unlock(&d->wake_lock);
             continue;
+        }
+        if (d->sleepers > 0) { /* there may be more: the next idle lane looks */
+            pthread_mutex_lock(&d->wake_lock);
+            pthread_cond_signal(&d->wake_cond);
+            pthread_mutex_unlock(&d->wake_lock);
         }
         handle(d, &w);
         json_decref(w.entry);
         pthread_mutex_lock(&d->work_lock);
         d->inflight_subs[me][0] = 0;
+        d->passed_subs->stripe_lanes[stripe]--;
         pthread_mutex_unlock(&d->work_lock);
+        /* One finished event frees one subscription: one waiting lane looks (waking them all
+         * costs a scan each under work_lock; the others wake on the next finish, or their
+         * timeout, and this lane itself scans again at once). */
+        pthread_mutex_lock(&d->wake_lock);
         d->done_generation++;
-        if (d->sleepers > 0) {
-            pthread_mutex_lock(&d->wake_lock);
-            pthread_cond_broadcast(&d->wake_cond);
-            pthread_mutex_unlock(&d->wake_lock);
-        }
+        if (d->passed_subs->blocked_sleepers > 0)
+            pthread_cond_signal(&d->passed_subs->done_cond);
+        pthread_mutex_unlock(&d->wake_lock);
     }
     return NULL;
 }
 
 int inbox_start(struct daemon *d)
 {
-    d->nworkers = d->cfg->workers > 0 ? d->cfg->workers : 1;
+    d->nworkers = (d->cfg->workers > 0 ? d->cfg->workers : 1) * LANES;
+    if (d->nworkers > DAEMON_SUB_STRIPES) /* no more events can be in flight (sub_in_flight) */
+        d->nworkers = DAEMON_SUB_STRIPES;
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
     d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
     d->passed_subs = calloc(1, sizeof *d->passed_subs);
-    if (d->passed_subs)
+    if (d->passed_subs) {
         d->passed_subs->subs = json_object();
+        pthread_cond_init(&d->passed_subs->done_cond, NULL);
+    }
     if (!d->workers || !d->inflight_subs || !d->passed_subs || !d->passed_subs->subs)
         return SAASD_ENOMEM;
     for (int i = 0; i < d->nworkers; i++) {
@@ -519,8 +559,10 @@ void inbox_stop(struct daemon *d)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
     free(d->inflight_subs);
-    if (d->passed_subs)
+    if (d->passed_subs) {
         json_decref(d->passed_subs->subs);
+        pthread_cond_destroy(&d->passed_subs->done_cond);
+    }
     free(d->passed_subs);
     d->passed_subs = NULL;
     d->workers = NULL;
@@ -528,18 +570,26 @@ void inbox_stop(struct daemon *d)
     d->nworkers = 0;
 }
 
+/* Anything may have changed: every idle lane looks. Lanes waiting for a busy subscription are
+ * woken too, to notice a stop; they go on waiting for a worker to finish otherwise. */
 void daemon_wake(struct daemon *d)
 {
     d->reset_generation++;
-    daemon_wake_appended(d);
+    d->work_generation++;
+    pthread_mutex_lock(&d->wake_lock);
+    pthread_cond_broadcast(&d->wake_cond);
+    if (d->passed_subs)
+        pthread_cond_broadcast(&d->passed_subs->done_cond);
+    pthread_mutex_unlock(&d->wake_lock);
 }
 
+/* New events: one idle lane looks, and wakes the next if it found work (worker_main). */
 void daemon_wake_appended(struct daemon *d)
 {
     d->work_generation++;
     if (d->sleepers > 0) {
         pthread_mutex_lock(&d->wake_lock);
-        pthread_cond_broadcast(&d->wake_cond);
+        pthread_cond_signal(&d->wake_cond);
         pthread_mutex_unlock(&d->wake_lock);
     }
 }

@@ -69,8 +69,14 @@ static void handle(void *arg, const struct httpd_request *r, struct httpd_respon
             httpd_set_body(res, 404, NULL, "{\"code\":\"NotFound\",\"message\":\"no such route\"}");
         if (!control)
             record_call(e, r, res->status);
+        else
+            emu_timers_rescan(e); /* the clock, the knobs or the whole state may have changed */
         emu_persist_flush(e);
-        pthread_cond_broadcast(&e->wake);
+        /* Only when the threads have something new to look at: each wake-up of the ticker or
+         * the sender costs a pass under this lock. */
+        if (e->wake_needed)
+            pthread_cond_broadcast(&e->wake);
+        e->wake_needed = 0;
         pthread_mutex_unlock(&e->lock);
     }
     if (res->status == 0)
@@ -291,6 +297,7 @@ void emu_stop(struct emu *e)
         emu_persist_close(e);
     }
     http_client_free(e->http);
+    emu_bearers_clear(e);
     for (size_t i = 0; i < e->nkeys; i++)
         emu_key_free(&e->keys[i]);
     emu_faults_clear(e);

@@ -96,6 +96,50 @@ int emu_mint_webhook_token(struct emu *e, const char *tid, const char *client, c
     return emu_sign_claims(e, c, out);
 }
 
+void emu_bearers_clear(struct emu *e)
+{
+    for (size_t i = 0; i < sizeof e->bearers / sizeof e->bearers[0]; i++) {
+        free(e->bearers[i].token);
+        json_decref(e->bearers[i].claims);
+        memset(&e->bearers[i], 0, sizeof e->bearers[i]);
+    }
+}
+
+static int key_published(const struct emu *e, const char *kid)
+{
+    for (size_t i = 0; i < e->nkeys; i++)
+        if (e->keys[i].pkey && !strcmp(e->keys[i].kid, kid))
+            return 1;
+    return 0;
+}
+
+/* The claims of a bearer whose signature holds (new reference): remembered ones while their
+ * key is still published, else verified now and remembered. The other checks are the caller's,
+ * on every call (expiry, audience...). */
+static int bearer_claims(struct emu *e, const char *token, json_t **claims)
+{
+    const size_t n = sizeof e->bearers / sizeof e->bearers[0];
+    for (size_t i = 0; i < n; i++) {
+        struct emu_bearer_seen *b = &e->bearers[i];
+        if (b->token && !strcmp(b->token, token) && key_published(e, b->kid)) {
+            *claims = json_incref(b->claims);
+            return 0;
+        }
+    }
+    int rc = emu_jwt_verify(e->keys, e->nkeys, token, claims);
+    struct emu_jws j = {0};
+    if (rc == 0 && emu_jws_parse(token, &j) == 0) {
+        struct emu_bearer_seen *b = &e->bearers[e->bearers_next++ % n];
+        free(b->token);
+        json_decref(b->claims);
+        b->token = strdup(token);
+        snprintf(b->kid, sizeof b->kid, "%s", emu_jstr(j.header, "kid"));
+        b->claims = b->token ? json_incref(*claims) : NULL;
+    }
+    emu_jws_clear(&j);
+    return rc;
+}
+
 int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err, char *caller)
 {
     const char *auth = httpd_header(r, "Authorization");
@@ -105,7 +149,7 @@ int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_er
         emu_fail(err, 403, "Forbidden", "Authorization bearer token is missing");
         return SAASD_EAUTH;
     }
-    if (emu_jwt_verify(e->keys, e->nkeys, auth + 7, &claims) != 0) {
+    if (bearer_claims(e, auth + 7, &claims) != 0) {
         emu_fail(err, 403, "Forbidden", "The access token is invalid (signature, algorithm or unknown kid)");
         return SAASD_EAUTH;
     }

@@ -99,7 +99,26 @@ struct emu {
     void *lmdb_env;
     pthread_t ticker, sender;
     int threads_started;
+    /* What the timer and sender threads need to look at, so that neither rereads every
+     * operation or delivery on every request (they hold the state lock while they scan): */
+    int64_t tick_at;       /* emulator time before which no operation's timer is due (0: scan) */
+    size_t first_pending;  /* deliveries before this index are final: only appended, never reopened */
+    int wake_needed;       /* a request armed a timer: wake the threads when it ends */
+    /* Bearers whose RS256 signature was checked, so a client's every call with the same token
+     * does not cost an RSA verification under the state lock; an entry counts only while its
+     * kid is still published (emu_entra.c). */
+    struct emu_bearer_seen {
+        char *token;
+        char kid[64];
+        json_t *claims;
+    } bearers[4];
+    unsigned bearers_next;
 };
+
+/* A timer (an operation's _dueAt) was set to at: the ticker looks again by then. */
+void emu_timer_armed(struct emu *e, int64_t at);
+/* State changed in a way no timer records (clock, reset, a loaded state): the ticker rescans. */
+void emu_timers_rescan(struct emu *e);
 
 /* ---- emu_util.c: time, JSON and replies ---- */
 int64_t emu_now_ms(const struct emu *e);
@@ -169,6 +188,8 @@ int emu_sign_claims(struct emu *e, json_t *claims, char **out);
 /* Checks the Authorization bearer of a marketplace call; 0 and the calling app's client id in
  * caller (64 bytes), or fills err (403). */
 int emu_check_bearer(struct emu *e, const struct httpd_request *r, struct emu_error *err, char *caller);
+/* Drops the verified bearers (emu_stop). */
+void emu_bearers_clear(struct emu *e);
 void emu_issuer_v1(const struct emu *e, const char *tid, char *out, size_t n);
 void emu_issuer_v2(const struct emu *e, const char *tid, char *out, size_t n);
 

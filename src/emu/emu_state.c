@@ -30,6 +30,8 @@ void emu_state_reset(struct emu *e)
     json_t *users = json_incref(coll(e, "users")), *signin = json_incref(coll(e, "signin"));
     json_decref(e->db);
     emu_state_init(e);
+    e->first_pending = 0; /* a new, empty delivery log */
+    emu_timers_rescan(e);
     json_object_set_new(e->db, "offers", offers);
     if (apps)
         json_object_set_new(e->db, "apps", apps);
@@ -707,6 +709,7 @@ int emu_publisher_update(struct emu *e, json_t *sub, const json_t *body, struct 
     json_decref(qj);
     json_object_set_new(op, "_phase", json_string("completing"));
     json_object_set_new(op, "_dueAt", json_integer(emu_now_ms(e) + e->k.op_delay_ms));
+    emu_timer_armed(e, emu_now_ms(e) + e->k.op_delay_ms);
     *op_out = op;
     return 0;
 }
@@ -729,6 +732,7 @@ int emu_publisher_delete(struct emu *e, json_t *sub, struct emu_error *err, json
     json_t *op = new_op(e, sub, "Unsubscribe", "Partner", NULL, NULL);
     json_object_set_new(op, "_phase", json_string("completing"));
     json_object_set_new(op, "_dueAt", json_integer(emu_now_ms(e) + e->k.op_delay_ms));
+    emu_timer_armed(e, emu_now_ms(e) + e->k.op_delay_ms);
     json_object_set_new(op, "_fromStatus", json_string(status));
     *op_out = op;
     return 0;
@@ -920,11 +924,28 @@ int emu_customer_action(struct emu *e, json_t *sub, const char *action, const js
 
 /* ---- timers ---- */
 
+void emu_timer_armed(struct emu *e, int64_t at)
+{
+    if (at < e->tick_at)
+        e->tick_at = at;
+    e->wake_needed = 1;
+}
+
+void emu_timers_rescan(struct emu *e)
+{
+    e->tick_at = 0;
+    e->wake_needed = 1;
+}
+
+/* Runs the operations' timers that are due. Only when one may be (tick_at): a scan reads every
+ * operation, and the ticker holds the state lock meanwhile. */
 long emu_state_tick(struct emu *e)
 {
-    int64_t now = emu_now_ms(e), next = now + 100;
+    int64_t now = emu_now_ms(e), next = now + 100, earliest = INT64_MAX;
     const char *key;
     json_t *op;
+    if (now < e->tick_at)
+        return (long)(e->tick_at - now < 100 ? e->tick_at - now : 100);
     json_object_foreach(coll(e, "ops"), key, op) {
         if (strcmp(emu_jstr(op, "status"), "InProgress"))
             continue;
@@ -936,6 +957,8 @@ long emu_state_tick(struct emu *e)
         if (at > now) {
             if (at < next)
                 next = at;
+            if (at < earliest)
+                earliest = at;
             continue;
         }
         if (!strcmp(phase, "await_ack")) {
@@ -949,6 +972,7 @@ long emu_state_tick(struct emu *e)
                 emu_webhook_enqueue(e, op);
         }
     }
+    e->tick_at = earliest; /* timers armed from here on lower it (emu_timer_armed) */
     return (long)(next - now);
 }
 
@@ -974,6 +998,7 @@ void emu_delivery_done(struct emu *e, json_t *d, long http, const char *error, l
         if (waiting && !strcmp(emu_jstr(op, "_phase"), "await_delivery")) {
             json_object_set_new(op, "_phase", json_string("await_ack"));
             json_object_set_new(op, "_dueAt", json_integer(now + e->k.ack_window_ms));
+            emu_timer_armed(e, now + e->k.ack_window_ms);
         }
     } else if (http >= 400 && http < 500) {
         json_object_set_new(d, "status", json_string("rejected"));

@@ -44,6 +44,7 @@ void emu_webhook_enqueue(struct emu *e, json_t *op)
         if (json_is_true(json_object_get(op, "_ackable")) && !strcmp(emu_jstr(op, "status"), "InProgress")) {
             json_object_set_new(op, "_phase", json_string("await_ack"));
             json_object_set_new(op, "_dueAt", json_integer(now + e->k.ack_window_ms));
+            emu_timer_armed(e, now + e->k.ack_window_ms);
         }
     }
     json_array_append_new(json_object_get(e->db, "deliveries"), d);
@@ -74,13 +75,20 @@ static void wait_ms(struct emu *e, long ms)
     pthread_cond_timedwait(&e->wake, &e->lock, &until);
 }
 
+/* The first delivery due now. Final deliveries never become pending again, so the scan starts
+ * after the leading final ones (first_pending) instead of rereading the whole log. */
 static json_t *next_due(struct emu *e, long *wait)
 {
     int64_t now = emu_now_ms(e);
-    size_t i;
-    json_t *d;
+    json_t *all = json_object_get(e->db, "deliveries"), *d;
+    size_t n = json_array_size(all);
     *wait = 100;
-    json_array_foreach(json_object_get(e->db, "deliveries"), i, d) {
+    if (e->first_pending > n)
+        e->first_pending = 0;
+    while (e->first_pending < n && strcmp(emu_jstr(json_array_get(all, e->first_pending), "status"), "pending"))
+        e->first_pending++;
+    for (size_t i = e->first_pending; i < n; i++) {
+        d = json_array_get(all, i);
         if (strcmp(emu_jstr(d, "status"), "pending"))
             continue;
         int64_t at = json_integer_value(json_object_get(d, "_nextAt"));

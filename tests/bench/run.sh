@@ -157,6 +157,9 @@ echo "    RSA verifications: $(metric "$metrics" 'saasd_jwt_verifications_total{
 echo "    joined in flight : $(metric "$metrics" 'saasd_webhook_verify_queue_total{result="joined"}'), queue full: $(metric "$metrics" 'saasd_webhook_verify_queue_total{result="queue_full"}')"
 grep -E 'Socket errors' "$work/burst.out" | sed 's/^/    saasd: /' || true
 
+# --- acting on events: 10 000 queued events drained end to end (helper "drain"; tests/bench/drain.sh) ---
+BUILD="$BUILD" tests/bench/drain.sh || echo "bench: the drain benchmark failed" >&2
+
 # --- rule call latency for the example offers ---
 echo
 echo "rule call latency (example offers, real sandbox, limits armed):"

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# "Acting on events" (issue 14, item 3), part of make bench (run.sh calls it; it also runs alone):
+# BENCH_EVENTS (10 000) events are queued in the inbox of a stopped daemon by drain_load (half
+# Subscribe, half ChangeQuantity waiting for an ACK, two per subscription, in order), then the
+# daemon starts and its workers act on them end to end against the emulator: GET operation,
+# the offer's rule (rules/seats-pro.lua, with ctx.store writes), PATCH for ChangeQuantity, GET
+# subscription, the durable result. Printed for the default workers (2) and for 1 and 4;
+# asserts nothing. The time runs from the daemon's start to the last event's result.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+SAASD=$BUILD/saasd
+EVENTS=${BENCH_EVENTS:-10000}
+work=$(mktemp -d /tmp/saasd-drain-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "bench: $1 did not come up" >&2; return 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
+
+echo
+echo "acting on events: $EVENTS events queued in the inbox (Subscribe + ChangeQuantity per subscription),"
+echo "drained end to end against the emulator (GET operation, rule, PATCH, GET subscription, durable result)"
+for workers in ${BENCH_DRAIN_WORKERS:-2 1 4}; do
+  EMU_PORT=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
+  # no webhook URL: the emulator sends nothing (the ACK window starts at once; 1 h here)
+  "$SAASD" emulate --port "$EMU_PORT" 2>"$work/emu.log" &
+  EMU_PID=$!
+  pids+=($EMU_PID)
+  wait_http "http://127.0.0.1:$EMU_PORT/_emulator/health"
+  rm -rf "$work/data"
+  cat >"$work/saasd.conf" <<CONF
+listen = "127.0.0.1:$PORT"
+data_dir = "$work/data"
+log_level = "warn"
+workers = $workers
+admin = { listen = "127.0.0.1:$ADMIN_PORT", key_env = "SAASD_BENCH_ADMIN" }
+entra = { authority = "http://127.0.0.1:$EMU_PORT", tenant_id = "11111111-1111-4111-8111-111111111111",
+          client_id = "22222222-2222-4222-8222-222222222222", secret_env = "SAASD_BENCH_SECRET" }
+marketplace = { base_url = "http://127.0.0.1:$EMU_PORT", max_attempts = 1 }
+rules = { dir = "$PWD/rules" }
+reconcile = { interval = 0 }
+CONF
+  "$BUILD/bench/drain_load" "http://127.0.0.1:$EMU_PORT" "$work/data" "$EVENTS"
+  e0=$(cpu_ticks "$EMU_PID")
+  t0=$(date +%s.%N)
+  "$SAASD" serve --config "$work/saasd.conf" 2>>"$work/saasd.log" &
+  SAASD_PID=$!
+  pids+=($SAASD_PID)
+  # poll /metrics until every event has a result (a retry is not one: it comes back later)
+  out=$(python3 - "$PORT" "$EVENTS" "$t0" "$SAASD_PID" <<'PY'
+import http.client, os, re, sys, time
+port, want, t0, pid = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+pat = re.compile(r'^saasd_events_processed_total\{action="([^"]*)",outcome="([^"]*)"\} (\d+)', re.M)
+deadline = time.time() + 600
+def alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while True:
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+    except OSError:
+        text = ""
+    seen = {}
+    for _a, o, n in pat.findall(text):
+        seen[o] = seen.get(o, 0) + int(n)
+    done = sum(n for o, n in seen.items() if o != "retry")
+    if done >= want or time.time() > deadline or not alive(pid):
+        break
+    time.sleep(0.02)
+dt = time.time() - t0
+print(f"{dt:.2f} {done / dt:.0f} " + ",".join(f"{o}={n}" for o, n in sorted(seen.items())))
+PY
+)
+  cpu=$(cpu_ticks "$SAASD_PID"); e1=$(cpu_ticks "$EMU_PID")
+  kill "$SAASD_PID"; wait "$SAASD_PID" 2>/dev/null || true
+  kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true
+  read -r secs rate outcomes <<<"$out"
+  tick=$(getconf CLK_TCK)
+  label=$([ "$workers" = 2 ] && echo "workers = 2 (default)" || echo "workers = $workers")
+  echo "  $label: acting on events: $rate events/s, $EVENTS drained in $secs s   target >= 2000 events/s"
+  echo "      outcomes $outcomes; CPU per event: saasd $(python3 -c "print(f'{$cpu * 1e6 / $tick / $EVENTS:.0f}')") us,"\
+       "emulator $(python3 -c "print(f'{($e1 - $e0) * 1e6 / $tick / $EVENTS:.0f}')") us; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+done
