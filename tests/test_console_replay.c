@@ -11,42 +11,7 @@ static const char CANDIDATE[] = "return { change_quantity = function(sub, change
                                 "  return { accept = true }\n"
                                 "end }\n";
 
-/* The operator's browser: one cookie, no redirects followed. */
-struct op {
-    char cookie[4300];
-    long status;
-    char *body;
-};
-
-static long op_call(struct op *o, const char *method, const char *path, const char *form)
-{
-    char url[2048], cookie[4400], set[4400];
-    snprintf(url, sizeof url, "%s%s", it_admin_url, path);
-    snprintf(cookie, sizeof cookie, "saasd_console=%s", o->cookie);
-    struct http_header h[2] = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Cookie", cookie}};
-    struct http_request rq = {.method = method, .url = url, .headers = h, .nheaders = o->cookie[0] ? 2 : 1,
-                              .body = form, .body_len = form ? strlen(form) : 0, .timeout_ms = 60000};
-    struct http_response r = {0};
-    int rc = http_client_do(it_http, &rq, &r);
-    if (!rc && http_response_header(&r, "Set-Cookie", set, sizeof set) && !strncmp(set, "saasd_console=", 14))
-        sscanf(set + 14, "%4299[^;]", o->cookie);
-    free(o->body);
-    o->body = rc ? strdup("") : r.body;
-    r.body = NULL;
-    o->status = rc ? 0 : r.status;
-    http_response_free(&r);
-    return o->status;
-}
-
-static const char *csrf_of(const struct op *o)
-{
-    static char csrf[128];
-    csrf[0] = 0;
-    const char *p = o->body ? strstr(o->body, "name=\"csrf\" value=\"") : NULL;
-    if (p)
-        sscanf(p + 19, "%127[^\"]", csrf);
-    return csrf;
-}
+#include "console_client.h"
 
 /* POST the replay form; candidate is percent-encoded by the caller where needed. */
 static long post(struct op *o, const char *csrf, const char *candidate, const char *extra)
