@@ -8,20 +8,8 @@
 # asserts nothing. The time runs from the daemon's start to the last event's result.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-SAASD=$BUILD/saasd
 EVENTS=${BENCH_EVENTS:-10000}
-work=$(mktemp -d /tmp/saasd-drain-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "bench: $1 did not come up" >&2; return 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+BENCH_NAME=drain . tests/bench/lib.sh
 export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
 
 echo

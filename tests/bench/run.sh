@@ -14,25 +14,11 @@
 # Ratios within one run are what count: absolute figures move with the machine's load.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-SAASD=$BUILD/saasd
 DURATION=${BENCH_SECONDS:-8}
-work=$(mktemp -d /tmp/saasd-bench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "bench: $1 did not come up" >&2; return 1; }
+BENCH_NAME=bench . tests/bench/lib.sh
 rps_of() { awk '/Requests\/sec/ {print $2}' "$1"; }
 reqs_of() { awk '/requests in/ {print $1}' "$1"; }
 non2xx_of() { awk '/Non-2xx/ {n = $NF} END {print n + 0}' "$1"; }
-# utime + stime of a process in clock ticks (/proc/PID/stat fields 14 and 15)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # utime + stime per thread group of a process, by thread name (/proc/PID/task/TID/comm):
 # "ingest" = libmicrohttpd's event loop (MHD-*), the store's writer and notifier (store-*,
 # which also commit the inbox workers' results) and the token verifiers (verify); "inbox" =
