@@ -193,6 +193,20 @@ metering = { interval = 0 }
         return self.ctl("GET", "/_emulator/calls?method=%s&path=%s" % (method, glob))[1]["calls"]
 
 
+def retry_dom(fn, tries=5):
+    """Run fn, again after a short pause when chromium reports the node it was given is no
+    longer in the document (a page still being replaced): a race of the driver, not a finding."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    for attempt in range(tries):
+        try:
+            return fn()
+        except (StaleElementReferenceException, WebDriverException) as e:
+            lost = isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e)
+            if not lost or attempt == tries - 1:
+                raise
+            time.sleep(0.2)
+
+
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -239,7 +253,11 @@ class Run:
         return path
 
     def click_and_wait(self, element, seconds=30):
-        """Click, then wait until the browser has left the page (a form post or a link)."""
+        """Click, then wait until the browser has left the page (a form post or a link).
+        element: a found element, or a function that finds it (then a node chromium lost while
+        the page settled is looked up again instead of failing the case)."""
+        if callable(element):
+            return retry_dom(lambda: self.click_and_wait(element(), seconds))
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
         from selenium.webdriver.common.by import By

@@ -88,7 +88,7 @@ def ms_status(stack, sub_id):
 
 def text(d):
     from selenium.webdriver.common.by import By
-    return d.find_element(By.TAG_NAME, "body").text
+    return harness.retry_dom(lambda: d.find_element(By.TAG_NAME, "body").text)
 
 
 def sign_in_if_asked(t, stack, email, shot=None):
@@ -97,7 +97,7 @@ def sign_in_if_asked(t, stack, email, shot=None):
     if d.current_url.startswith(stack.emu) and "Pick an account" in d.page_source:
         if shot:
             t.shot(shot)
-        t.click_and_wait(account_button(d, email))
+        t.click_and_wait(lambda: account_button(d, email))
         return True
     return False
 
