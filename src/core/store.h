@@ -82,6 +82,10 @@ struct store_options {
 struct store;
 struct store_batch;
 
+/* The keys' big-endian 64-bit numbers (sequence numbers, times): they sort as numbers. */
+void store_be64_put(unsigned char out[8], uint64_t v);
+uint64_t store_be64_get(const unsigned char in[8]);
+
 /* Open (creating if needed) the environment in directory dir. Migrates an older schema;
  * refuses a newer one with SAASD_ESCHEMA. opt may be NULL for defaults. */
 int store_open(const char *dir, const struct store_options *opt, struct store **out);

@@ -96,7 +96,5 @@ void store_log_open_error(const char *dir, int mdb_rc, const char *mdb_msg);
 void *store_writer_main(void *arg);
 void *store_notifier_main(void *arg);
 
-void store_be64_put(unsigned char out[8], uint64_t v);
-uint64_t store_be64_get(const unsigned char in[8]);
 
 #endif

@@ -549,10 +549,7 @@ static int collect_event(void *arg, const void *key, size_t klen, const void *va
     json_t *ev = klen == 8 ? json_loadb(val, vlen, 0, NULL) : NULL;
     if (!ev)
         return 0;
-    json_int_t seq = 0;
-    for (size_t i = 0; i < 8; i++)
-        seq = seq << 8 | ((const unsigned char *)key)[i];
-    json_object_set_new(ev, "seq", json_integer(seq));
+    json_object_set_new(ev, "seq", json_integer((json_int_t)store_be64_get(key)));
     json_array_append_new(p->list, ev);
     return json_array_size(p->list) >= p->limit;
 }

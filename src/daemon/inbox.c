@@ -217,15 +217,6 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
     return 1;
 }
 
-static uint64_t be64_at(const void *p)
-{
-    const unsigned char *b = p;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | b[i];
-    return v;
-}
-
 /* One entry of the outbox's due index (be64 next_at_ms + outbox key -> sub id): entries come
  * in due order, so the first one not due yet ends the outbox's part of the pass. */
 static int consider_due(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -234,7 +225,7 @@ static int consider_due(void *arg, const void *key, size_t klen, const void *val
     if (klen != 16)
         return 0;
     vlen = vlen < SUB_ID_MAX ? vlen : SUB_ID_MAX - 1; /* ids are GUIDs; a longer one is cut, as before */
-    int64_t due = (int64_t)be64_at(key);
+    int64_t due = (int64_t)store_be64_get(key);
     if (due > s->now) {
         if (!s->next_due || due < s->next_due)
             s->next_due = due;

@@ -20,21 +20,6 @@
 /* Events deleted per pruning batch. */
 #define PRUNE_BATCH 1000
 
-static void be64_put(unsigned char out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (unsigned char)(v & 0xff);
-}
-
-static uint64_t be64_get(const void *in)
-{
-    const unsigned char *p = in;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 struct sink {
     struct daemon *d;
     const struct sink_config *cfg;
@@ -80,7 +65,7 @@ static int save_cursor(struct sink *k, uint64_t seq)
     char key[128];
     unsigned char be[8];
     cursor_key(k, key, sizeof key);
-    be64_put(be, seq);
+    store_be64_put(be, seq);
     struct store_batch *b = NULL;
     int rc = store_batch_new(&b);
     if (!rc)
@@ -96,7 +81,7 @@ static int save_cursor(struct sink *k, uint64_t seq)
 static int last_key(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     if (klen == 8)
-        *(uint64_t *)arg = be64_get(key);
+        *(uint64_t *)arg = store_be64_get(key);
     return 0;
 }
 
@@ -109,7 +94,7 @@ static int load_cursor(struct sink *k)
     cursor_key(k, key, sizeof key);
     int rc = store_get(k->d->store, STORE_META, key, strlen(key), &val, &len);
     if (rc == 0 && len == 8) {
-        k->cursor = k->saved = be64_get(val);
+        k->cursor = k->saved = store_be64_get(val);
         free(val);
         return 0;
     }
@@ -134,7 +119,7 @@ static int take_first(void *arg, const void *key, size_t klen, const void *val, 
     struct next_event *n = arg;
     if (klen != 8)
         return 0;
-    n->seq = be64_get(key);
+    n->seq = store_be64_get(key);
     n->text = strndup(val, vlen);
     n->event = json_loadb(val, vlen, 0, NULL);
     return 1;
@@ -144,7 +129,7 @@ static int take_first(void *arg, const void *key, size_t klen, const void *val, 
 static int next_event(struct sink *k, struct next_event *n)
 {
     unsigned char from[8];
-    be64_put(from, k->cursor + 1);
+    store_be64_put(from, k->cursor + 1);
     memset(n, 0, sizeof n[0]);
     int rc = store_scan_from(k->d->store, STORE_EVENTS, from, 8, take_first, n);
     return rc == 1 ? (n->text ? 1 : SAASD_ENOMEM) : rc;
@@ -293,7 +278,7 @@ static int pick_old(void *arg, const void *key, size_t klen, const void *val, si
     struct prune *p = arg;
     if (klen != 8)
         return 0;
-    uint64_t seq = be64_get(key);
+    uint64_t seq = store_be64_get(key);
     if (seq > p->upto || json_array_size(p->keys) >= PRUNE_BATCH)
         return 1;
     json_t *ev = json_loadb(val, vlen, 0, NULL);
@@ -326,7 +311,7 @@ static void prune_job(struct daemon *d)
         if (json_array_size(p.keys) && store_batch_new(&b) == 0) {
             json_array_foreach(p.keys, i, v) {
                 unsigned char key[8];
-                be64_put(key, (uint64_t)json_integer_value(v));
+                store_be64_put(key, (uint64_t)json_integer_value(v));
                 store_batch_del(b, STORE_EVENTS, key, 8);
             }
             store_commit(d->store, b);
@@ -420,7 +405,7 @@ static int count_wanted(void *arg, const void *key, size_t klen, const void *val
 static size_t pending_of(struct sink *k, uint64_t cursor)
 {
     unsigned char from[8];
-    be64_put(from, cursor + 1);
+    store_be64_put(from, cursor + 1);
     struct pending_count c = {.cfg = k->cfg};
     store_scan_from(k->d->store, STORE_EVENTS, from, 8, count_wanted, &c);
     return c.n;

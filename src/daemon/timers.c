@@ -17,20 +17,6 @@
 #define FIRE_MAX 256
 #define RETRY_MAX_S 3600
 
-static void be64_put(unsigned char *out, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (unsigned char)(v >> (56 - 8 * i));
-}
-
-static uint64_t be64_get(const unsigned char *in)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | in[i];
-    return v;
-}
-
 static size_t name_key(unsigned char *k, const char *sub, const char *name)
 {
     size_t sl = strlen(sub), nl = strlen(name);
@@ -49,7 +35,7 @@ static size_t due_key(unsigned char *k, int64_t at, const char *sub, const char 
     if (!nl)
         return 0;
     k[0] = 'd';
-    be64_put(k + 1, (uint64_t)at);
+    store_be64_put(k + 1, (uint64_t)at);
     memcpy(k + 9, n + 1, nl - 1);
     return 8 + nl;
 }
@@ -65,7 +51,7 @@ static int current_due(struct daemon *d, const char *sub, const char *name, unsi
     if (rc == 0 && vl != 8)
         rc = SAASD_EINTERNAL;
     if (rc == 0)
-        *klen = due_key(dk, (int64_t)be64_get(v), sub, name);
+        *klen = due_key(dk, (int64_t)store_be64_get(v), sub, name);
     free(v);
     return rc;
 }
@@ -102,7 +88,7 @@ int timers_batch_set(struct daemon *d, struct store_batch *b, const char *sub_id
         rc = SAASD_ENOMEM;
     if (!rc)
         rc = store_batch_put(b, STORE_TIMERS, dk, dl, text, strlen(text));
-    be64_put(be, (uint64_t)at_s);
+    store_be64_put(be, (uint64_t)at_s);
     if (!rc)
         rc = store_batch_put(b, STORE_TIMERS, nk, nl, be, 8);
     free(text);
@@ -149,7 +135,7 @@ static int pick_due(void *arg, const void *key, size_t klen, const void *val, si
     struct due_scan *s = arg;
     if (klen < 9 || ((const unsigned char *)key)[0] != 'd')
         return 1; /* past the due keys */
-    if ((int64_t)be64_get((const unsigned char *)key + 1) > s->now || json_array_size(s->list) >= FIRE_MAX)
+    if ((int64_t)store_be64_get((const unsigned char *)key + 1) > s->now || json_array_size(s->list) >= FIRE_MAX)
         return 1; /* in key order: everything after is later */
     json_t *t = json_loadb(val, vlen, 0, NULL);
     if (t)
