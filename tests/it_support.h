@@ -200,6 +200,20 @@ static struct daemon *it_start_in(const char *dir, unsigned short port, const ch
     return it_start_daemon(conf);
 }
 
+/* it_setup, then the daemon with the default config on free public and admin ports. NULL, with
+ * the emulator stopped, when either failed (both are checked); *emu_out is the emulator. */
+static struct daemon *it_setup_and_start(const char *name, char *dir, char *rules, struct emu **emu_out)
+{
+    struct emu *emu = it_setup(name, dir, rules);
+    struct daemon *d = emu ? it_start_in(dir, it_free_port(), NULL) : NULL;
+    if (!d && emu) {
+        emu_stop(emu);
+        emu = NULL;
+    }
+    *emu_out = emu;
+    return d;
+}
+
 /* The offer's rule file <rules>/<offer_id>.lua with text (offers without one are held pending). */
 static void it_write_rule(const char *rules, const char *offer_id, const char *text)
 {

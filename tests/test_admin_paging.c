@@ -64,14 +64,10 @@ static int walk(const char *query, int limit, int *pages, int *ordered, int *max
 int main(void)
 {
     char dir[256], rules[512];
-    struct emu *emu = it_setup("paging", dir, rules);
-    if (!emu)
+    struct emu *emu = NULL;
+    struct daemon *d = it_setup_and_start("paging", dir, rules, &emu);
+    if (!d)
         return CHECK_DONE();
-    struct daemon *d = it_start_in(dir, it_free_port(), NULL);
-    if (!d) {
-        emu_stop(emu);
-        return CHECK_DONE();
-    }
     put_subs(d->store);
     int pages = 0, ordered = 0, max_page = 0;
     int n = walk("", 400, &pages, &ordered, &max_page);

@@ -245,14 +245,10 @@ int main(void)
 {
     memset(plan, 'p', PLAN_LEN);
     char dir[256], rules[512];
-    struct emu *emu = it_setup("stream", dir, rules);
-    if (!emu)
+    struct emu *emu = NULL;
+    the_daemon = it_setup_and_start("stream", dir, rules, &emu);
+    if (!the_daemon)
         return CHECK_DONE();
-    the_daemon = it_start_in(dir, it_free_port(), NULL);
-    if (!the_daemon) {
-        emu_stop(emu);
-        return CHECK_DONE();
-    }
     put_range(the_daemon->store, 'b', 0, N_BIG);
     test_big_page();
     test_insert_while_streaming();

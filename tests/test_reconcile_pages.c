@@ -10,14 +10,10 @@
 int main(void)
 {
     char dir[256], rules[512];
-    struct emu *emu = it_setup("recon-pages", dir, rules);
-    if (!emu)
+    struct emu *emu = NULL;
+    struct daemon *d = it_setup_and_start("recon-pages", dir, rules, &emu);
+    if (!d)
         return CHECK_DONE();
-    struct daemon *d = it_start_in(dir, it_free_port(), NULL);
-    if (!d) {
-        emu_stop(emu);
-        return CHECK_DONE();
-    }
     long st = 0;
     json_decref(it_emu("PUT", "/_emulator/config", json_pack("{s:i}", "pageSize", 7), &st));
     it_offer("recon-offer");
