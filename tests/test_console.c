@@ -346,9 +346,16 @@ int main(void)
 
     /* ---- sign-out ---- */
     op_call(&op, "GET", "/console/subscriptions", NULL);
+    struct op copy = {0}; /* the same cookie in another browser */
+    snprintf(copy.cookie, sizeof copy.cookie, "%s", op.cookie);
+    long copy_before = op_call(&copy, "GET", "/console/queues", NULL);
     snprintf(form, sizeof form, "csrf=%s", csrf_of(&op));
     op_call(&op, "POST", "/console/logout", form);
     CHECK(op.status == 303 && strstr(op.set_cookie, "Max-Age=0"), "signing out clears the cookie");
+    op_call(&copy, "GET", "/console/queues", NULL);
+    CHECK(copy_before == 200 && copy.status == 303 && strstr(copy.location, "/console/login"),
+          "a copy of the operator's cookie taken before the sign-out is sent to the sign-in page after it");
+    free(copy.body);
 
     free(op.body);
     free(anon.body);

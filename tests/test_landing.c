@@ -299,6 +299,9 @@ static void sign_out(void)
     int refused = st == 403 && b.session[0];
     st = it_browse(&b, "GET", "/landing/status", NULL);
     CHECK(refused && st == 200, "a sign-out without the session's CSRF token is refused; the buyer stays signed in");
+    struct it_browser copy = {0}; /* the same cookie, taken to another machine */
+    snprintf(copy.session, sizeof copy.session, "%s", b.session);
+    long copy_before = it_browse(&copy, "GET", "/landing/status", NULL);
     snprintf(form, sizeof form, "csrf=%s", csrf);
     st = it_browse(&b, "POST", "/landing/signout", form);
     CHECK(st == 200 && !b.session[0] && has(&b, "You are signed out") && !has(&b, "/landing/signout"),
@@ -306,6 +309,10 @@ static void sign_out(void)
     st = it_browse(&b, "GET", "/landing/status", NULL);
     CHECK(st == 403 && has(&b, "Please sign in first") && untouched(sub),
           "after signing out the purchase page asks to sign in again; nothing was activated");
+    st = it_browse(&copy, "GET", "/landing/status", NULL);
+    CHECK(copy_before == 200 && st == 403 && has(&copy, "Please sign in first"),
+          "a copy of the session cookie taken before the sign-out is refused after it");
+    it_browser_free(&copy);
     it_browser_free(&b);
     free(link);
 }

@@ -2,6 +2,8 @@
 #include "check.h"
 #include "core/err.h"
 #include "core/session.h"
+#include "core/session_revoke.h"
+#include "core/store.h"
 #include "daemon/html.h"
 
 #include <stdlib.h>
@@ -118,9 +120,33 @@ static void links(void)
     free(page);
 }
 
+/* Sign-out records: one per session, kept only while the session could still be presented. */
+static void revocations(void)
+{
+    char *dir = check_tmpdir("revoke");
+    struct store *st = NULL;
+    if (store_open(dir, &(struct store_options){.no_sync = 1}, &st) != 0) {
+        CHECK(0, "the store opens");
+        free(dir);
+        return;
+    }
+    struct session old = sample(1000), cur = sample(5000), other = sample(5000), blank = sample(5000);
+    blank.csrf[0] = 0;
+    CHECK(session_revoked(st, &old) == 0 && session_revoke(st, &old, 900) == 0 && session_revoked(st, &old) == 1 &&
+              session_revoked(st, &other) == 0,
+          "a signed-out session is recorded as such; another session of the same buyer is not");
+    CHECK(session_revoke(st, &cur, 2000) == 0 && session_revoked(st, &cur) == 1 && session_revoked(st, &old) == 0,
+          "a sign-out drops the records of sessions that have expired since (they are refused by their expiry)");
+    CHECK(session_revoke(st, &blank, 2000) == SAASD_EINVAL && session_revoked(st, &blank) == 0,
+          "a session without a token cannot be recorded, so it cannot sign out every token-less session at once");
+    store_close(st);
+    free(dir);
+}
+
 int main(void)
 {
     cookies();
     links();
+    revocations();
     return CHECK_DONE();
 }

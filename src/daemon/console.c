@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/httpd.h"
 #include "core/log.h"
+#include "core/session_revoke.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +61,8 @@ static int signed_in(struct console *c)
     key_tag(c->d, tag);
     if (!rc && (strcmp(c->s.oid, OPERATOR) || strcmp(c->s.tid, tag)))
         rc = SAASD_EAUTH;
+    if (!rc && session_revoked(c->d->store, &c->s) != 0)
+        rc = SAASD_EAUTH; /* signed out (or the store cannot say: refuse) */
     return rc;
 }
 
@@ -116,8 +119,16 @@ static void login(struct console *c)
     cpage_see_other(c, "/console");
 }
 
+/* Also records the session as signed out, so a copy of the cookie is refused as well. */
 static void logout(struct console *c)
 {
+    int rc = session_revoke(c->d->store, &c->s, (long long)time(NULL));
+    if (rc) {
+        log_error("console", "sign-out could not be recorded", "error", saasd_strerror(rc));
+        cpage_message(c, 503, "Not signed out", "The sign-out could not be recorded; try again.", "/console", "Dashboard");
+        return;
+    }
+    log_info("console", "operator signed out", "client_ip", httpd_client_ip(c->req));
     set_cookie(c, "", 0);
     cpage_see_other(c, "/console/login");
 }

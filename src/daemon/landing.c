@@ -16,6 +16,7 @@
 #include "core/httpd.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/session_revoke.h"
 #include "engine/engine.h"
 
 #include <stdio.h>
@@ -47,7 +48,10 @@ int landing_session(struct landing_visit *v, struct session *s)
     memset(s, 0, sizeof *s);
     if (!session_cookie_get(v->cookie, SESSION_COOKIE, value, sizeof value))
         return SAASD_EAUTH;
-    return session_decode(v->d->session_key, value, (long long)time(NULL), s);
+    int rc = session_decode(v->d->session_key, value, (long long)time(NULL), s);
+    if (rc == 0 && session_revoked(v->d->store, s) != 0)
+        rc = SAASD_EAUTH; /* signed out (or the store cannot say: refuse) */
+    return rc;
 }
 
 void landing_set_session(struct landing_visit *v, const struct session *s, int max_age_s)

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/mp_client.h"
 #include "core/oidc.h"
+#include "core/session_revoke.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,9 +172,9 @@ void landing_callback(struct landing_visit *v)
     landing_see_other(v, "/landing/status");
 }
 
-/* The session is a signed cookie with no server-side state, so signing out deletes it in this
- * browser; a copy taken elsewhere would stay valid until it expires (landing.session_ttl). The
- * CSRF check stops another site from signing the buyer out. */
+/* Signing out deletes the cookie in this browser and records the session as signed out
+ * (session_revoke.h), so a copy of the cookie taken elsewhere is refused too. The CSRF check
+ * stops another site from signing the buyer out. */
 void landing_signout(struct landing_visit *v)
 {
     struct session s;
@@ -185,6 +186,15 @@ void landing_signout(struct landing_visit *v)
         landing_page(v, 403, "Please sign out from the purchase page",
                      "This request did not come from your purchase page, so you are still signed in.", NULL,
                      "Back to your purchase", "/landing/status");
+        return;
+    }
+    if (rc == 0 && (rc = session_revoke(v->d->store, &s, (long long)time(NULL))) != 0) {
+        log_error("landing", "sign-out could not be recorded", "request_id", v->request_id, "sub_id", s.sub_id,
+                  "error", saasd_strerror(rc));
+        landing_count("signout_store_error");
+        landing_page(v, 503, "We could not sign you out",
+                     "Something went wrong on our side, so you are still signed in. Please try again in a moment.",
+                     NULL, "Back to your purchase", "/landing/status");
         return;
     }
     landing_set_session(v, NULL, 0);
