@@ -387,6 +387,34 @@ void *store_writer_main(void *arg)
     return NULL;
 }
 
+/* The distinct store_batch_after_group hooks of the batches one notifier pass reports. A pass
+ * with more distinct hooks than fit (saasd has one) calls the extra ones at once: still after
+ * their batch's own callback, only not coalesced. */
+struct after_calls {
+    struct { store_after_fn fn; void *arg; } call[4];
+    size_t n;
+};
+
+static void after_add(struct after_calls *a, store_after_fn fn, void *arg)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (a->call[i].fn == fn && a->call[i].arg == arg)
+            return;
+    if (a->n < sizeof a->call / sizeof a->call[0]) {
+        a->call[a->n].fn = fn;
+        a->call[a->n].arg = arg;
+        a->n++;
+        return;
+    }
+    fn(arg);
+}
+
+static void after_run(const struct after_calls *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        a->call[i].fn(a->call[i].arg);
+}
+
 void *store_notifier_main(void *arg)
 {
     struct store *s = arg;
@@ -403,16 +431,23 @@ void *store_notifier_main(void *arg)
         pthread_mutex_unlock(&s->done_mu);
         if (!b)
             break; /* the writer has finished and everything is reported */
+        struct after_calls after = {0};
         while (b) {
             struct store_batch *next = b->next;
+            /* read before b is reported: its committer may free it from then on */
+            store_after_fn after_fn = b->rc == 0 ? b->after_fn : NULL;
+            void *after_arg = b->after_arg;
             if (b->done_fn) {
                 b->done_fn(b->done_arg, b->rc);
                 store_batch_free(b);
             } else {
                 sem_post(&b->done_sem); /* the committer may free b from here on */
             }
+            if (after_fn)
+                after_add(&after, after_fn, after_arg);
             b = next;
         }
+        after_run(&after);
     }
     return NULL;
 }
