@@ -388,8 +388,8 @@ void *store_writer_main(void *arg)
 }
 
 /* The distinct store_batch_after_group hooks of the batches one notifier pass reports. A pass
- * with more distinct hooks than fit (saasd has one) calls the extra ones at once: still after
- * their batch's own callback, only not coalesced. */
+ * with more distinct hooks than fit (saasd has one) calls the extra ones at once: still before
+ * any callback of the pass, only not coalesced. */
 struct after_calls {
     struct { store_after_fn fn; void *arg; } call[4];
     size_t n;
@@ -431,23 +431,24 @@ void *store_notifier_main(void *arg)
         pthread_mutex_unlock(&s->done_mu);
         if (!b)
             break; /* the writer has finished and everything is reported */
+        /* The after-group hooks first: once a batch is reported its committer may free it, and
+         * may tear down what the hook uses (a daemon stopping once its last request is
+         * answered). */
         struct after_calls after = {0};
+        for (struct store_batch *x = b; x; x = x->next)
+            if (x->after_fn && x->rc == 0)
+                after_add(&after, x->after_fn, x->after_arg);
+        after_run(&after);
         while (b) {
             struct store_batch *next = b->next;
-            /* read before b is reported: its committer may free it from then on */
-            store_after_fn after_fn = b->rc == 0 ? b->after_fn : NULL;
-            void *after_arg = b->after_arg;
             if (b->done_fn) {
                 b->done_fn(b->done_arg, b->rc);
                 store_batch_free(b);
             } else {
                 sem_post(&b->done_sem); /* the committer may free b from here on */
             }
-            if (after_fn)
-                after_add(&after, after_fn, after_arg);
             b = next;
         }
-        after_run(&after);
     }
     return NULL;
 }

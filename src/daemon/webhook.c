@@ -144,9 +144,10 @@ static void answer_stored(const struct stored *st, int rc, struct httpd_response
     *res_out = res;
 }
 
-/* After a group commit holding new inbox entries (notifier thread, after every request of
- * the group is answered): one wake-up of the inbox workers per group instead of one per event,
- * each of which cost the notifier a futex call and a worker a scheduling round. */
+/* After a group commit holding new inbox entries (notifier thread, before the group's requests
+ * are answered, so that daemon_stop, which waits for those answers, never races it): one
+ * wake-up of the inbox workers per group instead of one per event, each of which cost the
+ * notifier a futex call and a worker a scheduling round. */
 static void wake_inbox(void *arg) { daemon_wake_appended(arg); }
 
 /* Store callback (notifier thread), on the event-loop path. */
