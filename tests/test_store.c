@@ -280,6 +280,69 @@ static void test_batch_atomic(void)
     free(dir);
 }
 
+/* store_batch_after_group: what the webhook handler relies on to wake the inbox workers once
+ * per group instead of once per event. */
+struct after_probe {
+    struct async_result *done[3];
+    atomic_int calls;
+    int done_seen; /* done callbacks already run when the hook last ran (-1: never ran) */
+};
+
+static void after_hook(void *arg)
+{
+    struct after_probe *p = arg;
+    p->done_seen = p->done[0]->calls + p->done[1]->calls + p->done[2]->calls;
+    p->calls++;
+}
+
+static void test_after_group(void)
+{
+    char *dir = check_tmpdir("store-after");
+    struct store *s;
+    store_open(dir, NULL, &s);
+    put1(s, STORE_OPERATIONS, "op-1", "seen");
+    struct gate g;
+    struct async_result rg = {0}, r[3] = {{0}}, rd = {0};
+    struct after_probe p = {.done = {&r[0], &r[1], &r[2]}, .done_seen = -1};
+    gate_close(s, &g, &rg);
+    /* Two batches that commit and one refused, all with the hook, queued behind the gate: one
+     * group. */
+    const char *ops[3] = {"op-2", "op-1", "op-3"};
+    for (int i = 0; i < 3; i++) {
+        struct store_batch *b;
+        store_batch_new(&b);
+        store_batch_require_absent(b, STORE_OPERATIONS, KEY(ops[i]));
+        store_batch_append(b, STORE_INBOX, NULL, 0, "evt", 3);
+        store_batch_after_group(b, after_hook, &p);
+        store_commit_async(s, b, async_done, &r[i]);
+    }
+    sem_post(&g.release);
+    wait_calls(&r[2], 1);
+    wait_calls(&rg, 1);
+    for (int i = 0; i < 1000 && p.calls < 1; i++)
+        usleep(1000);
+    CHECK(p.calls == 1, "a group of several hooked batches calls the after-group hook once");
+    CHECK(p.done_seen == 0, "the after-group hook runs before any done callback of its group (a committer told "
+                            "of its batch may free what the hook uses)");
+
+    /* A group whose only hooked batch is refused: no call. */
+    struct gate g2;
+    struct async_result rg2 = {0};
+    gate_close(s, &g2, &rg2);
+    struct store_batch *b;
+    store_batch_new(&b);
+    store_batch_require_absent(b, STORE_OPERATIONS, KEY("op-1"));
+    store_batch_append(b, STORE_INBOX, NULL, 0, "evt", 3);
+    store_batch_after_group(b, after_hook, &p);
+    store_commit_async(s, b, async_done, &rd);
+    sem_post(&g2.release);
+    store_close(s); /* the notifier has reported everything once this returns */
+    CHECK(rd.calls == 1 && rd.rc == SAASD_EEXIST && p.calls == 1,
+          "a refused batch does not call the after-group hook (nothing new was stored)");
+    store_rmdir(dir);
+    free(dir);
+}
+
 /* ---- appends ---------------------------------------------------------------------------------- */
 
 static int max_key_fn(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -873,6 +936,7 @@ int main(void)
     log_set_level(LOG_WARN);
     test_basics();
     test_batch_atomic();
+    test_after_group();
     test_append();
     test_update();
     test_async_and_close();

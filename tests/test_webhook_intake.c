@@ -97,7 +97,16 @@ static void unit_checks(void)
     webhook_event_clear(&ev);
 }
 
-static long post_raw(const char *url, const char *token, const char *body)
+/* How many x-request-id headers an answer carries. */
+static int request_id_headers(const char *headers)
+{
+    int n = 0;
+    for (const char *p = headers; p && (p = strcasestr(p, "\nx-request-id:")) != NULL; p++)
+        n++;
+    return n;
+}
+
+static long post_raw_ids(const char *url, const char *token, const char *body, int *ids)
 {
     char auth[8300];
     snprintf(auth, sizeof auth, "Bearer %s", token);
@@ -108,8 +117,15 @@ static long post_raw(const char *url, const char *token, const char *body)
     if (http_client_do(it_http, &rq, &rs))
         return 0;
     long st = rs.status;
+    if (ids)
+        *ids = request_id_headers(rs.headers);
     http_response_free(&rs);
     return st;
+}
+
+static long post_raw(const char *url, const char *token, const char *body)
+{
+    return post_raw_ids(url, token, body, NULL);
 }
 
 int main(void)
@@ -163,6 +179,20 @@ int main(void)
     json_decref(acted);
     free(deep);
     free(ok);
+
+    /* Every answer carries its correlation id once, whether given at once or after the commit. */
+    char body[512];
+    int ids[4] = {0};
+    long sts[4];
+    snprintf(body, sizeof body, "{\"id\":\"d0000000-0000-4000-8000-000000003001\",\"subscriptionId\":\"%s\",\"action\":\"Renew\"}", sub);
+    sts[0] = post_raw_ids(url, token, body, &ids[0]); /* stored: answered by the commit callback */
+    sts[1] = post_raw_ids(url, token, body, &ids[1]); /* a duplicate, or its twin still waiting */
+    snprintf(body, sizeof body, "{\"id\":\"d0000000-0000-4000-8000-000000003002\",\"subscriptionId\":\"%s\",\"action\":\"Transfer\"}", sub);
+    sts[2] = post_raw_ids(url, token, body, &ids[2]); /* unknown action: answered at once */
+    sts[3] = post_raw_ids(url, token, "{\"subscriptionId\":\"x\"}", &ids[3]); /* 400 */
+    CHECK(sts[0] == 200 && sts[1] == 200 && sts[2] == 200 && sts[3] == 400 && ids[0] == 1 && ids[1] == 1 &&
+              ids[2] == 1 && ids[3] == 1,
+          "stored, duplicate, ignored and refused webhooks each carry exactly one x-request-id header");
 
     daemon_stop(d);
     emu_stop(emu);

@@ -559,6 +559,12 @@ int store_batch_update_copy(struct store_batch *b, enum store_db db, const void 
     return 0;
 }
 
+void store_batch_after_group(struct store_batch *b, store_after_fn after, void *arg)
+{
+    b->after_fn = after;
+    b->after_arg = arg;
+}
+
 int store_batch_seq(const struct store_batch *b, uint64_t *first)
 {
     if (!b || !b->has_seq || b->rc != 0)

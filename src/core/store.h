@@ -155,6 +155,15 @@ int store_commit(struct store *s, struct store_batch *b);
  * caller still owns b. */
 typedef void (*store_done_fn)(void *arg, int rc);
 int store_commit_async(struct store *s, struct store_batch *b, store_done_fn done, void *arg);
+/* Asks the notifier to call after(arg) once per reported group of commits that holds at least
+ * one batch carrying this (after, arg) pair and committed, however many such batches it held
+ * (the webhook handler wakes the inbox workers once per group commit instead of once per
+ * event). It runs once the group is durable and before any of the group's batches is reported
+ * (done callback or store_commit returning), so a committer that saw its batch reported knows
+ * the hook has run and may free what it uses. Called on the notifier thread, with the same
+ * limits as a done callback. Set before commit. */
+typedef void (*store_after_fn)(void *arg);
+void store_batch_after_group(struct store_batch *b, store_after_fn after, void *arg);
 
 struct store_stats {
     uint64_t batches;        /* batches committed */

@@ -34,6 +34,8 @@ struct store_batch {
     struct store_batch *next; /* queue link, under store.mu */
     store_done_fn done_fn;    /* NULL for a synchronous commit */
     void *done_arg;
+    store_after_fn after_fn;  /* store_batch_after_group: once per reported group */
+    void *after_arg;
     sem_t done_sem;
     int rc;
     int full;                 /* hit the map limit and the map cannot grow: skip on retry */

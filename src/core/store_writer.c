@@ -387,6 +387,34 @@ void *store_writer_main(void *arg)
     return NULL;
 }
 
+/* The distinct store_batch_after_group hooks of the batches one notifier pass reports. A pass
+ * with more distinct hooks than fit (saasd has one) calls the extra ones at once: still before
+ * any callback of the pass, only not coalesced. */
+struct after_calls {
+    struct { store_after_fn fn; void *arg; } call[4];
+    size_t n;
+};
+
+static void after_add(struct after_calls *a, store_after_fn fn, void *arg)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (a->call[i].fn == fn && a->call[i].arg == arg)
+            return;
+    if (a->n < sizeof a->call / sizeof a->call[0]) {
+        a->call[a->n].fn = fn;
+        a->call[a->n].arg = arg;
+        a->n++;
+        return;
+    }
+    fn(arg);
+}
+
+static void after_run(const struct after_calls *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        a->call[i].fn(a->call[i].arg);
+}
+
 void *store_notifier_main(void *arg)
 {
     struct store *s = arg;
@@ -403,6 +431,14 @@ void *store_notifier_main(void *arg)
         pthread_mutex_unlock(&s->done_mu);
         if (!b)
             break; /* the writer has finished and everything is reported */
+        /* The after-group hooks first: once a batch is reported its committer may free it, and
+         * may tear down what the hook uses (a daemon stopping once its last request is
+         * answered). */
+        struct after_calls after = {0};
+        for (struct store_batch *x = b; x; x = x->next)
+            if (x->after_fn && x->rc == 0)
+                after_add(&after, x->after_fn, x->after_arg);
+        after_run(&after);
         while (b) {
             struct store_batch *next = b->next;
             if (b->done_fn) {

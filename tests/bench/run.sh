@@ -27,8 +27,10 @@ non2xx_of() { awk '/Non-2xx/ {n = $NF} END {print n + 0}' "$1"; }
 thread_ticks() {
   for t in /proc/"$1"/task/*; do
     printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
-  done | awk '$2 != "" { g = "other"; if ($1 ~ /^(MHD-|store-|verify)/) g = "ingest"; else if ($1 ~ /^inbox-/) g = "inbox"; a[g] += $2 }
-              END { printf "%d %d %d\n", a["ingest"], a["inbox"], a["other"] }'
+  done | awk '$2 != "" { g = "other"; if ($1 ~ /^(MHD-|store-|verify)/) g = "ingest"; else if ($1 ~ /^inbox-/) g = "inbox"; a[g] += $2
+                           if ($1 ~ /^MHD-/) a["loop"] += $2; else if ($1 ~ /^store-writer/) a["writer"] += $2
+                           else if ($1 ~ /^store-notify/) a["notify"] += $2; else if ($1 ~ /^verify/) a["verify"] += $2 }
+              END { printf "%d %d %d %d %d %d %d\n", a["ingest"], a["inbox"], a["other"], a["loop"], a["writer"], a["notify"], a["verify"] }'
 }
 metric() { echo "$1" | awk -v k="$2" 'index($0, k" ") == 1 {print $2}'; }
 lat_of() { awk '/^    Latency/ {print $2}' "$1"; }
@@ -105,14 +107,14 @@ for conns in 64 256; do
   # the same split by thread group: ingest threads, inbox workers, the rest
   split=$(python3 -c "a='$g0'.split(); b='$g1'.split(); n=max(1, ${sent:-0}); t=$(getconf CLK_TCK)
 print(' '.join(f'{(int(y) - int(x)) * 1e6 / t / n:.1f}' for x, y in zip(a, b)))")
-  read -r ingest_us inbox_us other_us <<<"$split"
+  read -r ingest_us inbox_us other_us loop_us writer_us notify_us verify_us <<<"$split"
   echo
   echo "  $conns connections:"
   echo "    nginx return 200 : $nginx_rps req/s  (avg latency $(lat_of "$work/nginx.out"))"
   echo "    saasd /webhook   : $saasd_rps req/s  (avg latency $(lat_of "$work/saasd.out"))"
   echo "    ratio saasd/nginx: $(python3 -c "print(f'{float(\"${saasd_rps:-0}\")/float(\"${nginx_rps:-1}\"):.2f}')")   target >= 0.5"
   echo "    CPU per webhook  : $cpu_us us (process utime+stime / $sent requests; log_level info)   target <= 20 us"
-  echo "      by thread      : ingest $ingest_us us (event loop, store writer and notifier, verifiers),"
+  echo "      by thread      : ingest $ingest_us us (event loop $loop_us, store writer $writer_us, store notifier $notify_us, verifiers $verify_us),"
   echo "                       inbox workers $inbox_us us (acting on the events meanwhile), other $other_us us"
   echo "    events stored    : ${accepted:-0} in ${txns:-?} fsync'd transactions (${batches:-?} batches incl. the worker's)"
   echo "    operation ids    : ${dups:-0} duplicates among ${accepted:-0} stored (every replayed request carries a distinct id)   target 0"
