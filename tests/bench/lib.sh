@@ -16,3 +16,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "bench: $1 did not come up" >&2; return 1; }
 # utime + stime of a process in clock ticks (/proc/PID/stat fields 14 and 15)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# the same for a process and its children (nginx's master and workers)
+tree_ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done
+  echo "$t"
+}

@@ -85,8 +85,12 @@ for conns in 64 256; do
   nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' &
   NGINX_PID=$!
   wait_http "http://127.0.0.1:$NGINX_PORT/"
+  n0=$(tree_ticks "$NGINX_PID")
   wrk -t2 -c"$conns" -d"${DURATION}s" -s tests/bench/webhook.lua "http://127.0.0.1:$NGINX_PORT/webhook" >"$work/nginx.out" 2>&1 || true
+  n1=$(tree_ticks "$NGINX_PID")
   kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true
+  nginx_sent=$(reqs_of "$work/nginx.out")
+  nginx_cpu_us=$(python3 -c "print(f'{($n1 - $n0) * 1e6 / $(getconf CLK_TCK) / max(1, ${nginx_sent:-0}):.1f}')")
 
   rm -rf "$work/data"
   "$SAASD" serve --config "$work/saasd.conf" 2>>"$work/saasd.log" &
@@ -110,7 +114,7 @@ print(' '.join(f'{(int(y) - int(x)) * 1e6 / t / n:.1f}' for x, y in zip(a, b)))"
   read -r ingest_us inbox_us other_us loop_us writer_us notify_us verify_us <<<"$split"
   echo
   echo "  $conns connections:"
-  echo "    nginx return 200 : $nginx_rps req/s  (avg latency $(lat_of "$work/nginx.out"))"
+  echo "    nginx return 200 : $nginx_rps req/s  (avg latency $(lat_of "$work/nginx.out"); $nginx_cpu_us us CPU per request, master + workers)"
   echo "    saasd /webhook   : $saasd_rps req/s  (avg latency $(lat_of "$work/saasd.out"))"
   echo "    ratio saasd/nginx: $(python3 -c "print(f'{float(\"${saasd_rps:-0}\")/float(\"${nginx_rps:-1}\"):.2f}')")   target >= 0.5"
   echo "    CPU per webhook  : $cpu_us us (process utime+stime / $sent requests; log_level info)   target <= 20 us"
