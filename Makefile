@@ -20,7 +20,7 @@ endif
 DEB_BUILD := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libssl-dev \
              liblmdb-dev libmicrohttpd-dev libjansson-dev libyajl-dev
 DEB_RUN   := lua5.4 lua-cjson lua-busted lua-check lmdb-utils curl openssl
-DEB_BENCH := wrk nginx-light
+DEB_BENCH := wrk nginx-light procps
 DEB_BROWSER := chromium chromium-driver python3-selenium
 DEB_FUZZ  := clang-14 libclang-rt-14-dev
 DEB_ALL   := $(DEB_BUILD) $(DEB_RUN) $(DEB_BENCH) $(DEB_BROWSER) $(DEB_FUZZ)
