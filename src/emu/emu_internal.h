@@ -140,6 +140,10 @@ int emu_term_end(int64_t start_ms, const char *term_unit, int64_t *end_ms);
 const char *emu_jstr(const json_t *o, const char *key);
 /* Copy of an object without its internal '_' keys (recursively for "subscription"). */
 json_t *emu_public(const json_t *o);
+/* The same for an answer that is serialised and dropped at once: a new top-level object (and
+ * "subscription" inside it) sharing the other values with the state, instead of a deep copy
+ * per request. Change nothing below its top level. */
+json_t *emu_public_view(const json_t *o);
 /* Who started an operation ("Azure", "Partner"), under either spelling. */
 const char *emu_op_source(const json_t *op);
 /* The subscription as GET and List show it (the previous state while sub_update_delay_ms runs). */
