@@ -58,11 +58,11 @@ CONF
     sleep 0.2
     perf record -q ${BENCH_DRAIN_PERF_CG:--g} ${BENCH_DRAIN_PERF_EVENT:+-e "$BENCH_DRAIN_PERF_EVENT"} -p "$SAASD_PID" -o "$BENCH_DRAIN_PERF/perf-saasd-w$workers.data" 2>/dev/null &
     PERF_PID=$!
-    perf record -q -g -p "$EMU_PID" -o "$BENCH_DRAIN_PERF/perf-emu-w$workers.data" 2>/dev/null &
+    perf record -q ${BENCH_DRAIN_PERF_CG:--g} -p "$EMU_PID" -o "$BENCH_DRAIN_PERF/perf-emu-w$workers.data" 2>/dev/null &
     PERF_PID="$PERF_PID $!"
     kids=$(pgrep -P "$SAASD_PID" | paste -sd, -)
     if [ -n "$kids" ]; then
-      perf record -q -g -p "$kids" -o "$BENCH_DRAIN_PERF/perf-rules-w$workers.data" 2>/dev/null &
+      perf record -q ${BENCH_DRAIN_PERF_CG:--g} -p "$kids" -o "$BENCH_DRAIN_PERF/perf-rules-w$workers.data" 2>/dev/null &
       PERF_PID="$PERF_PID $!"
     fi
   fi
@@ -93,6 +93,8 @@ while True:
         break
     time.sleep(0.02)
 dt = time.time() - t0
+m = re.search(r'^saasd_inbox_entries_scanned_total (\d+)', text, re.M)
+seen["scanned_per_event"] = round(int(m.group(1)) / max(done, 1), 1) if m else "-"
 print(f"{dt:.2f} {done / dt:.0f} " + ",".join(f"{o}={n}" for o, n in sorted(seen.items())))
 PY
 )
