@@ -4,6 +4,7 @@
 #include "core/crypto.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -122,6 +123,43 @@ static void entra(void)
     r = call("GET", url_of("/common/discovery/keys"), NULL, NULL);
     CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "keys")) >= 1, "/common/discovery/keys serves the JWKS");
     reply_free(&r);
+}
+
+/* A request whose answer a latency fault holds back, made from another thread. */
+struct held_call {
+    pthread_t t;
+    struct reply r;
+    double took;
+};
+
+static void *held_call_main(void *arg)
+{
+    struct held_call *c = arg;
+    double t0 = now_s();
+    c->r = mp("GET", "/api/saas/subscriptions/00000000-0000-4000-8000-000000000001", NULL);
+    c->took = now_s() - t0;
+    return NULL;
+}
+
+/* The emulator serves every connection from one event-loop thread: a held answer must not stop
+ * it from serving the others meanwhile. */
+static void latency_holds_one_answer(void)
+{
+    struct reply r = ctl("POST", "/_emulator/faults",
+                         "{\"path\":\"/api/saas/subscriptions/*0001\",\"kind\":\"latency\",\"latencyMs\":1500}");
+    reply_free(&r);
+    struct held_call c = {0};
+    pthread_create(&c.t, NULL, held_call_main, &c);
+    usleep(200 * 1000); /* the held request is in */
+    double t0 = now_s();
+    r = mp("GET", "/api/saas/subscriptions/00000000-0000-4000-8000-000000000002", NULL);
+    double other = now_s() - t0;
+    pthread_join(c.t, NULL);
+    CHECK(r.status == 404 && other < 1.0 && c.took > other,
+          "fault injection: another request is served while a latency fault holds an answer back");
+    CHECK(c.r.status == 404 && c.took >= 1.4, "fault injection: the held answer comes after its latency");
+    reply_free(&r);
+    reply_free(&c.r);
 }
 
 static void faults(void)
@@ -359,6 +397,7 @@ int main(void)
     emu_up(NULL);
     entra();
     faults();
+    latency_holds_one_answer();
     control_misc();
     emu_down();
     persistence();

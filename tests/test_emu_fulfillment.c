@@ -375,11 +375,20 @@ static void operations_api(void)
     CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "operations")) == 1 &&
               !strcmp(jps(r.json, "operations.0.id"), op) && !strcmp(jps(r.json, "operations.0.status"), "InProgress"),
           "§4 List outstanding returns {operations:[...]} with the operation awaiting ACK");
+    int internal = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_array_get(json_object_get(r.json, "operations"), 0), k, v)
+        internal |= k[0] == '_';
     reply_free(&r);
     json_t *o = get_op(sid, op);
     CHECK(!strcmp(jstr(o, "operationRequestSource"), "Azure") && jstr(o, "timeStamp") && jstr(o, "activityId") &&
               !strcmp(jstr(o, "subscriptionId"), sid) && jstr(o, "offerId") && jstr(o, "publisherId"),
           "§4 the operation carries source Azure, timeStamp, activityId, subscription/offer/publisher ids");
+    json_object_foreach(o, k, v)
+        internal |= k[0] == '_';
+    CHECK(!internal && json_object_get(o, "subscriptionId"),
+          "operations are served without the emulator's internal bookkeeping fields (_phase, _dueAt ...)");
     json_decref(o);
 
     char opp[300];

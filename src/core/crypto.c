@@ -134,12 +134,9 @@ int crypto_random(void *out, size_t n)
     return RAND_bytes(out, (int)n) == 1 ? 0 : SAASD_EINTERNAL;
 }
 
-int crypto_uuid(char out[CRYPTO_UUID_LEN])
+/* 16 bytes as a version 4 UUID (the version and variant bits are set here). */
+static void uuid_format(uint8_t b[16], char out[CRYPTO_UUID_LEN])
 {
-    uint8_t b[16];
-    int rc = crypto_random(b, sizeof b);
-    if (rc)
-        return rc;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     char hex[33];
@@ -154,6 +151,30 @@ int crypto_uuid(char out[CRYPTO_UUID_LEN])
     out[23] = '-';
     memcpy(out + 24, hex + 20, 12);
     out[36] = 0;
+}
+
+int crypto_uuid(char out[CRYPTO_UUID_LEN])
+{
+    uint8_t b[16];
+    int rc = crypto_random(b, sizeof b);
+    if (rc)
+        return rc;
+    uuid_format(b, out);
+    return 0;
+}
+
+int crypto_id(char out[CRYPTO_UUID_LEN])
+{
+    static _Thread_local uint8_t prefix[8];
+    static _Thread_local uint64_t n;
+    if (n == 0 && crypto_random(prefix, sizeof prefix) != 0)
+        return SAASD_EINTERNAL;
+    n++;
+    uint8_t b[16];
+    memcpy(b, prefix, 8);
+    for (int i = 0; i < 8; i++) /* the variant bits take the counter's top 2: 2^62 ids per thread */
+        b[15 - i] = (uint8_t)(n >> (8 * i));
+    uuid_format(b, out);
     return 0;
 }
 

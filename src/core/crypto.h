@@ -29,6 +29,11 @@ int crypto_base64url_decode(const char *in, size_t len, uint8_t **out, size_t *o
 /* Cryptographically random bytes, and a random (v4) lower-case hyphenated GUID. */
 int crypto_random(void *out, size_t n);
 int crypto_uuid(char out[CRYPTO_UUID_LEN]);
+/* A correlation id in UUID v4 form, unique within the process and across restarts but not
+ * unpredictable (a random 64-bit prefix drawn once per thread, then a counter): for request
+ * ids sent with every call, where crypto_uuid's RAND_bytes (and its getpid) per call showed in
+ * profiles. Never for anything secret. 0 or SAASD_EINTERNAL. */
+int crypto_id(char out[CRYPTO_UUID_LEN]);
 
 /* Constant-time comparison of two equal-length buffers: 1 when equal. */
 int crypto_equal(const void *a, const void *b, size_t n);

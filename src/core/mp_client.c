@@ -252,7 +252,7 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
     res->max_wait_ms = max_wait_ms;
     if (saved_corr[0])
         snprintf(res->correlation_id, sizeof res->correlation_id, "%s", saved_corr);
-    else if (crypto_uuid(res->correlation_id))
+    else if (crypto_id(res->correlation_id))
         return SAASD_EINTERNAL;
     token = malloc(TOKEN_BUF);
     if (!token)
@@ -273,7 +273,7 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
             goto fail;
         }
         snprintf(auth, sizeof auth, "Bearer %s", token);
-        crypto_uuid(res->request_id);
+        crypto_id(res->request_id);
         struct http_header h[6];
         size_t nh = 0;
         h[nh++] = (struct http_header){"Authorization", auth};

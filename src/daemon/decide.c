@@ -51,7 +51,7 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
 }
 
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       char *arg_json, struct store_batch *batch, struct decision *out);
+                       json_t *arg, struct store_batch *batch, struct decision *out);
 
 /* The call's ctx.meter / ctx.timer / ctx.notify effects into batch (the decision's own). Timers are applied
  * once per name, the last ask winning, as the rule saw them in order. */
@@ -157,33 +157,29 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
 {
     enum rule_handler h = rule_handler_from_name(handler);
     /* provision's argument is the buyer's confirmation, never a webhook payload */
-    return decide_call(d, offer, handler, h, sub, arg && h != RULE_PROVISION ? json_dumps(arg, JSON_COMPACT) : NULL,
-                       batch, out);
+    return decide_call(d, offer, handler, h, sub, h != RULE_PROVISION ? arg : NULL, batch, out);
 }
 
 int decide_provision(struct daemon *d, const char *offer, json_t *sub, json_t *landing, struct store_batch *batch,
                      struct decision *out)
 {
-    return decide_call(d, offer, "provision", RULE_PROVISION, sub, landing ? json_dumps(landing, JSON_COMPACT) : NULL,
-                       batch, out);
+    return decide_call(d, offer, "provision", RULE_PROVISION, sub, landing, batch, out);
 }
 
-/* arg_json (may be NULL) is taken over and freed. */
+/* arg (borrowed, may be NULL) goes to the rule as JSON text and, as it is, into the call's audit
+ * record (the text parses back to an equal value, so it is not parsed again). */
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       char *arg_json, struct store_batch *batch, struct decision *out)
+                       json_t *arg, struct store_batch *batch, struct decision *out)
 {
     memset(out, 0, sizeof *out);
-    if (unknown_offer(d, offer, handler, h, out)) {
-        free(arg_json);
+    if (unknown_offer(d, offer, handler, h, out))
         return 0;
-    }
+    char *arg_json = arg ? json_dumps(arg, JSON_COMPACT) : NULL;
     char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
     struct rule_result r;
     struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1};
     int rc = engine_call_ex(d->engine, offer, h, sub_json, arg_json, batch, &opts, &r);
     json_t *shadow = shadow_call(d, offer, h, sub_json, arg_json, opts.now_s, &r);
-    /* the argument as the rule saw it (provision: the buyer's confirmation), for replay */
-    json_t *arg = arg_json ? json_loads(arg_json, 0, NULL) : NULL;
     free(sub_json);
     free(arg_json);
     snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
@@ -196,7 +192,6 @@ static int decide_call(struct daemon *d, const char *offer, const char *handler,
     }
     if (record_call(batch, offer, handler, sub, arg, opts.now_s, &r, shadow) != 0)
         log_warn("decide", "could not record the rule call's inputs for replay", "offer", offer, "handler", handler);
-    json_decref(arg);
     json_decref(shadow);
     if (rc != 0) {
         out->failed = 1;

@@ -54,7 +54,8 @@ static void handle(void *arg, const struct httpd_request *r, struct httpd_respon
     struct emu *e = arg;
     const char *path = httpd_path(r);
     int control = !strcmp(path, "/_emulator") || starts(path, "/_emulator/") || starts(path, "/api/webhook/");
-    if (control || !emu_fault_apply(e, r, res)) {
+    long latency_ms = 0;
+    if (control || !emu_fault_apply(e, r, res, &latency_ms)) {
         pthread_mutex_lock(&e->lock);
         emu_keys_refresh(e);
         if (control)
@@ -94,6 +95,8 @@ static void handle(void *arg, const struct httpd_request *r, struct httpd_respon
     }
     httpd_add_header(res, "x-ms-requestid", in_rid);
     httpd_add_header(res, "x-ms-correlationid", in_cid);
+    if (latency_ms > 0)
+        emu_hold(e, r, res, latency_ms);
 }
 
 static void *ticker(void *arg)
@@ -182,6 +185,12 @@ int emu_start(const struct emu_options *opt, struct emu **out)
         return SAASD_ENOMEM;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
+    pthread_mutex_init(&e->hold_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->hold_cond, &ca);
+    pthread_condattr_destroy(&ca);
     e->opt = *opt;
     const char *env_secret = getenv("EMU_CLIENT_SECRET");
     e->bind_addr = dup_or(opt->bind_addr, "127.0.0.1");
@@ -237,8 +246,17 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     if ((rc = http_client_new(&(struct http_client_options){.connect_timeout_ms = 2000}, &e->http)) != 0)
         goto fail;
 
+    if (pthread_create(&e->holder, NULL, emu_hold_thread, e) != 0) {
+        rc = SAASD_EINTERNAL;
+        goto fail;
+    }
+    e->holder_started = 1;
     pthread_mutex_lock(&e->lock); /* requests wait until base_url is known */
-    struct httpd_options ho = {.bind_addr = e->bind_addr, .port = opt->port, .max_body = 1u << 20};
+    /* One event-loop thread serves every connection: the handlers all run under e->lock anyway,
+     * and a thread per connection cost a wake-up (and lock contention) per request, a quarter of
+     * the emulator's CPU when saasd's workers drain events against it. Handlers never sleep: a
+     * latency fault holds the answer back instead (emu_hold.c). */
+    struct httpd_options ho = {.bind_addr = e->bind_addr, .port = opt->port, .max_body = 1u << 20, .event_threads = 1};
     rc = httpd_start(&ho, handle, e, &e->httpd);
     if (rc == 0) {
         if (e->public_url) {
@@ -282,8 +300,12 @@ void emu_stop(struct emu *e)
 {
     if (!e)
         return;
+    if (e->holder_started)
+        emu_hold_flush(e); /* httpd_stop waits for the answers held back */
     if (e->httpd)
         httpd_stop(e->httpd);
+    if (e->holder_started)
+        pthread_join(e->holder, NULL);
     if (e->threads_started) {
         pthread_mutex_lock(&e->lock);
         e->stopping = 1;
@@ -318,6 +340,8 @@ void emu_stop(struct emu *e)
     free(e->k.id_token_fault);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->hold_cond);
+    pthread_mutex_destroy(&e->hold_lock);
     free(e);
 }
 

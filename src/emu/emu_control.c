@@ -268,7 +268,7 @@ static void add_fault(struct emu *e, const json_t *in, struct httpd_response *re
     emu_reply_json(res, 201, json_pack("{s:o}", "faults", faults_json(e)));
 }
 
-int emu_fault_apply(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
+int emu_fault_apply(struct emu *e, const struct httpd_request *r, struct httpd_response *res, long *latency_ms)
 {
     char kind[16] = "";
     long retry_after = 0, latency = 0;
@@ -290,7 +290,7 @@ int emu_fault_apply(struct emu *e, const struct httpd_request *r, struct httpd_r
         return 0;
     log_info("emulator", "fault injected", "kind", kind, "path", httpd_path(r));
     if (!strcmp(kind, "latency")) {
-        usleep((useconds_t)latency * 1000);
+        *latency_ms = latency;
         return 0;
     }
     if (!strcmp(kind, "drop")) {

@@ -150,7 +150,7 @@ static void outstanding(struct emu *e, const json_t *sub, struct httpd_response 
         if (!strcmp(emu_jstr(op, "subscriptionId"), emu_jstr(sub, "id")) &&
             !strcmp(emu_jstr(op, "status"), "InProgress") && json_is_true(json_object_get(op, "_ackable")) &&
             !strcmp(emu_op_source(op), "Azure"))
-            json_array_append_new(list, emu_public(op));
+            json_array_append_new(list, emu_public_view(op));
     }
     emu_reply_json(res, 200, json_pack("{s:o}", "operations", list));
 }
@@ -248,7 +248,7 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         if (!op || strcmp(emu_jstr(op, "subscriptionId"), sid)) {
             not_found(res, "The operation");
         } else if (!strcmp(m, "GET")) {
-            emu_reply_json(res, 200, emu_public(op));
+            emu_reply_json(res, 200, emu_public_view(op));
         } else if (!strcmp(m, "PATCH")) {
             body = emu_body_json(r);
             if (emu_op_ack(e, op, emu_jstr(body, "status"), &err) != 0)

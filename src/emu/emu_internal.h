@@ -99,6 +99,13 @@ struct emu {
     void *lmdb_env;
     pthread_t ticker, sender;
     int threads_started;
+    /* Answers held back by latency faults (emu_hold.c), in due order, and their thread. */
+    pthread_mutex_t hold_lock;
+    pthread_cond_t hold_cond; /* CLOCK_MONOTONIC */
+    struct emu_held *held;
+    int hold_flush;
+    pthread_t holder;
+    int holder_started;
     /* What the timer and sender threads need to look at, so that neither rereads every
      * operation or delivery on every request (they hold the state lock while they scan): */
     int64_t tick_at;       /* emulator time before which no operation's timer is due (0: scan) */
@@ -133,6 +140,10 @@ int emu_term_end(int64_t start_ms, const char *term_unit, int64_t *end_ms);
 const char *emu_jstr(const json_t *o, const char *key);
 /* Copy of an object without its internal '_' keys (recursively for "subscription"). */
 json_t *emu_public(const json_t *o);
+/* The same for an answer that is serialised and dropped at once: a new top-level object (and
+ * "subscription" inside it) sharing the other values with the state, instead of a deep copy
+ * per request. Change nothing below its top level. */
+json_t *emu_public_view(const json_t *o);
 /* Who started an operation ("Azure", "Partner"), under either spelling. */
 const char *emu_op_source(const json_t *op);
 /* The subscription as GET and List show it (the previous state while sub_update_delay_ms runs). */
@@ -284,10 +295,16 @@ int emu_api_version_ok(const struct httpd_request *r, struct httpd_response *res
 void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
 void emu_metering_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
 void emu_control_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
-/* Fault injection: 1 when the request was answered (or must be dropped) by a fault. */
-int emu_fault_apply(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
+/* Fault injection: 1 when the request was answered (or must be dropped) by a fault; a latency
+ * fault returns 0 and sets *latency_ms (the answer is then held back that long: emu_hold). */
+int emu_fault_apply(struct emu *e, const struct httpd_request *r, struct httpd_response *res, long *latency_ms);
 void emu_faults_clear(struct emu *e);
 void emu_operation_location(struct emu *e, const json_t *op, struct httpd_response *res);
+
+/* ---- emu_hold.c: answers held back by latency faults (the event loop never sleeps) ---- */
+void emu_hold(struct emu *e, const struct httpd_request *r, struct httpd_response *res, long latency_ms);
+void *emu_hold_thread(void *arg);
+void emu_hold_flush(struct emu *e);
 
 /* ---- emu_persist.c: LMDB snapshot of db with --data ---- */
 int emu_persist_open(struct emu *e);

@@ -287,7 +287,7 @@ json_t *emu_sub_view(struct emu *e, const json_t *sub)
 {
     json_t *prev = json_object_get(sub, "_previous");
     json_t *view = prev && json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e)
-                       ? json_deep_copy(prev) : emu_public(sub);
+                       ? json_copy(prev) : emu_public_view(sub);
     if (e->k.omit_created)
         json_object_del(view, "created");
     return view;

@@ -135,6 +135,22 @@ json_t *emu_public(const json_t *o)
     return c;
 }
 
+json_t *emu_public_view(const json_t *o)
+{
+    if (!json_is_object(o))
+        return json_deep_copy(o);
+    json_t *c = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)o, key, v) {
+        if (key[0] == '_')
+            continue;
+        json_object_set_new(c, key, json_is_object(v) && !strcmp(key, "subscription") ? emu_public_view(v)
+                                                                                       : json_incref(v));
+    }
+    return c;
+}
+
 const char *emu_op_source(const json_t *op)
 {
     const char *s = emu_jstr(op, "operationRequestSource");

@@ -5,7 +5,10 @@
 # daemon starts and its workers act on them end to end against the emulator: GET operation,
 # the offer's rule (rules/seats-pro.lua, with ctx.store writes), PATCH for ChangeQuantity, GET
 # subscription, the durable result. Printed for the default workers (2) and for 1 and 4;
-# asserts nothing. The time runs from the daemon's start to the last event's result.
+# asserts nothing. The time runs from the daemon's start to the last event's result. Beside
+# events/s: CPU per event of saasd, of its rule worker processes (its children) and of the
+# emulator, context switches per event of each, and saasd's CPU split by thread name.
+# BENCH_DRAIN_PERF=DIR records perf profiles of the three during the drain (see below).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS=${BENCH_EVENTS:-10000}
@@ -15,6 +18,14 @@ export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
 echo
 echo "acting on events: $EVENTS events queued in the inbox (Subscribe + ChangeQuantity per subscription),"
 echo "drained end to end against the emulator (GET operation, rule, PATCH, GET subscription, durable result)"
+# saasd's CPU ticks summed by thread name (inbox-0, inbox-1 … count as "inbox"): "name=ticks …"
+thread_split() {
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(sed 's/-[0-9]*$//' "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+  done | awk '{s[$1] += $2} END {for (n in s) if (s[n] > 0) printf "%s=%d ", n, s[n]}'
+}
+# context switches (voluntary + involuntary) of all of a process's threads
+ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
 for workers in ${BENCH_DRAIN_WORKERS:-2 1 4}; do
   EMU_PORT=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
   # no webhook URL: the emulator sends nothing (the ACK window starts at once; 1 h here)
@@ -36,11 +47,25 @@ rules = { dir = "$PWD/rules" }
 reconcile = { interval = 0 }
 CONF
   "$BUILD/bench/drain_load" "http://127.0.0.1:$EMU_PORT" "$work/data" "$EVENTS"
-  e0=$(cpu_ticks "$EMU_PID")
+  e0=$(cpu_ticks "$EMU_PID"); ecs0=$(ctxsw "$EMU_PID")
   t0=$(date +%s.%N)
   "$SAASD" serve --config "$work/saasd.conf" 2>>"$work/saasd.log" &
   SAASD_PID=$!
   pids+=($SAASD_PID)
+  # BENCH_DRAIN_PERF=DIR: perf record -g of saasd during the drain, into DIR/perf-saasd-wN.data
+  # (after a moment: perf attached to the pid before its exec records nothing)
+  if [ -n "${BENCH_DRAIN_PERF:-}" ]; then
+    sleep 0.2
+    perf record -q ${BENCH_DRAIN_PERF_CG:--g} ${BENCH_DRAIN_PERF_EVENT:+-e "$BENCH_DRAIN_PERF_EVENT"} -p "$SAASD_PID" -o "$BENCH_DRAIN_PERF/perf-saasd-w$workers.data" 2>/dev/null &
+    PERF_PID=$!
+    perf record -q ${BENCH_DRAIN_PERF_CG:--g} -p "$EMU_PID" -o "$BENCH_DRAIN_PERF/perf-emu-w$workers.data" 2>/dev/null &
+    PERF_PID="$PERF_PID $!"
+    kids=$(pgrep -P "$SAASD_PID" | paste -sd, -)
+    if [ -n "$kids" ]; then
+      perf record -q ${BENCH_DRAIN_PERF_CG:--g} -p "$kids" -o "$BENCH_DRAIN_PERF/perf-rules-w$workers.data" 2>/dev/null &
+      PERF_PID="$PERF_PID $!"
+    fi
+  fi
   # poll /metrics until every event has a result (a retry is not one: it comes back later)
   out=$(python3 - "$PORT" "$EVENTS" "$t0" "$SAASD_PID" <<'PY'
 import http.client, os, re, sys, time
@@ -68,10 +93,18 @@ while True:
         break
     time.sleep(0.02)
 dt = time.time() - t0
+m = re.search(r'^saasd_inbox_entries_scanned_total (\d+)', text, re.M)
+seen["scanned_per_event"] = round(int(m.group(1)) / max(done, 1), 1) if m else "-"
 print(f"{dt:.2f} {done / dt:.0f} " + ",".join(f"{o}={n}" for o, n in sorted(seen.items())))
 PY
 )
   cpu=$(cpu_ticks "$SAASD_PID"); e1=$(cpu_ticks "$EMU_PID")
+  # the rule worker processes are the daemon's children (started with it: all their CPU is the drain's)
+  rules=0 rcs=0
+  for c in $(pgrep -P "$SAASD_PID" || true); do rules=$((rules + $(cpu_ticks "$c"))); rcs=$((rcs + $(ctxsw "$c"))); done
+  scs=$(ctxsw "$SAASD_PID"); ecs=$(($(ctxsw "$EMU_PID") - ecs0))
+  threads=$(thread_split "$SAASD_PID")
+  for p in ${PERF_PID:-}; do kill -INT "$p"; wait "$p" 2>/dev/null || true; done; PERF_PID=
   kill "$SAASD_PID"; wait "$SAASD_PID" 2>/dev/null || true
   kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true
   read -r secs rate outcomes <<<"$out"
@@ -79,5 +112,13 @@ PY
   label=$([ "$workers" = 2 ] && echo "workers = 2 (default)" || echo "workers = $workers")
   echo "  $label: acting on events: $rate events/s, $EVENTS drained in $secs s   target >= 2000 events/s"
   echo "      outcomes $outcomes; CPU per event: saasd $(python3 -c "print(f'{$cpu * 1e6 / $tick / $EVENTS:.0f}')") us,"\
-       "emulator $(python3 -c "print(f'{($e1 - $e0) * 1e6 / $tick / $EVENTS:.0f}')") us; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+       "rule processes $(python3 -c "print(f'{$rules * 1e6 / $tick / $EVENTS:.0f}')") us,"\
+       "emulator $(python3 -c "print(f'{($e1 - $e0) * 1e6 / $tick / $EVENTS:.0f}')") us,"\
+       "all three $(python3 -c "print(f'{($cpu + $rules + $e1 - $e0) * 1e6 / $tick / $EVENTS:.0f}')") us (2 000 events/s on 2 cores: <= ~900);"\
+       "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "      context switches per event: saasd $(python3 -c "print(f'{$scs / $EVENTS:.1f}')"),"\
+       "rule processes $(python3 -c "print(f'{$rcs / $EVENTS:.1f}')"), emulator $(python3 -c "print(f'{$ecs / $EVENTS:.1f}')")"
+  echo "      saasd by thread (us per event): $(python3 -c "
+import sys
+print(', '.join(f'{n} {int(t) * 1e6 / $tick / $EVENTS:.0f}' for n, t in (x.split('=') for x in sys.argv[1].split())))" "$threads")"
 done
