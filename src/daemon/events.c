@@ -109,7 +109,7 @@ static void iso_now(char out[32])
 int events_add(struct store_batch *b, const char *type, const char *offer, const char *sub_id, json_t *data)
 {
     char id[CRYPTO_UUID_LEN], when[32];
-    if (crypto_uuid(id)) {
+    if (crypto_id(id)) { /* unique, for receivers' deduplication; nothing secret */
         json_decref(data);
         return SAASD_EINTERNAL;
     }

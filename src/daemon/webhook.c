@@ -52,39 +52,13 @@ static void count(const char *action, enum outcome o)
     metrics_counter_inc(c);
 }
 
-/* A request id: unique within the process and across restarts (a random 64-bit prefix drawn
- * once per thread, then a counter), in UUID v4 form. Only a correlation id for logs, the
- * x-request-id header and the inbox entry, so it need not be unpredictable: this saves a
- * RAND_bytes call (and its getpid) per webhook. */
+/* A request id (crypto_id: a per-thread random prefix and a counter): only a correlation id for
+ * logs, the x-request-id header and the inbox entry, so it need not be unpredictable, and a
+ * RAND_bytes call per webhook is saved. "unavailable" only if the random source failed at its first use. */
 static void request_id_next(char out[CRYPTO_UUID_LEN])
 {
-    static _Thread_local uint8_t prefix[8];
-    static _Thread_local uint64_t n;
-    if (n == 0 && crypto_random(prefix, sizeof prefix) != 0) {
-        crypto_uuid(out);
-        return;
-    }
-    n++;
-    uint8_t b[16];
-    memcpy(b, prefix, 8);
-    for (int i = 0; i < 8; i++)
-        b[15 - i] = (uint8_t)(n >> (8 * i));
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* the counter's top byte: 2^56 ids per thread */
-    char hex[33];
-    crypto_hex(b, sizeof b, hex);
-    /* 8-4-4-4-12 (a snprintf with five %.Ns cost more than the rest of this function) */
-    static const unsigned char group[5] = {8, 4, 4, 4, 12};
-    char *o = out;
-    const char *h = hex;
-    for (int g = 0; g < 5; g++) {
-        if (g)
-            *o++ = '-';
-        memcpy(o, h, group[g]);
-        o += group[g];
-        h += group[g];
-    }
-    *o = 0;
+    if (crypto_id(out) != 0)
+        snprintf(out, CRYPTO_UUID_LEN, "unavailable");
 }
 
 static void answer(struct httpd_response *res, int status, const char *code, const char *message)
