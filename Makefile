@@ -15,6 +15,11 @@ CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
 BUILD    := $(BUILD)-asan
 endif
+ifeq ($(SANITIZE),thread)
+CFLAGS   += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=thread
+BUILD    := $(BUILD)-tsan
+endif
 
 # Debian packages, by what needs them.
 DEB_BUILD := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libssl-dev \
@@ -95,6 +100,6 @@ bench: all
 	tests/bench/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(TEST_BIN:=.d)

@@ -26,8 +26,9 @@ $(BUILD)/lua/saas/core.so: $(SPEC_MOD_SRC:%.c=$(BUILD)/luamod/%.o)
 -include $(SPEC_MOD_SRC:%.c=$(BUILD)/luamod/%.d)
 LUAMODS += $(BUILD)/lua/saas/core.so
 
-# The reload stress test under AddressSanitizer (unless the whole build already is).
-ifneq ($(SANITIZE),address)
+# The reload stress test under AddressSanitizer, in the normal build only (a SANITIZE=address
+# build already is; ASan cannot be combined with SANITIZE=thread).
+ifeq ($(SANITIZE),)
 ASAN_DIR := $(BUILD)/asan
 ASAN_CFLAGS := $(filter-out -O2,$(CFLAGS)) -O1 -fsanitize=address -fno-omit-frame-pointer
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN_DIR)/%.o)

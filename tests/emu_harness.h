@@ -329,6 +329,14 @@ static inline void rx_start(void)
     snprintf(RX.url, sizeof RX.url, "http://127.0.0.1:%u/webhook", httpd_port(RX.d));
 }
 
+/* The receiver's answer delay, under RX.lock: its connection threads read it (TSan). */
+static inline void rx_set_delay(int ms)
+{
+    pthread_mutex_lock(&RX.lock);
+    RX.delay_ms = ms;
+    pthread_mutex_unlock(&RX.lock);
+}
+
 static inline void rx_reset(int dflt)
 {
     pthread_mutex_lock(&RX.lock);

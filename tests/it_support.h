@@ -45,6 +45,14 @@ static long long it_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Wall-clock ms, the daemon's clock for stored times (next_at_ms): it_now_ms() is for timeouts. */
+static long long it_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* One HTTP call with an optional JSON body; returns the parsed body (or NULL). */
 static json_t *it_call(const char *method, const char *url, json_t *body, const char *bearer, long *status, char **raw)
 {
@@ -230,7 +238,7 @@ static int it_stuck_backlog(struct store *s, const char *offer_id, const char *s
     snprintf(text, sizeof text,
              "{\"next_at_ms\":%lld,\"op_id\":\"%s-0\",\"sub_id\":\"%s\",\"action\":\"Suspend\",\"offer_id\":\"%s\","
              "\"attempts\":1,\"payload\":{}}",
-             it_now_ms() + 3600 * 1000LL, prefix, stuck, offer_id);
+             it_wall_ms() + 3600 * 1000LL, prefix, stuck, offer_id);
     struct store_batch *b = NULL;
     store_batch_new(&b);
     store_batch_append(b, STORE_OUTBOX, NULL, 0, text, strlen(text));

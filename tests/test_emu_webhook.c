@@ -262,10 +262,10 @@ static void retries(void)
     json_decref(d);
 
     rx_reset(200);
-    RX.delay_ms = 800; /* longer than the 500 ms webhook timeout: no answer at all */
+    rx_set_delay(800); /* longer than the 500 ms webhook timeout: no answer at all */
     customer(sid, "change-quantity", "{\"quantity\":5}", op);
     const char *st = wait_op(sid, op, 6000);
-    RX.delay_ms = 0;
+    rx_set_delay(0);
     d = delivery_of(op);
     CHECK(!strcmp(st, "Failed") && sub_quantity(sid) == 4,
           "§5.2 an ACK-able webhook that is never answered fails the operation after the last attempt");

@@ -427,6 +427,23 @@ static void test_reload_and_check(void)
     free(bad);
 }
 
+/* A new install starts with an empty rules directory (regression: engine_read_dir sorted a NULL
+ * name list there, undefined behaviour that `make SANITIZE=address` reports). */
+static void test_empty_dir(void)
+{
+    char *dir = check_tmpdir("empty");
+    struct engine *e = open_dir(dir, 1000);
+    struct rule_result r = {0};
+    int rc = e ? call(e, "any-offer", RULE_PROVISION, &r) : -1;
+    CHECK(e != NULL && rc == 0 && r.generation == 1, "an empty rules directory loads with the built-in default rule");
+    if (e) {
+        rule_result_free(&r);
+        engine_close(e);
+    }
+    check_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     alarm(120); /* a limit that fails to stop a loop must fail this program, not hang it */
@@ -435,5 +452,6 @@ int main(void)
     test_sandbox();
     test_limits();
     test_reload_and_check();
+    test_empty_dir();
     return CHECK_DONE();
 }

@@ -175,8 +175,23 @@ static void confirmation_and_csrf(void)
           "an answer that does not match the field's pattern is refused and the other answers are kept");
 
     snprintf(form, sizeof form, "csrf=%s&company=Fabrikam+%%3CLtd%%3E&region=eu-west", csrf);
+    char logpath[512], logged[8192] = "";
+    snprintf(logpath, sizeof logpath, "%s/landing-info.log", dir);
+    int logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    log_set_fd(logfd);
+    log_set_level(LOG_INFO);
     st = it_browse(&b, "POST", "/landing/confirm", form);
+    log_set_level(LOG_WARN);
+    log_set_fd(2);
+    ssize_t nlog = pread(logfd, logged, sizeof logged - 1, 0);
+    logged[nlog > 0 ? nlog : 0] = 0;
+    close(logfd);
     CHECK(st == 303 && !strcmp(b.location, "/landing/status"), "a signed-in confirmation with the CSRF token is accepted");
+    /* regression: the offer id was read from the record after Activate's read-back had freed it */
+    const char *decided = strstr(logged, "msg=\"provision decided\"");
+    const char *eol = decided ? strchr(decided, '\n') : NULL;
+    const char *named = decided ? strstr(decided, " offer_id=it-land ") : NULL;
+    CHECK(named && (!eol || named < eol), "the info line of the decision names the offer it was decided for");
     st = it_browse(&b, "GET", "/landing/status", NULL);
     json_t *ms = it_ms_sub(sub);
     CHECK(st == 200 && has(&b, "Your subscription is active") && has(&b, "Welcome, Fabrikam &lt;Ltd&gt;") &&

@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,7 +72,7 @@ static int all_say(const char *dir, const char *word)
 
 static struct {
     struct engine *e;
-    volatile int stop;
+    atomic_int stop; /* volatile is no synchronisation: TSan reported the race */
     pthread_mutex_t mu;
     size_t n;
     uint64_t gen[MAX_SEEN];

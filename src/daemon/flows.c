@@ -114,7 +114,9 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     if (rc)
         return rc;
     flow_record_refresh(rec, snapshot);
-    const char *offer = flows_offer_of(rec, NULL);
+    /* A copy: read_back_activation refreshes rec, which frees the string offerId was in. */
+    char offer[128];
+    snprintf(offer, sizeof offer, "%s", flows_offer_of(rec, NULL));
     const char *status = json_string_value(json_object_get(rec, "ms_status"));
     if ((rc = store_batch_new(&b)) != 0)
         goto done;

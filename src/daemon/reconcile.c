@@ -296,7 +296,7 @@ static void mark_missing(struct pass *p)
     json_decref(u.chunk);
 }
 
-int reconcile_run(struct daemon *d, int *drift, json_t **missing)
+static int reconcile_locked(struct daemon *d, int *drift, json_t **missing)
 {
     struct pass p = {.d = d, .missing = json_array()};
     struct mp_result mr = {0};
@@ -325,6 +325,20 @@ int reconcile_run(struct daemon *d, int *drift, json_t **missing)
         *missing = json_incref(p.missing);
     json_decref(p.missing);
     free(p.seen_ids);
+    return rc;
+}
+
+/* One pass at a time (the periodic one, POST /admin/reconcile): a pass holds many stripes at
+ * once, taken in page or store order, so two passes side by side could each wait for a stripe
+ * the other holds, and every event of those subscriptions would wait with them. Everything else
+ * holds one stripe at a time. */
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int reconcile_run(struct daemon *d, int *drift, json_t **missing)
+{
+    pthread_mutex_lock(&pass_lock);
+    int rc = reconcile_locked(d, drift, missing);
+    pthread_mutex_unlock(&pass_lock);
     return rc;
 }
 

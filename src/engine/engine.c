@@ -156,7 +156,8 @@ int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engin
         }
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 1) /* qsort(NULL, 0) is undefined: an empty rules directory leaves names NULL */
+        qsort(names, n, sizeof *names, cmp_str);
     struct rule_file *files = calloc(n + 1, sizeof *files);
     if (!files) {
         rc = SAASD_ENOMEM;

@@ -7,6 +7,7 @@
 #include "engine/worker.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* A generation: the rule texts read at one reload and the pool of states running them.
@@ -48,7 +49,8 @@ struct engine {
     uint64_t generations;       /* numbers handed out */
 
     pthread_mutex_t reload_mu;
-    uint64_t reloads_ok, reloads_failed; /* written under reload_mu */
+    /* written under reload_mu; atomic because engine_info (metrics, admin) reads them without it */
+    _Atomic uint64_t reloads_ok, reloads_failed;
 
     pthread_mutex_t metrics_mu;
     struct metric_calls *calls;
