@@ -5,7 +5,9 @@
  * same subscription in the inbox behind it. Thirty-two lanes (workers = 2) retry those entries
  * over and over (the test rewinds each one to "due now, first retry" as an operator's retry
  * would), while events of other subscriptions come and go; none of the waiting inbox events
- * may be acted on (no operation record, still in the inbox) while its older entry exists. */
+ * may be acted on (no operation record, still in the inbox) while its older entry exists. One
+ * subscription has a 100-character id: the ordering checks once cut ids at 63 characters and
+ * then missed that id's own outbox entry. */
 #include "it_support.h"
 
 #define STUCK 4
@@ -14,7 +16,7 @@
 #define TICK_MS 10
 
 struct head {
-    char sub[64];
+    char sub[128];
     unsigned char key[8]; /* its OUTBOX key */
     int found;
     int acted_early; /* later events seen acted on while this entry still waited */
@@ -33,7 +35,7 @@ static void put_event(struct store_batch *b, enum store_db db, const char *sub, 
 static int find_head(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct head *h = arg;
-    char tag[96];
+    char tag[192];
     snprintf(tag, sizeof tag, "\"op_id\":\"%s-0\"", h->sub);
     if (klen == 8 && memmem(val, vlen, tag, strlen(tag))) {
         memcpy(h->key, key, 8);
@@ -82,7 +84,7 @@ static int acted_behind(struct daemon *d, const struct head *h)
 {
     int acted = 0;
     for (int k = 1; k <= BEHIND; k++) {
-        char op[96];
+        char op[192];
         snprintf(op, sizeof op, "%s-%d", h->sub, k);
         void *v = NULL;
         size_t n = 0;
@@ -102,7 +104,7 @@ struct count_arg {
 static int count_sub(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct count_arg *c = arg;
-    char tag[96];
+    char tag[192];
     snprintf(tag, sizeof tag, "\"sub_id\":\"%s\"", c->sub);
     c->n += memmem(val, vlen, tag, strlen(tag)) != NULL;
     return 0;
@@ -126,8 +128,12 @@ int main(void)
     store_batch_new(&b);
     for (int s = 0; s < STUCK; s++) {
         memset(&heads[s], 0, sizeof heads[s]);
-        snprintf(heads[s].sub, sizeof heads[s].sub, "0dde0000-0000-4000-8000-%012d", s);
-        char op[96];
+        /* the last one with a 100-character id: the webhook takes ids up to 127 characters */
+        if (s == STUCK - 1)
+            snprintf(heads[s].sub, sizeof heads[s].sub, "long-%095d", s);
+        else
+            snprintf(heads[s].sub, sizeof heads[s].sub, "0dde0000-0000-4000-8000-%012d", s);
+        char op[192];
         snprintf(op, sizeof op, "%s-0", heads[s].sub);
         put_event(b, STORE_OUTBOX, heads[s].sub, op);
         for (int k = 1; k <= BEHIND; k++) {

@@ -67,7 +67,7 @@ struct daemon {
     _Atomic uint64_t reset_generation; /* bumped by every wake-up except "events appended" */
     pthread_t *workers;
     int nworkers;
-    char (*inflight_subs)[64];     /* subscription ids being processed, one slot per worker */
+    char (*inflight_subs)[128];    /* subscription ids being processed, one slot per lane (whole: up to 127) */
     struct passed_subs *passed_subs; /* inbox.c: subscriptions a scan passed over */
     pthread_t reconciler;
     int reconciler_started;

@@ -29,7 +29,7 @@
 #define RETRY_CAP_MS (5 * 60 * 1000)
 #define MAX_SCAN 4096 /* entries looked at per scan and database: a backlog of one subscription
                          must not make every scan read the whole inbox */
-#define SUB_ID_MAX 64
+#define SUB_ID_MAX 128 /* webhook_body.h keeps ids up to 127 characters; the ordering checks must see them whole */
 #define KEY_MAX 64
 #define LANES 16 /* events in flight per configured worker (config `workers`) */
 
@@ -224,7 +224,7 @@ static int consider_due(void *arg, const void *key, size_t klen, const void *val
     struct scan_state *s = arg;
     if (klen != 16)
         return 0;
-    vlen = vlen < SUB_ID_MAX ? vlen : SUB_ID_MAX - 1; /* ids are GUIDs; a longer one is cut, as before */
+    vlen = vlen < SUB_ID_MAX ? vlen : SUB_ID_MAX - 1; /* no stored id is longer (webhook_body.h) */
     int64_t due = (int64_t)store_be64_get(key);
     if (due > s->now) {
         if (!s->next_due || due < s->next_due)
@@ -450,7 +450,8 @@ static void *worker_main(void *arg)
         int found = find_work(d, &w, &next_due, &blocked, &more);
         unsigned stripe = 0;
         if (found) {
-            snprintf(d->inflight_subs[me], 64, "%s", json_string_value(json_object_get(w.entry, "sub_id")));
+            snprintf(d->inflight_subs[me], sizeof d->inflight_subs[me], "%s",
+                     json_string_value(json_object_get(w.entry, "sub_id")));
             stripe = daemon_sub_stripe(d->inflight_subs[me]);
             d->passed_subs->stripe_lanes[stripe]++;
         }
