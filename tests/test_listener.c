@@ -53,7 +53,7 @@ static int peer_closed(int fd)
 struct trickle {
     int duration_ms;         /* the loop ends by itself after this */
     int opened;              /* connections established */
-    int admitted;            /* still open 1.5 s after they were opened */
+    int admitted;            /* still open half the deadline after they were opened */
     int admitted_body;       /* of those, trickling the body rather than a header */
     int closed_after_deadline; /* of those, closed by the server after the deadline */
     int closed_before_deadline;
@@ -93,7 +93,10 @@ static void *trickle_main(void *arg)
         if (t->fd[i] < 0)
             continue;
         long long lived = (t->closed_ms[i] ? t->closed_ms[i] : end) - t->open_ms[i];
-        if (lived >= 1500) {
+        /* Refused ones are closed at once, admitted ones at the deadline; the loop above sees a
+         * close only on its next round, which on a loaded machine comes seconds late, so the
+         * line between them is half the deadline, not a short time. */
+        if (lived >= DEADLINE_MS / 2) {
             t->admitted++;
             t->admitted_body += i % 2;
             if (t->closed_ms[i] && lived >= DEADLINE_MS - 500)
@@ -168,7 +171,7 @@ static void test_trickling_flood(void)
     CHECK(hooks && worst_hook < 5000,
           "1024 trickling connections from one address do not stop a signed /webhook being answered 200 promptly");
     pthread_join(th, NULL);
-    printf("# %d admitted (open over 1.5 s; %d trickling a body), %d closed after the deadline, %d before\n",
+    printf("# %d admitted (open over half the deadline; %d trickling a body), %d closed after the deadline, %d before\n",
            t->admitted, t->admitted_body, t->closed_after_deadline, t->closed_before_deadline);
     CHECK(t->admitted > 0 && t->admitted <= 64,
           "one address gets at most listener.per_client (64) connections; the rest are refused at once");
