@@ -52,7 +52,7 @@ struct daemon {
     struct httpd *admin_httpd;
     int data_lock_fd;              /* flock on <data_dir>/saasd.lock: one daemon per data directory */
 
-    /* work_lock guards claiming work (inflight_subs) and the reconciler's sleep; work_cond
+    /* work_lock guards claiming work (inbox.c's lanes per stripe) and the reconciler's sleep; work_cond
      * wakes the reconciler on stop. Idle workers sleep on wake_cond; a webhook only bumps
      * work_generation and takes wake_lock when a worker is actually asleep, so the ingest path
      * never waits behind a worker's inbox scan. */
@@ -67,7 +67,6 @@ struct daemon {
     _Atomic uint64_t reset_generation; /* bumped by every wake-up except "events appended" */
     pthread_t *workers;
     int nworkers;
-    char (*inflight_subs)[128];    /* subscription ids being processed, one slot per lane (whole: up to 127) */
     struct passed_subs *passed_subs; /* inbox.c: subscriptions a scan passed over */
     pthread_t reconciler;
     int reconciler_started;

@@ -429,17 +429,9 @@ static void handle(struct daemon *d, struct work *w)
     daemon_unlock_sub(d, sub);
 }
 
-struct worker_arg {
-    struct daemon *d;
-    int index;
-};
-
 static void *worker_main(void *arg)
 {
-    struct worker_arg *wa = arg;
-    struct daemon *d = wa->d;
-    int me = wa->index;
-    free(wa);
+    struct daemon *d = arg;
     while (!d->stopping) {
         struct work w = {0};
         int64_t next_due = 0;
@@ -449,10 +441,8 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&d->work_lock);
         int found = find_work(d, &w, &next_due, &blocked, &more);
         unsigned stripe = 0;
-        if (found) {
-            snprintf(d->inflight_subs[me], sizeof d->inflight_subs[me], "%s",
-                     json_string_value(json_object_get(w.entry, "sub_id")));
-            stripe = daemon_sub_stripe(d->inflight_subs[me]);
+        if (found) { /* the stripe handle() locks for the event (daemon_lock_sub) */
+            stripe = daemon_sub_stripe(json_string_value(json_object_get(w.entry, "sub_id")));
             d->passed_subs->stripe_lanes[stripe]++;
         }
         pthread_mutex_unlock(&d->work_lock);
@@ -499,7 +489,6 @@ static void *worker_main(void *arg)
         handle(d, &w);
         json_decref(w.entry);
         pthread_mutex_lock(&d->work_lock);
-        d->inflight_subs[me][0] = 0;
         d->passed_subs->stripe_lanes[stripe]--;
         pthread_mutex_unlock(&d->work_lock);
         /* One finished event frees one subscription: one waiting lane looks (waking them all
@@ -520,22 +509,15 @@ int inbox_start(struct daemon *d)
     if (d->nworkers > DAEMON_SUB_STRIPES) /* no more events can be in flight (sub_in_flight) */
         d->nworkers = DAEMON_SUB_STRIPES;
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
-    d->inflight_subs = calloc((size_t)d->nworkers, sizeof *d->inflight_subs);
     d->passed_subs = calloc(1, sizeof *d->passed_subs);
     if (d->passed_subs) {
         d->passed_subs->subs = json_object();
         pthread_cond_init(&d->passed_subs->done_cond, NULL);
     }
-    if (!d->workers || !d->inflight_subs || !d->passed_subs || !d->passed_subs->subs)
+    if (!d->workers || !d->passed_subs || !d->passed_subs->subs)
         return SAASD_ENOMEM;
     for (int i = 0; i < d->nworkers; i++) {
-        struct worker_arg *wa = malloc(sizeof *wa);
-        if (!wa)
-            return SAASD_ENOMEM;
-        wa->d = d;
-        wa->index = i;
-        if (pthread_create(&d->workers[i], NULL, worker_main, wa) != 0) {
-            free(wa);
+        if (pthread_create(&d->workers[i], NULL, worker_main, d) != 0) {
             d->nworkers = i;
             return SAASD_EINTERNAL;
         }
@@ -550,7 +532,6 @@ void inbox_stop(struct daemon *d)
     for (int i = 0; i < d->nworkers; i++)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
-    free(d->inflight_subs);
     if (d->passed_subs) {
         json_decref(d->passed_subs->subs);
         pthread_cond_destroy(&d->passed_subs->done_cond);
@@ -558,7 +539,6 @@ void inbox_stop(struct daemon *d)
     free(d->passed_subs);
     d->passed_subs = NULL;
     d->workers = NULL;
-    d->inflight_subs = NULL;
     d->nworkers = 0;
 }
 
