@@ -118,23 +118,6 @@ const char *emu_jstr(const json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-json_t *emu_public(const json_t *o)
-{
-    json_t *c = json_deep_copy(o);
-    if (!c || !json_is_object(c))
-        return c;
-    const char *key;
-    json_t *v;
-    void *tmp;
-    json_object_foreach_safe(c, tmp, key, v) {
-        if (key[0] == '_')
-            json_object_del(c, key);
-        else if (json_is_object(v) && !strcmp(key, "subscription"))
-            json_object_set_new(c, key, emu_public(v));
-    }
-    return c;
-}
-
 json_t *emu_public_view(const json_t *o)
 {
     if (!json_is_object(o))
@@ -148,6 +131,14 @@ json_t *emu_public_view(const json_t *o)
         json_object_set_new(c, key, json_is_object(v) && !strcmp(key, "subscription") ? emu_public_view(v)
                                                                                        : json_incref(v));
     }
+    return c;
+}
+
+json_t *emu_public(const json_t *o)
+{
+    json_t *view = emu_public_view(o);
+    json_t *c = json_deep_copy(view); /* the view shares values with the state: copy them */
+    json_decref(view);
     return c;
 }
 
