@@ -20,9 +20,7 @@ echo "acting on events: $EVENTS events queued in the inbox (Subscribe + ChangeQu
 echo "drained end to end against the emulator (GET operation, rule, PATCH, GET subscription, durable result)"
 # saasd's CPU ticks summed by thread name (inbox-0, inbox-1 … count as "inbox"): "name=ticks …"
 thread_split() {
-  for t in /proc/"$1"/task/*; do
-    printf '%s %s\n' "$(sed 's/-[0-9]*$//' "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
-  done | awk '{s[$1] += $2} END {for (n in s) if (s[n] > 0) printf "%s=%d ", n, s[n]}'
+  task_ticks "$1" | awk '{sub(/-[0-9]+$/, "", $1); s[$1] += $2} END {for (n in s) if (s[n] > 0) printf "%s=%d ", n, s[n]}'
 }
 # context switches (voluntary + involuntary) of all of a process's threads
 ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }

@@ -22,3 +22,11 @@ tree_ticks() {
   for p in "$1" $(pgrep -P "$1" || true); do t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done
   echo "$t"
 }
+# utime + stime in clock ticks per thread: one "name ticks" line each (/proc/PID/task/TID/comm
+# and stat); a thread that ended meanwhile is skipped
+task_ticks() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
+  done | awk 'NF == 2'
+}

@@ -25,9 +25,7 @@ non2xx_of() { awk '/Non-2xx/ {n = $NF} END {print n + 0}' "$1"; }
 # the inbox workers (inbox-N); "other" = the rest (main, periodic jobs). Threads that ended
 # during the run are not counted (none of these do).
 thread_ticks() {
-  for t in /proc/"$1"/task/*; do
-    printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
-  done | awk '$2 != "" { g = "other"; if ($1 ~ /^(MHD-|store-|verify)/) g = "ingest"; else if ($1 ~ /^inbox-/) g = "inbox"; a[g] += $2
+  task_ticks "$1" | awk '{ g = "other"; if ($1 ~ /^(MHD-|store-|verify)/) g = "ingest"; else if ($1 ~ /^inbox-/) g = "inbox"; a[g] += $2
                            if ($1 ~ /^MHD-/) a["loop"] += $2; else if ($1 ~ /^store-writer/) a["writer"] += $2
                            else if ($1 ~ /^store-notify/) a["notify"] += $2; else if ($1 ~ /^verify/) a["verify"] += $2 }
               END { printf "%d %d %d %d %d %d %d\n", a["ingest"], a["inbox"], a["other"], a["loop"], a["writer"], a["notify"], a["verify"] }'
@@ -233,34 +231,19 @@ fi
 if [ "$perf_ok" = 0 ]; then
   echo "  skipped: perf is missing or cannot record a running process here (perf_event_paranoid?)"
 else
-  # utime + stime in clock ticks per thread name (comm), from /proc/PID/task/*/stat
-  thread_ticks() {
-    python3 - "$1" <<'PY'
-import collections, glob, sys
-ticks = collections.Counter()
-for path in glob.glob("/proc/%s/task/*/stat" % sys.argv[1]):
-    try:
-        text = open(path).read()
-    except OSError:
-        continue  # the thread ended meanwhile
-    comm = text[text.index("(") + 1:text.rindex(")")]
-    fields = text[text.rindex(")") + 2:].split()
-    ticks[comm] += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14 and 15)
-for comm, t in sorted(ticks.items()):
-    print("%s\t%d" % (comm, t))
-PY
-  }
+  # utime + stime in clock ticks per thread name, tab-separated
+  ticks_by_name() { task_ticks "$1" | awk '{s[$1] += $2} END {for (n in s) printf "%s\t%d\n", n, s[n]}'; }
   rm -rf "$work/data"
   "$SAASD" serve --config "$work/saasd.conf" 2>>"$work/saasd.log" &
   SAASD_PID=$!
   pids+=($SAASD_PID)
   wait_http "http://127.0.0.1:$PORT/healthz"
-  thread_ticks "$SAASD_PID" >"$work/threads0.txt"
+  ticks_by_name "$SAASD_PID" >"$work/threads0.txt"
   perf record -q -g -o "$work/perf.data" -p "$SAASD_PID" >/dev/null 2>&1 &
   PERF_PID=$!
   sleep 0.5
   wrk -t2 -c64 -d"${DURATION}s" -s tests/bench/webhook.lua "http://127.0.0.1:$PORT/webhook" >"$work/profile.out" 2>&1 || true
-  thread_ticks "$SAASD_PID" >"$work/threads1.txt"
+  ticks_by_name "$SAASD_PID" >"$work/threads1.txt"
   kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true
   kill "$SAASD_PID" 2>/dev/null || true; wait "$SAASD_PID" 2>/dev/null || true
   echo "  $(reqs_of "$work/profile.out") requests, $(rps_of "$work/profile.out") req/s while profiled"
