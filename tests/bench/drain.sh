@@ -9,9 +9,12 @@
 # events/s: CPU per event of saasd, of its rule worker processes (its children) and of the
 # emulator, context switches per event of each, and saasd's CPU split by thread name.
 # BENCH_DRAIN_PERF=DIR records perf profiles of the three during the drain (see below).
+# BENCH_OUTBOX_WAITING=N first parks N events of other subscriptions in the outbox, due in two
+# hours (build/bench/outbox_park): CPU per event must not depend on it (issue 14, item 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS=${BENCH_EVENTS:-10000}
+WAITING=${BENCH_OUTBOX_WAITING:-0}
 BENCH_NAME=drain . tests/bench/lib.sh
 export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
 
@@ -45,6 +48,7 @@ rules = { dir = "$PWD/rules" }
 reconcile = { interval = 0 }
 CONF
   "$BUILD/bench/drain_load" "http://127.0.0.1:$EMU_PORT" "$work/data" "$EVENTS"
+  [ "$WAITING" = 0 ] || "$BUILD/bench/outbox_park" "$work/data" "$WAITING"
   e0=$(cpu_ticks "$EMU_PID"); ecs0=$(ctxsw "$EMU_PID")
   t0=$(date +%s.%N)
   "$SAASD" serve --config "$work/saasd.conf" 2>>"$work/saasd.log" &
@@ -108,6 +112,7 @@ PY
   read -r secs rate outcomes <<<"$out"
   tick=$(getconf CLK_TCK)
   label=$([ "$workers" = 2 ] && echo "workers = 2 (default)" || echo "workers = $workers")
+  label="$label, $WAITING waiting in the outbox"
   echo "  $label: acting on events: $rate events/s, $EVENTS drained in $secs s   target >= 2000 events/s"
   echo "      outcomes $outcomes; CPU per event: saasd $(python3 -c "print(f'{$cpu * 1e6 / $tick / $EVENTS:.0f}')") us,"\
        "rule processes $(python3 -c "print(f'{$rules * 1e6 / $tick / $EVENTS:.0f}')") us,"\
