@@ -1,5 +1,6 @@
 # Benchmark programs (not tests): built with `all`, run by `make bench` (tests/bench/run.sh).
-BENCH_BIN := $(BUILD)/bench/rule_bench $(BUILD)/bench/load_subs $(BUILD)/bench/replay_bench
+BENCH_BIN := $(BUILD)/bench/rule_bench $(BUILD)/bench/load_subs $(BUILD)/bench/replay_bench \
+  $(BUILD)/bench/outbox_park
 
 all: $(BENCH_BIN)
 
