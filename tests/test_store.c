@@ -425,6 +425,43 @@ static void test_append(void)
     free(dir);
 }
 
+/* meta keeps a bound above every sequence number handed out, raised a block at a time rather
+ * than with every commit: after more appends than any one block, over many commits, with the
+ * store then emptied and reopened, new numbers must still be above every one used before. */
+static void test_append_bound_raised(void)
+{
+    char *dir = check_tmpdir("store-append-bound");
+    struct store *s;
+    store_open(dir, NULL, &s);
+    struct store_batch *b;
+    store_batch_new(&b);
+    uint64_t last = 0, seq = 0;
+    int failed = 0;
+    for (int commit = 0; commit < 25; commit++) {
+        store_batch_clear(b);
+        for (int i = 0; i < 500; i++)
+            store_batch_append(b, STORE_INBOX, NULL, 0, "e", 1);
+        failed |= store_commit(s, b) != 0 || store_batch_seq(b, &seq) != 0;
+        last = seq + 499;
+    }
+    CHECK(!failed && last >= 12500, "12 500 appends over 25 commits are numbered");
+    store_batch_clear(b);
+    store_scan(s, STORE_INBOX, NULL, 0, delete_all_fn, b);
+    store_commit(s, b);
+    store_close(s);
+
+    store_open(dir, NULL, &s);
+    store_batch_clear(b);
+    store_batch_append(b, STORE_INBOX, NULL, 0, "e", 1);
+    uint64_t after = 0;
+    CHECK(store_commit(s, b) == 0 && store_batch_seq(b, &after) == 0 && after > last,
+          "after reopening an emptied store, appends are numbered above every number used before");
+    store_batch_free(b);
+    store_close(s);
+    store_rmdir(dir);
+    free(dir);
+}
+
 /* ---- read-modify-write ------------------------------------------------------------------------- */
 
 static int incr_update(void *arg, const void *old, size_t oldlen, void **nv, size_t *nl)
@@ -938,6 +975,7 @@ int main(void)
     test_batch_atomic();
     test_after_group();
     test_append();
+    test_append_bound_raised();
     test_update();
     test_async_and_close();
     test_snapshots();

@@ -130,6 +130,7 @@ static int open_databases(struct store *s)
     rc = store_migrate(s, txn);
     if (rc)
         goto fail;
+    s->seq_stored = s->next_seq;
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc) {

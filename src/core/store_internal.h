@@ -77,6 +77,7 @@ struct store {
     struct store_batch **group; /* max_group slots */
     size_t map_size;
     uint64_t next_seq;
+    uint64_t seq_stored; /* meta's append_seq as committed: every number handed out is below it */
 };
 
 /* The outbox indexes (store_outbox.c): drop the index entries of the OUTBOX value under key
