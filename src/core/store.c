@@ -241,6 +241,7 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
     }
     if ((rc = store_check_after_open(dir, s->env)) != 0)
         goto fail;
+    store_zero_init(s, opt->no_sync);
     /* An existing environment keeps its (possibly larger) map size. */
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
