@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -420,6 +421,94 @@ static void test_append(void)
     store_batch_seq(b, &after);
     CHECK(after > second, "append numbers keep growing across reopen, even after deletes");
     store_batch_free(b);
+    store_close(s);
+    store_rmdir(dir);
+    free(dir);
+}
+
+/* meta keeps a bound above every sequence number handed out, raised a block at a time rather
+ * than with every commit: after more appends than any one block, over many commits, with the
+ * store then emptied and reopened, new numbers must still be above every one used before. */
+static void test_append_bound_raised(void)
+{
+    char *dir = check_tmpdir("store-append-bound");
+    struct store *s;
+    store_open(dir, NULL, &s);
+    struct store_batch *b;
+    store_batch_new(&b);
+    uint64_t last = 0, seq = 0;
+    int failed = 0;
+    for (int commit = 0; commit < 25; commit++) {
+        store_batch_clear(b);
+        for (int i = 0; i < 500; i++)
+            store_batch_append(b, STORE_INBOX, NULL, 0, "e", 1);
+        failed |= store_commit(s, b) != 0 || store_batch_seq(b, &seq) != 0;
+        last = seq + 499;
+    }
+    CHECK(!failed && last >= 12500, "12 500 appends over 25 commits are numbered");
+    store_batch_clear(b);
+    store_scan(s, STORE_INBOX, NULL, 0, delete_all_fn, b);
+    store_commit(s, b);
+    store_close(s);
+
+    store_open(dir, NULL, &s);
+    store_batch_clear(b);
+    store_batch_append(b, STORE_INBOX, NULL, 0, "e", 1);
+    uint64_t after = 0;
+    CHECK(store_commit(s, b) == 0 && store_batch_seq(b, &after) == 0 && after > last,
+          "after reopening an emptied store, appends are numbered above every number used before");
+    store_batch_free(b);
+    store_close(s);
+    store_rmdir(dir);
+    free(dir);
+}
+
+static int count_fn(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+/* The writer keeps data.mdb written (zeros) ahead of LMDB's last page, so that a commit does
+ * not extend the file (and then sync ext4's allocation metadata too): the file is longer than
+ * the pages in use, the store reopens with every value, and LMDB's pages stay intact. */
+static void test_file_written_ahead(void)
+{
+    char *dir = check_tmpdir("store-ahead");
+    struct store *s;
+    store_open(dir, NULL, &s);
+    struct store_batch *b;
+    store_batch_new(&b);
+    char val[3000];
+    memset(val, 'v', sizeof val);
+    int failed = 0;
+    for (int commit = 0; commit < 20; commit++) {
+        store_batch_clear(b);
+        for (int i = 0; i < 20; i++)
+            store_batch_append(b, STORE_INBOX, NULL, 0, val, sizeof val);
+        failed |= store_commit(s, b) != 0;
+    }
+    store_batch_free(b);
+    store_close(s);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    MDB_env *env = NULL;
+    MDB_envinfo info;
+    MDB_stat ms;
+    int ok = !failed && stat(path, &st) == 0 && mdb_env_create(&env) == 0 &&
+             mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) == 0 && mdb_env_info(env, &info) == 0 &&
+             mdb_env_stat(env, &ms) == 0;
+    long long used = ok ? ((long long)info.me_last_pgno + 1) * ms.ms_psize : 0;
+    if (env)
+        mdb_env_close(env);
+    CHECK(ok && st.st_size >= used + (1 << 20),
+          "data.mdb is written at least 1 MiB beyond the pages LMDB uses after 1.2 MB of commits");
+
+    uint64_t n = 0;
+    CHECK(store_open(dir, NULL, &s) == 0 && store_scan(s, STORE_INBOX, NULL, 0, count_fn, &n) == 0 && n == 400,
+          "a store written ahead reopens with every committed entry");
     store_close(s);
     store_rmdir(dir);
     free(dir);
@@ -938,6 +1027,8 @@ int main(void)
     test_batch_atomic();
     test_after_group();
     test_append();
+    test_append_bound_raised();
+    test_file_written_ahead();
     test_update();
     test_async_and_close();
     test_snapshots();

@@ -1,7 +1,7 @@
 /* Inbound HTTP server over libmicrohttpd, in one of two modes:
  *  - thread per connection (event_threads = 0): a handler may block, e.g. on an outbound call,
  *    without stalling other connections;
- *  - event loop (event_threads = N): N threads serve every connection with epoll; handlers
+ *  - event loop (event_threads = N): N threads serve every connection with poll(2); handlers
  *    must answer quickly or defer: httpd_defer() parks the connection, and any thread later
  *    answers it with httpd_resume(). Fewer threads and context switches under load.
  * Request bodies are collected up to max_body; larger bodies are answered 413 before the

@@ -130,6 +130,7 @@ static int open_databases(struct store *s)
     rc = store_migrate(s, txn);
     if (rc)
         goto fail;
+    s->seq_stored = s->next_seq;
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc) {
@@ -240,6 +241,7 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
     }
     if ((rc = store_check_after_open(dir, s->env)) != 0)
         goto fail;
+    store_zero_init(s, opt->no_sync);
     /* An existing environment keeps its (possibly larger) map size. */
     MDB_envinfo info;
     mdb_env_info(s->env, &info);

@@ -77,6 +77,10 @@ struct store {
     struct store_batch **group; /* max_group slots */
     size_t map_size;
     uint64_t next_seq;
+    uint64_t seq_stored; /* meta's append_seq as committed: every number handed out is below it */
+    int data_fd;         /* data.mdb (LMDB's descriptor), -1: no zeroing ahead (no_sync, or it failed) */
+    long long zeroed_to; /* data.mdb holds written blocks up to this offset */
+    unsigned page_size;
 };
 
 /* The outbox indexes (store_outbox.c): drop the index entries of the OUTBOX value under key
@@ -94,7 +98,9 @@ int store_check_before_open(const char *dir);
 int store_check_after_open(const char *dir, MDB_env *env);
 void store_log_open_error(const char *dir, int mdb_rc, const char *mdb_msg);
 
-/* Writer and notifier thread bodies (store_writer.c). */
+/* Writer and notifier thread bodies (store_writer.c). store_zero_init (at open) lets the
+ * writer keep data.mdb's blocks written ahead of LMDB's last page. */
+void store_zero_init(struct store *s, int no_sync);
 void *store_writer_main(void *arg);
 void *store_notifier_main(void *arg);
 
