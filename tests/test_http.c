@@ -99,6 +99,22 @@ static void *parallel_get(void *arg)
     return NULL;
 }
 
+/* Client sockets (any state, TIME_WAIT included) whose remote port is port: connections made. */
+static int connections_to(unsigned port)
+{
+    FILE *f = fopen("/proc/self/net/tcp", "r");
+    char line[512];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned rport;
+        if (sscanf(line, " %*d: %*x:%*x %*x:%x", &rport) == 1 && rport == port)
+            n++;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
 int main(void)
 {
     struct httpd *d = NULL;
@@ -134,6 +150,20 @@ int main(void)
     rq.method = "PATCH";
     CHECK(http_client_do(c, &rq, &rs) == 0 && !strncmp(rs.body, "PATCH|", 6), "custom methods are sent as such");
     http_response_free(&rs);
+
+    /* One request at a time, twenty times: each finds the connection the last one left. */
+    struct http_client *seq = NULL;
+    int before = connections_to(httpd_port(d));
+    int ok = http_client_new(&co, &seq) == 0;
+    for (int i = 0; ok && i < 20; i++) {
+        ok = http_client_do(seq, &rq, &rs) == 0 && rs.status == 200;
+        http_response_free(&rs);
+    }
+    int made = connections_to(httpd_port(d)) - before;
+    if (made != 1)
+        printf("# %d connections for 20 sequential requests\n", made);
+    CHECK(ok && made == 1, "sequential requests reuse one kept-alive connection instead of opening one each");
+    http_client_free(seq);
 
     char big[4096];
     memset(big, 'x', sizeof big);

@@ -9,14 +9,25 @@
 
 #define POOL_MAX 128 /* inbox lanes (inbox.c) each hold a handle while an event is in flight */
 
+/* An easy handle and the multi handle that drives it. The multi keeps the live connections (as
+ * curl_easy_perform's hidden one would) and is driven here perform-first: curl_easy_perform
+ * waits on its multi before the first perform of every request, one poll() per request for
+ * nothing, and its curl_multi_poll adds the wake-up socket to every wait. */
+struct conn {
+    CURL *easy;
+    CURLM *multi;
+};
+
 struct http_client {
     struct http_client_options opt;
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     pthread_mutex_t pool_lock;
-    CURL *pool[POOL_MAX]; /* idle easy handles: each keeps its own live connections */
+    struct conn pool[POOL_MAX]; /* idle handles: each keeps its own live connections */
     int npool;
 };
+
+static void conn_free(struct conn k);
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -83,7 +94,7 @@ void http_client_free(struct http_client *c)
     if (!c)
         return;
     for (int i = 0; i < c->npool; i++)
-        curl_easy_cleanup(c->pool[i]);
+        conn_free(c->pool[i]);
     if (c->share)
         curl_share_cleanup(c->share);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -92,30 +103,70 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
-static CURL *handle_take(struct http_client *c)
+static void conn_free(struct conn k)
 {
-    CURL *h = NULL;
-    pthread_mutex_lock(&c->pool_lock);
-    if (c->npool > 0)
-        h = c->pool[--c->npool];
-    pthread_mutex_unlock(&c->pool_lock);
-    if (h)
-        curl_easy_reset(h); /* keeps the handle's connections and caches */
-    else
-        h = curl_easy_init();
-    return h;
+    if (k.multi)
+        curl_multi_cleanup(k.multi);
+    if (k.easy)
+        curl_easy_cleanup(k.easy);
 }
 
-static void handle_give_back(struct http_client *c, CURL *h)
+static int handle_take(struct http_client *c, struct conn *out)
 {
+    int found = 0;
     pthread_mutex_lock(&c->pool_lock);
-    if (c->npool < POOL_MAX) {
-        c->pool[c->npool++] = h;
-        h = NULL;
+    if (c->npool > 0) {
+        *out = c->pool[--c->npool];
+        found = 1;
     }
     pthread_mutex_unlock(&c->pool_lock);
-    if (h)
-        curl_easy_cleanup(h);
+    if (found) {
+        curl_easy_reset(out->easy); /* the connections stay in the multi handle */
+        return 0;
+    }
+    out->easy = curl_easy_init();
+    out->multi = curl_multi_init();
+    if (out->easy && out->multi)
+        return 0;
+    conn_free(*out);
+    return SAASD_ENOMEM;
+}
+
+static void handle_give_back(struct http_client *c, struct conn k)
+{
+    int kept = 0;
+    pthread_mutex_lock(&c->pool_lock);
+    if (c->npool < POOL_MAX) {
+        c->pool[c->npool++] = k;
+        kept = 1;
+    }
+    pthread_mutex_unlock(&c->pool_lock);
+    if (!kept)
+        conn_free(k);
+}
+
+/* curl_easy_perform's loop, perform first: a request that is answered while perform runs
+ * needs no wait at all, and the wait polls the connection only. */
+static CURLcode perform(struct conn *k)
+{
+    CURLMcode mc = curl_multi_add_handle(k->multi, k->easy);
+    if (mc != CURLM_OK)
+        return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+    int running = 1;
+    while (mc == CURLM_OK) {
+        mc = curl_multi_perform(k->multi, &running);
+        if (mc != CURLM_OK || !running)
+            break;
+        mc = curl_multi_wait(k->multi, NULL, 0, 1000, NULL); /* capped by the transfer's own timeouts */
+    }
+    CURLcode res = mc == CURLM_OK ? CURLE_OK : mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(k->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == k->easy)
+            res = msg->data.result;
+    curl_multi_remove_handle(k->multi, k->easy);
+    return res;
 }
 
 struct sink {
@@ -162,10 +213,11 @@ int http_client_do(struct http_client *c, const struct http_request *req, struct
     struct sink body = {.max = c->opt.max_response};
     struct sink head = {.max = 64 * 1024};
     struct curl_slist *hdrs = NULL;
-    int rc = 0;
-    CURL *h = handle_take(c);
-    if (!h)
-        return SAASD_ENOMEM;
+    struct conn k;
+    int rc = handle_take(c, &k);
+    if (rc)
+        return rc;
+    CURL *h = k.easy;
 
     for (size_t i = 0; i < req->nheaders; i++) {
         char line[8192];
@@ -199,12 +251,12 @@ int http_client_do(struct http_client *c, const struct http_request *req, struct
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 
-    rc = curl_error(curl_easy_perform(h));
+    rc = curl_error(perform(&k));
     if (rc == 0)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
 fail:
     curl_slist_free_all(hdrs);
-    handle_give_back(c, h);
+    handle_give_back(c, k);
     out->body = body.data ? body.data : calloc(1, 1);
     out->body_len = body.len;
     out->headers = head.data ? head.data : calloc(1, 1);

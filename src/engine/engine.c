@@ -244,17 +244,17 @@ static int pool_take(struct engine *e, struct worker **out)
         if (!w)
             break;
         e->free_workers = w->next;
+        /* the check is a system call: made outside the lock, which every rule call takes */
+        pthread_mutex_unlock(&e->pool_mu);
         if (worker_idle_ok(w)) {
-            pthread_mutex_unlock(&e->pool_mu);
             *out = w;
             return 0;
         }
-        e->nworkers--; /* died while idle (OOM killer, an operator): not this call's fault */
-        e->workers_replaced++;
-        pthread_mutex_unlock(&e->pool_mu);
-        worker_free(w);
+        worker_free(w); /* died while idle (OOM killer, an operator): not this call's fault */
         live_states--;
         pthread_mutex_lock(&e->pool_mu);
+        e->nworkers--;
+        e->workers_replaced++;
     }
     e->nworkers++;
     pthread_mutex_unlock(&e->pool_mu);

@@ -50,7 +50,7 @@ static char **worker_env(void)
 static int await_hello(struct worker *w)
 {
     struct wire_msg m;
-    int rc = wire_recv(w->fd, limits_now_ns() + (int64_t)WORKER_START_MS * 1000000, 64, &m);
+    int rc = wire_recv(w->fd, limits_now_ns() + (int64_t)WORKER_START_MS * 1000000, 64, &w->rx, &m);
     if (rc == 0 && m.type != W_HELLO)
         rc = SAASD_EINVAL;
     wire_msg_free(&m);
@@ -115,7 +115,7 @@ int worker_idle_ok(const struct worker *w)
 {
     /* an idle worker never speaks first: readable or hung up means it died meanwhile */
     struct pollfd p = {.fd = w->fd, .events = POLLIN};
-    return !w->dead && poll(&p, 1, 0) == 0;
+    return !w->dead && w->rx.len == 0 && poll(&p, 1, 0) == 0;
 }
 
 static void reap(struct worker *w, int *status)
@@ -138,6 +138,7 @@ void worker_free(struct worker *w)
     reap(w, &st);
     if (w->fd >= 0)
         close(w->fd);
+    wire_rx_free(&w->rx);
     for (size_t i = 0; i < w->nkeys; i++)
         free(w->keys[i]);
     free(w->keys);
@@ -215,7 +216,7 @@ int worker_landing(struct worker *w, long i, int cpu_ms, char **json)
     wire_buf_free(&b);
     struct wire_msg m = {0};
     if (rc == 0)
-        rc = wire_recv(w->fd, kill_at, 1u << 20, &m);
+        rc = wire_recv(w->fd, kill_at, 1u << 20, &w->rx, &m);
     if (rc == 0 && m.type != W_LANDING_JSON)
         rc = SAASD_EINVAL;
     if (rc < 0) {
@@ -254,7 +255,7 @@ int worker_load(struct worker *w, const struct rule_file *f, const char *offer, 
     wire_buf_free(&b);
     struct wire_msg m = {0};
     if (rc == 0)
-        rc = wire_recv(w->fd, kill_at, 1u << 20, &m);
+        rc = wire_recv(w->fd, kill_at, 1u << 20, &w->rx, &m);
     if (rc == 0 && m.type != W_LOADED)
         rc = SAASD_EINVAL;
     if (rc < 0) {
@@ -441,7 +442,7 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
     size_t max = memory + (1u << 20);
     while (rc == 0) {
         struct wire_msg m;
-        if ((rc = wire_recv(w->fd, kill_at, max, &m)) < 0)
+        if ((rc = wire_recv(w->fd, kill_at, max, &w->rx, &m)) < 0)
             break;
         if (m.type == W_RESULT) {
             rc = take_result(w, &m, out, writes);

@@ -99,11 +99,11 @@ static int wait_fd(int fd, short events, int64_t deadline_ns)
     }
 }
 
-static int io_all(int fd, char *p, size_t len, int writing, int64_t deadline_ns)
+static int send_all(int fd, const char *p, size_t len, int64_t deadline_ns)
 {
     while (len) {
         /* MSG_NOSIGNAL: a worker that died must not take the daemon (or a test) down by SIGPIPE */
-        ssize_t n = writing ? send(fd, p, len, MSG_NOSIGNAL) : read(fd, p, len);
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
             p += n;
             len -= (size_t)n;
@@ -115,7 +115,7 @@ static int io_all(int fd, char *p, size_t len, int writing, int64_t deadline_ns)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return SAASD_EIO;
-        int rc = wait_fd(fd, writing ? POLLOUT : POLLIN, deadline_ns);
+        int rc = wait_fd(fd, POLLOUT, deadline_ns);
         if (rc < 0)
             return rc;
     }
@@ -128,7 +128,7 @@ int wire_send(int fd, struct wire_buf *b, int64_t deadline_ns)
         return SAASD_ENOMEM;
     uint32_t l = (uint32_t)(b->len - 4);
     memcpy(b->p, &l, 4);
-    return io_all(fd, b->p, b->len, 1, deadline_ns);
+    return send_all(fd, b->p, b->len, deadline_ns);
 }
 
 static int parse(struct wire_msg *m, size_t len)
@@ -167,24 +167,82 @@ static int parse(struct wire_msg *m, size_t len)
     return 0;
 }
 
-int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_msg *out)
+#define RX_CHUNK 16384 /* read at least this much at once: most frames fit, a few share a read */
+
+/* Room for at least want bytes in rx (want <= max frame + 4, checked by the caller). */
+static int rx_reserve(struct wire_rx *rx, size_t want)
 {
-    memset(out, 0, sizeof *out);
+    if (want < RX_CHUNK)
+        want = RX_CHUNK;
+    if (rx->cap >= want)
+        return 0;
+    char *p = realloc(rx->p, want);
+    if (!p)
+        return SAASD_ENOMEM;
+    rx->p = p;
+    rx->cap = want;
+    return 0;
+}
+
+/* The first whole frame in rx into out (1), 0 when it is not all there, or an error. */
+static int rx_take(struct wire_rx *rx, size_t max, struct wire_msg *out)
+{
     uint32_t len;
-    int rc = io_all(fd, (char *)&len, 4, 0, deadline_ns);
-    if (rc < 0)
-        return rc;
+    if (rx->len < 4)
+        return 0;
+    memcpy(&len, rx->p, 4);
     if (len < 1)
         return SAASD_EINVAL;
     if (len > max)
         return SAASD_ETOOBIG;
+    if (rx->len - 4 < len)
+        return 0;
     if (!(out->buf = malloc(len)))
         return SAASD_ENOMEM;
-    if ((rc = io_all(fd, out->buf, len, 0, deadline_ns)) == 0)
-        rc = parse(out, len);
+    memcpy(out->buf, rx->p + 4, len);
+    rx->len -= 4 + (size_t)len;
+    memmove(rx->p, rx->p + 4 + len, rx->len);
+    int rc = parse(out, len);
+    return rc < 0 ? rc : 1;
+}
+
+int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_rx *rx, struct wire_msg *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc;
+    while ((rc = rx_take(rx, max, out)) == 0) {
+        uint32_t len = 0;
+        if (rx->len >= 4)
+            memcpy(&len, rx->p, 4);
+        if ((rc = rx_reserve(rx, 4 + (size_t)len)) < 0)
+            break;
+        if (deadline_ns && (rc = wait_fd(fd, POLLIN, deadline_ns)) < 0)
+            break;
+        ssize_t n = read(fd, rx->p + rx->len, rx->cap - rx->len);
+        if (n > 0) {
+            rx->len += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            rc = SAASD_EIO; /* peer closed */
+            break;
+        }
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+            rc = SAASD_EIO;
+            break;
+        }
+    }
     if (rc < 0)
         wire_msg_free(out);
-    return rc;
+    if (rx->len == 0 && rx->cap > 4 * RX_CHUNK) /* a large frame's room is not kept */
+        wire_rx_free(rx);
+    return rc < 0 ? rc : 0;
+}
+
+void wire_rx_free(struct wire_rx *rx)
+{
+    free(rx->p);
+    memset(rx, 0, sizeof *rx);
 }
 
 void wire_msg_free(struct wire_msg *m)

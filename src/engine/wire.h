@@ -60,9 +60,20 @@ void wire_buf_free(struct wire_buf *b);
 /* 0, SAASD_ETIMEOUT (deadline_ns passed, CLOCK_MONOTONIC; 0 = none), SAASD_EIO (peer gone),
  * SAASD_ENOMEM (the frame failed to build). */
 int wire_send(int fd, struct wire_buf *b, int64_t deadline_ns);
+/* Bytes read from a connection beyond the frames taken so far: one per connection end, zeroed
+ * at first. A frame usually arrives whole, and the next may be right behind it (W_LOG, W_EFFECT
+ * need no reply), so wire_recv reads whatever is there in one read() instead of the length and
+ * then the body: a rule call costs that many fewer system calls on each side. */
+struct wire_rx {
+    char *p;
+    size_t len, cap;
+};
+void wire_rx_free(struct wire_rx *rx);
+
 /* Like wire_send; SAASD_ETOOBIG for a frame over max bytes, SAASD_EINVAL for a malformed one.
- * Release with wire_msg_free. */
-int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_msg *out);
+ * With a deadline (the daemon's non-blocking end) it waits for the fd before reading, since a
+ * reply is rarely there the moment it is asked for. Release with wire_msg_free. */
+int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_rx *rx, struct wire_msg *out);
 void wire_msg_free(struct wire_msg *m);
 
 /* Field i as a string / integer (absent or missing: NULL / dflt). */

@@ -24,6 +24,7 @@ struct slot {
 static struct slot *slots;
 static size_t nslots;
 static int wfd = -1;
+static struct wire_rx wrx; /* what was read from wfd beyond the frames taken */
 
 static void die_io(void)
 {
@@ -38,7 +39,7 @@ static void send_or_die(struct wire_buf *b)
 
 static void recv_or_die(int type, struct wire_msg *m)
 {
-    if (wire_recv(wfd, 0, WORKER_MAX_FRAME, m) < 0 || m->type != type)
+    if (wire_recv(wfd, 0, WORKER_MAX_FRAME, &wrx, m) < 0 || m->type != type)
         die_io();
 }
 
@@ -376,7 +377,7 @@ int worker_main(int fd)
     wire_buf_free(&hello);
     for (;;) {
         struct wire_msg m;
-        int rc = wire_recv(fd, 0, WORKER_MAX_FRAME, &m);
+        int rc = wire_recv(fd, 0, WORKER_MAX_FRAME, &wrx, &m);
         if (rc == SAASD_EIO)
             return 0; /* the daemon closed our socket: we are done */
         if (rc < 0)

@@ -18,6 +18,7 @@
 #include "engine/caps.h"
 #include "engine/engine.h"
 #include "engine/vm.h"
+#include "engine/wire.h"
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -40,6 +41,7 @@ struct worker {
     pid_t pid;
     int fd;
     int dead;            /* killed or broken: must not be reused */
+    struct wire_rx rx;   /* what was read from fd beyond the frames taken */
     char **keys;         /* slot i holds the state keyed keys[i] ("offer sha256 path") */
     size_t nkeys, capkeys;
     struct worker *next; /* free list of the pool */

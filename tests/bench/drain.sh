@@ -68,6 +68,13 @@ CONF
       PERF_PID="$PERF_PID $!"
     fi
   fi
+  # BENCH_DRAIN_STRACE=DIR: strace -f of saasd during the drain into DIR/strace-saasd-wN.txt, and
+  # its thread names (tid comm) into DIR/threads-wN.txt, for syscalls per event by thread
+  if [ -n "${BENCH_DRAIN_STRACE:-}" ]; then
+    sleep 0.2
+    strace -f -qq -o "$BENCH_DRAIN_STRACE/strace-saasd-w$workers.txt" -p "$SAASD_PID" 2>/dev/null &
+    PERF_PID="${PERF_PID:-} $!"
+  fi
   # poll /metrics until every event has a result (a retry is not one: it comes back later)
   out=$(python3 - "$PORT" "$EVENTS" "$t0" "$SAASD_PID" <<'PY'
 import http.client, os, re, sys, time
@@ -106,6 +113,9 @@ PY
   for c in $(pgrep -P "$SAASD_PID" || true); do rules=$((rules + $(cpu_ticks "$c"))); rcs=$((rcs + $(ctxsw "$c"))); done
   scs=$(ctxsw "$SAASD_PID"); ecs=$(($(ctxsw "$EMU_PID") - ecs0))
   threads=$(thread_split "$SAASD_PID")
+  if [ -n "${BENCH_DRAIN_STRACE:-}" ]; then
+    for t in /proc/"$SAASD_PID"/task/*; do echo "${t##*/} $(cat "$t/comm")"; done >"$BENCH_DRAIN_STRACE/threads-w$workers.txt"
+  fi
   for p in ${PERF_PID:-}; do kill -INT "$p"; wait "$p" 2>/dev/null || true; done; PERF_PID=
   kill "$SAASD_PID"; wait "$SAASD_PID" 2>/dev/null || true
   kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true

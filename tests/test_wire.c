@@ -1,0 +1,148 @@
+/* Framing of the daemon <-> rule worker messages (src/engine/wire.c): what wire_recv takes from
+ * a connection whatever way the bytes arrive (one read may hold several frames or part of one). */
+#include "check.h"
+#include "core/err.h"
+#include "engine/limits.h"
+#include "engine/wire.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+static void frame(struct wire_buf *b, enum wire_type type, const char *a, const char *c)
+{
+    wire_begin(b, type);
+    wire_put_str(b, a);
+    wire_put_str(b, c);
+    uint32_t l = (uint32_t)(b->len - 4); /* as wire_send fills it in */
+    memcpy(b->p, &l, 4);
+}
+
+static int pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return -1;
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK); /* the daemon's end */
+    return 0;
+}
+
+static int64_t soon(void) { return limits_now_ns() + 2000 * 1000000LL; }
+
+static void test_frames_sharing_a_read(void)
+{
+    int sv[2];
+    if (pair(sv))
+        abort();
+    struct wire_buf a = {0}, b = {0};
+    frame(&a, W_LOG, "first", NULL);
+    frame(&b, W_RESULT, "second", "x");
+    char both[256];
+    memcpy(both, a.p, a.len);
+    memcpy(both + a.len, b.p, b.len);
+    if (write(sv[1], both, a.len + b.len) != (ssize_t)(a.len + b.len))
+        abort();
+    struct wire_rx rx = {0};
+    struct wire_msg m1, m2;
+    int r1 = wire_recv(sv[0], soon(), 1024, &rx, &m1);
+    int r2 = wire_recv(sv[0], soon(), 1024, &rx, &m2);
+    CHECK(r1 == 0 && m1.type == W_LOG && !strcmp(wire_str(&m1, 0), "first") && !wire_str(&m1, 1),
+          "two frames arriving in one read: the first is taken whole, its absent field stays absent");
+    CHECK(r2 == 0 && m2.type == W_RESULT && !strcmp(wire_str(&m2, 0), "second") && !strcmp(wire_str(&m2, 1), "x"),
+          "two frames arriving in one read: the second is kept for the next call, not lost");
+    CHECK(rx.len == 0, "nothing is left over once both frames are taken");
+    wire_msg_free(&m1);
+    wire_msg_free(&m2);
+    wire_rx_free(&rx);
+    wire_buf_free(&a);
+    wire_buf_free(&b);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+struct dribble {
+    int fd;
+    const char *p;
+    size_t len;
+};
+
+static void *dribble_main(void *arg)
+{
+    struct dribble *d = arg;
+    for (size_t i = 0; i < d->len; i++) {
+        if (write(d->fd, d->p + i, 1) != 1)
+            break;
+        usleep(200);
+    }
+    return NULL;
+}
+
+static void test_frame_in_pieces(void)
+{
+    int sv[2];
+    if (pair(sv))
+        abort();
+    struct wire_buf a = {0};
+    char big[40000]; /* larger than one read's chunk */
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    frame(&a, W_STORE_VAL, "0", "small");
+    struct dribble d = {sv[1], a.p, a.len};
+    pthread_t t;
+    pthread_create(&t, NULL, dribble_main, &d);
+    struct wire_rx rx = {0};
+    struct wire_msg m;
+    int rc = wire_recv(sv[0], soon(), 1024, &rx, &m);
+    pthread_join(t, NULL);
+    CHECK(rc == 0 && m.type == W_STORE_VAL && !strcmp(wire_str(&m, 1), "small"),
+          "a frame arriving a byte at a time is assembled before it is handed out");
+    wire_msg_free(&m);
+    struct wire_buf b = {0};
+    frame(&b, W_RESULT, big, "end");
+    if (write(sv[1], b.p, b.len) != (ssize_t)b.len)
+        abort();
+    rc = wire_recv(sv[0], soon(), 1u << 20, &rx, &m);
+    CHECK(rc == 0 && m.f[0].len == strlen(big) && !strcmp(wire_str(&m, 1), "end"),
+          "a frame larger than one read is read to its end");
+    wire_msg_free(&m);
+    wire_rx_free(&rx);
+    wire_buf_free(&a);
+    wire_buf_free(&b);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_refusals(void)
+{
+    int sv[2];
+    if (pair(sv))
+        abort();
+    struct wire_rx rx = {0};
+    struct wire_msg m;
+    int64_t t0 = limits_now_ns();
+    int rc = wire_recv(sv[0], t0 + 100 * 1000000LL, 1024, &rx, &m);
+    CHECK(rc == SAASD_ETIMEOUT, "nothing arriving before the deadline is a timeout");
+    uint32_t huge = 1u << 30;
+    if (write(sv[1], &huge, 4) != 4) /* the body never comes */
+        abort();
+    rc = wire_recv(sv[0], soon(), 1024, &rx, &m);
+    CHECK(rc == SAASD_ETOOBIG, "a frame announced over the limit is refused before its body is waited for");
+    wire_rx_free(&rx);
+    struct wire_buf a = {0};
+    frame(&a, W_LOG, "cut", "short");
+    if (write(sv[1], a.p, a.len - 3) != (ssize_t)a.len - 3)
+        abort();
+    close(sv[1]);
+    rc = wire_recv(sv[0], soon(), 1024, &rx, &m);
+    CHECK(rc == SAASD_EIO, "a peer closing in the middle of a frame is an I/O error, not a short message");
+    wire_rx_free(&rx);
+    wire_buf_free(&a);
+    close(sv[0]);
+}
+
+int main(void)
+{
+    test_frames_sharing_a_read();
+    test_frame_in_pieces();
+    test_refusals();
+    return CHECK_DONE();
+}
