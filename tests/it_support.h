@@ -423,6 +423,22 @@ static void it_offer(const char *offer_id)
                        &st));
 }
 
+/* The usual start of an inbox test: emulator and daemon (it_setup, it_start_in with conf), and
+ * offer_id with a rule that accepts everything, known at the emulator (it_offer). The daemon,
+ * or NULL (then *emu_out may still need emu_stop when not NULL). */
+static struct daemon *it_start_offer(const char *name, const char *offer_id, const char *conf, char *dir, char *rules,
+                                     struct emu **emu_out)
+{
+    *emu_out = it_setup(name, dir, rules);
+    if (!*emu_out)
+        return NULL;
+    it_write_rule(rules, offer_id, "return {}\n");
+    struct daemon *d = it_start_in(dir, 0, conf);
+    if (d)
+        it_offer(offer_id);
+    return d;
+}
+
 /* Buy offer/team with seats; returns the landing URL (malloc'd) and the subscription id. */
 static char *it_purchase(const char *offer_id, int seats, char *sub_id, size_t size)
 {

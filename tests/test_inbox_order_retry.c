@@ -113,14 +113,10 @@ static int count_sub(void *arg, const void *key, size_t klen, const void *val, s
 int main(void)
 {
     char dir[256], rules[512];
-    struct emu *emu = it_setup("order", dir, rules);
-    if (!emu)
-        return CHECK_DONE();
-    it_write_rule(rules, "ord-offer", "return {}\n");
-    struct daemon *d = it_start_in(dir, 0, "workers = 2\nmetering = { interval = 0 }\n");
+    struct emu *emu;
+    struct daemon *d = it_start_offer("order", "ord-offer", "workers = 2\nmetering = { interval = 0 }\n", dir, rules, &emu);
     if (!d)
         return CHECK_DONE();
-    it_offer("ord-offer");
 
     /* Subscriptions Microsoft does not know: every GET of their operations answers 404. */
     struct head heads[STUCK];

@@ -24,14 +24,10 @@ static int append(struct daemon *d, const char *sub, int n)
 int main(void)
 {
     char dir[256], rules[512];
-    struct emu *emu = it_setup("rescan", dir, rules);
-    if (!emu)
-        return CHECK_DONE();
-    it_write_rule(rules, "rs-offer", "return {}\n");
-    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
+    struct emu *emu;
+    struct daemon *d = it_start_offer("rescan", "rs-offer", "metering = { interval = 0 }\n", dir, rules, &emu);
     if (!d)
         return CHECK_DONE();
-    it_offer("rs-offer");
     char sub[64];
     CHECK(it_buy_and_land("rs-offer", 2, sub, sizeof sub) == 200, "the purchase is activated through the landing page");
 

@@ -7,14 +7,10 @@
 int main(void)
 {
     char dir[256], rules[512];
-    struct emu *emu = it_setup("backlog", dir, rules);
-    if (!emu)
-        return CHECK_DONE();
-    it_write_rule(rules, "bl-offer", "return {}\n");
-    struct daemon *d = it_start_in(dir, 0, "metering = { interval = 0 }\n");
+    struct emu *emu;
+    struct daemon *d = it_start_offer("backlog", "bl-offer", "metering = { interval = 0 }\n", dir, rules, &emu);
     if (!d)
         return CHECK_DONE();
-    it_offer("bl-offer");
     char sub[64];
     CHECK(it_buy_and_land("bl-offer", 2, sub, sizeof sub) == 200, "the purchase is activated through the landing page");
 

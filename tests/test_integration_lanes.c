@@ -26,14 +26,10 @@ static int buy_apart(char *sub, size_t size, const unsigned *avoid, int navoid)
 int main(void)
 {
     char dir[256], rules[512];
-    struct emu *emu = it_setup("lanes", dir, rules);
-    if (!emu)
-        return CHECK_DONE();
-    it_write_rule(rules, "lanes-offer", "return {}\n");
-    struct daemon *d = it_start_in(dir, 0, "workers = 1\nmetering = { interval = 0 }\n");
+    struct emu *emu;
+    struct daemon *d = it_start_offer("lanes", "lanes-offer", "workers = 1\nmetering = { interval = 0 }\n", dir, rules, &emu);
     if (!d)
         return CHECK_DONE();
-    it_offer("lanes-offer");
     char slow[64], others[OTHERS][64];
     unsigned stripes[OTHERS + 1];
     int bought = buy_apart(slow, sizeof slow, NULL, 0);
