@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static void frame(struct wire_buf *b, enum wire_type type, const char *a, const char *c)
 {
@@ -139,10 +140,57 @@ static void test_refusals(void)
     close(sv[0]);
 }
 
+static void *late_main(void *arg)
+{
+    struct dribble *d = arg;
+    usleep(500 * 1000);
+    if (write(d->fd, d->p, d->len) != (ssize_t)d->len)
+        abort();
+    return NULL;
+}
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* deadline 0 means "no deadline", also on the daemon's non-blocking end: wire_recv must then
+ * sleep in poll() until the frame comes, not go round read() and EAGAIN for half a second. */
+static void test_no_deadline_waits(void)
+{
+    int sv[2];
+    if (pair(sv))
+        abort();
+    struct wire_buf a = {0};
+    frame(&a, W_RESULT, "late", NULL);
+    struct dribble d = {sv[1], a.p, a.len};
+    pthread_t t;
+    pthread_create(&t, NULL, late_main, &d);
+    struct wire_rx rx = {0};
+    struct wire_msg m;
+    int64_t cpu0 = thread_cpu_ns();
+    int rc = wire_recv(sv[0], 0, 1024, &rx, &m);
+    int64_t cpu_ms = (thread_cpu_ns() - cpu0) / 1000000;
+    pthread_join(t, NULL);
+    printf("# waiting 500 ms for a frame cost %lld ms of CPU\n", (long long)cpu_ms);
+    CHECK(rc == 0 && m.type == W_RESULT && !strcmp(wire_str(&m, 0), "late"),
+          "with no deadline a frame that comes late on a non-blocking end is still taken");
+    CHECK(rc == 0 && cpu_ms < 50, "with no deadline a non-blocking end sleeps until the frame comes (no busy loop)");
+    if (rc == 0)
+        wire_msg_free(&m);
+    wire_rx_free(&rx);
+    wire_buf_free(&a);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     test_frames_sharing_a_read();
     test_frame_in_pieces();
     test_refusals();
+    test_no_deadline_waits();
     return CHECK_DONE();
 }

@@ -227,7 +227,10 @@ int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_rx *rx, struc
             rc = SAASD_EIO; /* peer closed */
             break;
         }
-        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { /* not ready after all: wait, even with no deadline */
+            if ((rc = wait_fd(fd, POLLIN, deadline_ns)) < 0)
+                break;
+        } else if (errno != EINTR) {
             rc = SAASD_EIO;
             break;
         }
