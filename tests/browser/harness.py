@@ -256,13 +256,28 @@ class Run:
         """Click, then wait until the browser has left the page (a form post or a link).
         element: a found element, or a function that finds it (then a node chromium lost while
         the page settled is looked up again instead of failing the case)."""
-        if callable(element):
-            return retry_dom(lambda: self.click_and_wait(element(), seconds))
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
         from selenium.webdriver.common.by import By
         old = self.driver.find_element(By.TAG_NAME, "html")
-        element.click()
+        if callable(element):
+            from selenium.common.exceptions import NoSuchElementException
+            tries = []
+
+            def click():
+                tries.append(1)
+                try:
+                    element().click()
+                except NoSuchElementException:
+                    # A click can reach the page and chromium still report its node lost (the
+                    # page is already being replaced): the retry then finds the next page, with
+                    # no such node. That click is done; failing the case for it would be wrong.
+                    if len(tries) > 1 and ec.staleness_of(old)(self.driver):
+                        return
+                    raise
+            retry_dom(click)
+        else:
+            element.click()
         WebDriverWait(self.driver, seconds).until(ec.staleness_of(old))
         WebDriverWait(self.driver, seconds).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
