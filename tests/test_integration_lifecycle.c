@@ -256,6 +256,48 @@ static void subscribe(void)
     json_decref(local);
 }
 
+/* GET subscription calls saasd made (answered 200). */
+static double get_subscription_calls(void)
+{
+    return metrics_value("saasd_upstream_requests_total", "endpoint=\"get\",status=\"200\"");
+}
+
+/* A customer's change the rule accepts: saasd reads the subscription once (the rule's view) and,
+ * once Microsoft took its PATCH Success, keeps the change as accepted instead of reading the
+ * subscription again; a change the rule refuses is still read back, where Microsoft may have
+ * applied it anyway (drift). */
+static void change_read_back(void)
+{
+    char sub[64];
+    CHECK(land("lc-count", 4, sub, sizeof sub), "a purchase of the counting offer lands");
+    double before = get_subscription_calls();
+    json_t *a = customer_and_wait(sub, "change-quantity", json_pack("{s:i}", "quantity", 9), NULL, 0);
+    double gets = get_subscription_calls() - before;
+    json_t *local = it_local(sub);
+    CHECK(a && !strcmp(it_str(a, "decision"), "accepted") && json_integer_value(json_object_get(local, "quantity")) == 9 &&
+              !strcmp(it_str(local, "status"), "Subscribed"),
+          "an accepted seat change is the local state at once");
+    CHECK(gets == 1, "an accepted change Microsoft took costs one GET subscription (the rule's view), not a second one after the ACK");
+    printf("# GET subscription calls for the accepted change: %.0f\n", gets);
+    json_decref(a);
+    json_decref(local);
+    long st;
+    json_decref(it_admin("POST", "/admin/reconcile", NULL, &st));
+    local = it_local(sub);
+    CHECK(st == 200 && json_integer_value(json_object_get(local, "quantity")) == 9 && !json_object_get(local, "pending_change") &&
+              json_integer_value(json_object_get(json_object_get(local, "subscription"), "quantity")) == 9,
+          "the next read of Microsoft's subscription confirms the accepted change");
+    json_decref(local);
+
+    CHECK(land("lc-term", 3, sub, sizeof sub), "a purchase of the term offer lands");
+    before = get_subscription_calls();
+    a = customer_and_wait(sub, "change-plan", json_pack("{s:s}", "planId", "business"), NULL, 0);
+    gets = get_subscription_calls() - before;
+    CHECK(a && !strcmp(it_str(a, "decision"), "refused") && gets == 2,
+          "a refused change is read back from Microsoft after the PATCH Failure (drift check)");
+    json_decref(a);
+}
+
 static json_t *admin_sub(const char *sub, const char *verb, json_t *body, long *st)
 {
     char path[256];
@@ -465,6 +507,7 @@ int main(void)
     activate_read_back();
     reinstate();
     subscribe();
+    change_read_back();
     publisher_changes(d);
     request_source_spellings(d);
     local_only(d);

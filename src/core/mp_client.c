@@ -241,8 +241,14 @@ static void count(enum mp_endpoint ep, int transport_rc, long status, double sec
 /* The request engine: auth, ids, retries, parsing. */
 static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result *res)
 {
-    char *token = NULL, *body_text = NULL;
+    char *body_text = NULL;
     int rc = 0, auth_retried = 0;
+    /* "Bearer " + the token, read straight into the header line: no heap copy of the token per
+     * call, and only the bytes used are wiped at the end. */
+    char auth[TOKEN_BUF + 16]; /* not initialised: that would zero all of it every call */
+    memcpy(auth, "Bearer ", 7);
+    char *const token = auth + 7;
+    token[0] = 0;
     char saved_corr[sizeof res->correlation_id];
 
     snprintf(saved_corr, sizeof saved_corr, "%s", res->correlation_id);
@@ -254,9 +260,6 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
         snprintf(res->correlation_id, sizeof res->correlation_id, "%s", saved_corr);
     else if (crypto_id(res->correlation_id))
         return SAASD_EINTERNAL;
-    token = malloc(TOKEN_BUF);
-    if (!token)
-        return SAASD_ENOMEM;
     if (c->body) {
         body_text = json_dumps(c->body, JSON_COMPACT);
         if (!body_text) {
@@ -264,15 +267,12 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
             goto fail;
         }
     }
-    char auth[TOKEN_BUF + 16];
-
     for (int tries = 0;;) {
         rc = token_cache_get(mp->tokens, token, TOKEN_BUF);
         if (rc) {
             snprintf(res->message, sizeof res->message, "no access token: %s", saasd_strerror(rc));
             goto fail;
         }
-        snprintf(auth, sizeof auth, "Bearer %s", token);
         crypto_id(res->request_id);
         struct http_header h[6];
         size_t nh = 0;
@@ -381,10 +381,7 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
         snprintf(res->message + strlen(res->message), sizeof res->message - strlen(res->message),
                  "%snot re-sent: the call is not safe to repeat", res->message[0] ? "; " : "");
 fail:
-    if (token) {
-        memset(token, 0, TOKEN_BUF);
-        free(token);
-    }
+    explicit_bzero(auth, 7 + strnlen(token, TOKEN_BUF));
     free(body_text);
     return rc;
 }

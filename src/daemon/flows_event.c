@@ -35,6 +35,7 @@ struct event {
     json_t *payload, *op, *rec;
     json_t *fresh;       /* Microsoft's subscription as read before the handler ran, or NULL */
     int told;            /* saasd sent Microsoft a change (PATCH, DELETE) since fresh was read */
+    int acked;           /* ... and it was an accepted ACK Microsoft took (PATCH Success, 2xx) */
     char offer[256];
     char op_status[32];  /* Microsoft's operation status when the event was taken */
     char final[32];      /* the operation's status after saasd acted */
@@ -164,6 +165,7 @@ static int acknowledge(struct event *ev)
     mp_result_clear(&mr);
     if (prc == 0) {
         snprintf(ev->final, sizeof ev->final, "%s", ev->accept ? "Succeeded" : "Failed");
+        ev->acked = ev->accept;
         return 0;
     }
     /* 409: already final; Partner operations may answer 500 (§5.1): poll instead. */
@@ -276,8 +278,13 @@ static void settle_state(struct event *ev)
     if (done && target)
         flows_mark_pending_change(ev->rec, ev->op_id, ev->row->target_field, target);
     /* What Microsoft shows now: the subscription as read just before the handler, unless saasd
-     * has told Microsoft something since (one GET less per event that changes nothing there). */
-    json_t *fresh = ev->fresh && !ev->told ? json_incref(ev->fresh) : flows_get_subscription(ev->d, ev->sub_id);
+     * has told Microsoft something since (one GET less per event that changes nothing there).
+     * After an accepted ACK Microsoft took, its effect is known (the row's status and target,
+     * marked pending above until Microsoft shows them), so the view read before stands too;
+     * only a refusal or a cancellation is read back: that is where Microsoft may differ from
+     * what saasd asked (drift), and a DELETE changes more than one field. */
+    int known = !ev->told || (ev->acked && done);
+    json_t *fresh = ev->fresh && known ? json_incref(ev->fresh) : flows_get_subscription(ev->d, ev->sub_id);
     if (fresh && target && !done && ev->ran && json_equal(jl_get(fresh, ev->row->target_field), target)) {
         metrics_inc("saasd_drift_total", "kind=\"refused_but_applied\"");
         log_warn("inbox", "Microsoft applied a change saasd refused; Microsoft's state kept", "op_id", ev->op_id,
