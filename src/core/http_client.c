@@ -2,20 +2,36 @@
 #include "core/err.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define POOL_MAX 128 /* inbox lanes (inbox.c) each hold a handle while an event is in flight */
 
 /* An easy handle and the multi handle that drives it. The multi keeps the live connections (as
- * curl_easy_perform's hidden one would) and is driven here perform-first: curl_easy_perform
- * waits on its multi before the first perform of every request, one poll() per request for
- * nothing, and its curl_multi_poll adds the wake-up socket to every wait. */
+ * curl_easy_perform's hidden one would) and is driven through its socket interface: libcurl
+ * says which sockets and timeout it waits for, one poll() here waits for them, and
+ * curl_multi_socket_action is told what poll() saw. Driven with curl_multi_perform instead,
+ * libcurl polls the connection itself (timeout 0) on every call before it reads, which was two
+ * poll() per request for nothing on top of the wait. Heap-allocated: libcurl keeps its
+ * address for the callbacks. */
+#define CONN_SOCKS 4 /* a request's sockets at once (happy eyeballs: two; the resolver's pipe) */
+
+struct watched {
+    curl_socket_t fd;
+    int what; /* CURL_POLL_IN, _OUT, _INOUT */
+};
+
 struct conn {
     CURL *easy;
     CURLM *multi;
+    struct watched socks[CONN_SOCKS];
+    int nsocks;
+    long long deadline_ms; /* libcurl's timer (monotonic ms), -1 = none */
 };
 
 struct http_client {
@@ -23,11 +39,11 @@ struct http_client {
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     pthread_mutex_t pool_lock;
-    struct conn pool[POOL_MAX]; /* idle handles: each keeps its own live connections */
+    struct conn *pool[POOL_MAX]; /* idle handles: each keeps its own live connections */
     int npool;
 };
 
-static void conn_free(struct conn k);
+static void conn_free(struct conn *k);
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -103,36 +119,88 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
-static void conn_free(struct conn k)
+static void conn_free(struct conn *k)
 {
-    if (k.multi)
-        curl_multi_cleanup(k.multi);
-    if (k.easy)
-        curl_easy_cleanup(k.easy);
+    if (!k)
+        return;
+    if (k->multi)
+        curl_multi_cleanup(k->multi);
+    if (k->easy)
+        curl_easy_cleanup(k->easy);
+    free(k);
 }
 
-static int handle_take(struct http_client *c, struct conn *out)
+static long long mono_ms(void)
 {
-    int found = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libcurl: wait for what on s (or stop watching it). */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct conn *k = userp;
+    int i = 0;
+    while (i < k->nsocks && k->socks[i].fd != s)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < k->nsocks)
+            k->socks[i] = k->socks[--k->nsocks];
+        return 0;
+    }
+    if (i == k->nsocks) {
+        if (k->nsocks == CONN_SOCKS)
+            return -1; /* more sockets than one request ever uses: libcurl fails the transfer */
+        k->nsocks++;
+    }
+    k->socks[i] = (struct watched){s, what};
+    return 0;
+}
+
+/* libcurl: call back with CURL_SOCKET_TIMEOUT in timeout_ms (-1: no timer). */
+static int on_timer(CURLM *m, long timeout_ms, void *userp)
+{
+    struct conn *k = userp;
+    k->deadline_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    return 0;
+}
+
+static struct conn *conn_new(void)
+{
+    struct conn *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->deadline_ms = -1;
+    k->easy = curl_easy_init();
+    k->multi = curl_multi_init();
+    if (!k->easy || !k->multi) {
+        conn_free(k);
+        return NULL;
+    }
+    curl_multi_setopt(k->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(k->multi, CURLMOPT_SOCKETDATA, k);
+    curl_multi_setopt(k->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(k->multi, CURLMOPT_TIMERDATA, k);
+    return k;
+}
+
+static int handle_take(struct http_client *c, struct conn **out)
+{
+    *out = NULL;
     pthread_mutex_lock(&c->pool_lock);
-    if (c->npool > 0) {
+    if (c->npool > 0)
         *out = c->pool[--c->npool];
-        found = 1;
-    }
     pthread_mutex_unlock(&c->pool_lock);
-    if (found) {
-        curl_easy_reset(out->easy); /* the connections stay in the multi handle */
+    if (*out) {
+        curl_easy_reset((*out)->easy); /* the connections stay in the multi handle */
         return 0;
     }
-    out->easy = curl_easy_init();
-    out->multi = curl_multi_init();
-    if (out->easy && out->multi)
-        return 0;
-    conn_free(*out);
-    return SAASD_ENOMEM;
+    *out = conn_new();
+    return *out ? 0 : SAASD_ENOMEM;
 }
 
-static void handle_give_back(struct http_client *c, struct conn k)
+static void handle_give_back(struct http_client *c, struct conn *k)
 {
     int kept = 0;
     pthread_mutex_lock(&c->pool_lock);
@@ -145,20 +213,46 @@ static void handle_give_back(struct http_client *c, struct conn k)
         conn_free(k);
 }
 
-/* curl_easy_perform's loop, perform first: a request that is answered while perform runs
- * needs no wait at all, and the wait polls the connection only. */
+/* One wait for what libcurl waits for, then what it saw: the sockets poll() found ready, or
+ * the timer when none was (capped at a second; the transfer's own timeouts end it). */
+static CURLMcode step(struct conn *k, int *running)
+{
+    long long wait = k->deadline_ms < 0 ? 1000 : k->deadline_ms - mono_ms();
+    if (wait <= 0)
+        return curl_multi_socket_action(k->multi, CURL_SOCKET_TIMEOUT, 0, running);
+    struct pollfd pfd[CONN_SOCKS];
+    int n = k->nsocks;
+    for (int i = 0; i < n; i++)
+        pfd[i] = (struct pollfd){.fd = k->socks[i].fd,
+                                 .events = (short)((k->socks[i].what & CURL_POLL_IN ? POLLIN : 0) |
+                                                   (k->socks[i].what & CURL_POLL_OUT ? POLLOUT : 0))};
+    int ready = poll(pfd, (nfds_t)n, (int)(wait > 1000 ? 1000 : wait));
+    if (ready < 0)
+        return errno == EINTR ? CURLM_OK : CURLM_INTERNAL_ERROR;
+    if (ready == 0)
+        return curl_multi_socket_action(k->multi, CURL_SOCKET_TIMEOUT, 0, running);
+    CURLMcode mc = CURLM_OK;
+    for (int i = 0; i < n && mc == CURLM_OK; i++) {
+        int bits = (pfd[i].revents & (POLLIN | POLLHUP) ? CURL_CSELECT_IN : 0) |
+                   (pfd[i].revents & POLLOUT ? CURL_CSELECT_OUT : 0) |
+                   (pfd[i].revents & (POLLERR | POLLNVAL) ? CURL_CSELECT_ERR : 0);
+        if (bits)
+            mc = curl_multi_socket_action(k->multi, pfd[i].fd, bits, running);
+    }
+    return mc;
+}
+
+/* curl_easy_perform's loop over the socket interface, acting first: adding the transfer sets
+ * libcurl's timer to now, so the request is sent (on a kept connection) before any wait. */
 static CURLcode perform(struct conn *k)
 {
     CURLMcode mc = curl_multi_add_handle(k->multi, k->easy);
     if (mc != CURLM_OK)
         return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
     int running = 1;
-    while (mc == CURLM_OK) {
-        mc = curl_multi_perform(k->multi, &running);
-        if (mc != CURLM_OK || !running)
-            break;
-        mc = curl_multi_wait(k->multi, NULL, 0, 1000, NULL); /* capped by the transfer's own timeouts */
-    }
+    mc = curl_multi_socket_action(k->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    while (mc == CURLM_OK && running)
+        mc = step(k, &running);
     CURLcode res = mc == CURLM_OK ? CURLE_OK : mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
     CURLMsg *msg;
     int left;
@@ -213,11 +307,11 @@ int http_client_do(struct http_client *c, const struct http_request *req, struct
     struct sink body = {.max = c->opt.max_response};
     struct sink head = {.max = 64 * 1024};
     struct curl_slist *hdrs = NULL;
-    struct conn k;
+    struct conn *k;
     int rc = handle_take(c, &k);
     if (rc)
         return rc;
-    CURL *h = k.easy;
+    CURL *h = k->easy;
 
     for (size_t i = 0; i < req->nheaders; i++) {
         char line[8192];
@@ -251,7 +345,7 @@ int http_client_do(struct http_client *c, const struct http_request *req, struct
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 
-    rc = curl_error(perform(&k));
+    rc = curl_error(perform(k));
     if (rc == 0)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
 fail:
