@@ -481,11 +481,8 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&d->wake_lock);
             continue;
         }
-        if (d->sleepers > 0) { /* there may be more: the next idle lane looks */
-            pthread_mutex_lock(&d->wake_lock);
+        if (d->sleepers > 0) /* there may be more: the next idle lane looks */
             pthread_cond_signal(&d->wake_cond);
-            pthread_mutex_unlock(&d->wake_lock);
-        }
         handle(d, &w);
         json_decref(w.entry);
         pthread_mutex_lock(&d->work_lock);
@@ -496,9 +493,13 @@ static void *worker_main(void *arg)
          * timeout, and this lane itself scans again at once). */
         pthread_mutex_lock(&d->wake_lock);
         d->done_generation++;
-        if (d->passed_subs->blocked_sleepers > 0)
-            pthread_cond_signal(&d->passed_subs->done_cond);
+        int waiting = d->passed_subs->blocked_sleepers > 0;
         pthread_mutex_unlock(&d->wake_lock);
+        /* Signalled after the unlock: a lane woken while wake_lock is held only runs into it and
+         * sleeps again (a futex wait and a context switch more per event). It cannot miss the
+         * signal: it compares done_generation under the lock before it waits. */
+        if (waiting)
+            pthread_cond_signal(&d->passed_subs->done_cond);
     }
     return NULL;
 }

@@ -281,8 +281,10 @@ static void pool_give(struct engine *e, struct worker *w)
         e->free_workers = w;
         w = NULL;
     }
-    pthread_cond_signal(&e->pool_cv);
     pthread_mutex_unlock(&e->pool_mu);
+    /* after the unlock: a lane woken inside it ran straight into the held lock and slept again
+     * (a futex wait and a context switch more per rule call with more lanes than workers) */
+    pthread_cond_signal(&e->pool_cv);
     if (w) {
         worker_free(w); /* killed, crashed or hit a limit: replaced by a fresh one on demand */
         live_states--;
