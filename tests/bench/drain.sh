@@ -3,11 +3,13 @@
 # BENCH_EVENTS (10 000) events are queued in the inbox of a stopped daemon by drain_load (half
 # Subscribe, half ChangeQuantity waiting for an ACK, two per subscription, in order), then the
 # daemon starts and its workers act on them end to end against the emulator: GET operation,
-# the offer's rule (rules/seats-pro.lua, with ctx.store writes), PATCH for ChangeQuantity, GET
-# subscription, the durable result. Printed for the default workers (2) and for 1 and 4;
-# asserts nothing. The time runs from the daemon's start to the last event's result. Beside
-# events/s: CPU per event of saasd, of its rule worker processes (its children) and of the
-# emulator, context switches per event of each, and saasd's CPU split by thread name.
+# GET subscription (the rule's view), the offer's rule (rules/seats-pro.lua, with ctx.store
+# writes), PATCH for ChangeQuantity, the durable result. Printed for the default workers (2) and
+# for 1 and 4; asserts nothing. The outcomes include the marketplace calls per event (in all and
+# by endpoint, from saasd_upstream_requests_total). The time runs from the daemon's start to
+# the last event's result. Beside events/s: CPU per event of saasd, of its rule worker
+# processes (its children) and of the emulator, context switches per event of each, and
+# saasd's CPU split by thread name.
 # BENCH_DRAIN_PERF=DIR records perf profiles of the three during the drain (see below).
 # BENCH_OUTBOX_WAITING=N first parks N events of other subscriptions in the outbox, due in two
 # hours (build/bench/outbox_park): CPU per event must not depend on it (issue 14, item 4).
@@ -20,7 +22,7 @@ export SAASD_BENCH_SECRET=emulator-secret SAASD_BENCH_ADMIN=bench-admin-key
 
 echo
 echo "acting on events: $EVENTS events queued in the inbox (Subscribe + ChangeQuantity per subscription),"
-echo "drained end to end against the emulator (GET operation, rule, PATCH, GET subscription, durable result)"
+echo "drained end to end against the emulator (GET operation, GET subscription, rule, PATCH for ChangeQuantity, durable result)"
 # saasd's CPU ticks summed by thread name (inbox-0, inbox-1 … count as "inbox"): "name=ticks …"
 thread_split() {
   task_ticks "$1" | awk '{sub(/-[0-9]+$/, "", $1); s[$1] += $2} END {for (n in s) if (s[n] > 0) printf "%s=%d ", n, s[n]}'
@@ -104,6 +106,12 @@ while True:
 dt = time.time() - t0
 m = re.search(r'^saasd_inbox_entries_scanned_total (\d+)', text, re.M)
 seen["scanned_per_event"] = round(int(m.group(1)) / max(done, 1), 1) if m else "-"
+# marketplace calls per event, in all and by endpoint (saasd's saasd_upstream_requests_total)
+calls = {}
+for ep, n in re.findall(r'^saasd_upstream_requests_total\{endpoint="([^"]*)",status="[^"]*"\} (\d+)', text, re.M):
+    calls[ep] = calls.get(ep, 0) + int(n)
+seen["mp_calls_per_event"] = f"{sum(calls.values()) / max(done, 1):.2f}(" + "/".join(
+    f"{ep}={n / max(done, 1):.2f}" for ep, n in sorted(calls.items())) + ")"
 print(f"{dt:.2f} {done / dt:.0f} " + ",".join(f"{o}={n}" for o, n in sorted(seen.items())))
 PY
 )
