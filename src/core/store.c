@@ -255,6 +255,15 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
             log_error("store", "cannot open databases", "dir", dir, "error", saasd_strerror(rc));
         goto fail;
     }
+    /* From here on a commit flushes its data pages but only writes its meta page: the next
+     * flush covers it, and the writer reports batches only after that (store_writer.c). The
+     * open transaction above still wrote its meta page synchronously. */
+    if (!opt->no_sync) {
+        rc = store_mdb_err(mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1));
+        if (rc)
+            goto fail;
+        s->meta_deferred = 1;
+    }
     s->stats.map_size = s->map_size;
 
     s->group = malloc(s->max_group * sizeof *s->group);

@@ -81,6 +81,12 @@ struct store {
     int data_fd;         /* data.mdb (LMDB's descriptor), -1: no zeroing ahead (no_sync, or it failed) */
     long long zeroed_to; /* data.mdb holds written blocks up to this offset */
     unsigned page_size;
+    /* MDB_NOMETASYNC (durable stores): a commit's meta page is written but not flushed, so its
+     * batches are reported only after a later flush (the next commit's data fdatasync, or an
+     * explicit one when nothing is queued). These are the batches waiting for it, linked by
+     * next, oldest first. */
+    int meta_deferred;
+    struct store_batch *unflushed_head, *unflushed_tail;
 };
 
 /* The outbox indexes (store_outbox.c): drop the index entries of the OUTBOX value under key
