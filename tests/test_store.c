@@ -776,14 +776,18 @@ static void test_group_commit(void)
     double dt = now_s() - t0;
     struct store_stats st;
     store_get_stats(s, &st);
-    printf("# group commit: %llu batches in %llu transactions (%.1f per fsync), %.0f batches/s\n",
+    printf("# group commit: %llu batches in %llu transactions (%.1f per transaction), %llu extra flushes, "
+           "%.0f batches/s\n",
            (unsigned long long)st.batches, (unsigned long long)st.transactions,
-           (double)st.batches / (double)(st.transactions ? st.transactions : 1),
+           (double)st.batches / (double)(st.transactions ? st.transactions : 1), (unsigned long long)st.syncs,
            (double)st.batches / dt);
     CHECK(failures == 0 && st.batches == THREADS * PER_THREAD,
           "every batch of 8 threads x 2000 commits succeeds");
-    CHECK(st.transactions * 3 <= st.batches,
-          "concurrent committers share transactions (at least 3 batches per fsync on average)");
+    /* Without group commit this is 1.0. A batch is reported after the next commit's flush, so
+     * 8 committers split into about two groups in flight (3.4-3.8 per transaction measured;
+     * 4.2-4.5 when each commit waited for its own meta page flush). */
+    CHECK(st.transactions * 2 <= st.batches,
+          "concurrent committers share transactions (at least 2 batches per transaction on average)");
     struct collect probe = {0};
     store_scan(s, STORE_RULE_KV, "t7-01999", 8, collect_fn, &probe);
     CHECK(probe.n == 1, "the last batch of the last thread is readable");

@@ -255,6 +255,15 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
             log_error("store", "cannot open databases", "dir", dir, "error", saasd_strerror(rc));
         goto fail;
     }
+    /* From here on a commit flushes its data pages but only writes its meta page: the next
+     * flush covers it, and the writer reports batches only after that (store_writer.c). The
+     * open transaction above still wrote its meta page synchronously. */
+    if (!opt->no_sync) {
+        rc = store_mdb_err(mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1));
+        if (rc)
+            goto fail;
+        s->meta_deferred = 1;
+    }
     s->stats.map_size = s->map_size;
 
     s->group = malloc(s->max_group * sizeof *s->group);
@@ -449,8 +458,26 @@ int store_batch_new(struct store_batch **out)
         free(b);
         return SAASD_ENOMEM;
     }
+    b->ops = b->inline_ops;
+    b->cap_ops = STORE_BATCH_INLINE_OPS;
     *out = b;
     return 0;
+}
+
+static int in_arena(const struct store_batch *b, const unsigned char *p)
+{
+    return p >= b->arena && p < b->arena + sizeof b->arena;
+}
+
+/* Room for n bytes: from the batch's arena while it lasts, else from the heap. */
+static unsigned char *batch_mem(struct store_batch *b, size_t n)
+{
+    if (n <= sizeof b->arena - b->arena_used) {
+        unsigned char *p = b->arena + b->arena_used;
+        b->arena_used += n;
+        return p;
+    }
+    return malloc(n);
 }
 
 void store_batch_clear(struct store_batch *b)
@@ -458,8 +485,10 @@ void store_batch_clear(struct store_batch *b)
     if (!b)
         return;
     for (size_t i = 0; i < b->n_ops; i++)
-        free(b->ops[i].key); /* val shares the key's allocation */
+        if (!in_arena(b, b->ops[i].key))
+            free(b->ops[i].key); /* val shares the key's allocation */
     b->n_ops = 0;
+    b->arena_used = 0;
     b->has_seq = 0;
 }
 
@@ -469,7 +498,8 @@ void store_batch_free(struct store_batch *b)
         return;
     store_batch_clear(b);
     sem_destroy(&b->done_sem);
-    free(b->ops);
+    if (b->ops != b->inline_ops)
+        free(b->ops);
     free(b);
 }
 
@@ -486,14 +516,17 @@ static int batch_add(struct store_batch *b, enum store_op_kind kind, enum store_
     if (klen > STORE_MAX_KEY)
         return SAASD_ETOOBIG;
     if (b->n_ops == b->cap_ops) {
-        size_t cap = b->cap_ops ? b->cap_ops * 2 : 4;
-        struct store_op *ops = realloc(b->ops, cap * sizeof *ops);
+        size_t cap = b->cap_ops * 2;
+        struct store_op *ops = b->ops == b->inline_ops ? malloc(cap * sizeof *ops)
+                                                        : realloc(b->ops, cap * sizeof *ops);
         if (!ops)
             return SAASD_ENOMEM;
+        if (b->ops == b->inline_ops)
+            memcpy(ops, b->inline_ops, b->n_ops * sizeof *ops);
         b->ops = ops;
         b->cap_ops = cap;
     }
-    unsigned char *mem = malloc(klen + vlen + 1);
+    unsigned char *mem = batch_mem(b, klen + vlen + 1);
     if (!mem)
         return SAASD_ENOMEM;
     if (copy_klen)

@@ -168,7 +168,8 @@ void store_batch_after_group(struct store_batch *b, store_after_fn after, void *
 struct store_stats {
     uint64_t batches;        /* batches committed */
     uint64_t batches_failed; /* batches refused (guard key present, map full, ...) */
-    uint64_t transactions;   /* write transactions committed (= fsyncs) */
+    uint64_t transactions;   /* write transactions committed (one data fdatasync each) */
+    uint64_t syncs;          /* extra flushes: committed batches waiting with nothing queued */
     uint64_t map_grows;
     uint64_t map_size;
 };

@@ -25,9 +25,17 @@ struct store_op {
     void *update_arg;
 };
 
+/* A small batch (a webhook's guard and inbox entry) keeps its operations and their keys and
+ * values inside the batch itself: one allocation per batch instead of four, and the batch is
+ * allocated on the event loop and freed on the notifier thread, where every extra chunk was a
+ * locked trip through malloc's arena. Larger batches spill to the heap. */
+#define STORE_BATCH_INLINE_OPS 4
+#define STORE_BATCH_ARENA 1536
+
 struct store_batch {
-    struct store_op *ops;
+    struct store_op *ops;   /* inline_ops until more are needed */
     size_t n_ops, cap_ops;
+    size_t arena_used;      /* bytes of arena handed out to keys and values */
     /* Commit state: the writer sets rc, then posts done_sem (synchronous commit: the
      * committer sleeps on its own semaphore, so the writer wakes exactly the committers whose
      * batches are done, and none of them has to retake store.mu). */
@@ -42,6 +50,8 @@ struct store_batch {
     int failed_rc;            /* failed half-applied in the parent: skip it (with this rc) on the retry */
     int has_seq;
     uint64_t first_seq;
+    struct store_op inline_ops[STORE_BATCH_INLINE_OPS];
+    unsigned char arena[STORE_BATCH_ARENA];
 };
 
 struct store {
@@ -81,6 +91,12 @@ struct store {
     int data_fd;         /* data.mdb (LMDB's descriptor), -1: no zeroing ahead (no_sync, or it failed) */
     long long zeroed_to; /* data.mdb holds written blocks up to this offset */
     unsigned page_size;
+    /* MDB_NOMETASYNC (durable stores): a commit's meta page is written but not flushed, so its
+     * batches are reported only after a later flush (the next commit's data fdatasync, or an
+     * explicit one when nothing is queued). These are the batches waiting for it, linked by
+     * next, oldest first. */
+    int meta_deferred;
+    struct store_batch *unflushed_head, *unflushed_tail;
 };
 
 /* The outbox indexes (store_outbox.c): drop the index entries of the OUTBOX value under key

@@ -397,6 +397,76 @@ static int commit_group(struct store *s, struct store_batch **group, size_t n)
     }
 }
 
+/* Hands a chain of finished batches (linked by next) to the notifier. */
+static void report(struct store *s, struct store_batch *head, struct store_batch *tail)
+{
+    if (!head)
+        return;
+    pthread_mutex_lock(&s->done_mu);
+    if (s->done_tail)
+        s->done_tail->next = head;
+    else
+        s->done_head = head;
+    s->done_tail = tail;
+    if (s->notifier_idle)
+        pthread_cond_signal(&s->done_cv);
+    pthread_mutex_unlock(&s->done_mu);
+}
+
+/* Deferred meta flush. With MDB_NOMETASYNC a commit fdatasyncs its data pages and then writes
+ * its meta page without a flush: the commit is visible but a system crash may undo it (never
+ * corrupt it: LMDB keeps the two newest snapshots' pages intact, and the older meta page is
+ * durable). Its batches therefore wait here until a flush follows that meta write: the next
+ * commit's data fdatasync (which covers every page of the file written before it), or
+ * flush_unflushed() when nothing is queued. Every batch of a group waits, refused ones
+ * included: a refusal (a guard key present) may rest on the previous, not yet flushed commit. */
+static void flush_unflushed(struct store *s)
+{
+    struct store_batch *head = s->unflushed_head;
+    if (!head)
+        return;
+    int rc = store_mdb_err(mdb_env_sync(s->env, 1));
+    if (rc) {
+        /* Durability unknown: no batch of these may be reported as committed. */
+        log_error("store", "cannot flush committed transactions", "error", saasd_strerror(rc));
+        for (struct store_batch *b = head; b; b = b->next)
+            if (b->rc == 0)
+                b->rc = rc;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.syncs++;
+    pthread_mutex_unlock(&s->mu);
+    report(s, head, s->unflushed_tail);
+    s->unflushed_head = s->unflushed_tail = NULL;
+}
+
+static uint64_t last_txnid(struct store *s)
+{
+    MDB_envinfo info;
+    return mdb_env_info(s->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
+}
+
+/* Called after each group: reports what is durable now and keeps the rest waiting. */
+static void settle_group(struct store *s, struct store_batch **group, size_t n, uint64_t txnid_before)
+{
+    if (!s->meta_deferred) {
+        report(s, group[0], group[n - 1]); /* no_sync: nothing is ever waited for */
+        return;
+    }
+    /* A new txnid means LMDB fdatasync'd this commit's data pages before writing its meta
+     * page: that flush covered every earlier meta page. (A commit with no dirty page writes
+     * and flushes nothing and leaves the txnid.) */
+    if (last_txnid(s) != txnid_before && s->unflushed_head) {
+        report(s, s->unflushed_head, s->unflushed_tail);
+        s->unflushed_head = NULL;
+    }
+    if (s->unflushed_head)
+        s->unflushed_tail->next = group[0];
+    else
+        s->unflushed_head = group[0];
+    s->unflushed_tail = group[n - 1];
+}
+
 void *store_writer_main(void *arg)
 {
     struct store *s = arg;
@@ -405,6 +475,12 @@ void *store_writer_main(void *arg)
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&s->mu);
+        if (!s->head && s->unflushed_head) {
+            /* Nothing queued whose commit would flush for them: flush now. */
+            pthread_mutex_unlock(&s->mu);
+            flush_unflushed(s);
+            continue;
+        }
         while (!s->head && !s->closing) {
             s->writer_idle = 1;
             pthread_cond_wait(&s->work_cv, &s->mu);
@@ -418,9 +494,10 @@ void *store_writer_main(void *arg)
             s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         if (n == 0)
-            break; /* closing, and the queue is drained */
+            break; /* closing, and the queue is drained (and flushed) */
 
         zero_ahead(s);
+        uint64_t txnid_before = last_txnid(s);
         int committed = commit_group(s, group, n);
 
         uint64_t ok = 0;
@@ -434,17 +511,9 @@ void *store_writer_main(void *arg)
         s->stats.batches_failed += n - ok;
         pthread_mutex_unlock(&s->mu);
 
-        /* Hand the group to the notifier and go on with the next one: waking dozens of
-         * committers takes as long as a commit, and they then compete with us for the CPU. */
-        pthread_mutex_lock(&s->done_mu);
-        if (s->done_tail)
-            s->done_tail->next = group[0];
-        else
-            s->done_head = group[0];
-        s->done_tail = group[n - 1];
-        if (s->notifier_idle)
-            pthread_cond_signal(&s->done_cv);
-        pthread_mutex_unlock(&s->done_mu);
+        /* Hand what is durable to the notifier and go on with the next group: waking dozens
+         * of committers takes as long as a commit, and they then compete with us for the CPU. */
+        settle_group(s, group, n, txnid_before);
     }
     pthread_mutex_lock(&s->done_mu);
     s->writer_finished = 1;

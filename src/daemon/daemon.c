@@ -51,6 +51,7 @@ static void metrics_page(struct daemon *d, struct httpd_response *res)
     store_get_stats(d->store, &ss);
     metrics_counter_set("saasd_store_batches_total", NULL, (double)ss.batches);
     metrics_counter_set("saasd_store_transactions_total", NULL, (double)ss.transactions);
+    metrics_counter_set("saasd_store_syncs_total", NULL, (double)ss.syncs);
     /* token refreshes: saasd_token_refresh_total{outcome}, counted by token_cache itself */
     struct jwt_stats js;
     jwt_verifier_stats(d->jwt, &js);

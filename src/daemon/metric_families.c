@@ -37,7 +37,9 @@ static const struct {
      "Fresh webhook tokens: verified once, requests that joined a verification in flight, requests "
      "refused on a full queue."},
     {"saasd_store_batches_total", "counter", "Store write batches committed."},
-    {"saasd_store_transactions_total", "counter", "Store write transactions (one fsync each)."},
+    {"saasd_store_transactions_total", "counter", "Store write transactions (one data fdatasync each)."},
+    {"saasd_store_syncs_total", "counter",
+     "Store flushes beyond the transactions' own: committed batches waiting with nothing queued."},
     {"saasd_upstream_requests_total", "counter", "Marketplace API requests by endpoint and HTTP status."},
     {"saasd_upstream_request_seconds", "histogram", "Marketplace API request time by endpoint."},
     {"saasd_sink_deliveries_total", "counter",

@@ -51,12 +51,14 @@ static int plain(const char *v)
 }
 
 /* The entry header, without its closing brace. The usual ids are plain and are written by one
- * snprintf (no tree, no re-serialisation); anything else goes through jansson's encoder. */
-static char *header_text(const struct webhook_event *ev, const char *request_id, long long received_ms)
+ * snprintf (no tree, no re-serialisation) into buf when it is large enough (no allocation);
+ * anything else goes through jansson's encoder. The result is buf or malloc'd. */
+static char *header_text(const struct webhook_event *ev, const char *request_id, long long received_ms,
+                         char *buf, size_t buf_len)
 {
     if (plain(ev->op_id) && plain(ev->sub_id) && plain(ev->offer_id) && plain(request_id)) {
         size_t cap = strlen(ev->op_id) + strlen(ev->sub_id) + strlen(ev->offer_id) + strlen(request_id) + 160;
-        char *t = malloc(cap);
+        char *t = cap <= buf_len ? buf : malloc(cap);
         if (t)
             snprintf(t, cap,
                      "{\"op_id\":\"%s\",\"sub_id\":\"%s\",\"action\":\"%s\",\"offer_id\":\"%s\","
@@ -77,11 +79,13 @@ static char *header_text(const struct webhook_event *ev, const char *request_id,
 static int build_entry(struct webhook_event *ev, const char *body, size_t len, const char *request_id,
                        long long received_ms)
 {
-    char *head_text = header_text(ev, request_id, received_ms);
+    char buf[512];
+    char *head_text = header_text(ev, request_id, received_ms, buf, sizeof buf);
     size_t head_len = head_text ? strlen(head_text) : 0;
     char *entry = head_len ? malloc(head_len + len + 16) : NULL;
     if (!entry) {
-        free(head_text);
+        if (head_text != buf)
+            free(head_text);
         return SAASD_ENOMEM;
     }
     size_t n = head_len - 1;
@@ -91,7 +95,8 @@ static int build_entry(struct webhook_event *ev, const char *body, size_t len, c
     memcpy(entry + n, body, len);
     n += len;
     entry[n++] = '}';
-    free(head_text);
+    if (head_text != buf)
+        free(head_text);
     ev->entry = entry;
     ev->entry_len = n;
     return 0;
