@@ -444,6 +444,23 @@ static void test_empty_dir(void)
     free(dir);
 }
 
+/* Regression: when no rule worker could be started, validation handed the pool a NULL worker
+ * and the daemon died of a segfault at start (seen under valgrind). It must fail with a reason. */
+static void test_worker_cannot_start(void)
+{
+    char *dir = check_tmpdir("noworker");
+    check_write_file(dir, "o1.lua", "return {}\n");
+    struct engine_options opt = {.rules_dir = dir, .cpu_ms = 1000, .memory = 8u << 20,
+                                 .worker_exe = "/nonexistent/saasd-rule-worker"};
+    struct engine *e = NULL;
+    int rc = engine_open(&opt, &e);
+    CHECK(rc < 0 && e == NULL, "rules whose worker process cannot start fail to load with an error, not a crash");
+    if (e)
+        engine_close(e);
+    check_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     alarm(120); /* a limit that fails to stop a loop must fail this program, not hang it */
@@ -453,5 +470,6 @@ int main(void)
     test_limits();
     test_reload_and_check();
     test_empty_dir();
+    test_worker_cannot_start();
     return CHECK_DONE();
 }

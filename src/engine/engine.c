@@ -314,9 +314,11 @@ static int take_for(struct engine *e, const struct engine_options *o, struct wor
 
 static void give_for(struct engine *e, struct worker *w)
 {
+    if (!w)
+        return; /* none was started (spawn failed), or the last file's worker died */
     if (e) {
         pool_give(e, w);
-    } else if (w) {
+    } else {
         worker_free(w);
         live_states--;
     }
