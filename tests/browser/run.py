@@ -177,7 +177,7 @@ def purchase_to_active(t, stack):
     page = text(d)
     t.check("suspended" in page.lower() and len(activations(stack, sub)) == 1,
             '"Manage account" after a Suspend shows the subscription suspended', page[:300])
-    t.click_and_wait(d.find_element(By.CSS_SELECTOR, "form[action='/landing/signout'] button[type=submit]"))
+    t.click_and_wait(lambda: d.find_element(By.CSS_SELECTOR, "form[action='/landing/signout'] button[type=submit]"))
     t.shot("27-signed-out")
     signed_out = "signed out" in text(d).lower() and not d.get_cookie("saasd_session")
     d.get(stack.base + "/landing/status")
