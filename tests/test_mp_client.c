@@ -3,6 +3,7 @@
  * pagination over 3 pages, Operation-Location polling, lenient JSON, unsafe PATCH handling. */
 #include "check.h"
 #include "cmd/cmd.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/http_client.h"
 #include "core/httpd.h"
@@ -213,13 +214,6 @@ static void handler(void *arg, const struct httpd_request *req, struct httpd_res
     } else {
         reply(res, 404, "not found");
     }
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void reset_counts(void)

@@ -2,6 +2,7 @@
  * refresh ahead of expiry, single-flight with 50 callers, 401 invalidation, retries on 5xx,
  * AADSTS errors logged with a fix and without the secret, never an expired token. */
 #include "check.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/http_client.h"
@@ -65,13 +66,6 @@ static void entra(void *arg, const struct httpd_request *req, struct httpd_respo
         snprintf(out, sizeof out, "{\"token_type\":\"Bearer\",\"expires_in\":%d,\"access_token\":\"tok-%d\"}",
                  atomic_load(&fake.expires_in), n);
     httpd_set_body(res, 200, NULL, out);
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct caller {

@@ -1,4 +1,5 @@
 #include "core/http_client.h"
+#include "core/clock.h"
 #include "core/err.h"
 
 #include <curl/curl.h>
@@ -128,13 +129,6 @@ static void conn_free(struct conn *k)
     if (k->easy)
         curl_easy_cleanup(k->easy);
     free(k);
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* libcurl: wait for what on s (or stop watching it). */

@@ -1,4 +1,5 @@
 #include "core/httpd.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -74,13 +75,6 @@ struct httpd_request {
     int args_parsed;
     char ip[INET6_ADDRSTRLEN];
 };
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct conn_track *track_of(struct MHD_Connection *conn)
 {

@@ -1,5 +1,6 @@
 /* Webhook JWT verification: OpenSSL 3 EVP for RS256, jansson for the JSON segments. */
 #include "core/jwt.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -62,13 +63,6 @@ struct jwt_verifier {
     pthread_mutex_t stats_lock;
     struct jwt_stats stats;
 };
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *jwt_reason_name(int reason)
 {

@@ -1,6 +1,7 @@
 /* Marketplace client: one request engine (mp_call) with the retry and auth policy, and one
  * small function per endpoint on top of it. */
 #include "core/mp_client.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -128,13 +129,6 @@ void mp_client_free(struct mp_client *mp)
 }
 
 /* ---- helpers ---- */
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Subscription, operation ids: GUIDs in practice; refuse anything that could bend the path. */
 static int id_ok(const char *id)

@@ -1,6 +1,7 @@
 /* Entra ID client-credentials token cache: one mutex + condition variable give single-flight
  * refreshes; the HTTP request runs outside the mutex. */
 #include "core/token_cache.h"
+#include "core/clock.h"
 #include "core/client_cert.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -43,13 +44,6 @@ struct token_cache {
     long long hold_until;      /* monotonic ms: no new refresh before this after a failure */
     struct token_cache_stats stats;
 };
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void token_cache_options_from_config(const struct saasd_config *cfg, struct token_cache_options *out)
 {
