@@ -6,6 +6,7 @@
 
 #include "core/metrics.h"
 #include "daemon/events.h"
+#include "daemon/sinks.h"
 
 #include <openssl/hmac.h>
 #include <pthread.h>
@@ -80,6 +81,9 @@ struct smtp_sink {
     json_t *mails; /* [{auth, from, rcpt: [..], data}] accepted */
     _Atomic int refuse; /* answer 451 to this many messages first */
     _Atomic int refused;
+    _Atomic int auths;    /* AUTH commands seen */
+    _Atomic int starttls; /* STARTTLS commands seen (refused: this server has no TLS) */
+    int offer_starttls;   /* advertise STARTTLS in the EHLO answer (and then refuse it) */
     _Atomic int stop;
 };
 
@@ -92,7 +96,7 @@ static void smtp_session(struct smtp_sink *s, int fd)
     fflush(out);
     while (fgets(line, sizeof line, in)) {
         if (!strncasecmp(line, "EHLO", 4))
-            fputs("250-test-smtp\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n", out);
+            fprintf(out, "250-test-smtp\r\n%s250-AUTH PLAIN\r\n250 8BITMIME\r\n", s->offer_starttls ? "250-STARTTLS\r\n" : "");
         else if (!strncasecmp(line, "AUTH PLAIN", 10)) {
             line[strcspn(line, "\r\n")] = 0;
             if (!line[10]) { /* no initial response: ask for it (RFC 4954) */
@@ -102,8 +106,12 @@ static void smtp_session(struct smtp_sink *s, int fd)
                     break;
                 line[11 + strcspn(line + 11, "\r\n")] = 0;
             }
+            s->auths++;
             json_object_set_new(mail, "auth", json_string(line + 11));
             fputs("235 2.7.0 accepted\r\n", out);
+        } else if (!strncasecmp(line, "STARTTLS", 8)) {
+            s->starttls++;
+            fputs("454 4.7.0 TLS not available\r\n", out);
         } else if (!strncasecmp(line, "MAIL FROM:", 10)) {
             line[strcspn(line, "\r\n")] = 0;
             json_object_set_new(mail, "from", json_string(line + 10));
@@ -569,6 +577,39 @@ static void email(struct smtp_sink *smtp)
     json_decref(mails);
 }
 
+/* starttls = true (the default) on smtp:// never falls back to plain text: against a server
+ * that cannot start TLS the delivery fails before AUTH, so the password never crosses in clear. */
+static void starttls_required(void)
+{
+    for (int offer = 0; offer <= 1; offer++) {
+        struct smtp_sink plain = {.offer_starttls = offer};
+        if (smtp_sink_start(&plain) != 0) {
+            CHECK(0, "a plain SMTP server for the STARTTLS check listens");
+            return;
+        }
+        char url[64], err[512] = "";
+        snprintf(url, sizeof url, "smtp://127.0.0.1:%u", plain.port);
+        char *to[] = {"ops@example.com", NULL};
+        struct sink_config cfg = {.name = "mail", .kind = SINK_SMTP, .url = url, .from = "saasd@example.com",
+                                  .to = to, .username = "saasd", .password = "smtp-pass-42", .starttls = 1,
+                                  .timeout_ms = 5000};
+        json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:{}}", "seq", (json_int_t)1, "type",
+                               "subscription.activated", "subscription", "sub-tls", "offer", "ev-seats", "time",
+                               "2026-11-30T00:00:00Z", "data");
+        char *text = json_dumps(ev, JSON_COMPACT);
+        int rc = sink_kind_deliver(&cfg, ev, text, err, sizeof err);
+        printf("# server %s STARTTLS: %s\n", offer ? "offers, then refuses," : "does not offer", err);
+        CHECK(rc < 0 && plain.starttls == offer && plain.auths == 0 && json_array_size(plain.mails) == 0 && err[0] &&
+                  !strstr(err, "smtp-pass-42"),
+              offer ? "an smtp:// sink with STARTTLS required stops, before AUTH, when the server refuses STARTTLS"
+                    : "an smtp:// sink with STARTTLS required sends nothing, not even AUTH, to a server without STARTTLS");
+        free(text);
+        json_decref(ev);
+        smtp_sink_stop(&plain);
+        json_decref(plain.mails);
+    }
+}
+
 static void chat(struct http_sink *chatsink)
 {
     wait_deliveries(chatsink, 2, 15000);
@@ -755,6 +796,7 @@ int main(void)
     same_commit();
     catalogue_in_readme();
     config_checks();
+    starttls_required();
 
     snprintf(path, sizeof path, "%s/ev-seats.lua", rules);
     it_write_file(path, seats_rule);
