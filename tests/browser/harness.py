@@ -207,6 +207,25 @@ def retry_dom(fn, tries=5):
             time.sleep(0.2)
 
 
+def page_left(old):
+    """A wait condition: the page whose <html> element is old has been replaced. Chromium reports
+    a node of a replaced document either as stale or, while the new one loads, as "does not belong
+    to the document"; both mean the page is gone (selenium's staleness_of knows only the first)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def gone(_driver):
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+    return gone
+
+
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -256,7 +275,6 @@ class Run:
         """Click, then wait until the browser has left the page (a form post or a link).
         element: a found element, or a function that finds it (then a node chromium lost while
         the page settled is looked up again instead of failing the case)."""
-        from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
         from selenium.webdriver.common.by import By
         old = self.driver.find_element(By.TAG_NAME, "html")
@@ -272,13 +290,13 @@ class Run:
                     # A click can reach the page and chromium still report its node lost (the
                     # page is already being replaced): the retry then finds the next page, with
                     # no such node. That click is done; failing the case for it would be wrong.
-                    if len(tries) > 1 and ec.staleness_of(old)(self.driver):
+                    if len(tries) > 1 and page_left(old)(self.driver):
                         return
                     raise
             retry_dom(click)
         else:
             element.click()
-        WebDriverWait(self.driver, seconds).until(ec.staleness_of(old))
+        WebDriverWait(self.driver, seconds).until(page_left(old))
         WebDriverWait(self.driver, seconds).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
 
@@ -298,9 +316,13 @@ class Run:
             fn(self, stack)
             print("# %s: %.1f s" % (fn.__name__, time.time() - started), flush=True)
         except Exception as e:  # noqa: BLE001 - any failure of a step is reported, not raised
-            where = traceback.extract_tb(e.__traceback__)[-1]
+            frames = traceback.extract_tb(e.__traceback__)
+            here = os.path.dirname(os.path.abspath(__file__))
+            # where it happened, and the last line of ours on the way there (selenium's is innermost)
+            ours = [f for f in frames if os.path.dirname(os.path.abspath(f.filename)) == here]
+            where = " ".join("%s:%d" % (os.path.basename(f.filename), f.lineno) for f in [frames[-1]] + ours[-2:])
             self.check(False, "%s runs to its end" % fn.__name__,
-                       "%s: %s at %s:%d" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "", os.path.basename(where.filename), where.lineno))
+                       "%s: %s at %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "", where))
             if self.driver:
                 try:
                     self.shot("failed-" + fn.__name__)
