@@ -43,8 +43,7 @@ def press(t, how, what):
             t.click_and_wait(t.driver.find_element(how, what))
             return
         except WebDriverException as e:
-            msg = str(e).lower()
-            if attempt == 2 or ("does not belong to the document" not in msg and "stale element" not in msg):
+            if attempt == 2 or not (harness.node_lost(e) or "stale element" in str(e).lower()):
                 raise
             time.sleep(0.5)
             if not t.driver.find_elements(how, what):

@@ -193,16 +193,22 @@ metering = { interval = 0 }
         return self.ctl("GET", "/_emulator/calls?method=%s&path=%s" % (method, glob))[1]["calls"]
 
 
+def node_lost(e):
+    """True when chromium says the node an exception is about is no longer in the document: stale,
+    or, while a new page loads, "does not belong to the document" (a plain WebDriverException)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    return isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e)
+
+
 def retry_dom(fn, tries=5):
     """Run fn, again after a short pause when chromium reports the node it was given is no
     longer in the document (a page still being replaced): a race of the driver, not a finding."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.common.exceptions import WebDriverException
     for attempt in range(tries):
         try:
             return fn()
-        except (StaleElementReferenceException, WebDriverException) as e:
-            lost = isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e)
-            if not lost or attempt == tries - 1:
+        except WebDriverException as e:  # StaleElementReferenceException is one
+            if not node_lost(e) or attempt == tries - 1:
                 raise
             time.sleep(0.2)
 
@@ -211,16 +217,14 @@ def page_left(old):
     """A wait condition: the page whose <html> element is old has been replaced. Chromium reports
     a node of a replaced document either as stale or, while the new one loads, as "does not belong
     to the document"; both mean the page is gone (selenium's staleness_of knows only the first)."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.common.exceptions import WebDriverException
 
     def gone(_driver):
         try:
             old.is_enabled()
             return False
-        except StaleElementReferenceException:
-            return True
         except WebDriverException as e:
-            if "does not belong to the document" in str(e):
+            if node_lost(e):
                 return True
             raise
     return gone
