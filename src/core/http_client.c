@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define POOL_MAX 128 /* inbox lanes (inbox.c) each hold a handle while an event is in flight */
 
