@@ -122,6 +122,115 @@ static void test_store(void)
     free(data);
 }
 
+/* saasd_rule_store_reads_total{source="<source>"} from the engine's metrics. */
+static long store_reads(struct engine *e, const char *source)
+{
+    char *buf = NULL, want[96];
+    size_t len = 0, cap = 0;
+    long n = -1;
+    snprintf(want, sizeof want, "saasd_rule_store_reads_total{source=\"%s\"} ", source);
+    if (engine_metrics(e, &buf, &len, &cap) == 0 && buf && strstr(buf, want))
+        n = atol(strstr(buf, want) + strlen(want));
+    free(buf);
+    return n;
+}
+
+static int call_for(struct engine *e, const char *sub_id, enum rule_handler h, struct store_batch *b,
+                    struct rule_result *r)
+{
+    char sub[128];
+    snprintf(sub, sizeof sub, "{\"id\":\"%s\",\"offerId\":\"o3\",\"planId\":\"basic\",\"quantity\":1}", sub_id);
+    struct engine_call_opts o = {.sub_id = sub_id, .record = 1};
+    return engine_call_ex(e, "o3", h, sub, "{\"quantity\":2}", b, &o, r);
+}
+
+static void seed(struct store *s, const char *key, const char *val)
+{
+    struct store_batch *b;
+    store_batch_new(&b);
+    char full[64];
+    size_t kl = strlen(key);
+    memcpy(full, "o3", 3);
+    memcpy(full + 3, key, kl);
+    store_batch_put(b, STORE_RULE_KV, full, 3 + kl, val, strlen(val));
+    store_commit(s, b);
+    store_batch_free(b);
+}
+
+static void test_prefetch(void)
+{
+    char *rules = check_tmpdir("rules-prefetch");
+    char *data = check_tmpdir("prefetch");
+    check_write_file(rules, "o3.lua",
+               "local r = {}\n"
+               "function r.change_quantity(sub, change, ctx)\n"
+               "  return { accept = true, reason = tostring(ctx.store.get('seats:' .. sub.id)) .. '/' ..\n"
+               "           tostring(ctx.store.get('global')) }\n"
+               "end\n"
+               "function r.change_plan(sub, change, ctx)\n"
+               "  ctx.store.put('seats:' .. sub.id, 'mine')\n"
+               "  return { accept = true, reason = ctx.store.get('seats:' .. sub.id) }\n"
+               "end\n"
+               "return r\n");
+    struct store_options so = {.no_sync = 1};
+    struct store *s = NULL;
+    CHECK(store_open(data, &so, &s) == 0, "the store opens");
+    seed(s, "seats:sA", "3");
+    seed(s, "global", "g1");
+    struct engine_options opt = {.rules_dir = rules, .store = s, .states = 1};
+    struct engine *e = NULL;
+    CHECK(engine_open(&opt, &e) == 0, "the engine opens with a store");
+    if (!e)
+        return;
+    struct rule_result r;
+    int rc = call_for(e, "sA", RULE_CHANGE_QUANTITY, NULL, &r);
+    CHECK(rc == 0 && r.reason && !strcmp(r.reason, "3/g1") && store_reads(e, "asked") == 2 &&
+              store_reads(e, "prefetched") == 0,
+          "a rule's first ctx.store reads are round trips to the daemon");
+    rule_result_free(&r);
+
+    seed(s, "seats:sB", "4");
+    seed(s, "global", "g2");
+    rc = call_for(e, "sB", RULE_CHANGE_QUANTITY, NULL, &r);
+    CHECK(rc == 0 && r.reason && !strcmp(r.reason, "4/g2") && store_reads(e, "asked") == 2 &&
+              store_reads(e, "prefetched") == 2,
+          "the next call gets the same keys of its own subscription sent ahead, as committed since, "
+          "without a round trip");
+    json_t *reads = r.reads ? json_loads(r.reads, 0, NULL) : NULL;
+    CHECK(json_object_size(reads) == 2 &&
+              !strcmp(json_string_value(json_object_get(reads, "seats:sB")) ?: "", "4") &&
+              !strcmp(json_string_value(json_object_get(reads, "global")) ?: "", "g2"),
+          "values sent ahead and read are recorded for replay like asked ones");
+    json_decref(reads);
+    rule_result_free(&r);
+
+    rc = call_for(e, "sC", RULE_CHANGE_QUANTITY, NULL, &r);
+    reads = r.reads ? json_loads(r.reads, 0, NULL) : NULL;
+    CHECK(rc == 0 && r.reason && !strcmp(r.reason, "nil/g2") && store_reads(e, "asked") == 2 &&
+              json_is_null(json_object_get(reads, "seats:sC")),
+          "a key absent from the store is sent ahead as absent: nil, recorded as null");
+    json_decref(reads);
+    rule_result_free(&r);
+
+    rc = call_for(e, "sA", RULE_CHANGE_PLAN, NULL, &r);
+    reads = r.reads ? json_loads(r.reads, 0, NULL) : NULL;
+    CHECK(rc == 0 && r.reason && !strcmp(r.reason, "mine") && json_object_size(reads) == 0,
+          "the call's own write beats the value sent ahead, and an unread value is not recorded");
+    json_decref(reads);
+    rule_result_free(&r);
+
+    rc = engine_call(e, "o3", RULE_CHANGE_QUANTITY, "{\"id\":\"sB\"}", "{\"quantity\":2}", NULL, &r);
+    CHECK(rc == 0 && r.reason && !strcmp(r.reason, "4/g2") && store_reads(e, "asked") == 3,
+          "a call without its subscription id asks for the keys made of it");
+    rule_result_free(&r);
+    engine_close(e);
+    store_close(s);
+    check_rm_rf(rules);
+    check_rm_rf(data);
+    free(rules);
+    free(data);
+}
+
 static void http_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     (void)arg;
@@ -283,6 +392,7 @@ int main(void)
     log_set_level(LOG_ERROR);
     log_set_fd(open("/dev/null", O_WRONLY));
     test_store();
+    test_prefetch();
     test_http();
     test_watch();
     test_notify_effect();

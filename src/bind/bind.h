@@ -67,6 +67,9 @@ struct bind_call {
     size_t neffects;           /* ctx.meter/ctx.timer/ctx.notify calls so far (bounded) */
     long long now_s;           /* ctx.now() of this call (pinned so it can be recorded and replayed);
                                   0 = the real clock */
+    const struct bind_kv *prefetched; /* committed values sent with the call (engine/prefetch.h),
+                                  val NULL: absent; ctx.store.get reads them before asking */
+    unsigned prefetch_used;    /* bit k: the k-th prefetched key was read */
     const struct bind_ops *ops;
     void *ops_ud;
 };

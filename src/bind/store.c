@@ -2,8 +2,10 @@
  * offer id + '\0'). Writes are not applied here: they are kept as the call's pending writes and
  * the engine appends them to the caller's batch when the call succeeds, so they commit in the
  * same transaction as the decision and its audit record. Reads see the committed store plus
- * this call's own pending writes; committed values come through call->ops (in a rule worker:
- * a request to the daemon, which reads LMDB). Pending writes count against the memory cap.
+ * this call's own pending writes; committed values come from the values the daemon sent with
+ * the call (call->prefetched: the keys this rule read on earlier calls) or through call->ops (in
+ * a rule worker: a request to the daemon, which reads LMDB). Pending writes count against the
+ * memory cap.
  *   ctx.store.get(key) -> string | nil      ctx.store.put(key, string|number)
  *   ctx.store.delete(key)                   keys: 1..200 bytes; values up to 1 MiB */
 #include "bind/bind.h"
@@ -33,6 +35,22 @@ static struct bind_kv *find_write(struct bind_call *call, const char *key, size_
     return NULL;
 }
 
+/* A prefetched committed value: 1 (pushed, its bit set in prefetch_used) or 0 (not sent). */
+static int push_prefetched(lua_State *L, struct bind_call *call, const char *key, size_t klen)
+{
+    unsigned k = 0;
+    for (const struct bind_kv *p = call->prefetched; p; p = p->next, k++)
+        if (p->klen == klen && memcmp(p->key, key, klen) == 0) {
+            call->prefetch_used |= 1u << k;
+            if (p->val)
+                lua_pushlstring(L, p->val, p->vlen);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+    return 0;
+}
+
 static int l_store_get(lua_State *L)
 {
     size_t klen;
@@ -46,6 +64,8 @@ static int l_store_get(lua_State *L)
             lua_pushnil(L);
         return 1;
     }
+    if (push_prefetched(L, call, key, klen))
+        return 1;
     char *val = NULL;
     size_t vlen = 0;
     int rc = call->ops ? call->ops->store_get(call->ops_ud, key, klen, &val, &vlen) : SAASD_ENOTFOUND;

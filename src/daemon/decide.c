@@ -177,7 +177,8 @@ static int decide_call(struct daemon *d, const char *offer, const char *handler,
     char *arg_json = arg ? json_dumps(arg, JSON_COMPACT) : NULL;
     char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
     struct rule_result r;
-    struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1};
+    struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1,
+                                    .sub_id = json_string_value(json_object_get(sub, "id"))};
     int rc = engine_call_ex(d->engine, offer, h, sub_json, arg_json, batch, &opts, &r);
     json_t *shadow = shadow_call(d, offer, h, sub_json, arg_json, opts.now_s, &r);
     free(sub_json);

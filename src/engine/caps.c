@@ -20,7 +20,7 @@
 #define HTTP_MAX_HEADERS 32
 #define LOG_MAX_PAIRS 14
 
-int caps_store_get(const struct caps *c, const char *key, size_t klen, char **val, size_t *vlen)
+int caps_store_peek(const struct caps *c, const char *key, size_t klen, char **val, size_t *vlen)
 {
     *val = NULL;
     *vlen = 0;
@@ -46,8 +46,20 @@ int caps_store_get(const struct caps *c, const char *key, size_t klen, char **va
     void *v = NULL;
     int rc = store_get(c->store, STORE_RULE_KV, full, olen + 1 + klen, &v, vlen);
     *val = v;
-    if (c->reads && (rc == 0 || rc == SAASD_ENOTFOUND) && !json_object_getn(c->reads, key, klen))
-        json_object_setn_new(c->reads, key, klen, rc == 0 ? json_stringn(v, *vlen) : json_null());
+    return rc;
+}
+
+void caps_store_note(const struct caps *c, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    if (c->reads && !json_object_getn(c->reads, key, klen))
+        json_object_setn_new(c->reads, key, klen, val ? json_stringn(val, vlen) : json_null());
+}
+
+int caps_store_get(const struct caps *c, const char *key, size_t klen, char **val, size_t *vlen)
+{
+    int rc = caps_store_peek(c, key, klen, val, vlen);
+    if (!c->replay_reads && (rc == 0 || rc == SAASD_ENOTFOUND))
+        caps_store_note(c, key, klen, rc == 0 ? (*val ? *val : "") : NULL, *vlen);
     return rc;
 }
 

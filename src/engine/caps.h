@@ -15,6 +15,9 @@ struct http_client;
 struct caps {
     const char *offer_id;
     const char *handler;
+    const char *sub_id;       /* the call's subscription id, or NULL (ctx.store prefetching) */
+    uint64_t reads_prefetched, reads_asked; /* committed ctx.store reads answered from the values
+                                 sent with the call / by a round trip to the daemon */
     struct store *store;      /* NULL: every committed key reads as absent */
     struct http_client *http; /* NULL: "http disabled" */
     char *const *http_allow;
@@ -39,6 +42,10 @@ struct caps {
 
 /* ctx.store read of the offer's committed key: 0 (*val malloc'd), SAASD_ENOTFOUND, error. */
 int caps_store_get(const struct caps *c, const char *key, size_t klen, char **val, size_t *vlen);
+/* The same read, not recorded in c->reads: a value sent ahead, which the rule may not read. */
+int caps_store_peek(const struct caps *c, const char *key, size_t klen, char **val, size_t *vlen);
+/* Record a committed read (val NULL: absent) in c->reads, when recording, once per key. */
+void caps_store_note(const struct caps *c, const char *key, size_t klen, const char *val, size_t vlen);
 /* ctx.http: checks the allow-list, bounds the timeout by the per-request limit, the call's
  * ctx.http budget (charged here) and its deadline. 0, or an error with err filled. */
 int caps_http(struct caps *c, const struct bind_http_req *req, struct bind_http_resp *resp, char *err,

@@ -647,6 +647,7 @@ int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, 
         struct caps caps = {
             .offer_id = offer_id,
             .handler = rule_handler_name(h),
+            .sub_id = o->sub_id,
             .store = e->opt.store,
             .http = e->opt.http,
             .http_allow = e->http_allow,
@@ -669,6 +670,8 @@ int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, 
             out->error = strdup("could not append the rule's ctx.store writes to the batch");
         }
         bind_kv_free(writes);
+        e->store_reads_prefetched += caps.reads_prefetched;
+        e->store_reads_asked += caps.reads_asked;
         if (rc == 0 && caps.effects && !(out->effects = json_dumps(caps.effects, JSON_COMPACT))) {
             out->outcome = RULE_ERROR;
             out->error = strdup("could not keep the rule's ctx.meter/ctx.timer/ctx.notify effects (out of memory)");

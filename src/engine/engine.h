@@ -167,6 +167,8 @@ const char *engine_http_mode_name(enum engine_http_mode m);
 /* What a call may be told beyond engine_call's arguments: the clock, and replay's isolation. */
 struct engine_call_opts {
     long long now_s;               /* ctx.now() of the call (and ctx.timer.after's base); 0 = real clock */
+    const char *sub_id;            /* the subscription's id, or NULL: ctx.store keys the rule reads
+                                      that hold it are sent ahead with its next calls */
     int record;                    /* fill out->reads and out->http with what the call read */
     const struct json_t *reads;    /* replay: ctx.store reads answered from this object only */
     enum engine_http_mode http_mode;

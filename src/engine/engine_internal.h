@@ -52,6 +52,7 @@ struct engine {
     /* written under reload_mu; atomic because engine_info (metrics, admin) reads them without it */
     _Atomic uint64_t reloads_ok, reloads_failed;
 
+    _Atomic uint64_t store_reads_prefetched, store_reads_asked; /* ctx.store reads, by how answered */
     pthread_mutex_t metrics_mu;
     struct metric_calls *calls;
     size_t ncalls, calls_cap;

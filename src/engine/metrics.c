@@ -111,6 +111,13 @@ int engine_metrics(struct engine *e, char **buf, size_t *len, size_t *cap)
                   "retired after a limit.\n"
                   "# TYPE saasd_rule_workers_replaced_total counter\nsaasd_rule_workers_replaced_total %llu\n",
                   workers, (unsigned long long)replaced);
+    rc |= appendf(buf, len, cap,
+                  "# HELP saasd_rule_store_reads_total Committed ctx.store reads of rules, by how they were "
+                  "answered: from the values sent with the call (prefetched) or by a round trip (asked).\n"
+                  "# TYPE saasd_rule_store_reads_total counter\n"
+                  "saasd_rule_store_reads_total{source=\"prefetched\"} %llu\n"
+                  "saasd_rule_store_reads_total{source=\"asked\"} %llu\n",
+                  (unsigned long long)e->store_reads_prefetched, (unsigned long long)e->store_reads_asked);
     pthread_mutex_lock(&e->metrics_mu);
     rc |= appendf(buf, len, cap,
                   "# HELP saasd_rule_calls_total Rule handler calls by rule file, handler and outcome.\n"

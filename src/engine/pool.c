@@ -3,6 +3,7 @@
  * held; a worker is used by one thread at a time. */
 #include "engine/worker.h"
 #include "core/err.h"
+#include "engine/prefetch.h"
 #include "engine/wire.h"
 
 #include <errno.h>
@@ -142,6 +143,7 @@ void worker_free(struct worker *w)
     for (size_t i = 0; i < w->nkeys; i++)
         free(w->keys[i]);
     free(w->keys);
+    free(w->pf);
     free(w);
 }
 
@@ -199,9 +201,14 @@ static long new_slot(struct worker *w)
         if (!k)
             return -1;
         w->keys = k;
+        struct prefetch *pf = realloc(w->pf, cap * sizeof *pf);
+        if (!pf)
+            return -1;
+        w->pf = pf;
         w->capkeys = cap;
     }
     w->keys[w->nkeys] = NULL;
+    memset(&w->pf[w->nkeys], 0, sizeof w->pf[0]);
     return (long)w->nkeys++;
 }
 
@@ -293,11 +300,19 @@ int worker_load(struct worker *w, const struct rule_file *f, const char *offer, 
 
 /* ---- calls ---- */
 
-static int answer_store(struct worker *w, struct caps *c, const struct wire_msg *m, int64_t kill_at)
+/* A ctx.store read the worker asks for (not among the values sent with the call): answered,
+ * and its key learned for the next calls of this state. */
+static int answer_store(struct worker *w, struct prefetch *pf, struct caps *c, const struct wire_msg *m,
+                        int64_t kill_at)
 {
     char *val = NULL;
     size_t vlen = 0;
     int rc = m->n > 0 && m->f[0].p ? caps_store_get(c, m->f[0].p, m->f[0].len, &val, &vlen) : SAASD_EINVAL;
+    if (m->n > 0 && m->f[0].p) {
+        c->reads_asked++;
+        if (!c->replay_reads)
+            prefetch_learn(pf, c->sub_id, m->f[0].p, m->f[0].len);
+    }
     struct wire_buf b = {0};
     wire_begin(&b, W_STORE_VAL);
     wire_put_int(&b, rc);
@@ -366,8 +381,9 @@ static int answer_effect(struct caps *c, const struct wire_msg *m)
     return rc == SAASD_ENOMEM ? rc : rc < 0 ? SAASD_EINVAL : 0;
 }
 
-/* W_RESULT into out and *writes (see worker.c for the layout). */
-static int take_result(struct worker *w, const struct wire_msg *m, struct rule_result *out,
+/* W_RESULT into out, *used (which prefetched values the rule read) and *writes (see worker.c
+ * for the layout). */
+static int take_result(struct worker *w, const struct wire_msg *m, struct rule_result *out, unsigned *used,
                        struct bind_kv **writes)
 {
     int rc = (int)wire_int(m, 0, SAASD_EINTERNAL);
@@ -385,7 +401,8 @@ static int take_result(struct worker *w, const struct wire_msg *m, struct rule_r
     out->error_line = (int)wire_int(m, 10, 0);
     if (wire_int(m, 11, 1))
         w->dead = 1; /* hit a limit: replaced, not reused */
-    for (size_t k = 12; rc == 0 && k + 1 < m->n; k += 2) {
+    *used = (unsigned)wire_int(m, 12, 0);
+    for (size_t k = 13; rc == 0 && k + 1 < m->n; k += 2) {
         struct bind_kv *kv = calloc(1, sizeof *kv);
         if (!kv || !m->f[k].p || !(kv->key = malloc(m->f[k].len + 1))) {
             free(kv);
@@ -418,6 +435,61 @@ static void fail_call(struct rule_result *out, const struct rule_file *f, enum r
     out->accept = 0;
 }
 
+/* The committed values sent ahead with one call (engine/prefetch.h). */
+struct ahead {
+    size_t n;
+    size_t tpl[PREFETCH_MAX];
+    char key[PREFETCH_MAX][PREFETCH_KEY_MAX];
+    size_t klen[PREFETCH_MAX];
+    char *val[PREFETCH_MAX]; /* NULL: absent */
+    size_t vlen[PREFETCH_MAX];
+};
+
+/* Read the values of the state's key templates for this call and append them to the W_CALL.
+ * Not in replay (its reads come from the record) and only small values: a key left out is
+ * simply asked for. */
+static void send_ahead(const struct prefetch *pf, const struct caps *c, struct wire_buf *b, struct ahead *a)
+{
+    a->n = 0;
+    if (!c->store || c->replay_reads)
+        return;
+    for (size_t t = 0; t < pf->n; t++) {
+        size_t k = a->n, klen = prefetch_key(pf, t, c->sub_id, a->key[k]);
+        char *val = NULL;
+        size_t vlen = 0;
+        int rc = klen ? caps_store_peek(c, a->key[k], klen, &val, &vlen) : SAASD_EINVAL;
+        if ((rc != 0 && rc != SAASD_ENOTFOUND) || vlen > PREFETCH_VALUE_MAX) {
+            free(val);
+            continue;
+        }
+        if (rc == 0 && !val && !(val = strdup("")))
+            continue;
+        a->tpl[k] = t;
+        a->klen[k] = klen;
+        a->val[k] = rc == 0 ? val : NULL;
+        a->vlen[k] = vlen;
+        wire_put(b, a->key[k], klen);
+        wire_put(b, a->val[k], vlen);
+        a->n++;
+    }
+}
+
+/* After the call's result: the values the rule read count as its reads (recorded for replay
+ * as if asked for), and the templates learn which were used. */
+static void settle_ahead(struct prefetch *pf, struct caps *c, struct ahead *a, unsigned used, int answered)
+{
+    for (size_t k = 0; answered && k < a->n; k++)
+        if (used & (1u << k)) {
+            caps_store_note(c, a->key[k], a->klen[k], a->val[k], a->vlen[k]);
+            c->reads_prefetched++;
+        }
+    if (answered)
+        prefetch_settle(pf, a->tpl, a->n, used);
+    for (size_t k = 0; k < a->n; k++)
+        free(a->val[k]);
+    a->n = 0;
+}
+
 int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_handler h,
                 const char *sub_json, const char *arg_json, int cpu_ms, size_t memory,
                 struct caps *caps, struct rule_result *out, struct bind_kv **writes)
@@ -436,6 +508,8 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
     wire_put_int(&b, cpu_ms);
     wire_put_int(&b, (long long)memory);
     wire_put_int(&b, caps->now_s);
+    struct ahead ahead;
+    send_ahead(&w->pf[i], caps, &b, &ahead);
     int rc = wire_send(w->fd, &b, kill_at);
     wire_buf_free(&b);
     /* a frame is bounded by what the worker could hold: writes are charged to the same cap */
@@ -445,7 +519,9 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
         if ((rc = wire_recv(w->fd, kill_at, max, &w->rx, &m)) < 0)
             break;
         if (m.type == W_RESULT) {
-            rc = take_result(w, &m, out, writes);
+            unsigned used = 0;
+            rc = take_result(w, &m, out, &used, writes);
+            settle_ahead(&w->pf[i], caps, &ahead, used, 1);
             wire_msg_free(&m);
             if (rc < 0 && out->outcome <= RULE_DEFAULT) {
                 fail_call(out, f, h, RULE_ERROR, "could not take the rule's result (out of memory)");
@@ -458,7 +534,7 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
             return rc;
         }
         if (m.type == W_STORE_GET)
-            rc = answer_store(w, caps, &m, kill_at);
+            rc = answer_store(w, &w->pf[i], caps, &m, kill_at);
         else if (m.type == W_HTTP)
             rc = answer_http(w, caps, &m, kill_at);
         else if (m.type == W_LOG)
@@ -470,6 +546,7 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
         wire_msg_free(&m);
     }
     /* the deadline passed, the worker died, or it broke the protocol: it is killed */
+    settle_ahead(&w->pf[i], caps, &ahead, 0, 0);
     int st;
     reap(w, &st);
     char text[600];

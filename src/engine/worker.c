@@ -2,6 +2,7 @@
  * does is bounded by the daemon (deadline, SIGKILL) and by RLIMIT_DATA (memory). */
 #include "engine/worker.h"
 #include "core/err.h"
+#include "engine/prefetch.h"
 #include "engine/wire.h"
 
 #include <signal.h>
@@ -282,9 +283,28 @@ static void put_writes(struct wire_buf *b, const struct bind_kv *w)
     wire_put(b, w->val, w->vlen);
 }
 
-/* W_CALL: slot, offer, handler, sub, arg|NULL, cpu_ms, memory, now_s (0: the real clock)
+/* The prefetched key, value|NULL pairs of a W_CALL (from field 8), as a list in their order;
+ * they point into the message. */
+static const struct bind_kv *take_prefetched(const struct wire_msg *m, struct bind_kv *kv)
+{
+    size_t n = 0;
+    for (size_t i = 8; i + 1 < m->n && n < PREFETCH_MAX; i += 2) {
+        if (!m->f[i].p)
+            continue;
+        kv[n] = (struct bind_kv){.key = (char *)(uintptr_t)m->f[i].p, .klen = m->f[i].len,
+                                 .val = (char *)(uintptr_t)m->f[i + 1].p, .vlen = m->f[i + 1].len};
+        if (n)
+            kv[n - 1].next = &kv[n];
+        n++;
+    }
+    return n ? kv : NULL;
+}
+
+/* W_CALL: slot, offer, handler, sub, arg|NULL, cpu_ms, memory, now_s (0: the real clock),
+ *         then key, value|NULL pairs (prefetched committed values, engine/prefetch.h)
  *   -> W_RESULT rc, outcome, action, accept, message, reason, redirect, has_bill, bill, error,
- *      error_line, tainted, then key, value|NULL pairs (the pending writes, oldest first) */
+ *      error_line, tainted, prefetched-used mask, then key, value|NULL pairs (the pending
+ *      writes, oldest first) */
 static void do_call(const struct wire_msg *m)
 {
     struct slot *s = slot_at(wire_int(m, 0, -1));
@@ -293,7 +313,9 @@ static void do_call(const struct wire_msg *m)
     int cpu_ms = (int)wire_int(m, 5, 0);
     size_t memory = (size_t)wire_int(m, 6, 0);
     struct rule_result out = {0};
-    struct bind_call call = {.offer_id = offer, .ops = &worker_ops, .now_s = wire_int(m, 7, 0)};
+    struct bind_kv prefetched[PREFETCH_MAX];
+    struct bind_call call = {.offer_id = offer, .ops = &worker_ops, .now_s = wire_int(m, 7, 0),
+                             .prefetched = take_prefetched(m, prefetched)};
     int rc = SAASD_EINVAL;
     int tainted = 1;
     if (s && s->vm && offer && sub && h >= 0 && h < RULE_HANDLER_COUNT) {
@@ -324,6 +346,7 @@ static void do_call(const struct wire_msg *m)
     wire_put_str(&b, out.error);
     wire_put_int(&b, out.error_line);
     wire_put_int(&b, tainted);
+    wire_put_int(&b, call.prefetch_used);
     if (rc == 0)
         put_writes(&b, call.writes);
     bind_kv_free(call.writes);
@@ -341,6 +364,7 @@ static void do_call(const struct wire_msg *m)
         wire_put_str(&b, "memory limit: the call's result and ctx.store writes do not fit in memory");
         wire_put_int(&b, 0);
         wire_put_int(&b, 1);
+        wire_put_int(&b, 0); /* no reads to record: the call failed */
     }
     send_or_die(&b);
     wire_buf_free(&b);

@@ -44,6 +44,7 @@ struct worker {
     struct wire_rx rx;   /* what was read from fd beyond the frames taken */
     char **keys;         /* slot i holds the state keyed keys[i] ("offer sha256 path") */
     size_t nkeys, capkeys;
+    struct prefetch *pf; /* slot i's ctx.store key templates (engine/prefetch.h) */
     struct worker *next; /* free list of the pool */
 };
 
