@@ -24,7 +24,10 @@ struct httpd_response;
 struct oidc;
 struct wv_queue;
 
-#define DAEMON_SUB_STRIPES 64
+/* Lock stripes of subscriptions (daemon_lock_sub). Many more than the inbox's lanes (16 per
+ * worker), so that two events in flight rarely share one: an event whose stripe is busy waits
+ * like one of a busy subscription (inbox.c). A multiple of 64 (reconcile.c's bit set). */
+#define DAEMON_SUB_STRIPES 1024
 
 /* Bounded pools for work off the public listener's event loop (daemon_off_loop). Each kind of
  * request has its own cap, so unauthenticated landing requests stuck behind Microsoft's

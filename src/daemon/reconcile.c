@@ -39,7 +39,7 @@ struct pass {
     /* Repairs of the current page: one batch, one fsync. The subscriptions' lock stripes stay
      * held until it is durable, so no landing page or event reads the record in between. */
     struct store_batch *repairs;
-    uint64_t held;     /* bit per stripe held */
+    uint64_t held[DAEMON_SUB_STRIPES / 64]; /* bit per stripe held */
     int failed;
     char kinds[128];   /* the drift kinds of the subscription at hand, for its drift.found event */
 };
@@ -75,14 +75,16 @@ static int was_seen(const struct pass *p, const char *id)
     return p->seen && bsearch(d, p->seen_ids, (size_t)p->seen, DIGEST_LEN, cmp_digest) != NULL;
 }
 
+static int holds(const struct pass *p, unsigned i) { return p->held[i / 64] >> (i % 64) & 1; }
+
 /* Lock sub_id's stripe unless this pass already holds it (two subscriptions of one page may
  * share a stripe; the mutex is not recursive). */
 static void hold(struct pass *p, const char *sub_id)
 {
     unsigned i = daemon_sub_stripe(sub_id);
-    if (!(p->held >> i & 1)) {
+    if (!holds(p, i)) {
         pthread_mutex_lock(&p->d->sub_locks[i]);
-        p->held |= (uint64_t)1 << i;
+        p->held[i / 64] |= (uint64_t)1 << (i % 64);
     }
 }
 
@@ -97,9 +99,9 @@ static void flush_repairs(struct pass *p)
         p->repairs = NULL;
     }
     for (unsigned i = 0; i < DAEMON_SUB_STRIPES; i++)
-        if (p->held >> i & 1)
+        if (holds(p, i))
             pthread_mutex_unlock(&p->d->sub_locks[i]);
-    p->held = 0;
+    memset(p->held, 0, sizeof p->held);
 }
 
 void reconcile_count_drift(const char *kind)
@@ -196,7 +198,8 @@ static int on_subscription(struct pass *p, json_t *sub)
     if (remember_seen(p, sub_id))
         p->failed = 1;
     jl_string(sub, "saasSubscriptionStatus", ms_status, sizeof ms_status);
-    int held = p->held >> daemon_sub_stripe(sub_id) & 1;
+    unsigned stripe = daemon_sub_stripe(sub_id);
+    int held = holds(p, stripe);
     hold(p, sub_id);
     p->kinds[0] = 0;
     json_t *rec = NULL;
@@ -219,7 +222,7 @@ static int on_subscription(struct pass *p, json_t *sub)
     } else if (!held) {
         /* nothing to write: let the stripe go now */
         daemon_unlock_sub(d, sub_id);
-        p->held &= ~((uint64_t)1 << daemon_sub_stripe(sub_id));
+        p->held[stripe / 64] &= ~((uint64_t)1 << (stripe % 64));
     }
     json_decref(rec);
     return 0;
