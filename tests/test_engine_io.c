@@ -37,11 +37,57 @@ static int kv_get(struct store *s, const char *offer, const char *key, char *out
     return rc;
 }
 
+/* A rules directory holding one file, a store, and an engine over both. */
+struct fixture {
+    char *rules, *data;
+    struct store *s;
+    struct engine *e;
+};
+
+static int fixture_open(struct fixture *f, const char *name, const char *file, const char *text, int states)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "rules-%s", name);
+    *f = (struct fixture){.rules = check_tmpdir(dir), .data = check_tmpdir(name)};
+    check_write_file(f->rules, file, "%s", text);
+    struct store_options so = {.no_sync = 1};
+    CHECK(store_open(f->data, &so, &f->s) == 0, "the store opens");
+    struct engine_options opt = {.rules_dir = f->rules, .store = f->s, .states = states};
+    CHECK(f->s && engine_open(&opt, &f->e) == 0, "the engine opens with a store");
+    return f->e ? 0 : -1;
+}
+
+static void fixture_close(struct fixture *f)
+{
+    engine_close(f->e);
+    store_close(f->s);
+    check_rm_rf(f->rules);
+    check_rm_rf(f->data);
+    free(f->rules);
+    free(f->data);
+}
+
+/* Commit offer's ctx.store key = val. */
+static int seed(struct store *s, const char *offer, const char *key, const char *val)
+{
+    struct store_batch *b;
+    char full[128];
+    size_t ol = strlen(offer) + 1, kl = strlen(key);
+    memcpy(full, offer, ol);
+    memcpy(full + ol, key, kl);
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_put(b, STORE_RULE_KV, full, ol + kl, val, strlen(val));
+    if (!rc)
+        rc = store_commit(s, b);
+    store_batch_free(b);
+    return rc;
+}
+
 static void test_store(void)
 {
-    char *rules = check_tmpdir("rules-store");
-    char *data = check_tmpdir("store");
-    check_write_file(rules, "o1.lua",
+    struct fixture f;
+    if (fixture_open(&f, "store", "o1.lua",
                "local r = {}\n"
                "function r.change_quantity(sub, change, ctx)\n"
                "  local in_use = tonumber(ctx.store.get('in_use:' .. sub.id) or '0')\n"
@@ -57,23 +103,13 @@ static void test_store(void)
                "  ctx.store.put('half', 'written')\n"
                "  error('after the write')\n"
                "end\n"
-               "return r\n");
-    struct store_options so = {.no_sync = 1};
-    struct store *s = NULL;
-    CHECK(store_open(data, &so, &s) == 0, "the store opens");
-    struct store_batch *b;
-    store_batch_new(&b);
-    store_batch_put(b, STORE_RULE_KV, "o1\0in_use:s1", 12, "7", 1);
-    store_batch_put(b, STORE_RULE_KV, "o1\0old:s1", 9, "x", 1);
-    CHECK(store_commit(s, b) == 0, "seed values commit");
-    store_batch_free(b);
-
-    struct engine_options opt = {.rules_dir = rules, .store = s};
-    struct engine *e = NULL;
-    CHECK(engine_open(&opt, &e) == 0, "the engine opens with a store");
-    if (!e)
+               "return r\n",
+                     0) < 0)
         return;
-
+    struct engine *e = f.e;
+    struct store *s = f.s;
+    CHECK(seed(s, "o1", "in_use:s1", "7") == 0 && seed(s, "o1", "old:s1", "x") == 0, "seed values commit");
+    struct store_batch *b;
     store_batch_new(&b);
     struct rule_result r;
     int rc = engine_call(e, "o1", RULE_CHANGE_QUANTITY, SUB, "{\"quantity\":5}", b, &r);
@@ -107,19 +143,14 @@ static void test_store(void)
     rc = engine_call(e, "o2", RULE_CHANGE_QUANTITY, "{\"id\":\"s1\"}", "{\"quantity\":1}", b, &r);
     rule_result_free(&r);
     store_batch_free(b);
-    check_write_file(rules, "o2.lua",
+    check_write_file(f.rules, "o2.lua",
                "return { change_quantity = function(sub, change, ctx)\n"
                "  return { accept = ctx.store.get('in_use:s1') == nil } end }\n");
     engine_reload(e);
     rc = engine_call(e, "o2", RULE_CHANGE_QUANTITY, "{\"id\":\"s1\"}", "{\"quantity\":1}", NULL, &r);
     CHECK(rc == 0 && r.accept == 1, "an offer cannot read another offer's ctx.store keys");
     rule_result_free(&r);
-    engine_close(e);
-    store_close(s);
-    check_rm_rf(rules);
-    check_rm_rf(data);
-    free(rules);
-    free(data);
+    fixture_close(&f);
 }
 
 /* saasd_rule_store_reads_total{source="<source>"} from the engine's metrics. */
@@ -144,24 +175,10 @@ static int call_for(struct engine *e, const char *sub_id, enum rule_handler h, s
     return engine_call_ex(e, "o3", h, sub, "{\"quantity\":2}", b, &o, r);
 }
 
-static void seed(struct store *s, const char *key, const char *val)
-{
-    struct store_batch *b;
-    store_batch_new(&b);
-    char full[64];
-    size_t kl = strlen(key);
-    memcpy(full, "o3", 3);
-    memcpy(full + 3, key, kl);
-    store_batch_put(b, STORE_RULE_KV, full, 3 + kl, val, strlen(val));
-    store_commit(s, b);
-    store_batch_free(b);
-}
-
 static void test_prefetch(void)
 {
-    char *rules = check_tmpdir("rules-prefetch");
-    char *data = check_tmpdir("prefetch");
-    check_write_file(rules, "o3.lua",
+    struct fixture f;
+    if (fixture_open(&f, "prefetch", "o3.lua",
                "local r = {}\n"
                "function r.change_quantity(sub, change, ctx)\n"
                "  return { accept = true, reason = tostring(ctx.store.get('seats:' .. sub.id)) .. '/' ..\n"
@@ -171,17 +188,13 @@ static void test_prefetch(void)
                "  ctx.store.put('seats:' .. sub.id, 'mine')\n"
                "  return { accept = true, reason = ctx.store.get('seats:' .. sub.id) }\n"
                "end\n"
-               "return r\n");
-    struct store_options so = {.no_sync = 1};
-    struct store *s = NULL;
-    CHECK(store_open(data, &so, &s) == 0, "the store opens");
-    seed(s, "seats:sA", "3");
-    seed(s, "global", "g1");
-    struct engine_options opt = {.rules_dir = rules, .store = s, .states = 1};
-    struct engine *e = NULL;
-    CHECK(engine_open(&opt, &e) == 0, "the engine opens with a store");
-    if (!e)
+               "return r\n",
+                     1) < 0) /* one worker: what it learned is used by the next call */
         return;
+    struct engine *e = f.e;
+    struct store *s = f.s;
+    seed(s, "o3", "seats:sA", "3");
+    seed(s, "o3", "global", "g1");
     struct rule_result r;
     int rc = call_for(e, "sA", RULE_CHANGE_QUANTITY, NULL, &r);
     CHECK(rc == 0 && r.reason && !strcmp(r.reason, "3/g1") && store_reads(e, "asked") == 2 &&
@@ -189,8 +202,8 @@ static void test_prefetch(void)
           "a rule's first ctx.store reads are round trips to the daemon");
     rule_result_free(&r);
 
-    seed(s, "seats:sB", "4");
-    seed(s, "global", "g2");
+    seed(s, "o3", "seats:sB", "4");
+    seed(s, "o3", "global", "g2");
     rc = call_for(e, "sB", RULE_CHANGE_QUANTITY, NULL, &r);
     CHECK(rc == 0 && r.reason && !strcmp(r.reason, "4/g2") && store_reads(e, "asked") == 2 &&
               store_reads(e, "prefetched") == 2,
@@ -223,12 +236,7 @@ static void test_prefetch(void)
     CHECK(rc == 0 && r.reason && !strcmp(r.reason, "4/g2") && store_reads(e, "asked") == 3,
           "a call without its subscription id asks for the keys made of it");
     rule_result_free(&r);
-    engine_close(e);
-    store_close(s);
-    check_rm_rf(rules);
-    check_rm_rf(data);
-    free(rules);
-    free(data);
+    fixture_close(&f);
 }
 
 static void http_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
