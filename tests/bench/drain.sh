@@ -9,7 +9,8 @@
 # by endpoint, from saasd_upstream_requests_total). The time runs from the daemon's start to
 # the last event's result. Beside events/s: CPU per event of saasd, of its rule worker
 # processes (its children) and of the emulator, context switches per event of each, and
-# saasd's CPU split by thread name.
+# saasd's CPU split by thread name; the store's batches per write transaction and flushes
+# (transactions + explicit syncs) per event, from saasd_store_*_total.
 # BENCH_DRAIN_PERF=DIR records perf profiles of the three during the drain (see below).
 # BENCH_OUTBOX_WAITING=N first parks N events of other subscriptions in the outbox, due in two
 # hours (build/bench/outbox_park): CPU per event must not depend on it (issue 14, item 4).
@@ -112,6 +113,11 @@ for ep, n in re.findall(r'^saasd_upstream_requests_total\{endpoint="([^"]*)",sta
     calls[ep] = calls.get(ep, 0) + int(n)
 seen["mp_calls_per_event"] = f"{sum(calls.values()) / max(done, 1):.2f}(" + "/".join(
     f"{ep}={n / max(done, 1):.2f}" for ep, n in sorted(calls.items())) + ")"
+# the store writer's grouping: batches per write transaction, flushes (commits + explicit syncs) per event
+st = {k: int(float(v)) for k, v in re.findall(r'^saasd_store_(batches|transactions|syncs)_total (\S+)', text, re.M)}
+if st.get("transactions"):
+    seen["store_batches_per_commit"] = round(st.get("batches", 0) / st["transactions"], 1)
+    seen["store_flushes_per_event"] = round((st["transactions"] + st.get("syncs", 0)) / max(done, 1), 2)
 print(f"{dt:.2f} {done / dt:.0f} " + ",".join(f"{o}={n}" for o, n in sorted(seen.items())))
 PY
 )
