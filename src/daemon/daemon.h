@@ -160,6 +160,8 @@ int rules_promote(struct daemon *d, int *copied);
 int record_get_sub(struct daemon *d, const char *sub_id, json_t **out);
 /* Append an audit entry for sub_id to batch: {time, op_id, action, decision, detail, rule file + sha256}. */
 int record_audit(struct store_batch *b, const char *sub_id, json_t *entry);
+/* The same for an entry already encoded (a JSON object ending with its "time_ms"). */
+int record_audit_text(struct store_batch *b, const char *sub_id, const char *text, size_t len);
 /* Serialize obj into batch under (db, key). */
 int record_put_json(struct store_batch *b, int db, const char *key, json_t *obj);
 /* Take the parsed body out of a marketplace result (new reference owned by the caller). */

@@ -49,14 +49,19 @@ int record_put_json(struct store_batch *b, int db, const char *key, json_t *obj)
     return rc;
 }
 
+int record_audit_text(struct store_batch *b, const char *sub_id, const char *text, size_t len)
+{
+    /* Key: subscription id + sequence, so one subscription's history is one prefix scan. */
+    return store_batch_append(b, STORE_AUDIT, sub_id, strlen(sub_id), text, len);
+}
+
 int record_audit(struct store_batch *b, const char *sub_id, json_t *entry)
 {
     json_object_set_new(entry, "time_ms", json_integer(now_ms()));
     char *text = json_dumps(entry, JSON_COMPACT);
     if (!text)
         return SAASD_ENOMEM;
-    /* Key: subscription id + sequence, so one subscription's history is one prefix scan. */
-    int rc = store_batch_append(b, STORE_AUDIT, sub_id, strlen(sub_id), text, strlen(text));
+    int rc = record_audit_text(b, sub_id, text, strlen(text));
     free(text);
     return rc;
 }
