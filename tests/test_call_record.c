@@ -1,10 +1,12 @@
-/* The RuleCall audit record (src/daemon/call_record.c) is joined from the texts the rule was
- * given; it must be the very text jansson writes for the whole record built as a tree (what
- * decide.c wrote before), so replay and every reader of the audit trail see the same record. */
+/* The RuleCall audit record (src/daemon/call_record.c) and the subscription record
+ * (record_text_spliced, records.c) are joined from the texts the rule was given; each must be
+ * the very text jansson writes for the whole record built as a tree (what was written before),
+ * so replay and every reader of the store see the same records. */
 #include "check.h"
 #include "core/err.h"
 #include "daemon/call_record.h"
 #include "engine/engine.h"
+#include "daemon/daemon.h"
 
 /* The record as a tree, encoded whole: the reference. */
 static char *reference(const struct call_record *c, json_t *sub, json_t *arg, const struct rule_result *r)
@@ -79,6 +81,33 @@ int main(void)
     char *text = NULL;
     size_t len = 0;
     CHECK(call_record_text(&c, &r, &text, &len) == SAASD_EINVAL && !text, "a record without the subscription is refused");
+    /* the subscription record: Microsoft's subscription spliced in as the rule got it */
+    json_t *rec = json_pack("{s:s, s:s, s:i, s:O, s:s, s:{s:s, s:i}}", "id", "sub-1", "offerId", "seats-pro",
+                            "quantity", 7, "subscription", sub, "status", "Subscribed", "pending_change", "field",
+                            "quantity", "value", 9);
+    char *sub_text = json_dumps(sub, JSON_COMPACT), *whole = json_dumps(rec, JSON_COMPACT), *spliced = NULL;
+    int same = record_text_spliced(rec, "subscription", sub, sub_text, &spliced) == 0 && !strcmp(spliced, whole);
+    free(spliced);
+    spliced = NULL;
+    char *again = json_dumps(rec, JSON_COMPACT);
+    CHECK(same && !strcmp(again, whole) && json_object_get(rec, "subscription") == sub,
+          "a record with the subscription spliced in is the text of the record encoded whole, and the record is left as it was");
+    free(again);
+    json_t *other = json_deep_copy(sub);
+    same = record_text_spliced(rec, "subscription", other, "{\"not\":\"it\"}", &spliced) == 0 && !strcmp(spliced, whole);
+    free(spliced);
+    spliced = NULL;
+    CHECK(same, "a text that is not the record's member is not spliced in");
+    json_object_set_new(rec, "offerId", json_string("\001saasd-spliced\001")); /* before the member */
+    free(whole);
+    whole = json_dumps(rec, JSON_COMPACT);
+    same = record_text_spliced(rec, "subscription", sub, "{\"forged\":1}", &spliced) == 0 && !strcmp(spliced, whole);
+    free(spliced);
+    CHECK(same, "a record with the splice mark's text in another value is encoded whole, nothing spliced");
+    json_decref(other);
+    json_decref(rec);
+    free(sub_text);
+    free(whole);
     json_decref(sub);
     json_decref(arg);
     json_decref(shadow);

@@ -52,7 +52,7 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
 }
 
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       json_t *arg, struct store_batch *batch, struct decision *out);
+                       const char *sub_text, json_t *arg, struct store_batch *batch, struct decision *out);
 
 /* The call's ctx.meter / ctx.timer / ctx.notify effects into batch (the decision's own). Timers are applied
  * once per name, the last ask winning, as the rule saw them in order. */
@@ -152,25 +152,33 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
 {
     enum rule_handler h = rule_handler_from_name(handler);
     /* provision's argument is the buyer's confirmation, never a webhook payload */
-    return decide_call(d, offer, handler, h, sub, h != RULE_PROVISION ? arg : NULL, batch, out);
+    return decide_call(d, offer, handler, h, sub, NULL, h != RULE_PROVISION ? arg : NULL, batch, out);
+}
+
+int decide_text(struct daemon *d, const char *offer, const char *handler, json_t *sub, const char *sub_json, json_t *arg,
+                struct store_batch *batch, struct decision *out)
+{
+    enum rule_handler h = rule_handler_from_name(handler);
+    return decide_call(d, offer, handler, h, sub, sub_json, h != RULE_PROVISION ? arg : NULL, batch, out);
 }
 
 int decide_provision(struct daemon *d, const char *offer, json_t *sub, json_t *landing, struct store_batch *batch,
                      struct decision *out)
 {
-    return decide_call(d, offer, "provision", RULE_PROVISION, sub, landing, batch, out);
+    return decide_call(d, offer, "provision", RULE_PROVISION, sub, NULL, landing, batch, out);
 }
 
 /* arg (borrowed, may be NULL) goes to the rule as JSON text, and the same texts of sub and arg go
  * into the call's audit record (call_record.c), so neither is encoded twice. */
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       json_t *arg, struct store_batch *batch, struct decision *out)
+                       const char *sub_text, json_t *arg, struct store_batch *batch, struct decision *out)
 {
     memset(out, 0, sizeof *out);
     if (unknown_offer(d, offer, handler, h, out))
         return 0;
     char *arg_json = arg ? json_dumps(arg, JSON_COMPACT) : NULL;
-    char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
+    char *own_sub = sub_text ? NULL : sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
+    const char *sub_json = sub_text ? sub_text : own_sub;
     struct rule_result r;
     struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1};
     int rc = engine_call_ex(d->engine, offer, h, sub_json, arg_json, batch, &opts, &r);
@@ -185,7 +193,7 @@ static int decide_call(struct daemon *d, const char *offer, const char *handler,
     }
     if (record_call(batch, offer, handler, sub, arg, sub_json, arg_json, opts.now_s, &r, shadow) != 0)
         log_warn("decide", "could not record the rule call's inputs for replay", "offer", offer, "handler", handler);
-    free(sub_json);
+    free(own_sub);
     free(arg_json);
     json_decref(shadow);
     if (rc != 0) {
