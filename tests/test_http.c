@@ -151,6 +151,23 @@ int main(void)
     CHECK(http_client_do(c, &rq, &rs) == 0 && !strncmp(rs.body, "PATCH|", 6), "custom methods are sent as such");
     http_response_free(&rs);
 
+    /* A pooled handle is not reset between requests (http_client.c, conn_setup): what one
+     * request set (a body, a custom method, a header) must not leak into the next. */
+    struct http_request get = {.method = "GET", .url = url}, del = {.method = "DELETE", .url = url};
+    int got = http_client_do(c, &get, &rs) == 0 && !strcmp(rs.body, "GET|a+b+c%3D|-|0|");
+    if (!got)
+        printf("# GET after PATCH: %s\n", rs.body ? rs.body : "(none)");
+    http_response_free(&rs);
+    CHECK(got, "a GET after a PATCH with a body on the same handle is a GET with no body and none of its headers");
+    got = http_client_do(c, &del, &rs) == 0 && !strcmp(rs.body, "DELETE|a+b+c%3D|-|0|");
+    http_response_free(&rs);
+    CHECK(got, "a DELETE without a body after it is a DELETE with no body");
+    got = http_client_do(c, &rb, &rs) == 0 && strstr(rs.body, "POST|") == rs.body && strstr(rs.body, "|req-43|2|{}");
+    http_response_free(&rs);
+    got = got && http_client_do(c, &get, &rs) == 0 && !strcmp(rs.body, "GET|a+b+c%3D|-|0|");
+    http_response_free(&rs);
+    CHECK(got, "a POST after a DELETE is a POST with its body, and the GET after it has none");
+
     /* One request at a time, twenty times: each finds the connection the last one left. */
     struct http_client *seq = NULL;
     int before = connections_to(httpd_port(d));

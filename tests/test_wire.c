@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 static void frame(struct wire_buf *b, enum wire_type type, const char *a, const char *c)
@@ -186,11 +187,87 @@ static void test_no_deadline_waits(void)
     close(sv[1]);
 }
 
+/* The system call a thread is in (/proc/self/task/TID/syscall: its number first), -1 if none. */
+static long syscall_of(pid_t tid)
+{
+    char path[64], buf[256] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *got = fgets(buf, sizeof buf, f);
+    fclose(f);
+    return got && buf[0] >= '0' && buf[0] <= '9' ? strtol(buf, NULL, 10) : -1;
+}
+
+struct waiter {
+    int fd;
+    struct wire_rx rx;
+    int64_t deadline;
+    int rc;
+    pid_t tid;
+    struct wire_msg m;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    w->tid = (pid_t)syscall(SYS_gettid);
+    w->rc = wire_recv(w->fd, w->deadline, 1024, &w->rx, &w->m);
+    return NULL;
+}
+
+/* The daemon's end as pool.c makes it (wire_daemon_end): a reply is waited for in read() itself
+ * (one syscall per message, no poll() before it), and the deadline still holds. */
+static void test_daemon_end_waits_in_read(void)
+{
+    int sv[2];
+    struct waiter w = {.deadline = soon()};
+    if (pair(sv) || wire_daemon_end(sv[0], &w.rx) != 0)
+        abort();
+    w.fd = sv[0];
+    pthread_t t;
+    pthread_create(&t, NULL, waiter_main, &w);
+    long seen[40];
+    int reads = 0, polls = 0;
+    for (int i = 0; i < 40; i++) { /* sampled while it waits: 200 ms, twenty slices */
+        usleep(5000);
+        seen[i] = w.tid ? syscall_of(w.tid) : -1;
+        reads += seen[i] == SYS_read;
+        polls += seen[i] == SYS_poll || seen[i] == SYS_ppoll;
+    }
+    struct wire_buf a = {0};
+    frame(&a, W_RESULT, "reply", NULL);
+    if (write(sv[1], a.p, a.len) != (ssize_t)a.len)
+        abort();
+    pthread_join(t, NULL);
+    printf("# while waiting for a reply: %d samples in read(), %d in poll()\n", reads, polls);
+    CHECK(reads > 20 && polls < 5, "the daemon's end waits for a reply in read(), not in a poll() before each read");
+    CHECK(w.rc == 0 && w.m.type == W_RESULT && !strcmp(wire_str(&w.m, 0), "reply"),
+          "a reply coming after many read slices is taken whole");
+    if (w.rc == 0)
+        wire_msg_free(&w.m);
+    struct wire_rx rx = w.rx;
+    struct wire_msg m;
+    int64_t t0 = limits_now_ns();
+    int rc = wire_recv(sv[0], t0 + 100 * 1000000LL, 1024, &rx, &m);
+    int64_t ms = (limits_now_ns() - t0) / 1000000;
+    CHECK(rc == SAASD_ETIMEOUT && ms >= 100 && ms < 2000, "on the daemon's end nothing arriving before the deadline is a timeout");
+    t0 = limits_now_ns();
+    rc = wire_recv(sv[0], t0 + 2 * 1000000LL, 1024, &rx, &m);
+    CHECK(rc == SAASD_ETIMEOUT, "a deadline nearer than one read slice is a timeout too");
+    wire_rx_free(&rx);
+    wire_buf_free(&a);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     test_frames_sharing_a_read();
     test_frame_in_pieces();
     test_refusals();
     test_no_deadline_waits();
+    test_daemon_end_waits_in_read();
     return CHECK_DONE();
 }

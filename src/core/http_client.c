@@ -44,6 +44,8 @@ struct http_client {
 };
 
 static void conn_free(struct conn *k);
+static size_t on_body(char *p, size_t size, size_t n, void *arg);
+static size_t on_header(char *p, size_t size, size_t n, void *arg);
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -178,6 +180,20 @@ static struct conn *conn_new(void)
     return k;
 }
 
+/* The options every request of this client has, set once per handle: a handle is not reset
+ * between requests (curl_easy_reset and setting them all again cost more than the request's
+ * own work in libcurl); http_client_do sets every option that varies, each time. */
+static void conn_setup(const struct http_client *c, CURL *h)
+{
+    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opt.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+}
+
 static int handle_take(struct http_client *c, struct conn **out)
 {
     *out = NULL;
@@ -185,11 +201,11 @@ static int handle_take(struct http_client *c, struct conn **out)
     if (c->npool > 0)
         *out = c->pool[--c->npool];
     pthread_mutex_unlock(&c->pool_lock);
-    if (*out) {
-        curl_easy_reset((*out)->easy); /* the connections stay in the multi handle */
-        return 0;
-    }
+    if (*out)
+        return 0; /* the connections stay in the multi handle */
     *out = conn_new();
+    if (*out)
+        conn_setup(c, (*out)->easy);
     return *out ? 0 : SAASD_ENOMEM;
 }
 
@@ -318,25 +334,21 @@ int http_client_do(struct http_client *c, const struct http_request *req, struct
     }
     hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
 
+    /* every option a request may change (conn_setup: the handle is not reset in between) */
     curl_easy_setopt(h, CURLOPT_URL, req->url);
-    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opt.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : c->opt.timeout_ms);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &head);
     const char *method = req->method ? req->method : "GET";
     if (req->body || strcmp(method, "POST") == 0) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L); /* a previous request's body and method are gone */
     }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    int custom = strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0;
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, custom ? method : NULL);
 
     rc = curl_error(perform(k));
     if (rc == 0)

@@ -163,8 +163,17 @@ int rules_promote(struct daemon *d, int *copied);
 int record_get_sub(struct daemon *d, const char *sub_id, json_t **out);
 /* Append an audit entry for sub_id to batch: {time, op_id, action, decision, detail, rule file + sha256}. */
 int record_audit(struct store_batch *b, const char *sub_id, json_t *entry);
+/* The same for an entry already encoded (a JSON object ending with its "time_ms"). */
+int record_audit_text(struct store_batch *b, const char *sub_id, const char *text, size_t len);
 /* Serialize obj into batch under (db, key). */
 int record_put_json(struct store_batch *b, int db, const char *key, json_t *obj);
+/* The same when obj's member is value and value_json is value's compact text, already encoded
+ * (the subscription view the rule was given): it is spliced in, not encoded again. The text is
+ * json_dumps(obj, JSON_COMPACT) exactly (tests/test_call_record.c); when member is not value, or
+ * value_json is NULL, obj is simply encoded. */
+int record_put_spliced(struct store_batch *b, int db, const char *key, json_t *obj, const char *member, json_t *value,
+                       const char *value_json);
+int record_text_spliced(json_t *obj, const char *member, json_t *value, const char *value_json, char **out);
 /* Take the parsed body out of a marketplace result (new reference owned by the caller). */
 struct mp_result;
 json_t *take_body(struct mp_result *r);

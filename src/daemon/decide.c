@@ -1,5 +1,6 @@
 /* The rule engine adapter (see decide.h). */
 #include "daemon/decide.h"
+#include "daemon/call_record.h"
 #include "daemon/daemon.h"
 #include "daemon/metering.h"
 #include "daemon/timers.h"
@@ -51,7 +52,7 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
 }
 
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       json_t *arg, struct store_batch *batch, struct decision *out);
+                       const char *sub_text, json_t *arg, struct store_batch *batch, struct decision *out);
 
 /* The call's ctx.meter / ctx.timer / ctx.notify effects into batch (the decision's own). Timers are applied
  * once per name, the last ask winning, as the rule saw them in order. */
@@ -128,27 +129,21 @@ static json_t *shadow_call(struct daemon *d, const char *offer, enum rule_handle
 }
 
 static int record_call(struct store_batch *batch, const char *offer, const char *handler, json_t *sub, json_t *arg,
-                       long long now_s, const struct rule_result *r, json_t *shadow)
+                       const char *sub_json, const char *arg_json, long long now_s, const struct rule_result *r,
+                       json_t *shadow)
 {
     const char *sub_id = json_string_value(json_object_get(sub, "id"));
     if (!batch || !sub_id)
         return 0;
-    json_t *reads = r->reads ? json_loads(r->reads, 0, NULL) : NULL;
     const char *of = json_string_value(json_object_get(arg, "id"));
-    json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:{s:O, s:O?, s:I, s:o?}, s:o?, s:s?, s:s, s:I}", "action", "RuleCall",
-                          "input_of", of ? of : "", "offer", offer, "handler", handler, "input", "sub", sub, "arg", arg,
-                          "now_s", (json_int_t)now_s, "reads", reads ? reads : json_object(), "decision",
-                          rule_result_decision(r), "rule_file", r->file, "rule_sha256", r->sha256, "rule_generation",
-                          (json_int_t)r->generation);
-    if (!e)
-        return SAASD_ENOMEM;
-    if (shadow)
-        json_object_set(e, "shadow", shadow);
-    json_t *http = r->http ? json_loads(r->http, 0, NULL) : NULL; /* ctx.http calls, secrets left out */
-    if (http)
-        json_object_set_new(json_object_get(e, "input"), "http", http);
-    int rc = record_audit(batch, sub_id, e);
-    json_decref(e);
+    struct call_record c = {.offer = offer, .handler = handler, .input_of = of ? of : "", .sub_json = sub_json,
+                            .arg_json = arg ? arg_json : NULL, .now_s = now_s, .shadow = shadow, .time_ms = now_ms()};
+    char *text = NULL;
+    size_t len = 0;
+    int rc = call_record_text(&c, r, &text, &len);
+    if (!rc)
+        rc = record_audit_text(batch, sub_id, text, len);
+    free(text);
     return rc;
 }
 
@@ -157,32 +152,38 @@ int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub
 {
     enum rule_handler h = rule_handler_from_name(handler);
     /* provision's argument is the buyer's confirmation, never a webhook payload */
-    return decide_call(d, offer, handler, h, sub, h != RULE_PROVISION ? arg : NULL, batch, out);
+    return decide_call(d, offer, handler, h, sub, NULL, h != RULE_PROVISION ? arg : NULL, batch, out);
+}
+
+int decide_text(struct daemon *d, const char *offer, const char *handler, json_t *sub, const char *sub_json, json_t *arg,
+                struct store_batch *batch, struct decision *out)
+{
+    enum rule_handler h = rule_handler_from_name(handler);
+    return decide_call(d, offer, handler, h, sub, sub_json, h != RULE_PROVISION ? arg : NULL, batch, out);
 }
 
 int decide_provision(struct daemon *d, const char *offer, json_t *sub, json_t *landing, struct store_batch *batch,
                      struct decision *out)
 {
-    return decide_call(d, offer, "provision", RULE_PROVISION, sub, landing, batch, out);
+    return decide_call(d, offer, "provision", RULE_PROVISION, sub, NULL, landing, batch, out);
 }
 
-/* arg (borrowed, may be NULL) goes to the rule as JSON text and, as it is, into the call's audit
- * record (the text parses back to an equal value, so it is not parsed again). */
+/* arg (borrowed, may be NULL) goes to the rule as JSON text, and the same texts of sub and arg go
+ * into the call's audit record (call_record.c), so neither is encoded twice. */
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       json_t *arg, struct store_batch *batch, struct decision *out)
+                       const char *sub_text, json_t *arg, struct store_batch *batch, struct decision *out)
 {
     memset(out, 0, sizeof *out);
     if (unknown_offer(d, offer, handler, h, out))
         return 0;
     char *arg_json = arg ? json_dumps(arg, JSON_COMPACT) : NULL;
-    char *sub_json = sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
+    char *own_sub = sub_text ? NULL : sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
+    const char *sub_json = sub_text ? sub_text : own_sub;
     struct rule_result r;
     struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1,
                                     .sub_id = json_string_value(json_object_get(sub, "id"))};
     int rc = engine_call_ex(d->engine, offer, h, sub_json, arg_json, batch, &opts, &r);
     json_t *shadow = shadow_call(d, offer, h, sub_json, arg_json, opts.now_s, &r);
-    free(sub_json);
-    free(arg_json);
     snprintf(out->rule_file, sizeof out->rule_file, "%s", r.file ? r.file : "");
     snprintf(out->rule_sha256, sizeof out->rule_sha256, "%s", r.sha256);
     out->generation = (long long)r.generation;
@@ -191,8 +192,10 @@ static int decide_call(struct daemon *d, const char *offer, const char *handler,
         r.error = strdup("the rule's ctx.meter/ctx.timer/ctx.notify effects could not be recorded");
         r.outcome = RULE_ERROR;
     }
-    if (record_call(batch, offer, handler, sub, arg, opts.now_s, &r, shadow) != 0)
+    if (record_call(batch, offer, handler, sub, arg, sub_json, arg_json, opts.now_s, &r, shadow) != 0)
         log_warn("decide", "could not record the rule call's inputs for replay", "offer", offer, "handler", handler);
+    free(own_sub);
+    free(arg_json);
     json_decref(shadow);
     if (rc != 0) {
         out->failed = 1;

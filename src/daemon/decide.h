@@ -28,6 +28,11 @@ struct decision {
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out);
 
+/* The same with sub's text already encoded (jansson's compact text of sub, borrowed): a caller
+ * that needs the text itself too (flows_event.c: the subscription record) encodes it once. */
+int decide_text(struct daemon *d, const char *offer, const char *handler, json_t *sub, const char *sub_json, json_t *arg,
+                struct store_batch *batch, struct decision *out);
+
 /* provision(sub, ctx, landing): landing = the buyer's confirmation {buyer, fields} (may be NULL). */
 int decide_provision(struct daemon *d, const char *offer, json_t *sub, json_t *landing, struct store_batch *batch,
                      struct decision *out);

@@ -34,6 +34,7 @@ struct event {
     const char *op_id, *sub_id, *action;
     json_t *payload, *op, *rec;
     json_t *fresh;       /* Microsoft's subscription as read before the handler ran, or NULL */
+    char *fresh_json;    /* its text as the rule got it (encoded once: the record splices it in) */
     int told;            /* saasd sent Microsoft a change (PATCH, DELETE) since fresh was read */
     int acked;           /* ... and it was an accepted ACK Microsoft took (PATCH Success, 2xx) */
     char offer[256];
@@ -136,7 +137,9 @@ static int run_handler(struct event *ev)
     json_t *view = ev->fresh ? ev->fresh : json_object_get(ev->rec, "subscription");
     if (!view)
         view = jl_get(ev->payload, "subscription");
-    int rc = decide(ev->d, ev->offer, ev->row->handler, view, ev->payload, ev->b, &ev->dec);
+    ev->fresh_json = ev->fresh ? json_dumps(ev->fresh, JSON_COMPACT) : NULL;
+    int rc = decide_text(ev->d, ev->offer, ev->row->handler, view, view == ev->fresh ? ev->fresh_json : NULL,
+                         ev->payload, ev->b, &ev->dec);
     if (rc && ev->row->on_error == ON_ERROR_RETRY) {
         /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */
         snprintf(ev->out->message, sizeof ev->out->message, "%.500s", ev->dec.error);
@@ -352,7 +355,7 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
     json_object_set_new(oprec, "decision", json_string(out->decision));
     if (ev.dec.rule_sha256[0])
         json_object_set_new(oprec, "rule_sha256", json_string(ev.dec.rule_sha256));
-    rc = record_put_json(b, STORE_SUBSCRIPTIONS, ev.sub_id, ev.rec);
+    rc = record_put_spliced(b, STORE_SUBSCRIPTIONS, ev.sub_id, ev.rec, "subscription", ev.fresh, ev.fresh_json);
     json_t *audit = flows_audit_entry(ev.op_id, ev.action, out->decision, ev.detail, ev.dec.rule_sha256[0] ? &ev.dec : NULL);
     if (audit && *source)
         json_object_set_new(audit, "source", json_string(source));
@@ -370,5 +373,6 @@ fail:
     json_decref(ev.op);
     json_decref(ev.rec);
     json_decref(ev.fresh);
+    free(ev.fresh_json);
     return rc;
 }

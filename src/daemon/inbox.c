@@ -11,6 +11,7 @@
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 #include "daemon/flows.h"
+#include "daemon/sub_set.h"
 #include "daemon/webhook_body.h"
 
 #include "core/config.h"
@@ -46,7 +47,7 @@ struct work {
  * events behind it. The subscriptions passed over since the pass began (so their later events
  * wait: order per subscription) are kept for the whole pass. One per daemon, under work_lock. */
 struct passed_subs {
-    json_t *subs;          /* set of subscription ids (a jansson object: it grows as needed) */
+    struct sub_set *subs;  /* subscription ids (sub_set.h: looked up for every entry passed over) */
     int resuming;          /* a pass is under way */
     enum store_db resume_db;
     unsigned char resume_key[KEY_MAX];
@@ -81,9 +82,9 @@ static _Atomic uint64_t scanned_total;
 
 uint64_t inbox_entries_scanned(void) { return scanned_total; }
 
-static void passed_clear(struct passed_subs *ps) { json_object_clear(ps->subs); }
-static int passed_has(struct passed_subs *ps, const char *sub) { return json_object_get(ps->subs, sub) != NULL; }
-static void passed_add(struct passed_subs *ps, const char *sub) { json_object_set_new(ps->subs, sub, json_true()); }
+static void passed_clear(struct passed_subs *ps) { sub_set_clear(ps->subs); }
+static int passed_has(struct passed_subs *ps, const char *sub) { return sub_set_has(ps->subs, sub); }
+static void passed_add(struct passed_subs *ps, const char *sub) { sub_set_add(ps->subs, sub); }
 
 struct scan_state {
     struct daemon *d;
@@ -512,7 +513,7 @@ int inbox_start(struct daemon *d)
     d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
     d->passed_subs = calloc(1, sizeof *d->passed_subs);
     if (d->passed_subs) {
-        d->passed_subs->subs = json_object();
+        sub_set_new(&d->passed_subs->subs); /* leaves it NULL when it fails */
         pthread_cond_init(&d->passed_subs->done_cond, NULL);
     }
     if (!d->workers || !d->passed_subs || !d->passed_subs->subs)
@@ -534,7 +535,7 @@ void inbox_stop(struct daemon *d)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
     if (d->passed_subs) {
-        json_decref(d->passed_subs->subs);
+        sub_set_free(d->passed_subs->subs);
         pthread_cond_destroy(&d->passed_subs->done_cond);
     }
     free(d->passed_subs);

@@ -49,14 +49,65 @@ int record_put_json(struct store_batch *b, int db, const char *key, json_t *obj)
     return rc;
 }
 
+/* Stands in for the member while obj is encoded: a control character keeps it from matching
+ * anything jansson writes for a real value (it is written escaped, as \u0001). */
+#define SPLICE_MARK "\001saasd-spliced\001"
+#define SPLICE_MARK_TEXT "\"\\u0001saasd-spliced\\u0001\""
+
+int record_text_spliced(json_t *obj, const char *member, json_t *value, const char *value_json, char **out)
+{
+    *out = NULL;
+    if (!value_json || !value || json_object_get(obj, member) != value) {
+        *out = json_dumps(obj, JSON_COMPACT);
+        return *out ? 0 : SAASD_ENOMEM;
+    }
+    json_incref(value);
+    int rc = json_object_set_new(obj, member, json_string(SPLICE_MARK)) ? SAASD_ENOMEM : 0;
+    char *text = rc ? NULL : json_dumps(obj, JSON_COMPACT);
+    json_object_set_new(obj, member, value); /* back in its place (an existing key keeps its position) */
+    size_t mark = sizeof SPLICE_MARK_TEXT - 1, vlen = strlen(value_json);
+    const char *at = text ? strstr(text, SPLICE_MARK_TEXT) : NULL;
+    if (at && strstr(at + mark, SPLICE_MARK_TEXT)) { /* some other value holds the mark's text: no splicing */
+        free(text);
+        *out = json_dumps(obj, JSON_COMPACT);
+        return *out ? 0 : SAASD_ENOMEM;
+    }
+    char *t = at ? malloc(strlen(text) - mark + vlen + 1) : NULL;
+    if (t) {
+        size_t head = (size_t)(at - text);
+        memcpy(t, text, head);
+        memcpy(t + head, value_json, vlen);
+        strcpy(t + head + vlen, at + mark);
+    }
+    free(text);
+    *out = t;
+    return t ? 0 : SAASD_ENOMEM;
+}
+
+int record_put_spliced(struct store_batch *b, int db, const char *key, json_t *obj, const char *member, json_t *value,
+                       const char *value_json)
+{
+    char *text = NULL;
+    int rc = record_text_spliced(obj, member, value, value_json, &text);
+    if (!rc)
+        rc = store_batch_put(b, (enum store_db)db, key, strlen(key), text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int record_audit_text(struct store_batch *b, const char *sub_id, const char *text, size_t len)
+{
+    /* Key: subscription id + sequence, so one subscription's history is one prefix scan. */
+    return store_batch_append(b, STORE_AUDIT, sub_id, strlen(sub_id), text, len);
+}
+
 int record_audit(struct store_batch *b, const char *sub_id, json_t *entry)
 {
     json_object_set_new(entry, "time_ms", json_integer(now_ms()));
     char *text = json_dumps(entry, JSON_COMPACT);
     if (!text)
         return SAASD_ENOMEM;
-    /* Key: subscription id + sequence, so one subscription's history is one prefix scan. */
-    int rc = store_batch_append(b, STORE_AUDIT, sub_id, strlen(sub_id), text, strlen(text));
+    int rc = record_audit_text(b, sub_id, text, strlen(text));
     free(text);
     return rc;
 }

@@ -103,8 +103,8 @@ int worker_spawn(const char *exe, struct worker **out)
         return SAASD_EIO;
     }
     w->fd = sv[0];
-    fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) | O_NONBLOCK);
-    if ((rc = await_hello(w)) < 0) { /* not a worker (a wrong SAASD_RULE_WORKER?) or too slow */
+    /* without its slice timeouts a read could outwait the call's deadline */
+    if ((rc = wire_daemon_end(w->fd, &w->rx)) < 0 || (rc = await_hello(w)) < 0) { /* not a worker (a wrong SAASD_RULE_WORKER?) or too slow */
         worker_free(w);
         return SAASD_EIO;
     }

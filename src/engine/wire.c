@@ -5,11 +5,13 @@
 #include "engine/limits.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define WIRE_MAX_FIELDS 8192
@@ -97,6 +99,18 @@ static int wait_fd(int fd, short events, int64_t deadline_ns)
         if (n < 0 && errno != EINTR)
             return SAASD_EIO;
     }
+}
+
+int wire_daemon_end(int fd, struct wire_rx *rx)
+{
+    struct timeval slice = {.tv_sec = 0, .tv_usec = WIRE_SLICE_MS * 1000};
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice) < 0)
+        return SAASD_EIO;
+    rx->sliced = 1;
+    return 0;
 }
 
 static int send_all(int fd, const char *p, size_t len, int64_t deadline_ns)
@@ -216,8 +230,9 @@ int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_rx *rx, struc
             memcpy(&len, rx->p, 4);
         if ((rc = rx_reserve(rx, 4 + (size_t)len)) < 0)
             break;
-        if (deadline_ns && (rc = wait_fd(fd, POLLIN, deadline_ns)) < 0)
-            break;
+        if (deadline_ns && deadline_ns - limits_now_ns() < (int64_t)WIRE_SLICE_MS * 1000000 &&
+            (rc = wait_fd(fd, POLLIN, deadline_ns)) < 0)
+            break; /* a read could sleep its whole slice past the deadline */
         ssize_t n = read(fd, rx->p + rx->len, rx->cap - rx->len);
         if (n > 0) {
             rx->len += (size_t)n;
@@ -227,7 +242,12 @@ int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_rx *rx, struc
             rc = SAASD_EIO; /* peer closed */
             break;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) { /* not ready after all: wait, even with no deadline */
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && rx->sliced) {
+            if (deadline_ns && limits_now_ns() >= deadline_ns) { /* a slice passed with nothing */
+                rc = SAASD_ETIMEOUT;
+                break;
+            }
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) { /* a non-blocking end: wait, even with no deadline */
             if ((rc = wait_fd(fd, POLLIN, deadline_ns)) < 0)
                 break;
         } else if (errno != EINTR) {
@@ -244,8 +264,10 @@ int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_rx *rx, struc
 
 void wire_rx_free(struct wire_rx *rx)
 {
+    int sliced = rx->sliced;
     free(rx->p);
     memset(rx, 0, sizeof *rx);
+    rx->sliced = sliced;
 }
 
 void wire_msg_free(struct wire_msg *m)

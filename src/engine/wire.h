@@ -67,12 +67,22 @@ int wire_send(int fd, struct wire_buf *b, int64_t deadline_ns);
 struct wire_rx {
     char *p;
     size_t len, cap;
+    int sliced; /* the end is blocking with slice timeouts (wire_daemon_end), kept by wire_rx_free */
 };
 void wire_rx_free(struct wire_rx *rx);
 
+/* The daemon's end of a worker connection is blocking, with SO_RCVTIMEO and SO_SNDTIMEO of this
+ * many milliseconds (pool.c): a read waits for the reply itself instead of a poll() before every
+ * read (a syscall and a wake-up path less per message; a reply is rarely there the moment it is
+ * asked for), and wakes up at least this often to look at the deadline. */
+#define WIRE_SLICE_MS 10
+/* Make fd such an end, read into rx: 0 or SAASD_EIO. */
+int wire_daemon_end(int fd, struct wire_rx *rx);
+
 /* Like wire_send; SAASD_ETOOBIG for a frame over max bytes, SAASD_EINVAL for a malformed one.
- * With a deadline (the daemon's non-blocking end) it waits for the fd before reading, since a
- * reply is rarely there the moment it is asked for. Release with wire_msg_free. */
+ * With a deadline it reads at once while more than WIRE_SLICE_MS are left (on the daemon's end
+ * the read itself waits, one slice at a time), and waits for the fd with poll() when less is
+ * left, or after a read on a non-blocking end found nothing: the deadline holds on both. Release with wire_msg_free. */
 int wire_recv(int fd, int64_t deadline_ns, size_t max, struct wire_rx *rx, struct wire_msg *out);
 void wire_msg_free(struct wire_msg *m);
 
