@@ -65,6 +65,8 @@ $(BUILD)/saasd: $(BUILD)/src/main.o $(BUILD)/libsaasd.a
 
 $(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsaasd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS)) $(LDLIBS)
+# test_events runs a TLS SMTP relay of its own (libssl); saasd reaches TLS only through libcurl
+$(BUILD)/tests/test_events: LDLIBS += $(shell pkg-config --libs libssl)
 
 # Lua C modules for busted specs are added by mk/*.mk; this target collects them.
 LUAMODS ?=

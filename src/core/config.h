@@ -25,6 +25,8 @@ struct sink_config {
     char *username;           /* smtp: AUTH user (password from password_file/password_env) */
     char *password;
     int starttls;             /* smtp: 1 = require STARTTLS on smtp:// (default), 0 = plain */
+    char *ca_file;            /* smtp: PEM bundle of the CAs that may sign the server's certificate
+                                 (instead of the system's); NULL = the system's */
     char *templates;          /* smtp: directory of <type>.subject/.txt/.html templates */
     int timeout_ms;           /* per delivery, default 10000 */
 };

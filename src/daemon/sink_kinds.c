@@ -289,6 +289,8 @@ static int send_smtp(const struct sink_config *cfg, json_t *ev, const struct mes
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     if (cfg->starttls && !strncmp(cfg->url, "smtp://", 7))
         curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL); /* STARTTLS or fail, never plain */
+    if (cfg->ca_file) /* a private mail relay's CA; the certificate and host name are still verified */
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
     if (cfg->username) {
         curl_easy_setopt(c, CURLOPT_USERNAME, cfg->username);
         curl_easy_setopt(c, CURLOPT_PASSWORD, cfg->password ? cfg->password : "");

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum key_type { KT_STRING, KT_INT, KT_BOOL, KT_STRINGS };
 
@@ -104,6 +105,7 @@ static const struct key_spec schema[] = {
     {"sink", "password_file", KT_STRING, 0, 0},
     {"sink", "password_env", KT_STRING, 0, 0},
     {"sink", "starttls", KT_BOOL, 0, 0},
+    {"sink", "ca_file", KT_STRING, 0, 0},
     {"sink", "templates", KT_STRING, 0, 0},
     {"sink", "timeout_ms", KT_INT, 100, 60000},
 };
@@ -587,6 +589,11 @@ static void fill_sink(struct loader *ld, lua_State *L, const char *name, int lin
         k->password = sink_value(ld, L, t, name, line, NULL, "password_env", "password_file", 1);
     if (k->kind == SINK_SMTP && (!k->from || !k->to || !k->to[0]))
         fail_at(ld, line, "sinks.%s: an smtp sink needs from and to", name);
+    k->ca_file = field_string(L, t, "ca_file");
+    if (k->ca_file && k->kind != SINK_SMTP)
+        fail_at(ld, line, "sinks.%s.ca_file: only an smtp sink takes a CA file", name);
+    else if (k->ca_file && access(k->ca_file, R_OK) != 0)
+        fail_at(ld, line, "sinks.%s.ca_file: cannot read %s (a PEM file of CA certificates)", name, k->ca_file);
     lua_getfield(L, t, "starttls");
     k->starttls = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : 1;
     lua_getfield(L, t, "timeout_ms");
@@ -901,7 +908,7 @@ static void free_strings(char **v)
 
 static void sink_config_free(struct sink_config *k)
 {
-    char *strs[] = {k->name, k->url, k->secret, k->from, k->username, k->password, k->templates};
+    char *strs[] = {k->name, k->url, k->secret, k->from, k->username, k->password, k->templates, k->ca_file};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(strs[i]);
     free_strings(k->events);
