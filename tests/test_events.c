@@ -85,22 +85,31 @@ struct smtp_sink {
     _Atomic int refuse; /* answer 451 to this many messages first */
     _Atomic int refused;
     _Atomic int auths;    /* AUTH commands seen */
-    _Atomic int starttls; /* STARTTLS commands seen (refused: this server has no TLS) */
-    int offer_starttls;   /* advertise STARTTLS in the EHLO answer (and then refuse it) */
-    SSL_CTX *tls;         /* smtps: every connection starts with a TLS handshake (smtp_tls below) */
+    _Atomic int starttls; /* STARTTLS commands seen */
+    int offer_starttls;   /* advertise STARTTLS in the EHLO answer: refused without tls, else upgraded */
+    SSL_CTX *tls;         /* without offer_starttls: smtps, every connection starts with a TLS
+                             handshake; with it: STARTTLS upgrades the session (tls_session below) */
     _Atomic int handshakes; /* TLS handshakes completed */
+    _Atomic int auths_in_tls; /* AUTH commands seen inside TLS */
     _Atomic int stop;
 };
 
-static void smtp_session(struct smtp_sink *s, int fd);
-static void tls_session(struct smtp_sink *s, int fd);
+/* How a session starts: its 220 greeting (not after STARTTLS), and whether it runs inside TLS. */
+enum session_start { PLAIN, TLS_FIRST, AFTER_STARTTLS };
 
-static void smtp_session(struct smtp_sink *s, int fd)
+static int smtp_session(struct smtp_sink *s, int fd, enum session_start how);
+static void tls_session(struct smtp_sink *s, int fd, enum session_start how);
+
+/* 1 when the client started TLS (STARTTLS on a server with tls): fd is left open for the
+ * handshake; otherwise the session ends and fd is closed. */
+static int smtp_session(struct smtp_sink *s, int fd, enum session_start how)
 {
-    FILE *in = fdopen(fd, "r"), *out = fdopen(dup(fd), "w");
+    FILE *in = fdopen(dup(fd), "r"), *out = fdopen(dup(fd), "w");
     char line[4096];
+    int upgrade = 0;
     json_t *mail = json_pack("{s:s, s:s, s:[]}", "auth", "", "from", "", "rcpt");
-    fputs("220 test-smtp ready\r\n", out);
+    if (how != AFTER_STARTTLS)
+        fputs("220 test-smtp ready\r\n", out);
     fflush(out);
     while (fgets(line, sizeof line, in)) {
         if (!strncasecmp(line, "EHLO", 4))
@@ -115,10 +124,17 @@ static void smtp_session(struct smtp_sink *s, int fd)
                 line[11 + strcspn(line + 11, "\r\n")] = 0;
             }
             s->auths++;
+            if (how != PLAIN)
+                s->auths_in_tls++;
             json_object_set_new(mail, "auth", json_string(line + 11));
             fputs("235 2.7.0 accepted\r\n", out);
         } else if (!strncasecmp(line, "STARTTLS", 8)) {
             s->starttls++;
+            if (s->tls && how == PLAIN) {
+                fputs("220 2.0.0 ready to start TLS\r\n", out);
+                upgrade = 1;
+                break;
+            }
             fputs("454 4.7.0 TLS not available\r\n", out);
         } else if (!strncasecmp(line, "MAIL FROM:", 10)) {
             line[strcspn(line, "\r\n")] = 0;
@@ -164,6 +180,9 @@ static void smtp_session(struct smtp_sink *s, int fd)
     json_decref(mail);
     fclose(in);
     fclose(out);
+    if (!upgrade)
+        close(fd);
+    return upgrade;
 }
 
 /* smtps for the sink's TLS checks: a self-signed certificate for 127.0.0.1 (made here, written
@@ -212,16 +231,17 @@ static SSL_CTX *smtp_tls_ctx(const char *ca_path)
 struct plain_end {
     struct smtp_sink *s;
     int fd;
+    enum session_start how;
 };
 
 static void *plain_main(void *arg)
 {
     struct plain_end *p = arg;
-    smtp_session(p->s, p->fd);
+    smtp_session(p->s, p->fd, p->how);
     return NULL;
 }
 
-static void tls_session(struct smtp_sink *s, int fd)
+static void tls_session(struct smtp_sink *s, int fd, enum session_start how)
 {
     SSL *ssl = SSL_new(s->tls);
     int sp[2];
@@ -229,7 +249,7 @@ static void tls_session(struct smtp_sink *s, int fd)
     SSL_set_fd(ssl, fd);
     if (SSL_accept(ssl) == 1 && socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0) {
         s->handshakes++;
-        struct plain_end p = {s, sp[0]};
+        struct plain_end p = {s, sp[0], how};
         pthread_create(&t, NULL, plain_main, &p);
         char buf[4096];
         for (;;) {
@@ -260,10 +280,10 @@ static void *smtp_main(void *arg)
         int c = accept(s->fd, NULL, NULL);
         if (c < 0)
             break;
-        if (s->tls)
-            tls_session(s, c);
-        else
-            smtp_session(s, c);
+        if (s->tls && !s->offer_starttls)
+            tls_session(s, c, TLS_FIRST);
+        else if (smtp_session(s, c, PLAIN))
+            tls_session(s, c, AFTER_STARTTLS);
     }
     return NULL;
 }
@@ -742,6 +762,23 @@ static void smtps_verified(void)
                   "with ca_file naming the relay's CA, an smtps:// sink completes the TLS handshake and delivers "
                   "the mail inside it");
         }
+    }
+    struct smtp_sink upgrade = {.tls = relay.tls, .offer_starttls = 1};
+    if (smtp_sink_start(&upgrade) == 0) {
+        snprintf(url, sizeof url, "smtp://127.0.0.1:%u", upgrade.port);
+        struct sink_config cfg = {.name = "mail", .kind = SINK_SMTP, .url = url, .from = "saasd@example.com",
+                                  .to = to, .username = "saasd", .password = "smtp-pass-42", .starttls = 1,
+                                  .ca_file = ca, .timeout_ms = 5000};
+        char err[512] = "";
+        int rc = sink_kind_deliver(&cfg, ev, text, err, sizeof err);
+        CHECK(rc == 0 && upgrade.starttls == 1 && upgrade.handshakes == 1 && upgrade.auths == 1 &&
+                  upgrade.auths_in_tls == 1 && json_array_size(upgrade.mails) == 1,
+              "an smtp:// sink upgrades with STARTTLS, verifies the relay by ca_file, and authenticates and "
+              "delivers only inside TLS");
+        smtp_sink_stop(&upgrade);
+        json_decref(upgrade.mails);
+    } else {
+        CHECK(0, "a STARTTLS SMTP relay listens");
     }
     free(text);
     json_decref(ev);
