@@ -150,15 +150,14 @@ static int record_call(struct store_batch *batch, const char *offer, const char 
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out)
 {
-    enum rule_handler h = rule_handler_from_name(handler);
-    /* provision's argument is the buyer's confirmation, never a webhook payload */
-    return decide_call(d, offer, handler, h, sub, NULL, h != RULE_PROVISION ? arg : NULL, batch, out);
+    return decide_text(d, offer, handler, sub, NULL, arg, batch, out);
 }
 
 int decide_text(struct daemon *d, const char *offer, const char *handler, json_t *sub, const char *sub_json, json_t *arg,
                 struct store_batch *batch, struct decision *out)
 {
     enum rule_handler h = rule_handler_from_name(handler);
+    /* provision's argument is the buyer's confirmation, never a webhook payload */
     return decide_call(d, offer, handler, h, sub, sub_json, h != RULE_PROVISION ? arg : NULL, batch, out);
 }
 

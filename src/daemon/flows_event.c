@@ -138,8 +138,7 @@ static int run_handler(struct event *ev)
     if (!view)
         view = jl_get(ev->payload, "subscription");
     ev->fresh_json = ev->fresh ? json_dumps(ev->fresh, JSON_COMPACT) : NULL;
-    int rc = decide_text(ev->d, ev->offer, ev->row->handler, view, view == ev->fresh ? ev->fresh_json : NULL,
-                         ev->payload, ev->b, &ev->dec);
+    int rc = decide_text(ev->d, ev->offer, ev->row->handler, view, ev->fresh_json, ev->payload, ev->b, &ev->dec);
     if (rc && ev->row->on_error == ON_ERROR_RETRY) {
         /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */
         snprintf(ev->out->message, sizeof ev->out->message, "%.500s", ev->dec.error);

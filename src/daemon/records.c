@@ -54,25 +54,28 @@ int record_put_json(struct store_batch *b, int db, const char *key, json_t *obj)
 #define SPLICE_MARK "\001saasd-spliced\001"
 #define SPLICE_MARK_TEXT "\"\\u0001saasd-spliced\\u0001\""
 
+static int encode_whole(json_t *obj, char **out)
+{
+    *out = json_dumps(obj, JSON_COMPACT);
+    return *out ? 0 : SAASD_ENOMEM;
+}
+
 int record_text_spliced(json_t *obj, const char *member, json_t *value, const char *value_json, char **out)
 {
     *out = NULL;
-    if (!value_json || !value || json_object_get(obj, member) != value) {
-        *out = json_dumps(obj, JSON_COMPACT);
-        return *out ? 0 : SAASD_ENOMEM;
-    }
+    if (!value_json || !value || json_object_get(obj, member) != value)
+        return encode_whole(obj, out);
     json_incref(value);
     int rc = json_object_set_new(obj, member, json_string(SPLICE_MARK)) ? SAASD_ENOMEM : 0;
     char *text = rc ? NULL : json_dumps(obj, JSON_COMPACT);
     json_object_set_new(obj, member, value); /* back in its place (an existing key keeps its position) */
     size_t mark = sizeof SPLICE_MARK_TEXT - 1, vlen = strlen(value_json);
     const char *at = text ? strstr(text, SPLICE_MARK_TEXT) : NULL;
-    if (at && strstr(at + mark, SPLICE_MARK_TEXT)) { /* some other value holds the mark's text: no splicing */
+    if (!at || strstr(at + mark, SPLICE_MARK_TEXT)) { /* not encoded, or another value holds the mark's text */
         free(text);
-        *out = json_dumps(obj, JSON_COMPACT);
-        return *out ? 0 : SAASD_ENOMEM;
+        return encode_whole(obj, out);
     }
-    char *t = at ? malloc(strlen(text) - mark + vlen + 1) : NULL;
+    char *t = malloc(strlen(text) - mark + vlen + 1);
     if (t) {
         size_t head = (size_t)(at - text);
         memcpy(t, text, head);

@@ -307,11 +307,12 @@ static int answer_store(struct worker *w, struct prefetch *pf, struct caps *c, c
 {
     char *val = NULL;
     size_t vlen = 0;
-    int rc = m->n > 0 && m->f[0].p ? caps_store_get(c, m->f[0].p, m->f[0].len, &val, &vlen) : SAASD_EINVAL;
-    if (m->n > 0 && m->f[0].p) {
+    const char *key = m->n > 0 ? m->f[0].p : NULL;
+    int rc = key ? caps_store_get(c, key, m->f[0].len, &val, &vlen) : SAASD_EINVAL;
+    if (key) {
         c->reads_asked++;
         if (!c->replay_reads)
-            prefetch_learn(pf, c->sub_id, m->f[0].p, m->f[0].len);
+            prefetch_learn(pf, c->sub_id, key, m->f[0].len);
     }
     struct wire_buf b = {0};
     wire_begin(&b, W_STORE_VAL);
