@@ -39,6 +39,7 @@ static struct {
     int op_pending_polls;    /* answer InProgress this many times */
     int patch_mode;          /* 0 normal, 1 fail-but-apply, 2 fail-without-apply */
     int op_outstanding;      /* list operations shows our ChangePlan op */
+    int sub_multiline;       /* GET subscription answers over two lines */
     char plan[32];
     char req_ids[32][40];
     char corr_ids[32][40];
@@ -187,6 +188,8 @@ static void handler(void *arg, const struct httpd_request *req, struct httpd_res
     } else if (!strcmp(path, "/api/saas/subscriptions/" SUB)) {
         if (!strcmp(method, "GET")) {
             subscription_json(buf, sizeof buf);
+            if (fk.sub_multiline)
+                buf[strlen(buf) - 1] = '\n', strcat(buf, "}");
             reply(res, 200, buf);
             return;
         }
@@ -280,6 +283,27 @@ int main(void)
           "a 404 is not-found with the error envelope's code and message");
     mp_result_clear(&r);
     CHECK(mp_get_subscription(mp, "../../etc", &r) == SAASD_EINVAL, "an id that could bend the URL path is refused");
+    mp_result_clear(&r);
+
+    /* the answer's text, for callers that pass the subscription on as Microsoft sent it */
+    char sent[1024];
+    subscription_json(sent, sizeof sent);
+    CHECK(mp_get_subscription(mp, SUB, &r) == 0 && r.text == NULL, "an answer's text is kept only when asked for");
+    mp_result_clear(&r);
+    r.want_text = 1;
+    CHECK(mp_get_subscription(mp, SUB, &r) == 0 && r.text && !strcmp(r.text, sent) && jl_string_is(r.body, "planId", "silver"),
+          "asked for, a one-line answer's text is kept byte for byte beside its tree");
+    mp_result_clear(&r);
+    r.want_text = 1;
+    fk.sub_multiline = 1;
+    CHECK(mp_get_subscription(mp, SUB, &r) == 0 && r.text == NULL && r.body,
+          "an answer over several lines is not kept as text (records are one line): the caller encodes the tree");
+    fk.sub_multiline = 0;
+    mp_result_clear(&r);
+    r.want_text = 1;
+    CHECK(mp_get_subscription(mp, "00000000-0000-0000-0000-000000000000", &r) == SAASD_ENOTFOUND && r.text == NULL,
+          "an error answer's text is not kept");
+    mp_result_clear(&r);
 
     /* activate */
     reset_counts();

@@ -66,6 +66,7 @@ void mp_result_clear(struct mp_result *r)
     if (!r)
         return;
     json_decref(r->body);
+    free(r->text);
     memset(r, 0, sizeof *r);
 }
 
@@ -233,6 +234,19 @@ static void count(enum mp_endpoint ep, int transport_rc, long status, double sec
 }
 
 /* The request engine: auth, ids, retries, parsing. */
+/* The answer's text beside its tree, for a caller that passes it on as it came (one encoding
+ * less per event): only a parsed 2xx object on one line (records are one line each). */
+static void keep_text(struct mp_result *res, struct http_response *hr)
+{
+    free(res->text);
+    res->text = NULL;
+    if (!res->want_text || hr->status < 200 || hr->status >= 300 || !json_is_object(res->body) ||
+        memchr(hr->body, '\n', hr->body_len) || memchr(hr->body, '\r', hr->body_len))
+        return;
+    res->text = hr->body; /* NUL-terminated by http_client_do */
+    hr->body = NULL;
+}
+
 static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result *res)
 {
     char *body_text = NULL;
@@ -247,9 +261,10 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
 
     snprintf(saved_corr, sizeof saved_corr, "%s", res->correlation_id);
     long max_wait_ms = res->max_wait_ms, waited_ms = 0;
-    json_decref(res->body);
-    memset(res, 0, sizeof *res);
+    int want_text = res->want_text;
+    mp_result_clear(res);
     res->max_wait_ms = max_wait_ms;
+    res->want_text = want_text;
     if (saved_corr[0])
         snprintf(res->correlation_id, sizeof res->correlation_id, "%s", saved_corr);
     else if (crypto_id(res->correlation_id))
@@ -307,6 +322,7 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
             }
             json_decref(res->body);
             res->body = hr.body_len ? json_loadb(hr.body, hr.body_len, JSON_DECODE_ANY, NULL) : NULL;
+            keep_text(res, &hr);
         }
 
         char status_text[16], attempt_text[16], ms_text[24];

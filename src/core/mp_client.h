@@ -85,6 +85,8 @@ struct mp_result {
     char message[256];          /* short text for logs: error message, or what happened */
     json_t *body;
     long max_wait_ms;           /* in: total wait between tries; 0 = only the retry policy */
+    int want_text;              /* in: keep the 2xx answer's text in text when it is one line */
+    char *text;                 /* the text body was parsed from (NUL-terminated), or NULL */
 };
 
 void mp_result_clear(struct mp_result *r);

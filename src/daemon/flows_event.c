@@ -133,11 +133,10 @@ static int verdict_accepts(const char *verdict)
  * the stored one (the landing page and every flow store Microsoft's object as read back). */
 static int run_handler(struct event *ev)
 {
-    ev->fresh = flows_get_subscription(ev->d, ev->sub_id);
+    ev->fresh = flows_get_subscription_text(ev->d, ev->sub_id, &ev->fresh_json);
     json_t *view = ev->fresh ? ev->fresh : json_object_get(ev->rec, "subscription");
     if (!view)
         view = jl_get(ev->payload, "subscription");
-    ev->fresh_json = ev->fresh ? json_dumps(ev->fresh, JSON_COMPACT) : NULL;
     int rc = decide_text(ev->d, ev->offer, ev->row->handler, view, ev->fresh_json, ev->payload, ev->b, &ev->dec);
     if (rc && ev->row->on_error == ON_ERROR_RETRY) {
         /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */

@@ -29,6 +29,9 @@ void flows_set_provision(json_t *rec, const char *decision, const struct decisio
 int flows_enqueue_own_operation(struct store_batch *b, const char *sub_id, const char *offer, json_t *op);
 /* GET the subscription; NULL when Microsoft cannot be asked now. */
 json_t *flows_get_subscription(struct daemon *d, const char *sub_id);
+/* The same, and into *text (malloc'd; NULL when none) the subscription's JSON text: Microsoft's
+ * answer as it came when it is one line, else the tree encoded. */
+json_t *flows_get_subscription_text(struct daemon *d, const char *sub_id, char **text);
 /* Keep a change Microsoft accepted but does not show yet ("accepted, not shown at Microsoft
  * yet"): rec's field becomes target with a pending_change marker, confirmed (marker removed) once
  * Microsoft shows it. */

@@ -149,10 +149,19 @@ const char *flows_offer_of(json_t *rec, const char *fallback)
 
 json_t *flows_get_subscription(struct daemon *d, const char *sub_id)
 {
-    struct mp_result mr = {0};
+    return flows_get_subscription_text(d, sub_id, NULL);
+}
+
+json_t *flows_get_subscription_text(struct daemon *d, const char *sub_id, char **text)
+{
+    struct mp_result mr = {.want_text = text != NULL};
     if (mp_get_subscription(d->mp, sub_id, &mr) != 0) {
         mp_result_clear(&mr);
         return NULL;
+    }
+    if (text) {
+        *text = mr.text ? mr.text : json_dumps(mr.body, JSON_COMPACT);
+        mr.text = NULL;
     }
     return take_body(&mr);
 }
