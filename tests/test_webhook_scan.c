@@ -38,6 +38,74 @@ static int same_members(const struct webhook_event *a, const struct webhook_even
     "\"Succeeded\",\"operationRequestSource\":\"Azure\",\"subscription\":{\"id\":\"nested\",\"a\":[1,2.5,true,null]},"  \
     "\"purchaseToken\":null}"
 
+/* Split text: the tree of what webhook_entry_split gives as the head, the payload or NULL. */
+static json_t *split(const char *text, char **payload, size_t *plen)
+{
+    json_t *head = NULL;
+    return webhook_entry_split(text, strlen(text), &head, payload, plen) == 0 ? head : NULL;
+}
+
+/* A worker reads an entry's header without parsing the payload only where that is exactly what
+ * parsing the whole entry gives; anywhere else it parses the whole entry as before. */
+static void split_checks(void)
+{
+    struct webhook_event ev;
+    const char *why = NULL;
+    char *payload = NULL;
+    size_t plen = 0;
+    webhook_event_from_body(MS_BODY, strlen(MS_BODY), "req-1", 7, &ev, &why);
+    json_t *whole = webhook_entry_load(ev.entry, ev.entry_len);
+    json_t *head = split(ev.entry, &payload, &plen);
+    json_t *header = json_deep_copy(whole);
+    json_object_del(header, "payload");
+    CHECK(head && payload && plen == strlen(MS_BODY) && !strcmp(payload, MS_BODY) && json_equal(head, header),
+          "a stored webhook splits into its header's tree and the body's text as Microsoft sent it");
+    size_t jlen = 0;
+    char *joined = head ? webhook_entry_join(head, payload, plen, &jlen) : NULL;
+    CHECK(joined && jlen == ev.entry_len && !memcmp(joined, ev.entry, jlen),
+          "header and payload join back into the very entry webhook.c stored");
+    free(joined);
+    json_decref(head);
+    json_decref(header);
+    free(payload);
+
+    /* an older outbox entry: a member after the payload */
+    char *late = json_dumps(whole, JSON_COMPACT);
+    late[strlen(late) - 1] = 0;
+    char older[8192];
+    snprintf(older, sizeof older, "%s,\"last_error\":\"HTTP 503\"}", late);
+    head = split(older, &payload, &plen);
+    CHECK(head && !payload && json_equal(json_object_get(head, "payload"), json_object_get(whole, "payload")) &&
+              json_string_value(json_object_get(head, "last_error")),
+          "an entry with a member after the payload is parsed whole (no payload text cut short)");
+    json_decref(head);
+    free(late);
+
+    /* the payload first */
+    json_t *first = json_pack("{s:O}", "payload", json_object_get(whole, "payload"));
+    json_object_update_missing(first, whole);
+    char *ftext = json_dumps(first, JSON_COMPACT);
+    head = split(ftext, &payload, &plen);
+    CHECK(head && !payload && json_equal(head, whole), "an entry with the payload first is parsed whole");
+    json_decref(head);
+    free(ftext);
+    json_decref(first);
+    webhook_event_clear(&ev);
+
+    /* a payload the scan declines (non-ASCII text) */
+    const char *accent = "{\"id\":\"o\",\"subscriptionId\":\"s\",\"action\":\"Renew\",\"name\":\"caf\xc3\xa9\"}";
+    webhook_event_from_body(accent, strlen(accent), "r", 1, &ev, &why);
+    head = ev.entry ? split(ev.entry, &payload, &plen) : NULL;
+    CHECK(head && !payload && json_is_object(json_object_get(head, "payload")),
+          "a payload the scan declines is parsed with the entry, as before");
+    json_decref(head);
+    webhook_event_clear(&ev);
+    json_decref(whole);
+
+    CHECK(split("{\"op_id\":\"o\",\"payload\":{\"id\":", &payload, &plen) == NULL && !payload,
+          "an entry that does not parse is refused");
+}
+
 int main(void)
 {
     static const struct {
@@ -112,5 +180,6 @@ int main(void)
     CHECK(rc == 0 && !ev.action && !ev.entry && !strcmp(ev.action_text, "Explode"),
           "an unknown action read by the scan is acknowledged, not stored");
     webhook_event_clear(&ev);
+    split_checks();
     return CHECK_DONE();
 }

@@ -51,8 +51,8 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
     return 1;
 }
 
-static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       const char *sub_text, json_t *arg, struct store_batch *batch, struct decision *out);
+static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h,
+                       const struct decide_input *in, struct store_batch *batch, struct decision *out);
 
 /* The call's ctx.meter / ctx.timer / ctx.notify effects into batch (the decision's own). Timers are applied
  * once per name, the last ask winning, as the rule saw them in order. */
@@ -128,16 +128,16 @@ static json_t *shadow_call(struct daemon *d, const char *offer, enum rule_handle
     return out;
 }
 
-static int record_call(struct store_batch *batch, const char *offer, const char *handler, json_t *sub, json_t *arg,
+static int record_call(struct store_batch *batch, const char *offer, const char *handler, const struct decide_input *in,
                        const char *sub_json, const char *arg_json, long long now_s, const struct rule_result *r,
                        json_t *shadow)
 {
-    const char *sub_id = json_string_value(json_object_get(sub, "id"));
+    const char *sub_id = json_string_value(json_object_get(in->sub, "id"));
     if (!batch || !sub_id)
         return 0;
-    const char *of = json_string_value(json_object_get(arg, "id"));
+    const char *of = in->input_of ? in->input_of : json_string_value(json_object_get(in->arg, "id"));
     struct call_record c = {.offer = offer, .handler = handler, .input_of = of ? of : "", .sub_json = sub_json,
-                            .arg_json = arg ? arg_json : NULL, .now_s = now_s, .shadow = shadow, .time_ms = now_ms()};
+                            .arg_json = arg_json, .now_s = now_s, .shadow = shadow, .time_ms = now_ms()};
     char *text = NULL;
     size_t len = 0;
     int rc = call_record_text(&c, r, &text, &len);
@@ -150,34 +150,40 @@ static int record_call(struct store_batch *batch, const char *offer, const char 
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out)
 {
-    return decide_text(d, offer, handler, sub, NULL, arg, batch, out);
+    struct decide_input in = {.sub = sub, .arg = arg};
+    return decide_with(d, offer, handler, &in, batch, out);
 }
 
-int decide_text(struct daemon *d, const char *offer, const char *handler, json_t *sub, const char *sub_json, json_t *arg,
+int decide_with(struct daemon *d, const char *offer, const char *handler, const struct decide_input *in,
                 struct store_batch *batch, struct decision *out)
 {
     enum rule_handler h = rule_handler_from_name(handler);
-    /* provision's argument is the buyer's confirmation, never a webhook payload */
-    return decide_call(d, offer, handler, h, sub, sub_json, h != RULE_PROVISION ? arg : NULL, batch, out);
+    struct decide_input given = *in;
+    if (h == RULE_PROVISION) /* provision's argument is the buyer's confirmation, never a webhook payload */
+        given.arg = NULL, given.arg_json = NULL, given.input_of = NULL;
+    return decide_call(d, offer, handler, h, &given, batch, out);
 }
 
 int decide_provision(struct daemon *d, const char *offer, json_t *sub, json_t *landing, struct store_batch *batch,
                      struct decision *out)
 {
-    return decide_call(d, offer, "provision", RULE_PROVISION, sub, NULL, landing, batch, out);
+    struct decide_input in = {.sub = sub, .arg = landing};
+    return decide_call(d, offer, "provision", RULE_PROVISION, &in, batch, out);
 }
 
-/* arg (borrowed, may be NULL) goes to the rule as JSON text, and the same texts of sub and arg go
- * into the call's audit record (call_record.c), so neither is encoded twice. */
-static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h, json_t *sub,
-                       const char *sub_text, json_t *arg, struct store_batch *batch, struct decision *out)
+/* The texts of sub and arg go to the rule, and the same texts into the call's audit record
+ * (call_record.c): each is encoded at most once, and not at all when the caller has it. */
+static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h,
+                       const struct decide_input *in, struct store_batch *batch, struct decision *out)
 {
     memset(out, 0, sizeof *out);
     if (unknown_offer(d, offer, handler, h, out))
         return 0;
-    char *arg_json = arg ? json_dumps(arg, JSON_COMPACT) : NULL;
-    char *own_sub = sub_text ? NULL : sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
-    const char *sub_json = sub_text ? sub_text : own_sub;
+    json_t *sub = in->sub;
+    char *own_arg = in->arg_json || !in->arg ? NULL : json_dumps(in->arg, JSON_COMPACT);
+    const char *arg_json = in->arg_json ? in->arg_json : own_arg;
+    char *own_sub = in->sub_json ? NULL : sub ? json_dumps(sub, JSON_COMPACT) : strdup("{}");
+    const char *sub_json = in->sub_json ? in->sub_json : own_sub;
     struct rule_result r;
     struct engine_call_opts opts = {.now_s = now_ms() / 1000, .record = 1,
                                     .sub_id = json_string_value(json_object_get(sub, "id"))};
@@ -191,10 +197,10 @@ static int decide_call(struct daemon *d, const char *offer, const char *handler,
         r.error = strdup("the rule's ctx.meter/ctx.timer/ctx.notify effects could not be recorded");
         r.outcome = RULE_ERROR;
     }
-    if (record_call(batch, offer, handler, sub, arg, sub_json, arg_json, opts.now_s, &r, shadow) != 0)
+    if (record_call(batch, offer, handler, in, sub_json, arg_json, opts.now_s, &r, shadow) != 0)
         log_warn("decide", "could not record the rule call's inputs for replay", "offer", offer, "handler", handler);
     free(own_sub);
-    free(arg_json);
+    free(own_arg);
     json_decref(shadow);
     if (rc != 0) {
         out->failed = 1;

@@ -28,9 +28,19 @@ struct decision {
 int decide(struct daemon *d, const char *offer, const char *handler, json_t *sub, json_t *arg,
            struct store_batch *batch, struct decision *out);
 
-/* The same with sub's text already encoded (jansson's compact text of sub, borrowed): a caller
- * that needs the text itself too (flows_event.c: the subscription record) encodes it once. */
-int decide_text(struct daemon *d, const char *offer, const char *handler, json_t *sub, const char *sub_json, json_t *arg,
+/* One call's inputs as the caller already holds them: trees, and texts already encoded
+ * (borrowed). A text given is what the rule gets and what the audit record keeps, so a caller
+ * that has Microsoft's text (flows_event.c) passes it on instead of having it encoded again. */
+struct decide_input {
+    json_t *sub;          /* the subscription view; its "id" names the audit record */
+    const char *sub_json; /* sub's JSON text, or NULL: sub is encoded */
+    json_t *arg;          /* the argument, or NULL */
+    const char *arg_json; /* the argument's JSON text (one line), or NULL: arg is encoded */
+    const char *input_of; /* the argument's id in the audit record, or NULL: arg's "id" */
+};
+
+/* decide() with the inputs above (the argument is not passed to provision). */
+int decide_with(struct daemon *d, const char *offer, const char *handler, const struct decide_input *in,
                 struct store_batch *batch, struct decision *out);
 
 /* provision(sub, ctx, landing): landing = the buyer's confirmation {buyer, fields} (may be NULL). */

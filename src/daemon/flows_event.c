@@ -32,7 +32,10 @@ struct event {
     struct flow_outcome *out;
     const struct lifecycle_action *row;
     const char *op_id, *sub_id, *action;
-    json_t *payload, *op, *rec;
+    json_t *payload, *op, *rec; /* payload: NULL until read (event_payload) when kept as text */
+    const char *payload_text;   /* the payload as stored, or NULL when entry held it as a tree */
+    size_t payload_len;
+    int payload_owned;          /* payload was parsed here from payload_text */
     json_t *fresh;       /* Microsoft's subscription as read before the handler ran, or NULL */
     char *fresh_json;    /* its text as the rule got it (encoded once: the record splices it in) */
     int told;            /* saasd sent Microsoft a change (PATCH, DELETE) since fresh was read */
@@ -64,6 +67,17 @@ static json_t *op_target(const struct event *ev)
     }
     char buf[256];
     return jl_string(ev->op, ev->row->target_field, buf, sizeof buf) ? NULL : json_string(buf);
+}
+
+/* The payload's tree, parsed from its text the first time something needs a member of it (the
+ * rule gets the text itself). NULL when there is none or it does not parse. */
+static json_t *event_payload(struct event *ev)
+{
+    if (!ev->payload && ev->payload_text && !ev->payload_owned) {
+        ev->payload = json_loadb(ev->payload_text, ev->payload_len, 0, NULL);
+        ev->payload_owned = 1;
+    }
+    return ev->payload;
 }
 
 /* Whether the payload is Microsoft's operation (*actionable; otherwise the event is recorded as
@@ -98,7 +112,7 @@ static int verify_operation(struct event *ev, json_t *entry, json_t *oprec, int 
         json_t *want = ev->row ? op_target(ev) : NULL, *got = NULL;
         if (want) { /* the same reading, applied to the payload */
             json_t *saved = ev->op;
-            ev->op = ev->payload;
+            ev->op = event_payload(ev);
             got = op_target(ev);
             ev->op = saved;
         }
@@ -129,15 +143,20 @@ static int verdict_accepts(const char *verdict)
     return strcmp(verdict, "refuse") != 0 && strcmp(verdict, "reject") != 0;
 }
 
-/* Run the row's handler on the freshest view saasd can get: Microsoft's subscription now, else
- * the stored one (the landing page and every flow store Microsoft's object as read back). */
+/* Run the row's handler on the freshest view saasd can get: Microsoft's subscription as read
+ * when the event was taken, else the stored one (the landing page and every flow store
+ * Microsoft's object as read back), else the webhook's. */
 static int run_handler(struct event *ev)
 {
-    ev->fresh = flows_get_subscription_text(ev->d, ev->sub_id, &ev->fresh_json);
     json_t *view = ev->fresh ? ev->fresh : json_object_get(ev->rec, "subscription");
     if (!view)
-        view = jl_get(ev->payload, "subscription");
-    int rc = decide_text(ev->d, ev->offer, ev->row->handler, view, ev->fresh_json, ev->payload, ev->b, &ev->dec);
+        view = jl_get(event_payload(ev), "subscription");
+    /* Microsoft's texts as they came, when on one line (records are); the trees otherwise */
+    int text_ok = ev->payload_text && !memchr(ev->payload_text, '\n', ev->payload_len) &&
+                  !memchr(ev->payload_text, '\r', ev->payload_len);
+    struct decide_input in = {.sub = view, .sub_json = ev->fresh_json, .arg = text_ok ? NULL : event_payload(ev),
+                              .arg_json = text_ok ? ev->payload_text : NULL, .input_of = ev->op_id};
+    int rc = decide_with(ev->d, ev->offer, ev->row->handler, &in, ev->b, &ev->dec);
     if (rc && ev->row->on_error == ON_ERROR_RETRY) {
         /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */
         snprintf(ev->out->message, sizeof ev->out->message, "%.500s", ev->dec.error);
@@ -308,11 +327,12 @@ static const char *event_decision(const struct event *ev)
     return d;
 }
 
+/* The local record, or a new one from Microsoft's view (the webhook's copy when the GET failed). */
 static int load_record(struct event *ev)
 {
     int rc = record_get_sub(ev->d, ev->sub_id, &ev->rec);
     if (rc == SAASD_ENOTFOUND) {
-        json_t *snap = jl_get(ev->payload, "subscription");
+        json_t *snap = ev->fresh ? ev->fresh : jl_get(event_payload(ev), "subscription");
         ev->rec = flows_record_new(ev->sub_id, snap ? snap : ev->op);
         if (snap)
             flow_record_refresh(ev->rec, snap);
@@ -321,14 +341,15 @@ static int load_record(struct event *ev)
     return rc;
 }
 
-int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, struct flow_outcome *out)
+int flow_process_event(struct daemon *d, json_t *entry, const char *payload, size_t payload_len, struct store_batch *b,
+                       struct flow_outcome *out)
 {
     memset(out, 0, sizeof *out);
-    struct event ev = {.d = d, .b = b, .out = out};
+    struct event ev = {.d = d, .b = b, .out = out, .payload_text = payload, .payload_len = payload_len};
     ev.op_id = json_string_value(json_object_get(entry, "op_id"));
     ev.sub_id = json_string_value(json_object_get(entry, "sub_id"));
     ev.action = json_string_value(json_object_get(entry, "action"));
-    ev.payload = json_object_get(entry, "payload");
+    ev.payload = payload ? NULL : json_object_get(entry, "payload");
     if (!ev.op_id || !ev.sub_id || !ev.action)
         return SAASD_EINVAL;
     json_t *oprec = json_pack("{s:s, s:s, s:I}", "action", ev.action, "sub_id", ev.sub_id, "done_ms", (json_int_t)now_ms());
@@ -336,7 +357,12 @@ int flow_process_event(struct daemon *d, json_t *entry, struct store_batch *b, s
     int rc = verify_operation(&ev, entry, oprec, &actionable);
     if (!rc && !actionable)
         goto finish;
-    if (rc || (rc = load_record(&ev)) != 0)
+    if (rc)
+        goto fail;
+    /* Microsoft's subscription now: the handler's view, and what the record settles to (an
+     * event that runs no handler reads it all the same, in settle_state). */
+    ev.fresh = flows_get_subscription_text(d, ev.sub_id, &ev.fresh_json);
+    if ((rc = load_record(&ev)) != 0)
         goto fail;
     snprintf(ev.offer, sizeof ev.offer, "%s", flows_offer_of(ev.rec, json_string_value(json_object_get(entry, "offer_id"))));
     if ((rc = act(&ev)) != 0)
@@ -372,5 +398,7 @@ fail:
     json_decref(ev.rec);
     json_decref(ev.fresh);
     free(ev.fresh_json);
+    if (ev.payload_owned)
+        json_decref(ev.payload);
     return rc;
 }

@@ -28,9 +28,64 @@ static const char *canonical_action(const char *a)
     return NULL;
 }
 
+/* The member build_entry puts between the header and the payload. A header value holds no
+ * unescaped quote, so these bytes first occur where the payload begins. */
+static const char PAYLOAD_MEMBER[] = ",\"payload\":";
+
 json_t *webhook_entry_load(const void *text, size_t len)
 {
     return json_loadb(text, len, 0, NULL);
+}
+
+/* The header's tree when text is header + PAYLOAD_MEMBER + a payload that ends the entry. */
+static json_t *header_before_payload(const char *text, size_t len, const char **payload, size_t *payload_len)
+{
+    const size_t mlen = sizeof PAYLOAD_MEMBER - 1;
+    const char *at = len > mlen + 2 && text[len - 1] == '}' ? memmem(text, len, PAYLOAD_MEMBER, mlen) : NULL;
+    if (!at)
+        return NULL;
+    size_t hlen = (size_t)(at - text);
+    char *h = malloc(hlen + 2);
+    if (!h)
+        return NULL;
+    memcpy(h, text, hlen);
+    h[hlen] = '}';
+    json_t *head = json_loadb(h, hlen + 1, 0, NULL);
+    free(h);
+    if (!json_is_object(head) || json_object_get(head, "payload")) {
+        json_decref(head);
+        return NULL;
+    }
+    *payload = at + mlen;
+    *payload_len = len - 1 - (hlen + mlen);
+    return head;
+}
+
+int webhook_entry_split(const void *text, size_t len, json_t **head, char **payload, size_t *payload_len)
+{
+    *payload = NULL;
+    *payload_len = 0;
+    const char *p = NULL;
+    size_t plen = 0;
+    *head = header_before_payload(text, len, &p, &plen);
+    struct webhook_event ev;
+    const char *sub = json_string_value(json_object_get(*head, "sub_id"));
+    /* The scan accepts only what jansson parses the same, as one object up to the end. */
+    if (*head && sub && webhook_scan(p, plen, &ev) && !strcmp(ev.sub_id, sub)) {
+        *payload = malloc(plen + 1);
+        if (!*payload) {
+            json_decref(*head);
+            *head = NULL;
+            return SAASD_ENOMEM;
+        }
+        memcpy(*payload, p, plen);
+        (*payload)[plen] = 0;
+        *payload_len = plen;
+        return 0;
+    }
+    json_decref(*head);
+    *head = webhook_entry_load(text, len);
+    return *head ? 0 : SAASD_EINVAL;
 }
 
 void webhook_event_clear(struct webhook_event *ev)
@@ -74,32 +129,48 @@ static char *header_text(const struct webhook_event *ev, const char *request_id,
     return t;
 }
 
-/* The header (without its closing brace), ,"payload":, the body verbatim, }: no
- * re-serialisation of the payload on the hot path. */
+/* head (an object's text, closing brace included) with the payload spliced in as its last
+ * member, verbatim: no re-serialisation of the payload. malloc'd, NULL when out of memory. */
+static char *splice(const char *head, size_t head_len, const char *payload, size_t len, size_t *out_len)
+{
+    const size_t mlen = sizeof PAYLOAD_MEMBER - 1;
+    char *entry = head_len ? malloc(head_len + mlen + len + 1) : NULL;
+    if (!entry)
+        return NULL;
+    size_t n = head_len - 1;
+    memcpy(entry, head, n);
+    memcpy(entry + n, PAYLOAD_MEMBER, mlen);
+    n += mlen;
+    memcpy(entry + n, payload, len);
+    n += len;
+    entry[n++] = '}';
+    *out_len = n;
+    return entry;
+}
+
 static int build_entry(struct webhook_event *ev, const char *body, size_t len, const char *request_id,
                        long long received_ms)
 {
     char buf[512];
     char *head_text = header_text(ev, request_id, received_ms, buf, sizeof buf);
-    size_t head_len = head_text ? strlen(head_text) : 0;
-    char *entry = head_len ? malloc(head_len + len + 16) : NULL;
-    if (!entry) {
-        if (head_text != buf)
-            free(head_text);
-        return SAASD_ENOMEM;
-    }
-    size_t n = head_len - 1;
-    memcpy(entry, head_text, n);
-    memcpy(entry + n, ",\"payload\":", 11);
-    n += 11;
-    memcpy(entry + n, body, len);
-    n += len;
-    entry[n++] = '}';
+    ev->entry = head_text ? splice(head_text, strlen(head_text), body, len, &ev->entry_len) : NULL;
     if (head_text != buf)
         free(head_text);
-    ev->entry = entry;
-    ev->entry_len = n;
-    return 0;
+    return ev->entry ? 0 : SAASD_ENOMEM;
+}
+
+char *webhook_entry_join(json_t *head, const char *payload, size_t payload_len, size_t *len)
+{
+    char *h = json_dumps(head, JSON_COMPACT);
+    char *entry = NULL;
+    if (h && !payload) {
+        *len = strlen(h);
+        return h;
+    }
+    if (h)
+        entry = splice(h, strlen(h), payload, payload_len, len);
+    free(h);
+    return entry;
 }
 
 static int depth_of(json_t *v, int limit);

@@ -37,4 +37,16 @@ int webhook_action_index(const char *action);
  * sides, so "storable" and "loadable" cannot drift apart. */
 json_t *webhook_entry_load(const void *text, size_t len);
 
+/* An entry as a worker acts on it, without parsing the payload it will mostly pass on as text:
+ * when the entry is laid out as webhook_event_from_body writes it (header, then the payload
+ * last) and the payload is a plain object webhook_scan() reads for the header's subscription,
+ * *head is the header's tree and *payload (malloc'd) the payload's text. Otherwise (an entry
+ * written in another order, a payload the scan declines) *head is the whole entry as
+ * webhook_entry_load() gives it and *payload is NULL. 0, SAASD_EINVAL (the entry does not
+ * load) or SAASD_ENOMEM. */
+int webhook_entry_split(const void *text, size_t len, json_t **head, char **payload, size_t *payload_len);
+/* The entry's text again from those parts (head alone when payload is NULL), laid out as
+ * webhook_event_from_body writes it. malloc'd, with *len; NULL when out of memory. */
+char *webhook_entry_join(json_t *head, const char *payload, size_t payload_len, size_t *len);
+
 #endif
