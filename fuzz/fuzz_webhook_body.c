@@ -3,7 +3,8 @@
  * Oracle besides the sanitizers: whatever is accepted with an entry loads back the way the
  * workers load it, with the body unchanged under "payload" and the ids it was filed under;
  * whatever is refused as too deep was a JSON object on its own; whatever the tree-free scan
- * takes, the tree path reads the same way. */
+ * takes, the tree path reads the same way (the change's targets included, or left unsure); a stored
+ * entry splits into parts that make the entry again. */
 #include "core/err.h"
 #include "core/json_lenient.h"
 #include "daemon/webhook_body.h"
@@ -45,6 +46,32 @@ static void check_scan(const uint8_t *data, size_t size, const json_t *body)
     if (strcmp(fast.op_id, tree.op_id) || strcmp(fast.sub_id, tree.sub_id) ||
         strcmp(fast.action_text, tree.action_text) || strcmp(fast.offer_id, tree.offer_id))
         abort();
+    /* the change's targets: read the same as json_lenient reads them, or left unsure */
+    long long q = 0;
+    char plan[256];
+    int has_q = jl_int(body, "quantity", &q) == 0, has_p = jl_string(body, "planId", plan, sizeof plan) == 0;
+    if (!(fast.targets & WS_TARGET_UNSURE) &&
+        (has_q != !!(fast.targets & WS_QUANTITY) || (has_q && q != fast.quantity) ||
+         has_p != !!(fast.targets & WS_PLAN) || (has_p && strcmp(plan, fast.plan_id))))
+        abort();
+}
+
+/* A stored entry splits into a header and a payload that are the entry's own, or is parsed whole. */
+static void check_split(const struct webhook_event *ev)
+{
+    json_t *head = NULL, *whole = webhook_entry_load(ev->entry, ev->entry_len);
+    struct entry_payload p;
+    if (webhook_entry_split(ev->entry, ev->entry_len, &head, &p) != 0)
+        abort();
+    json_t *payload = p.text ? json_loadb(p.text, p.len, 0, NULL) : json_incref(json_object_get(head, "payload"));
+    if (p.text)
+        json_object_set(head, "payload", payload);
+    if (!json_equal(head, whole))
+        abort();
+    json_decref(payload);
+    json_decref(head);
+    json_decref(whole);
+    entry_payload_clear(&p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -54,8 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = webhook_event_from_body((const char *)data, size, "00000000-0000-4000-8000-000000000000", 1, &ev, &why);
     json_t *body = json_loadb((const char *)data, size, 0, NULL);
     check_scan(data, size, body);
-    if (rc == 0 && ev.action)
+    if (rc == 0 && ev.action) {
         check_entry(&ev, body);
+        check_split(&ev);
+    }
     else if (rc == 0 && ev.entry)
         abort(); /* an unknown action is acknowledged, never stored */
     else if (rc == SAASD_EINVAL && why && strstr(why, "deep") && !json_is_object(body))

@@ -38,11 +38,60 @@ static int same_members(const struct webhook_event *a, const struct webhook_even
     "\"Succeeded\",\"operationRequestSource\":\"Azure\",\"subscription\":{\"id\":\"nested\",\"a\":[1,2.5,true,null]},"  \
     "\"purchaseToken\":null}"
 
-/* Split text: the tree of what webhook_entry_split gives as the head, the payload or NULL. */
-static json_t *split(const char *text, char **payload, size_t *plen)
+/* Whether what the scan read of the targets is what json_lenient reads from the tree (as
+ * flows_event.c's op_target does): the same presence and value, unless it said unsure. */
+static int targets_agree(const char *body, const struct webhook_event *ev)
+{
+    if (ev->targets & WS_TARGET_UNSURE)
+        return 1;
+    json_t *t = json_loads(body, 0, NULL);
+    long long q = 0;
+    char plan[256];
+    int has_q = jl_int(t, "quantity", &q) == 0, has_p = jl_string(t, "planId", plan, sizeof plan) == 0;
+    json_decref(t);
+    return has_q == !!(ev->targets & WS_QUANTITY) && (!has_q || q == ev->quantity) &&
+           has_p == !!(ev->targets & WS_PLAN) && (!has_p || !strcmp(plan, ev->plan_id));
+}
+
+#define IDS "\"id\":\"op\",\"subscriptionId\":\"s\",\"action\":\"ChangeQuantity\""
+
+/* A change's target is read by the scan only where the tree path reads the same; everywhere
+ * else the scan says unsure (and the worker parses), never a different value. */
+static void target_checks(void)
+{
+    static const struct {
+        const char *body;
+        unsigned targets; /* what the scan must say */
+        const char *name;
+    } rows[] = {
+        {"{" IDS ",\"quantity\":12,\"planId\":\" gold \"}", WS_QUANTITY | WS_PLAN,
+         "an integer quantity and a planId (blanks trimmed) are read as the tree path reads them"},
+        {"{" IDS ",\"subscription\":{\"quantity\":3,\"planId\":\"x\"}}", 0,
+         "targets nested in the subscription are not the change's: none read"},
+        {"{" IDS ",\"quantity\":\"12\"}", WS_TARGET_UNSURE, "a quantity in a string is left to the tree path"},
+        {"{" IDS ",\"quantity\":12.0}", WS_TARGET_UNSURE, "a real quantity is left to the tree path"},
+        {"{" IDS ",\"quantity\":null}", WS_TARGET_UNSURE, "a null quantity is left to the tree path"},
+        {"{" IDS ",\"Quantity\":12}", WS_TARGET_UNSURE, "a quantity in another case is left to the tree path"},
+        {"{" IDS ",\"quantity\":1,\"quantity\":2}", WS_QUANTITY | WS_TARGET_UNSURE,
+         "a repeated quantity (the tree keeps the last) is left to the tree path"},
+        {"{" IDS ",\"planId\":\"  \"}", WS_TARGET_UNSURE, "a blank planId is left to the tree path"},
+        {"{" IDS ",\"planId\":7}", WS_TARGET_UNSURE, "a numeric planId is left to the tree path"},
+        {"{" IDS ",\"planId\":{\"a\":1}}", WS_TARGET_UNSURE, "an object for planId is left to the tree path"},
+        {"{" IDS ",\"PLANID\":\"gold\"}", WS_TARGET_UNSURE, "a planId in another case is left to the tree path"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct webhook_event ev;
+        memset(&ev, 0, sizeof ev);
+        int taken = webhook_scan(rows[i].body, strlen(rows[i].body), &ev);
+        CHECK(taken && ev.targets == rows[i].targets && targets_agree(rows[i].body, &ev), rows[i].name);
+    }
+}
+
+/* Split text: the tree of what webhook_entry_split gives as the head (NULL when refused). */
+static json_t *split(const char *text, struct entry_payload *p)
 {
     json_t *head = NULL;
-    return webhook_entry_split(text, strlen(text), &head, payload, plen) == 0 ? head : NULL;
+    return webhook_entry_split(text, strlen(text), &head, p) == 0 ? head : NULL;
 }
 
 /* A worker reads an entry's header without parsing the payload only where that is exactly what
@@ -51,31 +100,33 @@ static void split_checks(void)
 {
     struct webhook_event ev;
     const char *why = NULL;
-    char *payload = NULL;
-    size_t plen = 0;
+    struct entry_payload p;
     webhook_event_from_body(MS_BODY, strlen(MS_BODY), "req-1", 7, &ev, &why);
     json_t *whole = webhook_entry_load(ev.entry, ev.entry_len);
-    json_t *head = split(ev.entry, &payload, &plen);
+    json_t *head = split(ev.entry, &p);
     json_t *header = json_deep_copy(whole);
     json_object_del(header, "payload");
-    CHECK(head && payload && plen == strlen(MS_BODY) && !strcmp(payload, MS_BODY) && json_equal(head, header),
+    CHECK(head && p.text && p.len == strlen(MS_BODY) && !strcmp(p.text, MS_BODY) && json_equal(head, header),
           "a stored webhook splits into its header's tree and the body's text as Microsoft sent it");
+    CHECK(p.read.targets == (WS_QUANTITY | WS_PLAN) && p.read.quantity == 5 && !strcmp(p.read.plan_id, "gold") &&
+              !strcmp(p.read.sub_id, "37f9dea2-0000-4000-8000-000000000002"),
+          "the split payload comes with its ids and its targets (quantity, planId) read by the scan");
     size_t jlen = 0;
-    char *joined = head ? webhook_entry_join(head, payload, plen, &jlen) : NULL;
+    char *joined = head ? webhook_entry_join(head, &p, &jlen) : NULL;
     CHECK(joined && jlen == ev.entry_len && !memcmp(joined, ev.entry, jlen),
           "header and payload join back into the very entry webhook.c stored");
     free(joined);
     json_decref(head);
     json_decref(header);
-    free(payload);
+    entry_payload_clear(&p);
 
     /* an older outbox entry: a member after the payload */
     char *late = json_dumps(whole, JSON_COMPACT);
     late[strlen(late) - 1] = 0;
     char older[8192];
     snprintf(older, sizeof older, "%s,\"last_error\":\"HTTP 503\"}", late);
-    head = split(older, &payload, &plen);
-    CHECK(head && !payload && json_equal(json_object_get(head, "payload"), json_object_get(whole, "payload")) &&
+    head = split(older, &p);
+    CHECK(head && !p.text && json_equal(json_object_get(head, "payload"), json_object_get(whole, "payload")) &&
               json_string_value(json_object_get(head, "last_error")),
           "an entry with a member after the payload is parsed whole (no payload text cut short)");
     json_decref(head);
@@ -85,8 +136,8 @@ static void split_checks(void)
     json_t *first = json_pack("{s:O}", "payload", json_object_get(whole, "payload"));
     json_object_update_missing(first, whole);
     char *ftext = json_dumps(first, JSON_COMPACT);
-    head = split(ftext, &payload, &plen);
-    CHECK(head && !payload && json_equal(head, whole), "an entry with the payload first is parsed whole");
+    head = split(ftext, &p);
+    CHECK(head && !p.text && json_equal(head, whole), "an entry with the payload first is parsed whole");
     json_decref(head);
     free(ftext);
     json_decref(first);
@@ -95,14 +146,14 @@ static void split_checks(void)
     /* a payload the scan declines (non-ASCII text) */
     const char *accent = "{\"id\":\"o\",\"subscriptionId\":\"s\",\"action\":\"Renew\",\"name\":\"caf\xc3\xa9\"}";
     webhook_event_from_body(accent, strlen(accent), "r", 1, &ev, &why);
-    head = ev.entry ? split(ev.entry, &payload, &plen) : NULL;
-    CHECK(head && !payload && json_is_object(json_object_get(head, "payload")),
+    head = ev.entry ? split(ev.entry, &p) : NULL;
+    CHECK(head && !p.text && json_is_object(json_object_get(head, "payload")),
           "a payload the scan declines is parsed with the entry, as before");
     json_decref(head);
     webhook_event_clear(&ev);
     json_decref(whole);
 
-    CHECK(split("{\"op_id\":\"o\",\"payload\":{\"id\":", &payload, &plen) == NULL && !payload,
+    CHECK(split("{\"op_id\":\"o\",\"payload\":{\"id\":", &p) == NULL && !p.text,
           "an entry that does not parse is refused");
 }
 
@@ -180,6 +231,7 @@ int main(void)
     CHECK(rc == 0 && !ev.action && !ev.entry && !strcmp(ev.action_text, "Explode"),
           "an unknown action read by the scan is acknowledged, not stored");
     webhook_event_clear(&ev);
+    target_checks();
     split_checks();
     return CHECK_DONE();
 }

@@ -37,11 +37,12 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
 int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outcome *out);
 
 /* Inbox: act on one stored webhook event: entry is its header, with the payload as a member or,
- * when payload is not NULL, as that text (webhook_entry_split: parsed only where a tree is
+ * when payload->text is set, as that text (webhook_entry_split: parsed only where a tree is
  * needed; the rule gets the text as it is). Returns 0 when the event is finished (acted on, or
  * recognised as not actionable and recorded), SAASD_ERETRY when it must be tried again later
  * (error text in out->message), another code on a local failure (also retried). */
-int flow_process_event(struct daemon *d, json_t *entry, const char *payload, size_t payload_len,
+struct entry_payload;
+int flow_process_event(struct daemon *d, json_t *entry, const struct entry_payload *payload,
                        struct store_batch *done_batch, struct flow_outcome *out);
 
 /* Admin: publisher-initiated change. kind is "plan", "quantity" or "cancel"; value the new plan

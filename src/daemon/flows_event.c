@@ -8,6 +8,7 @@
 #include "daemon/flows.h"
 #include "daemon/flows_internal.h"
 #include "daemon/lifecycle.h"
+#include "daemon/webhook_body.h"
 
 #include "core/config.h"
 #include "core/err.h"
@@ -33,9 +34,9 @@ struct event {
     const struct lifecycle_action *row;
     const char *op_id, *sub_id, *action;
     json_t *payload, *op, *rec; /* payload: NULL until read (event_payload) when kept as text */
-    const char *payload_text;   /* the payload as stored, or NULL when entry held it as a tree */
-    size_t payload_len;
-    int payload_owned;          /* payload was parsed here from payload_text */
+    const struct entry_payload *kept; /* the payload as stored and what webhook_scan read of it,
+                                         when the entry did not hold it as a tree */
+    int payload_owned;          /* payload was parsed here from kept->text */
     json_t *fresh;       /* Microsoft's subscription as read before the handler ran, or NULL */
     char *fresh_json;    /* its text as the rule got it (encoded once: the record splices it in) */
     int told;            /* saasd sent Microsoft a change (PATCH, DELETE) since fresh was read */
@@ -73,11 +74,27 @@ static json_t *op_target(const struct event *ev)
  * rule gets the text itself). NULL when there is none or it does not parse. */
 static json_t *event_payload(struct event *ev)
 {
-    if (!ev->payload && ev->payload_text && !ev->payload_owned) {
-        ev->payload = json_loadb(ev->payload_text, ev->payload_len, 0, NULL);
+    if (!ev->payload && ev->kept && !ev->payload_owned) {
+        ev->payload = json_loadb(ev->kept->text, ev->kept->len, 0, NULL);
         ev->payload_owned = 1;
     }
     return ev->payload;
+}
+
+/* op_target's reading applied to the payload: what webhook_scan read of it when that is surely
+ * the same, else the parsed payload. */
+static json_t *payload_target(struct event *ev)
+{
+    const struct webhook_event *r = ev->kept ? &ev->kept->read : NULL;
+    if (r && !(r->targets & WS_TARGET_UNSURE) && !strcmp(ev->row->target_field, "quantity"))
+        return r->targets & WS_QUANTITY ? json_integer(r->quantity) : NULL;
+    if (r && !(r->targets & WS_TARGET_UNSURE) && !strcmp(ev->row->target_field, "planId"))
+        return r->targets & WS_PLAN ? json_string(r->plan_id) : NULL;
+    json_t *saved = ev->op;
+    ev->op = event_payload(ev);
+    json_t *got = op_target(ev);
+    ev->op = saved;
+    return got;
 }
 
 /* Whether the payload is Microsoft's operation (*actionable; otherwise the event is recorded as
@@ -109,13 +126,8 @@ static int verify_operation(struct event *ev, json_t *entry, json_t *oprec, int 
         jl_string(ev->op, "subscriptionId", op_sub, sizeof op_sub);
         jl_string(ev->op, "status", ev->op_status, sizeof ev->op_status);
         ev->row = lifecycle_find(ev->action);
-        json_t *want = ev->row ? op_target(ev) : NULL, *got = NULL;
-        if (want) { /* the same reading, applied to the payload */
-            json_t *saved = ev->op;
-            ev->op = event_payload(ev);
-            got = op_target(ev);
-            ev->op = saved;
-        }
+        json_t *want = ev->row ? op_target(ev) : NULL;
+        json_t *got = want ? payload_target(ev) : NULL;
         why = strcasecmp(op_action, ev->action) ? "action differs from Microsoft's operation"
             : strcasecmp(op_sub, ev->sub_id) ? "subscription differs from Microsoft's operation"
             : (want && !json_equal(want, got)) ? "target differs from Microsoft's operation"
@@ -152,10 +164,9 @@ static int run_handler(struct event *ev)
     if (!view)
         view = jl_get(event_payload(ev), "subscription");
     /* Microsoft's texts as they came, when on one line (records are); the trees otherwise */
-    int text_ok = ev->payload_text && !memchr(ev->payload_text, '\n', ev->payload_len) &&
-                  !memchr(ev->payload_text, '\r', ev->payload_len);
+    int text_ok = ev->kept && !memchr(ev->kept->text, '\n', ev->kept->len) && !memchr(ev->kept->text, '\r', ev->kept->len);
     struct decide_input in = {.sub = view, .sub_json = ev->fresh_json, .arg = text_ok ? NULL : event_payload(ev),
-                              .arg_json = text_ok ? ev->payload_text : NULL, .input_of = ev->op_id};
+                              .arg_json = text_ok ? ev->kept->text : NULL, .input_of = ev->op_id};
     int rc = decide_with(ev->d, ev->offer, ev->row->handler, &in, ev->b, &ev->dec);
     if (rc && ev->row->on_error == ON_ERROR_RETRY) {
         /* Side effects on the ISV's systems failed: never dropped, retried (outbox). */
@@ -341,15 +352,15 @@ static int load_record(struct event *ev)
     return rc;
 }
 
-int flow_process_event(struct daemon *d, json_t *entry, const char *payload, size_t payload_len, struct store_batch *b,
+int flow_process_event(struct daemon *d, json_t *entry, const struct entry_payload *payload, struct store_batch *b,
                        struct flow_outcome *out)
 {
     memset(out, 0, sizeof *out);
-    struct event ev = {.d = d, .b = b, .out = out, .payload_text = payload, .payload_len = payload_len};
+    struct event ev = {.d = d, .b = b, .out = out, .kept = payload && payload->text ? payload : NULL};
     ev.op_id = json_string_value(json_object_get(entry, "op_id"));
     ev.sub_id = json_string_value(json_object_get(entry, "sub_id"));
     ev.action = json_string_value(json_object_get(entry, "action"));
-    ev.payload = payload ? NULL : json_object_get(entry, "payload");
+    ev.payload = ev.kept ? NULL : json_object_get(entry, "payload");
     if (!ev.op_id || !ev.sub_id || !ev.action)
         return SAASD_EINVAL;
     json_t *oprec = json_pack("{s:s, s:s, s:I}", "action", ev.action, "sub_id", ev.sub_id, "done_ms", (json_int_t)now_ms());

@@ -38,9 +38,8 @@ struct work {
     enum store_db db;
     unsigned char key[KEY_MAX];
     size_t klen;
-    json_t *entry;   /* the entry's header, or all of it when payload is NULL */
-    char *payload;   /* the payload's text as stored (webhook_entry_split) */
-    size_t payload_len;
+    json_t *entry;                /* the entry's header, or all of it when payload.text is NULL */
+    struct entry_payload payload; /* webhook_entry_split */
 };
 
 /* One pass over the outbox, then the inbox, may take several scans of at most MAX_SCAN entries
@@ -212,7 +211,7 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         return 0;
     }
     json_decref(e); /* an old entry's tree: split again below, like every other */
-    if (webhook_entry_split(val, vlen, &e, &s->w->payload, &s->w->payload_len)) /* as webhook.c checked before answering 200 */
+    if (webhook_entry_split(val, vlen, &e, &s->w->payload)) /* as webhook.c checked before answering 200 */
         return 0;
     memcpy(s->w->key, key, klen);
     s->w->klen = klen;
@@ -254,7 +253,7 @@ static int consider_due(void *arg, const void *key, size_t klen, const void *val
     size_t tlen = 0;
     json_t *e = NULL;
     if (store_get(s->d->store, STORE_OUTBOX, okey, 8, &text, &tlen) == 0)
-        webhook_entry_split(text, tlen, &e, &s->w->payload, &s->w->payload_len);
+        webhook_entry_split(text, tlen, &e, &s->w->payload);
     free(text);
     if (!e)
         return 0; /* taken and finished by another worker since this snapshot */
@@ -364,14 +363,14 @@ static int postpone(struct daemon *d, struct work *w, const char *why)
     json_object_set_new(e, "last_error", json_string(why));
     if (stored)
         json_object_update(stored, e);
-    json_t *inline_payload = w->payload ? NULL : json_incref(json_object_get(stored, "payload"));
+    json_t *inline_payload = w->payload.text ? NULL : json_incref(json_object_get(stored, "payload"));
     if (inline_payload) { /* an entry of an older layout: its payload moves last, as webhook.c writes it */
         json_object_del(stored, "payload");
         json_object_set_new(stored, "payload", inline_payload);
     }
     const char *op_id = json_string_value(json_object_get(e, "op_id"));
     size_t tlen = 0; /* the payload stays last, as stored: the next take reads it without parsing */
-    char *text = stored ? webhook_entry_join(stored, w->payload, w->payload_len, &tlen) : NULL;
+    char *text = stored ? webhook_entry_join(stored, &w->payload, &tlen) : NULL;
     json_decref(stored);
     json_t *oprec = json_pack("{s:s, s:s, s:s, s:i, s:s}", "state", "retrying", "action",
                               json_string_value(json_object_get(e, "action")), "sub_id",
@@ -427,7 +426,7 @@ static void handle(struct daemon *d, struct work *w)
         out.decision = "duplicate";
         free(seen);
     } else if (!rc) {
-        rc = flow_process_event(d, w->entry, w->payload, w->payload_len, b, &out);
+        rc = flow_process_event(d, w->entry, &w->payload, b, &out);
     }
     if (!rc)
         rc = store_commit(d->store, b);
@@ -497,7 +496,7 @@ static void *worker_main(void *arg)
             pthread_cond_signal(&d->wake_cond);
         handle(d, &w);
         json_decref(w.entry);
-        free(w.payload);
+        entry_payload_clear(&w.payload);
         pthread_mutex_lock(&d->work_lock);
         d->passed_subs->stripe_lanes[stripe]--;
         pthread_mutex_unlock(&d->work_lock);

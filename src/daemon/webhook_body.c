@@ -61,31 +61,35 @@ static json_t *header_before_payload(const char *text, size_t len, const char **
     return head;
 }
 
-int webhook_entry_split(const void *text, size_t len, json_t **head, char **payload, size_t *payload_len)
+int webhook_entry_split(const void *text, size_t len, json_t **head, struct entry_payload *payload)
 {
-    *payload = NULL;
-    *payload_len = 0;
+    memset(payload, 0, sizeof *payload);
     const char *p = NULL;
     size_t plen = 0;
     *head = header_before_payload(text, len, &p, &plen);
-    struct webhook_event ev;
     const char *sub = json_string_value(json_object_get(*head, "sub_id"));
     /* The scan accepts only what jansson parses the same, as one object up to the end. */
-    if (*head && sub && webhook_scan(p, plen, &ev) && !strcmp(ev.sub_id, sub)) {
-        *payload = malloc(plen + 1);
-        if (!*payload) {
+    if (*head && sub && webhook_scan(p, plen, &payload->read) && !strcmp(payload->read.sub_id, sub)) {
+        payload->text = malloc(plen + 1);
+        if (!payload->text) {
             json_decref(*head);
             *head = NULL;
             return SAASD_ENOMEM;
         }
-        memcpy(*payload, p, plen);
-        (*payload)[plen] = 0;
-        *payload_len = plen;
+        memcpy(payload->text, p, plen);
+        payload->text[plen] = 0;
+        payload->len = plen;
         return 0;
     }
     json_decref(*head);
     *head = webhook_entry_load(text, len);
     return *head ? 0 : SAASD_EINVAL;
+}
+
+void entry_payload_clear(struct entry_payload *p)
+{
+    free(p->text);
+    memset(p, 0, sizeof *p);
 }
 
 void webhook_event_clear(struct webhook_event *ev)
@@ -159,16 +163,16 @@ static int build_entry(struct webhook_event *ev, const char *body, size_t len, c
     return ev->entry ? 0 : SAASD_ENOMEM;
 }
 
-char *webhook_entry_join(json_t *head, const char *payload, size_t payload_len, size_t *len)
+char *webhook_entry_join(json_t *head, const struct entry_payload *p, size_t *len)
 {
     char *h = json_dumps(head, JSON_COMPACT);
     char *entry = NULL;
-    if (h && !payload) {
+    if (h && (!p || !p->text)) {
         *len = strlen(h);
         return h;
     }
     if (h)
-        entry = splice(h, strlen(h), payload, payload_len, len);
+        entry = splice(h, strlen(h), p->text, p->len, len);
     free(h);
     return entry;
 }

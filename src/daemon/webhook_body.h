@@ -8,8 +8,19 @@
 
 #include <jansson.h>
 
+/* What webhook_scan reads of a change's target (lifecycle.c: target_field) besides the ids. */
+enum {
+    WS_QUANTITY = 1,       /* quantity: an integer at the top level */
+    WS_PLAN = 2,           /* plan_id: planId, a non-blank string at the top level */
+    WS_TARGET_UNSURE = 4,  /* a target member the tree path could read otherwise (another type or
+                              case, a repeat, a blank or long text): parse to know */
+};
+
 struct webhook_event {
     char op_id[128], sub_id[128], action_text[64], offer_id[128];
+    long long quantity;
+    char plan_id[128];
+    unsigned targets;   /* WS_* above: which were read */
     const char *action; /* canonical name (static), NULL for an action saasd does not know */
     char *entry;        /* malloc'd inbox entry text; NULL when action is NULL */
     size_t entry_len;
@@ -44,9 +55,15 @@ json_t *webhook_entry_load(const void *text, size_t len);
  * written in another order, a payload the scan declines) *head is the whole entry as
  * webhook_entry_load() gives it and *payload is NULL. 0, SAASD_EINVAL (the entry does not
  * load) or SAASD_ENOMEM. */
-int webhook_entry_split(const void *text, size_t len, json_t **head, char **payload, size_t *payload_len);
-/* The entry's text again from those parts (head alone when payload is NULL), laid out as
- * webhook_event_from_body writes it. malloc'd, with *len; NULL when out of memory. */
-char *webhook_entry_join(json_t *head, const char *payload, size_t payload_len, size_t *len);
+struct entry_payload {
+    char *text;                /* malloc'd, NUL-terminated; NULL when head holds the payload */
+    size_t len;
+    struct webhook_event read; /* what webhook_scan read of text (ids, targets) */
+};
+int webhook_entry_split(const void *text, size_t len, json_t **head, struct entry_payload *payload);
+void entry_payload_clear(struct entry_payload *p);
+/* The entry's text again from those parts (head alone when p is NULL or holds no text), laid out
+ * as webhook_event_from_body writes it. malloc'd, with *len; NULL when out of memory. */
+char *webhook_entry_join(json_t *head, const struct entry_payload *p, size_t *len);
 
 #endif

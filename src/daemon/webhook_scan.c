@@ -11,8 +11,9 @@
 
 /* The top-level members read, and where each goes. (The pre-2020 operationId only counts when
  * id is blank or absent, and then the scan declines anyway.) */
-enum { F_ID, F_SUB, F_ACTION, F_OFFER, N_FIELDS };
-static const char *const field_names[N_FIELDS] = {"id", "subscriptionId", "action", "offerId"};
+enum { F_ID, F_SUB, F_ACTION, F_OFFER, F_QUANTITY, F_PLAN, N_FIELDS };
+static const char *const field_names[N_FIELDS] = {"id", "subscriptionId", "action", "offerId", "quantity", "planId"};
+#define FIRST_TARGET F_QUANTITY /* the targets: read when plain, left to the tree path otherwise (never declined) */
 
 struct scan {
     struct webhook_event *ev;
@@ -25,20 +26,44 @@ struct scan {
 
 static char *field_buf(struct webhook_event *ev, int f, size_t *size)
 {
-    char *const bufs[N_FIELDS] = {ev->op_id, ev->sub_id, ev->action_text, ev->offer_id};
+    char *const bufs[N_FIELDS] = {ev->op_id, ev->sub_id, ev->action_text, ev->offer_id, NULL, ev->plan_id};
     const size_t sizes[N_FIELDS] = {sizeof ev->op_id, sizeof ev->sub_id, sizeof ev->action_text,
-                                    sizeof ev->offer_id};
+                                    sizeof ev->offer_id, 0, sizeof ev->plan_id};
     *size = sizes[f];
     return bufs[f];
 }
 
-/* A value at the top level: a member we read must be a string (0 declines otherwise). */
-static int top_value(struct scan *s) { return s->depth != 1 || s->field < 0; }
+/* A target read another way than the tree path surely reads it the same: the caller parses. */
+static int target_unsure(struct scan *s)
+{
+    s->ev->targets |= WS_TARGET_UNSURE;
+    s->field = -1;
+    return 1;
+}
+
+/* A value at the top level: an id we read must be a string (0 declines otherwise); a target of
+ * another type is only unsure. */
+static int top_value(struct scan *s)
+{
+    if (s->depth != 1 || s->field < 0)
+        return 1;
+    return s->field >= FIRST_TARGET ? target_unsure(s) : 0;
+}
 
 static int on_null(void *ctx) { return top_value(ctx); }
 static int on_bool(void *ctx, int b) { return top_value(ctx); }
 /* Set (not NULL) so that yajl checks integer and real overflow the way jansson does. */
-static int on_integer(void *ctx, long long i) { return top_value(ctx); }
+static int on_integer(void *ctx, long long i)
+{
+    struct scan *s = ctx;
+    if (s->depth != 1 || s->field != F_QUANTITY)
+        return top_value(s);
+    s->ev->quantity = i;
+    s->ev->targets |= WS_QUANTITY;
+    s->seen |= 1u << F_QUANTITY;
+    s->field = -1;
+    return 1;
+}
 static int on_double(void *ctx, double d) { return top_value(ctx); }
 
 static int on_string(void *ctx, const unsigned char *v, size_t len)
@@ -46,6 +71,8 @@ static int on_string(void *ctx, const unsigned char *v, size_t len)
     struct scan *s = ctx;
     if (s->depth != 1 || s->field < 0)
         return 1;
+    if (s->field == F_QUANTITY) /* a quantity in a string: json_lenient's reading */
+        return target_unsure(s);
     while (len && isspace(*v)) { /* blanks trimmed, as jl_string does */
         v++;
         len--;
@@ -54,10 +81,11 @@ static int on_string(void *ctx, const unsigned char *v, size_t len)
         len--;
     size_t size;
     char *buf = field_buf(s->ev, s->field, &size);
-    if (!len || len >= size)
-        return 0; /* a blank or an oversized value: the tree path decides */
+    if (!len || len >= size) /* a blank or an oversized value: the tree path decides */
+        return s->field >= FIRST_TARGET ? target_unsure(s) : 0;
     memcpy(buf, v, len);
     buf[len] = 0;
+    s->ev->targets |= s->field == F_PLAN ? WS_PLAN : 0;
     s->seen |= 1u << s->field;
     s->field = -1;
     return 1;
@@ -72,8 +100,8 @@ static int on_key(void *ctx, const unsigned char *k, size_t len)
     for (int f = 0; f < N_FIELDS; f++) {
         if (strlen(field_names[f]) != len || strncasecmp((const char *)k, field_names[f], len))
             continue;
-        if (memcmp(k, field_names[f], len) || (s->seen & (1u << f)))
-            return 0; /* another case, or a repeat: the tree path */
+        if (memcmp(k, field_names[f], len) || (s->seen & (1u << f))) /* another case, or a repeat */
+            return f >= FIRST_TARGET ? target_unsure(s) : 0;       /* the tree path reads it */
         s->field = f;
     }
     return 1;
@@ -130,6 +158,9 @@ int webhook_scan(const char *body, size_t len, struct webhook_event *out)
         return 0;
     struct scan s = {.ev = out, .field = -1};
     out->offer_id[0] = 0;
+    out->plan_id[0] = 0;
+    out->quantity = 0;
+    out->targets = 0;
     yajl_handle h = s.h = yajl_alloc(&callbacks, NULL, &s);
     if (!h)
         return 0;
