@@ -21,9 +21,16 @@ LDFLAGS  += -fsanitize=thread
 BUILD    := $(BUILD)-tsan
 endif
 
+# jemalloc for the saasd executable (daemon, rule workers, emulator): the allocations of jansson
+# trees, libcurl buffers and Lua values cost fewer instructions than with glibc's malloc (callgrind,
+# an 800-event drain: -6 % of the daemon's). Not with a sanitizer, which brings its own allocator.
+ifeq ($(SANITIZE),)
+MALLOC_LIB := -ljemalloc
+endif
+
 # Debian packages, by what needs them.
 DEB_BUILD := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libssl-dev \
-             liblmdb-dev libmicrohttpd-dev libjansson-dev libyajl-dev
+             liblmdb-dev libmicrohttpd-dev libjansson-dev libyajl-dev libjemalloc-dev
 DEB_RUN   := lua5.4 lua-cjson lua-busted lua-check lmdb-utils curl openssl
 DEB_BENCH := wrk nginx-light procps
 DEB_BROWSER := chromium chromium-driver python3-selenium
@@ -61,7 +68,7 @@ $(BUILD)/libsaasd.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/saasd: $(BUILD)/src/main.o $(BUILD)/libsaasd.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS)) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS)) $(LDLIBS) $(MALLOC_LIB)
 
 $(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsaasd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS)) $(LDLIBS)
