@@ -262,21 +262,21 @@ end
 
 -- JSON null -> absent field: rules test `sub.quantity == nil`, never against cjson.null.
 -- Whole numbers become integers (lua-cjson decodes every number as a float, and 10.0 prints
--- as "10.0" and stores as "10.0").
-local function normalize(v)
-  if type(v) ~= "table" then
-    return v
-  end
-  for k, x in pairs(v) do
-    if x == cjson.null then
-      v[k] = nil
-    elseif math.type(x) == "float" then
-      v[k] = math.tointeger(x) or x
-    else
-      normalize(x)
+-- as "10.0" and stores as "10.0"). One walk, bottom-up, normalises each freshly decoded table
+-- and seals it in place (wrapped, not copied: only this walk holds it).
+local null, mtype, tointeger, seal = cjson.null, math.type, math.tointeger, sandbox.seal
+
+local function adopt(t)
+  for k, x in next, t do
+    if x == null then
+      t[k] = nil -- clearing a field during the traversal is allowed
+    elseif mtype(x) == "float" then
+      t[k] = tointeger(x) or x
+    elseif type(x) == "table" then
+      t[k] = adopt(x)
     end
   end
-  return v
+  return seal(t)
 end
 
 local function decode(what, text)
@@ -287,7 +287,7 @@ local function decode(what, text)
   if not ok or type(v) ~= "table" then
     error({ saas_bad_input = true, msg = format("%s is not a JSON object", what) }, 0)
   end
-  return sandbox.freeze(normalize(v))
+  return adopt(v)
 end
 
 local function copy(t)

@@ -23,28 +23,40 @@ local function refuse_write(_, key)
   error(format("attempt to modify a read-only table (key '%s')", tostring(key)), 2)
 end
 
--- A read-only view of t. Every table reachable from t must already be a proxy (M.freeze and
--- library() build them that way), so reading, pairs, next and ipairs only ever hand out
--- proxies. The metatable's functions are closures over t; none of them returns t itself
--- (__pairs returns its own iterator and the proxy, not `next, t`: that second value used to
+-- The proxies' shared metamethods: they find the table behind a proxy in real_of, so a proxy
+-- costs one table and its metatable, no closures. None of them returns the table itself:
+-- __pairs returns its own iterator and the proxy (not `next, t`: that second value used to
 -- be the real, writable table, reachable by every offer sharing the state).
+local function proxy_next(p, k)
+  return next(real_of[p], k)
+end
+
+local function proxy_pairs(p)
+  return proxy_next, p, nil
+end
+
+local function proxy_len(p)
+  return #real_of[p]
+end
+
+-- A read-only view of t. Every table reachable from t must already be a proxy (M.freeze,
+-- M.seal and library() build them that way), so reading, pairs, next and ipairs only ever
+-- hand out proxies.
 local function proxy(t)
   local p = {}
   real_of[p] = t
-  local function iter(_, k)
-    return next(t, k)
-  end
   return setmetatable(p, {
     __index = t, -- inside the protected metatable: never handed out
     __newindex = refuse_write,
-    __len = function() return #t end,
-    __pairs = function() return iter, p, nil end,
+    __len = proxy_len,
+    __pairs = proxy_pairs,
     __metatable = false, -- getmetatable answers false; setmetatable refuses
   })
 end
 
--- Deep read-only copy of a plain data table (decoded JSON). Values inside are frozen too, so
--- pairs() over the proxy yields proxies, never the writable originals.
+-- Deep read-only copy of a plain data table. Values inside are frozen too, so pairs() over
+-- the proxy yields proxies, never the writable originals. For tables others may still hold
+-- (ctx, a rule's own data); a table nobody else holds is wrapped in place by M.seal instead.
 function M.freeze(v)
   if type(v) ~= "table" or real_of[v] then
     return v
@@ -54,6 +66,14 @@ function M.freeze(v)
     copy[M.freeze(k)] = M.freeze(x)
   end
   return proxy(copy)
+end
+
+-- Read-only view of t without copying it: for a table the caller owns alone (freshly decoded
+-- JSON) whose every table value it has already sealed, so nothing reachable stays writable.
+-- Keys must not be tables (JSON keys are strings). saas.contract seals each decoded table in
+-- the same walk that normalises it.
+function M.seal(t)
+  return proxy(t)
 end
 
 -- Deep plain copy, unwrapping read-only proxies (for JSON encoding, for specs).
