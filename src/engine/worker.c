@@ -2,20 +2,24 @@
  * does is bounded by the daemon (deadline, SIGKILL) and by RLIMIT_DATA (memory). */
 #include "engine/worker.h"
 #include "core/err.h"
+#include "engine/limits.h"
 #include "engine/prefetch.h"
 #include "engine/wire.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define WORKER_MAX_SLOTS 65536
 #define WORKER_MAX_FRAME (64u << 20)  /* a request: at most a 16 MiB rule file and JSON */
 #define WORKER_MEM_MARGIN (8u << 20)  /* room for the runtime's own buffers past the cap */
 #define WORKER_ALARM_S 30             /* backstop when the daemon cannot kill us any more */
+#define WORKER_TICK_S 1               /* how often the backstop looks at the clock */
 
 struct slot {
     struct vm *vm;
@@ -26,6 +30,41 @@ static struct slot *slots;
 static size_t nslots;
 static int wfd = -1;
 static struct wire_rx wrx; /* what was read from wfd beyond the frames taken */
+
+/* The backstop for a request stuck in C after the daemon vanished (nobody left to SIGKILL us):
+ * an interval timer armed once at start ticks every WORKER_TICK_S; a request only stores its
+ * end (a vDSO clock read, no system call: alarm() twice per call cost two) and the tick ends
+ * the worker by SIGALRM once that end has passed. 0: no request running. */
+static _Atomic int64_t backstop_ns;
+static int64_t backstop_s = WORKER_ALARM_S; /* SAASD_RULE_WORKER_BACKSTOP_S may lower it (tests) */
+
+static void backstop_tick(int sig)
+{
+    int64_t end = atomic_load_explicit(&backstop_ns, memory_order_relaxed);
+    if (end && limits_now_ns() >= end) {
+        signal(sig, SIG_DFL);
+        raise(sig); /* delivered, and fatal, when this handler returns */
+    }
+}
+
+static void backstop_start(void)
+{
+    struct sigaction sa = {.sa_handler = backstop_tick, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    const char *env = getenv("SAASD_RULE_WORKER_BACKSTOP_S");
+    if (env && atoi(env) > 0 && atoi(env) < WORKER_ALARM_S)
+        backstop_s = atoi(env);
+    struct itimerval tick = {{WORKER_TICK_S, 0}, {WORKER_TICK_S, 0}};
+    if (sigaction(SIGALRM, &sa, NULL) != 0 || setitimer(ITIMER_REAL, &tick, NULL) != 0)
+        _exit(3); /* a worker without its backstop must not serve */
+}
+
+/* A request that may run rule code starts (cpu_ms its limit) or ends (-1). */
+static void backstop(int cpu_ms)
+{
+    int64_t end = cpu_ms < 0 ? 0 : limits_now_ns() + (backstop_s + (int64_t)cpu_ms / 1000) * 1000000000;
+    atomic_store_explicit(&backstop_ns, end, memory_order_relaxed);
+}
 
 static void die_io(void)
 {
@@ -257,9 +296,9 @@ static void do_load(const struct wire_msg *m)
     }
     if (rc == 0) {
         struct rule_file f = {.path = s->file.path, .source = (char *)(uintptr_t)src, .len = m->f[2].len};
-        alarm(WORKER_ALARM_S + (unsigned)cpu_ms / 1000);
+        backstop(cpu_ms);
         rc = vm_load_rule(s->vm, &f, cpu_ms, add_problem, &pr);
-        alarm(0);
+        backstop(-1);
     }
     if (rc < 0 && s)
         slot_clear(s);
@@ -322,9 +361,9 @@ static void do_call(const struct wire_msg *m)
         out.offer_id = strdup(offer);
         call.handler = rule_handler_name((enum rule_handler)h);
         bound_memory(memory, 0);
-        alarm(WORKER_ALARM_S + (unsigned)cpu_ms / 1000);
+        backstop(cpu_ms);
         rc = vm_call(s->vm, &s->file, (enum rule_handler)h, sub, arg, cpu_ms, &call, &out);
-        alarm(0);
+        backstop(-1);
         tainted = s->vm->tainted;
     } else {
         out.outcome = RULE_ERROR;
@@ -395,6 +434,7 @@ int worker_main(int fd)
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core); /* a crashing rule leaves no core file with customer data */
     signal(SIGPIPE, SIG_IGN);
+    backstop_start();
     struct wire_buf hello = {0};
     wire_begin(&hello, W_HELLO);
     send_or_die(&hello);
