@@ -60,7 +60,7 @@ int main(void)
     wire_put_int(&b, 1000); /* cpu_ms: the backstop is 1 s + 1 s */
     wire_put_int(&b, 32 << 20);
     wire_put_int(&b, 0);
-    CHECK(wire_send(w->fd, &b, limits_now_ns() + 2000000000LL) == 0, "the call is sent");
+    CHECK(wire_send(w->out, &b, limits_now_ns() + 2000000000LL) == 0, "the call is sent");
     wire_buf_free(&b);
     double t0 = check_now_ms();
     CHECK(reaped(pid, 1000) == 0, "a call is not ended by the backstop before its time");

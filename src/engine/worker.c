@@ -28,8 +28,8 @@ struct slot {
 
 static struct slot *slots;
 static size_t nslots;
-static int wfd = -1;
-static struct wire_rx wrx; /* what was read from wfd beyond the frames taken */
+static int rfd = -1, wfd = -1; /* requests in, replies out */
+static struct wire_rx wrx; /* what was read from rfd beyond the frames taken */
 
 /* The backstop for a request stuck in C after the daemon vanished (nobody left to SIGKILL us):
  * an interval timer armed once at start ticks every WORKER_TICK_S; a request only stores its
@@ -79,7 +79,7 @@ static void send_or_die(struct wire_buf *b)
 
 static void recv_or_die(int type, struct wire_msg *m)
 {
-    if (wire_recv(wfd, 0, WORKER_MAX_FRAME, &wrx, m) < 0 || m->type != type)
+    if (wire_recv(rfd, 0, WORKER_MAX_FRAME, &wrx, m) < 0 || m->type != type)
         die_io();
 }
 
@@ -426,11 +426,12 @@ static void do_landing(const struct wire_msg *m)
     free(json);
 }
 
-int worker_main(int fd)
+int worker_main(int in, int out)
 {
-    wfd = fd;
+    rfd = in;
+    wfd = out;
     /* whatever the daemon had open without close-on-exec (store files, sockets) is not ours */
-    closefrom(fd + 1);
+    closefrom((in > out ? in : out) + 1);
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core); /* a crashing rule leaves no core file with customer data */
     signal(SIGPIPE, SIG_IGN);
@@ -441,7 +442,7 @@ int worker_main(int fd)
     wire_buf_free(&hello);
     for (;;) {
         struct wire_msg m;
-        int rc = wire_recv(fd, 0, WORKER_MAX_FRAME, &wrx, &m);
+        int rc = wire_recv(rfd, 0, WORKER_MAX_FRAME, &wrx, &m);
         if (rc == SAASD_EIO)
             return 0; /* the daemon closed our socket: we are done */
         if (rc < 0)
