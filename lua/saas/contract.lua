@@ -264,16 +264,17 @@ end
 -- Whole numbers become integers (lua-cjson decodes every number as a float, and 10.0 prints
 -- as "10.0" and stores as "10.0"). One walk, bottom-up, normalises each freshly decoded table
 -- and seals it in place (wrapped, not copied: only this walk holds it).
-local null, mtype, tointeger, seal = cjson.null, math.type, math.tointeger, sandbox.seal
+local null, tointeger, seal = cjson.null, math.tointeger, sandbox.seal
 
 local function adopt(t)
   for k, x in next, t do
-    if x == null then
-      t[k] = nil -- clearing a field during the traversal is allowed
-    elseif mtype(x) == "float" then
-      t[k] = tointeger(x) or x
-    elseif type(x) == "table" then
+    local tx = type(x) -- one C call per value: most are strings
+    if tx == "table" then
       t[k] = adopt(x)
+    elseif tx == "number" then
+      t[k] = tointeger(x) or x
+    elseif x == null then
+      t[k] = nil -- clearing a field during the traversal is allowed
     end
   end
   return seal(t)
