@@ -19,6 +19,7 @@
 #define WORKER_MAX_FRAME (64u << 20)  /* a request: at most a 16 MiB rule file and JSON */
 #define WORKER_MEM_MARGIN (8u << 20)  /* room for the runtime's own buffers past the cap */
 #define WORKER_ALARM_S 30             /* backstop when the daemon cannot kill us any more */
+#define WORKER_KEEP_BUF (64u << 10) /* a reply buffer up to this size is reused */
 #define WORKER_TICK_S 1               /* how often the backstop looks at the clock */
 
 struct slot {
@@ -369,7 +370,7 @@ static void do_call(const struct wire_msg *m)
         out.outcome = RULE_ERROR;
         out.error = strdup("rule worker: call for a file it has not loaded (internal error)");
     }
-    struct wire_buf b = {0};
+    static struct wire_buf b; /* kept from call to call: no allocation per result */
     wire_begin(&b, W_RESULT);
     wire_put_int(&b, rc);
     wire_put_int(&b, out.outcome);
@@ -379,8 +380,9 @@ static void do_call(const struct wire_msg *m)
     wire_put_str(&b, out.reason);
     wire_put_str(&b, out.redirect);
     wire_put_int(&b, out.has_bill);
-    char bill[64];
-    snprintf(bill, sizeof bill, "%.17g", out.bill);
+    char bill[64] = "0";
+    if (out.has_bill)
+        snprintf(bill, sizeof bill, "%.17g", out.bill);
     wire_put_str(&b, bill);
     wire_put_str(&b, out.error);
     wire_put_int(&b, out.error_line);
@@ -406,7 +408,8 @@ static void do_call(const struct wire_msg *m)
         wire_put_int(&b, 0); /* no reads to record: the call failed */
     }
     send_or_die(&b);
-    wire_buf_free(&b);
+    if (b.cap > WORKER_KEEP_BUF) /* a result with large writes: its room is not kept */
+        wire_buf_free(&b);
     if (tainted && s)
         slot_clear(s);
 }
