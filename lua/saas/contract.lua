@@ -260,26 +260,6 @@ function M.validate(handler, r, err)
     or "expected nothing, true, or nil and an error, got %s", type(r))
 end
 
--- JSON null -> absent field: rules test `sub.quantity == nil`, never against cjson.null.
--- Whole numbers become integers (lua-cjson decodes every number as a float, and 10.0 prints
--- as "10.0" and stores as "10.0"). One walk, bottom-up, normalises each freshly decoded table
--- and seals it in place (wrapped, not copied: only this walk holds it).
-local null, tointeger, seal = cjson.null, math.tointeger, sandbox.seal
-
-local function adopt(t)
-  for k, x in next, t do
-    local tx = type(x) -- one C call per value: most are strings
-    if tx == "table" then
-      t[k] = adopt(x)
-    elseif tx == "number" then
-      t[k] = tointeger(x) or x
-    elseif x == null then
-      t[k] = nil -- clearing a field during the traversal is allowed
-    end
-  end
-  return seal(t)
-end
-
 local function decode(what, text)
   if text == nil then
     return nil
@@ -288,7 +268,7 @@ local function decode(what, text)
   if not ok or type(v) ~= "table" then
     error({ saas_bad_input = true, msg = format("%s is not a JSON object", what) }, 0)
   end
-  return adopt(v)
+  return sandbox.data(v) -- null -> absent, whole numbers -> integers: see sandbox.data
 end
 
 local function copy(t)

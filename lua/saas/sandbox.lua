@@ -39,8 +39,8 @@ local function proxy_len(p)
   return #real_of[p]
 end
 
--- A read-only view of t. Every table reachable from t must already be a proxy (M.freeze,
--- M.seal and library() build them that way), so reading, pairs, next and ipairs only ever
+-- A read-only view of t. Every table reachable from t must already be a proxy (M.freeze and
+-- library() build them that way; M.data wraps as it hands out), so reading, pairs, next and ipairs only ever
 -- hand out proxies.
 local function proxy(t)
   local p = {}
@@ -68,17 +68,78 @@ function M.freeze(v)
   return proxy(copy)
 end
 
--- Read-only view of t without copying it: for a table the caller owns alone (freshly decoded
--- JSON) whose every table value it has already sealed, so nothing reachable stays writable.
--- Keys must not be tables (JSON keys are strings). saas.contract seals each decoded table in
--- the same walk that normalises it.
-function M.seal(t)
-  return proxy(t)
+-- Freshly decoded JSON (saas.contract) as a read-only view, normalised as it is read, so a
+-- call pays only for what its rule reads (nothing is walked, copied or wrapped up front):
+-- JSON null is an absent field (rules test `sub.quantity == nil`, never against cjson.null),
+-- whole numbers are integers (lua-cjson decodes every number as a float, and 10.0 prints as
+-- "10.0" and stores as "10.0"), a table inside is wrapped the first time it is read and the
+-- wrapper stored in its place (the same proxy every time after). The tables behind are held
+-- by this file alone; their keys are strings. One metatable serves them all.
+local NULL, tointeger = require("cjson").null, math.tointeger
+local is_data = setmetatable({}, { __mode = "k" }) -- data proxy -> true
+local DATA_MT
+
+local function data_proxy(t)
+  local p = setmetatable({}, DATA_MT)
+  real_of[p] = t
+  is_data[p] = true
+  return p
 end
 
--- Deep plain copy, unwrapping read-only proxies (for JSON encoding, for specs).
-function M.plain(v, seen)
+-- What a rule sees for value v of field k of the decoded table t.
+local function data_value(t, k, v)
+  local tv = type(v)
+  if tv == "table" then
+    if real_of[v] then
+      return v -- wrapped at an earlier read
+    end
+    local p = data_proxy(v)
+    t[k] = p -- replacing a field's value is allowed during a traversal
+    return p
+  elseif tv == "number" then
+    return tointeger(v) or v
+  elseif v == NULL then
+    return nil
+  end
+  return v
+end
+
+local function data_next(p, k)
+  local t = real_of[p]
+  local v
+  k, v = next(t, k)
+  while v == NULL do
+    k, v = next(t, k)
+  end
+  if k == nil then
+    return nil
+  end
+  return k, data_value(t, k, v)
+end
+
+DATA_MT = {
+  __index = function(p, k)
+    local t = real_of[p]
+    return data_value(t, k, t[k])
+  end,
+  __newindex = refuse_write,
+  __len = proxy_len,
+  __pairs = function(p) return data_next, p, nil end,
+  __metatable = false,
+}
+
+-- The read-only view of t, a table fresh from cjson.decode that nobody else holds.
+function M.data(t)
+  return data_proxy(t)
+end
+
+-- Deep plain copy, unwrapping read-only proxies (for JSON encoding, for specs). Decoded data
+-- comes out as a rule reads it (no nulls, whole numbers as integers).
+function M.plain(v, seen, data)
   if type(v) ~= "table" then
+    if data and type(v) == "number" then
+      return tointeger(v) or v
+    end
     return v
   end
   seen = seen or {}
@@ -86,10 +147,13 @@ function M.plain(v, seen)
     return seen[v]
   end
   local src = real_of[v] or v
+  data = data or is_data[v]
   local out = {}
   seen[v] = out
   for k, x in pairs(src) do
-    out[k] = M.plain(x, seen)
+    if not (data and x == NULL) then
+      out[k] = M.plain(x, seen, data)
+    end
   end
   return out
 end
@@ -153,6 +217,9 @@ local check_rawget, check_rawlen, check_rawequal = refuse_raw("rawget"), refuse_
 local function safe_next(t, k)
   local real = real_of[t]
   if real then
+    if is_data[t] then
+      return data_next(t, k)
+    end
     return next(real, k)
   end
   return next(t, k)
