@@ -104,7 +104,8 @@ function r.change_quantity(sub, change, ctx)
   want(change.purchaseToken == nil and change.subscription.purchaseToken == nil, "null read as a value")
   want(math.type(change.quantity) == "integer" and math.type(change.subscription.quantity) == "integer",
     "whole number read as a float")
-  want(change.subscription == change.subscription and sub.term == sub.term, "a nested table is not the same proxy twice")
+  want(change.subscription == change.subscription and sub.term == sub.term,
+    "a nested table is not the same proxy twice")
   for k, v in pairs(change) do
     want(k ~= "purchaseToken", "pairs yields a null field")
     if type(v) == "number" then want(math.type(v) == "integer", "pairs yields a float " .. k) end
