@@ -6,6 +6,7 @@
 #include "engine/wire.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -56,6 +57,36 @@ static void test_frames_sharing_a_read(void)
     wire_msg_free(&m2);
     wire_rx_free(&rx);
     wire_buf_free(&a);
+    wire_buf_free(&b);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_integers_exact(void)
+{
+    static const long long v[] = {0, 7, -1, 42, 1000000007, -2147483648LL, LLONG_MAX, LLONG_MIN};
+    const size_t n = sizeof v / sizeof v[0];
+    int sv[2];
+    if (pair(sv))
+        abort();
+    struct wire_buf b = {0};
+    wire_begin(&b, W_RESULT);
+    for (size_t i = 0; i < n; i++)
+        wire_put_int(&b, v[i]);
+    struct wire_rx rx = {0};
+    struct wire_msg m = {0};
+    int rc = wire_send(sv[1], &b, soon());
+    if (rc == 0)
+        rc = wire_recv(sv[0], soon(), 1024, &rx, &m);
+    int same = rc == 0 && m.n == n;
+    for (size_t i = 0; same && i < n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%lld", v[i]);
+        same = !strcmp(wire_str(&m, i), want) && wire_int(&m, i, 1) == v[i];
+    }
+    CHECK(same, "integers travel as their exact decimal text: zero, negatives, LLONG_MIN and LLONG_MAX");
+    wire_msg_free(&m);
+    wire_rx_free(&rx);
     wire_buf_free(&b);
     close(sv[0]);
     close(sv[1]);
@@ -265,6 +296,7 @@ static void test_daemon_end_waits_in_read(void)
 int main(void)
 {
     test_frames_sharing_a_read();
+    test_integers_exact();
     test_frame_in_pieces();
     test_refusals();
     test_no_deadline_waits();

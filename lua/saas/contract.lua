@@ -260,25 +260,6 @@ function M.validate(handler, r, err)
     or "expected nothing, true, or nil and an error, got %s", type(r))
 end
 
--- JSON null -> absent field: rules test `sub.quantity == nil`, never against cjson.null.
--- Whole numbers become integers (lua-cjson decodes every number as a float, and 10.0 prints
--- as "10.0" and stores as "10.0").
-local function normalize(v)
-  if type(v) ~= "table" then
-    return v
-  end
-  for k, x in pairs(v) do
-    if x == cjson.null then
-      v[k] = nil
-    elseif math.type(x) == "float" then
-      v[k] = math.tointeger(x) or x
-    else
-      normalize(x)
-    end
-  end
-  return v
-end
-
 local function decode(what, text)
   if text == nil then
     return nil
@@ -287,7 +268,7 @@ local function decode(what, text)
   if not ok or type(v) ~= "table" then
     error({ saas_bad_input = true, msg = format("%s is not a JSON object", what) }, 0)
   end
-  return sandbox.freeze(normalize(v))
+  return sandbox.data(v) -- null -> absent, whole numbers -> integers: see sandbox.data
 end
 
 local function copy(t)

@@ -23,28 +23,40 @@ local function refuse_write(_, key)
   error(format("attempt to modify a read-only table (key '%s')", tostring(key)), 2)
 end
 
--- A read-only view of t. Every table reachable from t must already be a proxy (M.freeze and
--- library() build them that way), so reading, pairs, next and ipairs only ever hand out
--- proxies. The metatable's functions are closures over t; none of them returns t itself
--- (__pairs returns its own iterator and the proxy, not `next, t`: that second value used to
+-- The proxies' shared metamethods: they find the table behind a proxy in real_of, so a proxy
+-- costs one table and its metatable, no closures. None of them returns the table itself:
+-- __pairs returns its own iterator and the proxy (not `next, t`: that second value used to
 -- be the real, writable table, reachable by every offer sharing the state).
+local function proxy_next(p, k)
+  return next(real_of[p], k)
+end
+
+local function proxy_pairs(p)
+  return proxy_next, p, nil
+end
+
+local function proxy_len(p)
+  return #real_of[p]
+end
+
+-- A read-only view of t. Every table reachable from t must already be a proxy (M.freeze and
+-- library() build them that way; M.data wraps as it hands out), so reading, pairs, next and ipairs only ever
+-- hand out proxies.
 local function proxy(t)
   local p = {}
   real_of[p] = t
-  local function iter(_, k)
-    return next(t, k)
-  end
   return setmetatable(p, {
     __index = t, -- inside the protected metatable: never handed out
     __newindex = refuse_write,
-    __len = function() return #t end,
-    __pairs = function() return iter, p, nil end,
+    __len = proxy_len,
+    __pairs = proxy_pairs,
     __metatable = false, -- getmetatable answers false; setmetatable refuses
   })
 end
 
--- Deep read-only copy of a plain data table (decoded JSON). Values inside are frozen too, so
--- pairs() over the proxy yields proxies, never the writable originals.
+-- Deep read-only copy of a plain data table. Values inside are frozen too, so pairs() over
+-- the proxy yields proxies, never the writable originals. For tables others may still hold
+-- (ctx, a rule's own data); a table nobody else holds is wrapped in place by M.seal instead.
 function M.freeze(v)
   if type(v) ~= "table" or real_of[v] then
     return v
@@ -56,9 +68,78 @@ function M.freeze(v)
   return proxy(copy)
 end
 
--- Deep plain copy, unwrapping read-only proxies (for JSON encoding, for specs).
-function M.plain(v, seen)
+-- Freshly decoded JSON (saas.contract) as a read-only view, normalised as it is read, so a
+-- call pays only for what its rule reads (nothing is walked, copied or wrapped up front):
+-- JSON null is an absent field (rules test `sub.quantity == nil`, never against cjson.null),
+-- whole numbers are integers (lua-cjson decodes every number as a float, and 10.0 prints as
+-- "10.0" and stores as "10.0"), a table inside is wrapped the first time it is read and the
+-- wrapper stored in its place (the same proxy every time after). The tables behind are held
+-- by this file alone; their keys are strings. One metatable serves them all.
+local NULL, tointeger = require("cjson").null, math.tointeger
+local is_data = setmetatable({}, { __mode = "k" }) -- data proxy -> true
+local DATA_MT
+
+local function data_proxy(t)
+  local p = setmetatable({}, DATA_MT)
+  real_of[p] = t
+  is_data[p] = true
+  return p
+end
+
+-- What a rule sees for value v of field k of the decoded table t.
+local function data_value(t, k, v)
+  local tv = type(v)
+  if tv == "table" then
+    if real_of[v] then
+      return v -- wrapped at an earlier read
+    end
+    local p = data_proxy(v)
+    t[k] = p -- replacing a field's value is allowed during a traversal
+    return p
+  elseif tv == "number" then
+    return tointeger(v) or v
+  elseif v == NULL then
+    return nil
+  end
+  return v
+end
+
+local function data_next(p, k)
+  local t = real_of[p]
+  local v
+  k, v = next(t, k)
+  while v == NULL do
+    k, v = next(t, k)
+  end
+  if k == nil then
+    return nil
+  end
+  return k, data_value(t, k, v)
+end
+
+DATA_MT = {
+  __index = function(p, k)
+    local t = real_of[p]
+    return data_value(t, k, t[k])
+  end,
+  __newindex = refuse_write,
+  __len = proxy_len,
+  __pairs = function(p) return data_next, p, nil end,
+  __metatable = false,
+}
+
+-- The read-only view of t, a table fresh from cjson.decode that nobody else holds.
+function M.data(t)
+  return data_proxy(t)
+end
+
+-- Deep plain copy, unwrapping read-only proxies (for JSON encoding, for specs). Decoded data
+-- comes out as a rule reads it (no nulls, whole numbers as integers).
+function M.plain(v, seen, data)
   if type(v) ~= "table" then
+    if data and type(v) == "number" then
+      return tointeger(v) or v
+    end
     return v
   end
   seen = seen or {}
@@ -66,10 +147,13 @@ function M.plain(v, seen)
     return seen[v]
   end
   local src = real_of[v] or v
+  data = data or is_data[v]
   local out = {}
   seen[v] = out
   for k, x in pairs(src) do
-    out[k] = M.plain(x, seen)
+    if not (data and x == NULL) then
+      out[k] = M.plain(x, seen, data)
+    end
   end
   return out
 end
@@ -133,6 +217,9 @@ local check_rawget, check_rawlen, check_rawequal = refuse_raw("rawget"), refuse_
 local function safe_next(t, k)
   local real = real_of[t]
   if real then
+    if is_data[t] then
+      return data_next(t, k)
+    end
     return next(real, k)
   end
   return next(t, k)

@@ -93,4 +93,47 @@ return r
     local sub = h.subscription()
     assert.are.equal("ok", h.call(rule, "suspend", sub, h.event("Suspend", sub), h.ctx()).outcome)
   end)
+  -- sub and the argument are read-only views of the decoded JSON, normalised as they are read
+  -- (nothing is walked or copied up front): every route gives what an eager walk gave.
+  it("gives the same view of the decoded JSON through indexing, pairs, next, ipairs and ctx.json.encode", function()
+    local path, dir = h.rule_file([[
+local r = {}
+function r.change_quantity(sub, change, ctx)
+  local bad = {}
+  local function want(ok, what) if not ok then bad[#bad + 1] = what end end
+  want(change.purchaseToken == nil and change.subscription.purchaseToken == nil, "null read as a value")
+  want(math.type(change.quantity) == "integer" and math.type(change.subscription.quantity) == "integer",
+    "whole number read as a float")
+  want(change.subscription == change.subscription and sub.term == sub.term,
+    "a nested table is not the same proxy twice")
+  for k, v in pairs(change) do
+    want(k ~= "purchaseToken", "pairs yields a null field")
+    if type(v) == "number" then want(math.type(v) == "integer", "pairs yields a float " .. k) end
+    if type(v) == "table" then want(not pcall(function() v.x = 1 end), "pairs yields a writable table " .. k) end
+  end
+  local k, v = next(change.subscription)
+  while k do
+    want(k ~= "purchaseToken", "next yields a null field")
+    if type(v) == "table" then want(not pcall(function() v.x = 1 end), "next yields a writable table " .. k) end
+    k, v = next(change.subscription, k)
+  end
+  for _, op in ipairs(sub.allowedCustomerOperations) do want(type(op) == "string", "ipairs") end
+  local text = ctx.json.encode(change)
+  want(not text:find("null", 1, true), "json.encode writes a null field: " .. text)
+  want(text:find('"quantity":' .. change.quantity .. "[,}]") ~= nil, "json.encode writes a float: " .. text)
+  if #bad > 0 then return { accept = false, reason = table.concat(bad, "; ") } end
+  return { accept = true }
+end
+return r
+]])
+    local rule = h.load_rule(path)
+    h.remove_dir(dir)
+    local sub = h.subscription()
+    local change = h.event("ChangeQuantity", sub)
+    change.quantity = 7
+    local res = h.call(rule, "change_quantity", sub, change, h.ctx())
+    assert.are.equal("ok", res.outcome)
+    assert.are.equal(nil, res.reason)
+    assert.is_true(res.accept)
+  end)
 end)

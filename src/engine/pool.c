@@ -20,7 +20,7 @@
 
 extern char **environ;
 
-#define WORKER_FD 3
+#define WORKER_FD 3 /* requests in; replies go out on WORKER_FD + 1 */
 #define WORKER_ENV "SAASD_RULE_WORKER_FD"
 
 /* Any program linking libsaasd becomes a rule worker when started with WORKER_ENV set: this
@@ -29,7 +29,7 @@ __attribute__((constructor)) static void rule_worker_entry(void)
 {
     const char *fd = getenv(WORKER_ENV);
     if (fd && *fd)
-        _exit(worker_main(atoi(fd)));
+        _exit(worker_main(atoi(fd), atoi(fd) + 1));
 }
 
 static char **worker_env(void)
@@ -68,9 +68,19 @@ int worker_spawn(const char *exe, struct worker **out)
     struct worker *w = calloc(1, sizeof *w);
     if (!w)
         return SAASD_ENOMEM;
-    w->fd = -1;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    w->fd = w->out = -1;
+    /* One socket pair per direction: a reader freeing what it read wakes whoever sleeps on
+     * the sender's socket. With one pair for both directions that sleeper is the sender
+     * itself, waiting for its answer, woken for nothing: one more wake-up per message on this
+     * VM, where wake-ups are the dearest thing. */
+    int req[2], resp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, req) != 0) {
+        free(w);
+        return SAASD_EIO;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, resp) != 0) {
+        close(req[0]);
+        close(req[1]);
         free(w);
         return SAASD_EIO;
     }
@@ -79,9 +89,11 @@ int worker_spawn(const char *exe, struct worker **out)
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
-    /* dup2 onto 3 clears close-on-exec; a socket already on 3 is moved first */
-    int child = sv[1] == WORKER_FD ? fcntl(sv[1], F_DUPFD_CLOEXEC, WORKER_FD + 1) : sv[1];
-    posix_spawn_file_actions_adddup2(&fa, child, WORKER_FD);
+    /* dup2 onto 3 and 4 clears close-on-exec; the child's ends are first moved above 4 so that
+     * neither dup2 overwrites the other's source */
+    int cin = fcntl(req[1], F_DUPFD_CLOEXEC, WORKER_FD + 2), cout = fcntl(resp[1], F_DUPFD_CLOEXEC, WORKER_FD + 2);
+    posix_spawn_file_actions_adddup2(&fa, cin, WORKER_FD);
+    posix_spawn_file_actions_adddup2(&fa, cout, WORKER_FD + 1);
     /* the daemon's threads block SIGTERM & co. for sigwait: the worker starts clean */
     sigset_t none, all;
     sigemptyset(&none);
@@ -90,21 +102,26 @@ int worker_spawn(const char *exe, struct worker **out)
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {(char *)(uintptr_t)exe, (char *)(uintptr_t)"rule-worker", NULL};
-    int rc = env && child >= 0 ? posix_spawn(&w->pid, exe, &fa, &attr, argv, env) : ENOMEM;
+    int rc = env && cin >= 0 && cout >= 0 ? posix_spawn(&w->pid, exe, &fa, &attr, argv, env) : ENOMEM;
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     free(env);
-    if (child != sv[1] && child >= 0)
-        close(child);
-    close(sv[1]);
+    if (cin >= 0)
+        close(cin);
+    if (cout >= 0)
+        close(cout);
+    close(req[1]);
+    close(resp[1]);
+    w->fd = resp[0];
+    w->out = req[0];
     if (rc != 0) {
-        close(sv[0]);
-        free(w);
+        w->pid = 0;
+        worker_free(w);
         return SAASD_EIO;
     }
-    w->fd = sv[0];
     /* without its slice timeouts a read could outwait the call's deadline */
-    if ((rc = wire_daemon_end(w->fd, &w->rx)) < 0 || (rc = await_hello(w)) < 0) { /* not a worker (a wrong SAASD_RULE_WORKER?) or too slow */
+    if ((rc = wire_daemon_end(w->fd, &w->rx)) < 0 || (rc = wire_daemon_end(w->out, &w->rx)) < 0 ||
+        (rc = await_hello(w)) < 0) { /* not a worker (a wrong SAASD_RULE_WORKER?) or too slow */
         worker_free(w);
         return SAASD_EIO;
     }
@@ -139,6 +156,8 @@ void worker_free(struct worker *w)
     reap(w, &st);
     if (w->fd >= 0)
         close(w->fd);
+    if (w->out >= 0)
+        close(w->out);
     wire_rx_free(&w->rx);
     for (size_t i = 0; i < w->nkeys; i++)
         free(w->keys[i]);
@@ -219,7 +238,7 @@ int worker_landing(struct worker *w, long i, int cpu_ms, char **json)
     struct wire_buf b = {0};
     wire_begin(&b, W_LANDING);
     wire_put_int(&b, (long long)i);
-    int rc = wire_send(w->fd, &b, kill_at);
+    int rc = wire_send(w->out, &b, kill_at);
     wire_buf_free(&b);
     struct wire_msg m = {0};
     if (rc == 0)
@@ -258,7 +277,7 @@ int worker_load(struct worker *w, const struct rule_file *f, const char *offer, 
     wire_put(&b, f->source, f->len);
     wire_put_int(&b, cpu_ms);
     wire_put_int(&b, (long long)memory);
-    int rc = wire_send(w->fd, &b, kill_at);
+    int rc = wire_send(w->out, &b, kill_at);
     wire_buf_free(&b);
     struct wire_msg m = {0};
     if (rc == 0)
@@ -319,7 +338,7 @@ static int answer_store(struct worker *w, struct prefetch *pf, struct caps *c, c
     wire_put_int(&b, rc);
     wire_put(&b, rc == 0 ? (val ? val : "") : NULL, vlen);
     free(val);
-    rc = wire_send(w->fd, &b, kill_at);
+    rc = wire_send(w->out, &b, kill_at);
     wire_buf_free(&b);
     return rc;
 }
@@ -347,7 +366,7 @@ static int answer_http(struct worker *w, struct caps *c, const struct wire_msg *
     wire_put_str(&b, resp.headers ? resp.headers : "");
     wire_put(&b, resp.body ? resp.body : "", resp.body ? resp.body_len : 0);
     bind_http_resp_free(&resp);
-    rc = wire_send(w->fd, &b, kill_at);
+    rc = wire_send(w->out, &b, kill_at);
     wire_buf_free(&b);
     return rc;
 }
@@ -511,7 +530,7 @@ int worker_call(struct worker *w, long i, const struct rule_file *f, enum rule_h
     wire_put_int(&b, caps->now_s);
     struct ahead ahead;
     send_ahead(&w->pf[i], caps, &b, &ahead);
-    int rc = wire_send(w->fd, &b, kill_at);
+    int rc = wire_send(w->out, &b, kill_at);
     wire_buf_free(&b);
     /* a frame is bounded by what the worker could hold: writes are charged to the same cap */
     size_t max = memory + (1u << 20);

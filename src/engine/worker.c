@@ -2,20 +2,25 @@
  * does is bounded by the daemon (deadline, SIGKILL) and by RLIMIT_DATA (memory). */
 #include "engine/worker.h"
 #include "core/err.h"
+#include "engine/limits.h"
 #include "engine/prefetch.h"
 #include "engine/wire.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define WORKER_MAX_SLOTS 65536
 #define WORKER_MAX_FRAME (64u << 20)  /* a request: at most a 16 MiB rule file and JSON */
 #define WORKER_MEM_MARGIN (8u << 20)  /* room for the runtime's own buffers past the cap */
 #define WORKER_ALARM_S 30             /* backstop when the daemon cannot kill us any more */
+#define WORKER_KEEP_BUF (64u << 10) /* a reply buffer up to this size is reused */
+#define WORKER_TICK_S 1               /* how often the backstop looks at the clock */
 
 struct slot {
     struct vm *vm;
@@ -24,8 +29,43 @@ struct slot {
 
 static struct slot *slots;
 static size_t nslots;
-static int wfd = -1;
-static struct wire_rx wrx; /* what was read from wfd beyond the frames taken */
+static int rfd = -1, wfd = -1; /* requests in, replies out */
+static struct wire_rx wrx; /* what was read from rfd beyond the frames taken */
+
+/* The backstop for a request stuck in C after the daemon vanished (nobody left to SIGKILL us):
+ * an interval timer armed once at start ticks every WORKER_TICK_S; a request only stores its
+ * end (a vDSO clock read, no system call: alarm() twice per call cost two) and the tick ends
+ * the worker by SIGALRM once that end has passed. 0: no request running. */
+static _Atomic int64_t backstop_ns;
+static int64_t backstop_s = WORKER_ALARM_S; /* SAASD_RULE_WORKER_BACKSTOP_S may lower it (tests) */
+
+static void backstop_tick(int sig)
+{
+    int64_t end = atomic_load_explicit(&backstop_ns, memory_order_relaxed);
+    if (end && limits_now_ns() >= end) {
+        signal(sig, SIG_DFL);
+        raise(sig); /* delivered, and fatal, when this handler returns */
+    }
+}
+
+static void backstop_start(void)
+{
+    struct sigaction sa = {.sa_handler = backstop_tick, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    const char *env = getenv("SAASD_RULE_WORKER_BACKSTOP_S");
+    if (env && atoi(env) > 0 && atoi(env) < WORKER_ALARM_S)
+        backstop_s = atoi(env);
+    struct itimerval tick = {{WORKER_TICK_S, 0}, {WORKER_TICK_S, 0}};
+    if (sigaction(SIGALRM, &sa, NULL) != 0 || setitimer(ITIMER_REAL, &tick, NULL) != 0)
+        _exit(3); /* a worker without its backstop must not serve */
+}
+
+/* A request that may run rule code starts (cpu_ms its limit) or ends (-1). */
+static void backstop(int cpu_ms)
+{
+    int64_t end = cpu_ms < 0 ? 0 : limits_now_ns() + (backstop_s + (int64_t)cpu_ms / 1000) * 1000000000;
+    atomic_store_explicit(&backstop_ns, end, memory_order_relaxed);
+}
 
 static void die_io(void)
 {
@@ -40,7 +80,7 @@ static void send_or_die(struct wire_buf *b)
 
 static void recv_or_die(int type, struct wire_msg *m)
 {
-    if (wire_recv(wfd, 0, WORKER_MAX_FRAME, &wrx, m) < 0 || m->type != type)
+    if (wire_recv(rfd, 0, WORKER_MAX_FRAME, &wrx, m) < 0 || m->type != type)
         die_io();
 }
 
@@ -257,9 +297,9 @@ static void do_load(const struct wire_msg *m)
     }
     if (rc == 0) {
         struct rule_file f = {.path = s->file.path, .source = (char *)(uintptr_t)src, .len = m->f[2].len};
-        alarm(WORKER_ALARM_S + (unsigned)cpu_ms / 1000);
+        backstop(cpu_ms);
         rc = vm_load_rule(s->vm, &f, cpu_ms, add_problem, &pr);
-        alarm(0);
+        backstop(-1);
     }
     if (rc < 0 && s)
         slot_clear(s);
@@ -322,15 +362,15 @@ static void do_call(const struct wire_msg *m)
         out.offer_id = strdup(offer);
         call.handler = rule_handler_name((enum rule_handler)h);
         bound_memory(memory, 0);
-        alarm(WORKER_ALARM_S + (unsigned)cpu_ms / 1000);
+        backstop(cpu_ms);
         rc = vm_call(s->vm, &s->file, (enum rule_handler)h, sub, arg, cpu_ms, &call, &out);
-        alarm(0);
+        backstop(-1);
         tainted = s->vm->tainted;
     } else {
         out.outcome = RULE_ERROR;
         out.error = strdup("rule worker: call for a file it has not loaded (internal error)");
     }
-    struct wire_buf b = {0};
+    static struct wire_buf b; /* kept from call to call: no allocation per result */
     wire_begin(&b, W_RESULT);
     wire_put_int(&b, rc);
     wire_put_int(&b, out.outcome);
@@ -340,8 +380,9 @@ static void do_call(const struct wire_msg *m)
     wire_put_str(&b, out.reason);
     wire_put_str(&b, out.redirect);
     wire_put_int(&b, out.has_bill);
-    char bill[64];
-    snprintf(bill, sizeof bill, "%.17g", out.bill);
+    char bill[64] = "0";
+    if (out.has_bill)
+        snprintf(bill, sizeof bill, "%.17g", out.bill);
     wire_put_str(&b, bill);
     wire_put_str(&b, out.error);
     wire_put_int(&b, out.error_line);
@@ -367,7 +408,8 @@ static void do_call(const struct wire_msg *m)
         wire_put_int(&b, 0); /* no reads to record: the call failed */
     }
     send_or_die(&b);
-    wire_buf_free(&b);
+    if (b.cap > WORKER_KEEP_BUF) /* a result with large writes: its room is not kept */
+        wire_buf_free(&b);
     if (tainted && s)
         slot_clear(s);
 }
@@ -387,21 +429,23 @@ static void do_landing(const struct wire_msg *m)
     free(json);
 }
 
-int worker_main(int fd)
+int worker_main(int in, int out)
 {
-    wfd = fd;
+    rfd = in;
+    wfd = out;
     /* whatever the daemon had open without close-on-exec (store files, sockets) is not ours */
-    closefrom(fd + 1);
+    closefrom((in > out ? in : out) + 1);
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core); /* a crashing rule leaves no core file with customer data */
     signal(SIGPIPE, SIG_IGN);
+    backstop_start();
     struct wire_buf hello = {0};
     wire_begin(&hello, W_HELLO);
     send_or_die(&hello);
     wire_buf_free(&hello);
     for (;;) {
         struct wire_msg m;
-        int rc = wire_recv(fd, 0, WORKER_MAX_FRAME, &wrx, &m);
+        int rc = wire_recv(rfd, 0, WORKER_MAX_FRAME, &wrx, &m);
         if (rc == SAASD_EIO)
             return 0; /* the daemon closed our socket: we are done */
         if (rc < 0)

@@ -23,8 +23,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Child: serve requests on fd until the daemon closes it. Returns the exit status. */
-int worker_main(int fd);
+/* Child: serve requests read from in, replies written to out, until the daemon closes in.
+ * Returns the exit status. */
+int worker_main(int in, int out);
 
 /* Time a worker gets past the deadline to report a limit itself (its own instruction hook
  * gives a "file:line" message) before it is killed. */
@@ -39,7 +40,8 @@ int worker_main(int fd);
 
 struct worker {
     pid_t pid;
-    int fd;
+    int fd;              /* replies from the worker (its fd 4) */
+    int out;             /* requests to the worker (its fd 3) */
     int dead;            /* killed or broken: must not be reused */
     struct wire_rx rx;   /* what was read from fd beyond the frames taken */
     char **keys;         /* slot i holds the state keyed keys[i] ("offer sha256 path") */
