@@ -74,6 +74,8 @@ struct emu_refusal {
     char message[512];
 };
 
+#define EMU_CALLS_MAX 2000
+
 struct emu {
     struct emu_options opt; /* strings below are owned copies */
     char *bind_addr, *public_url, *data_dir, *issuer_base, *tenant_id, *client_id, *client_secret,
@@ -91,7 +93,16 @@ struct emu {
     uint8_t landing_key[32];
     json_t *jtis; /* "<client>/<jti>" -> exp of client assertions already used (memory only) */
     json_t *codes; /* authorization codes -> their request (memory only, emu_signin.c) */
-    json_t *calls; /* the latest requests to Microsoft's surfaces, oldest first (memory only) */
+    /* The latest requests to Microsoft's surfaces (memory only): a ring of plain records, so
+     * that noting one costs no JSON tree and dropping the oldest no array shift; JSON is built
+     * only when GET /_emulator/calls reads them. */
+    struct emu_call {
+        char method[32];
+        char *path; /* malloc'd */
+        int status;
+        int64_t at_ms;
+    } calls[EMU_CALLS_MAX];
+    size_t calls_head, calls_len; /* oldest at calls_head */
     struct emu_fault *faults;
     size_t nfaults;
     struct httpd *httpd;
