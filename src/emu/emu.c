@@ -78,8 +78,10 @@ static void handle(void *arg, const struct httpd_request *r, struct httpd_respon
             httpd_set_body(res, 404, NULL, "{\"code\":\"NotFound\",\"message\":\"no such route\"}");
         if (!control)
             record_call(e, r, res->status);
-        else
-            emu_timers_rescan(e); /* the clock, the knobs or the whole state may have changed */
+        else { /* the clock, the knobs or the whole state may have changed */
+            emu_timers_rescan(e);
+            emu_texts_clear(e);
+        }
         emu_persist_flush(e);
         /* Only when the threads have something new to look at: each wake-up of the ticker or
          * the sender costs a pass under this lock. */
@@ -334,6 +336,7 @@ void emu_stop(struct emu *e)
     json_decref(e->db);
     json_decref(e->jtis);
     json_decref(e->codes);
+    emu_texts_clear(e);
     for (size_t i = 0; i < e->calls_len; i++)
         free(e->calls[(e->calls_head + i) % EMU_CALLS_MAX].path);
     free(e->bind_addr);

@@ -224,7 +224,7 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         if (rest[1 + strlen(sid)] != 0 && strcmp(rest + 1 + strlen(sid), "/")) {
             not_found(res, "The resource");
         } else if (!strcmp(m, "GET")) {
-            emu_reply_json(res, 200, emu_sub_view(e, sub));
+            emu_reply_text_of(e, res, EMU_TEXT_SUB, sub);
         } else if (!strcmp(m, "PATCH")) {
             body = emu_body_json(r);
             if (emu_publisher_update(e, sub, body, &err, &op) != 0) {
@@ -268,7 +268,7 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         if (!op || strcmp(emu_jstr(op, "subscriptionId"), sid)) {
             not_found(res, "The operation");
         } else if (!strcmp(m, "GET")) {
-            emu_reply_json(res, 200, emu_public_view(op));
+            emu_reply_text_of(e, res, EMU_TEXT_OP, op);
         } else if (!strcmp(m, "PATCH")) {
             body = emu_body_json(r);
             if (emu_op_ack(e, op, emu_jstr(body, "status"), &err) != 0)

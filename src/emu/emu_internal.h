@@ -122,6 +122,8 @@ struct emu {
     int64_t tick_at;       /* emulator time before which no operation's timer is due (0: scan) */
     size_t first_pending;  /* deliveries before this index are final: only appended, never reopened */
     int wake_needed;       /* a request armed a timer: wake the threads when it ends */
+    /* The answer texts of GET subscription / operation by id (emu_texts.c; NULL = empty). */
+    json_t *sub_texts, *op_texts;
     /* Bearers whose RS256 signature was checked, so a client's every call with the same token
      * does not cost an RSA verification under the state lock; an entry counts only while its
      * kid is still published (emu_entra.c). */
@@ -159,6 +161,8 @@ json_t *emu_public_view(const json_t *o);
 const char *emu_op_source(const json_t *op);
 /* The subscription as GET and List show it (the previous state while sub_update_delay_ms runs). */
 json_t *emu_sub_view(struct emu *e, const json_t *sub);
+/* 1 while GET shows the subscription's previous state (sub_update_delay_ms). */
+int emu_sub_showing_previous(struct emu *e, const json_t *sub);
 void emu_reply_json(struct httpd_response *res, int status, json_t *body); /* steals body */
 void emu_reply_empty(struct httpd_response *res, int status);
 /* Fulfillment-style flat error: {"code","message","target","details":[...]}. */
@@ -171,6 +175,16 @@ json_t *emu_body_json(const struct httpd_request *r);
 void emu_uuid(char out[37]);
 /* Text for HTML element content and attribute values; malloc'd (NULL stays NULL). */
 char *emu_html_escape(const char *text);
+
+/* ---- emu_texts.c: answer texts kept until their object changes (lock held) ---- */
+enum { EMU_TEXT_SUB, EMU_TEXT_OP };
+/* 200 with the text of GET subscription (EMU_TEXT_SUB, as emu_sub_view shows it) or GET
+ * operation (EMU_TEXT_OP, emu_public_view), made once per change of o. */
+void emu_reply_text_of(struct emu *e, struct httpd_response *res, int kind, const json_t *o);
+/* o changed: its text is made again when next read. */
+void emu_text_forget(struct emu *e, int kind, const json_t *o);
+/* Anything may have changed (control API, a loaded or reset state): forget every text. */
+void emu_texts_clear(struct emu *e);
 
 /* ---- emu_jwt.c: keys and RS256 ---- */
 int emu_key_generate(struct emu_key *k);

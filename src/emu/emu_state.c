@@ -32,6 +32,7 @@ void emu_state_reset(struct emu *e)
     emu_state_init(e);
     e->first_pending = 0; /* a new, empty delivery log */
     emu_timers_rescan(e);
+    emu_texts_clear(e);
     json_object_set_new(e->db, "offers", offers);
     if (apps)
         json_object_set_new(e->db, "apps", apps);
@@ -283,11 +284,16 @@ static void keep_previous_view(struct emu *e, json_t *sub)
     json_object_set_new(sub, "_previousUntil", json_integer(emu_now_ms(e) + e->k.sub_update_delay_ms));
 }
 
+int emu_sub_showing_previous(struct emu *e, const json_t *sub)
+{
+    return json_object_get(sub, "_previous") &&
+           json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e);
+}
+
 json_t *emu_sub_view(struct emu *e, const json_t *sub)
 {
-    json_t *prev = json_object_get(sub, "_previous");
-    json_t *view = prev && json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e)
-                       ? json_copy(prev) : emu_public_view(sub);
+    json_t *view = emu_sub_showing_previous(e, sub) ? json_copy(json_object_get(sub, "_previous"))
+                                                    : emu_public_view(sub);
     if (e->k.omit_created)
         json_object_del(view, "created");
     return view;
@@ -299,6 +305,7 @@ static void touch(struct emu *e, json_t *sub)
     emu_iso(emu_now_ms(e), ts);
     json_object_set_new(sub, "lastModified", json_string(ts));
     e->dirty = 1;
+    emu_text_forget(e, EMU_TEXT_SUB, sub);
 }
 
 /* Quantity as clients send it: number, numeric string, "" / null / absent (= none). 1 when a
@@ -590,6 +597,7 @@ static void op_finish(struct emu *e, json_t *op, const char *status, const char 
     if (err_msg)
         json_object_set_new(op, "errorMessage", json_string(err_msg));
     e->dirty = 1;
+    emu_text_forget(e, EMU_TEXT_OP, op);
     /* Debug, not info: a line per operation was a write(2) and about 5 % of the emulator's CPU while a
      * daemon drains its queue (one per acknowledged event) (GET /_emulator/operations shows them). */
     log_debug("emulator", "operation final", "operation", emu_jstr(op, "id"), "action", emu_jstr(op, "action"),
