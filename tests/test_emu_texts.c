@@ -1,8 +1,11 @@
-/* Emulator: answers kept between requests (GET subscription / GET operation texts, the call
- * log ring) never show a stale state, whichever path changed it: a PATCH of the operation, the
- * timer completing a publisher change, Activate, DELETE, the control API and its knobs. Driven
- * over HTTP like a client would. */
+/* Emulator: what it keeps between requests to answer faster (GET subscription / GET operation
+ * texts, the call log ring, the index of each subscription's operations) never shows a stale
+ * state, whichever path changed it: a PATCH of the operation, the timer completing a publisher
+ * change, Activate, DELETE, the control API and its knobs, a reset, a restart on saved state.
+ * Driven over HTTP like a client would. */
 #include "emu_harness.h"
+
+#include <stdlib.h>
 
 static char *body_of(const char *method, const char *path)
 {
@@ -151,6 +154,74 @@ static void call_log_keeps_latest(void)
     reply_free(&r);
 }
 
+static char DATA[64];
+static void with_data(struct emu_options *o)
+{
+    o->data_dir = DATA;
+    o->ack_window_ms = 3600000;
+}
+
+static size_t outstanding_count(const char *sid)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/saas/subscriptions/%s/operations", sid);
+    struct reply r = mp("GET", path, NULL);
+    size_t n = json_array_size(json_object_get(r.json, "operations"));
+    reply_free(&r);
+    return n;
+}
+
+/* The operations of one subscription: its own, oldest first, also after a reset and a restart. */
+static void operations_by_subscription(void)
+{
+    char a[64], b[64], op1[64], op2[64], path[256];
+    snprintf(a, sizeof a, "%s", buy("{\"planId\":\"seats\",\"quantity\":2,\"autoActivate\":true}", NULL, 0));
+    snprintf(b, sizeof b, "%s", buy("{\"planId\":\"seats\",\"quantity\":2,\"autoActivate\":true}", NULL, 0));
+    customer(a, "change-quantity", "{\"quantity\":3}", op1);
+    customer(b, "change-quantity", "{\"quantity\":4}", op2);
+    snprintf(path, sizeof path, "/_emulator/operations?subscriptionId=%s", a);
+    struct reply r = ctl("GET", path, NULL);
+    json_t *list = json_object_get(r.json, "operations");
+    size_t n = json_array_size(list);
+    CHECK(n == 2 && !strcmp(jps(r.json, "operations.0.action"), "Subscribe") &&
+              !strcmp(jps(r.json, "operations.1.id"), op1),
+          "the control API lists a subscription's own operations, oldest first");
+    reply_free(&r);
+    CHECK(outstanding_count(a) == 1 && outstanding_count(b) == 1, "List outstanding shows each subscription's own operation");
+    snprintf(path, sizeof path, "/api/saas/subscriptions/%s", b);
+    r = mp("PATCH", path, "{\"quantity\":5}");
+    CHECK(r.status == 400 && jstatus_is(r.json, "Failed"), "a subscription with an InProgress operation is locked (400)");
+    reply_free(&r);
+
+    struct reply c = ctl("POST", "/_emulator/reset", "{}");
+    reply_free(&c);
+    subscribed("{\"planId\":\"seats\",\"quantity\":2}", "seats", a);
+    CHECK(outstanding_count(a) == 0 && customer(a, "change-quantity", "{\"quantity\":3}", op1) == 202 &&
+              outstanding_count(a) == 1,
+          "after a reset a new subscription starts with no operations, then lists its own");
+
+    emu_down();
+    snprintf(DATA, sizeof DATA, "/tmp/saasd-emu-texts-XXXXXX");
+    if (!mkdtemp(DATA)) {
+        printf("not ok - a temporary directory\n");
+        return;
+    }
+    emu_up(with_data);
+    subscribed("{\"planId\":\"seats\",\"quantity\":2}", "seats", a);
+    customer(a, "change-quantity", "{\"quantity\":3}", op1);
+    emu_down();
+    emu_up(with_data);
+    snprintf(path, sizeof path, "/api/saas/subscriptions/%s", a);
+    r = mp("PATCH", path, "{\"quantity\":5}");
+    CHECK(r.status == 400 && jstatus_is(r.json, "Failed") && outstanding_count(a) == 1,
+          "after a restart on saved state, the operation still awaiting its ACK locks its subscription and is listed");
+    reply_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", DATA);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", DATA);
+}
+
 int main(void)
 {
     emu_up(NULL);
@@ -161,6 +232,7 @@ int main(void)
     control_changes_show();
     previous_view_shows();
     call_log_keeps_latest();
+    operations_by_subscription();
     emu_down();
     http_client_free(H);
     return CHECK_DONE();

@@ -337,6 +337,7 @@ void emu_stop(struct emu *e)
     json_decref(e->jtis);
     json_decref(e->codes);
     emu_texts_clear(e);
+    json_decref(e->sub_ops);
     for (size_t i = 0; i < e->calls_len; i++)
         free(e->calls[(e->calls_head + i) % EMU_CALLS_MAX].path);
     free(e->bind_addr);

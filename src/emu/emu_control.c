@@ -594,9 +594,11 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
     } else if (!strcmp(rest, "/subscriptions") || !strncmp(rest, "/subscriptions/", 15)) {
         subscriptions(e, r, rest + strlen("/subscriptions"), body, res);
     } else if (!strcmp(rest, "/operations") && get) {
+        const char *sid = httpd_query(r, "subscriptionId"); /* one subscription's: from the index */
         emu_reply_json(res, 200, json_pack("{s:o}", "operations",
-                                           public_list(json_object_get(e->db, "ops"), json_object_get(e->db, "opOrder"),
-                                                       "subscriptionId", httpd_query(r, "subscriptionId"))));
+                                           public_list(json_object_get(e->db, "ops"),
+                                                       sid ? emu_sub_ops(e, sid) : json_object_get(e->db, "opOrder"),
+                                                       "subscriptionId", sid)));
     } else if (!strncmp(rest, "/operations/", 12) && get) {
         json_t *op = emu_op(e, rest + 12);
         if (op)

@@ -145,10 +145,9 @@ static void outstanding(struct emu *e, const json_t *sub, struct httpd_response 
     json_t *list = json_array();
     size_t i;
     json_t *id;
-    json_array_foreach(json_object_get(e->db, "opOrder"), i, id) {
+    json_array_foreach(emu_sub_ops(e, emu_jstr(sub, "id")), i, id) {
         json_t *op = emu_op(e, json_string_value(id));
-        if (!strcmp(emu_jstr(op, "subscriptionId"), emu_jstr(sub, "id")) &&
-            !strcmp(emu_jstr(op, "status"), "InProgress") && json_is_true(json_object_get(op, "_ackable")) &&
+        if (!strcmp(emu_jstr(op, "status"), "InProgress") && json_is_true(json_object_get(op, "_ackable")) &&
             !strcmp(emu_op_source(op), "Azure"))
             json_array_append_new(list, emu_public_view(op));
     }

@@ -122,6 +122,8 @@ struct emu {
     int64_t tick_at;       /* emulator time before which no operation's timer is due (0: scan) */
     size_t first_pending;  /* deliveries before this index are final: only appended, never reopened */
     int wake_needed;       /* a request armed a timer: wake the threads when it ends */
+    /* Subscription id -> ids of its operations, oldest first (emu_sub_ops; NULL = not built). */
+    json_t *sub_ops;
     /* The answer texts of GET subscription / operation by id (emu_texts.c; NULL = empty). */
     json_t *sub_texts, *op_texts;
     /* Bearers whose RS256 signature was checked, so a client's every call with the same token
@@ -296,6 +298,8 @@ char *emu_landing_token(struct emu *e, const char *sub_id, long lifetime_s);
 int emu_landing_resolve(struct emu *e, const char *token, struct emu_error *err, json_t **sub_out);
 int emu_activate(struct emu *e, json_t *sub, const json_t *body, struct emu_error *err);
 json_t *emu_op(struct emu *e, const char *op_id);
+/* The ids of a subscription's operations, oldest first (borrowed; NULL when it has none). */
+json_t *emu_sub_ops(struct emu *e, const char *sub_id);
 /* Publisher PATCH (plan or quantity) and DELETE: a Partner operation, completed after the delay. */
 int emu_publisher_update(struct emu *e, json_t *sub, const json_t *body, struct emu_error *err, json_t **op_out);
 int emu_publisher_delete(struct emu *e, json_t *sub, struct emu_error *err, json_t **op_out);

@@ -33,6 +33,8 @@ void emu_state_reset(struct emu *e)
     e->first_pending = 0; /* a new, empty delivery log */
     emu_timers_rescan(e);
     emu_texts_clear(e);
+    json_decref(e->sub_ops);
+    e->sub_ops = NULL;
     json_object_set_new(e->db, "offers", offers);
     if (apps)
         json_object_set_new(e->db, "apps", apps);
@@ -559,6 +561,41 @@ int emu_activate(struct emu *e, json_t *sub, const json_t *body, struct emu_erro
 
 json_t *emu_op(struct emu *e, const char *op_id) { return op_id ? json_object_get(coll(e, "ops"), op_id) : NULL; }
 
+/* Notes an operation under its subscription in the index (when the index is built). */
+static void sub_ops_add(struct emu *e, const json_t *op)
+{
+    const char *sid = emu_jstr(op, "subscriptionId");
+    if (!e->sub_ops || !sid)
+        return;
+    json_t *list = json_object_get(e->sub_ops, sid);
+    if (!list && json_object_set_new(e->sub_ops, sid, list = json_array()) != 0)
+        list = NULL;
+    if (!list || json_array_append_new(list, json_string(emu_jstr(op, "id"))) != 0) {
+        json_decref(e->sub_ops); /* incomplete: built again on next use */
+        e->sub_ops = NULL;
+    }
+}
+
+/* An index instead of a scan of every operation: checking whether a subscription is locked, or
+ * listing its operations, read all of them, so each change of n subscriptions cost O(n). Built
+ * from opOrder when first needed (a loaded or reset state has none), then kept by new_op;
+ * operations are never removed but with the whole state. */
+json_t *emu_sub_ops(struct emu *e, const char *sub_id)
+{
+    if (!e->sub_ops) {
+        if (!(e->sub_ops = json_object()))
+            return NULL;
+        size_t i;
+        json_t *id;
+        json_array_foreach(coll(e, "opOrder"), i, id) {
+            json_t *op = emu_op(e, json_string_value(id));
+            if (op)
+                sub_ops_add(e, op);
+        }
+    }
+    return sub_id && e->sub_ops ? json_object_get(e->sub_ops, sub_id) : NULL;
+}
+
 static int ackable(struct emu *e, const char *action)
 {
     return !strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity") ||
@@ -584,6 +621,7 @@ static json_t *new_op(struct emu *e, json_t *sub, const char *action, const char
         json_object_set(op, "quantity", json_object_get(sub, "quantity"));
     json_object_set_new(coll(e, "ops"), id, op);
     json_array_append_new(coll(e, "opOrder"), json_string(id));
+    sub_ops_add(e, op);
     e->dirty = 1;
     return op;
 }
@@ -606,11 +644,10 @@ static void op_finish(struct emu *e, json_t *op, const char *status, const char 
 
 static int sub_locked(struct emu *e, const json_t *sub)
 {
-    const char *id = emu_jstr(sub, "id");
-    const char *key;
-    json_t *op;
-    json_object_foreach(coll(e, "ops"), key, op)
-        if (!strcmp(emu_jstr(op, "subscriptionId"), id) && !strcmp(emu_jstr(op, "status"), "InProgress"))
+    size_t i;
+    json_t *id;
+    json_array_foreach(emu_sub_ops(e, emu_jstr(sub, "id")), i, id)
+        if (!strcmp(emu_jstr(emu_op(e, json_string_value(id)), "status"), "InProgress"))
             return 1;
     return 0;
 }
