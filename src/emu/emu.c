@@ -116,8 +116,8 @@ static void *ticker(void *arg)
     while (!e->stopping) {
         long wait = emu_state_tick(e);
         emu_persist_flush(e);
-        if (wait > 50)
-            wait = 50;
+        if (wait > EMU_IDLE_WAIT_MS)
+            wait = EMU_IDLE_WAIT_MS;
         if (wait < 1)
             wait = 1;
         struct timespec until;

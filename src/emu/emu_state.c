@@ -988,11 +988,12 @@ void emu_timers_rescan(struct emu *e)
  * operation, and the ticker holds the state lock meanwhile. */
 long emu_state_tick(struct emu *e)
 {
-    int64_t now = emu_now_ms(e), next = now + 100, earliest = INT64_MAX;
+    int64_t now = emu_now_ms(e), next = now + EMU_IDLE_WAIT_MS, earliest = INT64_MAX;
     const char *key;
     json_t *op;
     if (now < e->tick_at)
-        return (long)(e->tick_at - now < 100 ? e->tick_at - now : 100);
+        return (long)(e->tick_at - now < EMU_IDLE_WAIT_MS ? e->tick_at - now : EMU_IDLE_WAIT_MS);
+    e->tick_at = INT64_MAX; /* timers armed during the scan (an ACK window it starts) lower it */
     json_object_foreach(coll(e, "ops"), key, op) {
         if (strcmp(emu_jstr(op, "status"), "InProgress"))
             continue;
@@ -1019,7 +1020,10 @@ long emu_state_tick(struct emu *e)
                 emu_webhook_enqueue(e, op);
         }
     }
-    e->tick_at = earliest; /* timers armed from here on lower it (emu_timer_armed) */
+    if (earliest < e->tick_at)
+        e->tick_at = earliest; /* timers armed from here on lower it (emu_timer_armed) */
+    if (e->tick_at < next) /* the thread sleeps this long: no one else wakes it for its own timers */
+        next = e->tick_at > now ? e->tick_at : now + 1;
     return (long)(next - now);
 }
 
