@@ -37,16 +37,24 @@ const char *emu_base_url(const struct emu *e) { return e->base_url; }
 
 static int starts(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
 
-/* The call log: what Microsoft's surfaces were asked, for tests ("no second Activate"). */
-#define EMU_CALLS_MAX 2000
+/* The call log: what Microsoft's surfaces were asked, for tests ("no second Activate"). When
+ * full, the oldest record is overwritten. */
 static void record_call(struct emu *e, const struct httpd_request *r, int status)
 {
-    char at[40];
-    emu_iso(emu_now_ms(e), at);
-    json_array_append_new(e->calls, json_pack("{s:s,s:s,s:i,s:s}", "method", httpd_method(r), "path", httpd_path(r),
-                                              "status", status, "at", at));
-    if (json_array_size(e->calls) > EMU_CALLS_MAX)
-        json_array_remove(e->calls, 0);
+    char *path = strdup(httpd_path(r));
+    if (!path)
+        return;
+    struct emu_call *c = &e->calls[(e->calls_head + e->calls_len) % EMU_CALLS_MAX];
+    if (e->calls_len == EMU_CALLS_MAX) {
+        free(c->path);
+        e->calls_head = (e->calls_head + 1) % EMU_CALLS_MAX;
+    } else {
+        e->calls_len++;
+    }
+    snprintf(c->method, sizeof c->method, "%s", httpd_method(r));
+    c->path = path;
+    c->status = status;
+    c->at_ms = emu_now_ms(e);
 }
 
 static void handle(void *arg, const struct httpd_request *r, struct httpd_response *res)
@@ -70,8 +78,10 @@ static void handle(void *arg, const struct httpd_request *r, struct httpd_respon
             httpd_set_body(res, 404, NULL, "{\"code\":\"NotFound\",\"message\":\"no such route\"}");
         if (!control)
             record_call(e, r, res->status);
-        else
-            emu_timers_rescan(e); /* the clock, the knobs or the whole state may have changed */
+        else { /* the clock, the knobs or the whole state may have changed */
+            emu_timers_rescan(e);
+            emu_texts_clear(e);
+        }
         emu_persist_flush(e);
         /* Only when the threads have something new to look at: each wake-up of the ticker or
          * the sender costs a pass under this lock. */
@@ -106,8 +116,8 @@ static void *ticker(void *arg)
     while (!e->stopping) {
         long wait = emu_state_tick(e);
         emu_persist_flush(e);
-        if (wait > 50)
-            wait = 50;
+        if (wait > EMU_IDLE_WAIT_MS)
+            wait = EMU_IDLE_WAIT_MS;
         if (wait < 1)
             wait = 1;
         struct timespec until;
@@ -237,7 +247,7 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     emu_users_seed(e);
     if ((rc = signin_setup(e, opt)) != 0)
         goto fail;
-    if (!(e->jtis = json_object()) || !(e->codes = json_object()) || !(e->calls = json_array())) {
+    if (!(e->jtis = json_object()) || !(e->codes = json_object())) {
         rc = SAASD_ENOMEM;
         goto fail;
     }
@@ -326,7 +336,10 @@ void emu_stop(struct emu *e)
     json_decref(e->db);
     json_decref(e->jtis);
     json_decref(e->codes);
-    json_decref(e->calls);
+    emu_texts_clear(e);
+    json_decref(e->sub_ops);
+    for (size_t i = 0; i < e->calls_len; i++)
+        free(e->calls[(e->calls_head + i) % EMU_CALLS_MAX].path);
     free(e->bind_addr);
     free(e->public_url);
     free(e->data_dir);

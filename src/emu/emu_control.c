@@ -384,12 +384,14 @@ static void calls(struct emu *e, const struct httpd_request *r, struct httpd_res
 {
     const char *method = httpd_query(r, "method"), *glob = httpd_query(r, "path");
     json_t *out = json_array();
-    size_t i;
-    json_t *c;
-    json_array_foreach(e->calls, i, c) {
-        if ((method && strcasecmp(method, emu_jstr(c, "method"))) || (glob && fnmatch(glob, emu_jstr(c, "path"), 0)))
+    for (size_t i = 0; i < e->calls_len; i++) {
+        const struct emu_call *c = &e->calls[(e->calls_head + i) % EMU_CALLS_MAX];
+        if ((method && strcasecmp(method, c->method)) || (glob && fnmatch(glob, c->path, 0)))
             continue;
-        json_array_append(out, c);
+        char at[40];
+        emu_iso(c->at_ms, at);
+        json_array_append_new(out, json_pack("{s:s,s:s,s:i,s:s}", "method", c->method, "path", c->path, "status",
+                                             c->status, "at", at));
     }
     emu_reply_json(res, 200, json_pack("{s:o}", "calls", out));
 }
@@ -592,9 +594,11 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
     } else if (!strcmp(rest, "/subscriptions") || !strncmp(rest, "/subscriptions/", 15)) {
         subscriptions(e, r, rest + strlen("/subscriptions"), body, res);
     } else if (!strcmp(rest, "/operations") && get) {
+        const char *sid = httpd_query(r, "subscriptionId"); /* one subscription's: from the index */
         emu_reply_json(res, 200, json_pack("{s:o}", "operations",
-                                           public_list(json_object_get(e->db, "ops"), json_object_get(e->db, "opOrder"),
-                                                       "subscriptionId", httpd_query(r, "subscriptionId"))));
+                                           public_list(json_object_get(e->db, "ops"),
+                                                       sid ? emu_sub_ops(e, sid) : json_object_get(e->db, "opOrder"),
+                                                       "subscriptionId", sid)));
     } else if (!strncmp(rest, "/operations/", 12) && get) {
         json_t *op = emu_op(e, rest + 12);
         if (op)

@@ -145,14 +145,33 @@ static void outstanding(struct emu *e, const json_t *sub, struct httpd_response 
     json_t *list = json_array();
     size_t i;
     json_t *id;
-    json_array_foreach(json_object_get(e->db, "opOrder"), i, id) {
+    json_array_foreach(emu_sub_ops(e, emu_jstr(sub, "id")), i, id) {
         json_t *op = emu_op(e, json_string_value(id));
-        if (!strcmp(emu_jstr(op, "subscriptionId"), emu_jstr(sub, "id")) &&
-            !strcmp(emu_jstr(op, "status"), "InProgress") && json_is_true(json_object_get(op, "_ackable")) &&
+        if (!strcmp(emu_jstr(op, "status"), "InProgress") && json_is_true(json_object_get(op, "_ackable")) &&
             !strcmp(emu_op_source(op), "Azure"))
             json_array_append_new(list, emu_public_view(op));
     }
     emu_reply_json(res, 200, json_pack("{s:o}", "operations", list));
+}
+
+/* What sscanf(rest, "/%63[^/]/%63[^/]/%63[^/]", ...) gives, without its cost on every call: up
+ * to three '/'-led non-empty segments of at most 63 bytes (a longer one is cut and ends the
+ * scan); the number read. */
+static int path_segments(const char *rest, char *seg[3])
+{
+    int n = 0;
+    const char *p = rest;
+    while (n < 3 && *p == '/' && p[1] && p[1] != '/') {
+        size_t len = strcspn(p + 1, "/");
+        size_t keep = len < 63 ? len : 63;
+        memcpy(seg[n], p + 1, keep);
+        seg[n][keep] = 0;
+        n++;
+        if (len > 63)
+            break;
+        p += 1 + len;
+    }
+    return n;
 }
 
 static void method_not_allowed(struct httpd_response *res)
@@ -189,7 +208,7 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         return;
     }
     char sid[64] = "", tail[64] = "", opid[64] = "";
-    int n = sscanf(rest, "/%63[^/]/%63[^/]/%63[^/]", sid, tail, opid);
+    int n = path_segments(rest, (char *[]){sid, tail, opid});
     json_t *sub = emu_sub(e, sid);
     if (n < 1 || !sub) {
         not_found(res, "The subscription");
@@ -204,7 +223,7 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         if (rest[1 + strlen(sid)] != 0 && strcmp(rest + 1 + strlen(sid), "/")) {
             not_found(res, "The resource");
         } else if (!strcmp(m, "GET")) {
-            emu_reply_json(res, 200, emu_sub_view(e, sub));
+            emu_reply_text_of(e, res, EMU_TEXT_SUB, sub);
         } else if (!strcmp(m, "PATCH")) {
             body = emu_body_json(r);
             if (emu_publisher_update(e, sub, body, &err, &op) != 0) {
@@ -248,7 +267,7 @@ void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct 
         if (!op || strcmp(emu_jstr(op, "subscriptionId"), sid)) {
             not_found(res, "The operation");
         } else if (!strcmp(m, "GET")) {
-            emu_reply_json(res, 200, emu_public_view(op));
+            emu_reply_text_of(e, res, EMU_TEXT_OP, op);
         } else if (!strcmp(m, "PATCH")) {
             body = emu_body_json(r);
             if (emu_op_ack(e, op, emu_jstr(body, "status"), &err) != 0)

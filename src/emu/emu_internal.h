@@ -74,6 +74,8 @@ struct emu_refusal {
     char message[512];
 };
 
+#define EMU_CALLS_MAX 2000
+
 struct emu {
     struct emu_options opt; /* strings below are owned copies */
     char *bind_addr, *public_url, *data_dir, *issuer_base, *tenant_id, *client_id, *client_secret,
@@ -91,7 +93,16 @@ struct emu {
     uint8_t landing_key[32];
     json_t *jtis; /* "<client>/<jti>" -> exp of client assertions already used (memory only) */
     json_t *codes; /* authorization codes -> their request (memory only, emu_signin.c) */
-    json_t *calls; /* the latest requests to Microsoft's surfaces, oldest first (memory only) */
+    /* The latest requests to Microsoft's surfaces (memory only): a ring of plain records, so
+     * that noting one costs no JSON tree and dropping the oldest no array shift; JSON is built
+     * only when GET /_emulator/calls reads them. */
+    struct emu_call {
+        char method[32];
+        char *path; /* malloc'd */
+        int status;
+        int64_t at_ms;
+    } calls[EMU_CALLS_MAX];
+    size_t calls_head, calls_len; /* oldest at calls_head */
     struct emu_fault *faults;
     size_t nfaults;
     struct httpd *httpd;
@@ -111,6 +122,10 @@ struct emu {
     int64_t tick_at;       /* emulator time before which no operation's timer is due (0: scan) */
     size_t first_pending;  /* deliveries before this index are final: only appended, never reopened */
     int wake_needed;       /* a request armed a timer: wake the threads when it ends */
+    /* Subscription id -> ids of its operations, oldest first (emu_sub_ops; NULL = not built). */
+    json_t *sub_ops;
+    /* The answer texts of GET subscription / operation by id (emu_texts.c; NULL = empty). */
+    json_t *sub_texts, *op_texts;
     /* Bearers whose RS256 signature was checked, so a client's every call with the same token
      * does not cost an RSA verification under the state lock; an entry counts only while its
      * kid is still published (emu_entra.c). */
@@ -148,6 +163,8 @@ json_t *emu_public_view(const json_t *o);
 const char *emu_op_source(const json_t *op);
 /* The subscription as GET and List show it (the previous state while sub_update_delay_ms runs). */
 json_t *emu_sub_view(struct emu *e, const json_t *sub);
+/* 1 while GET shows the subscription's previous state (sub_update_delay_ms). */
+int emu_sub_showing_previous(struct emu *e, const json_t *sub);
 void emu_reply_json(struct httpd_response *res, int status, json_t *body); /* steals body */
 void emu_reply_empty(struct httpd_response *res, int status);
 /* Fulfillment-style flat error: {"code","message","target","details":[...]}. */
@@ -160,6 +177,16 @@ json_t *emu_body_json(const struct httpd_request *r);
 void emu_uuid(char out[37]);
 /* Text for HTML element content and attribute values; malloc'd (NULL stays NULL). */
 char *emu_html_escape(const char *text);
+
+/* ---- emu_texts.c: answer texts kept until their object changes (lock held) ---- */
+enum { EMU_TEXT_SUB, EMU_TEXT_OP };
+/* 200 with the text of GET subscription (EMU_TEXT_SUB, as emu_sub_view shows it) or GET
+ * operation (EMU_TEXT_OP, emu_public_view), made once per change of o. */
+void emu_reply_text_of(struct emu *e, struct httpd_response *res, int kind, const json_t *o);
+/* o changed: its text is made again when next read. */
+void emu_text_forget(struct emu *e, int kind, const json_t *o);
+/* Anything may have changed (control API, a loaded or reset state): forget every text. */
+void emu_texts_clear(struct emu *e);
 
 /* ---- emu_jwt.c: keys and RS256 ---- */
 int emu_key_generate(struct emu_key *k);
@@ -271,6 +298,8 @@ char *emu_landing_token(struct emu *e, const char *sub_id, long lifetime_s);
 int emu_landing_resolve(struct emu *e, const char *token, struct emu_error *err, json_t **sub_out);
 int emu_activate(struct emu *e, json_t *sub, const json_t *body, struct emu_error *err);
 json_t *emu_op(struct emu *e, const char *op_id);
+/* The ids of a subscription's operations, oldest first (borrowed; NULL when it has none). */
+json_t *emu_sub_ops(struct emu *e, const char *sub_id);
 /* Publisher PATCH (plan or quantity) and DELETE: a Partner operation, completed after the delay. */
 int emu_publisher_update(struct emu *e, json_t *sub, const json_t *body, struct emu_error *err, json_t **op_out);
 int emu_publisher_delete(struct emu *e, json_t *sub, struct emu_error *err, json_t **op_out);
@@ -279,7 +308,13 @@ int emu_op_ack(struct emu *e, json_t *op, const char *status, struct emu_error *
  * Unsubscribe, Renew. */
 int emu_customer_action(struct emu *e, json_t *sub, const char *action, const json_t *body,
                         struct emu_error *err, json_t **op_out);
-/* Timers: ACK windows and delayed completions. Returns ms until the next one is due (max 100). */
+/* Longest sleep of the timer and webhook threads: whatever gives them work sooner wakes them
+ * (e->wake), so this only bounds a missed wake-up. Each wake-up of a thread under the state lock
+ * costs the request being served meanwhile (about 3 % of the emulator's CPU when they polled
+ * every 50 and 100 ms). */
+#define EMU_IDLE_WAIT_MS 1000
+/* Timers: ACK windows and delayed completions. Returns ms until the next one is due (max
+ * EMU_IDLE_WAIT_MS). */
 long emu_state_tick(struct emu *e);
 /* Webhook delivery outcome, from emu_webhook.c: http 0 = no answer. */
 void emu_delivery_done(struct emu *e, json_t *delivery, long http_status, const char *error, long duration_ms);

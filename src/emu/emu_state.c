@@ -32,6 +32,9 @@ void emu_state_reset(struct emu *e)
     emu_state_init(e);
     e->first_pending = 0; /* a new, empty delivery log */
     emu_timers_rescan(e);
+    emu_texts_clear(e);
+    json_decref(e->sub_ops);
+    e->sub_ops = NULL;
     json_object_set_new(e->db, "offers", offers);
     if (apps)
         json_object_set_new(e->db, "apps", apps);
@@ -283,11 +286,16 @@ static void keep_previous_view(struct emu *e, json_t *sub)
     json_object_set_new(sub, "_previousUntil", json_integer(emu_now_ms(e) + e->k.sub_update_delay_ms));
 }
 
+int emu_sub_showing_previous(struct emu *e, const json_t *sub)
+{
+    return json_object_get(sub, "_previous") &&
+           json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e);
+}
+
 json_t *emu_sub_view(struct emu *e, const json_t *sub)
 {
-    json_t *prev = json_object_get(sub, "_previous");
-    json_t *view = prev && json_integer_value(json_object_get(sub, "_previousUntil")) > emu_now_ms(e)
-                       ? json_copy(prev) : emu_public_view(sub);
+    json_t *view = emu_sub_showing_previous(e, sub) ? json_copy(json_object_get(sub, "_previous"))
+                                                    : emu_public_view(sub);
     if (e->k.omit_created)
         json_object_del(view, "created");
     return view;
@@ -299,6 +307,7 @@ static void touch(struct emu *e, json_t *sub)
     emu_iso(emu_now_ms(e), ts);
     json_object_set_new(sub, "lastModified", json_string(ts));
     e->dirty = 1;
+    emu_text_forget(e, EMU_TEXT_SUB, sub);
 }
 
 /* Quantity as clients send it: number, numeric string, "" / null / absent (= none). 1 when a
@@ -552,6 +561,41 @@ int emu_activate(struct emu *e, json_t *sub, const json_t *body, struct emu_erro
 
 json_t *emu_op(struct emu *e, const char *op_id) { return op_id ? json_object_get(coll(e, "ops"), op_id) : NULL; }
 
+/* Notes an operation under its subscription in the index (when the index is built). */
+static void sub_ops_add(struct emu *e, const json_t *op)
+{
+    const char *sid = emu_jstr(op, "subscriptionId");
+    if (!e->sub_ops || !sid)
+        return;
+    json_t *list = json_object_get(e->sub_ops, sid);
+    if (!list && json_object_set_new(e->sub_ops, sid, list = json_array()) != 0)
+        list = NULL;
+    if (!list || json_array_append_new(list, json_string(emu_jstr(op, "id"))) != 0) {
+        json_decref(e->sub_ops); /* incomplete: built again on next use */
+        e->sub_ops = NULL;
+    }
+}
+
+/* An index instead of a scan of every operation: checking whether a subscription is locked, or
+ * listing its operations, read all of them, so each change of n subscriptions cost O(n). Built
+ * from opOrder when first needed (a loaded or reset state has none), then kept by new_op;
+ * operations are never removed but with the whole state. */
+json_t *emu_sub_ops(struct emu *e, const char *sub_id)
+{
+    if (!e->sub_ops) {
+        if (!(e->sub_ops = json_object()))
+            return NULL;
+        size_t i;
+        json_t *id;
+        json_array_foreach(coll(e, "opOrder"), i, id) {
+            json_t *op = emu_op(e, json_string_value(id));
+            if (op)
+                sub_ops_add(e, op);
+        }
+    }
+    return sub_id && e->sub_ops ? json_object_get(e->sub_ops, sub_id) : NULL;
+}
+
 static int ackable(struct emu *e, const char *action)
 {
     return !strcmp(action, "ChangePlan") || !strcmp(action, "ChangeQuantity") ||
@@ -577,6 +621,7 @@ static json_t *new_op(struct emu *e, json_t *sub, const char *action, const char
         json_object_set(op, "quantity", json_object_get(sub, "quantity"));
     json_object_set_new(coll(e, "ops"), id, op);
     json_array_append_new(coll(e, "opOrder"), json_string(id));
+    sub_ops_add(e, op);
     e->dirty = 1;
     return op;
 }
@@ -590,17 +635,19 @@ static void op_finish(struct emu *e, json_t *op, const char *status, const char 
     if (err_msg)
         json_object_set_new(op, "errorMessage", json_string(err_msg));
     e->dirty = 1;
-    log_info("emulator", "operation final", "operation", emu_jstr(op, "id"), "action", emu_jstr(op, "action"),
-             "status", status);
+    emu_text_forget(e, EMU_TEXT_OP, op);
+    /* Debug, not info: a line per operation was a write(2) and about 5 % of the emulator's CPU while a
+     * daemon drains its queue (one per acknowledged event) (GET /_emulator/operations shows them). */
+    log_debug("emulator", "operation final", "operation", emu_jstr(op, "id"), "action", emu_jstr(op, "action"),
+              "status", status);
 }
 
 static int sub_locked(struct emu *e, const json_t *sub)
 {
-    const char *id = emu_jstr(sub, "id");
-    const char *key;
-    json_t *op;
-    json_object_foreach(coll(e, "ops"), key, op)
-        if (!strcmp(emu_jstr(op, "subscriptionId"), id) && !strcmp(emu_jstr(op, "status"), "InProgress"))
+    size_t i;
+    json_t *id;
+    json_array_foreach(emu_sub_ops(e, emu_jstr(sub, "id")), i, id)
+        if (!strcmp(emu_jstr(emu_op(e, json_string_value(id)), "status"), "InProgress"))
             return 1;
     return 0;
 }
@@ -941,11 +988,12 @@ void emu_timers_rescan(struct emu *e)
  * operation, and the ticker holds the state lock meanwhile. */
 long emu_state_tick(struct emu *e)
 {
-    int64_t now = emu_now_ms(e), next = now + 100, earliest = INT64_MAX;
+    int64_t now = emu_now_ms(e), next = now + EMU_IDLE_WAIT_MS, earliest = INT64_MAX;
     const char *key;
     json_t *op;
     if (now < e->tick_at)
-        return (long)(e->tick_at - now < 100 ? e->tick_at - now : 100);
+        return (long)(e->tick_at - now < EMU_IDLE_WAIT_MS ? e->tick_at - now : EMU_IDLE_WAIT_MS);
+    e->tick_at = INT64_MAX; /* timers armed during the scan (an ACK window it starts) lower it */
     json_object_foreach(coll(e, "ops"), key, op) {
         if (strcmp(emu_jstr(op, "status"), "InProgress"))
             continue;
@@ -972,7 +1020,10 @@ long emu_state_tick(struct emu *e)
                 emu_webhook_enqueue(e, op);
         }
     }
-    e->tick_at = earliest; /* timers armed from here on lower it (emu_timer_armed) */
+    if (earliest < e->tick_at)
+        e->tick_at = earliest; /* timers armed from here on lower it (emu_timer_armed) */
+    if (e->tick_at < next) /* the thread sleeps this long: no one else wakes it for its own timers */
+        next = e->tick_at > now ? e->tick_at : now + 1;
     return (long)(next - now);
 }
 

@@ -82,7 +82,7 @@ static json_t *next_due(struct emu *e, long *wait)
     int64_t now = emu_now_ms(e);
     json_t *all = json_object_get(e->db, "deliveries"), *d;
     size_t n = json_array_size(all);
-    *wait = 100;
+    *wait = EMU_IDLE_WAIT_MS;
     if (e->first_pending > n)
         e->first_pending = 0;
     while (e->first_pending < n && strcmp(emu_jstr(json_array_get(all, e->first_pending), "status"), "pending"))
@@ -148,6 +148,10 @@ void *emu_webhook_thread(void *arg)
 
         pthread_mutex_lock(&e->lock);
         emu_delivery_done(e, d, rc == 0 ? rs.status : 0, rc == 0 ? NULL : saasd_strerror(rc), dur);
+        if (e->wake_needed) { /* an ACK window started: the timer thread sleeps until told */
+            pthread_cond_broadcast(&e->wake);
+            e->wake_needed = 0;
+        }
         json_decref(d);
         http_response_free(&rs);
         free(url);
