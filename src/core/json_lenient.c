@@ -204,3 +204,8 @@ int jl_string_is(const json_t *obj, const char *name, const char *want)
     const char *s = trim(json_string_value(v), &n);
     return n == strlen(want) && !strncasecmp(s, want, n);
 }
+
+int jl_text_one_line(const char *text, size_t len)
+{
+    return !memchr(text, '\n', len) && !memchr(text, '\r', len);
+}

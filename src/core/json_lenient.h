@@ -37,4 +37,8 @@ int jl_bool(const json_t *obj, const char *name, int *out);
 /* Compare a string member to want, trimmed and case-insensitively: 1 equal, 0 otherwise. */
 int jl_string_is(const json_t *obj, const char *name, const char *want);
 
+/* Whether a JSON text Microsoft sent can be passed on and stored as it came: it holds no CR or
+ * LF (records, the RuleCall record among them, are one line each). */
+int jl_text_one_line(const char *text, size_t len);
+
 #endif

@@ -233,7 +233,6 @@ static void count(enum mp_endpoint ep, int transport_rc, long status, double sec
     metrics_observe("saasd_upstream_request_seconds", labels, seconds);
 }
 
-/* The request engine: auth, ids, retries, parsing. */
 /* The answer's text beside its tree, for a caller that passes it on as it came (one encoding
  * less per event): only a parsed 2xx object on one line (records are one line each). */
 static void keep_text(struct mp_result *res, struct http_response *hr)
@@ -241,12 +240,13 @@ static void keep_text(struct mp_result *res, struct http_response *hr)
     free(res->text);
     res->text = NULL;
     if (!res->want_text || hr->status < 200 || hr->status >= 300 || !json_is_object(res->body) ||
-        memchr(hr->body, '\n', hr->body_len) || memchr(hr->body, '\r', hr->body_len))
+        !jl_text_one_line(hr->body, hr->body_len))
         return;
     res->text = hr->body; /* NUL-terminated by http_client_do */
     hr->body = NULL;
 }
 
+/* The request engine: auth, ids, retries, parsing. */
 static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result *res)
 {
     char *body_text = NULL;

@@ -164,7 +164,7 @@ static int run_handler(struct event *ev)
     if (!view)
         view = jl_get(event_payload(ev), "subscription");
     /* Microsoft's texts as they came, when on one line (records are); the trees otherwise */
-    int text_ok = ev->kept && !memchr(ev->kept->text, '\n', ev->kept->len) && !memchr(ev->kept->text, '\r', ev->kept->len);
+    int text_ok = ev->kept && jl_text_one_line(ev->kept->text, ev->kept->len);
     struct decide_input in = {.sub = view, .sub_json = ev->fresh_json, .arg = text_ok ? NULL : event_payload(ev),
                               .arg_json = text_ok ? ev->kept->text : NULL, .input_of = ev->op_id};
     int rc = decide_with(ev->d, ev->offer, ev->row->handler, &in, ev->b, &ev->dec);

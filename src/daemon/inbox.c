@@ -210,8 +210,8 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         passed_add(s->d->passed_subs, sub); /* its later events, in the outbox or the inbox, wait for this one */
         return 0;
     }
-    json_decref(e); /* an old entry's tree: split again below, like every other */
-    if (webhook_entry_split(val, vlen, &e, &s->w->payload)) /* as webhook.c checked before answering 200 */
+    /* an entry of the older header order was parsed whole above: its payload stays a member */
+    if (!e && webhook_entry_split(val, vlen, &e, &s->w->payload)) /* as webhook.c checked before answering 200 */
         return 0;
     memcpy(s->w->key, key, klen);
     s->w->klen = klen;

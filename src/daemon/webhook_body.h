@@ -51,10 +51,10 @@ json_t *webhook_entry_load(const void *text, size_t len);
 /* An entry as a worker acts on it, without parsing the payload it will mostly pass on as text:
  * when the entry is laid out as webhook_event_from_body writes it (header, then the payload
  * last) and the payload is a plain object webhook_scan() reads for the header's subscription,
- * *head is the header's tree and *payload (malloc'd) the payload's text. Otherwise (an entry
- * written in another order, a payload the scan declines) *head is the whole entry as
- * webhook_entry_load() gives it and *payload is NULL. 0, SAASD_EINVAL (the entry does not
- * load) or SAASD_ENOMEM. */
+ * *head is the header's tree and payload holds the payload's text with what the scan read of
+ * it. Otherwise (an entry written in another order, a payload the scan declines) *head is the
+ * whole entry as webhook_entry_load() gives it and payload->text is NULL. 0, SAASD_EINVAL (the
+ * entry does not load) or SAASD_ENOMEM. */
 struct entry_payload {
     char *text;                /* malloc'd, NUL-terminated; NULL when head holds the payload */
     size_t len;
