@@ -117,13 +117,24 @@ local function data_next(p, k)
   return k, data_value(t, k, v)
 end
 
+-- # as the rule reads the view: a JSON array's trailing nulls read as nil, so they are not
+-- counted (t[#t] is never nil; what # gave when nulls were removed up front).
+local function data_len(p)
+  local t = real_of[p]
+  local n = #t
+  while n > 0 and t[n] == NULL do
+    n = n - 1
+  end
+  return n
+end
+
 DATA_MT = {
   __index = function(p, k)
     local t = real_of[p]
     return data_value(t, k, t[k])
   end,
   __newindex = refuse_write,
-  __len = proxy_len,
+  __len = data_len,
   __pairs = function(p) return data_next, p, nil end,
   __metatable = false,
 }

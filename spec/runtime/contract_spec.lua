@@ -93,6 +93,26 @@ return r
     local sub = h.subscription()
     assert.are.equal("ok", h.call(rule, "suspend", sub, h.event("Suspend", sub), h.ctx()).outcome)
   end)
+  it("does not count a JSON array's trailing nulls in #, since they read as nil", function()
+    local path, dir = h.rule_file([[
+local r = {}
+function r.suspend(sub, event, ctx)
+  local ops, tags = sub.allowedCustomerOperations, sub.tags
+  if #ops ~= 2 or ops[#ops] == nil or ops[3] ~= nil then return nil, "ops length " .. #ops end
+  if #tags ~= 0 then return nil, "tags length " .. #tags end
+end
+return r
+]])
+    local rule = h.load_rule(path)
+    h.remove_dir(dir)
+    local cjson = require("cjson")
+    local plain = cjson.decode(cjson.encode(require("saas.sandbox").plain(h.subscription())))
+    plain.allowedCustomerOperations = { "Read", "Update", cjson.null }
+    plain.tags = { cjson.null, cjson.null }
+    local sub = cjson.encode(plain)
+    local res = h.call(rule, "suspend", sub, h.event("Suspend", h.subscription()), h.ctx())
+    assert.are.equal("ok", res.outcome, h.describe(res))
+  end)
   -- sub and the argument are read-only views of the decoded JSON, normalised as they are read
   -- (nothing is walked or copied up front): every route gives what an eager walk gave.
   it("gives the same view of the decoded JSON through indexing, pairs, next, ipairs and ctx.json.encode", function()
