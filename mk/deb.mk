@@ -3,7 +3,7 @@
 # so the tree itself gets no debian/saasd, debian/files or ../*.deb. Then it checks the
 # package (tests/check_deb.sh: its files, conffiles, maintainer scripts, the unit, and the
 # extracted binaries running an ISV's specs) and runs lintian, failing on any error.
-# Not part of `make test` (a full optimised build takes minutes on two cores): run by hand.
+# Also run by `make test` (tests/run-all.sh, part "deb"; about a minute on two cores).
 DEB_PACKAGING := debhelper lintian help2man dpkg-dev fakeroot
 DEB_DIR := $(BUILD)/deb
 

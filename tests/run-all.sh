@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every C test program in $BUILD/tests, every busted spec and the browser test
-# (tests/browser/run.py), counts TAP lines, and ends with one line "N passed, N failed".
-# Exit status is non-zero on any failure. ONLY=c|fuzz|spec|browser runs one part.
+# Runs every C test program in $BUILD/tests, every busted spec, the browser tests
+# (tests/browser/*.py), counts TAP lines, and ends with one line "N passed, N failed".
+# and the Debian package (make deb: built, checked by tests/check_deb.sh and lintian).
+# Exit status is non-zero on any failure. ONLY=c|fuzz|spec|browser|deb runs one part.
 set -u
 BUILD=${BUILD:-build}
 ONLY=${ONLY:-all}
@@ -64,6 +65,21 @@ if [ "$ONLY" = all ] || [ "$ONLY" = browser ]; then
   run_browser tests/browser/run.py
   echo "# console in the browser (tests/browser/console.py, screenshots in $BUILD/screenshots/console/)"
   run_browser tests/browser/console.py
+fi
+# The package is built from the plain tree (never from a sanitizer build's BUILD): mk/deb.mk
+# copies the sources, runs dpkg-buildpackage, then tests/check_deb.sh (its TAP lines count
+# here) and lintian, which fails the build on any error. It installs its own tools (deb-deps).
+if { [ "$ONLY" = all ] || [ "$ONLY" = deb ]; } && [ "$BUILD" = build ]; then
+  echo "# make deb (dpkg-buildpackage, tests/check_deb.sh, lintian --fail-on error)"
+  if make --no-print-directory deb >"$log.out" 2>&1; then
+    echo "ok - make deb builds the package, its checks pass and lintian reports no error" >>"$log.out"
+  else
+    grep -qE '^not ok ' "$log.out" || echo "not ok - make deb failed" >>"$log.out"
+    grep -vE '^(not )?ok ' "$log.out" | tail -20 | sed 's/^/  #   /'
+    status=1
+  fi
+  grep -E '^(not )?ok ' "$log.out" | sed 's/^/  /'
+  grep -E '^(not )?ok ' "$log.out" >>"$log"
 fi
 rm -f "$log.out" "$log.err"
 
