@@ -318,6 +318,20 @@ int main(void)
     json_t *kv = it_admin("GET", path, NULL, &st);
     CHECK(st == 200 && !strcmp(it_str(kv, "value"), "6"), "the ISV's systems can feed a fact to the offer's rules through the admin API");
     json_decref(kv);
+
+    /* The admin routes (one table in admin.c): what matches, and what is answered 404. */
+    snprintf(path, sizeof path, "/admin/subscriptions/%s/", sub);
+    json_t *slash = it_admin("GET", path, NULL, &st);
+    CHECK(st == 200 && json_object_get(slash, "local"), "an admin subscription path with a trailing slash finds the record");
+    json_decref(slash);
+    long st_post, st_verb, st_seq, st_unknown, st_prefix;
+    json_decref(it_admin("POST", "/admin/outbox", NULL, &st_post));
+    json_decref(it_admin("POST", "/admin/outbox/1/frobnicate", NULL, &st_verb));
+    json_decref(it_admin("POST", "/admin/outbox/1x/retry", NULL, &st_seq));
+    json_decref(it_admin("GET", "/admin/nothing-here", NULL, &st_unknown));
+    json_decref(it_admin("GET", "/admin/usagex", NULL, &st_prefix));
+    CHECK(st_post == 404 && st_verb == 404 && st_seq == 404 && st_unknown == 404 && st_prefix == 404,
+          "an admin path with the wrong method, an unknown verb, a non-numeric sequence or no route at all is answered 404");
     op = it_customer(sub, "change-quantity", json_pack("{s:i}", "quantity", 4));
     fin = it_wait_op(op, 15000);
     audit = op ? it_wait_audit(sub, op, 5000) : NULL;

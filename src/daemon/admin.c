@@ -1,4 +1,5 @@
 /* Admin API on the loopback listener; every request needs "Authorization: Bearer <admin key>".
+ * Routed by one table (routes[], at the end of this file):
  *   GET  /admin/subscriptions                        local records, paged (admin_subs.c)
  *   GET  /admin/subscriptions/{id}                   local record + Microsoft's current view
  *   GET  /admin/subscriptions/{id}/history           audit trail (with rule hashes) and the
@@ -568,6 +569,196 @@ static void list_events(struct daemon *d, const struct httpd_request *req, struc
     reply_json(res, 200, json_pack("{s:o}", "events", p.list));
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Routing: one table of every admin path (the README's "Admin API" table lists the same).      */
+
+/* What a route's pattern captured from the path ("" when the pattern has no such part). */
+struct route_args {
+    char id[160];     /* {id}: one non-empty path segment; {seq}: the same, digits only */
+    char rest[200];   /* {rest}: the non-empty remainder of the path, slashes included */
+    const char *tail; /* {tail}: nothing, or the remainder from its leading '/' */
+};
+
+typedef void route_fn(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                      struct httpd_response *res);
+
+static void on_subscriptions(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                             struct httpd_response *res)
+{
+    admin_list_subscriptions(d, req, res); /* paged: admin_subs.c */
+}
+
+static void on_subscription(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                            struct httpd_response *res)
+{
+    subscription_action(d, a->id, a->rest, req, res);
+}
+
+static void on_offer_store(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                           struct httpd_response *res)
+{
+    offer_store(d, a->id, a->rest, req, res);
+}
+
+static void on_usage(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                     struct httpd_response *res)
+{
+    usage_api(d, a->tail, req, res);
+}
+
+static void on_outbox(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                      struct httpd_response *res)
+{
+    json_t *items = json_array();
+    store_scan(d->store, STORE_OUTBOX, NULL, 0, collect_outbox, items);
+    reply_json(res, 200, json_pack("{s:o}", "outbox", items));
+}
+
+static void on_outbox_action(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                             struct httpd_response *res)
+{
+    if (strcmp(a->rest, "retry") && strcmp(a->rest, "abandon"))
+        reply_error(res, 404, "no such admin path");
+    else
+        admin_outbox_action(d, a->id, a->rest, res);
+}
+
+static void on_rules(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                     struct httpd_response *res)
+{
+    rules_info(d, res);
+}
+
+static void on_rules_reload(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                            struct httpd_response *res)
+{
+    int rc = engine_reload(d->engine);
+    reply_json(res, rc ? 422 : 200, json_pack("{s:s}", "result", rc ? "rules NOT changed (see log)" : "reloaded"));
+}
+
+static void on_rules_replay(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                            struct httpd_response *res)
+{
+    rules_replay(d, req, res);
+}
+
+static void on_rules_promote(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                             struct httpd_response *res)
+{
+    int copied = 0, rc = rules_promote(d, &copied);
+    reply_json(res, rc == SAASD_ENOTFOUND ? 404 : rc ? 422 : 200,
+               json_pack("{s:s, s:i}", "result", rc == SAASD_ENOTFOUND ? "no rules.shadow_dir configured"
+                                                 : rc ? "shadow rules NOT promoted (see log)" : "promoted",
+                         "files", copied));
+}
+
+static void on_reconcile(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                         struct httpd_response *res)
+{
+    int drift = 0;
+    json_t *missing = NULL;
+    int rc = reconcile_run(d, &drift, &missing);
+    reply_json(res, rc ? 502 : 200, json_pack("{s:s, s:i, s:o}", "result", rc ? saasd_strerror(rc) : "ok", "drift",
+                                              drift, "missing_at_microsoft", missing ? missing : json_array()));
+}
+
+static void on_sinks(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                     struct httpd_response *res)
+{
+    json_t *list = NULL;
+    sinks_status(d, &list);
+    reply_json(res, 200, json_pack("{s:o}", "sinks", list));
+}
+
+static void on_sink_action(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                           struct httpd_response *res)
+{
+    sink_action(d, a->id, a->rest, req, res);
+}
+
+static void on_events(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                      struct httpd_response *res)
+{
+    list_events(d, req, res);
+}
+
+static void on_deadlines(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                         struct httpd_response *res)
+{
+    json_t *list = NULL;
+    int rc = deadline_pass(d, 0, &list); /* a GET: lists, changes nothing */
+    reply_json(res, rc ? 500 : 200, json_pack("{s:o}", "pending_activation", list ? list : json_array()));
+}
+
+/* First match wins; method NULL = any (the handler tells the methods apart). A path that matches
+ * no row, or a row only with another method, is answered 404. */
+static const struct {
+    const char *method;
+    const char *pattern;
+    route_fn *handle;
+} routes[] = {
+    {"GET", "/admin/subscriptions", on_subscriptions},
+    {NULL, "/admin/subscriptions/{id}/{rest}", on_subscription},
+    {NULL, "/admin/subscriptions/{id}", on_subscription},
+    {NULL, "/admin/offers/{id}/store/{rest}", on_offer_store},
+    {NULL, "/admin/usage{tail}", on_usage},
+    {"GET", "/admin/outbox", on_outbox},
+    {"POST", "/admin/outbox/{seq}/{rest}", on_outbox_action},
+    {"GET", "/admin/rules", on_rules},
+    {"POST", "/admin/rules/reload", on_rules_reload},
+    {"POST", "/admin/rules/replay", on_rules_replay},
+    {"POST", "/admin/rules/promote", on_rules_promote},
+    {"POST", "/admin/reconcile", on_reconcile},
+    {"GET", "/admin/sinks", on_sinks},
+    {"POST", "/admin/sinks/{id}/{rest}", on_sink_action},
+    {"GET", "/admin/events", on_events},
+    {"GET", "/admin/activation-deadlines", on_deadlines},
+};
+
+/* One {part} of a pattern at s: how many characters of s it takes, or -1 when it does not fit. */
+static long capture(const char *part, size_t plen, const char *s, struct route_args *a)
+{
+    if (plen == 4 && !memcmp(part, "tail", 4)) {
+        a->tail = s;
+        return *s && *s != '/' ? -1 : (long)strlen(s);
+    }
+    if (plen == 4 && !memcmp(part, "rest", 4)) {
+        size_t n = strlen(s);
+        if (!n || n >= sizeof a->rest)
+            return -1;
+        memcpy(a->rest, s, n + 1);
+        return (long)n;
+    }
+    size_t n = strcspn(s, "/"); /* {id} or {seq} */
+    if (!n || n >= sizeof a->id || (plen == 3 && strspn(s, "0123456789") < n))
+        return -1;
+    memcpy(a->id, s, n);
+    a->id[n] = 0;
+    return (long)n;
+}
+
+/* 1 when path matches pattern (literal text and {parts}); a final {id} may be followed by '/'. */
+static int route_matches(const char *pattern, const char *path, struct route_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->tail = "";
+    const char *p = pattern, *s = path;
+    while (*p) {
+        if (*p != '{') {
+            if (*p++ != *s++)
+                return 0;
+            continue;
+        }
+        const char *close = strchr(p, '}');
+        long took = capture(p + 1, (size_t)(close - p - 1), s, a);
+        if (took < 0)
+            return 0;
+        s += took;
+        p = close + 1;
+    }
+    return !*s || (s[0] == '/' && !s[1] && p > pattern && p[-1] == '}');
+}
+
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
@@ -581,58 +772,13 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
         reply_error(res, 401, why);
         return;
     }
-    const char *path = httpd_path(req);
-    const char *method = httpd_method(req);
-    char id[160], verb[200];
-    if (!strcmp(path, "/admin/subscriptions") && !strcmp(method, "GET")) {
-        admin_list_subscriptions(d, req, res); /* paged: admin_subs.c */
-    } else if (sscanf(path, "/admin/subscriptions/%159[^/]/%199s", id, verb) == 2) {
-        subscription_action(d, id, verb, req, res);
-    } else if (sscanf(path, "/admin/subscriptions/%159[^/]", id) == 1) {
-        subscription_action(d, id, "", req, res);
-    } else if (sscanf(path, "/admin/offers/%127[^/]/store/%199s", id, verb) == 2) {
-        offer_store(d, id, verb, req, res);
-    } else if (!strncmp(path, "/admin/usage", 12) && (!path[12] || path[12] == '/')) {
-        usage_api(d, path + 12, req, res);
-    } else if (!strcmp(path, "/admin/outbox") && !strcmp(method, "GET")) {
-        json_t *items = json_array();
-        store_scan(d->store, STORE_OUTBOX, NULL, 0, collect_outbox, items);
-        reply_json(res, 200, json_pack("{s:o}", "outbox", items));
-    } else if (sscanf(path, "/admin/outbox/%31[0-9]/%199s", id, verb) == 2 && !strcmp(method, "POST") &&
-               (!strcmp(verb, "retry") || !strcmp(verb, "abandon"))) {
-        admin_outbox_action(d, id, verb, res);
-    } else if (!strcmp(path, "/admin/rules") && !strcmp(method, "GET")) {
-        rules_info(d, res);
-    } else if (!strcmp(path, "/admin/rules/reload") && !strcmp(method, "POST")) {
-        int rc = engine_reload(d->engine);
-        reply_json(res, rc ? 422 : 200, json_pack("{s:s}", "result", rc ? "rules NOT changed (see log)" : "reloaded"));
-    } else if (!strcmp(path, "/admin/rules/replay") && !strcmp(method, "POST")) {
-        rules_replay(d, req, res);
-    } else if (!strcmp(path, "/admin/rules/promote") && !strcmp(method, "POST")) {
-        int copied = 0, rc = rules_promote(d, &copied);
-        reply_json(res, rc == SAASD_ENOTFOUND ? 404 : rc ? 422 : 200,
-                   json_pack("{s:s, s:i}", "result", rc == SAASD_ENOTFOUND ? "no rules.shadow_dir configured"
-                                                     : rc ? "shadow rules NOT promoted (see log)" : "promoted",
-                             "files", copied));
-    } else if (!strcmp(path, "/admin/reconcile") && !strcmp(method, "POST")) {
-        int drift = 0;
-        json_t *missing = NULL;
-        int rc = reconcile_run(d, &drift, &missing);
-        reply_json(res, rc ? 502 : 200, json_pack("{s:s, s:i, s:o}", "result", rc ? saasd_strerror(rc) : "ok", "drift",
-                                                  drift, "missing_at_microsoft", missing ? missing : json_array()));
-    } else if (!strcmp(path, "/admin/sinks") && !strcmp(method, "GET")) {
-        json_t *list = NULL;
-        sinks_status(d, &list);
-        reply_json(res, 200, json_pack("{s:o}", "sinks", list));
-    } else if (sscanf(path, "/admin/sinks/%127[^/]/%199s", id, verb) == 2 && !strcmp(method, "POST")) {
-        sink_action(d, id, verb, req, res);
-    } else if (!strcmp(path, "/admin/events") && !strcmp(method, "GET")) {
-        list_events(d, req, res);
-    } else if (!strcmp(path, "/admin/activation-deadlines") && !strcmp(method, "GET")) {
-        json_t *list = NULL;
-        int rc = deadline_pass(d, 0, &list); /* a GET: lists, changes nothing */
-        reply_json(res, rc ? 500 : 200, json_pack("{s:o}", "pending_activation", list ? list : json_array()));
-    } else {
-        reply_error(res, 404, "no such admin path");
+    const char *path = httpd_path(req), *method = httpd_method(req);
+    struct route_args a;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if ((routes[i].method && strcmp(routes[i].method, method)) || !route_matches(routes[i].pattern, path, &a))
+            continue;
+        routes[i].handle(d, &a, req, res);
+        return;
     }
+    reply_error(res, 404, "no such admin path");
 }
