@@ -39,6 +39,7 @@
 #include "core/httpd.h"
 #include "core/json_lenient.h"
 #include "core/log.h"
+#include "core/route.h"
 #include "core/mp_client.h"
 #include "core/store.h"
 #include "engine/engine.h"
@@ -572,13 +573,6 @@ static void list_events(struct daemon *d, const struct httpd_request *req, struc
 /* ------------------------------------------------------------------------------------------ */
 /* Routing: one table of every admin path (the README's "Admin API" table lists the same).      */
 
-/* What a route's pattern captured from the path ("" when the pattern has no such part). */
-struct route_args {
-    char id[160];     /* {id}: one non-empty path segment; {seq}: the same, digits only */
-    char rest[200];   /* {rest}: the non-empty remainder of the path, slashes included */
-    const char *tail; /* {tail}: nothing, or the remainder from its leading '/' */
-};
-
 typedef void route_fn(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
                       struct httpd_response *res);
 
@@ -690,8 +684,8 @@ static void on_deadlines(struct daemon *d, const struct route_args *a, const str
     reply_json(res, rc ? 500 : 200, json_pack("{s:o}", "pending_activation", list ? list : json_array()));
 }
 
-/* First match wins; method NULL = any (the handler tells the methods apart). A path that matches
- * no row, or a row only with another method, is answered 404. */
+/* First match wins (patterns: core/route.h); method NULL = any (the handler tells the methods
+ * apart). A path that matches no row, or a row only with another method, is answered 404. */
 static const struct {
     const char *method;
     const char *pattern;
@@ -700,6 +694,7 @@ static const struct {
     {"GET", "/admin/subscriptions", on_subscriptions},
     {NULL, "/admin/subscriptions/{id}/{rest}", on_subscription},
     {NULL, "/admin/subscriptions/{id}", on_subscription},
+    {NULL, "/admin/subscriptions/{id}/", on_subscription},
     {NULL, "/admin/offers/{id}/store/{rest}", on_offer_store},
     {NULL, "/admin/usage{tail}", on_usage},
     {"GET", "/admin/outbox", on_outbox},
@@ -714,50 +709,6 @@ static const struct {
     {"GET", "/admin/events", on_events},
     {"GET", "/admin/activation-deadlines", on_deadlines},
 };
-
-/* One {part} of a pattern at s: how many characters of s it takes, or -1 when it does not fit. */
-static long capture(const char *part, size_t plen, const char *s, struct route_args *a)
-{
-    if (plen == 4 && !memcmp(part, "tail", 4)) {
-        a->tail = s;
-        return *s && *s != '/' ? -1 : (long)strlen(s);
-    }
-    if (plen == 4 && !memcmp(part, "rest", 4)) {
-        size_t n = strlen(s);
-        if (!n || n >= sizeof a->rest)
-            return -1;
-        memcpy(a->rest, s, n + 1);
-        return (long)n;
-    }
-    size_t n = strcspn(s, "/"); /* {id} or {seq} */
-    if (!n || n >= sizeof a->id || (plen == 3 && strspn(s, "0123456789") < n))
-        return -1;
-    memcpy(a->id, s, n);
-    a->id[n] = 0;
-    return (long)n;
-}
-
-/* 1 when path matches pattern (literal text and {parts}); a final {id} may be followed by '/'. */
-static int route_matches(const char *pattern, const char *path, struct route_args *a)
-{
-    memset(a, 0, sizeof *a);
-    a->tail = "";
-    const char *p = pattern, *s = path;
-    while (*p) {
-        if (*p != '{') {
-            if (*p++ != *s++)
-                return 0;
-            continue;
-        }
-        const char *close = strchr(p, '}');
-        long took = capture(p + 1, (size_t)(close - p - 1), s, a);
-        if (took < 0)
-            return 0;
-        s += took;
-        p = close + 1;
-    }
-    return !*s || (s[0] == '/' && !s[1] && p > pattern && p[-1] == '}');
-}
 
 void admin_handle(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
