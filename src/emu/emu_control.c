@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/crypto.h"
+#include "core/route.h"
 #include "emu/emu_internal.h"
 
 #include "core/http_client.h"
@@ -494,154 +495,292 @@ static void tokens(struct emu *e, const json_t *body, struct httpd_response *res
     free(tok);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Routing: one table of the control API's paths (saasd emulate --help and the README list them). */
+
+typedef void control_fn(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                        struct httpd_response *res);
+
+static int is(const struct httpd_request *r, const char *method) { return !strcmp(httpd_method(r), method); }
+
+/* Microsoft emulator's trigger shape (§5.7): POST …/{id}/{verb}, or PATCH …/{id} for a change. */
+static void on_trigger(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                       struct httpd_response *res)
+{
+    const char *verb = a->rest;
+    json_t *sub = emu_sub(e, a->id);
+    const char *action = is(r, "PATCH") && !*verb ? (json_object_get(body, "planId") ? "ChangePlan" : "ChangeQuantity")
+                         : is(r, "POST")        ? action_name(verb)
+                                                : NULL;
+    if (!sub)
+        bad(res, 404, "EntityNotFound", "no such subscription");
+    else if (!action || !strncmp(verb, "change", 6))
+        bad(res, 404, "NotFound", "unknown trigger");
+    else
+        customer(e, sub, action, body, res);
+}
+
+static void on_health(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                      struct httpd_response *res)
+{
+    if (is(r, "GET"))
+        emu_reply_json(res, 200, knobs_json(e));
+    else
+        bad(res, 405, "MethodNotAllowed", "GET, or PUT/PATCH for /config");
+}
+
+static void on_config(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                      struct httpd_response *res)
+{
+    if (is(r, "PUT") || is(r, "PATCH"))
+        put_config(e, body, res);
+    else
+        on_health(e, a, r, body, res);
+}
+
+static void on_clock(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                     struct httpd_response *res)
+{
+    json_t *s = json_object_get(body, "seconds");
+    if (!json_is_integer(s)) {
+        bad(res, 400, "BadArgument", "seconds (integer) is required");
+        return;
+    }
+    e->k.clock_offset_s += (long)json_integer_value(s);
+    char now[40];
+    emu_iso(emu_now_ms(e), now);
+    emu_reply_json(res, 200, json_pack("{s:I,s:s}", "clockOffsetS", (json_int_t)e->k.clock_offset_s, "now", now));
+}
+
+static void on_app_add(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                       struct httpd_response *res)
+{
+    struct emu_error err;
+    if (emu_app_put(e, body, &err) != 0 || app_signin(e, emu_jstr(body, "clientId"), body, &err) != 0)
+        emu_reply_error(res, &err);
+    else
+        emu_reply_json(res, 201, app_json(e, emu_jstr(body, "tenantId"), emu_jstr(body, "clientId"), 0));
+}
+
+static void on_apps(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                    struct httpd_response *res)
+{
+    json_t *list = json_array();
+    json_array_append_new(list, app_json(e, e->tenant_id, e->client_id, 1));
+    const char *k;
+    json_t *app;
+    json_object_foreach(json_object_get(e->db, "apps"), k, app)
+        json_array_append_new(list, app_json(e, emu_jstr(app, "tenantId"), emu_jstr(app, "clientId"), 0));
+    emu_reply_json(res, 200, json_pack("{s:o}", "apps", list));
+}
+
+static void on_app_patch(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                         struct httpd_response *res)
+{
+    struct emu_error err;
+    const char *client = a->id, *tid = emu_app_tenant(e, client, NULL);
+    if (!tid)
+        bad(res, 404, "EntityNotFound", "no such app");
+    else if (emu_signin_reg_put(e, client, body, &err) != 0)
+        emu_reply_error(res, &err);
+    else
+        emu_reply_json(res, 200, app_json(e, tid, client, !strcmp(client, e->client_id)));
+}
+
+static void on_app_certificates(struct emu *e, const struct route_args *a, const struct httpd_request *r,
+                                json_t *body, struct httpd_response *res)
+{
+    app_certificates(e, httpd_method(r), httpd_path(r) + strlen("/_emulator/apps"), body, res);
+}
+
+static void on_users(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                     struct httpd_response *res)
+{
+    users_route(e, httpd_method(r), body, res);
+}
+
+static void on_calls(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                     struct httpd_response *res)
+{
+    calls(e, r, res);
+}
+
+static void on_offers(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                      struct httpd_response *res)
+{
+    json_t *list = json_array();
+    const char *k;
+    json_t *o;
+    json_object_foreach(json_object_get(e->db, "offers"), k, o)
+        json_array_append(list, o);
+    emu_reply_json(res, 200, json_pack("{s:o}", "offers", list));
+}
+
+static void on_offer_add(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                         struct httpd_response *res)
+{
+    struct emu_error err;
+    json_t *offer;
+    if (emu_offer_put(e, body, &err, &offer) != 0)
+        emu_reply_error(res, &err);
+    else
+        emu_reply_json(res, 201, json_incref(offer));
+}
+
+static void on_offer(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                     struct httpd_response *res)
+{
+    json_t *offer = emu_offer(e, a->rest);
+    if (offer)
+        emu_reply_json(res, 200, json_incref(offer));
+    else
+        bad(res, 404, "EntityNotFound", "no such offer");
+}
+
+static void on_purchase(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                        struct httpd_response *res)
+{
+    struct emu_error err;
+    json_t *sub;
+    if (emu_purchase(e, body ? body : json_object(), &err, &sub) != 0) {
+        emu_reply_error(res, &err);
+        return;
+    }
+    json_t *out = landing_reply(e, sub, e->k.landing_lifetime_s);
+    json_object_set_new(out, "subscription", emu_public(sub));
+    emu_reply_json(res, 201, out);
+}
+
+static void on_subscriptions(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                             struct httpd_response *res)
+{
+    subscriptions(e, r, a->tail, body, res);
+}
+
+static void on_operations(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                          struct httpd_response *res)
+{
+    const char *sid = httpd_query(r, "subscriptionId"); /* one subscription's: from the index */
+    emu_reply_json(res, 200, json_pack("{s:o}", "operations",
+                                       public_list(json_object_get(e->db, "ops"),
+                                                   sid ? emu_sub_ops(e, sid) : json_object_get(e->db, "opOrder"),
+                                                   "subscriptionId", sid)));
+}
+
+static void on_operation(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                         struct httpd_response *res)
+{
+    json_t *op = emu_op(e, a->rest);
+    if (op)
+        emu_reply_json(res, 200, emu_public(op));
+    else
+        bad(res, 404, "EntityNotFound", "no such operation");
+}
+
+static void on_webhooks(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                        struct httpd_response *res)
+{
+    deliveries(e, r, res);
+}
+
+static void on_usage(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                     struct httpd_response *res)
+{
+    json_t *list = json_array();
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(e->db, "usageLog"), i, u)
+        json_array_append_new(list, emu_public(u));
+    emu_reply_json(res, 200, json_pack("{s:o}", "usage", list));
+}
+
+static void on_faults(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                      struct httpd_response *res)
+{
+    if (is(r, "GET")) {
+        emu_reply_json(res, 200, json_pack("{s:o}", "faults", faults_json(e)));
+    } else if (is(r, "POST")) {
+        add_fault(e, body, res);
+    } else if (is(r, "DELETE")) {
+        emu_faults_clear(e);
+        emu_reply_empty(res, 204);
+    } else {
+        bad(res, 405, "MethodNotAllowed", "GET, POST or DELETE");
+    }
+}
+
+static void on_keys_rotate(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                           struct httpd_response *res)
+{
+    if (emu_keys_rotate_memory(e) != 0) {
+        bad(res, 500, "UnexpectedError", "key rotation failed");
+        return;
+    }
+    json_t *kids = json_array();
+    for (size_t i = 0; i < e->nkeys; i++)
+        json_array_append_new(kids, json_string(e->keys[i].kid));
+    log_info("emulator", "signing key rotated", "kid", e->keys[0].kid);
+    emu_reply_json(res, 200, json_pack("{s:s,s:o}", "kid", e->keys[0].kid, "published", kids));
+}
+
+static void on_tokens(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                      struct httpd_response *res)
+{
+    tokens(e, body, res);
+}
+
+static void on_reset(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
+                     struct httpd_response *res)
+{
+    emu_state_reset(e);
+    emu_faults_clear(e);
+    emu_reply_empty(res, 204);
+}
+
+/* First match wins (patterns: core/route.h); method NULL = any (the handler tells the methods
+ * apart). A path that matches no row, or a row only with another method, is answered 404. */
+static const struct {
+    const char *method;
+    const char *pattern;
+    control_fn *handle;
+} routes[] = {
+    {NULL, "/api/webhook/subscription/{id}/{rest}", on_trigger},
+    {NULL, "/api/webhook/subscription/{id}", on_trigger},
+    {NULL, "/_emulator/health", on_health},
+    {NULL, "/_emulator/config", on_config},
+    {"POST", "/_emulator/clock/advance", on_clock},
+    {"POST", "/_emulator/apps", on_app_add},
+    {"GET", "/_emulator/apps", on_apps},
+    {"PATCH", "/_emulator/apps/{id}", on_app_patch},
+    {NULL, "/_emulator/apps/{rest}", on_app_certificates},
+    {NULL, "/_emulator/users", on_users},
+    {"GET", "/_emulator/calls", on_calls},
+    {"GET", "/_emulator/offers", on_offers},
+    {"POST", "/_emulator/offers", on_offer_add},
+    {"GET", "/_emulator/offers/{rest}", on_offer},
+    {"POST", "/_emulator/purchases", on_purchase},
+    {NULL, "/_emulator/subscriptions{tail}", on_subscriptions},
+    {"GET", "/_emulator/operations", on_operations},
+    {"GET", "/_emulator/operations/{rest}", on_operation},
+    {"GET", "/_emulator/webhooks", on_webhooks},
+    {"GET", "/_emulator/usage", on_usage},
+    {NULL, "/_emulator/faults", on_faults},
+    {"POST", "/_emulator/keys/rotate", on_keys_rotate},
+    {"POST", "/_emulator/tokens", on_tokens},
+    {"POST", "/_emulator/reset", on_reset},
+};
+
 void emu_control_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res)
 {
     const char *path = httpd_path(r), *m = httpd_method(r);
     json_t *body = emu_body_json(r);
-    int get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
-    struct emu_error err;
-
-    if (!strncmp(path, "/api/webhook/subscription/", 26)) { /* Microsoft emulator's trigger shape (§5.7) */
-        char sid[64] = "", verb[32] = "";
-        sscanf(path + 26, "%63[^/]/%31[^/]", sid, verb);
-        json_t *sub = emu_sub(e, sid);
-        const char *action = !strcmp(m, "PATCH") && !*verb
-                                 ? (json_object_get(body, "planId") ? "ChangePlan" : "ChangeQuantity")
-                                 : (post ? action_name(verb) : NULL);
-        if (!sub)
-            bad(res, 404, "EntityNotFound", "no such subscription");
-        else if (!action || !strncmp(verb, "change", 6))
-            bad(res, 404, "NotFound", "unknown trigger");
-        else
-            customer(e, sub, action, body, res);
-        json_decref(body);
-        return;
-    }
-
-    const char *rest = path + strlen("/_emulator");
-    if (!strcmp(rest, "/health") || !strcmp(rest, "/config")) {
-        if (get)
-            emu_reply_json(res, 200, knobs_json(e));
-        else if (!strcmp(rest, "/config") && (!strcmp(m, "PUT") || !strcmp(m, "PATCH")))
-            put_config(e, body, res);
-        else
-            bad(res, 405, "MethodNotAllowed", "GET, or PUT/PATCH for /config");
-    } else if (!strcmp(rest, "/clock/advance") && post) {
-        json_t *s = json_object_get(body, "seconds");
-        if (!json_is_integer(s)) {
-            bad(res, 400, "BadArgument", "seconds (integer) is required");
-        } else {
-            e->k.clock_offset_s += (long)json_integer_value(s);
-            char now[40];
-            emu_iso(emu_now_ms(e), now);
-            emu_reply_json(res, 200, json_pack("{s:I,s:s}", "clockOffsetS", (json_int_t)e->k.clock_offset_s, "now", now));
-        }
-    } else if (!strcmp(rest, "/apps") && post) {
-        if (emu_app_put(e, body, &err) != 0 || app_signin(e, emu_jstr(body, "clientId"), body, &err) != 0)
-            emu_reply_error(res, &err);
-        else
-            emu_reply_json(res, 201, app_json(e, emu_jstr(body, "tenantId"), emu_jstr(body, "clientId"), 0));
-    } else if (!strcmp(rest, "/apps") && get) {
-        json_t *list = json_array();
-        json_array_append_new(list, app_json(e, e->tenant_id, e->client_id, 1));
-        const char *k;
-        json_t *a;
-        json_object_foreach(json_object_get(e->db, "apps"), k, a)
-            json_array_append_new(list, app_json(e, emu_jstr(a, "tenantId"), emu_jstr(a, "clientId"), 0));
-        emu_reply_json(res, 200, json_pack("{s:o}", "apps", list));
-    } else if (!strncmp(rest, "/apps/", 6) && !strchr(rest + 6, '/') && !strcmp(m, "PATCH")) {
-        const char *client = rest + 6, *tid = emu_app_tenant(e, client, NULL);
-        if (!tid)
-            bad(res, 404, "EntityNotFound", "no such app");
-        else if (emu_signin_reg_put(e, client, body, &err) != 0)
-            emu_reply_error(res, &err);
-        else
-            emu_reply_json(res, 200, app_json(e, tid, client, !strcmp(client, e->client_id)));
-    } else if (!strncmp(rest, "/apps/", 6)) {
-        app_certificates(e, m, rest + 5, body, res);
-    } else if (!strcmp(rest, "/users")) {
-        users_route(e, m, body, res);
-    } else if (!strcmp(rest, "/calls") && get) {
-        calls(e, r, res);
-    } else if (!strcmp(rest, "/offers") && get) {
-        json_t *list = json_array();
-        const char *k;
-        json_t *o;
-        json_object_foreach(json_object_get(e->db, "offers"), k, o)
-            json_array_append(list, o);
-        emu_reply_json(res, 200, json_pack("{s:o}", "offers", list));
-    } else if (!strcmp(rest, "/offers") && post) {
-        json_t *offer;
-        if (emu_offer_put(e, body, &err, &offer) != 0)
-            emu_reply_error(res, &err);
-        else
-            emu_reply_json(res, 201, json_incref(offer));
-    } else if (!strncmp(rest, "/offers/", 8) && get) {
-        json_t *offer = emu_offer(e, rest + 8);
-        if (offer)
-            emu_reply_json(res, 200, json_incref(offer));
-        else
-            bad(res, 404, "EntityNotFound", "no such offer");
-    } else if (!strcmp(rest, "/purchases") && post) {
-        json_t *sub;
-        if (emu_purchase(e, body ? body : json_object(), &err, &sub) != 0) {
-            emu_reply_error(res, &err);
-        } else {
-            json_t *out = landing_reply(e, sub, e->k.landing_lifetime_s);
-            json_object_set_new(out, "subscription", emu_public(sub));
-            emu_reply_json(res, 201, out);
-        }
-    } else if (!strcmp(rest, "/subscriptions") || !strncmp(rest, "/subscriptions/", 15)) {
-        subscriptions(e, r, rest + strlen("/subscriptions"), body, res);
-    } else if (!strcmp(rest, "/operations") && get) {
-        const char *sid = httpd_query(r, "subscriptionId"); /* one subscription's: from the index */
-        emu_reply_json(res, 200, json_pack("{s:o}", "operations",
-                                           public_list(json_object_get(e->db, "ops"),
-                                                       sid ? emu_sub_ops(e, sid) : json_object_get(e->db, "opOrder"),
-                                                       "subscriptionId", sid)));
-    } else if (!strncmp(rest, "/operations/", 12) && get) {
-        json_t *op = emu_op(e, rest + 12);
-        if (op)
-            emu_reply_json(res, 200, emu_public(op));
-        else
-            bad(res, 404, "EntityNotFound", "no such operation");
-    } else if (!strcmp(rest, "/webhooks") && get) {
-        deliveries(e, r, res);
-    } else if (!strcmp(rest, "/usage") && get) {
-        json_t *list = json_array();
-        size_t i;
-        json_t *u;
-        json_array_foreach(json_object_get(e->db, "usageLog"), i, u)
-            json_array_append_new(list, emu_public(u));
-        emu_reply_json(res, 200, json_pack("{s:o}", "usage", list));
-    } else if (!strcmp(rest, "/faults")) {
-        if (get)
-            emu_reply_json(res, 200, json_pack("{s:o}", "faults", faults_json(e)));
-        else if (post)
-            add_fault(e, body, res);
-        else if (!strcmp(m, "DELETE")) {
-            emu_faults_clear(e);
-            emu_reply_empty(res, 204);
-        } else
-            bad(res, 405, "MethodNotAllowed", "GET, POST or DELETE");
-    } else if (!strcmp(rest, "/keys/rotate") && post) {
-        if (emu_keys_rotate_memory(e) != 0) {
-            bad(res, 500, "UnexpectedError", "key rotation failed");
-        } else {
-            json_t *kids = json_array();
-            for (size_t i = 0; i < e->nkeys; i++)
-                json_array_append_new(kids, json_string(e->keys[i].kid));
-            log_info("emulator", "signing key rotated", "kid", e->keys[0].kid);
-            emu_reply_json(res, 200, json_pack("{s:s,s:o}", "kid", e->keys[0].kid, "published", kids));
-        }
-    } else if (!strcmp(rest, "/tokens") && post) {
-        tokens(e, body, res);
-    } else if (!strcmp(rest, "/reset") && post) {
-        emu_state_reset(e);
-        emu_faults_clear(e);
-        emu_reply_empty(res, 204);
-    } else {
+    struct route_args a;
+    size_t i = 0, n = sizeof routes / sizeof routes[0];
+    while (i < n && ((routes[i].method && strcmp(routes[i].method, m)) || !route_matches(routes[i].pattern, path, &a)))
+        i++;
+    if (i < n)
+        routes[i].handle(e, &a, r, body, res);
+    else
         bad(res, 404, "NotFound", "unknown control route (see saasd emulate --help)");
-    }
     json_decref(body);
 }
