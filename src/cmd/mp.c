@@ -11,6 +11,7 @@
 #include "core/token_cache.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,135 +85,200 @@ static void print_ids(const char *verb, int rc, const struct mp_result *r)
     fputc('\n', stderr);
 }
 
+/* A verb's own argument error (a number that is not one, JSON that is not JSON): distinct from
+ * the client's 0 / SAASD_E* answers, which are 0 or negative. */
+#define BAD_ARGS 1
+
+/* After a 202 with --wait: follow the Operation-Location to the operation's final status. */
+static int follow(struct mp_client *mp, int rc, int wait, struct mp_result *r)
+{
+    if (rc || !wait || !r->operation_location[0])
+        return rc;
+    char loc[sizeof r->operation_location];
+    snprintf(loc, sizeof loc, "%s", r->operation_location);
+    return mp_wait_operation(mp, loc, 0, r);
+}
+
+static int verb_resolve(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return mp_resolve(mp, a[0], r);
+}
+
+static int verb_get(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return mp_get_subscription(mp, a[0], r);
+}
+
+static int verb_list(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return mp_list_subscriptions(mp, r);
+}
+
+static int verb_plans(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return mp_list_plans(mp, a[0], n == 2 ? a[1] : NULL, r);
+}
+
+static int verb_activate(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    long long quantity = -1;
+    if (n == 3 && parse_long(a[2], &quantity))
+        return BAD_ARGS;
+    return mp_activate(mp, a[0], a[1], quantity, r);
+}
+
+static int verb_change_plan(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return follow(mp, mp_change_plan(mp, a[0], a[1], r), wait, r);
+}
+
+static int verb_change_quantity(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    long long quantity;
+    if (parse_long(a[1], &quantity))
+        return BAD_ARGS;
+    return follow(mp, mp_change_quantity(mp, a[0], quantity, r), wait, r);
+}
+
+static int verb_delete(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return follow(mp, mp_delete_subscription(mp, a[0], r), wait, r);
+}
+
+static int verb_operations(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return mp_list_operations(mp, a[0], r);
+}
+
+/* operation SUB OP, or operation URL (an Operation-Location). */
+static int verb_operation(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    char sub[64], op[64];
+    const char *s = n == 1 ? strstr(a[0], "/subscriptions/") : NULL;
+    const char *o = n == 1 ? strstr(a[0], "/operations/") : NULL;
+    if (s && o && o > s) {
+        snprintf(sub, sizeof sub, "%.*s", (int)(o - s - 15), s + 15);
+        snprintf(op, sizeof op, "%.*s", (int)strcspn(o + 12, "?/"), o + 12);
+    } else if (n == 2) {
+        snprintf(sub, sizeof sub, "%s", a[0]);
+        snprintf(op, sizeof op, "%s", a[1]);
+    } else {
+        return BAD_ARGS;
+    }
+    int rc = mp_get_operation(mp, sub, op, r);
+    if (rc || !wait || mp_operation_is_final(r->operation_status))
+        return rc;
+    char loc[1024];
+    snprintf(loc, sizeof loc, "/api/saas/subscriptions/%s/operations/%s", sub, op);
+    return mp_wait_operation(mp, loc, 0, r);
+}
+
+static int verb_ack(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    return mp_ack_operation(mp, a[0], a[1], a[2], r);
+}
+
+static json_t *json_arg(const char *verb, const char *text)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(text, 0, &jerr);
+    if (!doc)
+        fprintf(stderr, "saasd mp %s: not JSON: %s\n", verb, jerr.text);
+    return doc;
+}
+
+static int verb_usage(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    json_t *doc = json_arg("usage", a[0]);
+    int rc = doc ? mp_usage_event(mp, doc, r) : BAD_ARGS;
+    json_decref(doc);
+    return rc;
+}
+
+static int verb_batch_usage(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    json_t *doc = json_arg("batch-usage", a[0]);
+    int rc = doc ? mp_batch_usage_event(mp, doc, r) : BAD_ARGS;
+    json_decref(doc);
+    return rc;
+}
+
+/* usage-events' NAME=VALUE filters, spelled as §7.1 spells them. */
+static const struct {
+    const char *name;
+    size_t field; /* offset of the const char * in struct mp_usage_query */
+} usage_filters[] = {
+    {"offerId", offsetof(struct mp_usage_query, offer_id)},
+    {"planId", offsetof(struct mp_usage_query, plan_id)},
+    {"dimension", offsetof(struct mp_usage_query, dimension)},
+    {"azureSubscriptionId", offsetof(struct mp_usage_query, azure_subscription_id)},
+    {"reconStatus", offsetof(struct mp_usage_query, recon_status)},
+};
+
+static int usage_filter(struct mp_usage_query *q, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    for (size_t i = 0; eq && i < sizeof usage_filters / sizeof usage_filters[0]; i++) {
+        if (strlen(usage_filters[i].name) == (size_t)(eq - arg) && !strncmp(arg, usage_filters[i].name, eq - arg)) {
+            *(const char **)((char *)q + usage_filters[i].field) = eq + 1;
+            return 0;
+        }
+    }
+    return BAD_ARGS;
+}
+
+static int verb_usage_events(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r)
+{
+    struct mp_usage_query q = {.start = a[0]};
+    for (int i = 1; i < n; i++) {
+        if (i == 1 && !strchr(a[i], '=')) {
+            q.end = a[i];
+        } else if (usage_filter(&q, a[i])) {
+            fprintf(stderr, "saasd mp usage-events: unknown argument '%s'\n", a[i]);
+            return BAD_ARGS;
+        }
+    }
+    return mp_usage_events(mp, &q, r);
+}
+
+/* Every verb, with how many arguments it takes (usage() describes them). */
+static const struct {
+    const char *name;
+    int min_args, max_args;
+    int (*run)(struct mp_client *mp, int n, const char **a, int wait, struct mp_result *r);
+} verbs[] = {
+    {"resolve", 1, 1, verb_resolve},
+    {"get", 1, 1, verb_get},
+    {"list", 0, 0, verb_list},
+    {"plans", 1, 2, verb_plans},
+    {"activate", 2, 3, verb_activate},
+    {"change-plan", 2, 2, verb_change_plan},
+    {"change-quantity", 2, 2, verb_change_quantity},
+    {"delete", 1, 1, verb_delete},
+    {"operations", 1, 1, verb_operations},
+    {"operation", 1, 2, verb_operation},
+    {"ack", 3, 3, verb_ack},
+    {"usage", 1, 1, verb_usage},
+    {"batch-usage", 1, 1, verb_batch_usage},
+    {"usage-events", 1, CMD_MAX_ARGS, verb_usage_events},
+};
+
 /* Run the verb; 0/SAASD_E* from the client, SAASD_EINVAL + *usage_error for bad arguments. */
 static int run_verb(struct mp_client *mp, const char *verb, int n, const char **a, int wait, struct mp_result *r,
                     int *usage_error)
 {
-    long long num = -1;
-    int rc;
-    *usage_error = 0;
-#define NEED(k)                \
-    do {                       \
-        if (n != (k)) {        \
-            *usage_error = 1;  \
-            return SAASD_EINVAL; \
-        }                      \
-    } while (0)
-    if (!strcmp(verb, "resolve")) {
-        NEED(1);
-        return mp_resolve(mp, a[0], r);
-    }
-    if (!strcmp(verb, "get")) {
-        NEED(1);
-        return mp_get_subscription(mp, a[0], r);
-    }
-    if (!strcmp(verb, "list")) {
-        NEED(0);
-        return mp_list_subscriptions(mp, r);
-    }
-    if (!strcmp(verb, "plans")) {
-        if (n != 1 && n != 2) {
-            *usage_error = 1;
+    *usage_error = 1;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        if (strcmp(verbs[i].name, verb))
+            continue;
+        if (n < verbs[i].min_args || n > verbs[i].max_args)
             return SAASD_EINVAL;
-        }
-        return mp_list_plans(mp, a[0], n == 2 ? a[1] : NULL, r);
-    }
-    if (!strcmp(verb, "activate")) {
-        if ((n != 2 && n != 3) || (n == 3 && parse_long(a[2], &num))) {
-            *usage_error = 1;
+        int rc = verbs[i].run(mp, n, a, wait, r);
+        if (rc == BAD_ARGS)
             return SAASD_EINVAL;
-        }
-        return mp_activate(mp, a[0], a[1], num, r);
-    }
-    if (!strcmp(verb, "change-plan") || !strcmp(verb, "change-quantity") || !strcmp(verb, "delete")) {
-        if (!strcmp(verb, "delete")) {
-            NEED(1);
-            rc = mp_delete_subscription(mp, a[0], r);
-        } else if (!strcmp(verb, "change-plan")) {
-            NEED(2);
-            rc = mp_change_plan(mp, a[0], a[1], r);
-        } else {
-            NEED(2);
-            if (parse_long(a[1], &num)) {
-                *usage_error = 1;
-                return SAASD_EINVAL;
-            }
-            rc = mp_change_quantity(mp, a[0], num, r);
-        }
-        if (rc || !wait || !r->operation_location[0])
-            return rc;
-        char loc[sizeof r->operation_location];
-        snprintf(loc, sizeof loc, "%s", r->operation_location);
-        return mp_wait_operation(mp, loc, 0, r);
-    }
-    if (!strcmp(verb, "operations")) {
-        NEED(1);
-        return mp_list_operations(mp, a[0], r);
-    }
-    if (!strcmp(verb, "operation")) {
-        char sub[64], op[64];
-        const char *s = n == 1 ? strstr(a[0], "/subscriptions/") : NULL;
-        const char *o = n == 1 ? strstr(a[0], "/operations/") : NULL;
-        if (s && o && o > s) { /* an Operation-Location URL */
-            snprintf(sub, sizeof sub, "%.*s", (int)(o - s - 15), s + 15);
-            snprintf(op, sizeof op, "%.*s", (int)strcspn(o + 12, "?/"), o + 12);
-        } else {
-            NEED(2);
-            snprintf(sub, sizeof sub, "%s", a[0]);
-            snprintf(op, sizeof op, "%s", a[1]);
-        }
-        rc = mp_get_operation(mp, sub, op, r);
-        if (rc || !wait || mp_operation_is_final(r->operation_status))
-            return rc;
-        char loc[1024];
-        snprintf(loc, sizeof loc, "/api/saas/subscriptions/%s/operations/%s", sub, op);
-        return mp_wait_operation(mp, loc, 0, r);
-    }
-    if (!strcmp(verb, "ack")) {
-        NEED(3);
-        return mp_ack_operation(mp, a[0], a[1], a[2], r);
-    }
-    if (!strcmp(verb, "usage") || !strcmp(verb, "batch-usage")) {
-        NEED(1);
-        json_error_t jerr;
-        json_t *doc = json_loads(a[0], 0, &jerr);
-        if (!doc) {
-            fprintf(stderr, "saasd mp %s: not JSON: %s\n", verb, jerr.text);
-            *usage_error = 1;
-            return SAASD_EINVAL;
-        }
-        rc = !strcmp(verb, "usage") ? mp_usage_event(mp, doc, r) : mp_batch_usage_event(mp, doc, r);
-        json_decref(doc);
+        *usage_error = 0;
         return rc;
     }
-    if (!strcmp(verb, "usage-events") && n >= 1) {
-        struct mp_usage_query q = {.start = a[0]};
-        for (int i = 1; i < n; i++) {
-            const char *eq = strchr(a[i], '=');
-            const char *v = eq ? eq + 1 : NULL;
-            size_t kl = eq ? (size_t)(eq - a[i]) : 0;
-            if (!eq && i == 1)
-                q.end = a[i];
-            else if (kl == 7 && !strncmp(a[i], "offerId", kl))
-                q.offer_id = v;
-            else if (kl == 6 && !strncmp(a[i], "planId", kl))
-                q.plan_id = v;
-            else if (kl == 9 && !strncmp(a[i], "dimension", kl))
-                q.dimension = v;
-            else if (kl == 19 && !strncmp(a[i], "azureSubscriptionId", kl))
-                q.azure_subscription_id = v;
-            else if (kl == 11 && !strncmp(a[i], "reconStatus", kl))
-                q.recon_status = v;
-            else {
-                fprintf(stderr, "saasd mp usage-events: unknown argument '%s'\n", a[i]);
-                *usage_error = 1;
-                return SAASD_EINVAL;
-            }
-        }
-        return mp_usage_events(mp, &q, r);
-    }
-#undef NEED
-    *usage_error = 1;
     return SAASD_EINVAL;
 }
 
