@@ -614,6 +614,12 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
         json_array_foreach(json_object_get(e->db, "usageLog"), i, u)
             json_array_append_new(list, emu_public(u));
         emu_reply_json(res, 200, json_pack("{s:o}", "usage", list));
+    } else if (!strcmp(rest, "/usage/recon-status") && post) {
+        json_t *row;
+        if (emu_usage_recon_status(e, body, &err, &row) != 0)
+            emu_reply_error(res, &err);
+        else
+            emu_reply_json(res, 200, row);
     } else if (!strcmp(rest, "/faults")) {
         if (get)
             emu_reply_json(res, 200, json_pack("{s:o}", "faults", faults_json(e)));
