@@ -62,6 +62,7 @@ static const struct {
     {"saasd_drift_total", "kind=\"usage_missing\""},
     {"saasd_drift_total", "kind=\"usage_unknown\""},
     {"saasd_drift_total", "kind=\"usage_mismatch\""},
+    {"saasd_drift_total", "kind=\"usage_not_accepted\""},
     {"saasd_outbox_retries_total", NULL},
     {"saasd_inbox_passes_lost_total", NULL},
     {"saasd_reconcile_runs_total", "result=\"failed\""},
