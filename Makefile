@@ -74,6 +74,8 @@ $(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsaasd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS)) $(LDLIBS)
 # test_events runs a TLS SMTP relay of its own (libssl); saasd reaches TLS only through libcurl
 $(BUILD)/tests/test_events: LDLIBS += $(shell pkg-config --libs libssl)
+# test_inbox_order_lost makes the inbox's sub_set_add fail (the guarantee under out of memory)
+$(BUILD)/tests/test_inbox_order_lost: LDFLAGS += -Wl,--wrap=sub_set_add
 
 # Lua C modules for busted specs are added by mk/*.mk; this target collects them.
 LUAMODS ?=

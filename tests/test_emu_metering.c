@@ -193,11 +193,67 @@ static void batch_and_query(void)
     reply_free(&r);
 }
 
+/* The reconStatus of sid's api-calls row of day in the query, filtered by reconStatus when
+ * filter is given; "" when no such row is listed. */
+static void row_status(const char *sid, const char *day, const char *filter, char out[32])
+{
+    char q[512];
+    snprintf(q, sizeof q, "/api/usageEvents?usageStartDate=%s&dimension=api-calls%s%s", day,
+             filter ? "&reconStatus=" : "", filter ? filter : "");
+    struct reply r = mp("GET", q, NULL);
+    size_t i;
+    json_t *row;
+    out[0] = 0;
+    json_array_foreach(r.json, i, row) if (!strcmp(jstr(row, "usageResourceId"), sid))
+        snprintf(out, 32, "%s", jstr(row, "reconStatus") ? jstr(row, "reconStatus") : "(none)");
+    reply_free(&r);
+}
+
+/* The control API sets Partner Center's verdict on a row (reconStatus), e.g. Rejected, so a
+ * client's usage reconciliation can be tested against it. */
+static void recon_status(void)
+{
+    char sid[64], h1[40], day[16], st[32], body[512];
+    subscribed("{\"planId\":\"basic\"}", "basic", sid);
+    hour_iso(-3600, h1);
+    snprintf(day, sizeof day, "%.10s", h1);
+    CHECK(usage_status(sid, "api-calls", 2, h1, "basic", NULL) == 200, "usage of the last hour is accepted");
+    row_status(sid, day, NULL, st);
+    CHECK(!strcmp(st, "Submitted"), "§7.5 a row starts Submitted (not yet processed by Partner Center analytics)");
+    snprintf(body, sizeof body,
+             "{\"resourceId\":\"%s\",\"dimension\":\"api-calls\",\"usageDate\":\"%s\",\"reconStatus\":\"Rejected\"}",
+             sid, day);
+    struct reply r = ctl("POST", "/_emulator/usage/recon-status", body);
+    CHECK(r.status == 200 && jstr(r.json, "reconStatus") && !strcmp(jstr(r.json, "reconStatus"), "Rejected"),
+          "control API sets a row's reconStatus");
+    reply_free(&r);
+    row_status(sid, day, NULL, st);
+    CHECK(!strcmp(st, "Rejected"), "§7.5 the row then carries reconStatus Rejected");
+    row_status(sid, day, "Rejected", st);
+    char st2[32];
+    row_status(sid, day, "Submitted", st2);
+    CHECK(!strcmp(st, "Rejected") && !st2[0], "§7.5 the reconStatus filter lists the row under its status only");
+    snprintf(body, sizeof body,
+             "{\"resourceId\":\"%s\",\"dimension\":\"api-calls\",\"usageDate\":\"%s\",\"reconStatus\":\"Lost\"}",
+             sid, day);
+    r = ctl("POST", "/_emulator/usage/recon-status", body);
+    long bad_status = r.status;
+    reply_free(&r);
+    snprintf(body, sizeof body,
+             "{\"resourceId\":\"%s\",\"dimension\":\"storage-gb\",\"usageDate\":\"%s\",\"reconStatus\":\"Rejected\"}",
+             sid, day);
+    r = ctl("POST", "/_emulator/usage/recon-status", body);
+    CHECK(bad_status == 400 && r.status == 404,
+          "control API refuses a reconStatus the contract does not list (400) and a row with no usage (404)");
+    reply_free(&r);
+}
+
 int main(void)
 {
     emu_up(NULL);
     single();
     batch_and_query();
+    recon_status();
     emu_down();
     http_client_free(H);
     return CHECK_DONE();

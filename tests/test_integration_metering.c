@@ -142,6 +142,39 @@ static int send_directly(struct daemon *d, const char *sub, const char *dim, lon
     return rc;
 }
 
+/* Partner Center's verdict on Microsoft's row of sub's dim on the UTC day of hour_s (the
+ * emulator's control API); the HTTP status. */
+static long set_recon_status(const char *sub, const char *dim, long long hour_s, const char *status)
+{
+    char day[16];
+    time_t t = (time_t)hour_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    long st = 0;
+    json_decref(it_emu("POST", "/_emulator/usage/recon-status",
+                       json_pack("{s:s, s:s, s:s, s:s}", "resourceId", sub, "dimension", dim, "usageDate", day,
+                                 "reconStatus", status),
+                       &st));
+    return st;
+}
+
+/* What `saasd admin usage-reconcile` prints (malloc'd; "" when it failed). */
+static char *cli_usage_reconcile(const char *conf)
+{
+    char cmd[1400];
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s usage-reconcile 2 2>/dev/null", build, conf);
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, len = 0, got;
+    char *out = calloc(1, cap);
+    while (p && out && len + 1 < cap && (got = fread(out + len, 1, cap - 1 - len, p)) > 0)
+        len += got;
+    if (p && pclose(p) != 0 && out)
+        out[0] = 0;
+    return out;
+}
+
 static double drift(const char *kind)
 {
     char labels[64];
@@ -228,6 +261,33 @@ int main(void)
     rr = usage_reconcile(json_pack("{s:i}", "days", 8), &st);
     CHECK(st == 400, "a usage reconciliation over more than 7 days is refused");
     json_decref(rr);
+
+    /* ---- Microsoft's verdict on its rows (§7.5 reconStatus) ---- */
+    double not_accepted0 = drift("usage_not_accepted");
+    long vst = set_recon_status(sub, "reports", reports_hour, "Accepted");
+    rr = usage_reconcile(NULL, &st);
+    CHECK(vst == 200 && st == 200 && json_integer_value(json_object_get(rr, "checked")) >= 1 && differences(rr) == 0 &&
+              json_is_array(json_object_get(rr, "not_accepted")) &&
+              json_array_size(json_object_get(rr, "not_accepted")) == 0 && drift("usage_not_accepted") == not_accepted0,
+          "a row Microsoft Accepted with the quantity saasd sent is not reported");
+    json_decref(rr);
+    vst = set_recon_status(sub, "reports", reports_hour, "Rejected");
+    rr = usage_reconcile(NULL, &st);
+    json_t *rejected = difference(rr, "not_accepted", "reports");
+    CHECK(vst == 200 && st == 200 && rejected && !strcmp(it_str(rejected, "reconStatus"), "Rejected") &&
+              says(rejected, sub, reports_hour, 0, 4.0) && !strcmp(it_str(rejected, "planId"), "flat") &&
+              *it_str(rejected, "meaning") && differences(rr) == 0 && drift("usage_not_accepted") == not_accepted0 + 1,
+          "a row Microsoft Rejected is reported with its status although the quantities match, and counted as drift");
+    json_decref(rr);
+    char *printed = cli_usage_reconcile(conf);
+    json_t *cli = printed ? json_loads(printed, 0, NULL) : NULL;
+    json_t *cli_rejected = difference(cli, "not_accepted", "reports");
+    CHECK(cli_rejected && !strcmp(it_str(cli_rejected, "reconStatus"), "Rejected") &&
+              json_is_array(json_object_get(cli, "mismatch")),
+          "saasd admin usage-reconcile shows the Rejected row beside the quantity findings");
+    json_decref(cli);
+    free(printed);
+    set_recon_status(sub, "reports", reports_hour, "Accepted"); /* the sections below count quantities only */
 
     double missing0 = drift("usage_missing"), mismatch0 = drift("usage_mismatch"), unknown0 = drift("usage_unknown");
     CHECK(put_sent_bucket(d, sub, "exports", exports_hour, 2.5) == 0 &&

@@ -44,7 +44,8 @@ static const struct verb verbs[] = {
     {"usage-list", 0, "GET", "/admin/usage", NULL, "metered usage per hour and whether it was sent"},
     {"usage-flush", 0, "POST", "/admin/usage/flush", NULL, "send the hours that are due now"},
     {"usage-reconcile", -1, "POST", "/admin/usage/reconcile", "days",
-     "[DAYS]: compare the usage sent in the last DAYS (1..7, default 2) with Microsoft's record"},
+     "[DAYS]: compare the usage sent in the last DAYS (1..7, default 2) with Microsoft's record "
+     "(quantities, and rows it does not bill: reconStatus)"},
     {"store-get", 2, "GET", "/admin/offers/{}/store/{}", NULL, "OFFER KEY: read the offer's ctx.store"},
     {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", "value", "OFFER KEY VALUE: write the offer's ctx.store"},
 };

@@ -33,6 +33,7 @@
 #define SUB_ID_MAX 128 /* webhook_body.h keeps ids up to 127 characters; the ordering checks must see them whole */
 #define KEY_MAX 64
 #define LANES 16 /* events in flight per configured worker (config `workers`) */
+#define LOST_RETRY_MS 1000 /* a pass that could not remember a passed-over subscription: next try */
 
 struct work {
     enum store_db db;
@@ -85,7 +86,6 @@ uint64_t inbox_entries_scanned(void) { return scanned_total; }
 
 static void passed_clear(struct passed_subs *ps) { sub_set_clear(ps->subs); }
 static int passed_has(struct passed_subs *ps, const char *sub) { return sub_set_has(ps->subs, sub); }
-static void passed_add(struct passed_subs *ps, const char *sub) { sub_set_add(ps->subs, sub); }
 
 struct scan_state {
     struct daemon *d;
@@ -96,6 +96,8 @@ struct scan_state {
     int blocked;       /* an entry was due but a worker holds its subscription */
     int found;
     int stopped;       /* the scan stopped at MAX_SCAN; resume_key is where to go on */
+    int lost;          /* a passed-over subscription could not be remembered: the pass ends */
+    char lost_sub[SUB_ID_MAX];
     unsigned char last_key[KEY_MAX]; /* last inbox key looked at */
     size_t last_klen;
 };
@@ -164,6 +166,18 @@ static int sub_has_outbox(struct daemon *d, const char *sub, const unsigned char
     return memcmp(first, oldest, 8) != 0; /* an older entry of the same subscription waits */
 }
 
+/* Remember sub as passed over, so its later events in this pass wait for the one passed over.
+ * Returns 1 (stop the scan) when the set could not grow: a later event of sub would then be
+ * taken before this one (a Reinstate before its Suspend), so the pass must take nothing more. */
+static int pass_over(struct scan_state *s, const char *sub)
+{
+    if (sub_set_add(s->d->passed_subs->subs, sub) == 0)
+        return 0;
+    s->lost = 1;
+    snprintf(s->lost_sub, sizeof s->lost_sub, "%s", sub);
+    return 1;
+}
+
 /* Keep the pass's place: the next scan goes on from this key. */
 static int stop_at(struct scan_state *s, const void *key, size_t klen)
 {
@@ -207,8 +221,7 @@ static int consider(void *arg, const void *key, size_t klen, const void *val, si
         if (due > s->now && (!s->next_due || due < s->next_due))
             s->next_due = due;
         json_decref(e);
-        passed_add(s->d->passed_subs, sub); /* its later events, in the outbox or the inbox, wait for this one */
-        return 0;
+        return pass_over(s, sub); /* its later events, in the outbox or the inbox, wait for this one */
     }
     /* an entry of the older header order was parsed whole above: its payload stays a member */
     if (!e && webhook_entry_split(val, vlen, &e, &s->w->payload)) /* as webhook.c checked before answering 200 */
@@ -246,8 +259,7 @@ static int consider_due(void *arg, const void *key, size_t klen, const void *val
         /* Its subscription is busy, or an older entry of it waits: this one and the
          * subscription's later events wait too. */
         s->blocked |= in_flight;
-        passed_add(s->d->passed_subs, sub);
-        return 0;
+        return pass_over(s, sub);
     }
     void *text = NULL;
     size_t tlen = 0;
@@ -269,7 +281,8 @@ static int consider_inbox(void *arg, const void *key, size_t klen, const void *v
     return consider(arg, key, klen, val, vlen, STORE_INBOX);
 }
 
-/* Scan db from the pass's resume point: 1 found work, 0 reached the end, -1 stopped at the bound. */
+/* Scan db from the pass's resume point: 1 found work, 0 reached the end (or lost), -1 stopped at
+ * the bound. */
 static int scan_db(struct scan_state *s, enum store_db db)
 {
     struct passed_subs *ps = s->d->passed_subs;
@@ -284,6 +297,26 @@ static int scan_db(struct scan_state *s, enum store_db db)
     ps->resume_klen = 0;
     store_scan_from(s->d->store, db, start, slen, db == STORE_OUTBOX_DUE ? consider_due : consider_inbox, s);
     return s->found ? 1 : s->stopped ? -1 : 0;
+}
+
+/* The pass could not remember a subscription it passed over (sub_set_add: out of memory) and
+ * ended without taking anything. Its set is incomplete, so neither a resume nor the appended-only
+ * shortcut may build on it: the next pass starts over, after a short wait (not at once: the
+ * allocation that just failed would likely fail again). */
+static int pass_lost(struct passed_subs *ps, const struct scan_state *s, int64_t *next_due, int *blocked, int *more)
+{
+    ps->resuming = 0;
+    ps->idle = 0;
+    int64_t retry = s->now + LOST_RETRY_MS;
+    *next_due = ps->next_due && ps->next_due < retry ? ps->next_due : retry;
+    *blocked = 0;
+    *more = 0;
+    metrics_inc("saasd_inbox_passes_lost_total", NULL);
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", LOST_RETRY_MS);
+    log_warn("inbox", "out of memory remembering a passed-over subscription; the pass stops and starts over",
+             "sub_id", s->lost_sub, "retry_ms", ms);
+    return 0;
 }
 
 /* Called with work_lock held. *blocked tells that due work waits for another worker; *more that
@@ -317,8 +350,10 @@ static int find_work(struct daemon *d, struct work *w, int64_t *next_due, int *b
     }
     ps->idle = 0;
     int r = ps->resume_db == STORE_OUTBOX_DUE ? scan_db(&s, STORE_OUTBOX_DUE) : 0;
-    if (r == 0)
+    if (r == 0 && !s.lost)
         r = scan_db(&s, STORE_INBOX);
+    if (s.lost)
+        return pass_lost(ps, &s, next_due, blocked, more);
     if (s.last_klen) {
         memcpy(ps->end_key, s.last_key, s.last_klen);
         ps->end_klen = s.last_klen;

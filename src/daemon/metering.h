@@ -52,12 +52,18 @@ struct usage_recon {
     json_t *mismatch; /* both have it, the quantities differ by more than 1e-6 */
     json_t *unknown;  /* Microsoft has a row saasd never sent (another system, usage from before
                        * saasd, or an hour saasd marked failed after a Duplicate answer) */
+    /* Microsoft's rows whose reconStatus says it does not bill them (Rejected, Mismatch,
+     * TestHeaders, DryRun, or a value the contract does not list), whatever the quantities:
+     * {subscriptionId, dimension, day, planId, reconStatus, microsoft (submittedQuantity),
+     * meaning}. Accepted and Submitted rows are not listed. */
+    json_t *not_accepted;
 };
 /* Query Microsoft's usage (§7.5) for the last `days` UTC days (1..7: from the start of the
  * day days-1 days ago through now) and compare it per (day, subscription, dimension) with the
  * local buckets in state "sent" of those days (submittedQuantity against the summed bucket
  * quantities). Each difference is logged and counted in saasd_drift_total{kind="usage_missing|
- * usage_mismatch|usage_unknown"}. Microsoft's reporting lags: a (day, subscription, dimension)
+ * usage_mismatch|usage_unknown"}; a row whose reconStatus is not billed is listed in not_accepted
+ * and counted as kind="usage_not_accepted". Microsoft's reporting lags: a (day, subscription, dimension)
  * with a bucket sent less than lag_s seconds ago, or still being sent, is skipped on both sides. *out is filled on
  * success and empty otherwise. SAASD_EINVAL (days, lag_s), a marketplace call error, or a
  * store error. */

@@ -33,6 +33,9 @@ static const struct {
     {"saasd_jwt_verifications_total", "counter", "Webhook bearer token verifications by result."},
     {"saasd_inbox_entries_scanned_total", "counter",
      "Inbox and outbox entries the workers' scans looked at (work waiting costs this)."},
+    {"saasd_inbox_passes_lost_total", "counter",
+     "Inbox passes ended early, taking nothing, because a passed-over subscription could not be "
+     "remembered (out of memory); the next pass starts over after a second."},
     {"saasd_webhook_verify_queue_total", "counter",
      "Fresh webhook tokens: verified once, requests that joined a verification in flight, requests "
      "refused on a full queue."},
@@ -59,7 +62,9 @@ static const struct {
     {"saasd_drift_total", "kind=\"usage_missing\""},
     {"saasd_drift_total", "kind=\"usage_unknown\""},
     {"saasd_drift_total", "kind=\"usage_mismatch\""},
+    {"saasd_drift_total", "kind=\"usage_not_accepted\""},
     {"saasd_outbox_retries_total", NULL},
+    {"saasd_inbox_passes_lost_total", NULL},
     {"saasd_reconcile_runs_total", "result=\"failed\""},
     {"saasd_token_refresh_total", "outcome=\"failed\""},
     {"saasd_token_refresh_total", "outcome=\"refused\""},

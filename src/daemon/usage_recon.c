@@ -1,7 +1,9 @@
 /* Usage reconciliation (§7.5): what saasd sent against what Microsoft's usage query recorded,
  * per UTC day, subscription and dimension. The sent hours of a day are added up locally and
  * compared with Microsoft's rows (submittedQuantity); each difference is logged and counted
- * in saasd_drift_total{kind="usage_missing|usage_mismatch|usage_unknown"}. Nothing is repaired:
+ * in saasd_drift_total{kind="usage_missing|usage_mismatch|usage_unknown"}. Apart from the
+ * quantities, a row whose reconStatus says Microsoft does not bill it (Rejected, ...) is
+ * reported with its status (kind="usage_not_accepted"). Nothing is repaired:
  * the store keeps what saasd sent, and an operator decides what a difference means.
  * Runs on demand (admin API, CLI). */
 #include "daemon/daemon.h"
@@ -16,6 +18,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define DAY_S 86400
@@ -28,8 +31,51 @@ struct tally {
     char from_day[16]; /* first day of the window, YYYY-MM-DD */
     int64_t from_s;
     int64_t fresh_ms; /* buckets sent after this are too recent to compare */
+    struct usage_recon *out;
     int rc;
 };
+
+/* §7.5 reconStatus: whether Microsoft bills the row (or will: Submitted is not processed yet),
+ * and what a row it does not bill tells the operator. A value not listed is reported as
+ * unknown to the contract; a row without one is not judged. */
+static const struct {
+    const char *status;
+    int billed;
+    const char *meaning;
+} recon_statuses[] = {
+    {"Accepted", 1, "matched"},
+    {"Submitted", 1, "not yet processed by Partner Center analytics"},
+    {"Rejected", 0, "dropped in Microsoft's pipeline: open a ticket with Microsoft"},
+    {"Mismatch", 0, "Microsoft's processed quantity differs from the submitted one"},
+    {"TestHeaders", 0, "usage of a test subscription: not billed"},
+    {"DryRun", 0, "sent in DryRun session mode: not billed"},
+};
+
+/* NULL when the status means billed, else what it means. */
+static const char *not_billed(const char *status)
+{
+    for (size_t i = 0; i < sizeof recon_statuses / sizeof recon_statuses[0]; i++)
+        if (!strcasecmp(recon_statuses[i].status, status)) /* read as leniently as the rest of the row */
+            return recon_statuses[i].billed ? NULL : recon_statuses[i].meaning;
+    return "a reconStatus the contract does not list";
+}
+
+/* A row Microsoft does not bill: logged, counted and listed in out->not_accepted. */
+static int note_status(struct usage_recon *out, json_t *row, const char *sub, const char *dim, const char *day,
+                       const char *status, const char *meaning)
+{
+    double q = 0;
+    char plan[128] = "", quantity[32];
+    jl_real(row, "submittedQuantity", &q);
+    jl_string(row, "planId", plan, sizeof plan);
+    snprintf(quantity, sizeof quantity, "%g", q);
+    reconcile_count_drift("usage_not_accepted");
+    log_warn("metering", "Microsoft does not bill a usage row", "kind", "usage_not_accepted", "sub_id", sub,
+             "dimension", dim, "day", day, "reconStatus", status, "microsoft", quantity, "meaning", meaning);
+    json_t *item = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:s}", "subscriptionId", sub, "dimension", dim, "day", day,
+                             "planId", plan, "reconStatus", status, "microsoft", q, "meaning", meaning);
+    return item && json_array_append_new(out->not_accepted, item) == 0 ? 0 : SAASD_ENOMEM;
+}
 
 static void day_of(int64_t epoch_s, char out[16])
 {
@@ -92,13 +138,14 @@ static int add_bucket(void *arg, const void *key, size_t klen, const void *val, 
 }
 
 /* Microsoft's rows: one per day, resource and dimension (a day may come in several rows,
- * e.g. one per plan: they add up). */
+ * e.g. one per plan: they add up). A row's reconStatus is judged on its own, lag or not: it is
+ * Microsoft's verdict on what it has. */
 static int add_rows(struct tally *t, json_t *rows)
 {
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) {
-        char sub[128], dim[128], date[64];
+        char sub[128], dim[128], date[64], status[64];
         double q = 0;
         if (jl_string(row, "usageResourceId", sub, sizeof sub) || jl_string(row, "dimension", dim, sizeof dim) ||
             jl_string(row, "usageDate", date, sizeof date) || strlen(date) < 10)
@@ -111,6 +158,12 @@ static int add_rows(struct tally *t, json_t *rows)
         if (!g)
             return SAASD_ENOMEM;
         add_to(g, "microsoft", q);
+        const char *meaning = jl_string(row, "reconStatus", status, sizeof status) == SAASD_ENOTFOUND
+                                  ? NULL
+                                  : not_billed(status);
+        int rc = meaning ? note_status(t->out, row, sub, dim, date, status, meaning) : 0;
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -149,6 +202,7 @@ void usage_recon_clear(struct usage_recon *r)
     json_decref(r->missing);
     json_decref(r->mismatch);
     json_decref(r->unknown);
+    json_decref(r->not_accepted);
     memset(r, 0, sizeof *r);
 }
 
@@ -160,7 +214,7 @@ int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon
     int64_t now = now_ms();
     int64_t today = now / 1000 / DAY_S * DAY_S;
     struct tally t = {.groups = json_object(), .from_s = today - (int64_t)(days - 1) * DAY_S,
-                      .fresh_ms = now - (int64_t)lag_s * 1000};
+                      .fresh_ms = now - (int64_t)lag_s * 1000, .out = out};
     char to_day[16];
     day_of(t.from_s, t.from_day);
     day_of(today, to_day);
@@ -169,7 +223,8 @@ int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon
     out->missing = json_array();
     out->mismatch = json_array();
     out->unknown = json_array();
-    int rc = t.groups && out->missing && out->mismatch && out->unknown ? 0 : SAASD_ENOMEM;
+    out->not_accepted = json_array();
+    int rc = t.groups && out->missing && out->mismatch && out->unknown && out->not_accepted ? 0 : SAASD_ENOMEM;
     if (!rc && (rc = mp_usage_events(d->mp, &q, &mr)) != 0)
         log_warn("metering", "usage query failed", "error", saasd_strerror(rc), "detail", mr.message);
     if (!rc)
@@ -190,11 +245,13 @@ int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon
         if (kind && (rc = note_difference(out, g, kind)) != 0)
             goto fail;
     }
-    char checked[16], differ[16];
+    char checked[16], differ[16], not_accepted[16];
     snprintf(checked, sizeof checked, "%d", out->checked);
     snprintf(differ, sizeof differ, "%zu",
              json_array_size(out->missing) + json_array_size(out->mismatch) + json_array_size(out->unknown));
-    log_info("metering", "usage reconciliation finished", "from", t.from_day, "checked", checked, "differences", differ);
+    snprintf(not_accepted, sizeof not_accepted, "%zu", json_array_size(out->not_accepted));
+    log_info("metering", "usage reconciliation finished", "from", t.from_day, "checked", checked, "differences", differ,
+             "not_accepted", not_accepted);
     json_decref(t.groups);
     mp_result_clear(&mr);
     return 0;

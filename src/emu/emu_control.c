@@ -694,6 +694,17 @@ static void on_usage(struct emu *e, const struct route_args *a, const struct htt
     emu_reply_json(res, 200, json_pack("{s:o}", "usage", list));
 }
 
+static void on_usage_recon_status(struct emu *e, const struct route_args *a, const struct httpd_request *r,
+                                  json_t *body, struct httpd_response *res)
+{
+    struct emu_error err;
+    json_t *row;
+    if (emu_usage_recon_status(e, body, &err, &row) != 0)
+        emu_reply_error(res, &err);
+    else
+        emu_reply_json(res, 200, row);
+}
+
 static void on_faults(struct emu *e, const struct route_args *a, const struct httpd_request *r, json_t *body,
                       struct httpd_response *res)
 {
@@ -764,6 +775,7 @@ static const struct {
     {"GET", "/_emulator/operations/{rest}", on_operation},
     {"GET", "/_emulator/webhooks", on_webhooks},
     {"GET", "/_emulator/usage", on_usage},
+    {"POST", "/_emulator/usage/recon-status", on_usage_recon_status},
     {NULL, "/_emulator/faults", on_faults},
     {"POST", "/_emulator/keys/rotate", on_keys_rotate},
     {"POST", "/_emulator/tokens", on_tokens},

@@ -329,6 +329,10 @@ const char *emu_webhook_target(struct emu *e, const json_t *op);
 int emu_api_version_ok(const struct httpd_request *r, struct httpd_response *res);
 void emu_fulfillment_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
 void emu_metering_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
+/* Partner Center's verdict on a usage query row (§7.5 reconStatus): in {resourceId, dimension,
+ * usageDate, reconStatus}; 0 and *out, or an error in err (400, 404 when no usage of that
+ * resource, dimension and day was recorded). Rows start Submitted. */
+int emu_usage_recon_status(struct emu *e, const json_t *in, struct emu_error *err, json_t **out);
 void emu_control_route(struct emu *e, const struct httpd_request *r, struct httpd_response *res);
 /* Fault injection: 1 when the request was answered (or must be dropped) by a fault; a latency
  * fault returns 0 and sets *latency_ms (the answer is then held back that long: emu_hold). */

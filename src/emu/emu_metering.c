@@ -169,6 +169,60 @@ static void batch(struct emu *e, const struct httpd_request *r, struct httpd_res
     json_decref(body);
 }
 
+/* The §7.5 reconStatus values a row can carry (Partner Center analytics' verdict). Rows start
+ * Submitted; POST /_emulator/usage/recon-status sets another. */
+static const char *const recon_statuses[] = {"Submitted", "Accepted", "Rejected", "Mismatch", "TestHeaders", "DryRun"};
+
+/* The query row's key: its day, resource and dimension. */
+static void row_key(int64_t when, const char *resource, const char *dim, char out[300])
+{
+    char day[40];
+    emu_iso(emu_day_start(when), day);
+    snprintf(out, 300, "%s|%s|%s", day, resource, dim);
+}
+
+static const char *row_status(struct emu *e, const char *key)
+{
+    const char *st = json_string_value(json_object_get(json_object_get(e->db, "reconStatus"), key));
+    return st ? st : "Submitted";
+}
+
+int emu_usage_recon_status(struct emu *e, const json_t *in, struct emu_error *err, json_t **out)
+{
+    const char *rid = emu_jstr(in, "resourceId"), *dim = emu_jstr(in, "dimension"), *date = emu_jstr(in, "usageDate");
+    const char *status = emu_jstr(in, "reconStatus");
+    int64_t when;
+    size_t known = 0;
+    while (known < sizeof recon_statuses / sizeof *recon_statuses && strcmp(recon_statuses[known], status))
+        known++;
+    if (!*rid || !*dim || emu_parse_time(date, &when) != 0 || known == sizeof recon_statuses / sizeof *recon_statuses) {
+        emu_fail(err, 400, "BadArgument", "resourceId, dimension, usageDate (ISO-8601) and reconStatus (Submitted, "
+                                          "Accepted, Rejected, Mismatch, TestHeaders, DryRun) are required");
+        return SAASD_EINVAL;
+    }
+    char key[300], wanted[300];
+    row_key(when, rid, dim, wanted);
+    size_t i;
+    json_t *u;
+    int found = 0;
+    json_array_foreach(json_object_get(e->db, "usageLog"), i, u) {
+        row_key(json_integer_value(json_object_get(u, "_when")), emu_jstr(u, "resourceId"), emu_jstr(u, "dimension"), key);
+        found |= !strcmp(key, wanted);
+    }
+    if (!found) {
+        emu_fail(err, 404, "EntityNotFound", "no usage recorded for that resource, dimension and day");
+        return SAASD_ENOTFOUND;
+    }
+    if (!json_object_get(e->db, "reconStatus"))
+        json_object_set_new(e->db, "reconStatus", json_object());
+    json_object_set_new(json_object_get(e->db, "reconStatus"), wanted, json_string(status));
+    e->dirty = 1;
+    char day[40];
+    emu_iso(emu_day_start(when), day);
+    *out = json_pack("{s:s,s:s,s:s,s:s}", "usageDate", day, "resourceId", rid, "dimension", dim, "reconStatus", status);
+    return 0;
+}
+
 static void query(struct emu *e, const struct httpd_request *r, struct httpd_response *res, const char *caller)
 {
     const char *from = httpd_query(r, "usageStartDate");
@@ -193,12 +247,13 @@ static void query(struct emu *e, const struct httpd_request *r, struct httpd_res
         int64_t when = json_integer_value(json_object_get(u, "_when"));
         const char *offer = emu_jstr(u, "_offerId"), *plan = emu_jstr(u, "planId"), *dim = emu_jstr(u, "dimension");
         if (when < start || when > end || (f_offer && strcmp(f_offer, offer)) || (f_plan && strcmp(f_plan, plan)) ||
-            (f_dim && strcmp(f_dim, dim)) || (f_recon && strcmp(f_recon, "Submitted")) ||
-            strcmp(emu_offer_client(e, emu_offer(e, offer)), caller))
+            (f_dim && strcmp(f_dim, dim)) || strcmp(emu_offer_client(e, emu_offer(e, offer)), caller))
             continue;
         char day[40], key[300];
         emu_iso(emu_day_start(when), day);
-        snprintf(key, sizeof key, "%s|%s|%s", day, emu_jstr(u, "resourceId"), dim);
+        row_key(when, emu_jstr(u, "resourceId"), dim, key);
+        if (f_recon && strcmp(f_recon, row_status(e, key)))
+            continue;
         json_t *row = json_object_get(rows, key);
         double q = json_number_value(json_object_get(u, "quantity"));
         if (!row) {
@@ -208,7 +263,7 @@ static void query(struct emu *e, const struct httpd_request *r, struct httpd_res
                             "usageResourceId", emu_jstr(u, "resourceId"), "dimension", dim, "planId", plan,
                             "planName", plan_obj ? emu_jstr(plan_obj, "displayName") : plan, "offerId", offer,
                             "offerName", offer, "offerType", "SaaS", "azureSubscriptionId", "", "reconStatus",
-                            "Submitted", "submittedQuantity", 0.0, "processedQuantity", 0.0, "submittedCount", 0);
+                            row_status(e, key), "submittedQuantity", 0.0, "processedQuantity", 0.0, "submittedCount", 0);
             json_object_set_new(rows, key, row);
         }
         json_object_set_new(row, "submittedQuantity",
