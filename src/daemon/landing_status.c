@@ -55,7 +55,8 @@ void landing_status(struct landing_visit *v)
 
 /* The page for one state; the decision only matters while Microsoft still says
  * PendingFulfillmentStart. */
-static void show_active(struct landing_visit *v, json_t *prov, const char *details)
+static void show_active(struct landing_visit *v, const struct session *s, json_t *sub, json_t *prov,
+                        const char *details)
 {
     /* a "pending" message ("we will set up your account") is stale once an operator activated */
     int activated = jl_string_is(prov, "decision", "activated");
@@ -72,7 +73,8 @@ static void show_active(struct landing_visit *v, json_t *prov, const char *detai
     }
 }
 
-static void show_pending_start(struct landing_visit *v, const struct session *s, json_t *sub, json_t *prov)
+static void show_pending_start(struct landing_visit *v, const struct session *s, json_t *sub, json_t *prov,
+                               const char *details)
 {
     const char *decision = json_string_value(json_object_get(prov, "decision"));
     const char *message = json_string_value(json_object_get(prov, "message"));
@@ -100,6 +102,26 @@ static void show_pending_start(struct landing_visit *v, const struct session *s,
     }
 }
 
+/* What the buyer sees for each of Microsoft's statuses: one table. A row either has its own
+ * page function (show: the provision decision matters there) or a fixed page; details (what was
+ * bought) go on the pages of settled states. */
+static const struct {
+    const char *status;
+    int details;
+    void (*show)(struct landing_visit *v, const struct session *s, json_t *sub, json_t *prov, const char *details);
+    const char *outcome, *title, *text;
+} state_pages[] = {
+    {"Subscribed", 1, show_active, NULL, NULL, NULL},
+    {"PendingFulfillmentStart", 0, show_pending_start, NULL, NULL, NULL},
+    {"Suspended", 1, NULL, "suspended", "Your subscription is suspended",
+     "Microsoft has suspended this subscription, usually because a payment is outstanding. Check the billing of this "
+     "subscription in the Azure portal or the Microsoft 365 admin center; your service resumes when Microsoft "
+     "reinstates the subscription."},
+    {"Unsubscribed", 1, NULL, "cancelled", "This subscription has been cancelled",
+     "This subscription has ended and can no longer be used. To use the service again, buy a new subscription in the "
+     "Azure portal or the Microsoft 365 admin center."},
+};
+
 void landing_show_state(struct landing_visit *v, const struct session *s, json_t *ms, json_t *local)
 {
     json_t *sub = ms ? ms : json_object_get(local, "subscription");
@@ -107,38 +129,30 @@ void landing_show_state(struct landing_visit *v, const struct session *s, json_t
                             : json_string_value(json_object_get(local, "status"));
     const char *offer = json_string_value(json_object_get(sub, "offerId"));
     landing_set_offer(v, offer ? offer : json_string_value(json_object_get(local, "offerId")));
-    json_t *prov = json_object_get(local, "provision");
-    /* what was bought, as Microsoft says now (plan changes included), on every settled state */
-    int settled = status && (!strcmp(status, "Subscribed") || !strcmp(status, "Suspended") ||
-                             !strcmp(status, "Unsubscribed"));
-    char *details = settled ? landing_details_html(v, sub) : NULL;
     if (!status) {
         landing_count("unavailable");
         landing_page(v, 503, "Please try again in a minute",
                      "We could not read your subscription from Microsoft. Reload this page in a minute.", NULL, NULL,
                      NULL);
-    } else if (!strcmp(status, "Subscribed")) {
-        show_active(v, prov, details);
-    } else if (!strcmp(status, "PendingFulfillmentStart")) {
-        show_pending_start(v, s, sub, prov);
-    } else if (!strcmp(status, "Suspended")) {
-        landing_count("suspended");
-        landing_page(v, 200, "Your subscription is suspended",
-                     "Microsoft has suspended this subscription, usually because a payment is outstanding. Check the "
-                     "billing of this subscription in the Azure portal or the Microsoft 365 admin center; your service "
-                     "resumes when Microsoft reinstates the subscription.",
-                     details, NULL, NULL);
-    } else if (!strcmp(status, "Unsubscribed")) {
-        landing_count("cancelled");
-        landing_page(v, 200, "This subscription has been cancelled",
-                     "This subscription has ended and can no longer be used. To use the service again, buy a new "
-                     "subscription in the Azure portal or the Microsoft 365 admin center.",
-                     details, NULL, NULL);
-    } else {
+        return;
+    }
+    size_t i = 0, n = sizeof state_pages / sizeof state_pages[0];
+    while (i < n && strcmp(state_pages[i].status, status))
+        i++;
+    if (i == n) {
         landing_count("other_state");
         char msg[256];
         snprintf(msg, sizeof msg, "Microsoft reports this subscription as %.64s.", status);
         landing_page(v, 200, "This subscription cannot be set up", msg, NULL, NULL, NULL);
+        return;
+    }
+    /* what was bought, as Microsoft says now (plan changes included), on every settled state */
+    char *details = state_pages[i].details ? landing_details_html(v, sub) : NULL;
+    if (state_pages[i].show) {
+        state_pages[i].show(v, s, sub, json_object_get(local, "provision"), details);
+    } else {
+        landing_count(state_pages[i].outcome);
+        landing_page(v, 200, state_pages[i].title, state_pages[i].text, details, NULL, NULL);
     }
     free(details);
 }
