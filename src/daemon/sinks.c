@@ -227,7 +227,10 @@ static void deliver(struct sink *k, struct next_event *n)
             pass_head(k, n->seq, "delivered");
             return;
         }
-        nap(k, note_failure(k, n->event, err));
+        int64_t wait = note_failure(k, n->event, err);
+        if (k->cursor != k->saved) /* events filtered out before this one: saved now, so the pruner can take them */
+            save_cursor(k, k->cursor);
+        nap(k, wait);
         pthread_mutex_lock(&k->lock);
         int skip = k->skip_seq == n->seq;
         pthread_mutex_unlock(&k->lock);
