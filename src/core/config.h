@@ -127,6 +127,7 @@ struct saasd_config {
     int events_retry_cap_ms;  /* backoff cap, default 300000 */
     int events_poll_ms;       /* how often an idle sink looks for new events, default 500 */
     int events_keep_s;        /* delivered events are kept this long, default 7 days */
+    int events_prune_every_s; /* seconds between pruning passes, default 60 */
 };
 
 /* Load and validate a config file. On failure, returns SAASD_ECONFIG and writes a message

@@ -3,6 +3,7 @@
  * webhook JSON; e-mail goes through SMTP with libcurl, as text and HTML alternatives from
  * per-event templates (plain {{placeholder}} substitution, events_render). */
 #include "daemon/events.h"
+#include "daemon/mail_subject.h"
 #include "daemon/sinks.h"
 
 #include "core/config.h"
@@ -235,24 +236,18 @@ static int send_signed(const struct sink_config *cfg, json_t *ev, const struct m
     return http_post(cfg, headers, m->body, err, err_size);
 }
 
-/* Subject as an RFC 2047 encoded word: any UTF-8 is safe in the header. */
+/* Date, Subject (RFC 2047 encoded words, mail_subject.c), From, To. */
 static struct curl_slist *mail_headers(const struct sink_config *cfg, const struct message *m)
 {
-    char *b64 = NULL, date[64], h[1024];
+    char *subject = NULL, date[64], h[1024];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S +0000", &tm);
     struct curl_slist *headers = curl_slist_append(NULL, date);
-    crypto_base64_encode(m->subject, strlen(m->subject), &b64);
-    size_t len = strlen(b64 ? b64 : "") + 32;
-    char *subject = malloc(len);
-    if (subject) {
-        snprintf(subject, len, "Subject: =?UTF-8?B?%s?=", b64 ? b64 : "");
+    if (mail_subject_header(m->subject, &subject) == 0) /* folded: one list entry, CRLF SP inside */
         headers = curl_slist_append(headers, subject);
-    }
     free(subject);
-    free(b64);
     snprintf(h, sizeof h, "From: <%s>", cfg->from);
     headers = curl_slist_append(headers, h);
     size_t n = (size_t)snprintf(h, sizeof h, "To: ");

@@ -73,8 +73,10 @@ static int save_cursor(struct sink *k, uint64_t seq)
     if (!rc)
         rc = store_commit(k->d->store, b);
     store_batch_free(b);
+    pthread_mutex_lock(&k->lock); /* the pruner reads saved */
     if (!rc)
         k->saved = seq;
+    pthread_mutex_unlock(&k->lock);
     return rc;
 }
 
@@ -225,7 +227,10 @@ static void deliver(struct sink *k, struct next_event *n)
             pass_head(k, n->seq, "delivered");
             return;
         }
-        nap(k, note_failure(k, n->event, err));
+        int64_t wait = note_failure(k, n->event, err);
+        if (k->cursor != k->saved) /* events filtered out before this one: saved now, so the pruner can take them */
+            save_cursor(k, k->cursor);
+        nap(k, wait);
         pthread_mutex_lock(&k->lock);
         int skip = k->skip_seq == n->seq;
         pthread_mutex_unlock(&k->lock);
@@ -265,14 +270,38 @@ static void *sink_main(void *arg)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Pruning: events every sink has passed, older than events.keep_s                              */
+/* Pruning (every events.prune_every_s): events every sink has passed, older than events.keep_s   */
 
 struct prune {
-    uint64_t upto;
-    time_t older_than;
-    json_t *keys; /* seq numbers to delete */
+    uint64_t upto;       /* the lowest cursor every sink has saved: nothing after it goes */
+    int64_t older_than;  /* Unix ms: an event written before this is old */
+    json_t *keys;        /* seq numbers picked, in order */
+    size_t proven;       /* how many of keys are proven old (the rest wait for a later old event) */
 };
 
+/* The event's "time" (events_add writes "YYYY-MM-DDTHH:MM:SS.mmmZ", UTC) as Unix ms: 0, or
+ * SAASD_EINVAL when it is missing or not that form (nothing is guessed). */
+static int event_time_ms(json_t *ev, int64_t *out)
+{
+    const char *t = json_string_value(json_object_get(ev, "time"));
+    struct tm tm = {0};
+    const char *rest = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!rest)
+        return SAASD_EINVAL;
+    int64_t ms = 0, scale = 100;
+    if (*rest == '.')
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
+            ms += scale * (*rest - '0');
+    if (strcmp(rest, "Z"))
+        return SAASD_EINVAL;
+    *out = (int64_t)timegm(&tm) * 1000 + ms;
+    return 0;
+}
+
+/* Picks the oldest events, in sequence (= commit) order, up to the first that is new or not yet
+ * passed by every sink: events are committed in time order, so the rest are newer. An event
+ * whose time cannot be read neither stops the pass nor goes on its own: it goes with the first
+ * later event that is old (it was committed before that one), and stays otherwise. */
 static int pick_old(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct prune *p = arg;
@@ -282,19 +311,38 @@ static int pick_old(void *arg, const void *key, size_t klen, const void *val, si
     if (seq > p->upto || json_array_size(p->keys) >= PRUNE_BATCH)
         return 1;
     json_t *ev = json_loadb(val, vlen, 0, NULL);
-    struct tm tm = {0};
-    const char *t = json_string_value(json_object_get(ev, "time"));
-    int old = !t || (strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) && timegm(&tm) < p->older_than);
+    int64_t ms = 0;
+    int readable = event_time_ms(ev, &ms) == 0;
     json_decref(ev);
-    if (!old)
-        return 1; /* events are in time order: the rest are newer */
+    if (readable && ms >= p->older_than)
+        return 1;
     json_array_append_new(p->keys, json_integer((json_int_t)seq));
+    if (readable)
+        p->proven = json_array_size(p->keys);
     return 0;
 }
 
+/* Deletes the first p->proven picked events in one commit: 0 or the store's error. */
+static int delete_picked(struct daemon *d, const struct prune *p)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < p->proven; i++) {
+        unsigned char key[8];
+        store_be64_put(key, (uint64_t)json_integer_value(json_array_get(p->keys, i)));
+        rc = store_batch_del(b, STORE_EVENTS, key, 8);
+    }
+    if (!rc)
+        rc = store_commit(d->store, b);
+    store_batch_free(b);
+    return rc;
+}
+
+/* One pass: batches of PRUNE_BATCH until no full batch is left, the store fails (tried again
+ * next pass) or the daemon stops. */
 static void prune_job(struct daemon *d)
 {
-    struct prune p = {.upto = UINT64_MAX, .older_than = time(NULL) - d->cfg->events_keep_s};
+    struct prune p = {.upto = UINT64_MAX, .older_than = now_ms() - (int64_t)d->cfg->events_keep_s * 1000};
     for (int i = 0; i < d->sinks->n; i++) {
         struct sink *k = &d->sinks->v[i];
         pthread_mutex_lock(&k->lock);
@@ -302,26 +350,23 @@ static void prune_job(struct daemon *d)
             p.upto = k->saved;
         pthread_mutex_unlock(&k->lock);
     }
+    size_t deleted = 0;
+    int rc = 0, full;
     do {
         p.keys = json_array();
-        store_scan(d->store, STORE_EVENTS, NULL, 0, pick_old, &p);
-        struct store_batch *b = NULL;
-        size_t i;
-        json_t *v;
-        if (json_array_size(p.keys) && store_batch_new(&b) == 0) {
-            json_array_foreach(p.keys, i, v) {
-                unsigned char key[8];
-                store_be64_put(key, (uint64_t)json_integer_value(v));
-                store_batch_del(b, STORE_EVENTS, key, 8);
-            }
-            store_commit(d->store, b);
-        }
-        store_batch_free(b);
-        i = json_array_size(p.keys);
+        p.proven = 0;
+        rc = p.keys ? store_scan(d->store, STORE_EVENTS, NULL, 0, pick_old, &p) : SAASD_ENOMEM;
+        rc = rc < 0 ? rc : p.proven ? delete_picked(d, &p) : 0;
+        full = !rc && p.proven == PRUNE_BATCH;
+        deleted += rc ? 0 : p.proven;
         json_decref(p.keys);
-        if (i < PRUNE_BATCH)
-            break;
-    } while (!d->stopping);
+    } while (full && !d->stopping);
+    char n[24];
+    snprintf(n, sizeof n, "%zu", deleted);
+    if (rc)
+        log_warn("sinks", "old events not pruned; tried again next pass", "deleted", n, "error", saasd_strerror(rc));
+    else if (deleted)
+        log_debug("sinks", "old events pruned", "deleted", n);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -362,7 +407,7 @@ int sinks_start(struct daemon *d)
             k->started = 1;
     }
     if (!rc && cfg->events_keep_s > 0)
-        all->pruner_started = (rc = daemon_every(d, 60, prune_job, &all->pruner)) == 0;
+        all->pruner_started = (rc = daemon_every(d, cfg->events_prune_every_s, prune_job, &all->pruner)) == 0;
     return rc;
 }
 

@@ -90,6 +90,7 @@ static const struct key_spec schema[] = {
     {"events", "retry_cap_ms", KT_INT, 10, 86400000},
     {"events", "poll_ms", KT_INT, 10, 60000},
     {"events", "keep_s", KT_INT, 0, 365 * 86400},
+    {"events", "prune_every_s", KT_INT, 1, 86400},
     /* sinks.<name> = { ... }: the keys of one sink (config_sinks below) */
     {"sink", "kind", KT_STRING, 0, 0},
     {"sink", "url", KT_STRING, 0, 0},
@@ -607,6 +608,7 @@ static void fill_sinks(struct loader *ld, lua_State *L, int env, int lines, stru
     c->events_retry_cap_ms = (int)get_int(L, env, "events", "retry_cap_ms", 300000);
     c->events_poll_ms = (int)get_int(L, env, "events", "poll_ms", 500);
     c->events_keep_s = (int)get_int(L, env, "events", "keep_s", 7 * 86400);
+    c->events_prune_every_s = (int)get_int(L, env, "events", "prune_every_s", 60);
     if (lua_getfield(L, env, "sinks") != LUA_TTABLE) {
         lua_pop(L, 1);
         return;
