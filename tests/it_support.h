@@ -90,6 +90,16 @@ static json_t *it_admin(const char *method, const char *path, json_t *body, long
     return it_call(method, url, body, it_admin_key, status, NULL);
 }
 
+/* The stored events (GET /admin/events), oldest first: a new reference, never NULL. */
+static json_t *it_stored_events(void)
+{
+    long st;
+    json_t *r = it_admin("GET", "/admin/events?limit=1000", NULL, &st);
+    json_t *e = json_incref(json_object_get(r, "events"));
+    json_decref(r);
+    return e ? e : json_array();
+}
+
 static const char *it_str(json_t *j, const char *key)
 {
     const char *s = json_string_value(json_object_get(j, key));

@@ -348,16 +348,6 @@ static json_t *customer_and_wait(const char *sub, const char *verb, json_t *body
     return a;
 }
 
-/* Stored events (admin API), oldest first. */
-static json_t *stored_events(void)
-{
-    long st;
-    json_t *r = it_admin("GET", "/admin/events?limit=1000", NULL, &st);
-    json_t *e = json_incref(json_object_get(r, "events"));
-    json_decref(r);
-    return e ? e : json_array();
-}
-
 /* The subscription.* types of the events about sub in list (of events, or of deliveries whose body is one). */
 static void types_of(json_t *list, const char *sub, char *out, size_t size)
 {
@@ -442,7 +432,7 @@ static void drive_flows(void)
         usleep(30 * 1000);
     }
     char types[2048];
-    json_t *evs = stored_events();
+    json_t *evs = it_stored_events();
     types_of(evs, sub_a, types, sizeof types);
     json_decref(evs);
     CHECK(json_array_size(json_object_get(ob, "outbox")) == 1 && !strstr(types, "suspended"),
@@ -453,7 +443,7 @@ static void drive_flows(void)
     json_decref(ob);
     int stuck_early = 0;
     for (int attempts = 1; attempts < 5; attempts++) { /* four more failures, hurried by the operator */
-        evs = stored_events();
+        evs = it_stored_events();
         stuck_early |= count_type(evs, sub_a, "outbox.stuck") != 0;
         json_decref(evs);
         json_decref(it_admin("POST", path, NULL, &st));
@@ -461,7 +451,7 @@ static void drive_flows(void)
         while (outbox_attempts() <= attempts && it_now_ms() < until)
             usleep(30 * 1000);
     }
-    evs = stored_events();
+    evs = it_stored_events();
     CHECK(!stuck_early && count_type(evs, sub_a, "outbox.stuck") == 1,
           "an event failing its fifth attempt in a row gives one outbox.stuck event, not before");
     json_decref(evs);
@@ -478,7 +468,7 @@ static void drive_flows(void)
     json_decref(it_admin("POST", path, NULL, &st));
     CHECK(st == 200, "an operator activates the pending purchase");
 
-    evs = stored_events();
+    evs = it_stored_events();
     types_of(evs, sub_a, types, sizeof types);
     CHECK(!strcmp(types, expect_a),
           "the purchase, seat change, refused seat change, plan change, suspend, reinstate, renewal and cancel are one "
@@ -523,7 +513,7 @@ static int signature_ok(json_t *d, const char *secret)
 
 static void signed_webhooks(struct http_sink *crm)
 {
-    json_t *all = stored_events();
+    json_t *all = it_stored_events();
     size_t stored = json_array_size(all);
     json_decref(all);
     CHECK(wait_deliveries(crm, stored, 15000), "the unfiltered webhook sink receives every stored event");

@@ -52,20 +52,10 @@ static int ok_sink_got(struct ok_sink *s, const char *id)
 
 /* ------------------------------------------------------------------------------------------ */
 
-/* Stored events (admin API), oldest first. */
-static json_t *stored_events(void)
-{
-    long st;
-    json_t *r = it_admin("GET", "/admin/events?limit=1000", NULL, &st);
-    json_t *e = json_incref(json_object_get(r, "events"));
-    json_decref(r);
-    return e ? e : json_array();
-}
-
 /* The stored event with this id (a new reference), or NULL. */
 static json_t *stored(const char *id)
 {
-    json_t *all = stored_events(), *found = NULL, *e;
+    json_t *all = it_stored_events(), *found = NULL, *e;
     size_t i;
     json_array_foreach(all, i, e) if (!strcmp(it_str(e, "id"), id)) found = json_incref(e);
     json_decref(all);
@@ -99,7 +89,7 @@ static void event_of(const char *sub, const char *type, char *out, size_t size)
     out[0] = 0;
     long long until = it_now_ms() + 15000;
     while (sub[0] && !out[0] && it_now_ms() < until) {
-        json_t *all = stored_events(), *e;
+        json_t *all = it_stored_events(), *e;
         size_t i;
         json_array_foreach(all, i, e) if (!strcmp(it_str(e, "subscription"), sub) && !strcmp(it_str(e, "type"), type))
             snprintf(out, size, "%s", it_str(e, "id"));
