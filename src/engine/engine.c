@@ -108,6 +108,96 @@ static int set_file(struct rule_file *f, const char *offer, const char *path, ch
     return crypto_sha256_hex(source, len, f->sha256);
 }
 
+/* A rules directory being read: where problems go, and the names of its rule files. */
+struct dir_scan {
+    const char *dir;
+    engine_problem_fn problem;
+    void *arg;
+    char **names; /* the <offer>.lua file names (each cut to its offer id once read) */
+    size_t n, cap;
+};
+
+static int push_name(struct dir_scan *sc, const char *name)
+{
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 16;
+        char **nn = realloc(sc->names, cap * sizeof *sc->names);
+        if (!nn)
+            return SAASD_ENOMEM;
+        sc->names = nn;
+        sc->cap = cap;
+    }
+    if (!(sc->names[sc->n] = strdup(name)))
+        return SAASD_ENOMEM;
+    sc->n++;
+    return 0;
+}
+
+/* The <offer>.lua names of the directory into sc, in directory order; a file named after no
+ * valid offer id is reported and left out. */
+static int list_rule_names(struct dir_scan *sc, DIR *d)
+{
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0)
+            continue;
+        if (!engine_offer_id_valid(de->d_name, len - 4)) {
+            if (sc->problem) {
+                char msg[1200];
+                snprintf(msg, sizeof msg, "%s/%s:0: file name is not a valid offer id ([A-Za-z0-9._-], 1..128)",
+                         sc->dir, de->d_name);
+                sc->problem(sc->arg, msg);
+            }
+            continue;
+        }
+        int rc = push_name(sc, de->d_name);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every listed regular file read into files: the offers' from files[0] on (*nf of them), the
+ * default's into files[sc->n] (*have_default). */
+static int load_rule_files(struct dir_scan *sc, struct rule_file *files, size_t *nf, int *have_default)
+{
+    for (size_t i = 0; i < sc->n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", sc->dir, sc->names[i]);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        char *src;
+        size_t len;
+        int rc = read_file(path, &src, &len);
+        if (rc < 0) {
+            if (sc->problem) {
+                char msg[4200];
+                snprintf(msg, sizeof msg, "%s:0: cannot read: %s", path, saasd_strerror(rc));
+                sc->problem(sc->arg, msg);
+            }
+            return rc;
+        }
+        sc->names[i][strlen(sc->names[i]) - 4] = '\0';
+        int is_default = !strcmp(sc->names[i], "default");
+        struct rule_file *f = is_default ? &files[sc->n] : &files[(*nf)++];
+        *have_default |= is_default;
+        if ((rc = set_file(f, sc->names[i], path, src, len)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int set_builtin_default(struct rule_file *f)
+{
+    const struct embedded_file *ef = embedded_default_rule();
+    char *src = strdup(ef->data);
+    if (!src)
+        return SAASD_ENOMEM;
+    return set_file(f, "default", ef->path, src, strlen(src));
+}
+
 /* Every rules/<offer>.lua of dir, sorted, plus the default (default.lua or the built-in one,
  * always last). Files whose name is not a valid offer id are reported as problems. */
 int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engine_problem_fn problem,
@@ -124,95 +214,35 @@ int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engin
         }
         return SAASD_EIO;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0)
-            continue;
-        if (!engine_offer_id_valid(de->d_name, len - 4)) {
-            if (problem) {
-                char msg[1200];
-                snprintf(msg, sizeof msg, "%s/%s:0: file name is not a valid offer id ([A-Za-z0-9._-], 1..128)",
-                         dir, de->d_name);
-                problem(arg, msg);
-            }
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *names);
-            if (!nn) {
-                rc = SAASD_ENOMEM;
-                goto done;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(de->d_name))) {
-            rc = SAASD_ENOMEM;
-            goto done;
-        }
-        n++;
-    }
-    if (n > 1) /* qsort(NULL, 0) is undefined: an empty rules directory leaves names NULL */
-        qsort(names, n, sizeof *names, cmp_str);
-    struct rule_file *files = calloc(n + 1, sizeof *files);
+    struct dir_scan sc = {.dir = dir, .problem = problem, .arg = arg};
+    struct rule_file *files = NULL;
+    size_t nf = 0;
+    int have_default = 0, rc = list_rule_names(&sc, d);
+    if (rc)
+        goto done;
+    if (sc.n > 1) /* qsort(NULL, 0) is undefined: an empty rules directory leaves names NULL */
+        qsort(sc.names, sc.n, sizeof *sc.names, cmp_str);
+    files = calloc(sc.n + 1, sizeof *files);
     if (!files) {
         rc = SAASD_ENOMEM;
         goto done;
     }
-    size_t nf = 0;
-    int have_default = 0;
-    for (size_t i = 0; i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        char *src;
-        size_t len;
-        if ((rc = read_file(path, &src, &len)) < 0) {
-            if (problem) {
-                char msg[4200];
-                snprintf(msg, sizeof msg, "%s:0: cannot read: %s", path, saasd_strerror(rc));
-                problem(arg, msg);
-            }
-            rule_files_free(files, n + 1);
-            goto done;
-        }
-        names[i][strlen(names[i]) - 4] = '\0';
-        int is_default = !strcmp(names[i], "default");
-        struct rule_file *f = is_default ? &files[n] : &files[nf++];
-        have_default |= is_default;
-        if ((rc = set_file(f, names[i], path, src, len)) < 0) {
-            rule_files_free(files, n + 1);
-            goto done;
-        }
+    if ((rc = load_rule_files(&sc, files, &nf, &have_default)) < 0 ||
+        (!have_default && (rc = set_builtin_default(&files[sc.n])) < 0)) {
+        rule_files_free(files, sc.n + 1);
+        goto done;
     }
-    if (!have_default) {
-        const struct embedded_file *ef = embedded_default_rule();
-        char *src = strdup(ef->data);
-        if (!src || (rc = set_file(&files[n], "default", ef->path, src, strlen(src))) < 0) {
-            if (!src)
-                rc = SAASD_ENOMEM;
-            rule_files_free(files, n + 1);
-            goto done;
-        }
-    }
-    /* move the default right after the offer files */
-    if (nf != n) {
-        files[nf] = files[n];
-        memset(&files[n], 0, sizeof files[n]);
+    if (nf != sc.n) { /* move the default right after the offer files */
+        files[nf] = files[sc.n];
+        memset(&files[sc.n], 0, sizeof files[sc.n]);
     }
     *out = files;
     *nout = nf + 1;
     rc = 0;
 done:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    for (size_t i = 0; i < sc.n; i++)
+        free(sc.names[i]);
+    free(sc.names);
     closedir(d);
     return rc;
 }
