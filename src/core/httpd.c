@@ -283,84 +283,86 @@ static enum MHD_Result simple(struct MHD_Connection *conn, int status, const cha
     return queue(conn, &res);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
+/* Room in r's body for need bytes. A small announced body gets its length exactly: a webhook
+ * body is a few hundred bytes, and a 4 KiB buffer per request made malloc consolidate its free
+ * lists. A large one still grows as it arrives (a client announcing 1 MiB and sending nothing
+ * holds no more than before). */
+static int grow_body(struct httpd_request *r, size_t need)
 {
-    struct httpd *d = cls;
-    struct httpd_request *r = *con_cls;
-    if (!r)
-        return MHD_NO; /* on_uri could not allocate: drop the connection */
-    r->method = method;
+    size_t cap = r->body_cap                                            ? r->body_cap * 2
+                 : r->announced >= need - 1 && r->announced < 64 * 1024 ? r->announced + 1
+                                                                        : 4096;
+    while (cap < need)
+        cap *= 2;
+    char *b = realloc(r->body, cap);
+    if (!b)
+        return SAASD_ENOMEM;
+    r->body = b;
+    r->body_cap = cap;
+    return 0;
+}
 
-    if (*upload_size) { /* a chunk of the body */
-        if (!r->too_big && r->body_len + *upload_size > d->max_body) {
-            r->too_big = 1;
-            free(r->body);
-            r->body = NULL;
-            r->body_len = r->body_cap = 0;
-        }
-        if (!r->too_big) {
-            if (r->body_len + *upload_size + 1 > r->body_cap) {
-                /* A small announced body gets its length exactly: a webhook body is a few
-                 * hundred bytes, and a 4 KiB buffer per request made malloc consolidate its
-                 * free lists. A large one still grows as it arrives (a client announcing
-                 * 1 MiB and sending nothing holds no more than before). */
-                size_t need = r->body_len + *upload_size + 1;
-                size_t cap = r->body_cap                                            ? r->body_cap * 2
-                             : r->announced >= need - 1 && r->announced < 64 * 1024 ? r->announced + 1
-                                                                                    : 4096;
-                while (cap < need)
-                    cap *= 2;
-                char *b = realloc(r->body, cap);
-                if (!b)
-                    return MHD_NO;
-                r->body = b;
-                r->body_cap = cap;
-            }
-            memcpy(r->body + r->body_len, upload, *upload_size);
-            r->body_len += *upload_size;
-            r->body[r->body_len] = 0;
-        }
-        *upload_size = 0;
-        return MHD_YES;
+/* A chunk of the body appended, NUL-terminated; past max_body the body is dropped and the
+ * request marked too big (answered 413 once the body has arrived). */
+static int take_chunk(const struct httpd *d, struct httpd_request *r, const char *upload, size_t n)
+{
+    if (!r->too_big && r->body_len + n > d->max_body) {
+        r->too_big = 1;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
     }
+    if (r->too_big)
+        return 0;
+    if (r->body_len + n + 1 > r->body_cap) {
+        int rc = grow_body(r, r->body_len + n + 1);
+        if (rc)
+            return rc;
+    }
+    memcpy(r->body + r->body_len, upload, n);
+    r->body_len += n;
+    r->body[r->body_len] = 0;
+    return 0;
+}
 
-    /* First call: refuse an announced oversized body before reading it. */
+/* The Content-Length the client announced: too big, or kept to size the body's buffer. */
+static void check_announced(const struct httpd *d, struct MHD_Connection *conn, struct httpd_request *r)
+{
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
     if (announced > d->max_body)
         r->too_big = 1;
     else
         r->announced = (size_t)announced;
-    if (r->too_big) {
-        mark_handled(r);
-        return simple(conn, 413, "{\"error\":{\"code\":\"PayloadTooLarge\",\"message\":\"request body exceeds the limit\"}}");
-    }
-    if (!r->started) {
-        /* First call carries only the headers; MHD calls again with the body, if any, and
-         * then once more with nothing, which is when the handler runs. */
-        r->started = 1;
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip, sizeof r->ip);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip, sizeof r->ip);
-        }
-        return MHD_YES;
-    }
+}
 
-    if (r->deferred) {
-        /* Called again after httpd_resume() resumed the connection: send the answer. */
-        pthread_mutex_lock(&r->defer_lock);
-        int answered = r->answered;
-        struct httpd_response res = r->answer;
-        r->deferred = 0;
-        pthread_mutex_unlock(&r->defer_lock);
-        return answered ? queue(conn, &res) : MHD_NO;
-    }
+static void note_client_ip(struct MHD_Connection *conn, struct httpd_request *r)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip, sizeof r->ip);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip, sizeof r->ip);
+}
+
+/* Called again after httpd_resume() resumed the connection: send the answer. */
+static enum MHD_Result send_resumed(struct MHD_Connection *conn, struct httpd_request *r)
+{
+    pthread_mutex_lock(&r->defer_lock);
+    int answered = r->answered;
+    struct httpd_response res = r->answer;
+    r->deferred = 0;
+    pthread_mutex_unlock(&r->defer_lock);
+    return answered ? queue(conn, &res) : MHD_NO;
+}
+
+/* The handler's answer sent, or, when it deferred, the connection suspended until
+ * httpd_resume(). */
+static enum MHD_Result run_handler(struct httpd *d, struct MHD_Connection *conn, struct httpd_request *r)
+{
     struct httpd_response res = {.status = 500};
     mark_handled(r);
     d->handler(d->arg, r, &res);
@@ -379,6 +381,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     MHD_suspend_connection(conn);
     pthread_mutex_unlock(&r->defer_lock);
     return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct httpd *d = cls;
+    struct httpd_request *r = *con_cls;
+    if (!r)
+        return MHD_NO; /* on_uri could not allocate: drop the connection */
+    r->method = method;
+    if (*upload_size) { /* a chunk of the body */
+        if (take_chunk(d, r, upload, *upload_size) != 0)
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    /* First call: refuse an announced oversized body before reading it. */
+    check_announced(d, conn, r);
+    if (r->too_big) {
+        mark_handled(r);
+        return simple(conn, 413, "{\"error\":{\"code\":\"PayloadTooLarge\",\"message\":\"request body exceeds the limit\"}}");
+    }
+    if (!r->started) {
+        /* First call carries only the headers; MHD calls again with the body, if any, and
+         * then once more with nothing, which is when the handler runs. */
+        r->started = 1;
+        note_client_ip(conn, r);
+        return MHD_YES;
+    }
+    if (r->deferred)
+        return send_resumed(conn, r);
+    return run_handler(d, conn, r);
 }
 
 struct httpd_deferred *httpd_defer(const struct httpd_request *cr)
