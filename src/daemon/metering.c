@@ -158,13 +158,10 @@ static const char *without_retry_hint(char *msg)
     return msg;
 }
 
-int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
-                    double *billed, char *err, size_t errsize)
+/* A usage report's fields checked (§7.4: within the last 24 hours). */
+static int check_report(const char *sub_id, const char *dimension, double quantity, int64_t when_ms, char *err,
+                        size_t errsize)
 {
-    if (billed)
-        *billed = 0;
-    if (errsize)
-        *err = 0;
     int64_t now = now_ms();
     if (!sub_id || !id_ok(sub_id, 64)) {
         snprintf(err, errsize, "subscriptionId must be an id of 1..64 characters");
@@ -182,13 +179,18 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
         snprintf(err, errsize, "usage must have happened within the last 24 hours (section 7.4)");
         return SAASD_EINVAL;
     }
-    json_t *local = NULL;
-    if (record_get_sub(d, sub_id, &local) != 0) {
+    return 0;
+}
+
+/* The local record of a Subscribed subscription (the caller's to decref). */
+static int subscribed_record(struct daemon *d, const char *sub_id, json_t **local, char *err, size_t errsize)
+{
+    if (record_get_sub(d, sub_id, local) != 0) {
         snprintf(err, errsize, "subscription %s is not known here (saasd records it when its landing page is visited)",
                  sub_id);
         return SAASD_ENOTFOUND;
     }
-    const char *status = json_string_value(json_object_get(local, "status"));
+    const char *status = json_string_value(json_object_get(*local, "status"));
     if (!status || strcmp(status, "Subscribed") != 0) {
         /* Microsoft bills only active subscriptions: usage of a Suspended, Unsubscribed or
          * not yet activated one would be refused at sending time, after being recorded. */
@@ -196,9 +198,24 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
                  "subscription %s is %s, not Subscribed: usage is only recorded for a Subscribed subscription "
                  "(retrying will not help while it is %s)",
                  sub_id, status ? status : "not activated", status ? status : "not activated");
-        json_decref(local);
+        json_decref(*local);
+        *local = NULL;
         return SAASD_ECONFLICT;
     }
+    return 0;
+}
+
+int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
+                    double *billed, char *err, size_t errsize)
+{
+    if (billed)
+        *billed = 0;
+    if (errsize)
+        *err = 0;
+    json_t *local = NULL;
+    int rc = check_report(sub_id, dimension, quantity, when_ms, err, errsize);
+    if (rc || (rc = subscribed_record(d, sub_id, &local, err, errsize)) != 0)
+        return rc;
     const char *offer = json_string_value(json_object_get(local, "offerId"));
     struct decision dec;
     struct add_arg a = {sub_id, dimension, hour_of(when_ms), quantity, quantity, &dec, 0};
@@ -207,7 +224,7 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
     struct store_batch *b = NULL;
     json_t *view = usage_view(dimension, quantity, when_ms);
     /* The rule's ctx.store writes and the bucket are one commit: a report counts fully or not at all. */
-    int rc = view ? build_key(sub_id, dimension, a.hour_s, key, &klen) : SAASD_ENOMEM;
+    rc = view ? build_key(sub_id, dimension, a.hour_s, key, &klen) : SAASD_ENOMEM;
     if (!rc)
         rc = store_batch_new(&b);
     if (!rc && (rc = decide(d, offer && *offer ? offer : "default", "usage", json_object_get(local, "subscription"),
