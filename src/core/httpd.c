@@ -471,45 +471,23 @@ static int listen_socket(const struct sockaddr_in *addr, const char *bind_addr, 
     return SAASD_EIO;
 }
 
-int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out)
+/* The listening socket on opt's address and port (127.0.0.1 and any free port by default). */
+static int open_listener(const struct httpd_options *opt, const char *bind_addr, int *lfd)
 {
-    struct httpd *d = calloc(1, sizeof *d);
-    if (!d)
-        return SAASD_ENOMEM;
-    d->handler = handler;
-    d->arg = arg;
-    d->max_body = opt && opt->max_body ? opt->max_body : 1u << 20;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(opt ? opt->port : 0)};
-    const char *bind_addr = opt && opt->bind_addr ? opt->bind_addr : "127.0.0.1";
     unsigned ipv4;
     if (httpd_addr_parse(bind_addr, &ipv4) != 0) {
         log_error("httpd", "bind address is not an IPv4 address (a dotted quad like 127.0.0.1)", "addr", bind_addr);
-        free(d);
         return SAASD_EINVAL;
     }
     addr.sin_addr.s_addr = ipv4;
-    int lfd;
-    if (listen_socket(&addr, bind_addr, &lfd) != 0) {
-        free(d);
-        return SAASD_EIO;
-    }
-    unsigned timeout = opt && opt->connection_timeout_s ? opt->connection_timeout_s : 30;
-    unsigned limit = opt && opt->max_connections ? opt->max_connections : 1024;
-    unsigned pool = opt ? opt->event_threads : 0;
-    /* poll(2), not epoll: a deferred request is suspended and resumed, and with epoll that is
-     * an EPOLL_CTL_DEL and an EPOLL_CTL_ADD per request plus an empty recv (the edge-triggered
-     * socket is read until EAGAIN); poll needs none of them (5.5 -> 3 syscalls per webhook on
-     * the event loop, a quarter less of its CPU at 64 and 256 connections). One poll() over a
-     * few hundred descriptors per pass costs less than that on a VM where every syscall is dear. */
-    unsigned flags = MHD_USE_ITC | (pool ? MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME
-                          : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                                MHD_ALLOW_SUSPEND_RESUME);
-    unsigned per_ip = opt ? opt->per_client_limit : 0;
-    d->deadline_ms = opt ? (long long)opt->request_deadline_s * 1000 : 0;
-    pthread_mutex_init(&d->track_lock, NULL);
-    pthread_cond_init(&d->track_cond, NULL);
-    /* Options that are off (0) are not passed at all: MHD_OPTION_ARRAY takes a list. */
-    struct MHD_OptionItem extra[4];
+    return listen_socket(&addr, bind_addr, lfd) != 0 ? SAASD_EIO : 0;
+}
+
+/* The options that may be off, as an MHD_OPTION_ARRAY list (an option that is off, 0, is not
+ * passed at all); extra has room for 4. */
+static void optional_options(struct httpd *d, unsigned per_ip, struct MHD_OptionItem *extra)
+{
     size_t n = 0;
     /* libmicrohttpd zeroes a connection's memory pool after every request, so its default
      * 32 KiB cost a large memset per webhook (2 % of the event loop's CPU). 20 KiB still takes
@@ -521,6 +499,24 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
     if (d->deadline_ms)
         extra[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, d};
     extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
+
+/* libmicrohttpd serving on lfd: d->mhd, or NULL. */
+static void start_mhd(struct httpd *d, const struct httpd_options *opt, int lfd)
+{
+    unsigned timeout = opt && opt->connection_timeout_s ? opt->connection_timeout_s : 30;
+    unsigned limit = opt && opt->max_connections ? opt->max_connections : 1024;
+    unsigned pool = opt ? opt->event_threads : 0;
+    /* poll(2), not epoll: a deferred request is suspended and resumed, and with epoll that is
+     * an EPOLL_CTL_DEL and an EPOLL_CTL_ADD per request plus an empty recv (the edge-triggered
+     * socket is read until EAGAIN); poll needs none of them (5.5 -> 3 syscalls per webhook on
+     * the event loop, a quarter less of its CPU at 64 and 256 connections). One poll() over a
+     * few hundred descriptors per pass costs less than that on a VM where every syscall is dear. */
+    unsigned flags = MHD_USE_ITC | (pool ? MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME
+                          : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                                MHD_ALLOW_SUSPEND_RESUME);
+    struct MHD_OptionItem extra[4];
+    optional_options(d, opt ? opt->per_client_limit : 0, extra);
     d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
                               MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
                               MHD_OPTION_LISTEN_SOCKET, lfd,
@@ -530,6 +526,26 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
                               MHD_OPTION_CONNECTION_LIMIT, limit,
                               MHD_OPTION_ARRAY, extra,
                               MHD_OPTION_END);
+}
+
+int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out)
+{
+    struct httpd *d = calloc(1, sizeof *d);
+    if (!d)
+        return SAASD_ENOMEM;
+    d->handler = handler;
+    d->arg = arg;
+    d->max_body = opt && opt->max_body ? opt->max_body : 1u << 20;
+    const char *bind_addr = opt && opt->bind_addr ? opt->bind_addr : "127.0.0.1";
+    int lfd, rc = open_listener(opt, bind_addr, &lfd);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    d->deadline_ms = opt ? (long long)opt->request_deadline_s * 1000 : 0;
+    pthread_mutex_init(&d->track_lock, NULL);
+    pthread_cond_init(&d->track_cond, NULL);
+    start_mhd(d, opt, lfd);
     if (!d->mhd) {
         log_error("httpd", "cannot start the HTTP server", "addr", bind_addr);
         close(lfd);
