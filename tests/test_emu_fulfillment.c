@@ -477,6 +477,62 @@ static void operations_api(void)
 #define C2 "55555555-5555-4555-8555-555555555555"
 
 /* §3.1 / §7.3 / §9.17: resources of an offer registered with another app are refused. */
+/* "/api/saas/subscriptions" + tmpl with {s} and {o} replaced by sid and op. */
+static void expand(const char *tmpl, const char *sid, const char *op, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "/api/saas/subscriptions");
+    for (const char *p = tmpl; *p && n < size; p++) {
+        const char *put = !strncmp(p, "{s}", 3) ? sid : !strncmp(p, "{o}", 3) ? op : NULL;
+        n += put ? (size_t)snprintf(out + n, size - n, "%s", put) : (size_t)snprintf(out + n, size - n, "%c", *p);
+        p += put ? 2 : 0;
+    }
+}
+
+/* The router's table: every known path answers 405 to a method it does not serve, with or
+ * without a trailing slash; an unknown path is 404 naming what was not found. */
+static void routing(void)
+{
+    char sid[64], op[64];
+    subscribed("{\"planId\":\"basic\"}", "basic", sid);
+    customer(sid, "change-plan", "{\"planId\":\"gold\"}", op);
+    static const struct {
+        const char *method, *path; /* {s}: the subscription, {o}: its operation */
+        long status;
+        const char *message;
+    } cases[] = {
+        {"PUT", "", 405, NULL},
+        {"GET", "/", 200, NULL},
+        {"GET", "/resolve", 405, NULL},
+        {"PUT", "/{s}", 405, NULL},
+        {"POST", "/{s}/", 405, NULL},
+        {"GET", "/{s}/", 200, NULL},
+        {"GET", "/{s}/activate", 405, NULL},
+        {"GET", "/{s}/listAvailablePlans/", 200, NULL},
+        {"POST", "/{s}/listAvailablePlans", 405, NULL},
+        {"GET", "/{s}/operations/", 200, NULL},
+        {"DELETE", "/{s}/operations", 405, NULL},
+        {"GET", "/{s}/operations/{o}/", 200, NULL},
+        {"POST", "/{s}/operations/{o}", 405, NULL},
+        {"DELETE", "/{s}/operations/no-such-op", 404, "The operation was not found"},
+        {"GET", "/{s}/nothing", 404, "The resource was not found"},
+        {"PUT", "/{s}/nothing", 404, "The resource was not found"},
+        {"GET", "/{s}//x", 404, "The resource was not found"},
+        {"POST", "/{s}/activate/x", 404, "The resource was not found"},
+        {"GET", "/00000000-0000-4000-8000-000000000000/operations", 404, "The subscription was not found"},
+        {"GET", "//x", 404, "The subscription was not found"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[512], name[256];
+        expand(cases[i].path, sid, op, path, sizeof path);
+        struct reply r = mp(cases[i].method, path, NULL);
+        const char *msg = jps(r.json, "message");
+        snprintf(name, sizeof name, "routing: %s /api/saas/subscriptions%s answers %ld %s", cases[i].method, cases[i].path, cases[i].status,
+                 cases[i].message ? cases[i].message : "");
+        CHECK(r.status == cases[i].status && (!cases[i].message || (msg && !strcmp(msg, cases[i].message))), name);
+        reply_free(&r);
+    }
+}
+
 static void other_app(void)
 {
     struct reply r = ctl("POST", "/_emulator/apps",
@@ -500,6 +556,9 @@ static void other_app(void)
     r = mp("GET", path, NULL);
     CHECK(r.status == 403, "§3.1 a subscription of an offer registered with another app is 403");
     reply_free(&r);
+    snprintf(path, sizeof path, "/api/saas/subscriptions/%s/nothing", sid);
+    CHECK(mp_status("GET", path, NULL) == 403, "§3.1 any path under another app's subscription is 403 (before 404)");
+    snprintf(path, sizeof path, "/api/saas/subscriptions/%s", sid);
     CHECK(activate(sid, "{\"planId\":\"p\"}") == 403, "§3.1 activating another app's subscription is 403");
     r = mp("GET", "/api/saas/subscriptions", NULL);
     int leaked = r.body && strstr(r.body, sid) != NULL;
@@ -546,6 +605,7 @@ int main(void)
     list_get_plans();
     changes();
     operations_api();
+    routing();
     other_app();
     emu_down();
     http_client_free(H);

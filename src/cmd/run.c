@@ -336,6 +336,90 @@ static void help(FILE *f)
                "--demo         walk the whole subscription life cycle non-interactively and exit.\n");
 }
 
+/* The emulator plays Microsoft for cfg's daemon: its tenant and apps, and the daemon's public
+ * URLs (webhook, landing) at r's public URL. */
+static void emulator_options(const struct saasd_config *cfg, const char *webhook, const char *landing,
+                             struct emu_options *eo)
+{
+    emu_options_defaults(eo);
+    eo->port = port_of(cfg->marketplace_url);
+    eo->tenant_id = cfg->tenant_id;
+    eo->client_id = cfg->client_id;
+    eo->client_secret = cfg->client_secret;       /* NULL with a certificate: the default one */
+    eo->client_cert_file = cfg->client_cert_file; /* the emulator knows the daemon's certificate */
+    eo->webhook_url = webhook;
+    eo->landing_url = landing;
+    /* Buyer sign-in: the emulator knows the landing app (the publisher app, or landing.client_id
+     * with its own secret) and the daemon's redirect URI. */
+    eo->redirect_uris = cfg->landing_redirect_uri;
+    if (cfg->landing_client_id && strcmp(cfg->landing_client_id, cfg->client_id)) {
+        eo->signin_client_id = cfg->landing_client_id;
+        eo->signin_client_secret = cfg->landing_secret;
+    }
+    eo->op_delay_ms = 300;
+}
+
+/* The emulator, then the daemon (which owns cfg from then on); r's URLs and client set. On
+ * failure, said on stderr and nothing left running (cfg freed). */
+static int start_both(struct saasd_config *cfg, struct runner *r, struct emu **emu, struct daemon **d)
+{
+    snprintf(r->public_url, sizeof r->public_url, "http://%s:%d", cfg->listen_addr, cfg->listen_port);
+    char webhook[300], landing[300];
+    snprintf(webhook, sizeof webhook, "%s/webhook", r->public_url);
+    snprintf(landing, sizeof landing, "%s/landing", r->public_url);
+    struct emu_options eo;
+    emulator_options(cfg, webhook, landing, &eo);
+    int rc = emu_start(&eo, emu);
+    if (rc) {
+        fprintf(stderr, "saasd run: the emulator could not start on %s: %s\n", cfg->marketplace_url, saasd_strerror(rc));
+        config_free(cfg);
+        return rc;
+    }
+    snprintf(r->emu_url, sizeof r->emu_url, "%s", emu_base_url(*emu));
+    rc = daemon_start(cfg, d); /* the daemon owns cfg from here */
+    if (rc) {
+        fprintf(stderr, "saasd run: the daemon could not start: %s\n", saasd_strerror(rc));
+        emu_stop(*emu);
+        return rc;
+    }
+    r->admin_key = (*d)->cfg->admin_key;
+    snprintf(r->admin_url, sizeof r->admin_url, "http://127.0.0.1:%u",
+             (*d)->admin_httpd ? httpd_port((*d)->admin_httpd) : 0);
+    http_client_new(NULL, &r->http);
+    return 0;
+}
+
+/* A purchase waiting for a buyer in a browser, the way to walk it, and serving until a signal. */
+static void serve_interactive(struct runner *r, const struct daemon *d, const sigset_t *set)
+{
+    long st;
+    create_seats_offer(r);
+    json_t *p = emu_call(r, "POST", "/_emulator/purchases",
+                         json_pack("{s:s, s:s, s:i}", "offerId", "seats-pro", "planId", "team", "quantity", 10), &st);
+    printf("\nsaasd is serving on %s (admin API on %s), the emulator plays Microsoft on %s.\n", r->public_url,
+           r->admin_url, r->emu_url);
+    const char *sid = str(json_object_get(p, "subscription"), "id");
+    printf("A customer just bought 'seats-pro' (plan 'team', 10 seats; rules/seats-pro.lua decides).\n"
+           "Open the landing page in a browser and walk the buyer's way:\n\n    %s\n\n",
+           str(p, "landingUrl"));
+    printf("  1. saasd sends you to the emulator's Entra ID sign-in: pick Alex Buyer, the purchaser\n"
+           "     (Robin Other is in another tenant, Pat Personal has a personal Microsoft account).\n"
+           "  2. The confirmation page shows offer, plan, seats and you: press \"Confirm and activate\".\n"
+           "  3. Reload: the same page, and no second Activate at Microsoft:\n"
+           "       curl -s '%s/_emulator/calls?path=*/activate'\n"
+           "  4. Microsoft suspends it, the customer clicks \"Manage account\": open the landingUrl of\n"
+           "       curl -s -X POST %s/_emulator/subscriptions/%s/suspend\n"
+           "       curl -s -X POST %s/_emulator/subscriptions/%s/landing-token\n\n",
+           r->emu_url, r->emu_url, sid, r->emu_url, sid);
+    printf("Then: curl -H \"Authorization: Bearer $(cat %s)\" %s/admin/subscriptions\n",
+           d->cfg->admin_key_file ? d->cfg->admin_key_file : "<admin key>", r->admin_url);
+    printf("Ctrl-C stops both.\n");
+    fflush(stdout);
+    json_decref(p);
+    int sig;
+    sigwait(set, &sig);
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *config = NULL, *args[CMD_MAX_ARGS];
@@ -350,79 +434,16 @@ int cmd_run(int argc, char **argv)
         return 1;
     sigset_t set;
     cmd_block_signals(&set, 0);
-
     struct runner r = {0};
-    snprintf(r.public_url, sizeof r.public_url, "http://%s:%d", cfg->listen_addr, cfg->listen_port);
-    char webhook[300], landing[300];
-    snprintf(webhook, sizeof webhook, "%s/webhook", r.public_url);
-    snprintf(landing, sizeof landing, "%s/landing", r.public_url);
-    struct emu_options eo;
-    emu_options_defaults(&eo);
-    eo.port = port_of(cfg->marketplace_url);
-    eo.tenant_id = cfg->tenant_id;
-    eo.client_id = cfg->client_id;
-    eo.client_secret = cfg->client_secret;        /* NULL with a certificate: the default one */
-    eo.client_cert_file = cfg->client_cert_file;  /* the emulator knows the daemon's certificate */
-    eo.webhook_url = webhook;
-    eo.landing_url = landing;
-    /* Buyer sign-in: the emulator knows the landing app (the publisher app, or landing.client_id
-     * with its own secret) and the daemon's redirect URI. */
-    eo.redirect_uris = cfg->landing_redirect_uri;
-    if (cfg->landing_client_id && strcmp(cfg->landing_client_id, cfg->client_id)) {
-        eo.signin_client_id = cfg->landing_client_id;
-        eo.signin_client_secret = cfg->landing_secret;
-    }
-    eo.op_delay_ms = 300;
     struct emu *emu = NULL;
-    int rc = emu_start(&eo, &emu);
-    if (rc) {
-        fprintf(stderr, "saasd run: the emulator could not start on %s: %s\n", cfg->marketplace_url, saasd_strerror(rc));
-        config_free(cfg);
-        return 1;
-    }
-    snprintf(r.emu_url, sizeof r.emu_url, "%s", emu_base_url(emu));
-
     struct daemon *d = NULL;
-    rc = daemon_start(cfg, &d); /* the daemon owns cfg from here */
-    if (rc) {
-        fprintf(stderr, "saasd run: the daemon could not start: %s\n", saasd_strerror(rc));
-        emu_stop(emu);
+    if (start_both(cfg, &r, &emu, &d) != 0)
         return 1;
-    }
-    r.admin_key = d->cfg->admin_key;
-    snprintf(r.admin_url, sizeof r.admin_url, "http://127.0.0.1:%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
-    http_client_new(NULL, &r.http);
-
     status = 0;
-    if (want_demo) {
+    if (want_demo)
         status = demo(&r);
-    } else {
-        long st;
-        create_seats_offer(&r);
-        json_t *p = emu_call(&r, "POST", "/_emulator/purchases",
-                             json_pack("{s:s, s:s, s:i}", "offerId", "seats-pro", "planId", "team", "quantity", 10), &st);
-        printf("\nsaasd is serving on %s (admin API on %s), the emulator plays Microsoft on %s.\n", r.public_url,
-               r.admin_url, r.emu_url);
-        const char *sid = str(json_object_get(p, "subscription"), "id");
-        printf("A customer just bought 'seats-pro' (plan 'team', 10 seats; rules/seats-pro.lua decides).\n"
-               "Open the landing page in a browser and walk the buyer's way:\n\n    %s\n\n",
-               str(p, "landingUrl"));
-        printf("  1. saasd sends you to the emulator's Entra ID sign-in: pick Alex Buyer, the purchaser\n"
-               "     (Robin Other is in another tenant, Pat Personal has a personal Microsoft account).\n"
-               "  2. The confirmation page shows offer, plan, seats and you: press \"Confirm and activate\".\n"
-               "  3. Reload: the same page, and no second Activate at Microsoft:\n"
-               "       curl -s '%s/_emulator/calls?path=*/activate'\n"
-               "  4. Microsoft suspends it, the customer clicks \"Manage account\": open the landingUrl of\n"
-               "       curl -s -X POST %s/_emulator/subscriptions/%s/suspend\n"
-               "       curl -s -X POST %s/_emulator/subscriptions/%s/landing-token\n\n",
-               r.emu_url, r.emu_url, sid, r.emu_url, sid);
-        printf("Then: curl -H \"Authorization: Bearer $(cat %s)\" %s/admin/subscriptions\n", d->cfg->admin_key_file ? d->cfg->admin_key_file : "<admin key>", r.admin_url);
-        printf("Ctrl-C stops both.\n");
-        fflush(stdout);
-        json_decref(p);
-        int sig;
-        sigwait(&set, &sig);
-    }
+    else
+        serve_interactive(&r, d, &set);
     http_client_free(r.http);
     daemon_stop(d);
     emu_stop(emu);

@@ -283,84 +283,86 @@ static enum MHD_Result simple(struct MHD_Connection *conn, int status, const cha
     return queue(conn, &res);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
+/* Room in r's body for need bytes. A small announced body gets its length exactly: a webhook
+ * body is a few hundred bytes, and a 4 KiB buffer per request made malloc consolidate its free
+ * lists. A large one still grows as it arrives (a client announcing 1 MiB and sending nothing
+ * holds no more than before). */
+static int grow_body(struct httpd_request *r, size_t need)
 {
-    struct httpd *d = cls;
-    struct httpd_request *r = *con_cls;
-    if (!r)
-        return MHD_NO; /* on_uri could not allocate: drop the connection */
-    r->method = method;
+    size_t cap = r->body_cap                                            ? r->body_cap * 2
+                 : r->announced >= need - 1 && r->announced < 64 * 1024 ? r->announced + 1
+                                                                        : 4096;
+    while (cap < need)
+        cap *= 2;
+    char *b = realloc(r->body, cap);
+    if (!b)
+        return SAASD_ENOMEM;
+    r->body = b;
+    r->body_cap = cap;
+    return 0;
+}
 
-    if (*upload_size) { /* a chunk of the body */
-        if (!r->too_big && r->body_len + *upload_size > d->max_body) {
-            r->too_big = 1;
-            free(r->body);
-            r->body = NULL;
-            r->body_len = r->body_cap = 0;
-        }
-        if (!r->too_big) {
-            if (r->body_len + *upload_size + 1 > r->body_cap) {
-                /* A small announced body gets its length exactly: a webhook body is a few
-                 * hundred bytes, and a 4 KiB buffer per request made malloc consolidate its
-                 * free lists. A large one still grows as it arrives (a client announcing
-                 * 1 MiB and sending nothing holds no more than before). */
-                size_t need = r->body_len + *upload_size + 1;
-                size_t cap = r->body_cap                                            ? r->body_cap * 2
-                             : r->announced >= need - 1 && r->announced < 64 * 1024 ? r->announced + 1
-                                                                                    : 4096;
-                while (cap < need)
-                    cap *= 2;
-                char *b = realloc(r->body, cap);
-                if (!b)
-                    return MHD_NO;
-                r->body = b;
-                r->body_cap = cap;
-            }
-            memcpy(r->body + r->body_len, upload, *upload_size);
-            r->body_len += *upload_size;
-            r->body[r->body_len] = 0;
-        }
-        *upload_size = 0;
-        return MHD_YES;
+/* A chunk of the body appended, NUL-terminated; past max_body the body is dropped and the
+ * request marked too big (answered 413 once the body has arrived). */
+static int take_chunk(const struct httpd *d, struct httpd_request *r, const char *upload, size_t n)
+{
+    if (!r->too_big && r->body_len + n > d->max_body) {
+        r->too_big = 1;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
     }
+    if (r->too_big)
+        return 0;
+    if (r->body_len + n + 1 > r->body_cap) {
+        int rc = grow_body(r, r->body_len + n + 1);
+        if (rc)
+            return rc;
+    }
+    memcpy(r->body + r->body_len, upload, n);
+    r->body_len += n;
+    r->body[r->body_len] = 0;
+    return 0;
+}
 
-    /* First call: refuse an announced oversized body before reading it. */
+/* The Content-Length the client announced: too big, or kept to size the body's buffer. */
+static void check_announced(const struct httpd *d, struct MHD_Connection *conn, struct httpd_request *r)
+{
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
     if (announced > d->max_body)
         r->too_big = 1;
     else
         r->announced = (size_t)announced;
-    if (r->too_big) {
-        mark_handled(r);
-        return simple(conn, 413, "{\"error\":{\"code\":\"PayloadTooLarge\",\"message\":\"request body exceeds the limit\"}}");
-    }
-    if (!r->started) {
-        /* First call carries only the headers; MHD calls again with the body, if any, and
-         * then once more with nothing, which is when the handler runs. */
-        r->started = 1;
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip, sizeof r->ip);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip, sizeof r->ip);
-        }
-        return MHD_YES;
-    }
+}
 
-    if (r->deferred) {
-        /* Called again after httpd_resume() resumed the connection: send the answer. */
-        pthread_mutex_lock(&r->defer_lock);
-        int answered = r->answered;
-        struct httpd_response res = r->answer;
-        r->deferred = 0;
-        pthread_mutex_unlock(&r->defer_lock);
-        return answered ? queue(conn, &res) : MHD_NO;
-    }
+static void note_client_ip(struct MHD_Connection *conn, struct httpd_request *r)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip, sizeof r->ip);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip, sizeof r->ip);
+}
+
+/* Called again after httpd_resume() resumed the connection: send the answer. */
+static enum MHD_Result send_resumed(struct MHD_Connection *conn, struct httpd_request *r)
+{
+    pthread_mutex_lock(&r->defer_lock);
+    int answered = r->answered;
+    struct httpd_response res = r->answer;
+    r->deferred = 0;
+    pthread_mutex_unlock(&r->defer_lock);
+    return answered ? queue(conn, &res) : MHD_NO;
+}
+
+/* The handler's answer sent, or, when it deferred, the connection suspended until
+ * httpd_resume(). */
+static enum MHD_Result run_handler(struct httpd *d, struct MHD_Connection *conn, struct httpd_request *r)
+{
     struct httpd_response res = {.status = 500};
     mark_handled(r);
     d->handler(d->arg, r, &res);
@@ -379,6 +381,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     MHD_suspend_connection(conn);
     pthread_mutex_unlock(&r->defer_lock);
     return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct httpd *d = cls;
+    struct httpd_request *r = *con_cls;
+    if (!r)
+        return MHD_NO; /* on_uri could not allocate: drop the connection */
+    r->method = method;
+    if (*upload_size) { /* a chunk of the body */
+        if (take_chunk(d, r, upload, *upload_size) != 0)
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    /* First call: refuse an announced oversized body before reading it. */
+    check_announced(d, conn, r);
+    if (r->too_big) {
+        mark_handled(r);
+        return simple(conn, 413, "{\"error\":{\"code\":\"PayloadTooLarge\",\"message\":\"request body exceeds the limit\"}}");
+    }
+    if (!r->started) {
+        /* First call carries only the headers; MHD calls again with the body, if any, and
+         * then once more with nothing, which is when the handler runs. */
+        r->started = 1;
+        note_client_ip(conn, r);
+        return MHD_YES;
+    }
+    if (r->deferred)
+        return send_resumed(conn, r);
+    return run_handler(d, conn, r);
 }
 
 struct httpd_deferred *httpd_defer(const struct httpd_request *cr)
@@ -436,45 +471,23 @@ static int listen_socket(const struct sockaddr_in *addr, const char *bind_addr, 
     return SAASD_EIO;
 }
 
-int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out)
+/* The listening socket on opt's address and port (127.0.0.1 and any free port by default). */
+static int open_listener(const struct httpd_options *opt, const char *bind_addr, int *lfd)
 {
-    struct httpd *d = calloc(1, sizeof *d);
-    if (!d)
-        return SAASD_ENOMEM;
-    d->handler = handler;
-    d->arg = arg;
-    d->max_body = opt && opt->max_body ? opt->max_body : 1u << 20;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(opt ? opt->port : 0)};
-    const char *bind_addr = opt && opt->bind_addr ? opt->bind_addr : "127.0.0.1";
     unsigned ipv4;
     if (httpd_addr_parse(bind_addr, &ipv4) != 0) {
         log_error("httpd", "bind address is not an IPv4 address (a dotted quad like 127.0.0.1)", "addr", bind_addr);
-        free(d);
         return SAASD_EINVAL;
     }
     addr.sin_addr.s_addr = ipv4;
-    int lfd;
-    if (listen_socket(&addr, bind_addr, &lfd) != 0) {
-        free(d);
-        return SAASD_EIO;
-    }
-    unsigned timeout = opt && opt->connection_timeout_s ? opt->connection_timeout_s : 30;
-    unsigned limit = opt && opt->max_connections ? opt->max_connections : 1024;
-    unsigned pool = opt ? opt->event_threads : 0;
-    /* poll(2), not epoll: a deferred request is suspended and resumed, and with epoll that is
-     * an EPOLL_CTL_DEL and an EPOLL_CTL_ADD per request plus an empty recv (the edge-triggered
-     * socket is read until EAGAIN); poll needs none of them (5.5 -> 3 syscalls per webhook on
-     * the event loop, a quarter less of its CPU at 64 and 256 connections). One poll() over a
-     * few hundred descriptors per pass costs less than that on a VM where every syscall is dear. */
-    unsigned flags = MHD_USE_ITC | (pool ? MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME
-                          : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                                MHD_ALLOW_SUSPEND_RESUME);
-    unsigned per_ip = opt ? opt->per_client_limit : 0;
-    d->deadline_ms = opt ? (long long)opt->request_deadline_s * 1000 : 0;
-    pthread_mutex_init(&d->track_lock, NULL);
-    pthread_cond_init(&d->track_cond, NULL);
-    /* Options that are off (0) are not passed at all: MHD_OPTION_ARRAY takes a list. */
-    struct MHD_OptionItem extra[4];
+    return listen_socket(&addr, bind_addr, lfd) != 0 ? SAASD_EIO : 0;
+}
+
+/* The options that may be off, as an MHD_OPTION_ARRAY list (an option that is off, 0, is not
+ * passed at all); extra has room for 4. */
+static void optional_options(struct httpd *d, unsigned per_ip, struct MHD_OptionItem *extra)
+{
     size_t n = 0;
     /* libmicrohttpd zeroes a connection's memory pool after every request, so its default
      * 32 KiB cost a large memset per webhook (2 % of the event loop's CPU). 20 KiB still takes
@@ -486,6 +499,24 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
     if (d->deadline_ms)
         extra[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, d};
     extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
+
+/* libmicrohttpd serving on lfd: d->mhd, or NULL. */
+static void start_mhd(struct httpd *d, const struct httpd_options *opt, int lfd)
+{
+    unsigned timeout = opt && opt->connection_timeout_s ? opt->connection_timeout_s : 30;
+    unsigned limit = opt && opt->max_connections ? opt->max_connections : 1024;
+    unsigned pool = opt ? opt->event_threads : 0;
+    /* poll(2), not epoll: a deferred request is suspended and resumed, and with epoll that is
+     * an EPOLL_CTL_DEL and an EPOLL_CTL_ADD per request plus an empty recv (the edge-triggered
+     * socket is read until EAGAIN); poll needs none of them (5.5 -> 3 syscalls per webhook on
+     * the event loop, a quarter less of its CPU at 64 and 256 connections). One poll() over a
+     * few hundred descriptors per pass costs less than that on a VM where every syscall is dear. */
+    unsigned flags = MHD_USE_ITC | (pool ? MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME
+                          : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                                MHD_ALLOW_SUSPEND_RESUME);
+    struct MHD_OptionItem extra[4];
+    optional_options(d, opt ? opt->per_client_limit : 0, extra);
     d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
                               MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
                               MHD_OPTION_LISTEN_SOCKET, lfd,
@@ -495,6 +526,26 @@ int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *ar
                               MHD_OPTION_CONNECTION_LIMIT, limit,
                               MHD_OPTION_ARRAY, extra,
                               MHD_OPTION_END);
+}
+
+int httpd_start(const struct httpd_options *opt, httpd_handler handler, void *arg, struct httpd **out)
+{
+    struct httpd *d = calloc(1, sizeof *d);
+    if (!d)
+        return SAASD_ENOMEM;
+    d->handler = handler;
+    d->arg = arg;
+    d->max_body = opt && opt->max_body ? opt->max_body : 1u << 20;
+    const char *bind_addr = opt && opt->bind_addr ? opt->bind_addr : "127.0.0.1";
+    int lfd, rc = open_listener(opt, bind_addr, &lfd);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    d->deadline_ms = opt ? (long long)opt->request_deadline_s * 1000 : 0;
+    pthread_mutex_init(&d->track_lock, NULL);
+    pthread_cond_init(&d->track_cond, NULL);
+    start_mhd(d, opt, lfd);
     if (!d->mhd) {
         log_error("httpd", "cannot start the HTTP server", "addr", bind_addr);
         close(lfd);

@@ -246,21 +246,13 @@ static void keep_text(struct mp_result *res, struct http_response *hr)
     hr->body = NULL;
 }
 
-/* The request engine: auth, ids, retries, parsing. */
-static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result *res)
+/* Clears res for a new call, keeping what the caller set: its correlation id (a new one when
+ * it set none), its wait budget and whether it wants the answer's text. */
+static int result_reset(struct mp_result *res)
 {
-    char *body_text = NULL;
-    int rc = 0, auth_retried = 0;
-    /* "Bearer " + the token, read straight into the header line: no heap copy of the token per
-     * call, and only the bytes used are wiped at the end. */
-    char auth[TOKEN_BUF + 16]; /* not initialised: that would zero all of it every call */
-    memcpy(auth, "Bearer ", 7);
-    char *const token = auth + 7;
-    token[0] = 0;
     char saved_corr[sizeof res->correlation_id];
-
     snprintf(saved_corr, sizeof saved_corr, "%s", res->correlation_id);
-    long max_wait_ms = res->max_wait_ms, waited_ms = 0;
+    long max_wait_ms = res->max_wait_ms;
     int want_text = res->want_text;
     mp_result_clear(res);
     res->max_wait_ms = max_wait_ms;
@@ -269,12 +261,154 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
         snprintf(res->correlation_id, sizeof res->correlation_id, "%s", saved_corr);
     else if (crypto_id(res->correlation_id))
         return SAASD_EINTERNAL;
-    if (c->body) {
-        body_text = json_dumps(c->body, JSON_COMPACT);
-        if (!body_text) {
-            rc = SAASD_ENOMEM;
-            goto fail;
-        }
+    return 0;
+}
+
+/* One request on the wire under a new request id; the transport's code (0: an answer is in
+ * *hr), and how long it took. */
+static int send_once(struct mp_client *mp, const struct call *c, const char *auth, const char *body_text,
+                     struct mp_result *res, struct http_response *hr, double *secs)
+{
+    crypto_id(res->request_id);
+    struct http_header h[6];
+    size_t nh = 0;
+    h[nh++] = (struct http_header){"Authorization", auth};
+    h[nh++] = (struct http_header){"Accept", "application/json"};
+    h[nh++] = (struct http_header){"x-ms-requestid", res->request_id};
+    h[nh++] = (struct http_header){"x-ms-correlationid", res->correlation_id};
+    if (body_text)
+        h[nh++] = (struct http_header){"Content-Type", "application/json"};
+    if (c->marketplace_token)
+        h[nh++] = (struct http_header){"x-ms-marketplace-token", c->marketplace_token};
+    struct http_request req = {.method = c->method, .url = c->url, .headers = h, .nheaders = nh,
+                               .body = body_text, .body_len = body_text ? strlen(body_text) : 0,
+                               .timeout_ms = mp->timeout_ms};
+    long long t0 = mono_ms();
+    int trc = http_client_do(mp->http, &req, hr);
+    *secs = (double)(mono_ms() - t0) / 1000.0;
+    return trc;
+}
+
+/* Microsoft's ids, the Operation-Location and the parsed body of an answer into res. */
+static void read_answer(struct mp_result *res, int trc, struct http_response *hr)
+{
+    char hv[1024];
+    res->ms_request_id[0] = res->ms_correlation_id[0] = 0;
+    if (trc)
+        return;
+    if (http_response_header(hr, "x-ms-requestid", hv, sizeof hv))
+        snprintf(res->ms_request_id, sizeof res->ms_request_id, "%.79s", hv);
+    if (http_response_header(hr, "x-ms-correlationid", hv, sizeof hv))
+        snprintf(res->ms_correlation_id, sizeof res->ms_correlation_id, "%.79s", hv);
+    if (http_response_header(hr, "Operation-Location", hv, sizeof hv)) {
+        snprintf(res->operation_location, sizeof res->operation_location, "%s", hv);
+        char *q = strchr(hv, '?');
+        if (q)
+            *q = 0;
+        char *last = strrchr(hv, '/');
+        snprintf(res->operation_id, sizeof res->operation_id, "%.39s", last ? last + 1 : hv);
+    }
+    json_decref(res->body);
+    res->body = hr->body_len ? json_loadb(hr->body, hr->body_len, JSON_DECODE_ANY, NULL) : NULL;
+    keep_text(res, hr);
+}
+
+/* A 401/403 to the cached token: the token is dropped so that the next attempt gets a new one. */
+static void drop_refused_token(struct mp_client *mp, const struct call *c, struct mp_result *res,
+                               struct http_response *hr, const char *token)
+{
+    char status_text[16];
+    snprintf(status_text, sizeof status_text, "%ld", res->status);
+    parse_error(res, hr->body);
+    token_cache_invalidate(mp->tokens, token);
+    log_warn("mp", "token refused, retrying once with a new token", "endpoint", mp_endpoint_name(c->ep), "status",
+             status_text, "request_id", res->request_id, "correlation_id", res->correlation_id);
+}
+
+/* What an attempt's outcome means: its code as the return value; whether to try again, and
+ * after the wait the marketplace asked for (-1: none asked). */
+static int judge(const struct mp_client *mp, const struct call *c, struct mp_result *res, int trc,
+                 const struct http_response *hr, int *again, long *wait_ms)
+{
+    char hv[1024];
+    *again = 0;
+    *wait_ms = -1;
+    if (trc) {
+        snprintf(res->message, sizeof res->message, "request failed: %s", saasd_strerror(trc));
+        *again = c->repeat_safe;
+        return trc;
+    }
+    if (hr->status >= 200 && hr->status < 300)
+        return 0;
+    parse_error(res, hr->body);
+    if (hr->status == 429) {
+        *again = 1; /* throttled requests were not processed: safe for every call */
+        *wait_ms = retry_after_ms(http_response_header(hr, "Retry-After", hv, sizeof hv),
+                                  mp->retry.retry_after_cap_ms);
+    } else if (hr->status >= 500) {
+        *again = c->repeat_safe;
+    }
+    return status_to_err(hr->status);
+}
+
+/* note after res's message, "; "-separated. */
+static void append_note(struct mp_result *res, const char *note)
+{
+    size_t n = strlen(res->message);
+    snprintf(res->message + n, sizeof res->message - n, "%s%s", n ? "; " : "", note);
+}
+
+/* The caller's wait budget: better a quick "try again" than a wait nobody sees end. 1 when
+ * waiting wait_ms more would pass it (said in the message of a failed call). */
+static int over_wait_budget(struct mp_result *res, int rc, long waited_ms, long wait_ms)
+{
+    if (res->max_wait_ms <= 0 || waited_ms + wait_ms <= res->max_wait_ms)
+        return 0;
+    if (rc != 0) {
+        char note[160];
+        snprintf(note, sizeof note, "not retried: %ld ms more would pass the %ld ms this call may wait", wait_ms,
+                 res->max_wait_ms);
+        append_note(res, note);
+    }
+    return 1;
+}
+
+static void log_attempt(const struct call *c, const struct mp_result *res, int rc, int trc, int last, double secs)
+{
+    char status_text[16], attempt_text[16], ms_text[24];
+    snprintf(status_text, sizeof status_text, "%ld", res->status);
+    snprintf(attempt_text, sizeof attempt_text, "%d", res->attempts);
+    snprintf(ms_text, sizeof ms_text, "%.0f", secs * 1000);
+    const char *outcome = trc ? saasd_strerror(trc) : status_text;
+    if (rc == 0)
+        log_info("mp", "call", "endpoint", mp_endpoint_name(c->ep), "method", c->method, "status", outcome, "attempt",
+                 attempt_text, "ms", ms_text, "request_id", res->request_id, "correlation_id", res->correlation_id,
+                 "ms_request_id", res->ms_request_id, "ms_correlation_id", res->ms_correlation_id);
+    else
+        log_event(last ? LOG_ERROR : LOG_WARN, "mp", last ? "call failed" : "call failed, retrying", "endpoint",
+                  mp_endpoint_name(c->ep), "method", c->method, "status", outcome, "attempt", attempt_text, "ms",
+                  ms_text, "code", res->error_code, "error", res->message, "request_id", res->request_id,
+                  "correlation_id", res->correlation_id, "ms_request_id", res->ms_request_id, "ms_correlation_id",
+                  res->ms_correlation_id, (char *)0);
+}
+
+/* The request engine: auth, ids, retries, parsing. */
+static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result *res)
+{
+    /* "Bearer " + the token, read straight into the header line: no heap copy of the token per
+     * call, and only the bytes used are wiped at the end. */
+    char auth[TOKEN_BUF + 16]; /* not initialised: that would zero all of it every call */
+    memcpy(auth, "Bearer ", 7);
+    char *const token = auth + 7;
+    token[0] = 0;
+    char *body_text = NULL;
+    int rc = result_reset(res), auth_retried = 0;
+    long waited_ms = 0;
+    if (rc)
+        return rc;
+    if (c->body && !(body_text = json_dumps(c->body, JSON_COMPACT))) {
+        rc = SAASD_ENOMEM;
+        goto fail;
     }
     for (int tries = 0;;) {
         rc = token_cache_get(mp->tokens, token, TOKEN_BUF);
@@ -282,114 +416,35 @@ static int mp_call(struct mp_client *mp, const struct call *c, struct mp_result 
             snprintf(res->message, sizeof res->message, "no access token: %s", saasd_strerror(rc));
             goto fail;
         }
-        crypto_id(res->request_id);
-        struct http_header h[6];
-        size_t nh = 0;
-        h[nh++] = (struct http_header){"Authorization", auth};
-        h[nh++] = (struct http_header){"Accept", "application/json"};
-        h[nh++] = (struct http_header){"x-ms-requestid", res->request_id};
-        h[nh++] = (struct http_header){"x-ms-correlationid", res->correlation_id};
-        if (body_text)
-            h[nh++] = (struct http_header){"Content-Type", "application/json"};
-        if (c->marketplace_token)
-            h[nh++] = (struct http_header){"x-ms-marketplace-token", c->marketplace_token};
-        struct http_request req = {.method = c->method, .url = c->url, .headers = h, .nheaders = nh,
-                                   .body = body_text, .body_len = body_text ? strlen(body_text) : 0,
-                                   .timeout_ms = mp->timeout_ms};
         struct http_response hr;
-        long long t0 = mono_ms();
-        int trc = http_client_do(mp->http, &req, &hr);
-        double secs = (double)(mono_ms() - t0) / 1000.0;
-        tries++;
-        res->attempts = tries;
+        double secs;
+        int trc = send_once(mp, c, auth, body_text, res, &hr, &secs), again;
+        res->attempts = ++tries;
         res->status = trc ? 0 : hr.status;
         count(c->ep, trc, res->status, secs);
-
-        char hv[1024];
-        res->ms_request_id[0] = res->ms_correlation_id[0] = 0;
-        if (!trc) {
-            if (http_response_header(&hr, "x-ms-requestid", hv, sizeof hv))
-                snprintf(res->ms_request_id, sizeof res->ms_request_id, "%.79s", hv);
-            if (http_response_header(&hr, "x-ms-correlationid", hv, sizeof hv))
-                snprintf(res->ms_correlation_id, sizeof res->ms_correlation_id, "%.79s", hv);
-            if (http_response_header(&hr, "Operation-Location", hv, sizeof hv)) {
-                snprintf(res->operation_location, sizeof res->operation_location, "%s", hv);
-                char *q = strchr(hv, '?');
-                if (q)
-                    *q = 0;
-                char *last = strrchr(hv, '/');
-                snprintf(res->operation_id, sizeof res->operation_id, "%.39s", last ? last + 1 : hv);
-            }
-            json_decref(res->body);
-            res->body = hr.body_len ? json_loadb(hr.body, hr.body_len, JSON_DECODE_ANY, NULL) : NULL;
-            keep_text(res, &hr);
-        }
-
-        char status_text[16], attempt_text[16], ms_text[24];
-        snprintf(status_text, sizeof status_text, "%ld", res->status);
-        snprintf(attempt_text, sizeof attempt_text, "%d", tries);
-        snprintf(ms_text, sizeof ms_text, "%.0f", secs * 1000);
-        const char *outcome = trc ? saasd_strerror(trc) : status_text;
-
-        /* decide */
-        long wait_ms = -1;
-        int again = 0;
-        if (trc) {
-            rc = trc;
-            snprintf(res->message, sizeof res->message, "request failed: %s", saasd_strerror(trc));
-            again = c->repeat_safe;
-        } else if (hr.status >= 200 && hr.status < 300) {
-            rc = 0;
-        } else if ((hr.status == 401 || hr.status == 403) && !auth_retried) {
-            parse_error(res, hr.body);
-            token_cache_invalidate(mp->tokens, token);
+        read_answer(res, trc, &hr);
+        if (!trc && (hr.status == 401 || hr.status == 403) && !auth_retried) {
+            drop_refused_token(mp, c, res, &hr, token);
+            http_response_free(&hr);
             auth_retried = 1;
             rc = SAASD_EAUTH;
-            log_warn("mp", "token refused, retrying once with a new token", "endpoint", mp_endpoint_name(c->ep),
-                     "status", status_text, "request_id", res->request_id, "correlation_id", res->correlation_id);
-            http_response_free(&hr);
             continue; /* the one auth retry does not count against the attempts */
-        } else {
-            parse_error(res, hr.body);
-            rc = status_to_err(hr.status);
-            if (hr.status == 429) {
-                again = 1; /* throttled requests were not processed: safe for every call */
-                wait_ms = retry_after_ms(http_response_header(&hr, "Retry-After", hv, sizeof hv),
-                                         mp->retry.retry_after_cap_ms);
-            } else if (hr.status >= 500) {
-                again = c->repeat_safe;
-            }
         }
+        long wait_ms;
+        rc = judge(mp, c, res, trc, &hr, &again, &wait_ms);
         http_response_free(&hr);
-
         if (again && wait_ms < 0)
             wait_ms = retry_backoff_ms(&mp->retry, tries);
-        /* The caller's wait budget: better a quick "try again" than a wait nobody sees end. */
-        int over_budget = again && max_wait_ms > 0 && waited_ms + wait_ms > max_wait_ms;
-        if (over_budget && rc != 0)
-            snprintf(res->message + strlen(res->message), sizeof res->message - strlen(res->message),
-                     "%snot retried: %ld ms more would pass the %ld ms this call may wait", res->message[0] ? "; " : "",
-                     wait_ms, max_wait_ms);
+        int over_budget = again && over_wait_budget(res, rc, waited_ms, wait_ms);
         int last = !again || tries >= mp->retry.max_attempts || over_budget;
-        if (rc == 0)
-            log_info("mp", "call", "endpoint", mp_endpoint_name(c->ep), "method", c->method, "status", outcome,
-                     "attempt", attempt_text, "ms", ms_text, "request_id", res->request_id, "correlation_id",
-                     res->correlation_id, "ms_request_id", res->ms_request_id, "ms_correlation_id",
-                     res->ms_correlation_id);
-        else
-            log_event(last ? LOG_ERROR : LOG_WARN, "mp", last ? "call failed" : "call failed, retrying",
-                      "endpoint", mp_endpoint_name(c->ep), "method", c->method, "status", outcome, "attempt",
-                      attempt_text, "ms", ms_text, "code", res->error_code, "error", res->message, "request_id",
-                      res->request_id, "correlation_id", res->correlation_id, "ms_request_id", res->ms_request_id,
-                      "ms_correlation_id", res->ms_correlation_id, (char *)0);
+        log_attempt(c, res, rc, trc, last, secs);
         if (rc == 0 || last)
             break;
         retry_sleep_ms(wait_ms);
         waited_ms += wait_ms;
     }
     if (rc == SAASD_ERETRY && !c->repeat_safe && res->status >= 500)
-        snprintf(res->message + strlen(res->message), sizeof res->message - strlen(res->message),
-                 "%snot re-sent: the call is not safe to repeat", res->message[0] ? "; " : "");
+        append_note(res, "not re-sent: the call is not safe to repeat");
 fail:
     explicit_bzero(auth, 7 + strnlen(token, TOKEN_BUF));
     free(body_text);

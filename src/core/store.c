@@ -184,6 +184,105 @@ static void destroy_sync(struct store *s)
     pthread_rwlock_destroy(&s->resize_lock);
 }
 
+static void set_sizes(struct store *s, const struct store_options *opt)
+{
+    s->map_size = opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE;
+    s->map_size_max = opt->map_size_max ? opt->map_size_max : DEFAULT_MAP_SIZE_MAX;
+    s->max_group = opt->max_group ? opt->max_group : DEFAULT_MAX_GROUP;
+    if (s->map_size_max < s->map_size)
+        s->map_size_max = s->map_size;
+}
+
+/* The LMDB environment in dir, checked before and after LMDB opens it. */
+static int open_env(struct store *s, const char *dir, const struct store_options *opt)
+{
+    int rc = store_check_before_open(dir);
+    if (rc)
+        return rc;
+    rc = mdb_env_create(&s->env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(s->env, STORE_DB_COUNT);
+    if (!rc)
+        rc = mdb_env_set_maxreaders(s->env, MAX_READERS);
+    if (!rc)
+        rc = mdb_env_set_mapsize(s->env, s->map_size);
+    if (!rc) {
+        /* NOTLS: a read transaction is not tied to its thread's TLS slot, so any number of
+         * threads (and threads that come and go) can read. */
+        unsigned flags = MDB_NOTLS | (opt->no_sync ? MDB_NOSYNC : 0);
+        rc = mdb_env_open(s->env, dir, flags, 0600);
+    }
+    if (rc) {
+        store_log_open_error(dir, rc, mdb_strerror(rc));
+        return store_mdb_err(rc);
+    }
+    if ((rc = store_check_after_open(dir, s->env)) != 0)
+        return rc;
+    store_zero_init(s, opt->no_sync);
+    /* An existing environment keeps its (possibly larger) map size. */
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize;
+    if (s->map_size_max < s->map_size)
+        s->map_size_max = s->map_size;
+    return 0;
+}
+
+static int open_schema(struct store *s, const char *dir, const struct store_options *opt)
+{
+    int rc = open_databases(s);
+    if (rc) {
+        if (rc != SAASD_ESCHEMA)
+            log_error("store", "cannot open databases", "dir", dir, "error", saasd_strerror(rc));
+        return rc;
+    }
+    /* From here on a commit flushes its data pages but only writes its meta page: the next
+     * flush covers it, and the writer reports batches only after that (store_writer.c). The
+     * open transaction above still wrote its meta page synchronously. */
+    if (!opt->no_sync) {
+        rc = store_mdb_err(mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1));
+        if (rc)
+            return rc;
+        s->meta_deferred = 1;
+    }
+    s->stats.map_size = s->map_size;
+    return 0;
+}
+
+/* The writer and its notifier (store_writer.c). */
+static int start_threads(struct store *s)
+{
+    s->group = malloc(s->max_group * sizeof *s->group);
+    if (!s->group)
+        return SAASD_ENOMEM;
+    if (pthread_create(&s->notifier, NULL, store_notifier_main, s))
+        return SAASD_ENOMEM;
+    s->notifier_started = 1;
+    if (pthread_create(&s->writer, NULL, store_writer_main, s))
+        return SAASD_ENOMEM;
+    s->writer_started = 1;
+    return 0;
+}
+
+/* What a failed store_open had set up, undone. */
+static void discard(struct store *s, int have_sync)
+{
+    if (s->notifier_started) {
+        pthread_mutex_lock(&s->done_mu);
+        s->writer_finished = 1;
+        pthread_cond_signal(&s->done_cv);
+        pthread_mutex_unlock(&s->done_mu);
+        pthread_join(s->notifier, NULL);
+    }
+    if (s->env)
+        mdb_env_close(s->env);
+    if (have_sync)
+        destroy_sync(s);
+    free(s->group);
+    free(s->dir);
+    free(s);
+}
+
 int store_open(const char *dir, const struct store_options *opt, struct store **out)
 {
     struct store_options defaults = {0};
@@ -203,12 +302,7 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
         rc = SAASD_ENOMEM;
         goto fail;
     }
-    s->map_size = opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE;
-    s->map_size_max = opt->map_size_max ? opt->map_size_max : DEFAULT_MAP_SIZE_MAX;
-    s->max_group = opt->max_group ? opt->max_group : DEFAULT_MAX_GROUP;
-    if (s->map_size_max < s->map_size)
-        s->map_size_max = s->map_size;
-
+    set_sizes(s, opt);
     if (mkdir(dir, 0700) && errno != EEXIST) {
         log_error("store", "cannot create directory", "dir", dir, "error", strerror(errno));
         rc = SAASD_EIO;
@@ -218,89 +312,15 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
     if (rc)
         goto fail;
     have_sync = 1;
-
-    if ((rc = store_check_before_open(dir)) != 0)
+    if ((rc = open_env(s, dir, opt)) != 0 || (rc = open_schema(s, dir, opt)) != 0 || (rc = start_threads(s)) != 0)
         goto fail;
-    rc = mdb_env_create(&s->env);
-    if (!rc)
-        rc = mdb_env_set_maxdbs(s->env, STORE_DB_COUNT);
-    if (!rc)
-        rc = mdb_env_set_maxreaders(s->env, MAX_READERS);
-    if (!rc)
-        rc = mdb_env_set_mapsize(s->env, s->map_size);
-    if (!rc) {
-        /* NOTLS: a read transaction is not tied to its thread's TLS slot, so any number of
-         * threads (and threads that come and go) can read. */
-        unsigned flags = MDB_NOTLS | (opt->no_sync ? MDB_NOSYNC : 0);
-        rc = mdb_env_open(s->env, dir, flags, 0600);
-    }
-    if (rc) {
-        store_log_open_error(dir, rc, mdb_strerror(rc));
-        rc = store_mdb_err(rc);
-        goto fail;
-    }
-    if ((rc = store_check_after_open(dir, s->env)) != 0)
-        goto fail;
-    store_zero_init(s, opt->no_sync);
-    /* An existing environment keeps its (possibly larger) map size. */
-    MDB_envinfo info;
-    mdb_env_info(s->env, &info);
-    s->map_size = info.me_mapsize;
-    if (s->map_size_max < s->map_size)
-        s->map_size_max = s->map_size;
-
-    rc = open_databases(s);
-    if (rc) {
-        if (rc != SAASD_ESCHEMA)
-            log_error("store", "cannot open databases", "dir", dir, "error", saasd_strerror(rc));
-        goto fail;
-    }
-    /* From here on a commit flushes its data pages but only writes its meta page: the next
-     * flush covers it, and the writer reports batches only after that (store_writer.c). The
-     * open transaction above still wrote its meta page synchronously. */
-    if (!opt->no_sync) {
-        rc = store_mdb_err(mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1));
-        if (rc)
-            goto fail;
-        s->meta_deferred = 1;
-    }
-    s->stats.map_size = s->map_size;
-
-    s->group = malloc(s->max_group * sizeof *s->group);
-    if (!s->group) {
-        rc = SAASD_ENOMEM;
-        goto fail;
-    }
-    if (pthread_create(&s->notifier, NULL, store_notifier_main, s)) {
-        rc = SAASD_ENOMEM;
-        goto fail;
-    }
-    s->notifier_started = 1;
-    if (pthread_create(&s->writer, NULL, store_writer_main, s)) {
-        rc = SAASD_ENOMEM;
-        goto fail;
-    }
-    s->writer_started = 1;
     char ver[16];
     snprintf(ver, sizeof ver, "%u", s->schema_version);
     log_debug("store", "opened", "dir", dir, "schema_version", ver);
     *out = s;
     return 0;
 fail:
-    if (s->notifier_started) {
-        pthread_mutex_lock(&s->done_mu);
-        s->writer_finished = 1;
-        pthread_cond_signal(&s->done_cv);
-        pthread_mutex_unlock(&s->done_mu);
-        pthread_join(s->notifier, NULL);
-    }
-    if (s->env)
-        mdb_env_close(s->env);
-    if (have_sync)
-        destroy_sync(s);
-    free(s->group);
-    free(s->dir);
-    free(s);
+    discard(s, have_sync);
     return rc;
 }
 

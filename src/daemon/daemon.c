@@ -316,11 +316,11 @@ static int landing_signin_start(struct daemon *d)
     return rc;
 }
 
-int daemon_start(struct saasd_config *cfg, struct daemon **out)
+static struct daemon *daemon_new(struct saasd_config *cfg)
 {
     struct daemon *d = calloc(1, sizeof *d);
     if (!d)
-        return SAASD_ENOMEM;
+        return NULL;
     d->cfg = cfg;
     d->data_lock_fd = -1;
     d->started_at = time(NULL);
@@ -330,45 +330,65 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     pthread_cond_init(&d->wake_cond, NULL);
     for (int i = 0; i < DAEMON_SUB_STRIPES; i++)
         pthread_mutex_init(&d->sub_locks[i], NULL);
-    log_set_level((enum log_level)cfg->log_level);
-    daemon_describe_metrics();
+    return d;
+}
 
+/* The data directory, locked against a second daemon, and the store in it. */
+static int open_data_dir(struct daemon *d)
+{
+    struct saasd_config *cfg = d->cfg;
     int rc = ensure_admin_key(cfg);
     if (rc)
-        goto fail;
+        return rc;
     make_dirs(cfg->data_dir);
     char why[4600];
     if ((rc = dirlock_acquire(cfg->data_dir, &d->data_lock_fd, why, sizeof why)) != 0) {
         log_error("daemon", why);
-        goto fail;
+        return rc;
     }
-    if ((rc = store_open(cfg->data_dir, NULL, &d->store)) != 0) {
+    if ((rc = store_open(cfg->data_dir, NULL, &d->store)) != 0)
         log_error("daemon", "cannot open the store", "dir", cfg->data_dir, "error", saasd_strerror(rc));
-        goto fail;
-    }
+    return rc;
+}
+
+/* The HTTP client, the token cache and the marketplace client on them. */
+static int open_marketplace(struct daemon *d)
+{
+    struct saasd_config *cfg = d->cfg;
     struct http_client_options ho = {0};
-    if ((rc = http_client_new(&ho, &d->http)) != 0)
-        goto fail;
+    int rc = http_client_new(&ho, &d->http);
+    if (rc)
+        return rc;
     struct token_cache_options to;
     token_cache_options_from_config(cfg, &to);
     if ((rc = token_cache_new(&to, d->http, &d->tokens)) != 0)
-        goto fail;
+        return rc;
     struct mp_client_options mo;
     mp_client_options_from_config(cfg, &mo);
     mo.max_attempts = cfg->mp_max_attempts;
     mo.backoff_base_ms = cfg->mp_retry_base_ms;
     mo.backoff_cap_ms = cfg->mp_retry_cap_ms;
     mo.poll_interval_ms = cfg->mp_poll_interval_ms;
-    if ((rc = mp_client_new(&mo, d->http, d->tokens, &d->mp)) != 0)
-        goto fail;
-    if ((rc = session_key_load(cfg->data_dir, d->session_key)) != 0) {
-        log_error("daemon", "cannot read or create the session key", "dir", cfg->data_dir);
-        goto fail;
+    return mp_client_new(&mo, d->http, d->tokens, &d->mp);
+}
+
+/* The session key (landing page, console) and the webhook tokens' verifier. */
+static int open_verifiers(struct daemon *d)
+{
+    int rc = session_key_load(d->cfg->data_dir, d->session_key);
+    if (rc) {
+        log_error("daemon", "cannot read or create the session key", "dir", d->cfg->data_dir);
+        return rc;
     }
     struct jwt_verifier_options jo;
-    jwt_verifier_options_from_config(cfg, d->http, &jo);
-    if ((rc = jwt_verifier_new(&jo, &d->jwt)) != 0)
-        goto fail;
+    jwt_verifier_options_from_config(d->cfg, d->http, &jo);
+    return jwt_verifier_new(&jo, &d->jwt);
+}
+
+/* The live rules (required) and the shadow rules (optional), both watched for changes. */
+static int open_rules(struct daemon *d)
+{
+    struct saasd_config *cfg = d->cfg;
     struct engine_options eo = {
         .rules_dir = cfg->rules_dir,
         .cpu_ms = cfg->rule_cpu_ms,
@@ -378,9 +398,10 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         .store = d->store,
         .http = d->http,
     };
-    if ((rc = engine_open(&eo, &d->engine)) != 0) {
+    int rc = engine_open(&eo, &d->engine);
+    if (rc) {
         log_error("daemon", "rules could not be loaded", "dir", cfg->rules_dir, "error", saasd_strerror(rc));
-        goto fail;
+        return rc;
     }
     engine_watch_start(d->engine);
     if (cfg->rules_shadow_dir) { /* a shadow that does not load is logged; the live rules serve on */
@@ -391,38 +412,69 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         else
             log_error("daemon", "shadow rules could not be loaded: no shadow decisions", "dir", cfg->rules_shadow_dir);
     }
-    if ((rc = inbox_start(d)) != 0)
-        goto fail;
+    return 0;
+}
+
+/* The inbox's workers and the webhook tokens' verification queue. */
+static int start_intake(struct daemon *d)
+{
+    struct saasd_config *cfg = d->cfg;
+    int rc = inbox_start(d);
+    if (rc)
+        return rc;
     name_workers(d);
     d->pool_cap[POOL_LANDING] = cfg->landing_threads;
     d->pool_cap[POOL_WEBHOOK_VERIFY] = cfg->webhook_verify_threads;
     int vthreads = cfg->webhook_verify_threads > 0 ? cfg->webhook_verify_threads : 32;
-    if ((rc = wv_start(d->jwt, vthreads, WEBHOOK_VERIFY_QUEUE, webhook_verified, d, &d->verifyq)) != 0)
-        goto fail;
+    return wv_start(d->jwt, vthreads, WEBHOOK_VERIFY_QUEUE, webhook_verified, d, &d->verifyq);
+}
+
+/* The public listener (webhook, landing page) with its sign-in, and the admin listener. */
+static int start_listeners(struct daemon *d)
+{
+    struct saasd_config *cfg = d->cfg;
     struct httpd_options po = {.bind_addr = cfg->listen_addr, .port = (unsigned short)cfg->listen_port,
                                .max_body = cfg->max_body, .event_threads = 2,
                                .max_connections = (unsigned)cfg->listen_max_connections,
                                .per_client_limit = (unsigned)cfg->listen_per_client,
                                .request_deadline_s = (unsigned)cfg->listen_deadline_s};
-    if ((rc = httpd_start(&po, public_handler, d, &d->public_httpd)) != 0)
-        goto fail;
+    int rc = httpd_start(&po, public_handler, d, &d->public_httpd);
+    if (rc)
+        return rc;
     if ((rc = landing_signin_start(d)) != 0)
+        return rc;
+    if (!cfg->admin_enabled)
+        return 0;
+    struct httpd_options ao = {.bind_addr = cfg->admin_addr, .port = (unsigned short)cfg->admin_port, .max_body = 64 * 1024};
+    return httpd_start(&ao, admin_handle, d, &d->admin_httpd);
+}
+
+static void log_serving(const struct daemon *d)
+{
+    char port[16], aport[16];
+    snprintf(port, sizeof port, "%u", httpd_port(d->public_httpd));
+    snprintf(aport, sizeof aport, "%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
+    log_info("daemon", "serving", "listen", d->cfg->listen_addr, "port", port, "admin_port", aport, "rules",
+             d->cfg->rules_dir, "marketplace", d->cfg->marketplace_url);
+}
+
+int daemon_start(struct saasd_config *cfg, struct daemon **out)
+{
+    struct daemon *d = daemon_new(cfg);
+    if (!d)
+        return SAASD_ENOMEM;
+    log_set_level((enum log_level)cfg->log_level);
+    daemon_describe_metrics();
+    int rc;
+    if ((rc = open_data_dir(d)) != 0 || (rc = open_marketplace(d)) != 0 || (rc = open_verifiers(d)) != 0 ||
+        (rc = open_rules(d)) != 0 || (rc = start_intake(d)) != 0 || (rc = start_listeners(d)) != 0)
         goto fail;
-    if (cfg->admin_enabled) {
-        struct httpd_options ao = {.bind_addr = cfg->admin_addr, .port = (unsigned short)cfg->admin_port, .max_body = 64 * 1024};
-        if ((rc = httpd_start(&ao, admin_handle, d, &d->admin_httpd)) != 0)
-            goto fail;
-    }
     reconcile_start(d);
     metering_start(d);
     timers_start(d);
     if ((rc = sinks_start(d)) != 0)
         goto fail;
-    char port[16], aport[16];
-    snprintf(port, sizeof port, "%u", httpd_port(d->public_httpd));
-    snprintf(aport, sizeof aport, "%u", d->admin_httpd ? httpd_port(d->admin_httpd) : 0);
-    log_info("daemon", "serving", "listen", cfg->listen_addr, "port", port, "admin_port", aport, "rules", cfg->rules_dir,
-             "marketplace", cfg->marketplace_url);
+    log_serving(d);
     *out = d;
     return 0;
 fail:

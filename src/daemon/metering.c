@@ -158,13 +158,10 @@ static const char *without_retry_hint(char *msg)
     return msg;
 }
 
-int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
-                    double *billed, char *err, size_t errsize)
+/* A usage report's fields checked (§7.4: within the last 24 hours). */
+static int check_report(const char *sub_id, const char *dimension, double quantity, int64_t when_ms, char *err,
+                        size_t errsize)
 {
-    if (billed)
-        *billed = 0;
-    if (errsize)
-        *err = 0;
     int64_t now = now_ms();
     if (!sub_id || !id_ok(sub_id, 64)) {
         snprintf(err, errsize, "subscriptionId must be an id of 1..64 characters");
@@ -182,13 +179,18 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
         snprintf(err, errsize, "usage must have happened within the last 24 hours (section 7.4)");
         return SAASD_EINVAL;
     }
-    json_t *local = NULL;
-    if (record_get_sub(d, sub_id, &local) != 0) {
+    return 0;
+}
+
+/* The local record of a Subscribed subscription (the caller's to decref). */
+static int subscribed_record(struct daemon *d, const char *sub_id, json_t **local, char *err, size_t errsize)
+{
+    if (record_get_sub(d, sub_id, local) != 0) {
         snprintf(err, errsize, "subscription %s is not known here (saasd records it when its landing page is visited)",
                  sub_id);
         return SAASD_ENOTFOUND;
     }
-    const char *status = json_string_value(json_object_get(local, "status"));
+    const char *status = json_string_value(json_object_get(*local, "status"));
     if (!status || strcmp(status, "Subscribed") != 0) {
         /* Microsoft bills only active subscriptions: usage of a Suspended, Unsubscribed or
          * not yet activated one would be refused at sending time, after being recorded. */
@@ -196,9 +198,24 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
                  "subscription %s is %s, not Subscribed: usage is only recorded for a Subscribed subscription "
                  "(retrying will not help while it is %s)",
                  sub_id, status ? status : "not activated", status ? status : "not activated");
-        json_decref(local);
+        json_decref(*local);
+        *local = NULL;
         return SAASD_ECONFLICT;
     }
+    return 0;
+}
+
+int metering_record(struct daemon *d, const char *sub_id, const char *dimension, double quantity, int64_t when_ms,
+                    double *billed, char *err, size_t errsize)
+{
+    if (billed)
+        *billed = 0;
+    if (errsize)
+        *err = 0;
+    json_t *local = NULL;
+    int rc = check_report(sub_id, dimension, quantity, when_ms, err, errsize);
+    if (rc || (rc = subscribed_record(d, sub_id, &local, err, errsize)) != 0)
+        return rc;
     const char *offer = json_string_value(json_object_get(local, "offerId"));
     struct decision dec;
     struct add_arg a = {sub_id, dimension, hour_of(when_ms), quantity, quantity, &dec, 0};
@@ -207,7 +224,7 @@ int metering_record(struct daemon *d, const char *sub_id, const char *dimension,
     struct store_batch *b = NULL;
     json_t *view = usage_view(dimension, quantity, when_ms);
     /* The rule's ctx.store writes and the bucket are one commit: a report counts fully or not at all. */
-    int rc = view ? build_key(sub_id, dimension, a.hour_s, key, &klen) : SAASD_ENOMEM;
+    rc = view ? build_key(sub_id, dimension, a.hour_s, key, &klen) : SAASD_ENOMEM;
     if (!rc)
         rc = store_batch_new(&b);
     if (!rc && (rc = decide(d, offer && *offer ? offer : "default", "usage", json_object_get(local, "subscription"),
@@ -383,7 +400,8 @@ static int usage_event(struct daemon *d, struct store_batch *b, const struct buc
     return rc;
 }
 
-static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct metering_pass *out)
+/* The batch's usage events (§7.2), each bucket's hour and quantity noted in it as sent. */
+static json_t *usage_events_of(struct daemon *d, struct bucket *list, size_t n)
 {
     json_t *events = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -403,16 +421,75 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
                                                 list[i].start, "planId", plan ? plan : ""));
         json_decref(local);
     }
-    struct mp_result mr = {0};
-    int rc = mp_batch_usage_event(d->mp, events, &mr);
-    json_decref(events);
-    json_t *results = rc == 0 ? json_object_get(mr.body, "result") : NULL;
-    char whole_error[256];
-    snprintf(whole_error, sizeof whole_error, "batchUsageEvent failed: %s (HTTP %ld) %.160s", saasd_strerror(rc), mr.status,
-             mr.message);
+    return events;
+}
 
-    struct fold_arg folds[BATCH_MAX];
-    const char *fates[BATCH_MAX];
+/* What Microsoft answered to a batch: the items' results, or why the whole call failed. */
+struct batch_answer {
+    int rc;
+    json_t *results;
+    char whole_error[256];
+};
+
+/* A bucket's fate from the answer ("sent", "open", "failed" ...: settle_bucket), with its
+ * detail and attempt count; an open bucket out of attempts has failed (*exhausted). */
+static const char *bucket_fate(struct bucket *k, const struct batch_answer *ans, char *detail, size_t size,
+                               int *attempts, int *exhausted)
+{
+    const char *sub = json_string_value(json_object_get(k->rec, "sub_id"));
+    const char *dim = json_string_value(json_object_get(k->rec, "dimension"));
+    const char *fate;
+    if (ans->rc == 0) {
+        fate = settle_bucket(k, find_result(ans->results, sub, dim, k->start), detail, size);
+    } else {
+        fate = "open";
+        snprintf(detail, size, "%s", ans->whole_error);
+    }
+    *attempts = (int)json_integer_value(json_object_get(k->rec, "attempts")) + 1;
+    *exhausted = !strcmp(fate, "open") && *attempts >= MAX_ATTEMPTS;
+    return *exhausted ? "failed" : fate;
+}
+
+/* A given-up bucket of a past hour moves its usage to the current hour's (fold->hour_s) in b:
+ * "folded" then, else its fate unchanged. */
+static const char *try_fold(struct store_batch *b, struct bucket *k, const char *fate, const char *detail,
+                            int exhausted, struct fold_arg *fold)
+{
+    if (!foldable(fate, detail, exhausted) || !(k->quantity > 0) ||
+        json_integer_value(json_object_get(k->rec, "hour_s")) >= fold->hour_s)
+        return fate;
+    unsigned char key[KEY_MAX];
+    size_t klen;
+    if (build_key(fold->sub, fold->dim, fold->hour_s, key, &klen) != 0 ||
+        store_batch_update(b, STORE_USAGE, key, klen, fold_usage, fold) != 0)
+        return fate;
+    json_object_set_new(k->rec, "folded_into_hour_s", json_integer(fold->hour_s));
+    return "folded";
+}
+
+/* The bucket's record with its fate, and its usage.billed/usage.failed event, into b. */
+static int store_bucket(struct daemon *d, struct store_batch *b, struct bucket *k, const char *fate,
+                        const char *detail, int attempts, int64_t now)
+{
+    if (!strcmp(fate, "sent")) /* usage reconciliation leaves recently sent hours for later */
+        json_object_set_new(k->rec, "sent_ms", json_integer(now));
+    json_object_set_new(k->rec, "state", json_string(fate));
+    json_object_set_new(k->rec, "attempts", json_integer(attempts));
+    json_object_set_new(k->rec, "result", json_string(detail));
+    json_object_del(k->rec, "sending_ms");
+    size_t len;
+    char *t = dump(k->rec, &len);
+    int rc = t ? store_batch_put(b, STORE_USAGE, k->key, k->klen, t, len) : SAASD_ENOMEM;
+    free(t);
+    if (!rc && (!strcmp(fate, "sent") || !strcmp(fate, "failed")))
+        rc = usage_event(d, b, k, fate, detail);
+    return rc;
+}
+
+/* Every bucket's fate (fates[], folds[]) decided and committed in one batch. */
+static int record_fates(struct daemon *d, struct bucket *list, size_t n, const struct batch_answer *ans,
+                        struct fold_arg *folds, const char **fates)
+{
     int64_t now = now_ms(), current_hour = hour_of(now);
     struct store_batch *b = NULL;
     int src = store_batch_new(&b);
@@ -421,41 +498,11 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
         const char *sub = json_string_value(json_object_get(k->rec, "sub_id"));
         const char *dim = json_string_value(json_object_get(k->rec, "dimension"));
         char detail[256];
-        const char *fate;
-        if (rc == 0) {
-            fate = settle_bucket(k, find_result(results, sub, dim, k->start), detail, sizeof detail);
-        } else {
-            fate = "open";
-            snprintf(detail, sizeof detail, "%s", whole_error);
-        }
-        int attempts = (int)json_integer_value(json_object_get(k->rec, "attempts")) + 1;
-        int exhausted = !strcmp(fate, "open") && attempts >= MAX_ATTEMPTS;
-        if (exhausted)
-            fate = "failed";
+        int attempts, exhausted;
+        const char *fate = bucket_fate(k, ans, detail, sizeof detail, &attempts, &exhausted);
         folds[i] = (struct fold_arg){sub, dim, current_hour, k->quantity, 0};
-        if (foldable(fate, detail, exhausted) && k->quantity > 0 &&
-            json_integer_value(json_object_get(k->rec, "hour_s")) < current_hour) {
-            unsigned char key[KEY_MAX];
-            size_t klen;
-            if (build_key(sub, dim, current_hour, key, &klen) == 0 &&
-                store_batch_update(b, STORE_USAGE, key, klen, fold_usage, &folds[i]) == 0) {
-                fate = "folded";
-                json_object_set_new(k->rec, "folded_into_hour_s", json_integer(current_hour));
-            }
-        }
-        fates[i] = fate;
-        if (!strcmp(fate, "sent")) /* usage reconciliation leaves recently sent hours for later */
-            json_object_set_new(k->rec, "sent_ms", json_integer(now));
-        json_object_set_new(k->rec, "state", json_string(fate));
-        json_object_set_new(k->rec, "attempts", json_integer(attempts));
-        json_object_set_new(k->rec, "result", json_string(detail));
-        json_object_del(k->rec, "sending_ms");
-        size_t len;
-        char *t = dump(k->rec, &len);
-        src = t ? store_batch_put(b, STORE_USAGE, k->key, k->klen, t, len) : SAASD_ENOMEM;
-        free(t);
-        if (!src && (!strcmp(fate, "sent") || !strcmp(fate, "failed")))
-            src = usage_event(d, b, k, fate, detail);
+        fates[i] = fate = try_fold(b, k, fate, detail, exhausted, &folds[i]);
+        src = store_bucket(d, b, k, fate, detail, attempts, now);
         if (strcmp(fate, "sent"))
             log_warn("metering", "usage event not accepted", "sub_id", sub, "dimension", dim, "hour", k->start,
                      "state", fate, "detail", detail);
@@ -463,7 +510,13 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
     if (!src)
         src = store_commit(d->store, b);
     store_batch_free(b);
-    for (size_t i = 0; !src && i < n; i++) {
+    return src;
+}
+
+/* The committed fates counted into the pass and the usage events metric. */
+static void count_fates(const struct fold_arg *folds, const char **fates, size_t n, struct metering_pass *out)
+{
+    for (size_t i = 0; i < n; i++) {
         if (!strcmp(fates[i], "folded") && !folds[i].folded) {
             /* The current hour was not open (clock went back): the usage stays in its own
              * bucket, which says "folded" but holds the quantity; the log line is the record. */
@@ -483,6 +536,22 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
         else
             out->retry++;
     }
+}
+
+static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct metering_pass *out)
+{
+    json_t *events = usage_events_of(d, list, n);
+    struct mp_result mr = {0};
+    struct batch_answer ans = {.rc = mp_batch_usage_event(d->mp, events, &mr)};
+    json_decref(events);
+    ans.results = ans.rc == 0 ? json_object_get(mr.body, "result") : NULL;
+    snprintf(ans.whole_error, sizeof ans.whole_error, "batchUsageEvent failed: %s (HTTP %ld) %.160s",
+             saasd_strerror(ans.rc), mr.status, mr.message);
+    struct fold_arg folds[BATCH_MAX];
+    const char *fates[BATCH_MAX];
+    int src = record_fates(d, list, n, &ans, folds, fates);
+    if (!src)
+        count_fates(folds, fates, n, out);
     mp_result_clear(&mr);
     return src;
 }

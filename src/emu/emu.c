@@ -183,16 +183,11 @@ static int signin_setup(struct emu *e, const struct emu_options *opt)
     return rc;
 }
 
-int emu_start(const struct emu_options *opt, struct emu **out)
+static struct emu *emu_new(const struct emu_options *opt)
 {
-    struct emu_options d;
-    emu_options_defaults(&d);
-    if (!opt)
-        opt = &d;
-    int rc = SAASD_ENOMEM;
     struct emu *e = calloc(1, sizeof *e);
     if (!e)
-        return SAASD_ENOMEM;
+        return NULL;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     pthread_mutex_init(&e->hold_lock, NULL);
@@ -202,6 +197,12 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     pthread_cond_init(&e->hold_cond, &ca);
     pthread_condattr_destroy(&ca);
     e->opt = *opt;
+    return e;
+}
+
+/* Who the emulator is (tenant, publisher app, issuer ...) and its knobs, from opt or defaults. */
+static int set_identity(struct emu *e, const struct emu_options *opt)
+{
     const char *env_secret = getenv("EMU_CLIENT_SECRET");
     e->bind_addr = dup_or(opt->bind_addr, "127.0.0.1");
     e->public_url = opt->public_url && *opt->public_url ? strdup(opt->public_url) : NULL;
@@ -224,78 +225,113 @@ int emu_start(const struct emu_options *opt, struct emu **out)
     e->k.partner_webhooks = 1;
     if (!e->bind_addr || !e->issuer_base || !e->tenant_id || !e->client_id || !e->client_secret ||
         !e->publisher_id || !e->k.landing_url)
-        goto fail;
+        return SAASD_ENOMEM;
     size_t ib = strlen(e->issuer_base);
     while (ib > 0 && e->issuer_base[ib - 1] == '/')
         e->issuer_base[--ib] = 0;
+    return 0;
+}
 
-    if ((rc = emu_state_init(e)) != 0)
-        goto fail;
+/* The state and signing keys: loaded from the data directory, or new in memory. */
+static int open_state(struct emu *e)
+{
+    int rc = emu_state_init(e);
+    if (rc)
+        return rc;
     if (e->data_dir) {
         if ((rc = emu_keys_load_dir(e->data_dir, 0, e->keys, &e->nkeys)) != 0 || (rc = emu_persist_open(e)) != 0 ||
             (rc = emu_persist_load(e)) != 0)
-            goto fail;
+            return rc;
         emu_keys_refresh(e); /* records the key files' stamp */
-    } else {
-        if ((rc = emu_key_generate(&e->keys[0])) != 0)
-            goto fail;
-        e->nkeys = 1;
-        crypto_random(e->landing_key, sizeof e->landing_key);
+        return 0;
     }
+    if ((rc = emu_key_generate(&e->keys[0])) != 0)
+        return rc;
+    e->nkeys = 1;
+    crypto_random(e->landing_key, sizeof e->landing_key);
+    return 0;
+}
+
+/* Seeded offers and users, the sign-in apps, the client certificate and the outgoing client. */
+static int prepare_parties(struct emu *e, const struct emu_options *opt)
+{
     if (opt->seed)
         emu_state_seed(e);
     emu_users_seed(e);
-    if ((rc = signin_setup(e, opt)) != 0)
-        goto fail;
-    if (!(e->jtis = json_object()) || !(e->codes = json_object())) {
-        rc = SAASD_ENOMEM;
-        goto fail;
-    }
+    int rc = signin_setup(e, opt);
+    if (rc)
+        return rc;
+    if (!(e->jtis = json_object()) || !(e->codes = json_object()))
+        return SAASD_ENOMEM;
     if (opt->client_cert_file && *opt->client_cert_file && (rc = register_cert_file(e, opt->client_cert_file)) != 0)
-        goto fail;
-    if ((rc = http_client_new(&(struct http_client_options){.connect_timeout_ms = 2000}, &e->http)) != 0)
-        goto fail;
+        return rc;
+    return http_client_new(&(struct http_client_options){.connect_timeout_ms = 2000}, &e->http);
+}
 
-    if (pthread_create(&e->holder, NULL, emu_hold_thread, e) != 0) {
-        rc = SAASD_EINTERNAL;
-        goto fail;
+static void set_base_url(struct emu *e)
+{
+    if (e->public_url) {
+        snprintf(e->base_url, sizeof e->base_url, "%s", e->public_url);
+        size_t n = strlen(e->base_url);
+        while (n > 0 && e->base_url[n - 1] == '/')
+            e->base_url[--n] = 0;
+    } else {
+        snprintf(e->base_url, sizeof e->base_url, "http://%s:%u",
+                 strcmp(e->bind_addr, "0.0.0.0") ? e->bind_addr : "127.0.0.1", httpd_port(e->httpd));
     }
-    e->holder_started = 1;
+}
+
+static int start_server(struct emu *e, const struct emu_options *opt)
+{
     pthread_mutex_lock(&e->lock); /* requests wait until base_url is known */
     /* One event-loop thread serves every connection: the handlers all run under e->lock anyway,
      * and a thread per connection cost a wake-up (and lock contention) per request, a quarter of
      * the emulator's CPU when saasd's workers drain events against it. Handlers never sleep: a
      * latency fault holds the answer back instead (emu_hold.c). */
     struct httpd_options ho = {.bind_addr = e->bind_addr, .port = opt->port, .max_body = 1u << 20, .event_threads = 1};
-    rc = httpd_start(&ho, handle, e, &e->httpd);
-    if (rc == 0) {
-        if (e->public_url) {
-            snprintf(e->base_url, sizeof e->base_url, "%s", e->public_url);
-            size_t n = strlen(e->base_url);
-            while (n > 0 && e->base_url[n - 1] == '/')
-                e->base_url[--n] = 0;
-        } else {
-            snprintf(e->base_url, sizeof e->base_url, "http://%s:%u",
-                     strcmp(e->bind_addr, "0.0.0.0") ? e->bind_addr : "127.0.0.1", httpd_port(e->httpd));
-        }
-    }
+    int rc = httpd_start(&ho, handle, e, &e->httpd);
+    if (rc == 0)
+        set_base_url(e);
     pthread_mutex_unlock(&e->lock);
-    if (rc != 0)
-        goto fail;
-    if (pthread_create(&e->ticker, NULL, ticker, e) != 0) {
-        rc = SAASD_EINTERNAL;
-        goto fail;
-    }
+    return rc;
+}
+
+/* The ticker (due operations) and the webhook sender, both or neither. */
+static int start_threads(struct emu *e)
+{
+    if (pthread_create(&e->ticker, NULL, ticker, e) != 0)
+        return SAASD_EINTERNAL;
     if (pthread_create(&e->sender, NULL, emu_webhook_thread, e) != 0) {
         pthread_mutex_lock(&e->lock);
         e->stopping = 1;
         pthread_cond_broadcast(&e->wake);
         pthread_mutex_unlock(&e->lock);
         pthread_join(e->ticker, NULL);
+        return SAASD_EINTERNAL;
+    }
+    e->threads_started = 1;
+    return 0;
+}
+
+int emu_start(const struct emu_options *opt, struct emu **out)
+{
+    struct emu_options d;
+    emu_options_defaults(&d);
+    if (!opt)
+        opt = &d;
+    struct emu *e = emu_new(opt);
+    if (!e)
+        return SAASD_ENOMEM;
+    int rc;
+    if ((rc = set_identity(e, opt)) != 0 || (rc = open_state(e)) != 0 || (rc = prepare_parties(e, opt)) != 0)
+        goto fail;
+    if (pthread_create(&e->holder, NULL, emu_hold_thread, e) != 0) {
         rc = SAASD_EINTERNAL;
         goto fail;
     }
-    e->threads_started = 1;
+    e->holder_started = 1;
+    if ((rc = start_server(e, opt)) != 0 || (rc = start_threads(e)) != 0)
+        goto fail;
     log_info("emulator", "serving", "url", e->base_url, "kid", e->keys[0].kid, "tid", e->tenant_id, "state",
              e->data_dir ? e->data_dir : "memory");
     *out = e;

@@ -108,6 +108,96 @@ static int set_file(struct rule_file *f, const char *offer, const char *path, ch
     return crypto_sha256_hex(source, len, f->sha256);
 }
 
+/* A rules directory being read: where problems go, and the names of its rule files. */
+struct dir_scan {
+    const char *dir;
+    engine_problem_fn problem;
+    void *arg;
+    char **names; /* the <offer>.lua file names (each cut to its offer id once read) */
+    size_t n, cap;
+};
+
+static int push_name(struct dir_scan *sc, const char *name)
+{
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 16;
+        char **nn = realloc(sc->names, cap * sizeof *sc->names);
+        if (!nn)
+            return SAASD_ENOMEM;
+        sc->names = nn;
+        sc->cap = cap;
+    }
+    if (!(sc->names[sc->n] = strdup(name)))
+        return SAASD_ENOMEM;
+    sc->n++;
+    return 0;
+}
+
+/* The <offer>.lua names of the directory into sc, in directory order; a file named after no
+ * valid offer id is reported and left out. */
+static int list_rule_names(struct dir_scan *sc, DIR *d)
+{
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0)
+            continue;
+        if (!engine_offer_id_valid(de->d_name, len - 4)) {
+            if (sc->problem) {
+                char msg[1200];
+                snprintf(msg, sizeof msg, "%s/%s:0: file name is not a valid offer id ([A-Za-z0-9._-], 1..128)",
+                         sc->dir, de->d_name);
+                sc->problem(sc->arg, msg);
+            }
+            continue;
+        }
+        int rc = push_name(sc, de->d_name);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every listed regular file read into files: the offers' from files[0] on (*nf of them), the
+ * default's into files[sc->n] (*have_default). */
+static int load_rule_files(struct dir_scan *sc, struct rule_file *files, size_t *nf, int *have_default)
+{
+    for (size_t i = 0; i < sc->n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", sc->dir, sc->names[i]);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        char *src;
+        size_t len;
+        int rc = read_file(path, &src, &len);
+        if (rc < 0) {
+            if (sc->problem) {
+                char msg[4200];
+                snprintf(msg, sizeof msg, "%s:0: cannot read: %s", path, saasd_strerror(rc));
+                sc->problem(sc->arg, msg);
+            }
+            return rc;
+        }
+        sc->names[i][strlen(sc->names[i]) - 4] = '\0';
+        int is_default = !strcmp(sc->names[i], "default");
+        struct rule_file *f = is_default ? &files[sc->n] : &files[(*nf)++];
+        *have_default |= is_default;
+        if ((rc = set_file(f, sc->names[i], path, src, len)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int set_builtin_default(struct rule_file *f)
+{
+    const struct embedded_file *ef = embedded_default_rule();
+    char *src = strdup(ef->data);
+    if (!src)
+        return SAASD_ENOMEM;
+    return set_file(f, "default", ef->path, src, strlen(src));
+}
+
 /* Every rules/<offer>.lua of dir, sorted, plus the default (default.lua or the built-in one,
  * always last). Files whose name is not a valid offer id are reported as problems. */
 int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engine_problem_fn problem,
@@ -124,95 +214,35 @@ int engine_read_dir(const char *dir, struct rule_file **out, size_t *nout, engin
         }
         return SAASD_EIO;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0)
-            continue;
-        if (!engine_offer_id_valid(de->d_name, len - 4)) {
-            if (problem) {
-                char msg[1200];
-                snprintf(msg, sizeof msg, "%s/%s:0: file name is not a valid offer id ([A-Za-z0-9._-], 1..128)",
-                         dir, de->d_name);
-                problem(arg, msg);
-            }
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *names);
-            if (!nn) {
-                rc = SAASD_ENOMEM;
-                goto done;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(de->d_name))) {
-            rc = SAASD_ENOMEM;
-            goto done;
-        }
-        n++;
-    }
-    if (n > 1) /* qsort(NULL, 0) is undefined: an empty rules directory leaves names NULL */
-        qsort(names, n, sizeof *names, cmp_str);
-    struct rule_file *files = calloc(n + 1, sizeof *files);
+    struct dir_scan sc = {.dir = dir, .problem = problem, .arg = arg};
+    struct rule_file *files = NULL;
+    size_t nf = 0;
+    int have_default = 0, rc = list_rule_names(&sc, d);
+    if (rc)
+        goto done;
+    if (sc.n > 1) /* qsort(NULL, 0) is undefined: an empty rules directory leaves names NULL */
+        qsort(sc.names, sc.n, sizeof *sc.names, cmp_str);
+    files = calloc(sc.n + 1, sizeof *files);
     if (!files) {
         rc = SAASD_ENOMEM;
         goto done;
     }
-    size_t nf = 0;
-    int have_default = 0;
-    for (size_t i = 0; i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        char *src;
-        size_t len;
-        if ((rc = read_file(path, &src, &len)) < 0) {
-            if (problem) {
-                char msg[4200];
-                snprintf(msg, sizeof msg, "%s:0: cannot read: %s", path, saasd_strerror(rc));
-                problem(arg, msg);
-            }
-            rule_files_free(files, n + 1);
-            goto done;
-        }
-        names[i][strlen(names[i]) - 4] = '\0';
-        int is_default = !strcmp(names[i], "default");
-        struct rule_file *f = is_default ? &files[n] : &files[nf++];
-        have_default |= is_default;
-        if ((rc = set_file(f, names[i], path, src, len)) < 0) {
-            rule_files_free(files, n + 1);
-            goto done;
-        }
+    if ((rc = load_rule_files(&sc, files, &nf, &have_default)) < 0 ||
+        (!have_default && (rc = set_builtin_default(&files[sc.n])) < 0)) {
+        rule_files_free(files, sc.n + 1);
+        goto done;
     }
-    if (!have_default) {
-        const struct embedded_file *ef = embedded_default_rule();
-        char *src = strdup(ef->data);
-        if (!src || (rc = set_file(&files[n], "default", ef->path, src, strlen(src))) < 0) {
-            if (!src)
-                rc = SAASD_ENOMEM;
-            rule_files_free(files, n + 1);
-            goto done;
-        }
-    }
-    /* move the default right after the offer files */
-    if (nf != n) {
-        files[nf] = files[n];
-        memset(&files[n], 0, sizeof files[n]);
+    if (nf != sc.n) { /* move the default right after the offer files */
+        files[nf] = files[sc.n];
+        memset(&files[sc.n], 0, sizeof files[sc.n]);
     }
     *out = files;
     *nout = nf + 1;
     rc = 0;
 done:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    for (size_t i = 0; i < sc.n; i++)
+        free(sc.names[i]);
+    free(sc.names);
     closedir(d);
     return rc;
 }
@@ -605,90 +635,140 @@ int engine_call(struct engine *e, const char *offer_id, enum rule_handler h, con
     return engine_call_ex(e, offer_id, h, sub_json, arg_json, batch, NULL, out);
 }
 
+/* One rule call's inputs, as engine_call_ex was given them. */
+struct call_in {
+    const char *offer_id;
+    enum rule_handler h;
+    const char *sub_json, *arg_json;
+    struct store_batch *batch;
+    const struct engine_call_opts *o;
+};
+
+/* out started (its offer id copied, even for a refused call) and the inputs checked. */
+static int start_call(const struct engine *e, const struct call_in *in, struct rule_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->handler = in->h;
+    out->offer_id = strdup(in->offer_id ? in->offer_id : "");
+    if (!out->offer_id)
+        return SAASD_ENOMEM;
+    if (!e || !in->offer_id || !engine_offer_id_valid(in->offer_id, strlen(in->offer_id)) ||
+        (unsigned)in->h >= RULE_HANDLER_COUNT || !in->sub_json || (in->h != RULE_PROVISION && !in->arg_json)) {
+        out->outcome = RULE_BAD_INPUT;
+        out->error = strdup("engine_call: invalid offer id, handler or missing JSON");
+        return SAASD_EINVAL;
+    }
+    return 0;
+}
+
+/* Which rule decides: its generation, offer, file and hash into out. */
+static void name_rule(const struct generation *g, const struct rule_file *f, struct rule_result *out)
+{
+    out->generation = g->number;
+    out->rule_offer = strdup(f->offer_id);
+    out->file = strdup(f->path);
+    memcpy(out->sha256, f->sha256, sizeof out->sha256);
+}
+
+/* No worker, or the rule did not load in the one taken: the outcome and its message. */
+static int no_worker(const struct call_in *in, const struct rule_file *f, int rc, struct rule_result *out)
+{
+    out->outcome = rc == SAASD_ELIMIT ? RULE_CPU_LIMIT : RULE_ERROR;
+    char msg[512];
+    snprintf(msg, sizeof msg, "offer '%s' handler '%s' in %s: no rule worker available: %s", in->offer_id,
+             rule_handler_name(in->h), f->path, saasd_strerror(rc));
+    out->error = strdup(msg);
+    return rc == SAASD_ELIMIT ? rc : SAASD_ERULE;
+}
+
+/* The capabilities the rule's ctx gets for this call (bind/caps.h). */
+static void init_caps(const struct engine *e, const struct call_in *in, struct caps *caps)
+{
+    const struct engine_call_opts *o = in->o;
+    *caps = (struct caps){
+        .offer_id = in->offer_id,
+        .handler = rule_handler_name(in->h),
+        .sub_id = o->sub_id,
+        .store = e->opt.store,
+        .http = e->opt.http,
+        .http_allow = e->http_allow,
+        .http_timeout_ms = e->opt.http_timeout_ms,
+        .http_left_ns = (int64_t)e->opt.http_budget_ms * 1000000,
+        .max_body = e->opt.memory,
+        .now_s = o->now_s,
+        .reads = o->record ? json_object() : NULL,
+        .replay_reads = o->reads,
+        .no_http = o->http_mode == ENGINE_HTTP_REFUSE,
+        .http_log = o->record ? json_array() : NULL,
+    };
+}
+
+/* What the rule left in caps (effects, store reads, HTTP log and refusals) kept in out as
+ * JSON text, and caps' trees freed; rc, or the failure to keep the effects. */
+static int keep_caps(struct engine *e, struct caps *caps, int rc, struct rule_result *out)
+{
+    e->store_reads_prefetched += caps->reads_prefetched;
+    e->store_reads_asked += caps->reads_asked;
+    if (rc == 0 && caps->effects && !(out->effects = json_dumps(caps->effects, JSON_COMPACT))) {
+        out->outcome = RULE_ERROR;
+        out->error = strdup("could not keep the rule's ctx.meter/ctx.timer/ctx.notify effects (out of memory)");
+        rc = SAASD_ENOMEM;
+    }
+    json_decref(caps->effects);
+    if (caps->reads)
+        out->reads = json_dumps(caps->reads, JSON_COMPACT);
+    json_decref(caps->reads);
+    if (json_array_size(caps->http_log))
+        out->http = json_dumps(caps->http_log, JSON_COMPACT);
+    if (caps->http_refused)
+        out->http_refused = json_dumps(caps->http_refused, JSON_COMPACT);
+    json_decref(caps->http_log);
+    json_decref(caps->http_refused);
+    return rc;
+}
+
+/* The rule run on worker w (its state at slot); its ctx.store writes appended to the batch. */
+static int run_rule(struct engine *e, const struct call_in *in, struct worker *w, long slot,
+                    const struct rule_file *f, struct rule_result *out)
+{
+    struct caps caps;
+    init_caps(e, in, &caps);
+    json_t *no_record = NULL; /* RECORDED without a record: every call is refused */
+    if (in->o->http_mode == ENGINE_HTTP_RECORDED)
+        caps.replay_http = in->o->http ? in->o->http : (no_record = json_array());
+    struct bind_kv *writes = NULL;
+    int rc = worker_call(w, slot, f, in->h, in->sub_json, in->arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out,
+                         &writes);
+    if (rc == 0 && in->batch && (rc = append_writes(in->batch, in->offer_id, writes)) < 0) {
+        out->outcome = RULE_ERROR;
+        out->error = strdup("could not append the rule's ctx.store writes to the batch");
+    }
+    bind_kv_free(writes);
+    rc = keep_caps(e, &caps, rc, out);
+    json_decref(no_record);
+    return rc;
+}
+
 int engine_call_ex(struct engine *e, const char *offer_id, enum rule_handler h, const char *sub_json,
                    const char *arg_json, struct store_batch *batch, const struct engine_call_opts *o,
                    struct rule_result *out)
 {
     static const struct engine_call_opts none = {0};
-    if (!o)
-        o = &none;
-    memset(out, 0, sizeof *out);
-    out->handler = h;
+    const struct call_in in = {offer_id, h, sub_json, arg_json, batch, o ? o : &none};
     int64_t t0 = limits_now_ns();
-    out->offer_id = strdup(offer_id ? offer_id : "");
-    if (!out->offer_id)
-        return SAASD_ENOMEM;
-    if (!e || !offer_id || !engine_offer_id_valid(offer_id, strlen(offer_id)) ||
-        (unsigned)h >= RULE_HANDLER_COUNT || !sub_json || (h != RULE_PROVISION && !arg_json)) {
-        out->outcome = RULE_BAD_INPUT;
-        out->error = strdup("engine_call: invalid offer id, handler or missing JSON");
-        return SAASD_EINVAL;
-    }
+    int rc = start_call(e, &in, out);
+    if (rc)
+        return rc;
     struct generation *g = gen_acquire(e);
     const struct rule_file *f = &g->files[find_rule(g, offer_id)];
-    out->generation = g->number;
-    out->rule_offer = strdup(f->offer_id);
-    out->file = strdup(f->path);
-    memcpy(out->sha256, f->sha256, sizeof out->sha256);
+    name_rule(g, f, out);
 
     struct worker *w;
-    int rc = pool_take(e, &w);
+    rc = pool_take(e, &w);
     long slot = rc == 0 ? worker_slot(w, f, offer_id) : -1;
     if (rc == 0 && slot < 0) /* this worker's first call of this offer and text: a state of its own */
         rc = worker_load(w, f, offer_id, e->opt.cpu_ms, e->opt.memory, log_problem, NULL, &slot);
-    if (rc < 0) {
-        out->outcome = rc == SAASD_ELIMIT ? RULE_CPU_LIMIT : RULE_ERROR;
-        char msg[512];
-        snprintf(msg, sizeof msg, "offer '%s' handler '%s' in %s: no rule worker available: %s",
-                 offer_id, rule_handler_name(h), f->path, saasd_strerror(rc));
-        out->error = strdup(msg);
-        rc = rc == SAASD_ELIMIT ? rc : SAASD_ERULE;
-    } else {
-        struct caps caps = {
-            .offer_id = offer_id,
-            .handler = rule_handler_name(h),
-            .sub_id = o->sub_id,
-            .store = e->opt.store,
-            .http = e->opt.http,
-            .http_allow = e->http_allow,
-            .http_timeout_ms = e->opt.http_timeout_ms,
-            .http_left_ns = (int64_t)e->opt.http_budget_ms * 1000000,
-            .max_body = e->opt.memory,
-            .now_s = o->now_s,
-            .reads = o->record ? json_object() : NULL,
-            .replay_reads = o->reads,
-            .no_http = o->http_mode == ENGINE_HTTP_REFUSE,
-            .http_log = o->record ? json_array() : NULL,
-        };
-        json_t *no_record = NULL; /* RECORDED without a record: every call is refused */
-        if (o->http_mode == ENGINE_HTTP_RECORDED)
-            caps.replay_http = o->http ? o->http : (no_record = json_array());
-        struct bind_kv *writes = NULL;
-        rc = worker_call(w, slot, f, h, sub_json, arg_json, e->opt.cpu_ms, e->opt.memory, &caps, out, &writes);
-        if (rc == 0 && batch && (rc = append_writes(batch, offer_id, writes)) < 0) {
-            out->outcome = RULE_ERROR;
-            out->error = strdup("could not append the rule's ctx.store writes to the batch");
-        }
-        bind_kv_free(writes);
-        e->store_reads_prefetched += caps.reads_prefetched;
-        e->store_reads_asked += caps.reads_asked;
-        if (rc == 0 && caps.effects && !(out->effects = json_dumps(caps.effects, JSON_COMPACT))) {
-            out->outcome = RULE_ERROR;
-            out->error = strdup("could not keep the rule's ctx.meter/ctx.timer/ctx.notify effects (out of memory)");
-            rc = SAASD_ENOMEM;
-        }
-        json_decref(caps.effects);
-        if (caps.reads)
-            out->reads = json_dumps(caps.reads, JSON_COMPACT);
-        json_decref(caps.reads);
-        if (json_array_size(caps.http_log))
-            out->http = json_dumps(caps.http_log, JSON_COMPACT);
-        if (caps.http_refused)
-            out->http_refused = json_dumps(caps.http_refused, JSON_COMPACT);
-        json_decref(caps.http_log);
-        json_decref(caps.http_refused);
-        json_decref(no_record);
-    }
+    rc = rc < 0 ? no_worker(&in, f, rc, out) : run_rule(e, &in, w, slot, f, out);
     if (w)
         pool_give(e, w);
     out->elapsed_ms = (double)(limits_now_ns() - t0) / 1e6;
