@@ -31,5 +31,10 @@ int main(void)
     long_id[159] = 0;
     snprintf(path, sizeof path, "/s/%s", long_id);
     CHECK(route_matches("/s/{id}", path, &a) && strlen(a.id) == 159, "an {id} that fits is taken whole");
+    CHECK(route_row_matches("POST", "/r/{id}", "POST", "/r/x", &a) &&
+              !route_row_matches("POST", "/r/{id}", "GET", "/r/x", &a) &&
+              route_row_matches(NULL, "/r/{id}", "DELETE", "/r/x", &a) &&
+              !route_row_matches(NULL, "/r/{id}", "GET", "/q/x", &a),
+          "a table row matches only its own method (any, without one) and only its own pattern");
     return CHECK_DONE();
 }

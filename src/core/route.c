@@ -47,3 +47,9 @@ int route_matches(const char *pattern, const char *path, struct route_args *out)
     }
     return !*s;
 }
+
+int route_row_matches(const char *row_method, const char *pattern, const char *method, const char *path,
+                      struct route_args *out)
+{
+    return (!row_method || !strcmp(row_method, method)) && route_matches(pattern, path, out);
+}

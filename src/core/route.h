@@ -19,4 +19,9 @@ struct route_args {
 /* 1 when path matches pattern, with *out filled in; 0 otherwise. */
 int route_matches(const char *pattern, const char *path, struct route_args *out);
 
+/* The same for a table row that also names its method (NULL: any): 1 when the request's
+ * method is the row's and its path matches the row's pattern. */
+int route_row_matches(const char *row_method, const char *pattern, const char *method, const char *path,
+                      struct route_args *out);
+
 #endif

@@ -727,10 +727,10 @@ void admin_handle(void *arg, const struct httpd_request *req, struct httpd_respo
     const char *path = httpd_path(req), *method = httpd_method(req);
     struct route_args a;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if ((routes[i].method && strcmp(routes[i].method, method)) || !route_matches(routes[i].pattern, path, &a))
-            continue;
-        routes[i].handle(d, &a, req, res);
-        return;
+        if (route_row_matches(routes[i].method, routes[i].pattern, method, path, &a)) {
+            routes[i].handle(d, &a, req, res);
+            return;
+        }
     }
     reply_error(res, 404, "no such admin path");
 }

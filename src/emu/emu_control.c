@@ -788,7 +788,7 @@ void emu_control_route(struct emu *e, const struct httpd_request *r, struct http
     json_t *body = emu_body_json(r);
     struct route_args a;
     size_t i = 0, n = sizeof routes / sizeof routes[0];
-    while (i < n && ((routes[i].method && strcmp(routes[i].method, m)) || !route_matches(routes[i].pattern, path, &a)))
+    while (i < n && !route_row_matches(routes[i].method, routes[i].pattern, m, path, &a))
         i++;
     if (i < n)
         routes[i].handle(e, &a, r, body, res);
