@@ -169,6 +169,35 @@ static void landing_block(void)
           "a session lifetime under a minute is refused");
 }
 
+/* usage_reconcile = { interval, days, lag_s }: on by default, once a day; mistakes refused at their line. */
+static void usage_reconcile_block(void)
+{
+    char err[1024];
+    struct saasd_config *c = NULL;
+    CHECK(load_text(ENTRA, err, sizeof err, &c) == 0 && c && c->usage_reconcile_interval_s == 86400 &&
+              c->usage_reconcile_days == 3 && c->usage_reconcile_lag_s == 21600,
+          "without a usage_reconcile block usage is reconciled once a day over 3 days, leaving out the last 6 hours");
+    config_free(c);
+    c = NULL;
+    CHECK(load_text(ENTRA "usage_reconcile = { interval = 0, days = 7, lag_s = 0 }\n", err, sizeof err, &c) == 0 && c &&
+              c->usage_reconcile_interval_s == 0 && c->usage_reconcile_days == 7 && c->usage_reconcile_lag_s == 0,
+          "usage_reconcile.interval = 0 turns the periodic run off; days and lag_s are taken as given");
+    config_free(c);
+    CHECK(refused_with(ENTRA "usage_reconcile = {\n  interval = 3600,\n  every = 60,\n}\n",
+                       ":4: usage_reconcile.every: unknown key"),
+          "an unknown usage_reconcile key is refused with its line");
+    CHECK(refused_with(ENTRA "usage_reconcile = { days = 8 }\n", "usage_reconcile.days: 8 is out of range [1, 7]"),
+          "usage_reconcile.days over the query's 7 days is refused");
+    CHECK(refused_with(ENTRA "usage_reconcile = { days = 0 }\n", "usage_reconcile.days: 0 is out of range [1, 7]"),
+          "usage_reconcile.days of 0 is refused");
+    CHECK(refused_with(ENTRA "usage_reconcile = { interval = -1 }\n", "usage_reconcile.interval: -1 is out of range"),
+          "a negative usage_reconcile.interval is refused");
+    CHECK(refused_with(ENTRA "usage_reconcile = { lag_s = \"6h\" }\n", "usage_reconcile.lag_s: expected an integer, got string"),
+          "a usage_reconcile.lag_s that is not a number of seconds is refused");
+    CHECK(refused_with(ENTRA "usage_reconcile = 86400\n", "usage_reconcile: expected a table, got number"),
+          "usage_reconcile given as a bare number is refused");
+}
+
 int main(void)
 {
     char *t = check_tmpdir("config");
@@ -177,6 +206,7 @@ int main(void)
     setenv("SAASD_TEST_SECRET", "s3cret", 1);
     setenv("SAASD_TEST_ADMIN", "adm1n", 1);
     landing_block();
+    usage_reconcile_block();
 
     struct saasd_config *c = NULL;
     char err[1024];

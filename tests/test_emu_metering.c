@@ -209,6 +209,54 @@ static void row_status(const char *sid, const char *day, const char *filter, cha
     reply_free(&r);
 }
 
+/* sid's api-calls row of day in the query: its processedQuantity member (a new reference, NULL
+ * when the row carries none or is not listed). */
+static json_t *row_processed(const char *sid, const char *day)
+{
+    char q[512];
+    snprintf(q, sizeof q, "/api/usageEvents?usageStartDate=%s&dimension=api-calls", day);
+    struct reply r = mp("GET", q, NULL);
+    size_t i;
+    json_t *row, *found = NULL;
+    json_array_foreach(r.json, i, row) if (!strcmp(jstr(row, "usageResourceId"), sid)) found =
+        json_incref(json_object_get(row, "processedQuantity"));
+    reply_free(&r);
+    return found;
+}
+
+static long set_processed(const char *sid, const char *day, const char *processed)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"resourceId\":\"%s\",\"dimension\":\"api-calls\",\"usageDate\":\"%s\",\"reconStatus\":\"Mismatch\","
+             "\"processedQuantity\":%s}",
+             sid, day, processed);
+    struct reply r = ctl("POST", "/_emulator/usage/recon-status", body);
+    long st = r.status;
+    reply_free(&r);
+    return st;
+}
+
+/* §7.5 processedQuantity: the submitted sum unless the control API says Partner Center
+ * processed another quantity, or that the row carries none. */
+static void processed_quantity(const char *sid, const char *day)
+{
+    json_t *p = row_processed(sid, day);
+    CHECK(json_is_number(p) && json_number_value(p) == 2, "§7.5 a row's processedQuantity is its submitted quantity");
+    json_decref(p);
+    long st = set_processed(sid, day, "1.5");
+    p = row_processed(sid, day);
+    CHECK(st == 200 && json_is_number(p) && json_number_value(p) == 1.5,
+          "control API sets the quantity Partner Center processed for a row");
+    json_decref(p);
+    st = set_processed(sid, day, "null");
+    p = row_processed(sid, day);
+    CHECK(st == 200 && !p, "control API with processedQuantity null leaves the field out of the row");
+    json_decref(p);
+    CHECK(set_processed(sid, day, "-1") == 400 && set_processed(sid, day, "\"3\"") == 400,
+          "control API refuses a processedQuantity that is not a number >= 0 or null");
+}
+
 /* The control API sets Partner Center's verdict on a row (reconStatus), e.g. Rejected, so a
  * client's usage reconciliation can be tested against it. */
 static void recon_status(void)
@@ -246,6 +294,7 @@ static void recon_status(void)
     CHECK(bad_status == 400 && r.status == 404,
           "control API refuses a reconStatus the contract does not list (400) and a row with no usage (404)");
     reply_free(&r);
+    processed_quantity(sid, day);
 }
 
 int main(void)

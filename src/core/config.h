@@ -101,6 +101,12 @@ struct saasd_config {
     /* Workers and reconciliation */
     int workers;              /* inbox workers, default 2 */
     int reconcile_interval_s; /* default 300; 0 = off */
+    /* Periodic usage reconciliation (usage_recon.c): once a day by default, over the last 3
+     * UTC days, leaving out what was sent less than 6 hours ago (Microsoft's report lags), so
+     * that every complete day is checked at least once whatever the time of day of the run. */
+    int usage_reconcile_interval_s; /* default 86400; 0 = off */
+    int usage_reconcile_days;       /* default 3 (1..7) */
+    int usage_reconcile_lag_s;      /* default 21600 */
 
     /* Buyer sign-in on the landing page (OpenID Connect against Entra ID). Without a landing
      * block the publisher app (entra.*) signs buyers in too: one app or two. */

@@ -438,9 +438,9 @@ static void usage_reconcile(struct daemon *d, json_t *args, struct httpd_respons
                                        "usage reconciliation failed (the log says why)"));
         return;
     }
-    reply_json(res, 200, json_pack("{s:i, s:i, s:O, s:O, s:O, s:O}", "checked", r.checked, "skipped", r.skipped,
+    reply_json(res, 200, json_pack("{s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "checked", r.checked, "skipped", r.skipped,
                                    "missing", r.missing, "mismatch", r.mismatch, "unknown", r.unknown, "not_accepted",
-                                   r.not_accepted));
+                                   r.not_accepted, "processed_mismatch", r.processed_mismatch));
     usage_recon_clear(&r);
 }
 

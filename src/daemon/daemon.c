@@ -198,7 +198,7 @@ static void public_handler(void *arg, const struct httpd_request *req, struct ht
 
 struct periodic {
     struct daemon *d;
-    int interval_s;
+    int first_s, interval_s;
     void (*job)(struct daemon *d);
 };
 
@@ -206,12 +206,14 @@ static void *periodic_main(void *arg)
 {
     struct periodic p = *(struct periodic *)arg;
     struct daemon *d = p.d;
+    int wait_s = p.first_s;
     free(arg);
     pthread_mutex_lock(&d->work_lock);
     while (!d->stopping) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += p.interval_s;
+        until.tv_sec += wait_s;
+        wait_s = p.interval_s;
         while (!d->stopping && pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == 0)
             ;
         if (d->stopping)
@@ -237,10 +239,15 @@ static void name_workers(struct daemon *d)
 
 int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d), pthread_t *t)
 {
+    return daemon_every_after(d, interval_s, interval_s, job, t);
+}
+
+int daemon_every_after(struct daemon *d, int first_s, int interval_s, void (*job)(struct daemon *d), pthread_t *t)
+{
     struct periodic *p = malloc(sizeof *p);
     if (!p)
         return SAASD_ENOMEM;
-    *p = (struct periodic){d, interval_s, job};
+    *p = (struct periodic){d, first_s, interval_s, job};
     if (pthread_create(t, NULL, periodic_main, p) != 0) {
         free(p);
         return SAASD_EINTERNAL;
@@ -470,6 +477,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
         (rc = open_rules(d)) != 0 || (rc = start_intake(d)) != 0 || (rc = start_listeners(d)) != 0)
         goto fail;
     reconcile_start(d);
+    usage_recon_start(d);
     metering_start(d);
     timers_start(d);
     if ((rc = sinks_start(d)) != 0)
@@ -497,6 +505,8 @@ void daemon_stop(struct daemon *d)
     daemon_wake(d);
     if (d->reconciler_started)
         pthread_join(d->reconciler, NULL);
+    if (d->usage_reconciler_started)
+        pthread_join(d->usage_reconciler, NULL);
     if (d->meterer_started)
         pthread_join(d->meterer, NULL);
     if (d->timer_thread_started)

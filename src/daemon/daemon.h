@@ -73,6 +73,8 @@ struct daemon {
     struct passed_subs *passed_subs; /* inbox.c: subscriptions a scan passed over */
     pthread_t reconciler;
     int reconciler_started;
+    pthread_t usage_reconciler;    /* usage_recon.c: usage_reconcile.interval */
+    int usage_reconciler_started;
     pthread_t meterer;
     int meterer_started;
     pthread_t timer_thread;        /* timers.c: fires due ctx.timer timers */
@@ -103,6 +105,8 @@ void daemon_wake_appended(struct daemon *d);
 /* Run job(d) every interval_s seconds on a thread of its own until the daemon stops (the
  * first run after one interval). *t receives the thread to join. 0 or SAASD_EINTERNAL. */
 int daemon_every(struct daemon *d, int interval_s, void (*job)(struct daemon *d), pthread_t *t);
+/* The same with the first run first_s seconds after the start. */
+int daemon_every_after(struct daemon *d, int first_s, int interval_s, void (*job)(struct daemon *d), pthread_t *t);
 
 /* Per-subscription critical section. */
 void daemon_lock_sub(struct daemon *d, const char *sub_id);

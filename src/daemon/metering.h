@@ -57,17 +57,26 @@ struct usage_recon {
      * {subscriptionId, dimension, day, planId, reconStatus, microsoft (submittedQuantity),
      * meaning}. Accepted and Submitted rows are not listed. */
     json_t *not_accepted;
+    /* Groups whose processedQuantity (Microsoft's rows that carry one and are processed, i.e.
+     * not Submitted) differs from what saasd sent: {subscriptionId, dimension, day, saasd,
+     * microsoft (submittedQuantity), processed}. A group with a row that carries none is not
+     * judged. */
+    json_t *processed_mismatch;
 };
 /* Query Microsoft's usage (§7.5) for the last `days` UTC days (1..7: from the start of the
  * day days-1 days ago through now) and compare it per (day, subscription, dimension) with the
- * local buckets in state "sent" of those days (submittedQuantity against the summed bucket
- * quantities). Each difference is logged and counted in saasd_drift_total{kind="usage_missing|
- * usage_mismatch|usage_unknown"}; a row whose reconStatus is not billed is listed in not_accepted
+ * local buckets in state "sent" of those days (submittedQuantity, and processedQuantity where
+ * Microsoft processed the rows, against the summed bucket quantities). Each difference is
+ * logged and counted in saasd_drift_total{kind="usage_missing|usage_mismatch|usage_unknown|
+ * usage_processed_mismatch"}; a row whose reconStatus is not billed is listed in not_accepted
  * and counted as kind="usage_not_accepted". Microsoft's reporting lags: a (day, subscription, dimension)
  * with a bucket sent less than lag_s seconds ago, or still being sent, is skipped on both sides. *out is filled on
- * success and empty otherwise. SAASD_EINVAL (days, lag_s), a marketplace call error, or a
- * store error. */
+ * success and empty otherwise. Every run that got past its arguments is logged and counted in
+ * saasd_usage_reconcile_runs_total{result}. SAASD_EINVAL (days, lag_s), a marketplace call
+ * error, SAASD_ECLOSED (the daemon is stopping), or a store error. */
 int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon *out);
 void usage_recon_clear(struct usage_recon *r);
+/* The periodic run (usage_reconcile.interval, .days, .lag_s); stops with the daemon. */
+int usage_recon_start(struct daemon *d);
 
 #endif

@@ -1,21 +1,25 @@
 /* Usage reconciliation (§7.5): what saasd sent against what Microsoft's usage query recorded,
  * per UTC day, subscription and dimension. The sent hours of a day are added up locally and
- * compared with Microsoft's rows (submittedQuantity); each difference is logged and counted
- * in saasd_drift_total{kind="usage_missing|usage_mismatch|usage_unknown"}. Apart from the
- * quantities, a row whose reconStatus says Microsoft does not bill it (Rejected, ...) is
- * reported with its status (kind="usage_not_accepted"). Nothing is repaired:
+ * compared with Microsoft's rows (submittedQuantity, and processedQuantity where the rows carry
+ * Microsoft's processed verdict); each difference is logged and counted in
+ * saasd_drift_total{kind="usage_missing|usage_mismatch|usage_unknown|usage_processed_mismatch"}.
+ * Apart from the quantities, a row whose reconStatus says Microsoft does not bill it (Rejected,
+ * ...) is reported with its status (kind="usage_not_accepted"). Nothing is repaired:
  * the store keeps what saasd sent, and an operator decides what a difference means.
- * Runs on demand (admin API, CLI). */
+ * Runs periodically (usage_reconcile.interval) and on demand (admin API, CLI). */
 #include "daemon/daemon.h"
 #include "daemon/metering.h"
 
+#include "core/config.h"
 #include "core/err.h"
 #include "core/json_lenient.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/mp_client.h"
 #include "core/store.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -26,8 +30,9 @@
 
 /* Both sides added up per (day, subscription, dimension) of the window. */
 struct tally {
-    json_t *groups;    /* "day|sub|dim" -> {subscriptionId, dimension, day, saasd, microsoft, in_saasd,
-                        * in_microsoft, skip} */
+    json_t *groups;    /* "day|sub|dim" -> {subscriptionId, dimension, day, saasd, microsoft, processed,
+                        * in_saasd, in_microsoft, unprocessed (a row of Microsoft's without a
+                        * processed quantity), skip} */
     char from_day[16]; /* first day of the window, YYYY-MM-DD */
     int64_t from_s;
     int64_t fresh_ms; /* buckets sent after this are too recent to compare */
@@ -36,28 +41,39 @@ struct tally {
 };
 
 /* §7.5 reconStatus: whether Microsoft bills the row (or will: Submitted is not processed yet),
- * and what a row it does not bill tells the operator. A value not listed is reported as
- * unknown to the contract; a row without one is not judged. */
-static const struct {
+ * whether its processedQuantity is Microsoft's verdict (a Submitted row's is not: analytics has
+ * not processed it), and what a row it does not bill tells the operator. A value not listed is
+ * reported as unknown to the contract, its processedQuantity compared; a row without one is
+ * not judged on its status. */
+struct recon_status {
     const char *status;
     int billed;
+    int processed;
     const char *meaning;
-} recon_statuses[] = {
-    {"Accepted", 1, "matched"},
-    {"Submitted", 1, "not yet processed by Partner Center analytics"},
-    {"Rejected", 0, "dropped in Microsoft's pipeline: open a ticket with Microsoft"},
-    {"Mismatch", 0, "Microsoft's processed quantity differs from the submitted one"},
-    {"TestHeaders", 0, "usage of a test subscription: not billed"},
-    {"DryRun", 0, "sent in DryRun session mode: not billed"},
 };
+static const struct recon_status recon_statuses[] = {
+    {"Accepted", 1, 1, "matched"},
+    {"Submitted", 1, 0, "not yet processed by Partner Center analytics"},
+    {"Rejected", 0, 1, "dropped in Microsoft's pipeline: open a ticket with Microsoft"},
+    {"Mismatch", 0, 1, "Microsoft's processed quantity differs from the submitted one"},
+    {"TestHeaders", 0, 1, "usage of a test subscription: not billed"},
+    {"DryRun", 0, 1, "sent in DryRun session mode: not billed"},
+};
+
+/* The table's row of status, or NULL when the contract does not list it. */
+static const struct recon_status *status_row(const char *status)
+{
+    for (size_t i = 0; i < sizeof recon_statuses / sizeof recon_statuses[0]; i++)
+        if (!strcasecmp(recon_statuses[i].status, status)) /* read as leniently as the rest of the row */
+            return &recon_statuses[i];
+    return NULL;
+}
 
 /* NULL when the status means billed, else what it means. */
 static const char *not_billed(const char *status)
 {
-    for (size_t i = 0; i < sizeof recon_statuses / sizeof recon_statuses[0]; i++)
-        if (!strcasecmp(recon_statuses[i].status, status)) /* read as leniently as the rest of the row */
-            return recon_statuses[i].billed ? NULL : recon_statuses[i].meaning;
-    return "a reconStatus the contract does not list";
+    const struct recon_status *r = status_row(status);
+    return !r ? "a reconStatus the contract does not list" : r->billed ? NULL : r->meaning;
 }
 
 /* A row Microsoft does not bill: logged, counted and listed in out->not_accepted. */
@@ -93,8 +109,9 @@ static json_t *group(struct tally *t, const char *day, const char *sub, const ch
     json_t *g = json_object_get(t->groups, key);
     if (g)
         return g;
-    g = json_pack("{s:s, s:s, s:s, s:f, s:f, s:b, s:b, s:b}", "subscriptionId", sub, "dimension", dim, "day", day,
-                  "saasd", 0.0, "microsoft", 0.0, "in_saasd", 0, "in_microsoft", 0, "skip", 0);
+    g = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:b, s:b, s:b, s:b}", "subscriptionId", sub, "dimension", dim,
+                  "day", day, "saasd", 0.0, "microsoft", 0.0, "processed", 0.0, "in_saasd", 0, "in_microsoft", 0,
+                  "unprocessed", 0, "skip", 0);
     if (g && json_object_set_new(t->groups, key, g) != 0)
         g = NULL;
     return g;
@@ -137,64 +154,120 @@ static int add_bucket(void *arg, const void *key, size_t klen, const void *val, 
     return t->rc;
 }
 
+/* A row's processedQuantity adds to its group when the row carries one that is Microsoft's
+ * processed verdict (status: its reconStatus, "" without one); otherwise the group's processed
+ * quantity is incomplete and not judged. */
+static void add_processed(json_t *g, json_t *row, const char *status)
+{
+    const struct recon_status *r = *status ? status_row(status) : NULL;
+    double p = 0;
+    if ((r && !r->processed) || jl_real(row, "processedQuantity", &p) != 0)
+        json_object_set_new(g, "unprocessed", json_true());
+    else
+        json_object_set_new(g, "processed", json_real(json_number_value(json_object_get(g, "processed")) + p));
+}
+
+/* One of Microsoft's rows of the window into its group. Its reconStatus is judged on its own,
+ * lag or not: it is Microsoft's verdict on what it has. */
+static int add_row(struct tally *t, json_t *row)
+{
+    char sub[128], dim[128], date[64], status[64] = "";
+    double q = 0;
+    if (jl_string(row, "usageResourceId", sub, sizeof sub) || jl_string(row, "dimension", dim, sizeof dim) ||
+        jl_string(row, "usageDate", date, sizeof date) || strlen(date) < 10)
+        return 0;
+    date[10] = 0; /* "2026-11-24T00:00:00Z" -> its day */
+    if (strcmp(date, t->from_day) < 0)
+        return 0;
+    jl_real(row, "submittedQuantity", &q);
+    json_t *g = group(t, date, sub, dim);
+    if (!g)
+        return SAASD_ENOMEM;
+    add_to(g, "microsoft", q);
+    if (jl_string(row, "reconStatus", status, sizeof status) == SAASD_ENOTFOUND)
+        status[0] = 0;
+    add_processed(g, row, status);
+    const char *meaning = *status ? not_billed(status) : NULL;
+    return meaning ? note_status(t->out, row, sub, dim, date, status, meaning) : 0;
+}
+
 /* Microsoft's rows: one per day, resource and dimension (a day may come in several rows,
- * e.g. one per plan: they add up). A row's reconStatus is judged on its own, lag or not: it is
- * Microsoft's verdict on what it has. */
+ * e.g. one per plan: they add up). */
 static int add_rows(struct tally *t, json_t *rows)
 {
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) {
-        char sub[128], dim[128], date[64], status[64];
-        double q = 0;
-        if (jl_string(row, "usageResourceId", sub, sizeof sub) || jl_string(row, "dimension", dim, sizeof dim) ||
-            jl_string(row, "usageDate", date, sizeof date) || strlen(date) < 10)
-            continue;
-        date[10] = 0; /* "2026-11-24T00:00:00Z" -> its day */
-        if (strcmp(date, t->from_day) < 0)
-            continue;
-        jl_real(row, "submittedQuantity", &q);
-        json_t *g = group(t, date, sub, dim);
-        if (!g)
-            return SAASD_ENOMEM;
-        add_to(g, "microsoft", q);
-        const char *meaning = jl_string(row, "reconStatus", status, sizeof status) == SAASD_ENOTFOUND
-                                  ? NULL
-                                  : not_billed(status);
-        int rc = meaning ? note_status(t->out, row, sub, dim, date, status, meaning) : 0;
+        int rc = add_row(t, row);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-static const char *difference(json_t *g)
+/* The kinds of difference of a group: its drift kind, and the answer's list it goes to. */
+enum difference { NONE = -1, MISSING, UNKNOWN, MISMATCH, PROCESSED_MISMATCH };
+static const struct {
+    const char *drift;
+    size_t list; /* offset of the json_t * list in struct usage_recon */
+} differences[] = {
+    [MISSING] = {"usage_missing", offsetof(struct usage_recon, missing)},
+    [UNKNOWN] = {"usage_unknown", offsetof(struct usage_recon, unknown)},
+    [MISMATCH] = {"usage_mismatch", offsetof(struct usage_recon, mismatch)},
+    [PROCESSED_MISMATCH] = {"usage_processed_mismatch", offsetof(struct usage_recon, processed_mismatch)},
+};
+
+static double num(json_t *g, const char *key) { return json_number_value(json_object_get(g, key)); }
+
+static enum difference difference(json_t *g)
 {
     if (!json_is_true(json_object_get(g, "in_microsoft")))
-        return "missing";
+        return MISSING;
     if (!json_is_true(json_object_get(g, "in_saasd")))
-        return "unknown";
-    double ours = json_number_value(json_object_get(g, "saasd"));
-    double theirs = json_number_value(json_object_get(g, "microsoft"));
-    return fabs(ours - theirs) > TOLERANCE ? "mismatch" : NULL;
+        return UNKNOWN;
+    return fabs(num(g, "saasd") - num(g, "microsoft")) > TOLERANCE ? MISMATCH : NONE;
 }
 
-static int note_difference(struct usage_recon *out, json_t *g, const char *kind)
+/* What Microsoft processed differs from what saasd sent (only when both sides have the group
+ * and every row of Microsoft's carries a processed quantity). */
+static int processed_differs(json_t *g)
 {
-    char metric[32], ours[32], theirs[32];
-    snprintf(metric, sizeof metric, "usage_%s", kind);
-    snprintf(ours, sizeof ours, "%g", json_number_value(json_object_get(g, "saasd")));
-    snprintf(theirs, sizeof theirs, "%g", json_number_value(json_object_get(g, "microsoft")));
-    reconcile_count_drift(metric);
-    log_warn("metering", "usage differs from Microsoft's record", "kind", metric, "sub_id",
+    return json_is_true(json_object_get(g, "in_microsoft")) && json_is_true(json_object_get(g, "in_saasd")) &&
+           !json_is_true(json_object_get(g, "unprocessed")) && fabs(num(g, "saasd") - num(g, "processed")) > TOLERANCE;
+}
+
+static int note_difference(struct usage_recon *out, json_t *g, enum difference kind)
+{
+    const char *drift = differences[kind].drift;
+    char ours[32], theirs[32], processed[32] = "";
+    snprintf(ours, sizeof ours, "%g", num(g, "saasd"));
+    snprintf(theirs, sizeof theirs, "%g", num(g, "microsoft"));
+    if (kind == PROCESSED_MISMATCH)
+        snprintf(processed, sizeof processed, "%g", num(g, "processed"));
+    reconcile_count_drift(drift);
+    /* Without a processed quantity the NULL field name ends the fields before it. */
+    log_warn("metering", "usage differs from Microsoft's record", "kind", drift, "sub_id",
              json_string_value(json_object_get(g, "subscriptionId")), "dimension",
              json_string_value(json_object_get(g, "dimension")), "day", json_string_value(json_object_get(g, "day")),
-             "saasd", ours, "microsoft", theirs);
-    json_t *list = !strcmp(kind, "missing") ? out->missing : !strcmp(kind, "unknown") ? out->unknown : out->mismatch;
+             "saasd", ours, "microsoft", theirs, kind == PROCESSED_MISMATCH ? "processed" : NULL, processed);
+    json_t *list = *(json_t **)((char *)out + differences[kind].list);
     json_t *item = json_pack("{s:O, s:O, s:O, s:O, s:O}", "subscriptionId", json_object_get(g, "subscriptionId"),
                              "dimension", json_object_get(g, "dimension"), "day", json_object_get(g, "day"), "saasd",
                              json_object_get(g, "saasd"), "microsoft", json_object_get(g, "microsoft"));
+    if (item && kind == PROCESSED_MISMATCH)
+        json_object_set(item, "processed", json_object_get(g, "processed"));
     return item && json_array_append_new(list, item) == 0 ? 0 : SAASD_ENOMEM;
+}
+
+/* The group's differences: at most one of the quantities (missing, unknown, mismatch), and the
+ * processed quantity's where both sides have the group. */
+static int compare_group(struct usage_recon *out, json_t *g)
+{
+    enum difference kind = difference(g);
+    int rc = kind != NONE ? note_difference(out, g, kind) : 0;
+    if (!rc && processed_differs(g))
+        rc = note_difference(out, g, PROCESSED_MISMATCH);
+    return rc;
 }
 
 void usage_recon_clear(struct usage_recon *r)
@@ -203,7 +276,59 @@ void usage_recon_clear(struct usage_recon *r)
     json_decref(r->mismatch);
     json_decref(r->unknown);
     json_decref(r->not_accepted);
+    json_decref(r->processed_mismatch);
     memset(r, 0, sizeof *r);
+}
+
+static int new_lists(struct usage_recon *out)
+{
+    out->missing = json_array();
+    out->mismatch = json_array();
+    out->unknown = json_array();
+    out->not_accepted = json_array();
+    out->processed_mismatch = json_array();
+    return out->missing && out->mismatch && out->unknown && out->not_accepted && out->processed_mismatch
+               ? 0
+               : SAASD_ENOMEM;
+}
+
+static int compare_groups(struct tally *t)
+{
+    const char *key;
+    json_t *g;
+    json_object_foreach(t->groups, key, g) {
+        if (json_is_true(json_object_get(g, "skip"))) {
+            t->out->skipped++;
+            continue;
+        }
+        t->out->checked++;
+        int rc = compare_group(t->out, g);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every run ends here: one summary line, its result counted, and when it ran (an alert can
+ * watch for no successful run in a day or two). */
+static void note_run(int rc, const char *from_day, const struct usage_recon *out)
+{
+    const char *result = rc ? "result=\"failed\"" : "result=\"ok\"";
+    metrics_inc("saasd_usage_reconcile_runs_total", result);
+    metrics_set("saasd_usage_reconcile_last_run_timestamp_seconds", result, (double)now_ms() / 1000);
+    if (rc) {
+        log_warn("metering", "usage reconciliation failed", "from", from_day, "error", saasd_strerror(rc));
+        return;
+    }
+    char checked[16], skipped[16], differ[16], processed[16], not_accepted[16];
+    snprintf(checked, sizeof checked, "%d", out->checked);
+    snprintf(skipped, sizeof skipped, "%d", out->skipped);
+    snprintf(differ, sizeof differ, "%zu",
+             json_array_size(out->missing) + json_array_size(out->mismatch) + json_array_size(out->unknown));
+    snprintf(processed, sizeof processed, "%zu", json_array_size(out->processed_mismatch));
+    snprintf(not_accepted, sizeof not_accepted, "%zu", json_array_size(out->not_accepted));
+    log_info("metering", "usage reconciliation finished", "from", from_day, "checked", checked, "skipped", skipped,
+             "differences", differ, "processed_mismatch", processed, "not_accepted", not_accepted);
 }
 
 int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon *out)
@@ -220,44 +345,43 @@ int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon
     day_of(today, to_day);
     struct mp_usage_query q = {.start = t.from_day, .end = to_day};
     struct mp_result mr = {0};
-    out->missing = json_array();
-    out->mismatch = json_array();
-    out->unknown = json_array();
-    out->not_accepted = json_array();
-    int rc = t.groups && out->missing && out->mismatch && out->unknown && out->not_accepted ? 0 : SAASD_ENOMEM;
+    int rc = t.groups ? new_lists(out) : SAASD_ENOMEM;
     if (!rc && (rc = mp_usage_events(d->mp, &q, &mr)) != 0)
         log_warn("metering", "usage query failed", "error", saasd_strerror(rc), "detail", mr.message);
+    if (!rc && d->stopping)
+        rc = SAASD_ECLOSED; /* the query may have waited out retries: stop here, not after a store scan */
     if (!rc)
         rc = add_rows(&t, json_object_get(mr.body, "usage"));
     if (!rc)
         rc = store_scan(d->store, STORE_USAGE, NULL, 0, add_bucket, &t);
+    if (!rc)
+        rc = compare_groups(&t);
+    note_run(rc, t.from_day, out);
+    json_decref(t.groups);
+    mp_result_clear(&mr);
     if (rc)
-        goto fail;
-    const char *key;
-    json_t *g;
-    json_object_foreach(t.groups, key, g) {
-        if (json_is_true(json_object_get(g, "skip"))) {
-            out->skipped++;
-            continue;
-        }
-        out->checked++;
-        const char *kind = difference(g);
-        if (kind && (rc = note_difference(out, g, kind)) != 0)
-            goto fail;
-    }
-    char checked[16], differ[16], not_accepted[16];
-    snprintf(checked, sizeof checked, "%d", out->checked);
-    snprintf(differ, sizeof differ, "%zu",
-             json_array_size(out->missing) + json_array_size(out->mismatch) + json_array_size(out->unknown));
-    snprintf(not_accepted, sizeof not_accepted, "%zu", json_array_size(out->not_accepted));
-    log_info("metering", "usage reconciliation finished", "from", t.from_day, "checked", checked, "differences", differ,
-             "not_accepted", not_accepted);
-    json_decref(t.groups);
-    mp_result_clear(&mr);
-    return 0;
-fail:
-    json_decref(t.groups);
-    mp_result_clear(&mr);
-    usage_recon_clear(out);
+        usage_recon_clear(out);
+    return rc;
+}
+
+static void usage_recon_job(struct daemon *d)
+{
+    struct usage_recon r;
+    if (metering_reconcile(d, d->cfg->usage_reconcile_days, d->cfg->usage_reconcile_lag_s, &r) == 0)
+        usage_recon_clear(&r);
+}
+
+/* A daemon restarted more often than the interval (a daily deploy) would never run a daily
+ * check that waits one interval: the first run comes at most this long after the start. */
+#define FIRST_RUN_MAX_S 600
+
+int usage_recon_start(struct daemon *d)
+{
+    int interval = d->cfg->usage_reconcile_interval_s;
+    if (interval <= 0)
+        return 0;
+    int rc = daemon_every_after(d, interval < FIRST_RUN_MAX_S ? interval : FIRST_RUN_MAX_S, interval,
+                                usage_recon_job, &d->usage_reconciler);
+    d->usage_reconciler_started = rc == 0;
     return rc;
 }

@@ -187,17 +187,39 @@ static const char *row_status(struct emu *e, const char *key)
     return st ? st : "Submitted";
 }
 
+/* Set db[coll][key] = value (stolen), creating the collection on first use. */
+static void set_row_fact(struct emu *e, const char *coll, const char *key, json_t *value)
+{
+    if (!json_object_get(e->db, coll))
+        json_object_set_new(e->db, coll, json_object());
+    json_object_set_new(json_object_get(e->db, coll), key, value);
+}
+
+/* A row's processedQuantity is what its submitted events add up to, unless the control API set
+ * another (Partner Center processed a different quantity) or null (the row carries none). */
+static void apply_processed(struct emu *e, const char *key, json_t *row)
+{
+    json_t *set = json_object_get(json_object_get(e->db, "processedQuantity"), key);
+    if (json_is_null(set))
+        json_object_del(row, "processedQuantity");
+    else if (set)
+        json_object_set(row, "processedQuantity", set);
+}
+
 int emu_usage_recon_status(struct emu *e, const json_t *in, struct emu_error *err, json_t **out)
 {
     const char *rid = emu_jstr(in, "resourceId"), *dim = emu_jstr(in, "dimension"), *date = emu_jstr(in, "usageDate");
     const char *status = emu_jstr(in, "reconStatus");
+    json_t *processed = json_object_get(in, "processedQuantity");
     int64_t when;
     size_t known = 0;
     while (known < sizeof recon_statuses / sizeof *recon_statuses && strcmp(recon_statuses[known], status))
         known++;
-    if (!*rid || !*dim || emu_parse_time(date, &when) != 0 || known == sizeof recon_statuses / sizeof *recon_statuses) {
+    if (!*rid || !*dim || emu_parse_time(date, &when) != 0 || known == sizeof recon_statuses / sizeof *recon_statuses ||
+        (processed && !json_is_null(processed) && !(json_is_number(processed) && json_number_value(processed) >= 0))) {
         emu_fail(err, 400, "BadArgument", "resourceId, dimension, usageDate (ISO-8601) and reconStatus (Submitted, "
-                                          "Accepted, Rejected, Mismatch, TestHeaders, DryRun) are required");
+                                          "Accepted, Rejected, Mismatch, TestHeaders, DryRun) are required; "
+                                          "processedQuantity is a number >= 0 or null");
         return SAASD_EINVAL;
     }
     char key[300], wanted[300];
@@ -213,13 +235,15 @@ int emu_usage_recon_status(struct emu *e, const json_t *in, struct emu_error *er
         emu_fail(err, 404, "EntityNotFound", "no usage recorded for that resource, dimension and day");
         return SAASD_ENOTFOUND;
     }
-    if (!json_object_get(e->db, "reconStatus"))
-        json_object_set_new(e->db, "reconStatus", json_object());
-    json_object_set_new(json_object_get(e->db, "reconStatus"), wanted, json_string(status));
+    set_row_fact(e, "reconStatus", wanted, json_string(status));
+    if (processed)
+        set_row_fact(e, "processedQuantity", wanted, json_incref(processed));
     e->dirty = 1;
     char day[40];
     emu_iso(emu_day_start(when), day);
     *out = json_pack("{s:s,s:s,s:s,s:s}", "usageDate", day, "resourceId", rid, "dimension", dim, "reconStatus", status);
+    if (processed)
+        json_object_set(*out, "processedQuantity", processed);
     return 0;
 }
 
@@ -276,8 +300,10 @@ static void query(struct emu *e, const struct httpd_request *r, struct httpd_res
     json_t *out = json_array();
     const char *k;
     json_t *row;
-    json_object_foreach(rows, k, row)
+    json_object_foreach(rows, k, row) {
+        apply_processed(e, k, row);
         json_array_append(out, row);
+    }
     json_decref(rows);
     emu_reply_json(res, 200, out);
 }

@@ -75,6 +75,9 @@ static const struct key_spec schema[] = {
     {"rules", "unknown_offers", KT_STRING, 0, 0},
     {"rules", "shadow_dir", KT_STRING, 0, 0},
     {"reconcile", "interval", KT_INT, 0, 86400},
+    {"usage_reconcile", "interval", KT_INT, 0, 7 * 86400},
+    {"usage_reconcile", "days", KT_INT, 1, 7},
+    {"usage_reconcile", "lag_s", KT_INT, 0, 7 * 86400},
     {"landing", "client_id", KT_STRING, 0, 0},
     {"landing", "secret_env", KT_STRING, 0, 0},
     {"landing", "secret_file", KT_STRING, 0, 0},
@@ -112,7 +115,8 @@ static const struct key_spec schema[] = {
 };
 #define NSCHEMA (sizeof schema / sizeof schema[0])
 
-static const char *const sections[] = {"listener", "landing", "admin", "entra", "marketplace", "webhook", "rules", "reconcile", "metering", "events", NULL};
+static const char *const sections[] = {"listener", "landing", "admin", "entra", "marketplace", "webhook",
+                                       "rules", "reconcile", "usage_reconcile", "metering", "events", NULL};
 
 struct loader {
     const char *path;
@@ -787,6 +791,9 @@ static void fill(struct loader *ld, lua_State *L, int env, int lines, struct saa
     if (!c->http_allow)
         c->http_allow = calloc(1, sizeof *c->http_allow);
     c->reconcile_interval_s = (int)get_int(L, env, "reconcile", "interval", 300);
+    c->usage_reconcile_interval_s = (int)get_int(L, env, "usage_reconcile", "interval", 86400);
+    c->usage_reconcile_days = (int)get_int(L, env, "usage_reconcile", "days", 3);
+    c->usage_reconcile_lag_s = (int)get_int(L, env, "usage_reconcile", "lag_s", 21600);
     c->metering_interval_s = (int)get_int(L, env, "metering", "interval", 60);
     c->metering_grace_s = (int)get_int(L, env, "metering", "grace", 300);
     fill_sinks(ld, L, env, lines, c);
