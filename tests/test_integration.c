@@ -332,6 +332,24 @@ int main(void)
     json_decref(it_admin("GET", "/admin/usagex", NULL, &st_prefix));
     CHECK(st_post == 404 && st_verb == 404 && st_seq == 404 && st_unknown == 404 && st_prefix == 404,
           "an admin path with the wrong method, an unknown verb, a non-numeric sequence or no route at all is answered 404");
+
+    /* The public routes (one table in daemon.c): a near miss of a path is not routed to it. */
+    const char *misses[] = {"/nothing-here", "/landingx", "/healthz/", "/webhooks", "/"};
+    int missed = 0;
+    for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
+        snprintf(url_buf, sizeof url_buf, "%s%s", it_public_url, misses[i]);
+        json_t *nf = it_call("GET", url_buf, NULL, NULL, &st, NULL);
+        missed += st == 404 && !strcmp(it_str(json_object_get(nf, "error"), "code"), "NotFound");
+        json_decref(nf);
+    }
+    CHECK(missed == 5, "a public path that no route takes (an unknown path, a route's name with more after it) is answered 404 NotFound");
+    char *landing_404 = NULL;
+    snprintf(url_buf, sizeof url_buf, "%s/landing/", it_public_url);
+    json_t *not_json = it_call("GET", url_buf, NULL, NULL, &st, &landing_404);
+    CHECK(st == 404 && !not_json && landing_404 && strstr(landing_404, "Page not found"),
+          "any path under /landing/ goes to the landing page, which answers its own 404 page");
+    json_decref(not_json);
+    free(landing_404);
     op = it_customer(sub, "change-quantity", json_pack("{s:i}", "quantity", 4));
     fin = it_wait_op(op, 15000);
     audit = op ? it_wait_audit(sub, op, 5000) : NULL;
