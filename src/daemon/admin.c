@@ -285,6 +285,36 @@ static int collect_pending(void *arg, const void *key, size_t klen, const void *
     return 0;
 }
 
+/* POST /admin/subscriptions/{id}/{verb}: what each verb does (the README's Admin API table). */
+static const struct {
+    const char *verb;
+    const char *change; /* flow_publisher_change kind; NULL: activate a pending purchase */
+    const char *arg;    /* the body field holding the new value; NULL: none */
+} sub_actions[] = {
+    {"activate", NULL, NULL},
+    {"change-plan", "plan", "planId"},
+    {"change-quantity", "quantity", "quantity"},
+    {"cancel", "cancel", NULL},
+};
+
+/* One operator action on sub_id (the caller holds its lock); SAASD_EINVAL with out->message for
+ * an unknown verb or a missing argument. */
+static int run_sub_action(struct daemon *d, const char *sub_id, const char *verb, json_t *args, json_t **op,
+                          struct flow_outcome *out)
+{
+    char value[256] = "";
+    for (size_t i = 0; i < sizeof sub_actions / sizeof sub_actions[0]; i++) {
+        const char *arg = sub_actions[i].arg;
+        if (strcmp(sub_actions[i].verb, verb) || (arg && jl_string(args, arg, value, sizeof value)))
+            continue;
+        if (!sub_actions[i].change)
+            return flow_activate_pending(d, sub_id, out);
+        return flow_publisher_change(d, sub_id, sub_actions[i].change, value, op, out);
+    }
+    snprintf(out->message, sizeof out->message, "unknown action or missing argument (planId / quantity)");
+    return SAASD_EINVAL;
+}
+
 static void subscription_action(struct daemon *d, const char *sub_id, const char *verb, const struct httpd_request *req,
                                 struct httpd_response *res)
 {
@@ -322,21 +352,8 @@ static void subscription_action(struct daemon *d, const char *sub_id, const char
         return;
     struct flow_outcome out;
     json_t *op = NULL;
-    int rc;
-    char value[256] = "";
     daemon_lock_sub(d, sub_id);
-    if (!strcmp(verb, "activate")) {
-        rc = flow_activate_pending(d, sub_id, &out);
-    } else if (!strcmp(verb, "change-plan") && !jl_string(args, "planId", value, sizeof value)) {
-        rc = flow_publisher_change(d, sub_id, "plan", value, &op, &out);
-    } else if (!strcmp(verb, "change-quantity") && !jl_string(args, "quantity", value, sizeof value)) {
-        rc = flow_publisher_change(d, sub_id, "quantity", value, &op, &out);
-    } else if (!strcmp(verb, "cancel")) {
-        rc = flow_publisher_change(d, sub_id, "cancel", "", &op, &out);
-    } else {
-        rc = SAASD_EINVAL;
-        snprintf(out.message, sizeof out.message, "unknown action or missing argument (planId / quantity)");
-    }
+    int rc = run_sub_action(d, sub_id, verb, args, &op, &out);
     daemon_unlock_sub(d, sub_id);
     json_decref(args);
     log_info("admin", "subscription action", "sub_id", sub_id, "action", verb, "result",
