@@ -332,6 +332,11 @@ int main(void)
     json_decref(it_admin("GET", "/admin/usagex", NULL, &st_prefix));
     CHECK(st_post == 404 && st_verb == 404 && st_seq == 404 && st_unknown == 404 && st_prefix == 404,
           "an admin path with the wrong method, an unknown verb, a non-numeric sequence or no route at all is answered 404");
+    long st_flush_get, st_usage_verb;
+    json_decref(it_admin("GET", "/admin/usage/flush", NULL, &st_flush_get));
+    json_decref(it_admin("POST", "/admin/usage/nothing", NULL, &st_usage_verb));
+    CHECK(st_flush_get == 404 && st_usage_verb == 404,
+          "under /admin/usage a known path with another method, or an unknown path, is answered 404");
 
     /* The public routes (one table in daemon.c): a near miss of a path is not routed to it. */
     const char *misses[] = {"/nothing-here", "/landingx", "/healthz/", "/webhooks", "/"};

@@ -440,7 +440,7 @@ static int usage_time(json_t *args, int64_t *out)
     return 0;
 }
 
-static void usage_reconcile(struct daemon *d, json_t *args, struct httpd_response *res)
+static void usage_reconcile(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
 {
     long long days = 2, lag_s = 0;
     int bad = jl_int(args, "days", &days) == SAASD_EINVAL || jl_int(args, "lag_s", &lag_s) == SAASD_EINVAL;
@@ -485,47 +485,69 @@ static const struct usage_refusal *usage_refusal_of(int rc)
     return u;
 }
 
+static void usage_report(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+{
+    char err[1280] = "";
+    int64_t when = 0;
+    double q = -1, billed = 0;
+    jl_real(args, "quantity", &q);
+    int rc = usage_time(args, &when);
+    if (rc)
+        snprintf(err, sizeof err, "time must be ISO-8601 UTC (2026-11-24T10:15:00Z) or epoch milliseconds");
+    else
+        rc = metering_record(d, json_string_value(json_object_get(args, "subscriptionId")),
+                             json_string_value(json_object_get(args, "dimension")), q, when, &billed, err, sizeof err);
+    const struct usage_refusal *u = usage_refusal_of(rc);
+    if (rc)
+        reply_json(res, u->status, json_pack("{s:s, s:s, s:b}", "error", saasd_strerror(rc), "message", err,
+                                             "retryable", u->retryable));
+    else
+        reply_json(res, 200, json_pack("{s:s, s:f}", "result", "recorded", "billed", billed));
+}
+
+static void usage_list(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+{
+    const char *sub = httpd_query(req, "subscriptionId");
+    json_t *list = json_array();
+    /* keys start with the subscription id and a NUL */
+    store_scan(d->store, STORE_USAGE, sub, sub ? strlen(sub) + 1 : 0, collect_json, list);
+    reply_json(res, 200, json_pack("{s:o}", "usage", list));
+}
+
+static void usage_flush(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+{
+    struct metering_pass pass;
+    int rc = metering_flush(d, json_is_true(json_object_get(args, "ignore_grace")), &pass);
+    reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok",
+                                            "sent", pass.sent, "failed", pass.failed, "retry", pass.retry,
+                                            "folded", pass.folded));
+}
+
+/* /admin/usage{rest}: the rest of the path and the method pick the handler (route.h patterns);
+ * each gets the request's JSON body (an empty body is {}). */
+static const struct {
+    const char *method, *rest;
+    void (*handle)(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res);
+} usage_routes[] = {
+    {"POST", "", usage_report},
+    {"GET", "", usage_list},
+    {"POST", "/flush", usage_flush},
+    {"POST", "/reconcile", usage_reconcile},
+};
+
 static void usage_api(struct daemon *d, const char *rest, const struct httpd_request *req, struct httpd_response *res)
 {
-    const char *method = httpd_method(req);
     json_t *args = body_json(req, res);
     if (!args)
         return;
-    if (!*rest && !strcmp(method, "POST")) {
-        char err[1280] = "";
-        int64_t when = 0;
-        double q = -1, billed = 0;
-        jl_real(args, "quantity", &q);
-        int rc = usage_time(args, &when);
-        if (rc)
-            snprintf(err, sizeof err, "time must be ISO-8601 UTC (2026-11-24T10:15:00Z) or epoch milliseconds");
-        else
-            rc = metering_record(d, json_string_value(json_object_get(args, "subscriptionId")),
-                                 json_string_value(json_object_get(args, "dimension")), q, when, &billed, err,
-                                 sizeof err);
-        const struct usage_refusal *u = usage_refusal_of(rc);
-        if (rc)
-            reply_json(res, u->status, json_pack("{s:s, s:s, s:b}", "error", saasd_strerror(rc), "message", err,
-                                                 "retryable", u->retryable));
-        else
-            reply_json(res, 200, json_pack("{s:s, s:f}", "result", "recorded", "billed", billed));
-    } else if (!*rest && !strcmp(method, "GET")) {
-        const char *sub = httpd_query(req, "subscriptionId");
-        json_t *list = json_array();
-        /* keys start with the subscription id and a NUL */
-        store_scan(d->store, STORE_USAGE, sub, sub ? strlen(sub) + 1 : 0, collect_json, list);
-        reply_json(res, 200, json_pack("{s:o}", "usage", list));
-    } else if (!strcmp(rest, "/flush") && !strcmp(method, "POST")) {
-        struct metering_pass pass;
-        int rc = metering_flush(d, json_is_true(json_object_get(args, "ignore_grace")), &pass);
-        reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok",
-                                                "sent", pass.sent, "failed", pass.failed, "retry", pass.retry,
-                                                "folded", pass.folded));
-    } else if (!strcmp(rest, "/reconcile") && !strcmp(method, "POST")) {
-        usage_reconcile(d, args, res);
-    } else {
+    struct route_args a;
+    size_t i = 0, n = sizeof usage_routes / sizeof usage_routes[0];
+    while (i < n && !route_row_matches(usage_routes[i].method, usage_routes[i].rest, httpd_method(req), rest, &a))
+        i++;
+    if (i < n)
+        usage_routes[i].handle(d, args, req, res);
+    else
         reply_error(res, 404, "no such usage path");
-    }
     json_decref(args);
 }
 
