@@ -561,6 +561,13 @@ int main(void)
     json_decref(listed);
     snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s reconcile >/dev/null 2>&1", build, conf);
     CHECK(system(cmd) == 0, "the admin CLI runs a reconciliation pass");
+    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s store-put it-seats cli-note 'from the CLI' >/dev/null 2>&1",
+             build, conf);
+    int put_rc = system(cmd);
+    json_t *note = it_admin("GET", "/admin/offers/it-seats/store/cli-note", NULL, &st);
+    CHECK(put_rc == 0 && st == 200 && !strcmp(it_str(note, "value"), "from the CLI"),
+          "the admin CLI sends its last argument as the verb's JSON body (store-put: {\"value\": ...})");
+    json_decref(note);
     long st2 = 0;
     snprintf(url_buf, sizeof url_buf, "%s/admin/subscriptions", it_admin_url);
     json_decref(it_call("GET", url_buf, NULL, "wrong-key", &st2, NULL));
