@@ -69,6 +69,10 @@ int main(void)
     it_write_file(path, "return { provision = function(sub, ctx)\n"
                         "  return { action = 'activate', redirect = 'https://app.contoso.example/welcome?a=1&b=2' }\n"
                         "end }\n");
+    snprintf(path, sizeof path, "%s/it-reject.lua", rules);
+    it_write_file(path, "return { provision = function(sub, ctx)\n"
+                        "  return { action = 'reject', message = 'Sorry: this offer is for schools only.' }\n"
+                        "end }\n");
     snprintf(path, sizeof path, "%s/it-metered.lua", rules); /* no file: its purchase would be held pending */
     it_write_file(path, "return {}\n");
     snprintf(path, sizeof path, "%s/it-pending.html", rules);
@@ -87,6 +91,7 @@ int main(void)
     it_offer("it-flaky");
     it_offer("it-pending");
     it_offer("it-redirect");
+    it_offer("it-reject");
 
     /* ---- landing page ---- */
     char sub[64], sub2[64], url_buf[600];
@@ -157,6 +162,19 @@ int main(void)
     st = it_land(landing, &page);
     CHECK(st == 200 && strstr(page, "<h2>Your subscription is active</h2>") && !strstr(page, "An engineer will call you"),
           "after an operator activated a pending purchase, the buyer's next visit shows it active, without the pending text");
+    free(page);
+    free(landing);
+
+    char sub7[64];
+    landing = it_purchase("it-reject", 1, sub7, sizeof sub7);
+    page = NULL;
+    st = it_land(landing, &page);
+    ms = it_ms_sub(sub7);
+    CHECK(st == 200 && page && strstr(page, "We could not accept this subscription") &&
+              strstr(page, "Sorry: this offer is for schools only.") &&
+              !strcmp(it_str(ms, "saasSubscriptionStatus"), "PendingFulfillmentStart"),
+          "a rejected purchase is not activated and its page carries the rule's message");
+    json_decref(ms);
     free(page);
     free(landing);
 
