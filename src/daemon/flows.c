@@ -94,6 +94,25 @@ static json_t *confirmed_by(json_t *entry, json_t *landing)
     return entry;
 }
 
+/* The provision rule's verdicts (lua/saas/contract.lua): the decision each one records, and
+ * whether it activates at Microsoft first. The last row is also any other verdict's. */
+static const struct provision_verdict {
+    const char *verdict, *decision;
+    int activates;
+} provision_verdicts[] = {
+    {"activate", "activated", 1},
+    {"pending", "pending", 0},
+    {"reject", "rejected", 0},
+};
+
+static const struct provision_verdict *provision_verdict_of(const char *verdict)
+{
+    size_t i = 0, n = sizeof provision_verdicts / sizeof provision_verdicts[0];
+    while (i < n - 1 && strcmp(provision_verdicts[i].verdict, verdict))
+        i++;
+    return &provision_verdicts[i];
+}
+
 int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const char *request_id, json_t *landing,
                    struct flow_outcome *out)
 {
@@ -149,7 +168,8 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     }
     out->ran_rule = 1;
     char err[512] = "";
-    if (!strcmp(dec.verdict, "activate")) {
+    const struct provision_verdict *pv = provision_verdict_of(dec.verdict);
+    if (pv->activates) {
         rc = activate_at_microsoft(d, sub_id, rec, d->cfg->landing_max_wait_ms, err, sizeof err);
         if (rc) {
             log_error("landing", "activation failed; will be retried on reload", "request_id", request_id,
@@ -157,15 +177,9 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
             goto done;
         }
         out->ms_subscribed = read_back_activation(d, sub_id, rec);
-        flows_set_provision(rec, "activated", &dec);
-        out->decision = "activated";
-    } else if (!strcmp(dec.verdict, "pending")) {
-        flows_set_provision(rec, "pending", &dec);
-        out->decision = "pending";
-    } else {
-        flows_set_provision(rec, "rejected", &dec);
-        out->decision = "rejected";
     }
+    flows_set_provision(rec, pv->decision, &dec);
+    out->decision = pv->decision;
     rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
         rc = flows_add_decision(b, sub_id, rec, confirmed_by(flows_audit_entry(NULL, "Provision", out->decision, dec.message, &dec), landing), NULL);
