@@ -177,11 +177,11 @@ static void metrics_text(struct daemon *d, const struct httpd_request *req, cons
     metrics_page(d, res);
 }
 
-/* The public listener's paths, first match wins (patterns: core/route.h; any method: each
- * handler answers the methods it does not take). The listener runs an event loop: /webhook
- * answers from the store's commit callback (webhook.c) and so runs on the loop (on_loop);
- * pages that call out or fsync run off the loop in their pool, given the request header
- * arg_header names (read here, on the loop) as their arg. */
+/* The public listener's paths, first match wins (patterns: core/route.h). Rows name no method:
+ * webhook.c and landing.c answer 405 themselves, the health and metrics pages answer any. The
+ * listener runs an event loop: /webhook answers from the store's commit callback (webhook.c)
+ * and so runs on the loop (on_loop); pages that call out or fsync run off the loop in their
+ * pool, given the request header arg_header names (read here, on the loop) as their arg. */
 static const struct {
     const char *pattern;
     void (*on_loop)(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
