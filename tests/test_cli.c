@@ -40,6 +40,8 @@ static const struct refusal refusals[] = {
     {"admin subscriptions offer=a status=b extra", "'subscriptions' takes at most 2 arguments"},
     {"admin subscriptions extra", "filters are offer=OFFER and status=STATUS"},
     {"admin change-quantity SUB many", "'many' is not a number"},
+    {"admin usage SUB api-calls lots", "'lots' is not a number"},
+    {"admin usage-reconcile week", "'week' is not a number"},
     {"admin no-such-verb", "unknown admin verb"},
     {"rules check rules extra", "unexpected argument 'extra'"},
     {"rules check --dir rules", "unknown option '--dir'"},

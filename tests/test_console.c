@@ -211,6 +211,18 @@ int main(void)
     CHECK(forged.status == 303, "another cookie of saasd (the buyer's landing session) is not an operator session");
     free(forged.body);
 
+    op_call(&op, "GET", "/console/subscriptions?status=pending", NULL);
+    int in_pending = op.status == 200 && strstr(op.body, sub) != NULL;
+    op_call(&op, "GET", "/console/subscriptions?status=PendingFulfillmentStart", NULL);
+    int in_status = op.status == 200 && strstr(op.body, sub) != NULL;
+    op_call(&op, "GET", "/console/subscriptions?status=Subscribed", NULL);
+    int in_other = op.status != 200 || strstr(op.body, sub) != NULL;
+    op_call(&op, "GET", "/console/subscriptions?status=drift", NULL);
+    int in_drift = op.status != 200 || strstr(op.body, sub) != NULL;
+    CHECK(in_pending && in_status && !in_other && !in_drift,
+          "the list's status filter finds a purchase waiting for approval under 'waiting for approval' and its "
+          "Microsoft status, not under another status or drift");
+
     op_call(&op, "GET", path, NULL);
     CHECK(op.status == 200 && strstr(op.body, sub) && strstr(op.body, "we approve every customer by hand") &&
               strstr(op.body, "Audit trail"),
@@ -331,6 +343,18 @@ int main(void)
     op_call(&op, "GET", "/console/subscriptions?q=PAGE-12&status=Subscribed", NULL);
     CHECK(op.status == 200 && strstr(op.body, "page-120") && strstr(op.body, "page-129") && !strstr(op.body, "page-130"),
           "the search matches ids case-insensitively");
+    json_t *drifted = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "id", "zz-drifted", "offerId", "even-offer",
+                                "status", "Suspended", "subscription", "id", "zz-drifted", "offerId", "even-offer",
+                                "saasSubscriptionStatus", "Subscribed");
+    struct store_batch *db = NULL;
+    store_batch_new(&db);
+    record_put_json(db, STORE_SUBSCRIPTIONS, "zz-drifted", drifted);
+    store_commit(d->store, db);
+    store_batch_free(db);
+    json_decref(drifted);
+    op_call(&op, "GET", "/console/subscriptions?status=drift", NULL);
+    CHECK(op.status == 200 && strstr(op.body, "zz-drifted") && !strstr(op.body, "page-001"),
+          "the status filter 'drift' lists a subscription whose status differs from Microsoft's, and not the others");
 
     /* ---- rules page: the last reload's result ---- */
     snprintf(path, sizeof path, "%s/console-broken.lua", rules);

@@ -69,6 +69,10 @@ int main(void)
     it_write_file(path, "return { provision = function(sub, ctx)\n"
                         "  return { action = 'activate', redirect = 'https://app.contoso.example/welcome?a=1&b=2' }\n"
                         "end }\n");
+    snprintf(path, sizeof path, "%s/it-reject.lua", rules);
+    it_write_file(path, "return { provision = function(sub, ctx)\n"
+                        "  return { action = 'reject', message = 'Sorry: this offer is for schools only.' }\n"
+                        "end }\n");
     snprintf(path, sizeof path, "%s/it-metered.lua", rules); /* no file: its purchase would be held pending */
     it_write_file(path, "return {}\n");
     snprintf(path, sizeof path, "%s/it-pending.html", rules);
@@ -87,6 +91,7 @@ int main(void)
     it_offer("it-flaky");
     it_offer("it-pending");
     it_offer("it-redirect");
+    it_offer("it-reject");
 
     /* ---- landing page ---- */
     char sub[64], sub2[64], url_buf[600];
@@ -157,6 +162,19 @@ int main(void)
     st = it_land(landing, &page);
     CHECK(st == 200 && strstr(page, "<h2>Your subscription is active</h2>") && !strstr(page, "An engineer will call you"),
           "after an operator activated a pending purchase, the buyer's next visit shows it active, without the pending text");
+    free(page);
+    free(landing);
+
+    char sub7[64];
+    landing = it_purchase("it-reject", 1, sub7, sizeof sub7);
+    page = NULL;
+    st = it_land(landing, &page);
+    ms = it_ms_sub(sub7);
+    CHECK(st == 200 && page && strstr(page, "We could not accept this subscription") &&
+              strstr(page, "Sorry: this offer is for schools only.") &&
+              !strcmp(it_str(ms, "saasSubscriptionStatus"), "PendingFulfillmentStart"),
+          "a rejected purchase is not activated and its page carries the rule's message");
+    json_decref(ms);
     free(page);
     free(landing);
 
@@ -332,6 +350,29 @@ int main(void)
     json_decref(it_admin("GET", "/admin/usagex", NULL, &st_prefix));
     CHECK(st_post == 404 && st_verb == 404 && st_seq == 404 && st_unknown == 404 && st_prefix == 404,
           "an admin path with the wrong method, an unknown verb, a non-numeric sequence or no route at all is answered 404");
+    long st_flush_get, st_usage_verb;
+    json_decref(it_admin("GET", "/admin/usage/flush", NULL, &st_flush_get));
+    json_decref(it_admin("POST", "/admin/usage/nothing", NULL, &st_usage_verb));
+    CHECK(st_flush_get == 404 && st_usage_verb == 404,
+          "under /admin/usage a known path with another method, or an unknown path, is answered 404");
+
+    /* The public routes (one table in daemon.c): a near miss of a path is not routed to it. */
+    const char *misses[] = {"/nothing-here", "/landingx", "/healthz/", "/webhooks", "/"};
+    int missed = 0;
+    for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
+        snprintf(url_buf, sizeof url_buf, "%s%s", it_public_url, misses[i]);
+        json_t *nf = it_call("GET", url_buf, NULL, NULL, &st, NULL);
+        missed += st == 404 && !strcmp(it_str(json_object_get(nf, "error"), "code"), "NotFound");
+        json_decref(nf);
+    }
+    CHECK(missed == 5, "a public path that no route takes (an unknown path, a route's name with more after it) is answered 404 NotFound");
+    char *landing_404 = NULL;
+    snprintf(url_buf, sizeof url_buf, "%s/landing/", it_public_url);
+    json_t *not_json = it_call("GET", url_buf, NULL, NULL, &st, &landing_404);
+    CHECK(st == 404 && !not_json && landing_404 && strstr(landing_404, "Page not found"),
+          "any path under /landing/ goes to the landing page, which answers its own 404 page");
+    json_decref(not_json);
+    free(landing_404);
     op = it_customer(sub, "change-quantity", json_pack("{s:i}", "quantity", 4));
     fin = it_wait_op(op, 15000);
     audit = op ? it_wait_audit(sub, op, 5000) : NULL;
@@ -538,6 +579,13 @@ int main(void)
     json_decref(listed);
     snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s reconcile >/dev/null 2>&1", build, conf);
     CHECK(system(cmd) == 0, "the admin CLI runs a reconciliation pass");
+    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s store-put it-seats cli-note 'from the CLI' >/dev/null 2>&1",
+             build, conf);
+    int put_rc = system(cmd);
+    json_t *note = it_admin("GET", "/admin/offers/it-seats/store/cli-note", NULL, &st);
+    CHECK(put_rc == 0 && st == 200 && !strcmp(it_str(note, "value"), "from the CLI"),
+          "the admin CLI sends its last argument as the verb's JSON body (store-put: {\"value\": ...})");
+    json_decref(note);
     long st2 = 0;
     snprintf(url_buf, sizeof url_buf, "%s/admin/subscriptions", it_admin_url);
     json_decref(it_call("GET", url_buf, NULL, "wrong-key", &st2, NULL));

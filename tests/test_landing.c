@@ -12,6 +12,9 @@ static const char *land_rule =
     "    fields = {\n"
     "      { name = 'company', label = 'Company name', required = true, max = 80 },\n"
     "      { name = 'region', label = 'Data region', pattern = '(eu|us)-[a-z]+', help = 'eu-west or us-east' },\n"
+    "      { name = 'contact', label = 'Billing e-mail', type = 'email' },\n"
+    "      { name = 'size', label = 'Expected users', type = 'number' },\n"
+    "      { name = 'site', label = 'Company site', type = 'url' },\n"
     "    },\n"
     "    brand = { product = 'Contoso <Cloud>', color = '#123456', support = 'help@contoso.example',\n"
     "              logo_url = 'https://contoso.example/logo.png' },\n"
@@ -173,8 +176,16 @@ static void confirmation_and_csrf(void)
     st = it_browse(&b, "POST", "/landing/confirm", form);
     CHECK(st == 422 && has(&b, "expected format") && has(&b, "value=\"Fabrikam\"") && untouched(sub),
           "an answer that does not match the field's pattern is refused and the other answers are kept");
+    snprintf(form, sizeof form, "csrf=%s&company=Fabrikam&contact=ops+at+fabrikam&size=ten&site=%%2Fstatus", csrf);
+    st = it_browse(&b, "POST", "/landing/confirm", form);
+    CHECK(st == 422 && has(&b, "an e-mail address like name@example.com") && has(&b, "Please enter a number.") &&
+              has(&b, "a web address starting with https://") && untouched(sub),
+          "an answer not in the format of its field's type (email, number, url) is refused with that type's message");
 
-    snprintf(form, sizeof form, "csrf=%s&company=Fabrikam+%%3CLtd%%3E&region=eu-west", csrf);
+    snprintf(form, sizeof form,
+             "csrf=%s&company=Fabrikam+%%3CLtd%%3E&region=eu-west&contact=ops%%40fabrikam.example&size=12.5"
+             "&site=https%%3A%%2F%%2Ffabrikam.example%%2F",
+             csrf);
     char logpath[512], logged[8192] = "";
     snprintf(logpath, sizeof logpath, "%s/landing-info.log", dir);
     int logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);

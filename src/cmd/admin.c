@@ -12,42 +12,78 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What JSON body a verb sends, made from its arguments (none when an optional argument is left out). */
+enum body { BODY_NONE, BODY_TEXT, BODY_INTEGER, BODY_USAGE };
+
 struct verb {
     const char *name;
     int nargs;        /* arguments after the verb; -n: up to n, all optional */
     const char *method;
     const char *path; /* "{}" stands for the next argument */
-    const char *body; /* NULL, "planId", "quantity", "usage", "days" or "value": JSON body from the
-                       * last argument (none when an optional argument is left out) */
+    enum body body;
+    const char *key;  /* BODY_TEXT, BODY_INTEGER: {key: the last argument} */
     const char *usage;
 };
 
+static json_t *text_body(const char *key, const char **args, int nargs)
+{
+    return json_pack("{s:s}", key, args[nargs - 1]);
+}
+
+static json_t *integer_body(const char *key, const char **args, int nargs)
+{
+    return json_pack("{s:I}", key, (json_int_t)strtoll(args[nargs - 1], NULL, 10));
+}
+
+/* usage SUB DIMENSION QUANTITY */
+static json_t *usage_body(const char *key, const char **args, int nargs)
+{
+    return json_pack("{s:s, s:s, s:f}", "subscriptionId", args[1], "dimension", args[2], "quantity",
+                     strtod(args[nargs - 1], NULL));
+}
+
+/* Per body: how it is built from the arguments (args[0] is the verb), and whether the last
+ * argument must be a number. */
+static const struct {
+    json_t *(*build)(const char *key, const char **args, int nargs);
+    int numeric;
+} bodies[] = {
+    [BODY_NONE] = {NULL, 0},
+    [BODY_TEXT] = {text_body, 0},
+    [BODY_INTEGER] = {integer_body, 1},
+    [BODY_USAGE] = {usage_body, 1},
+};
+
 static const struct verb verbs[] = {
-    {"subscriptions", -2, "GET", "/admin/subscriptions", NULL,
+    {"subscriptions", -2, "GET", "/admin/subscriptions", BODY_NONE, NULL,
      "[offer=OFFER] [status=STATUS]: list local subscriptions (fetched page by page)"},
-    {"show", 1, "GET", "/admin/subscriptions/{}", NULL, "SUB: local record and Microsoft's view"},
-    {"history", 1, "GET", "/admin/subscriptions/{}/history", NULL, "SUB: audit trail with rule hashes"},
-    {"activate", 1, "POST", "/admin/subscriptions/{}/activate", NULL, "SUB: activate a pending subscription"},
-    {"change-plan", 2, "POST", "/admin/subscriptions/{}/change-plan", "planId", "SUB PLAN"},
-    {"change-quantity", 2, "POST", "/admin/subscriptions/{}/change-quantity", "quantity", "SUB SEATS"},
-    {"cancel", 1, "POST", "/admin/subscriptions/{}/cancel", NULL, "SUB: cancel at Microsoft"},
-    {"outbox", 0, "GET", "/admin/outbox", NULL, "events waiting for a retry"},
-    {"retry", 1, "POST", "/admin/outbox/{}/retry", NULL, "SEQ: retry an outbox entry now"},
-    {"abandon", 1, "POST", "/admin/outbox/{}/abandon", NULL, "SEQ: give up on an outbox entry"},
-    {"sinks", 0, "GET", "/admin/sinks", NULL, "event delivery per sink: delivered, pending, failing since, last error"},
-    {"events", 0, "GET", "/admin/events", NULL, "stored events, oldest first"},
-    {"rules", 0, "GET", "/admin/rules", NULL, "active rule generation and file hashes"},
-    {"reload", 0, "POST", "/admin/rules/reload", NULL, "reload the rules"},
-    {"promote", 0, "POST", "/admin/rules/promote", NULL, "make the shadow rules (rules.shadow_dir) the live rules"},
-    {"reconcile", 0, "POST", "/admin/reconcile", NULL, "run one reconciliation pass now"},
-    {"usage", 3, "POST", "/admin/usage", "usage", "SUB DIMENSION QUANTITY: record metered usage now"},
-    {"usage-list", 0, "GET", "/admin/usage", NULL, "metered usage per hour and whether it was sent"},
-    {"usage-flush", 0, "POST", "/admin/usage/flush", NULL, "send the hours that are due now"},
-    {"usage-reconcile", -1, "POST", "/admin/usage/reconcile", "days",
+    {"show", 1, "GET", "/admin/subscriptions/{}", BODY_NONE, NULL, "SUB: local record and Microsoft's view"},
+    {"history", 1, "GET", "/admin/subscriptions/{}/history", BODY_NONE, NULL, "SUB: audit trail with rule hashes"},
+    {"activate", 1, "POST", "/admin/subscriptions/{}/activate", BODY_NONE, NULL,
+     "SUB: activate a pending subscription"},
+    {"change-plan", 2, "POST", "/admin/subscriptions/{}/change-plan", BODY_TEXT, "planId", "SUB PLAN"},
+    {"change-quantity", 2, "POST", "/admin/subscriptions/{}/change-quantity", BODY_INTEGER, "quantity", "SUB SEATS"},
+    {"cancel", 1, "POST", "/admin/subscriptions/{}/cancel", BODY_NONE, NULL, "SUB: cancel at Microsoft"},
+    {"outbox", 0, "GET", "/admin/outbox", BODY_NONE, NULL, "events waiting for a retry"},
+    {"retry", 1, "POST", "/admin/outbox/{}/retry", BODY_NONE, NULL, "SEQ: retry an outbox entry now"},
+    {"abandon", 1, "POST", "/admin/outbox/{}/abandon", BODY_NONE, NULL, "SEQ: give up on an outbox entry"},
+    {"sinks", 0, "GET", "/admin/sinks", BODY_NONE, NULL,
+     "event delivery per sink: delivered, pending, failing since, last error"},
+    {"events", 0, "GET", "/admin/events", BODY_NONE, NULL, "stored events, oldest first"},
+    {"rules", 0, "GET", "/admin/rules", BODY_NONE, NULL, "active rule generation and file hashes"},
+    {"reload", 0, "POST", "/admin/rules/reload", BODY_NONE, NULL, "reload the rules"},
+    {"promote", 0, "POST", "/admin/rules/promote", BODY_NONE, NULL,
+     "make the shadow rules (rules.shadow_dir) the live rules"},
+    {"reconcile", 0, "POST", "/admin/reconcile", BODY_NONE, NULL, "run one reconciliation pass now"},
+    {"usage", 3, "POST", "/admin/usage", BODY_USAGE, NULL, "SUB DIMENSION QUANTITY: record metered usage now"},
+    {"usage-list", 0, "GET", "/admin/usage", BODY_NONE, NULL, "metered usage per hour and whether it was sent"},
+    {"usage-flush", 0, "POST", "/admin/usage/flush", BODY_NONE, NULL, "send the hours that are due now"},
+    {"usage-reconcile", -1, "POST", "/admin/usage/reconcile", BODY_INTEGER, "days",
      "[DAYS]: compare the usage sent in the last DAYS (1..7, default 2) with Microsoft's record "
      "(quantities, and rows it does not bill: reconStatus)"},
-    {"store-get", 2, "GET", "/admin/offers/{}/store/{}", NULL, "OFFER KEY: read the offer's ctx.store"},
-    {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", "value", "OFFER KEY VALUE: write the offer's ctx.store"},
+    {"store-get", 2, "GET", "/admin/offers/{}/store/{}", BODY_NONE, NULL, "OFFER KEY: read the offer's ctx.store"},
+    {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", BODY_TEXT, "value",
+     "OFFER KEY VALUE: write the offer's ctx.store"},
 };
 
 /* `subscriptions`: follow next_cursor page by page and print one JSON document
@@ -126,7 +162,7 @@ static void help(FILE *f)
 /* A number where the verb's body wants one ("quantity", "days", usage's QUANTITY). */
 static int numeric_ok(const struct verb *v, const char *last)
 {
-    if (!v->body || (strcmp(v->body, "quantity") && strcmp(v->body, "days") && strcmp(v->body, "usage")))
+    if (!bodies[v->body].numeric)
         return 1;
     char *end;
     strtod(last, &end);
@@ -183,13 +219,8 @@ int cmd_admin(int argc, char **argv)
     snprintf(url, sizeof url, "http://%s:%d%s", cfg->admin_addr, cfg->admin_port, path);
     snprintf(auth, sizeof auth, "Bearer %s", cfg->admin_key);
     char *body = NULL;
-    if (v->body && nargs > 1) {
-        const char *last = args[nargs - 1];
-        int integer = !strcmp(v->body, "quantity") || !strcmp(v->body, "days");
-        json_t *j = integer ? json_pack("{s:I}", v->body, (json_int_t)strtoll(last, NULL, 10))
-                  : !strcmp(v->body, "usage") ? json_pack("{s:s, s:s, s:f}", "subscriptionId", args[1], "dimension",
-                                                          args[2], "quantity", strtod(last, NULL))
-                                              : json_pack("{s:s}", v->body, last);
+    if (bodies[v->body].build && nargs > 1) {
+        json_t *j = bodies[v->body].build(v->key, args, nargs);
         body = json_dumps(j, JSON_COMPACT);
         json_decref(j);
     }

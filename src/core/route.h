@@ -1,5 +1,6 @@
-/* Path patterns for the request routers' tables (the admin API, the emulator's control API):
- * one table of rows per router, each row a method, a pattern and a handler, read in order.
+/* Path patterns for the request routers' tables (the public listener, the admin API and its
+ * /admin/usage paths, the emulator's control API): one table of rows per router, each row a
+ * method, a pattern and a handler, read in order.
  *
  * A pattern is literal text with {parts}:
  *   {id}    one non-empty path segment (no '/'), copied to id;

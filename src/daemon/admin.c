@@ -285,6 +285,36 @@ static int collect_pending(void *arg, const void *key, size_t klen, const void *
     return 0;
 }
 
+/* POST /admin/subscriptions/{id}/{verb}: what each verb does (the README's Admin API table). */
+static const struct {
+    const char *verb;
+    const char *change; /* flow_publisher_change kind; NULL: activate a pending purchase */
+    const char *arg;    /* the body field holding the new value; NULL: none */
+} sub_actions[] = {
+    {"activate", NULL, NULL},
+    {"change-plan", "plan", "planId"},
+    {"change-quantity", "quantity", "quantity"},
+    {"cancel", "cancel", NULL},
+};
+
+/* One operator action on sub_id (the caller holds its lock); SAASD_EINVAL with out->message for
+ * an unknown verb or a missing argument. */
+static int run_sub_action(struct daemon *d, const char *sub_id, const char *verb, json_t *args, json_t **op,
+                          struct flow_outcome *out)
+{
+    char value[256] = "";
+    for (size_t i = 0; i < sizeof sub_actions / sizeof sub_actions[0]; i++) {
+        const char *arg = sub_actions[i].arg;
+        if (strcmp(sub_actions[i].verb, verb) || (arg && jl_string(args, arg, value, sizeof value)))
+            continue;
+        if (!sub_actions[i].change)
+            return flow_activate_pending(d, sub_id, out);
+        return flow_publisher_change(d, sub_id, sub_actions[i].change, value, op, out);
+    }
+    snprintf(out->message, sizeof out->message, "unknown action or missing argument (planId / quantity)");
+    return SAASD_EINVAL;
+}
+
 static void subscription_action(struct daemon *d, const char *sub_id, const char *verb, const struct httpd_request *req,
                                 struct httpd_response *res)
 {
@@ -322,21 +352,8 @@ static void subscription_action(struct daemon *d, const char *sub_id, const char
         return;
     struct flow_outcome out;
     json_t *op = NULL;
-    int rc;
-    char value[256] = "";
     daemon_lock_sub(d, sub_id);
-    if (!strcmp(verb, "activate")) {
-        rc = flow_activate_pending(d, sub_id, &out);
-    } else if (!strcmp(verb, "change-plan") && !jl_string(args, "planId", value, sizeof value)) {
-        rc = flow_publisher_change(d, sub_id, "plan", value, &op, &out);
-    } else if (!strcmp(verb, "change-quantity") && !jl_string(args, "quantity", value, sizeof value)) {
-        rc = flow_publisher_change(d, sub_id, "quantity", value, &op, &out);
-    } else if (!strcmp(verb, "cancel")) {
-        rc = flow_publisher_change(d, sub_id, "cancel", "", &op, &out);
-    } else {
-        rc = SAASD_EINVAL;
-        snprintf(out.message, sizeof out.message, "unknown action or missing argument (planId / quantity)");
-    }
+    int rc = run_sub_action(d, sub_id, verb, args, &op, &out);
     daemon_unlock_sub(d, sub_id);
     json_decref(args);
     log_info("admin", "subscription action", "sub_id", sub_id, "action", verb, "result",
@@ -423,7 +440,7 @@ static int usage_time(json_t *args, int64_t *out)
     return 0;
 }
 
-static void usage_reconcile(struct daemon *d, json_t *args, struct httpd_response *res)
+static void usage_reconcile(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
 {
     long long days = 2, lag_s = 0;
     int bad = jl_int(args, "days", &days) == SAASD_EINVAL || jl_int(args, "lag_s", &lag_s) == SAASD_EINVAL;
@@ -468,47 +485,69 @@ static const struct usage_refusal *usage_refusal_of(int rc)
     return u;
 }
 
+static void usage_report(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+{
+    char err[1280] = "";
+    int64_t when = 0;
+    double q = -1, billed = 0;
+    jl_real(args, "quantity", &q);
+    int rc = usage_time(args, &when);
+    if (rc)
+        snprintf(err, sizeof err, "time must be ISO-8601 UTC (2026-11-24T10:15:00Z) or epoch milliseconds");
+    else
+        rc = metering_record(d, json_string_value(json_object_get(args, "subscriptionId")),
+                             json_string_value(json_object_get(args, "dimension")), q, when, &billed, err, sizeof err);
+    const struct usage_refusal *u = usage_refusal_of(rc);
+    if (rc)
+        reply_json(res, u->status, json_pack("{s:s, s:s, s:b}", "error", saasd_strerror(rc), "message", err,
+                                             "retryable", u->retryable));
+    else
+        reply_json(res, 200, json_pack("{s:s, s:f}", "result", "recorded", "billed", billed));
+}
+
+static void usage_list(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+{
+    const char *sub = httpd_query(req, "subscriptionId");
+    json_t *list = json_array();
+    /* keys start with the subscription id and a NUL */
+    store_scan(d->store, STORE_USAGE, sub, sub ? strlen(sub) + 1 : 0, collect_json, list);
+    reply_json(res, 200, json_pack("{s:o}", "usage", list));
+}
+
+static void usage_flush(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+{
+    struct metering_pass pass;
+    int rc = metering_flush(d, json_is_true(json_object_get(args, "ignore_grace")), &pass);
+    reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok",
+                                            "sent", pass.sent, "failed", pass.failed, "retry", pass.retry,
+                                            "folded", pass.folded));
+}
+
+/* /admin/usage{rest}: the rest of the path and the method pick the handler (route.h patterns);
+ * each gets the request's JSON body (an empty body is {}). */
+static const struct {
+    const char *method, *rest;
+    void (*handle)(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res);
+} usage_routes[] = {
+    {"POST", "", usage_report},
+    {"GET", "", usage_list},
+    {"POST", "/flush", usage_flush},
+    {"POST", "/reconcile", usage_reconcile},
+};
+
 static void usage_api(struct daemon *d, const char *rest, const struct httpd_request *req, struct httpd_response *res)
 {
-    const char *method = httpd_method(req);
     json_t *args = body_json(req, res);
     if (!args)
         return;
-    if (!*rest && !strcmp(method, "POST")) {
-        char err[1280] = "";
-        int64_t when = 0;
-        double q = -1, billed = 0;
-        jl_real(args, "quantity", &q);
-        int rc = usage_time(args, &when);
-        if (rc)
-            snprintf(err, sizeof err, "time must be ISO-8601 UTC (2026-11-24T10:15:00Z) or epoch milliseconds");
-        else
-            rc = metering_record(d, json_string_value(json_object_get(args, "subscriptionId")),
-                                 json_string_value(json_object_get(args, "dimension")), q, when, &billed, err,
-                                 sizeof err);
-        const struct usage_refusal *u = usage_refusal_of(rc);
-        if (rc)
-            reply_json(res, u->status, json_pack("{s:s, s:s, s:b}", "error", saasd_strerror(rc), "message", err,
-                                                 "retryable", u->retryable));
-        else
-            reply_json(res, 200, json_pack("{s:s, s:f}", "result", "recorded", "billed", billed));
-    } else if (!*rest && !strcmp(method, "GET")) {
-        const char *sub = httpd_query(req, "subscriptionId");
-        json_t *list = json_array();
-        /* keys start with the subscription id and a NUL */
-        store_scan(d->store, STORE_USAGE, sub, sub ? strlen(sub) + 1 : 0, collect_json, list);
-        reply_json(res, 200, json_pack("{s:o}", "usage", list));
-    } else if (!strcmp(rest, "/flush") && !strcmp(method, "POST")) {
-        struct metering_pass pass;
-        int rc = metering_flush(d, json_is_true(json_object_get(args, "ignore_grace")), &pass);
-        reply_json(res, rc ? 500 : 200, json_pack("{s:s, s:i, s:i, s:i, s:i}", "result", rc ? saasd_strerror(rc) : "ok",
-                                                "sent", pass.sent, "failed", pass.failed, "retry", pass.retry,
-                                                "folded", pass.folded));
-    } else if (!strcmp(rest, "/reconcile") && !strcmp(method, "POST")) {
-        usage_reconcile(d, args, res);
-    } else {
+    struct route_args a;
+    size_t i = 0, n = sizeof usage_routes / sizeof usage_routes[0];
+    while (i < n && !route_row_matches(usage_routes[i].method, usage_routes[i].rest, httpd_method(req), rest, &a))
+        i++;
+    if (i < n)
+        usage_routes[i].handle(d, args, req, res);
+    else
         reply_error(res, 404, "no such usage path");
-    }
     json_decref(args);
 }
 

@@ -148,20 +148,30 @@ static void page_dashboard(struct console *c, const char *rest) { console_dashbo
 static void page_queues(struct console *c, const char *rest) { console_queues(c); }
 static void page_rules(struct console *c, const char *rest) { console_rules(c); }
 
-/* /console/subscriptions/{id}[/confirm|/action] */
+/* /console/subscriptions/{id}[/{verb}]: the verb and the method pick the page. */
+static const struct {
+    const char *method, *verb;
+    void (*show)(struct console *c, const char *id);
+} sub_pages[] = {
+    {"GET", "", console_subscription},
+    {"GET", "confirm", console_confirm},
+    {"POST", "action", console_action},
+};
+
 static void page_sub(struct console *c, const char *rest)
 {
     char id[160] = "", verb[32] = "";
-    if (sscanf(rest, "%159[^/]/%31s", id, verb) < 1 || !id[0])
+    if (sscanf(rest, "%159[^/]/%31s", id, verb) < 1 || !id[0]) {
         cpage_message(c, 404, "Not found", "No such page.", "/console/subscriptions", "Subscriptions");
-    else if (!verb[0] && !strcmp(httpd_method(c->req), "GET"))
-        console_subscription(c, id);
-    else if (!strcmp(verb, "confirm") && !strcmp(httpd_method(c->req), "GET"))
-        console_confirm(c, id);
-    else if (!strcmp(verb, "action") && !strcmp(httpd_method(c->req), "POST"))
-        console_action(c, id);
-    else
-        cpage_message(c, 405, "Not allowed", "That method is not allowed here.", "/console/subscriptions", "Subscriptions");
+        return;
+    }
+    for (size_t i = 0; i < sizeof sub_pages / sizeof sub_pages[0]; i++) {
+        if (!strcmp(sub_pages[i].verb, verb) && !strcmp(sub_pages[i].method, httpd_method(c->req))) {
+            sub_pages[i].show(c, id);
+            return;
+        }
+    }
+    cpage_message(c, 405, "Not allowed", "That method is not allowed here.", "/console/subscriptions", "Subscriptions");
 }
 
 static void page_logout(struct console *c, const char *rest) { logout(c); }

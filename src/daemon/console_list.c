@@ -31,6 +31,7 @@ static json_t *last_audit(struct daemon *d, const char *id)
 struct list_scan {
     struct console *c;
     const char *q, *offer, *plan, *status;
+    const struct status_filter *by_status; /* how status is matched (status_filter_of) */
     size_t examined;
     int rows, more, capped;
     char last[STORE_MAX_KEY + 1]; /* the last key examined: where the next page starts after */
@@ -59,6 +60,48 @@ static int icontains(const char *hay, const char *needle)
     return hay && strcasestr(hay, needle) != NULL;
 }
 
+static int has_status(const struct sub_view *v, const char *status)
+{
+    return (v->status && !strcmp(v->status, status)) || (v->ms_status && !strcmp(v->ms_status, status));
+}
+
+static int waits_for_approval(const struct sub_view *v, const char *status)
+{
+    return v->decision && !strcmp(v->decision, "pending");
+}
+
+static int drifted(const struct sub_view *v, const char *status)
+{
+    return v->drift;
+}
+
+/* The status filter's choices (value, label) and how a subscription matches each; in_text: a
+ * matching record's stored text contains the value (list_row's cheap test before parsing). */
+static const struct status_filter {
+    const char *value, *label;
+    int (*match)(const struct sub_view *v, const char *status);
+    int in_text;
+} statuses[] = {
+    {"", "any status", NULL, 0},
+    {"pending", "waiting for approval", waits_for_approval, 1},
+    {"PendingFulfillmentStart", "PendingFulfillmentStart", has_status, 1},
+    {"Subscribed", "Subscribed", has_status, 1},
+    {"Suspended", "Suspended", has_status, 1},
+    {"Unsubscribed", "Unsubscribed", has_status, 1},
+    {"drift", "drift", drifted, 0},
+};
+
+/* A status typed into the address: saasd's or Microsoft's status is that value. */
+static const struct status_filter any_other_status = {NULL, NULL, has_status, 1};
+
+static const struct status_filter *status_filter_of(const char *status)
+{
+    for (size_t i = 1; status && i < sizeof statuses / sizeof statuses[0]; i++)
+        if (!strcmp(statuses[i].value, status))
+            return &statuses[i];
+    return &any_other_status;
+}
+
 static int matches(const struct list_scan *ls, const struct sub_view *v)
 {
     if (ls->q && !icontains(v->id, ls->q) && !icontains(v->email, ls->q))
@@ -67,13 +110,7 @@ static int matches(const struct list_scan *ls, const struct sub_view *v)
         return 0;
     if (ls->plan && (!v->plan || strcmp(v->plan, ls->plan)))
         return 0;
-    if (ls->status && !strcmp(ls->status, "pending"))
-        return v->decision && !strcmp(v->decision, "pending");
-    if (ls->status && !strcmp(ls->status, "drift"))
-        return v->drift;
-    if (ls->status && (!v->status || strcmp(v->status, ls->status)) && (!v->ms_status || strcmp(v->ms_status, ls->status)))
-        return 0;
-    return 1;
+    return !ls->status || ls->by_status->match(v, ls->status);
 }
 
 static void tag(struct console *c, const char *text)
@@ -128,7 +165,7 @@ static int list_row(void *arg, const void *key, size_t klen, const void *val, si
     }
     int hit = 0;
     if (may_contain(val, vlen, ls->offer) && may_contain(val, vlen, ls->plan) &&
-        may_contain(val, vlen, ls->status && strcmp(ls->status, "drift") ? ls->status : NULL)) {
+        may_contain(val, vlen, ls->status && ls->by_status->in_text ? ls->status : NULL)) {
         json_t *rec = json_loadb(val, vlen, 0, NULL);
         struct sub_view v;
         sub_view_of(rec, &v);
@@ -154,16 +191,6 @@ static void filter_input(struct console *c, const char *label, const char *name,
     cpage_raw(c, "\"></label>");
 }
 
-static const char *const statuses[][2] = {
-    {"", "any status"},
-    {"pending", "waiting for approval"},
-    {"PendingFulfillmentStart", "PendingFulfillmentStart"},
-    {"Subscribed", "Subscribed"},
-    {"Suspended", "Suspended"},
-    {"Unsubscribed", "Unsubscribed"},
-    {"drift", "drift"},
-};
-
 static void filters(struct console *c, const struct list_scan *ls)
 {
     cpage_raw(c, "<form method=\"get\" action=\"/console/subscriptions\" class=\"filters card\">");
@@ -172,8 +199,8 @@ static void filters(struct console *c, const struct list_scan *ls)
     filter_input(c, "Plan", "plan", ls->plan);
     cpage_raw(c, "<label>Status<br><select name=\"status\">");
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
-        cpage_raw(c, "<option value=\"%s\"%s>%s</option>", statuses[i][0],
-                  ls->status && !strcmp(ls->status, statuses[i][0]) ? " selected" : "", statuses[i][1]);
+        cpage_raw(c, "<option value=\"%s\"%s>%s</option>", statuses[i].value,
+                  ls->status && !strcmp(ls->status, statuses[i].value) ? " selected" : "", statuses[i].label);
     cpage_raw(c, "</select></label><button type=\"submit\">Search</button> "
                  "<a class=\"button\" href=\"/console/subscriptions\">Clear</a></form>\n");
 }
@@ -193,6 +220,7 @@ void console_list(struct console *c)
 {
     struct list_scan ls = {.c = c, .q = param(c, "q"), .offer = param(c, "offer"), .plan = param(c, "plan"),
                            .status = param(c, "status")};
+    ls.by_status = status_filter_of(ls.status);
     const char *after = param(c, "after");
     size_t total = 0;
     store_count(c->d->store, STORE_SUBSCRIPTIONS, &total);

@@ -137,16 +137,27 @@ static void act(struct console *c, const char *name)
     free(confirmed);
 }
 
+/* /console/sinks/{name}/{verb}: the verb and the method pick the page. */
+static const struct {
+    const char *method, *verb;
+    void (*show)(struct console *c, const char *name);
+} sink_pages[] = {
+    {"GET", "confirm", confirm},
+    {"POST", "action", act},
+};
+
 void console_sink_page(struct console *c, const char *rest)
 {
     char name[128] = "", what[16] = "";
-    const char *method = httpd_method(c->req);
-    if (sscanf(rest, "%127[^/]/%15s", name, what) != 2)
+    if (sscanf(rest, "%127[^/]/%15s", name, what) != 2) {
         cpage_message(c, 404, "Not found", "No such page.", "/console/queues", "Queues");
-    else if (!strcmp(what, "confirm") && !strcmp(method, "GET"))
-        confirm(c, name);
-    else if (!strcmp(what, "action") && !strcmp(method, "POST"))
-        act(c, name);
-    else
-        cpage_message(c, 405, "Not allowed", "That method is not allowed here.", "/console/queues", "Queues");
+        return;
+    }
+    for (size_t i = 0; i < sizeof sink_pages / sizeof sink_pages[0]; i++) {
+        if (!strcmp(sink_pages[i].verb, what) && !strcmp(sink_pages[i].method, httpd_method(c->req))) {
+            sink_pages[i].show(c, name);
+            return;
+        }
+    }
+    cpage_message(c, 405, "Not allowed", "That method is not allowed here.", "/console/queues", "Queues");
 }

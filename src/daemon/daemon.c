@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "core/mp_client.h"
 #include "core/oidc.h"
+#include "core/route.h"
 #include "core/session.h"
 #include "core/store.h"
 #include "core/token_cache.h"
@@ -176,24 +177,42 @@ static void metrics_text(struct daemon *d, const struct httpd_request *req, cons
     metrics_page(d, res);
 }
 
-/* The public listener runs an event loop: /webhook answers from the store's commit callback
- * (webhook.c); pages that call out or fsync run off the loop. */
+/* The public listener's paths, first match wins (patterns: core/route.h). Rows name no method:
+ * webhook.c and landing.c answer 405 themselves, the health and metrics pages answer any. The
+ * listener runs an event loop: /webhook answers from the store's commit callback (webhook.c)
+ * and so runs on the loop (on_loop); pages that call out or fsync run off the loop in their
+ * pool, given the request header arg_header names (read here, on the loop) as their arg. */
+static const struct {
+    const char *pattern;
+    void (*on_loop)(struct daemon *d, const struct httpd_request *req, struct httpd_response *res);
+    enum daemon_pool pool;
+    daemon_off_loop_fn page;
+    const char *arg_header;
+} public_routes[] = {
+    {"/webhook", webhook_handle, 0, NULL, NULL},
+    {"/landing{tail}", NULL, POOL_LANDING, landing_page, "Cookie"},
+    {"/healthz", NULL, POOL_PAGES, healthz_page, NULL},
+    {"/readyz", NULL, POOL_PAGES, readyz_page, NULL},
+    {"/metrics", NULL, POOL_PAGES, metrics_text, NULL},
+};
+
 static void public_handler(void *arg, const struct httpd_request *req, struct httpd_response *res)
 {
     struct daemon *d = arg;
     const char *path = httpd_path(req);
-    if (!strcmp(path, "/webhook"))
-        webhook_handle(d, req, res);
-    else if (landing_path(path))
-        daemon_off_loop(d, POOL_LANDING, req, httpd_header(req, "Cookie"), landing_page, res);
-    else if (!strcmp(path, "/healthz"))
-        daemon_off_loop(d, POOL_PAGES, req, NULL, healthz_page, res);
-    else if (!strcmp(path, "/readyz"))
-        daemon_off_loop(d, POOL_PAGES, req, NULL, readyz_page, res);
-    else if (!strcmp(path, "/metrics"))
-        daemon_off_loop(d, POOL_PAGES, req, NULL, metrics_text, res);
-    else
-        httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
+    struct route_args a;
+    for (size_t i = 0; i < sizeof public_routes / sizeof public_routes[0]; i++) {
+        if (!route_matches(public_routes[i].pattern, path, &a))
+            continue;
+        if (public_routes[i].on_loop)
+            public_routes[i].on_loop(d, req, res);
+        else
+            daemon_off_loop(d, public_routes[i].pool, req,
+                            public_routes[i].arg_header ? httpd_header(req, public_routes[i].arg_header) : NULL,
+                            public_routes[i].page, res);
+        return;
+    }
+    httpd_set_body(res, 404, NULL, "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such path\"}}");
 }
 
 struct periodic {

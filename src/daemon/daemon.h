@@ -129,8 +129,6 @@ void webhook_handle(struct daemon *d, const struct httpd_request *req, struct ht
 /* /landing, /landing/callback, /landing/confirm, /landing/status; cookie = the request's
  * Cookie header (read before the request left the event loop), may be NULL. */
 void landing_handle(struct daemon *d, const struct httpd_request *req, const char *cookie, struct httpd_response *res);
-/* 1 for the paths landing_handle serves. */
-int landing_path(const char *path);
 /* The verification queue's callback (wv_done_fn, arg = the daemon). */
 struct httpd_deferred;
 struct jwt_claims;

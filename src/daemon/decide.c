@@ -54,29 +54,78 @@ static int unknown_offer(struct daemon *d, const char *offer, const char *handle
 static int decide_call(struct daemon *d, const char *offer, const char *handler, enum rule_handler h,
                        const struct decide_input *in, struct store_batch *batch, struct decision *out);
 
+/* Where one call's effects go: the subscription's, in the decision's own batch. */
+struct effect_target {
+    struct daemon *d;
+    struct store_batch *batch;
+    const char *offer, *sub_id;
+    int64_t now;
+};
+
+static int add_meter(const struct effect_target *t, json_t *e)
+{
+    return metering_batch_add(t->batch, t->sub_id, json_string_value(json_object_get(e, "dimension")),
+                              json_number_value(json_object_get(e, "quantity")), t->now);
+}
+
+static int add_notify(const struct effect_target *t, json_t *e) /* type and data checked by engine/caps.c */
+{
+    return events_add(t->batch, json_string_value(json_object_get(e, "type")), t->offer, t->sub_id,
+                      json_incref(json_object_get(e, "data")));
+}
+
+static int set_timer(const struct effect_target *t, const char *name, json_t *e)
+{
+    return timers_batch_set(t->d, t->batch, t->sub_id, t->offer, name, json_integer_value(json_object_get(e, "at")),
+                            json_object_get(e, "data"));
+}
+
+static int cancel_timer(const struct effect_target *t, const char *name, json_t *e)
+{
+    return timers_batch_cancel(t->d, t->batch, t->sub_id, name);
+}
+
+/* Each effect kind (engine/caps.c's effect_kinds) is applied in the rule's order (in_order), or
+ * is a timer effect (per_name): only the last ask for a name counts, applied after the others. */
+static const struct {
+    const char *kind;
+    int (*in_order)(const struct effect_target *t, json_t *e);
+    int (*per_name)(const struct effect_target *t, const char *name, json_t *e);
+} effect_kinds[] = {
+    {"meter", add_meter, NULL},
+    {"notify", add_notify, NULL},
+    {"timer", NULL, set_timer},
+    {"timer_cancel", NULL, cancel_timer}, /* last: also what an unknown kind does */
+};
+
+/* The kind's row; an unknown kind (caps.c lets none through) counts as a timer cancel, as before. */
+static size_t effect_kind_of(const char *kind)
+{
+    size_t i = 0, n = sizeof effect_kinds / sizeof effect_kinds[0];
+    while (i < n && strcmp(effect_kinds[i].kind, kind))
+        i++;
+    return i < n ? i : n - 1;
+}
+
 /* The call's ctx.meter / ctx.timer / ctx.notify effects into batch (the decision's own). Timers are applied
  * once per name, the last ask winning, as the rule saw them in order. */
 static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const char *effects,
                          struct store_batch *batch)
 {
-    const char *sub_id = json_string_value(json_object_get(sub, "id"));
+    struct effect_target t = {d, batch, offer, json_string_value(json_object_get(sub, "id")), now_ms()};
     json_t *list = json_loads(effects, 0, NULL), *timers = json_object();
     int rc = list && timers ? 0 : SAASD_ENOMEM;
-    if (!rc && !sub_id)
+    if (!rc && !t.sub_id)
         rc = SAASD_EINVAL;
-    int64_t now = now_ms();
     size_t i;
     json_t *e;
     json_array_foreach(list, i, e) {
         const char *kind = json_string_value(json_object_get(e, "kind"));
         if (rc || !kind)
             continue;
-        if (!strcmp(kind, "meter"))
-            rc = metering_batch_add(batch, sub_id, json_string_value(json_object_get(e, "dimension")),
-                                    json_number_value(json_object_get(e, "quantity")), now);
-        else if (!strcmp(kind, "notify")) /* type and data checked by engine/caps.c */
-            rc = events_add(batch, json_string_value(json_object_get(e, "type")), offer, sub_id,
-                            json_incref(json_object_get(e, "data")));
+        size_t k = effect_kind_of(kind);
+        if (effect_kinds[k].in_order)
+            rc = effect_kinds[k].in_order(&t, e);
         else
             json_object_set(timers, json_string_value(json_object_get(e, "name")), e);
     }
@@ -84,11 +133,7 @@ static int apply_effects(struct daemon *d, const char *offer, json_t *sub, const
     json_object_foreach(timers, name, e) {
         if (rc)
             break;
-        if (!strcmp(json_string_value(json_object_get(e, "kind")), "timer"))
-            rc = timers_batch_set(d, batch, sub_id, offer, name, json_integer_value(json_object_get(e, "at")),
-                                  json_object_get(e, "data"));
-        else
-            rc = timers_batch_cancel(d, batch, sub_id, name);
+        rc = effect_kinds[effect_kind_of(json_string_value(json_object_get(e, "kind")))].per_name(&t, name, e);
     }
     json_decref(list);
     json_decref(timers);

@@ -94,6 +94,25 @@ static json_t *confirmed_by(json_t *entry, json_t *landing)
     return entry;
 }
 
+/* The provision rule's verdicts (lua/saas/contract.lua): the decision each one records, and
+ * whether it activates at Microsoft first. The last row is also any other verdict's. */
+static const struct provision_verdict {
+    const char *verdict, *decision;
+    int activates;
+} provision_verdicts[] = {
+    {"activate", "activated", 1},
+    {"pending", "pending", 0},
+    {"reject", "rejected", 0},
+};
+
+static const struct provision_verdict *provision_verdict_of(const char *verdict)
+{
+    size_t i = 0, n = sizeof provision_verdicts / sizeof provision_verdicts[0];
+    while (i < n - 1 && strcmp(provision_verdicts[i].verdict, verdict))
+        i++;
+    return &provision_verdicts[i];
+}
+
 int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const char *request_id, json_t *landing,
                    struct flow_outcome *out)
 {
@@ -149,7 +168,8 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
     }
     out->ran_rule = 1;
     char err[512] = "";
-    if (!strcmp(dec.verdict, "activate")) {
+    const struct provision_verdict *pv = provision_verdict_of(dec.verdict);
+    if (pv->activates) {
         rc = activate_at_microsoft(d, sub_id, rec, d->cfg->landing_max_wait_ms, err, sizeof err);
         if (rc) {
             log_error("landing", "activation failed; will be retried on reload", "request_id", request_id,
@@ -157,15 +177,9 @@ int flow_provision(struct daemon *d, const char *sub_id, json_t *snapshot, const
             goto done;
         }
         out->ms_subscribed = read_back_activation(d, sub_id, rec);
-        flows_set_provision(rec, "activated", &dec);
-        out->decision = "activated";
-    } else if (!strcmp(dec.verdict, "pending")) {
-        flows_set_provision(rec, "pending", &dec);
-        out->decision = "pending";
-    } else {
-        flows_set_provision(rec, "rejected", &dec);
-        out->decision = "rejected";
     }
+    flows_set_provision(rec, pv->decision, &dec);
+    out->decision = pv->decision;
     rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
         rc = flows_add_decision(b, sub_id, rec, confirmed_by(flows_audit_entry(NULL, "Provision", out->decision, dec.message, &dec), landing), NULL);
@@ -220,23 +234,58 @@ int flow_activate_pending(struct daemon *d, const char *sub_id, struct flow_outc
 /* ------------------------------------------------------------------------------------------ */
 /* Publisher-initiated changes (admin)                                                          */
 
-static int start_publisher_change(struct daemon *d, const char *sub_id, const char *kind, const char *value,
-                                  struct mp_result *mr)
+static int start_plan(struct daemon *d, const char *sub_id, const char *value, struct mp_result *mr)
 {
-    if (!strcmp(kind, "plan"))
-        return mp_change_plan(d->mp, sub_id, value, mr);
-    if (!strcmp(kind, "quantity"))
-        return mp_change_quantity(d->mp, sub_id, strtoll(value, NULL, 10), mr);
-    if (!strcmp(kind, "cancel"))
-        return mp_delete_subscription(d->mp, sub_id, mr);
-    return SAASD_EINVAL;
+    return mp_change_plan(d->mp, sub_id, value, mr);
+}
+
+static int start_quantity(struct daemon *d, const char *sub_id, const char *value, struct mp_result *mr)
+{
+    return mp_change_quantity(d->mp, sub_id, strtoll(value, NULL, 10), mr);
+}
+
+static int start_cancel(struct daemon *d, const char *sub_id, const char *value, struct mp_result *mr)
+{
+    return mp_delete_subscription(d->mp, sub_id, mr);
+}
+
+/* Each kind of publisher change: the call that starts it at Microsoft, and the record field it
+ * sets once Microsoft's operation succeeded, to the operation's field of the same name when
+ * that has op_type, or to the fixed value. */
+static const struct publisher_change {
+    const char *kind;
+    int (*start)(struct daemon *d, const char *sub_id, const char *value, struct mp_result *mr);
+    const char *field;
+    json_type op_type;
+    const char *fixed;
+} publisher_changes[] = {
+    {"plan", start_plan, "planId", JSON_STRING, NULL},
+    {"quantity", start_quantity, "quantity", JSON_INTEGER, NULL},
+    {"cancel", start_cancel, "status", JSON_NULL, "Unsubscribed"},
+};
+
+static const struct publisher_change *publisher_change_of(const char *kind)
+{
+    for (size_t i = 0; i < sizeof publisher_changes / sizeof publisher_changes[0]; i++)
+        if (!strcmp(publisher_changes[i].kind, kind))
+            return &publisher_changes[i];
+    return NULL;
+}
+
+/* The change's new value, as a pending change on rec (not shown at Microsoft yet). */
+static void mark_publisher_change(json_t *rec, const struct publisher_change *c, const char *op_id, json_t *op)
+{
+    json_t *target = c->fixed ? json_string(c->fixed) : json_incref(json_object_get(op, c->field));
+    if (target && (c->fixed || json_typeof(target) == c->op_type))
+        flows_mark_pending_change(rec, op_id, c->field, target);
+    json_decref(target);
 }
 
 /* A succeeded publisher operation, applied locally at once as "accepted, not shown at Microsoft
  * yet", and queued as an event so the table's effects (the unsubscribe handler after a cancel)
  * run exactly once whether or not Microsoft sends a webhook for it. */
-static int apply_publisher_change(struct daemon *d, const char *sub_id, const char *kind, json_t *op,
-                                  const char *outcome)
+static int apply_publisher_change(struct daemon *d, const char *sub_id, const struct publisher_change *c,
+                                  json_t *op, const char *outcome)
 {
     json_t *rec = NULL, *fresh = flows_get_subscription(d, sub_id);
     struct store_batch *b = NULL;
@@ -248,23 +297,14 @@ static int apply_publisher_change(struct daemon *d, const char *sub_id, const ch
     if (rc)
         goto done;
     const char *op_id = json_string_value(json_object_get(op, "id"));
-    if (!strcmp(outcome, "succeeded")) {
-        if (!strcmp(kind, "plan") && json_is_string(json_object_get(op, "planId")))
-            flows_mark_pending_change(rec, op_id, "planId", json_object_get(op, "planId"));
-        else if (!strcmp(kind, "quantity") && json_is_integer(json_object_get(op, "quantity")))
-            flows_mark_pending_change(rec, op_id, "quantity", json_object_get(op, "quantity"));
-        else if (!strcmp(kind, "cancel")) {
-            json_t *st = json_string("Unsubscribed");
-            flows_mark_pending_change(rec, op_id, "status", st);
-            json_decref(st);
-        }
-    }
+    if (!strcmp(outcome, "succeeded"))
+        mark_publisher_change(rec, c, op_id, op);
     flow_record_refresh(rec, fresh);
     if ((rc = store_batch_new(&b)) != 0)
         goto done;
     rc = record_put_json(b, STORE_SUBSCRIPTIONS, sub_id, rec);
     if (!rc)
-        rc = flows_add_audit(b, sub_id, flows_audit_entry(op_id, kind, outcome, "publisher-initiated by an operator", NULL));
+        rc = flows_add_audit(b, sub_id, flows_audit_entry(op_id, c->kind, outcome, "publisher-initiated by an operator", NULL));
     if (!rc && !strcmp(outcome, "succeeded") && op_id)
         rc = flows_enqueue_own_operation(b, sub_id, flows_offer_of(rec, NULL), op);
     if (!rc)
@@ -282,8 +322,11 @@ int flow_publisher_change(struct daemon *d, const char *sub_id, const char *kind
                           json_t **operation_out, struct flow_outcome *out)
 {
     memset(out, 0, sizeof *out);
+    const struct publisher_change *c = publisher_change_of(kind);
+    if (!c)
+        return SAASD_EINVAL;
     struct mp_result mr = {0};
-    int rc = start_publisher_change(d, sub_id, kind, value, &mr);
+    int rc = c->start(d, sub_id, value, &mr);
     if (rc == SAASD_EINVAL && !mr.status)
         return rc;
     if (rc) {
@@ -310,7 +353,7 @@ int flow_publisher_change(struct daemon *d, const char *sub_id, const char *kind
     out->decision = !strcasecmp(status, "Succeeded") ? "succeeded" : !strcasecmp(status, "Conflict") ? "conflict" : "failed";
     snprintf(out->message, sizeof out->message, "operation %s", status);
 
-    rc = apply_publisher_change(d, sub_id, kind, op, out->decision); /* the caller holds the lock */
+    rc = apply_publisher_change(d, sub_id, c, op, out->decision); /* the caller holds the lock */
     if (rc)
         log_warn("admin", "publisher change not recorded locally; reconciliation will repair it", "sub_id", sub_id,
                  "error", saasd_strerror(rc));

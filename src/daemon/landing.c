@@ -80,11 +80,6 @@ void landing_see_other(struct landing_visit *v, const char *location)
     landing_page(v, 303, "One moment", "Taking you to the next step.", NULL, "Continue", location);
 }
 
-int landing_path(const char *path)
-{
-    return !strcmp(path, "/landing") || !strncmp(path, "/landing/", 9);
-}
-
 /* Which handler serves (method, path): one table, not a chain of comparisons. */
 static const struct {
     const char *method, *path;

@@ -93,6 +93,45 @@ static int matches(const char *pattern, const char *value, int *bad_pattern)
     return ok;
 }
 
+static int email_ok(const char *value)
+{
+    const char *at = strchr(value, '@');
+    return at && at != value && at[1] && !strchr(at + 1, '@') && !strchr(value, ' ') && strchr(at, '.');
+}
+
+static int number_ok(const char *value)
+{
+    char *end;
+    strtod(value, &end);
+    return !*end;
+}
+
+static int url_ok(const char *value)
+{
+    return html_link_ok(value) && value[0] != '/';
+}
+
+/* The format each field type (lua/saas/contract.lua's FIELD_TYPES) must have, and what the
+ * buyer is told when it does not; text and tel have none beyond the field's pattern. */
+static const struct {
+    const char *type;
+    int (*ok)(const char *value);
+    const char *refusal;
+} field_formats[] = {
+    {"email", email_ok, "Please enter an e-mail address like name@example.com."},
+    {"number", number_ok, "Please enter a number."},
+    {"url", url_ok, "Please enter a web address starting with https://."},
+};
+
+/* Why value is not in the format of the field's type, or NULL. */
+static const char *format_refusal(const char *type, const char *value)
+{
+    for (size_t i = 0; i < sizeof field_formats / sizeof field_formats[0]; i++)
+        if (!strcmp(field_formats[i].type, type))
+            return field_formats[i].ok(value) ? NULL : field_formats[i].refusal;
+    return NULL;
+}
+
 /* Why value is refused for field, or NULL. */
 static const char *check_value(json_t *field, const char *type, const char *value)
 {
@@ -105,19 +144,9 @@ static const char *check_value(json_t *field, const char *type, const char *valu
     for (const unsigned char *p = (const unsigned char *)value; *p; p++)
         if (*p < ' ' || *p == 0x7f)
             return "This answer contains characters that are not allowed.";
-    if (!strcmp(type, "email")) {
-        const char *at = strchr(value, '@');
-        if (!at || at == value || !at[1] || strchr(at + 1, '@') || strchr(value, ' ') || !strchr(at, '.'))
-            return "Please enter an e-mail address like name@example.com.";
-    } else if (!strcmp(type, "number")) {
-        char *end;
-        strtod(value, &end);
-        if (*end)
-            return "Please enter a number.";
-    } else if (!strcmp(type, "url")) {
-        if (!html_link_ok(value) || value[0] == '/')
-            return "Please enter a web address starting with https://.";
-    }
+    const char *refusal = format_refusal(type, value);
+    if (refusal)
+        return refusal;
     const char *pattern = json_string_value(json_object_get(field, "pattern"));
     if (pattern && !matches(pattern, value, &bad_pattern)) {
         if (bad_pattern)

@@ -73,33 +73,41 @@ static void show_active(struct landing_visit *v, const struct session *s, json_t
     }
 }
 
+/* While Microsoft still says PendingFulfillmentStart, the page for the provision decision; the
+ * last row (decision NULL) is for "rejected" and anything else. The rule's message replaces
+ * the text where rule_message says so; an activation under way reloads itself every 5 s
+ * (Activate was accepted, Microsoft does not show Subscribed yet: look again shortly). */
+static const struct decision_page {
+    const char *decision, *outcome, *title, *text;
+    int rule_message, reloads;
+} decision_pages[] = {
+    {"activated", "activation_in_progress", "We are finishing your activation",
+     "Microsoft is completing your subscription. This page refreshes by itself; it usually takes less than a minute.",
+     0, 1},
+    {"pending", "pending", "Your purchase is waiting for approval",
+     "We will set up your account and let you know. You do not need to do anything now.", 1, 0},
+    {NULL, "rejected", "We could not accept this subscription",
+     "This purchase cannot be fulfilled. Please contact the vendor.", 1, 0},
+};
+
 static void show_pending_start(struct landing_visit *v, const struct session *s, json_t *sub, json_t *prov,
                                const char *details)
 {
     const char *decision = json_string_value(json_object_get(prov, "decision"));
     const char *message = json_string_value(json_object_get(prov, "message"));
-    if (!decision) {
+    if (!decision) { /* not decided yet: the buyer confirms first */
         landing_count("confirmation");
         landing_confirmation_page(v, 200, s, sub, NULL, NULL);
-    } else if (!strcmp(decision, "activated")) {
-        /* Activate was accepted, Microsoft does not show Subscribed yet: look again shortly. */
-        landing_count("activation_in_progress");
-        v->head_html = "<meta http-equiv=\"refresh\" content=\"5\">\n";
-        landing_page(v, 200, "We are finishing your activation",
-                     "Microsoft is completing your subscription. This page refreshes by itself; it usually takes less "
-                     "than a minute.",
-                     NULL, "Refresh now", "/landing/status");
-    } else if (!strcmp(decision, "pending")) {
-        landing_count("pending");
-        landing_page(v, 200, "Your purchase is waiting for approval",
-                     message ? message : "We will set up your account and let you know. You do not need to do anything now.",
-                     NULL, NULL, NULL);
-    } else {
-        landing_count("rejected");
-        landing_page(v, 200, "We could not accept this subscription",
-                     message ? message : "This purchase cannot be fulfilled. Please contact the vendor.", NULL, NULL,
-                     NULL);
+        return;
     }
+    const struct decision_page *p = decision_pages;
+    while (p->decision && strcmp(p->decision, decision))
+        p++;
+    landing_count(p->outcome);
+    if (p->reloads)
+        v->head_html = "<meta http-equiv=\"refresh\" content=\"5\">\n";
+    landing_page(v, 200, p->title, p->rule_message && message ? message : p->text, NULL,
+                 p->reloads ? "Refresh now" : NULL, p->reloads ? "/landing/status" : NULL);
 }
 
 /* What the buyer sees for each of Microsoft's statuses: one table. A row either has its own

@@ -12,6 +12,7 @@
 #include "core/store.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,8 +326,25 @@ static json_t *find_result(json_t *results, const char *sub, const char *dim, co
     return NULL;
 }
 
-/* The bucket's fate from its result item (§7.3); returns "sent", "failed" or "open". */
-static const char *settle_bucket(struct bucket *k, json_t *item, char *detail, size_t size)
+/* What became of a bucket when its batch was answered. */
+enum fate { FATE_OPEN, FATE_SENT, FATE_FAILED, FATE_FOLDED };
+
+/* Per fate: the bucket's stored state, which is also its outcome label in
+ * saasd_usage_events_total; the event that tells the offer's sinks (NULL: none) and the key
+ * of the event's data that carries the detail; the metering_pass counter it is counted in. */
+static const struct {
+    const char *state;
+    const char *event, *detail_key;
+    size_t counter; /* offsetof(struct metering_pass, ...) */
+} fate_rows[] = {
+    [FATE_OPEN] = {"open", NULL, NULL, offsetof(struct metering_pass, retry)},
+    [FATE_SENT] = {"sent", "usage.billed", "result", offsetof(struct metering_pass, sent)},
+    [FATE_FAILED] = {"failed", "usage.failed", "error", offsetof(struct metering_pass, failed)},
+    [FATE_FOLDED] = {"folded", NULL, NULL, offsetof(struct metering_pass, folded)},
+};
+
+/* The bucket's fate from its result item (§7.3): sent, failed or (to send again) open. */
+static enum fate settle_bucket(struct bucket *k, json_t *item, char *detail, size_t size)
 {
     char status[64] = "";
     jl_string(item, "status", status, sizeof status);
@@ -335,20 +353,20 @@ static const char *settle_bucket(struct bucket *k, json_t *item, char *detail, s
         char id[64] = "";
         jl_string(item, "usageEventId", id, sizeof id);
         json_object_set_new(k->rec, "usage_event_id", json_string(id));
-        return "sent";
+        return FATE_SENT;
     }
     if (!strcmp(status, "Duplicate")) {
         /* Already recorded (a resend after a crash) if the accepted quantity is ours (§7.4). */
         double accepted = -1;
         jl_real(jl_path(item, "error.additionalInfo.acceptedMessage"), "quantity", &accepted);
         if (fabs(accepted - k->quantity) < 1e-9)
-            return "sent";
+            return FATE_SENT;
         snprintf(detail, size, "Duplicate: Microsoft holds another quantity for this hour");
-        return "failed";
+        return FATE_FAILED;
     }
     if (!status[0] || !strcmp(status, "Error"))
-        return "open";
-    return "failed"; /* Expired, ResourceNotActive, InvalidDimension, ...: sending again cannot help */
+        return FATE_OPEN;
+    return FATE_FAILED; /* Expired, ResourceNotActive, InvalidDimension, ...: sending again cannot help */
 }
 
 /* §7.4 practice: usage whose hour cannot be sent any more (Microsoft kept failing, or the hour
@@ -372,20 +390,22 @@ static int fold_usage(void *arg, const void *old, size_t oldlen, void **new_val,
 }
 
 /* Whether a bucket that is given up on should move its quantity to the current hour. */
-static int foldable(const char *fate, const char *detail, int exhausted)
+static int foldable(enum fate fate, const char *detail, int exhausted)
 {
-    return !strcmp(fate, "failed") && (exhausted || !strcmp(detail, "Expired"));
+    return fate == FATE_FAILED && (exhausted || !strcmp(detail, "Expired"));
 }
 
-static void count_event(const char *outcome)
+/* The fate counted in saasd_usage_events_total and in the pass. */
+static void count_fate(enum fate fate, struct metering_pass *out)
 {
     char labels[64];
-    snprintf(labels, sizeof labels, "outcome=\"%s\"", outcome);
+    snprintf(labels, sizeof labels, "outcome=\"%s\"", fate_rows[fate].state);
     metrics_inc("saasd_usage_events_total", labels);
+    (*(int *)((char *)out + fate_rows[fate].counter))++;
 }
 
-/* usage.billed / usage.failed (events.c), in the batch that settles the hour. */
-static int usage_event(struct daemon *d, struct store_batch *b, const struct bucket *k, const char *fate,
+/* The fate's event (usage.billed / usage.failed, events.c), in the batch that settles the hour. */
+static int usage_event(struct daemon *d, struct store_batch *b, const struct bucket *k, enum fate fate,
                        const char *detail)
 {
     const char *sub = json_string_value(json_object_get(k->rec, "sub_id"));
@@ -393,9 +413,8 @@ static int usage_event(struct daemon *d, struct store_batch *b, const struct buc
     record_get_sub(d, sub, &local);
     json_t *data = json_pack("{s:O?, s:s, s:f, s:O?}", "dimension", json_object_get(k->rec, "dimension"), "hour",
                              k->start, "quantity", k->quantity, "planId", json_object_get(local, "planId"));
-    json_object_set_new(data, !strcmp(fate, "sent") ? "result" : "error", json_string(detail));
-    int rc = events_add(b, !strcmp(fate, "sent") ? "usage.billed" : "usage.failed",
-                        json_string_value(json_object_get(local, "offerId")), sub, data);
+    json_object_set_new(data, fate_rows[fate].detail_key, json_string(detail));
+    int rc = events_add(b, fate_rows[fate].event, json_string_value(json_object_get(local, "offerId")), sub, data);
     json_decref(local);
     return rc;
 }
@@ -431,29 +450,29 @@ struct batch_answer {
     char whole_error[256];
 };
 
-/* A bucket's fate from the answer ("sent", "open", "failed" ...: settle_bucket), with its
- * detail and attempt count; an open bucket out of attempts has failed (*exhausted). */
-static const char *bucket_fate(struct bucket *k, const struct batch_answer *ans, char *detail, size_t size,
-                               int *attempts, int *exhausted)
+/* A bucket's fate from the answer (settle_bucket), with its detail and attempt count; an open
+ * bucket out of attempts has failed (*exhausted). */
+static enum fate bucket_fate(struct bucket *k, const struct batch_answer *ans, char *detail, size_t size,
+                             int *attempts, int *exhausted)
 {
     const char *sub = json_string_value(json_object_get(k->rec, "sub_id"));
     const char *dim = json_string_value(json_object_get(k->rec, "dimension"));
-    const char *fate;
+    enum fate fate;
     if (ans->rc == 0) {
         fate = settle_bucket(k, find_result(ans->results, sub, dim, k->start), detail, size);
     } else {
-        fate = "open";
+        fate = FATE_OPEN;
         snprintf(detail, size, "%s", ans->whole_error);
     }
     *attempts = (int)json_integer_value(json_object_get(k->rec, "attempts")) + 1;
-    *exhausted = !strcmp(fate, "open") && *attempts >= MAX_ATTEMPTS;
-    return *exhausted ? "failed" : fate;
+    *exhausted = fate == FATE_OPEN && *attempts >= MAX_ATTEMPTS;
+    return *exhausted ? FATE_FAILED : fate;
 }
 
 /* A given-up bucket of a past hour moves its usage to the current hour's (fold->hour_s) in b:
- * "folded" then, else its fate unchanged. */
-static const char *try_fold(struct store_batch *b, struct bucket *k, const char *fate, const char *detail,
-                            int exhausted, struct fold_arg *fold)
+ * folded then, else its fate unchanged. */
+static enum fate try_fold(struct store_batch *b, struct bucket *k, enum fate fate, const char *detail,
+                          int exhausted, struct fold_arg *fold)
 {
     if (!foldable(fate, detail, exhausted) || !(k->quantity > 0) ||
         json_integer_value(json_object_get(k->rec, "hour_s")) >= fold->hour_s)
@@ -464,16 +483,16 @@ static const char *try_fold(struct store_batch *b, struct bucket *k, const char 
         store_batch_update(b, STORE_USAGE, key, klen, fold_usage, fold) != 0)
         return fate;
     json_object_set_new(k->rec, "folded_into_hour_s", json_integer(fold->hour_s));
-    return "folded";
+    return FATE_FOLDED;
 }
 
 /* The bucket's record with its fate, and its usage.billed/usage.failed event, into b. */
-static int store_bucket(struct daemon *d, struct store_batch *b, struct bucket *k, const char *fate,
+static int store_bucket(struct daemon *d, struct store_batch *b, struct bucket *k, enum fate fate,
                         const char *detail, int attempts, int64_t now)
 {
-    if (!strcmp(fate, "sent")) /* usage reconciliation leaves recently sent hours for later */
+    if (fate == FATE_SENT) /* usage reconciliation leaves recently sent hours for later */
         json_object_set_new(k->rec, "sent_ms", json_integer(now));
-    json_object_set_new(k->rec, "state", json_string(fate));
+    json_object_set_new(k->rec, "state", json_string(fate_rows[fate].state));
     json_object_set_new(k->rec, "attempts", json_integer(attempts));
     json_object_set_new(k->rec, "result", json_string(detail));
     json_object_del(k->rec, "sending_ms");
@@ -481,14 +500,14 @@ static int store_bucket(struct daemon *d, struct store_batch *b, struct bucket *
     char *t = dump(k->rec, &len);
     int rc = t ? store_batch_put(b, STORE_USAGE, k->key, k->klen, t, len) : SAASD_ENOMEM;
     free(t);
-    if (!rc && (!strcmp(fate, "sent") || !strcmp(fate, "failed")))
+    if (!rc && fate_rows[fate].event)
         rc = usage_event(d, b, k, fate, detail);
     return rc;
 }
 
 /* Every bucket's fate (fates[], folds[]) decided and committed in one batch. */
 static int record_fates(struct daemon *d, struct bucket *list, size_t n, const struct batch_answer *ans,
-                        struct fold_arg *folds, const char **fates)
+                        struct fold_arg *folds, enum fate *fates)
 {
     int64_t now = now_ms(), current_hour = hour_of(now);
     struct store_batch *b = NULL;
@@ -499,13 +518,13 @@ static int record_fates(struct daemon *d, struct bucket *list, size_t n, const s
         const char *dim = json_string_value(json_object_get(k->rec, "dimension"));
         char detail[256];
         int attempts, exhausted;
-        const char *fate = bucket_fate(k, ans, detail, sizeof detail, &attempts, &exhausted);
+        enum fate fate = bucket_fate(k, ans, detail, sizeof detail, &attempts, &exhausted);
         folds[i] = (struct fold_arg){sub, dim, current_hour, k->quantity, 0};
         fates[i] = fate = try_fold(b, k, fate, detail, exhausted, &folds[i]);
         src = store_bucket(d, b, k, fate, detail, attempts, now);
-        if (strcmp(fate, "sent"))
+        if (fate != FATE_SENT)
             log_warn("metering", "usage event not accepted", "sub_id", sub, "dimension", dim, "hour", k->start,
-                     "state", fate, "detail", detail);
+                     "state", fate_rows[fate].state, "detail", detail);
     }
     if (!src)
         src = store_commit(d->store, b);
@@ -514,27 +533,19 @@ static int record_fates(struct daemon *d, struct bucket *list, size_t n, const s
 }
 
 /* The committed fates counted into the pass and the usage events metric. */
-static void count_fates(const struct fold_arg *folds, const char **fates, size_t n, struct metering_pass *out)
+static void count_fates(const struct fold_arg *folds, enum fate *fates, size_t n, struct metering_pass *out)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!strcmp(fates[i], "folded") && !folds[i].folded) {
+        if (fates[i] == FATE_FOLDED && !folds[i].folded) {
             /* The current hour was not open (clock went back): the usage stays in its own
              * bucket, which says "folded" but holds the quantity; the log line is the record. */
             char q[32];
             snprintf(q, sizeof q, "%g", folds[i].quantity);
             log_error("metering", "usage could not be folded into the current hour", "sub_id", folds[i].sub,
                       "dimension", folds[i].dim, "quantity", q);
-            fates[i] = "failed";
+            fates[i] = FATE_FAILED;
         }
-        count_event(fates[i]);
-        if (!strcmp(fates[i], "sent"))
-            out->sent++;
-        else if (!strcmp(fates[i], "failed"))
-            out->failed++;
-        else if (!strcmp(fates[i], "folded"))
-            out->folded++;
-        else
-            out->retry++;
+        count_fate(fates[i], out);
     }
 }
 
@@ -548,7 +559,7 @@ static int send_batch(struct daemon *d, struct bucket *list, size_t n, struct me
     snprintf(ans.whole_error, sizeof ans.whole_error, "batchUsageEvent failed: %s (HTTP %ld) %.160s",
              saasd_strerror(ans.rc), mr.status, mr.message);
     struct fold_arg folds[BATCH_MAX];
-    const char *fates[BATCH_MAX];
+    enum fate fates[BATCH_MAX];
     int src = record_fates(d, list, n, &ans, folds, fates);
     if (!src)
         count_fates(folds, fates, n, out);
