@@ -30,9 +30,14 @@ end
 
 -- Only in cold-burst mode: with a delay() function wrk arms a timer for every request, even
 -- for a 0 ms delay, which costs wrk CPU (on the cores it shares with the server) and latency.
+-- wrk calls delay() before each request() of a connection, but several connections may pass
+-- delay() before any of them builds its request: delay() therefore reserves the token that
+-- connection's request() will take, so no token is sent twice.
+local reserved = 0
 if token_file then
   function delay()
-    if tokens and next_token >= #tokens then return 600000 end
+    if tokens and reserved >= #tokens then return 600000 end
+    reserved = reserved + 1
     return 0
   end
 end
