@@ -226,8 +226,8 @@ void console_list(struct console *c)
     store_count(c->d->store, STORE_SUBSCRIPTIONS, &total);
     cpage_begin(c, "Subscriptions", "subscriptions");
     filters(c, &ls);
-    cpage_raw(c, "<p class=\"muted\">%zu subscriptions in the store.%s</p>\n", total,
-              after ? " Showing a later page." : "");
+    cpage_raw(c, "<p class=\"muted\">%zu %s in the store.%s</p>\n", total,
+              total == 1 ? "subscription" : "subscriptions", after ? " Showing a later page." : "");
     cpage_raw(c, "<table><tr><th>Subscription</th><th>Offer</th><th>Plan</th><th class=\"num\">Seats</th>"
                  "<th>saasd</th><th>Microsoft</th><th>Purchaser</th><th>Last event</th><th>Drift</th></tr>\n");
     json_t *exact = NULL;

@@ -95,6 +95,8 @@ def list_and_approve(t, stack):
     rows = d.find_elements(by().CSS_SELECTOR, "table tr")
     t.check(any(sub in r.text and "pending" in r.text and landing.ALEX in r.text for r in rows),
             "the list shows the pending purchase with its purchaser's e-mail", sub)
+    t.check("1 subscription in the store." in landing.text(d),
+            "the list counts the one subscription in the singular", landing.text(d)[:200])
 
     d.find_element(by().LINK_TEXT, sub).click()
     t.shot("05-subscription-pending")
