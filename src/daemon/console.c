@@ -149,10 +149,7 @@ static void page_queues(struct console *c, const char *rest) { console_queues(c)
 static void page_rules(struct console *c, const char *rest) { console_rules(c); }
 
 /* /console/subscriptions/{id}[/{verb}]: the verb and the method pick the page. */
-static const struct {
-    const char *method, *verb;
-    void (*show)(struct console *c, const char *id);
-} sub_pages[] = {
+static const struct cpage_verb sub_pages[] = {
     {"GET", "", console_subscription},
     {"GET", "confirm", console_confirm},
     {"POST", "action", console_action},
@@ -165,13 +162,8 @@ static void page_sub(struct console *c, const char *rest)
         cpage_message(c, 404, "Not found", "No such page.", "/console/subscriptions", "Subscriptions");
         return;
     }
-    for (size_t i = 0; i < sizeof sub_pages / sizeof sub_pages[0]; i++) {
-        if (!strcmp(sub_pages[i].verb, verb) && !strcmp(sub_pages[i].method, httpd_method(c->req))) {
-            sub_pages[i].show(c, id);
-            return;
-        }
-    }
-    cpage_message(c, 405, "Not allowed", "That method is not allowed here.", "/console/subscriptions", "Subscriptions");
+    cpage_by_verb(c, sub_pages, sizeof sub_pages / sizeof sub_pages[0], id, verb, "/console/subscriptions",
+                  "Subscriptions");
 }
 
 static void page_logout(struct console *c, const char *rest) { logout(c); }

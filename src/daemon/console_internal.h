@@ -37,6 +37,14 @@ void cpage_message(struct console *c, int status, const char *title, const char 
                    const char *back_text);
 /* 303 to location (a console path). */
 void cpage_see_other(struct console *c, const char *location);
+/* A page of a named thing (/console/subscriptions/{id}/{verb}, /console/sinks/{name}/{verb}):
+ * the row whose verb and method match shows it; none: 405, with a link back. */
+struct cpage_verb {
+    const char *method, *verb;
+    void (*show)(struct console *c, const char *name);
+};
+void cpage_by_verb(struct console *c, const struct cpage_verb *rows, size_t n, const char *name, const char *verb,
+                   const char *back_url, const char *back_text);
 
 /* Writers: escaped text, a URL component percent-encoded, a printf of trusted text only. */
 void cpage_text(struct console *c, const char *text);

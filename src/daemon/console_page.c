@@ -213,6 +213,18 @@ void cpage_end(struct console *c, int status)
                                                         "form-action 'self'; frame-ancestors 'none'");
 }
 
+void cpage_by_verb(struct console *c, const struct cpage_verb *rows, size_t n, const char *name, const char *verb,
+                   const char *back_url, const char *back_text)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(rows[i].verb, verb) && !strcmp(rows[i].method, httpd_method(c->req))) {
+            rows[i].show(c, name);
+            return;
+        }
+    }
+    cpage_message(c, 405, "Not allowed", "That method is not allowed here.", back_url, back_text);
+}
+
 void cpage_message(struct console *c, int status, const char *title, const char *message, const char *back_url,
                    const char *back_text)
 {

@@ -138,10 +138,7 @@ static void act(struct console *c, const char *name)
 }
 
 /* /console/sinks/{name}/{verb}: the verb and the method pick the page. */
-static const struct {
-    const char *method, *verb;
-    void (*show)(struct console *c, const char *name);
-} sink_pages[] = {
+static const struct cpage_verb sink_pages[] = {
     {"GET", "confirm", confirm},
     {"POST", "action", act},
 };
@@ -153,11 +150,5 @@ void console_sink_page(struct console *c, const char *rest)
         cpage_message(c, 404, "Not found", "No such page.", "/console/queues", "Queues");
         return;
     }
-    for (size_t i = 0; i < sizeof sink_pages / sizeof sink_pages[0]; i++) {
-        if (!strcmp(sink_pages[i].verb, what) && !strcmp(sink_pages[i].method, httpd_method(c->req))) {
-            sink_pages[i].show(c, name);
-            return;
-        }
-    }
-    cpage_message(c, 405, "Not allowed", "That method is not allowed here.", "/console/queues", "Queues");
+    cpage_by_verb(c, sink_pages, sizeof sink_pages / sizeof sink_pages[0], name, what, "/console/queues", "Queues");
 }
