@@ -232,6 +232,13 @@ check "systemctl restart saasd: active again, ready, with a new PID" \
            [ \"\$(nsenter -t $LEADER -a systemctl show -P MainPID saasd)\" != '$PID' ]"
 wait_for 15 curl -sf "http://127.0.0.1:$PL/readyz" || not_ok "ready again after restart"
 
+# An upgrade (dpkg -i of the package over itself) must not leave a running service stopped.
+PID=$(inside systemctl show -P MainPID saasd)
+check "dpkg -i over the installed package while the service runs: active afterwards, restarted" \
+    sh -c "nsenter -t $LEADER -a dpkg -i /root/saasd.deb && nsenter -t $LEADER -a systemctl -q is-active saasd &&
+           [ \"\$(nsenter -t $LEADER -a systemctl show -P MainPID saasd)\" != '$PID' ]"
+wait_for 15 curl -sf "http://127.0.0.1:$PL/readyz" || not_ok "ready again after the upgrade"
+
 t0=$(date +%s.%N)
 check "systemctl stop saasd returns within 5 s" timeout 5 nsenter -t "$LEADER" -a systemctl stop saasd
 echo "# stopped in $(elapsed "$t0") s"
@@ -240,6 +247,14 @@ check "after stop: inactive, not failed (Result=success)" \
            [ \"\$(nsenter -t $LEADER -a systemctl show -P Result saasd)\" = success ]"
 check "journalctl -u saasd has the stop line (SIGTERM)" \
     sh -c "nsenter -t $LEADER -a journalctl -q -u saasd --no-pager | grep -q 'stopping.*SIGTERM'"
+# Removing the package while the service runs must not leave a daemon behind whose binary and
+# unit are gone.
+inside systemctl start saasd
+PID=$(inside systemctl show -P MainPID saasd)
+inside dpkg --remove saasd >"$T/remove" 2>&1
+check "dpkg --remove saasd while the service runs stops it (its process $PID is gone)" \
+    sh -c "[ '$PID' != 0 ] && grep -q 'Removing saasd' '$T/remove' && ! nsenter -t $LEADER -a test -e /proc/$PID"
+inside systemctl status saasd --no-pager 2>&1 | sed -n '1,3s/^/# after remove: /p'
 check "the journal of the service and the emulator never shows the client secret" \
     sh -c "! nsenter -t $LEADER -a journalctl -q --no-pager | grep -q emulator-secret"
 finish
