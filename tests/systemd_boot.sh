@@ -84,11 +84,13 @@ make_root() {
 }
 
 # --- one booted container on an overlay of the cached root ----------------------------------
-boot() {
+mount_overlay() {
     mkdir -p "$T/upper" "$T/work" "$T/merged"
     mount -t overlay overlay -o "lowerdir=$PWD/$ROOT,upperdir=$T/upper,workdir=$T/work" "$T/merged" || return 1
     MOUNTED=1
     cp "$DEB" "$T/merged/root/saasd.deb"
+}
+boot() {
     systemd-nspawn -q -b -D "$T/merged" --register=no --keep-unit --machine="saasd-check-$$" \
         --console=passive >"$T/boot.log" 2>&1 &
     NSPAWN=$!
@@ -105,14 +107,19 @@ boot() {
 # Runs a command inside the container (all its namespaces), with a clean environment.
 inside() { nsenter -t "$LEADER" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
 
-cleanup() {
-    if [ -n "${NSPAWN:-}" ] && kill -0 "$NSPAWN" 2>/dev/null; then
-        kill -TERM "$NSPAWN" # nspawn asks the container's systemd to power off
-        for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$NSPAWN" 2>/dev/null && echo "# the container did not power off in 20 s: killed" &&
-            kill -KILL "$NSPAWN"
-        wait "$NSPAWN" 2>/dev/null
+power_off() { # SIGTERM makes nspawn ask the container's systemd to power off; 0 when it did in 20 s
+    kill -0 "$NSPAWN" 2>/dev/null || return 0
+    kill -TERM "$NSPAWN"
+    for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$NSPAWN" 2>/dev/null; then
+        echo "# the container did not power off in 20 s: killed"
+        kill -KILL "$NSPAWN"; wait "$NSPAWN" 2>/dev/null
+        return 1
     fi
+    wait "$NSPAWN" 2>/dev/null
+}
+cleanup() {
+    [ -n "${NSPAWN:-}" ] && power_off
     [ -n "${MOUNTED:-}" ] && umount "$T/merged"
     rm -rf "$T"
 }
@@ -142,6 +149,7 @@ ok "make deb builds $DEB"
 make_root || die "a Debian $SUITE root with systemd and the package's Depends is ready in $ROOT"
 ok "a Debian $SUITE root with systemd and the package's Depends is ready in $ROOT"
 
+mount_overlay || die "an overlay of the cached root mounts"
 boot || die "systemd-nspawn -b boots the root" "$(tail -10 "$T/boot.log")"
 check "systemd is PID 1 in the container" sh -c "[ \"\$(cat /proc/$LEADER/comm)\" = systemd ]"
 booted() { inside systemctl is-system-running --wait >"$T/state" 2>&1; grep -qE '^(running|degraded)$' "$T/state"; }
@@ -183,7 +191,7 @@ wait_for 15 curl -sf "http://127.0.0.1:$PL/readyz"
 echo "# ready $(elapsed "$t0") s after systemctl start"
 check "systemctl is-active saasd" inside systemctl -q is-active saasd
 check "GET /healthz answers 200" [ "$(http_status "http://127.0.0.1:$PL/healthz")" = 200 ]
-check "GET /readyz answers 200 (rules loaded, token from the emulator)" \
+check "GET /readyz answers 200 (rules loaded, no failed token fetch)" \
     [ "$(http_status "http://127.0.0.1:$PL/readyz")" = 200 ]
 check "journalctl -u saasd has the start line (serving)" \
     sh -c "nsenter -t $LEADER -a journalctl -q -u saasd --no-pager | grep -q serving"
@@ -215,6 +223,8 @@ delivered() { curl -sf "$EMU/_emulator/webhooks?subscriptionId=$sub" | grep -q '
 check "the emulator's webhook for a purchase is delivered to the service (200)" wait_for 10 delivered
 check "saasd admin (as root, the key from /var/lib/saasd) shows the subscription" \
     wait_for 10 inside saasd admin --config /etc/saasd/saasd.conf show "$sub"
+check "GET /readyz then reports the token from the emulator's Entra ID as ok" \
+    sh -c "curl -sf http://127.0.0.1:$PL/readyz | grep -q '\"token\": *\"ok\"'"
 
 check "systemctl reload saasd: the service logs the SIGHUP rules reload and stays active" \
     sh -c "nsenter -t $LEADER -a systemctl reload saasd && sleep 0.5 &&
@@ -231,6 +241,19 @@ check "systemctl restart saasd: active again, ready, with a new PID" \
            nsenter -t $LEADER -a systemctl -q is-active saasd &&
            [ \"\$(nsenter -t $LEADER -a systemctl show -P MainPID saasd)\" != '$PID' ]"
 wait_for 15 curl -sf "http://127.0.0.1:$PL/readyz" || not_ok "ready again after restart"
+
+# A reboot of the container: systemd stops the service on the way down, starts the enabled unit
+# on the way up, and the subscription the webhook stored is still there.
+check "the container powers off cleanly within 20 s with the service running" power_off
+boot || die "systemd-nspawn -b boots the root again" "$(tail -10 "$T/boot.log")"
+wait_for 60 booted
+inside systemd-run -q --unit=saasd-emulator /usr/bin/saasd emulate --port "$PE" \
+    --webhook-url "http://127.0.0.1:$PL/webhook" >/dev/null 2>&1
+check "after a reboot the enabled service is active and ready by itself" \
+    sh -c "nsenter -t $LEADER -a systemctl -q is-active saasd && curl -sf --retry 30 --retry-delay 1 \
+           --retry-connrefused -o /dev/null http://127.0.0.1:$PL/readyz"
+check "after a reboot saasd admin still shows the subscription (the store survived)" \
+    wait_for 10 inside saasd admin --config /etc/saasd/saasd.conf show "$sub"
 
 # An upgrade (dpkg -i of the package over itself) must not leave a running service stopped.
 PID=$(inside systemctl show -P MainPID saasd)
@@ -255,6 +278,10 @@ inside dpkg --remove saasd >"$T/remove" 2>&1
 check "dpkg --remove saasd while the service runs stops it (its process $PID is gone)" \
     sh -c "[ '$PID' != 0 ] && grep -q 'Removing saasd' '$T/remove' && ! nsenter -t $LEADER -a test -e /proc/$PID"
 inside systemctl status saasd --no-pager 2>&1 | sed -n '1,3s/^/# after remove: /p'
+check "dpkg --purge saasd removes the conffiles and the unit's enablement" \
+    sh -c "nsenter -t $LEADER -a dpkg --purge saasd && [ ! -e '$T/merged/etc/saasd/saasd.conf' ] &&
+           [ ! -e '$T/merged/etc/systemd/system/multi-user.target.wants/saasd.service' ]"
+echo "# after purge, kept: $(cd "$T/merged" && ls -d etc/saasd/* var/lib/saasd 2>/dev/null | tr '\n' ' ')"
 check "the journal of the service and the emulator never shows the client secret" \
     sh -c "! nsenter -t $LEADER -a journalctl -q --no-pager | grep -q emulator-secret"
 finish
