@@ -11,7 +11,7 @@
 # throw-away overlay of it, so the cached root never sees saasd. Prints TAP-like lines and
 # "N passed, N failed"; exits 1 on a failure, 2 when the machine cannot run the check at all.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
 ROOT=$BUILD/systemd-root
 SUITE=bookworm
@@ -94,8 +94,7 @@ boot() {
     systemd-nspawn -q -b -D "$T/merged" --register=no --keep-unit --machine="saasd-check-$$" \
         --console=passive >"$T/boot.log" 2>&1 &
     NSPAWN=$!
-    local i
-    for i in $(seq 100); do # the container's PID 1 is nspawn's child, systemd once it has exec'd
+    for _ in $(seq 100); do # the container's PID 1 is nspawn's child, systemd once it has exec'd
         LEADER=$(pgrep -x -P "$NSPAWN" systemd | head -1)
         [ -n "$LEADER" ] && inside true 2>/dev/null && break
         LEADER=
@@ -124,10 +123,11 @@ cleanup() {
     rm -rf "$T"
 }
 
-free_port() { # a loopback port nobody listens on (the container shares the host's network)
+free_port() { # free_port [TAKEN...]: a loopback port nobody listens on (the container shares the host's network)
     local p
     while :; do
         p=$((20000 + RANDOM % 20000))
+        case " $* " in *" $p "*) continue ;; esac
         ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
     done
 }
@@ -153,7 +153,8 @@ mount_overlay || die "an overlay of the cached root mounts"
 boot || die "systemd-nspawn -b boots the root" "$(tail -10 "$T/boot.log")"
 check "systemd is PID 1 in the container" sh -c "[ \"\$(cat /proc/$LEADER/comm)\" = systemd ]"
 booted() { inside systemctl is-system-running --wait >"$T/state" 2>&1; grep -qE '^(running|degraded)$' "$T/state"; }
-check "the container's boot finishes (system state: $(wait_for 60 booted; cat "$T/state"))" booted
+wait_for 60 booted
+check "the container's boot finishes (system state: $(cat "$T/state"))" grep -qE '^(running|degraded)$' "$T/state"
 inside systemctl --failed --no-legend | sed 's/^/# failed unit in the container: /'
 
 check "dpkg -i installs the package under the running systemd" inside dpkg -i /root/saasd.deb
@@ -161,9 +162,9 @@ check "the package enabled the unit and did not start it" \
     sh -c "[ \"\$(nsenter -t $LEADER -a systemctl is-enabled saasd)\" = enabled ] &&
            ! nsenter -t $LEADER -a systemctl -q is-active saasd"
 
-PE=$(free_port) PL=$(free_port) PA=$(free_port)
-[ "$PL" = "$PE" ] && PL=$((PE + 1))
-[ "$PA" = "$PL" ] || [ "$PA" = "$PE" ] && PA=$((PL + 1))
+PE=$(free_port) # emulator, saasd's listener, saasd's admin listener
+PL=$(free_port "$PE")
+PA=$(free_port "$PE" "$PL")
 EMU=http://127.0.0.1:$PE
 check "the emulator runs in the container as a transient unit" \
     inside systemd-run -q --unit=saasd-emulator /usr/bin/saasd emulate --port "$PE" \
