@@ -42,7 +42,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test ctest spec browser lint run demo bench clean
+.PHONY: all deps test ctest spec browser lint run demo bench systemd-check clean
 
 all: deps $(BUILD)/saasd $(TEST_BIN) luamod
 
@@ -109,6 +109,11 @@ demo: all
 
 bench: all
 	tests/bench/run.sh
+
+# The packaged service under a real systemd (root; not part of `make test`): builds the .deb,
+# boots a cached Debian 12 root (build/systemd-root) with systemd-nspawn and checks the service.
+systemd-check:
+	BUILD=$(BUILD) tests/systemd_boot.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

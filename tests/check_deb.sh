@@ -39,10 +39,19 @@ else
 fi
 post=$T/ctl/postinst
 if grep -q 'adduser --system --group' "$post" && grep -q "deb-systemd-helper enable 'saasd.service'" "$post" &&
-   ! grep -q 'deb-systemd-invoke .*start' "$post"; then
-    ok "postinst creates the saasd system user and enables the unit without starting it"
+   ! grep -qE 'deb-systemd-invoke (start|restart|\$_dh_action)' "$post" &&
+   grep -q "deb-systemd-invoke try-restart 'saasd.service'" "$post"; then
+    ok "postinst creates the saasd system user, enables the unit without starting it, restarts it on upgrade only if it runs"
 else
-    not_ok "postinst creates the saasd system user and enables the unit without starting it" "$(grep -n 'adduser\|systemd' "$post")"
+    not_ok "postinst creates the saasd system user, enables the unit without starting it, try-restarts it" "$(grep -n 'adduser\|systemd' "$post")"
+fi
+# An upgrade must not leave the service stopped, a removal must not leave it running.
+if ! grep -q 'deb-systemd-invoke stop' "$T/ctl/preinst" 2>/dev/null &&
+   grep -q "deb-systemd-invoke stop 'saasd.service'" "$T/ctl/prerm" 2>/dev/null; then
+    ok "the package stops the service on removal (prerm) and not before an upgrade (preinst)"
+else
+    not_ok "the package stops the service on removal (prerm) and not before an upgrade (preinst)" \
+        "$(grep -Hn 'deb-systemd-invoke' "$T/ctl/preinst" "$T/ctl/prerm" 2>&1)"
 fi
 unit=$T/root/lib/systemd/system/saasd.service
 if grep -qx 'ExecStart=/usr/bin/saasd serve --config /etc/saasd/saasd.conf' "$unit" &&

@@ -83,7 +83,7 @@ missing=""
 for d in User=saasd StateDirectory=saasd NoNewPrivileges=yes CapabilityBoundingSet= \
     ProtectSystem=strict ProtectHome=yes PrivateTmp=yes MemoryDenyWriteExecute=yes \
     'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' SystemCallFilter=@system-service \
-    'ExecReload=/bin/kill -HUP $MAINPID' Restart=on-failure; do
+    'ExecReload=/bin/sh -c '"'"'kill -HUP "$MAINPID"'"'"'' Restart=on-failure; do
     grep -qxF "$d" "$unit" || missing="$missing [$d]"
 done
 grep -qE '^(NoExecPaths|ExecPaths|ProtectProc=noaccess)' "$unit" && missing="$missing [no exec restrictions]"
