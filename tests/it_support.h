@@ -90,6 +90,19 @@ static json_t *it_admin(const char *method, const char *path, json_t *body, long
     return it_call(method, url, body, it_admin_key, status, NULL);
 }
 
+/* The public listener's /metrics text (free it; NULL when it could not be read); *status, when
+ * not NULL, receives the HTTP status. */
+static char *it_metrics_text(long *status)
+{
+    char url[600], *text = NULL;
+    long st;
+    snprintf(url, sizeof url, "%s/metrics", it_public_url);
+    json_decref(it_call("GET", url, NULL, NULL, &st, &text));
+    if (status)
+        *status = st;
+    return text;
+}
+
 /* The stored events (GET /admin/events), oldest first: a new reference, never NULL. */
 static json_t *it_stored_events(void)
 {

@@ -858,10 +858,7 @@ static void chat(struct http_sink *chatsink)
 
 static void metrics(void)
 {
-    long st;
-    char *raw = NULL, url[256];
-    snprintf(url, sizeof url, "%s/metrics", it_public_url);
-    json_decref(it_call("GET", url, NULL, NULL, &st, &raw));
+    char *raw = it_metrics_text(NULL);
     CHECK(raw && strstr(raw, "# TYPE saasd_sink_deliveries_total counter") && strstr(raw, "# HELP saasd_sink_pending") &&
               strstr(raw, "saasd_sink_deliveries_total{sink=\"dead\",outcome=\"delivered\"} 0"),
           "/metrics has saasd_sink_deliveries_total and saasd_sink_pending with HELP/TYPE, a sink's counters from 0");

@@ -91,10 +91,7 @@ static void unknown_offer_pending(void)
     json_decref(hist);
     json_decref(ms);
     json_decref(local);
-    char *metrics = NULL;
-    char url[600];
-    snprintf(url, sizeof url, "%s/metrics", it_public_url);
-    json_decref(it_call("GET", url, NULL, NULL, &st, &metrics));
+    char *metrics = it_metrics_text(NULL);
     CHECK(metrics && strstr(metrics, "saasd_rule_unknown_offer_total{offer=\"acme-analytics\",handler=\"provision\"} 1"),
           "the unknown offer is counted in saasd_rule_unknown_offer_total");
     free(metrics);
@@ -178,19 +175,10 @@ static void admin_rules_report(const char *rules, const char *conf)
         printf("# rules check (%d): %.2000s\n", rc, out);
 }
 
-static char *metrics_text(void)
-{
-    char url[600], *text = NULL;
-    long st;
-    snprintf(url, sizeof url, "%s/metrics", it_public_url);
-    json_decref(it_call("GET", url, NULL, NULL, &st, &text));
-    return text;
-}
-
 /* Before any event: the series alerts are written on exist at 0. */
 static void zero_series_from_start(void)
 {
-    char *m = metrics_text();
+    char *m = it_metrics_text(NULL);
     static const char *const zero[] = {"saasd_drift_total{kind=\"status\"} 0\n",
                                        "saasd_drift_total{kind=\"usage_mismatch\"} 0\n",
                                        "saasd_outbox_retries_total 0\n",
@@ -232,7 +220,7 @@ static void more_flows(struct daemon *d, const char *sub)
 
 static void metrics_pass_promtool_rules(void)
 {
-    char *m = metrics_text();
+    char *m = it_metrics_text(NULL);
     struct prom_state *ps = calloc(1, sizeof *ps);
     /* what /metrics used to serve: the checker must refuse each of these */
     static const char *const bad[] = {

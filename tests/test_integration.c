@@ -599,9 +599,7 @@ int main(void)
     CHECK(st == 200 && json_is_true(json_object_get(h, "rules_loaded")) && !strcmp(it_str(h, "token"), "ok"),
           "/readyz reports the rules loaded and the token fetched within its lifetime");
     json_decref(h);
-    snprintf(url_buf, sizeof url_buf, "%s/metrics", it_public_url);
-    char *metrics = NULL;
-    json_decref(it_call("GET", url_buf, NULL, NULL, &st, &metrics));
+    char *metrics = it_metrics_text(&st);
     CHECK(st == 200 && strstr(metrics, "saasd_webhooks_total{action=\"ChangePlan\",outcome=\"accepted\"}") &&
               strstr(metrics, "saasd_inbox_depth"),
           "/metrics exposes webhooks by action and outcome and the inbox depth");

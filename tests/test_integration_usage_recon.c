@@ -74,15 +74,6 @@ static json_t *item_of(json_t *answer, const char *list, const char *dim)
 
 static double num(json_t *j, const char *key) { return json_number_value(json_object_get(j, key)); }
 
-static char *metrics_page(void)
-{
-    char url[600], *page = NULL;
-    long st;
-    snprintf(url, sizeof url, "%s/metrics", it_public_url);
-    json_decref(it_call("GET", url, NULL, NULL, &st, &page));
-    return page;
-}
-
 /* A purchase of it-urecon (plan flat: dimensions reports, exports) activated through the landing page. */
 static void buy(char *sub, size_t size)
 {
@@ -177,7 +168,7 @@ int main(void)
     periodic_runs_and_processed_quantity(sub, hour);
     failed_run_is_retried();
 
-    char *page = metrics_page();
+    char *page = it_metrics_text(NULL);
     struct prom_state *ps = calloc(1, sizeof *ps);
     CHECK(page && ps && prom_check(page, ps) == 0 && strstr(page, "saasd_usage_reconcile_runs_total{result=\"ok\"}") &&
               strstr(page, "# TYPE saasd_usage_reconcile_last_run_timestamp_seconds gauge"),
