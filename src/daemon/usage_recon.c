@@ -69,10 +69,10 @@ static const struct recon_status *status_row(const char *status)
     return NULL;
 }
 
-/* NULL when the status means billed, else what it means. */
-static const char *not_billed(const char *status)
+/* NULL when the status (its table row r, NULL when the contract does not list it) means
+ * billed, else what it means. */
+static const char *not_billed(const struct recon_status *r)
 {
-    const struct recon_status *r = status_row(status);
     return !r ? "a reconStatus the contract does not list" : r->billed ? NULL : r->meaning;
 }
 
@@ -155,11 +155,10 @@ static int add_bucket(void *arg, const void *key, size_t klen, const void *val, 
 }
 
 /* A row's processedQuantity adds to its group when the row carries one that is Microsoft's
- * processed verdict (status: its reconStatus, "" without one); otherwise the group's processed
- * quantity is incomplete and not judged. */
-static void add_processed(json_t *g, json_t *row, const char *status)
+ * processed verdict (r: its reconStatus's table row, NULL without one or for one the contract
+ * does not list); otherwise the group's processed quantity is incomplete and not judged. */
+static void add_processed(json_t *g, json_t *row, const struct recon_status *r)
 {
-    const struct recon_status *r = *status ? status_row(status) : NULL;
     double p = 0;
     if ((r && !r->processed) || jl_real(row, "processedQuantity", &p) != 0)
         json_object_set_new(g, "unprocessed", json_true());
@@ -186,8 +185,9 @@ static int add_row(struct tally *t, json_t *row)
     add_to(g, "microsoft", q);
     if (jl_string(row, "reconStatus", status, sizeof status) == SAASD_ENOTFOUND)
         status[0] = 0;
-    add_processed(g, row, status);
-    const char *meaning = *status ? not_billed(status) : NULL;
+    const struct recon_status *r = *status ? status_row(status) : NULL;
+    add_processed(g, row, r);
+    const char *meaning = *status ? not_billed(r) : NULL;
     return meaning ? note_status(t->out, row, sub, dim, date, status, meaning) : 0;
 }
 
