@@ -186,9 +186,6 @@ EOF
 echo emulator-secret | inside install -o root -g saasd -m 640 /dev/stdin /etc/saasd/client-secret
 check "saasd check-config accepts the configuration" inside saasd check-config --config /etc/saasd/saasd.conf
 
-check "the installed unit is Type=notify, NotifyAccess=main, with a 30 s watchdog" \
-    sh -c "nsenter -t $LEADER -a systemctl show saasd -p Type -p NotifyAccess -p WatchdogUSec |
-           sort | tr '\n' ' ' | grep -qx 'NotifyAccess=main Type=notify WatchdogUSec=30s '"
 t0=$(date +%s.%N)
 check "systemctl start saasd" inside systemctl start saasd
 # Type=notify: start returns only after READY=1, which saasd sends once it serves; so /healthz
@@ -198,6 +195,11 @@ check "when systemctl start returns, GET /healthz already answers 200 (READY=1 c
 wait_for 15 curl -sf "http://127.0.0.1:$PL/readyz"
 echo "# ready $(elapsed "$t0") s after systemctl start"
 check "systemctl is-active saasd" inside systemctl -q is-active saasd
+# WatchdogUSec is the started service's (infinity before a start).
+inside systemctl show saasd -p Type -p NotifyAccess -p WatchdogUSec >"$T/unit-props" 2>&1
+echo "# the running unit: $(sort "$T/unit-props" | tr '\n' ' ')"
+check "the running unit is Type=notify, NotifyAccess=main, with a 30 s watchdog" \
+    sh -c "sort '$T/unit-props' | tr '\n' ' ' | grep -qx 'NotifyAccess=main Type=notify WatchdogUSec=30s '"
 inside systemctl show -P StatusText saasd >"$T/status-text" 2>&1
 echo "# StatusText: $(cat "$T/status-text")"
 check "systemctl show -p StatusText: saasd's STATUS= line (listen address, admin listener, offers)" \
