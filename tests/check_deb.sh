@@ -60,6 +60,14 @@ if grep -qx 'ExecStart=/usr/bin/saasd serve --config /etc/saasd/saasd.conf' "$un
 else
     not_ok "the packaged unit runs /usr/bin/saasd as saasd" "$(grep -E 'Exec|User|State' "$unit")"
 fi
+# Readiness and the watchdog go through libsystemd (sd_notify): the unit waits for READY=1.
+if grep -qx 'Type=notify' "$unit" && grep -qx 'NotifyAccess=main' "$unit" && grep -qx 'WatchdogSec=30s' "$unit" &&
+   [[ $deps == *libsystemd0* ]]; then
+    ok "the packaged unit is Type=notify, NotifyAccess=main, WatchdogSec=30s, and Depends has libsystemd0"
+else
+    not_ok "the packaged unit is Type=notify with a watchdog, Depends has libsystemd0" \
+        "$(grep -E 'Type|Notify|Watchdog' "$unit")" "$deps"
+fi
 expect "the unpacked binary runs: saasd version = $version" \
     sh -c "'$T/root/usr/bin/saasd' version | grep -qx 'saasd $version'"
 if command -v systemd-analyze >/dev/null; then

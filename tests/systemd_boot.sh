@@ -188,10 +188,22 @@ check "saasd check-config accepts the configuration" inside saasd check-config -
 
 t0=$(date +%s.%N)
 check "systemctl start saasd" inside systemctl start saasd
+# Type=notify: start returns only after READY=1, which saasd sends once it serves; so /healthz
+# answers at once, with no wait loop (the wait for /readyz below is only a fallback).
+check "when systemctl start returns, GET /healthz already answers 200 (READY=1 came after the listeners)" \
+    [ "$(http_status "http://127.0.0.1:$PL/healthz")" = 200 ]
 wait_for 15 curl -sf "http://127.0.0.1:$PL/readyz"
 echo "# ready $(elapsed "$t0") s after systemctl start"
 check "systemctl is-active saasd" inside systemctl -q is-active saasd
-check "GET /healthz answers 200" [ "$(http_status "http://127.0.0.1:$PL/healthz")" = 200 ]
+# WatchdogUSec is the started service's (infinity before a start).
+inside systemctl show saasd -p Type -p NotifyAccess -p WatchdogUSec >"$T/unit-props" 2>&1
+echo "# the running unit: $(sort "$T/unit-props" | tr '\n' ' ')"
+check "the running unit is Type=notify, NotifyAccess=main, with a 30 s watchdog" \
+    sh -c "sort '$T/unit-props' | tr '\n' ' ' | grep -qx 'NotifyAccess=main Type=notify WatchdogUSec=30s '"
+inside systemctl show -P StatusText saasd >"$T/status-text" 2>&1
+echo "# StatusText: $(cat "$T/status-text")"
+check "systemctl show -p StatusText: saasd's STATUS= line (listen address, admin listener, offers)" \
+    grep -q "^serving 127.0.0.1:$PL (admin 127.0.0.1:$PA); rules generation [0-9]*, [0-9]* offers\?$" "$T/status-text"
 check "GET /readyz answers 200 (rules loaded, no failed token fetch)" \
     [ "$(http_status "http://127.0.0.1:$PL/readyz")" = 200 ]
 check "journalctl -u saasd has the start line (serving)" \
@@ -231,6 +243,18 @@ check "systemctl reload saasd: the service logs the SIGHUP rules reload and stay
     sh -c "nsenter -t $LEADER -a systemctl reload saasd && sleep 0.5 &&
            nsenter -t $LEADER -a systemctl -q is-active saasd &&
            nsenter -t $LEADER -a journalctl -q -u saasd --no-pager | grep -q 'SIGHUP: reloading rules'"
+# RELOADING=1 then READY=1: the unit goes back to active (not stuck in reloading), with its status line.
+reloaded() { [ "$(inside systemctl show -P ActiveState saasd)" = active ] &&
+             inside systemctl show -P StatusText saasd | grep -q "^serving 127.0.0.1:$PL "; }
+check "after systemctl reload the unit is active again (READY=1 followed RELOADING=1) with its status line" \
+    wait_for 10 reloaded
+# The watchdog under the real systemd (seccomp, AF_UNIX to /run/systemd/notify): saasd pings
+# every 15 s once its own /healthz answered; systemd moves WatchdogTimestamp at each ping.
+WD0=$(inside systemctl show -P WatchdogTimestampMonotonic saasd)
+pinged() { [ "$(inside systemctl show -P WatchdogTimestampMonotonic saasd)" != "$WD0" ]; }
+check "systemd receives saasd's watchdog pings (WatchdogTimestamp moves within 20 s)" wait_for 20 pinged
+check "journalctl -u saasd has the watchdog's start line" \
+    sh -c "nsenter -t $LEADER -a journalctl -q -u saasd --no-pager | grep -q 'watchdog: pinging systemd'"
 
 check "a second saasd serve on the same data directory is refused while the service runs" \
     sh -c "! nsenter -t $LEADER -a runuser -u saasd -- saasd serve --config /etc/saasd/saasd.conf \

@@ -1,11 +1,15 @@
-/* saasd serve: run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules. */
+/* saasd serve: run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules. Under systemd
+ * (Type=notify) it reports READY=1 once it serves, RELOADING=1 then READY=1 around a SIGHUP
+ * reload and STOPPING=1 on the way out (core/service_notify.h). */
 #include "cmd/args.h"
 #include "cmd/cmd.h"
 
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/service_notify.h"
 #include "daemon/daemon.h"
+#include "daemon/service.h"
 #include "engine/engine.h"
 
 #include <signal.h>
@@ -17,6 +21,15 @@ static void help(FILE *f)
                "Runs the daemon: landing page, webhook, inbox workers, reconciliation, admin API.\n"
                "--config FILE  the config (default " CMD_DEFAULT_CONFIG ")\n"
                "SIGHUP reloads the rules (a broken rule file keeps the old rules); SIGTERM stops.\n");
+}
+
+/* READY=1 with the status line: the listeners accept and the store is open (daemon_start
+ * returned), or a reload finished. */
+static void notify_ready(struct daemon *d)
+{
+    char status[512];
+    service_status_text(d, status, sizeof status);
+    service_notify(SERVICE_READY, status);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -40,17 +53,21 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "saasd serve: could not start: %s (see log above)\n", saasd_strerror(rc));
         return 1;
     }
+    notify_ready(d);
     for (;;) {
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
             log_info("daemon", "SIGHUP: reloading rules");
+            service_notify(SERVICE_RELOADING, "reloading the rules");
             engine_reload(d->engine);
+            notify_ready(d);
             continue;
         }
         log_info("daemon", "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
+    service_notify(SERVICE_STOPPING, "stopping");
     daemon_stop(d);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 #include "daemon/timers.h"
 #include "daemon/metering.h"
+#include "daemon/service.h"
 #include "daemon/sinks.h"
 
 #include "core/config.h"
@@ -499,7 +500,7 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out)
     usage_recon_start(d);
     metering_start(d);
     timers_start(d);
-    if ((rc = sinks_start(d)) != 0)
+    if ((rc = sinks_start(d)) != 0 || (rc = service_watchdog_start(d, &d->watchdog)) != 0)
         goto fail;
     log_serving(d);
     *out = d;
@@ -513,6 +514,7 @@ void daemon_stop(struct daemon *d)
 {
     if (!d)
         return;
+    service_watchdog_stop(d->watchdog); /* first: its checks would fail from here on */
     wv_close(d->verifyq); /* new fresh tokens get 503; what is queued is still answered */
     httpd_stop(d->public_httpd); /* no new work; waits for the deferred answers */
     wv_stop(d->verifyq);

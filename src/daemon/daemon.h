@@ -23,6 +23,7 @@ struct httpd_request;
 struct httpd_response;
 struct oidc;
 struct wv_queue;
+struct service_watchdog;
 
 /* Lock stripes of subscriptions (daemon_lock_sub). Many more than the inbox's lanes (16 per
  * worker), so that two events in flight rarely share one: an event whose stripe is busy waits
@@ -88,6 +89,7 @@ struct daemon {
     _Atomic int pool_busy[DAEMON_POOL_COUNT]; /* requests being served off the loop, per pool */
     int pool_cap[DAEMON_POOL_COUNT];
     struct wv_queue *verifyq; /* webhook tokens not yet verified (webhook_verify.c) */
+    struct service_watchdog *watchdog; /* service.c: pings systemd while /healthz answers; NULL without one */
 };
 
 /* Build every component from cfg (which the daemon then owns) and start listeners and threads. */
