@@ -44,8 +44,8 @@ int cmd_serve(int argc, char **argv)
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
-            log_info("daemon", "SIGHUP: reloading rules");
-            engine_reload(d->engine);
+            log_info("daemon", "SIGHUP: reloading rules and the Entra ID credential");
+            daemon_reload(d);
             continue;
         }
         log_info("daemon", "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
