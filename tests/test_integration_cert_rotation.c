@@ -17,6 +17,14 @@
 #define OK_SERIES "result=\"ok\""
 #define FAILED_SERIES "result=\"failed\""
 
+/* The emulator and the HTTP client of one scenario (it_setup makes a new client each time). */
+static void teardown(struct emu *emu)
+{
+    emu_stop(emu);
+    http_client_free(it_http);
+    it_http = NULL;
+}
+
 static double reloads(const char *series) { return metrics_value("saasd_credential_reloads_total", series); }
 
 static void put_file(const char *from, const char *to)
@@ -269,7 +277,7 @@ static void certificate_rotation(void)
         broken_certificate_keeps_current(d, dir, pem, &b, &a);
         daemon_stop(d);
     }
-    emu_stop(emu);
+    teardown(emu);
     test_cert_free(&a);
     test_cert_free(&b);
     check_rm_rf(dir);
@@ -303,7 +311,7 @@ static void secret_rotation(void)
              it_emu_url, EMU_DEFAULT_TENANT, SECRET_APP, file);
     struct daemon *d = it_start_in(dir, 0, extra);
     if (!d) {
-        emu_stop(emu);
+        teardown(emu);
         return;
     }
     CHECK(credential_check(cred, sizeof cred) == 200 && !strcmp(cred, "client secret"),
@@ -337,7 +345,7 @@ static void secret_rotation(void)
                         : "after the missing file, a token is still obtained with the current secret (never logged)");
     }
     daemon_stop(d);
-    emu_stop(emu);
+    teardown(emu);
     check_rm_rf(dir);
 }
 
@@ -359,7 +367,7 @@ static void env_secret_needs_restart(void)
               "with entra.secret_env a reload keeps the secret and warns that a new one needs a restart");
         daemon_stop(d);
     }
-    emu_stop(emu);
+    teardown(emu);
     check_rm_rf(dir);
 }
 
@@ -447,7 +455,7 @@ static void sighup_rotates_certificate(void)
               strstr(log, "the Entra ID credential was reloaded") && strstr(log, hex_b) && WIFEXITED(status) &&
               WEXITSTATUS(status) == 0,
           "the SIGHUP and the new certificate's thumbprint are logged; the daemon serves on until SIGTERM");
-    emu_stop(emu);
+    teardown(emu);
     test_cert_free(&a);
     test_cert_free(&b);
     check_rm_rf(dir);
