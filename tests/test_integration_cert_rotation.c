@@ -246,7 +246,8 @@ static void broken_certificate_keeps_current(struct daemon *d, const char *dir, 
         CHECK(rc != 0 && strstr(log, "NOT reloaded") && strstr(log, pem) && reloads(FAILED_SERIES) == failed0 + 1,
               name);
         const char *line = strstr(log, "NOT reloaded");
-        printf("# %s: %.400s\n", broken[i].what, line ? line : log);
+        line = line ? line : log;
+        printf("# %s: %.*s\n", broken[i].what, (int)strcspn(line, "\n"), line);
         snprintf(name, sizeof name, "%s: a token is still obtained with the current certificate", broken[i].what);
         CHECK(credential_check(cred, sizeof cred) == 200 && !strcmp(cred, want) && last_token_status() == 200, name);
         CHECK(!strstr(log, key_line) && !strstr(log, other_line), "the log carries no key material");
@@ -365,6 +366,17 @@ static void env_secret_needs_restart(void)
         CHECK(rc == 0 && strstr(log, "restart saasd") && strstr(log, "SAASD_IT_SECRET") &&
                   reloads(OK_SERIES) == ok0 && reloads(FAILED_SERIES) == failed0 && !strstr(log, "it-secret"),
               "with entra.secret_env a reload keeps the secret and warns that a new one needs a restart");
+        CHECK(!strstr(log, "config file changed"), "an unchanged config file is not reported as changed");
+        char conf[600];
+        snprintf(conf, sizeof conf, "%s/saasd.conf", dir);
+        FILE *f = fopen(conf, "a");
+        fputs("-- entra.secret_file = \"/etc/saasd/client-secret\"\n", f);
+        fclose(f);
+        fd = capture_start(dir, "reload2.log");
+        daemon_reload(d);
+        capture_end(fd, log, sizeof log);
+        CHECK(strstr(log, "config file changed since saasd started") && strstr(log, conf),
+              "a reload after the config file was edited warns that only the credential's files were read again");
         daemon_stop(d);
     }
     teardown(emu);

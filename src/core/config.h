@@ -33,6 +33,7 @@ struct sink_config {
 
 struct saasd_config {
     char *path;               /* the file it came from */
+    char sha256[65];          /* hex SHA-256 of its text as loaded: a reload says when it changed since */
 
     /* public listener: /landing, /webhook, /healthz, /metrics */
     char *listen_addr;        /* default 127.0.0.1 */

@@ -13,6 +13,7 @@
 
 #include "core/client_cert.h"
 #include "core/config.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -140,9 +141,29 @@ static void log_reloaded(const struct saasd_config *cfg, const char *key, int sa
                  "POST /admin/credential/check fetches a token with it now");
 }
 
+/* The config file is not read again: say so when it changed since the start, so that an edit
+ * (another credential file, a secret instead of a certificate, any other key) is not taken
+ * for applied. */
+static void warn_if_config_changed(const struct saasd_config *cfg)
+{
+    FILE *f = fopen(cfg->path, "r");
+    char *text = NULL, hex[CRYPTO_SHA256_HEX_LEN];
+    size_t cap = 0;
+    ssize_t n = f ? getdelim(&text, &cap, 0, f) : -1; /* a config holds no NUL: the whole file */
+    if (f)
+        fclose(f);
+    if (n >= 0 && crypto_sha256_hex(text, (size_t)n, hex) == 0 && strcmp(hex, cfg->sha256))
+        log_warn("daemon", "the config file changed since saasd started, and a reload reads only the credential's "
+                 "files again: restart saasd to apply the other changes (another file, a secret instead of a "
+                 "certificate or the other way round, any other key)",
+                 "config", cfg->path);
+    free(text);
+}
+
 int daemon_reload_credential(struct daemon *d)
 {
     struct saasd_config *cfg = d->cfg;
+    warn_if_config_changed(cfg);
     size_t i = 0, n = sizeof sources / sizeof sources[0];
     while (i < n && !sources[i].configured(cfg))
         i++;

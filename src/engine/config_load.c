@@ -4,6 +4,7 @@
 #include "core/client_cert.h"
 #include "core/secret_file.h"
 #include "core/config.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/httpd.h"
 #include "core/log.h"
@@ -850,6 +851,7 @@ int config_load(const char *path, struct saasd_config **out, char *err, size_t e
         fail_at(&ld, 0, "cannot read config file: %s", strerror(e));
         goto fail;
     }
+    crypto_sha256_hex(ld.source, strlen(ld.source), c->sha256);
     L = luaL_newstate();
     if (!L) {
         fail_at(&ld, 0, "out of memory");
