@@ -108,6 +108,60 @@ static int fifty(struct token_cache *tc, const char *invalidate, char *token_out
     return same;
 }
 
+struct refresher {
+    struct token_cache *tc;
+    int rc;
+};
+
+static void *call_refresh(void *p)
+{
+    struct refresher *r = p;
+    char why[160];
+    r->rc = token_cache_refresh(r->tc, why, sizeof why);
+    return NULL;
+}
+
+static int last_body_has(const char *what)
+{
+    pthread_mutex_lock(&fake.mu);
+    int has = strstr(fake.last_body, what) != NULL;
+    pthread_mutex_unlock(&fake.mu);
+    return has;
+}
+
+/* A credential set while a token request is in flight: that request finishes with the old one,
+ * the next uses the new one, and the cached token stays until then. */
+static void credential_swap(struct token_cache *tc)
+{
+    char tok[64], tok2[64], why[160], desc[64];
+    atomic_store(&fake.requests, 0);
+    atomic_store(&fake.delay_ms, 300);
+    struct refresher r = {.tc = tc};
+    pthread_t th;
+    pthread_create(&th, NULL, call_refresh, &r);
+    usleep(100 * 1000); /* the request is at the fake Entra now */
+    CHECK(token_cache_set_credential(tc, "rotated-secret", NULL) == 0, "a new secret is set while a request is in flight");
+    pthread_join(th, NULL);
+    atomic_store(&fake.delay_ms, 0);
+    CHECK(r.rc == 0 && last_body_has("client_secret=s3cr3t"),
+          "the token request in flight when the credential changed finishes with the one it started with");
+    int rc = token_cache_get(tc, tok, sizeof tok);
+    CHECK(rc == 0 && atomic_load(&fake.requests) == 1, "the cached token is kept after a credential change");
+    rc = token_cache_refresh(tc, why, sizeof why);
+    CHECK(rc == SAASD_EAUTH && last_body_has("client_secret=rotated-secret") && !last_body_has("s3cr3t") &&
+              strstr(why, "client secret is wrong"),
+          "the next token request carries the new secret (refused here: the fake knows only the old one)");
+    rc = token_cache_get(tc, tok2, sizeof tok2);
+    CHECK(rc == 0 && !strcmp(tok, tok2), "a refused new credential leaves the valid cached token in use");
+    token_cache_describe_credential(tc, desc, sizeof desc);
+    CHECK(!strcmp(desc, "client secret"), "the credential is described without its value");
+    CHECK(token_cache_set_credential(tc, NULL, NULL) == SAASD_EINVAL && token_cache_set_credential(tc, "", NULL) ==
+              SAASD_EINVAL, "a credential must be given");
+    CHECK(token_cache_set_credential(tc, SECRET, NULL) == 0 && token_cache_refresh(tc, why, sizeof why) == 0 &&
+              last_body_has("client_secret=s3cr3t"),
+          "setting the old secret back makes token requests succeed again");
+}
+
 static struct token_cache *make_cache(struct http_client *http, unsigned short port, int version, const char *secret)
 {
     char authority[64];
@@ -238,6 +292,10 @@ int main(void)
     CHECK(!strstr(logbuf, SECRET) && !strstr(logbuf, "s3cr3t"), "the secret never appears in the log");
     close(fd);
     unlink(logpath);
+    token_cache_free(tc);
+
+    tc = make_cache(http, port, 2, SECRET);
+    credential_swap(tc);
     token_cache_free(tc);
 
     CHECK(token_cache_aadsts_hint(7000222) && strstr(token_cache_aadsts_hint(7000222), "expired") &&

@@ -75,6 +75,8 @@ static const struct verb verbs[] = {
     {"promote", 0, "POST", "/admin/rules/promote", BODY_NONE, NULL,
      "make the shadow rules (rules.shadow_dir) the live rules"},
     {"reconcile", 0, "POST", "/admin/reconcile", BODY_NONE, NULL, "run one reconciliation pass now"},
+    {"credential-check", 0, "POST", "/admin/credential/check", BODY_NONE, NULL,
+     "fetch an Entra ID token now with the credential in force (after a reload: the new one)"},
     {"usage", 3, "POST", "/admin/usage", BODY_USAGE, NULL, "SUB DIMENSION QUANTITY: record metered usage now"},
     {"usage-list", 0, "GET", "/admin/usage", BODY_NONE, NULL, "metered usage per hour and whether it was sent"},
     {"usage-flush", 0, "POST", "/admin/usage/flush", BODY_NONE, NULL, "send the hours that are due now"},

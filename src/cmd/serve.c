@@ -1,4 +1,5 @@
-/* saasd serve: run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules. Under systemd
+/* saasd serve: run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules and the Entra ID
+ * credential's files. Under systemd
  * (Type=notify) it reports READY=1 once it serves, RELOADING=1 then READY=1 around a SIGHUP
  * reload and STOPPING=1 on the way out (core/service_notify.h). */
 #include "cmd/args.h"
@@ -20,7 +21,8 @@ static void help(FILE *f)
     fprintf(f, "usage: saasd serve [--config FILE]\n"
                "Runs the daemon: landing page, webhook, inbox workers, reconciliation, admin API.\n"
                "--config FILE  the config (default " CMD_DEFAULT_CONFIG ")\n"
-               "SIGHUP reloads the rules (a broken rule file keeps the old rules); SIGTERM stops.\n");
+               "SIGHUP reloads the rules (a broken rule file keeps the old rules) and the Entra ID\n"
+               "credential's files (a broken one keeps the current credential); SIGTERM stops.\n");
 }
 
 /* READY=1 with the status line: the listeners accept and the store is open (daemon_start
@@ -58,9 +60,9 @@ int cmd_serve(int argc, char **argv)
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
-            log_info("daemon", "SIGHUP: reloading rules");
-            service_notify(SERVICE_RELOADING, "reloading the rules");
-            engine_reload(d->engine);
+            log_info("daemon", "SIGHUP: reloading rules and the Entra ID credential");
+            service_notify(SERVICE_RELOADING, "reloading the rules and the Entra ID credential");
+            daemon_reload(d);
             notify_ready(d);
             continue;
         }

@@ -33,6 +33,7 @@ struct sink_config {
 
 struct saasd_config {
     char *path;               /* the file it came from */
+    char sha256[65];          /* hex SHA-256 of its text as loaded: a reload says when it changed since */
 
     /* public listener: /landing, /webhook, /healthz, /metrics */
     char *listen_addr;        /* default 127.0.0.1 */
@@ -67,6 +68,8 @@ struct saasd_config {
                                  NULL when the app signs in with a certificate */
     char *client_cert_file;   /* entra.certificate_file: PEM with the certificate (and its key) */
     char *client_key_file;    /* entra.private_key_file: the key's PEM when separate, else NULL */
+    char *client_secret_env;  /* entra.secret_env: the variable's name, else NULL */
+    char *client_secret_file; /* entra.secret_file, else NULL: a reload reads it again */
     struct client_cert *client_cert; /* loaded and checked from those files by config_load;
                                  NULL with a secret (exactly one of the two is set) */
     int token_version;        /* 1 (resource=) or 2 (scope=.../.default); default 2 */
@@ -113,6 +116,8 @@ struct saasd_config {
     char *landing_client_id;     /* landing.client_id; default client_id */
     char *landing_secret;        /* landing.secret_env/secret_file; default client_secret; NULL
                                     = sign the code exchange with client_cert */
+    int landing_own_secret;      /* 1 = landing.secret_env/secret_file; 0 = the publisher app's
+                                    credential (a credential reload gives the landing the new one) */
     char *landing_authority;     /* landing.authority; default authority_url */
     char *landing_tenant;        /* landing.tenant: "organizations" (default), "common" or a tenant id */
     char *landing_redirect_uri;  /* landing.redirect_uri: public URL of /landing/callback;

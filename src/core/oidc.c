@@ -27,12 +27,13 @@ struct pending {
 };
 
 struct oidc {
-    char *authority, *tenant, *client_id, *client_secret, *redirect_uri;
-    const struct client_cert *cert;
+    char *authority, *tenant, *client_id, *redirect_uri;
     int skew_s, pending_ttl_s;
     struct http_client *http;
 
     pthread_mutex_t mu; /* guards everything below */
+    char *client_secret;       /* the credential: one of the two (oidc_set_credential swaps it) */
+    struct client_cert *cert;  /* a reference of our own */
     char *authorize_endpoint, *token_endpoint; /* NULL until discovered */
     struct jwt_verifier *ids;
     struct pending *pending;
@@ -83,7 +84,7 @@ int oidc_new(const struct oidc_options *opt, struct oidc **out)
     o->client_id = strdup(opt->client_id);
     o->client_secret = opt->client_secret ? strdup(opt->client_secret) : NULL;
     o->redirect_uri = strdup(opt->redirect_uri);
-    o->cert = opt->cert;
+    o->cert = client_cert_ref(opt->cert);
     o->skew_s = opt->skew_s < 0 ? 0 : opt->skew_s > 300 ? 300 : opt->skew_s;
     o->pending_ttl_s = opt->pending_ttl_s > 0 ? opt->pending_ttl_s : 600;
     o->http = opt->http;
@@ -97,6 +98,25 @@ int oidc_new(const struct oidc_options *opt, struct oidc **out)
     for (size_t n = strlen(o->authority); n && o->authority[n - 1] == '/';)
         o->authority[--n] = 0;
     *out = o;
+    return 0;
+}
+
+int oidc_set_credential(struct oidc *o, const char *client_secret, struct client_cert *cert)
+{
+    int has_secret = client_secret && *client_secret;
+    if (!o || has_secret == (cert != NULL))
+        return SAASD_EINVAL; /* exactly one credential */
+    char *secret = has_secret ? strdup(client_secret) : NULL;
+    if (has_secret && !secret)
+        return SAASD_ENOMEM;
+    pthread_mutex_lock(&o->mu);
+    char *old_secret = o->client_secret;
+    struct client_cert *old_cert = o->cert;
+    o->client_secret = secret;
+    o->cert = client_cert_ref(cert);
+    pthread_mutex_unlock(&o->mu);
+    free(old_secret);
+    client_cert_free(old_cert);
     return 0;
 }
 
@@ -114,6 +134,7 @@ void oidc_free(struct oidc *o)
     free(o->tenant);
     free(o->client_id);
     free(o->client_secret);
+    client_cert_free(o->cert);
     free(o->redirect_uri);
     pthread_mutex_destroy(&o->mu);
     free(o);
@@ -323,21 +344,28 @@ static int redeem(struct oidc *o, const char *token_endpoint, const char *code, 
 {
     char *form = NULL, *assertion = NULL;
     size_t len = 0;
-    int rc = form_add(&form, &len, "client_id", o->client_id);
+    pthread_mutex_lock(&o->mu); /* this request's credential, whatever oidc_set_credential does meanwhile */
+    char *secret = o->client_secret ? strdup(o->client_secret) : NULL;
+    int rc = o->client_secret && !secret ? SAASD_ENOMEM : 0;
+    struct client_cert *cert = client_cert_ref(o->cert);
+    pthread_mutex_unlock(&o->mu);
+    rc = rc ? rc : form_add(&form, &len, "client_id", o->client_id);
     rc = rc ? rc : form_add(&form, &len, "grant_type", "authorization_code");
     rc = rc ? rc : form_add(&form, &len, "code", code);
     rc = rc ? rc : form_add(&form, &len, "redirect_uri", o->redirect_uri);
     rc = rc ? rc : form_add(&form, &len, "code_verifier", verifier);
     rc = rc ? rc : form_add(&form, &len, "scope", "openid profile email");
-    if (!rc && o->client_secret) {
-        rc = form_add(&form, &len, "client_secret", o->client_secret);
+    if (!rc && secret) {
+        rc = form_add(&form, &len, "client_secret", secret);
     } else if (!rc) {
-        rc = client_cert_assertion(o->cert, o->client_id, token_endpoint, time(NULL), &assertion);
+        rc = client_cert_assertion(cert, o->client_id, token_endpoint, time(NULL), &assertion);
         rc = rc ? rc
                 : form_add(&form, &len, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
         rc = rc ? rc : form_add(&form, &len, "client_assertion", assertion);
     }
     free(assertion);
+    free(secret);
+    client_cert_free(cert);
     if (rc) {
         free(form);
         return rc;

@@ -39,7 +39,8 @@ struct oidc_options {
     const char *tenant;        /* "organizations", "common" or a tenant id */
     const char *client_id;
     const char *client_secret; /* or NULL with cert */
-    const struct client_cert *cert; /* private_key_jwt client assertion when there is no secret */
+    struct client_cert *cert;  /* private_key_jwt client assertion when there is no secret (the
+                                  client takes its own reference) */
     const char *redirect_uri;
     int skew_s;                /* exp/nbf/iat leeway, 0..300 */
     int pending_ttl_s;         /* how long a sign-in may take; 0 = 600 */
@@ -58,6 +59,10 @@ struct oidc;
 
 int oidc_new(const struct oidc_options *opt, struct oidc **out);
 void oidc_free(struct oidc *o);
+/* A new credential for the code exchange (rotation): exactly one of client_secret (copied) and
+ * cert (a reference taken). Sign-ins finishing meanwhile use the one they started the exchange
+ * with. 0, SAASD_EINVAL, SAASD_ENOMEM. */
+int oidc_set_credential(struct oidc *o, const char *client_secret, struct client_cert *cert);
 
 /* Start a sign-in carrying payload (copied; given back by oidc_finish only). binding receives
  * the value to set in the browser's cookie, *authorize_url the URL to redirect to (malloc'd).

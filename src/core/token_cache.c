@@ -1,5 +1,6 @@
 /* Entra ID client-credentials token cache: one mutex + condition variable give single-flight
- * refreshes; the HTTP request runs outside the mutex. */
+ * refreshes; the HTTP request runs outside the mutex, with a reference to the credential it
+ * started with, so the credential can be swapped (token_cache_set_credential) meanwhile. */
 #include "core/token_cache.h"
 #include "core/clock.h"
 #include "core/client_cert.h"
@@ -13,6 +14,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +23,20 @@
 
 #define TOKEN_MAX 16384
 
-struct token_cache {
-    char *url;       /* full token endpoint */
+/* What the app proves itself with, and the request body that carries it. Reference counted:
+ * a token request in flight keeps the credential it started with when a new one is set. */
+struct credential {
+    atomic_int refs;
     char *form;      /* urlencoded request body (holds the secret); with a certificate, the
                         body up to its client assertion, which is signed per request */
     size_t form_len;
     char *secret;    /* to scrub it out of Entra's error text; NULL with a certificate */
     struct client_cert *cert; /* NULL with a secret */
+};
+
+struct token_cache {
+    char *url;       /* full token endpoint */
+    char *e_client, *e_target; /* client id and scope/resource, URL-escaped for the form */
     char *tenant_id, *client_id, *resource;
     int version;
     long margin_ms;
@@ -36,6 +45,7 @@ struct token_cache {
 
     pthread_mutex_t mu;
     pthread_cond_t done;
+    struct credential *cred;   /* the one the next token request uses */
     int refreshing;
     unsigned long generation;  /* bumped after every refresh attempt */
     char *token;               /* NULL = none */
@@ -93,6 +103,101 @@ static char *escape(const char *s)
     return e;
 }
 
+static void wipe_free(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = 0;
+        free(s);
+    }
+}
+
+static struct credential *cred_ref(struct credential *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+static void cred_unref(struct credential *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) > 1)
+        return;
+    wipe_free(c->form);
+    wipe_free(c->secret);
+    client_cert_free(c->cert);
+    free(c);
+}
+
+/* Exactly one of secret and cert, and the request body for it. */
+static int cred_new(const struct token_cache *tc, const char *secret, struct client_cert *cert, struct credential **out)
+{
+    int has_secret = secret && *secret;
+    *out = NULL;
+    if (has_secret == (cert != NULL))
+        return SAASD_EINVAL; /* exactly one credential */
+    struct credential *c = calloc(1, sizeof *c);
+    char *e_secret = has_secret ? escape(secret) : NULL;
+    if (!c || (has_secret && !e_secret)) {
+        free(c);
+        free(e_secret);
+        return SAASD_ENOMEM;
+    }
+    atomic_init(&c->refs, 1);
+    c->secret = has_secret ? strdup(secret) : NULL;
+    c->cert = client_cert_ref(cert);
+    size_t flen = strlen(tc->e_client) + (e_secret ? strlen(e_secret) : 0) + strlen(tc->e_target) +
+                  sizeof CLIENT_ASSERTION_TYPE_ESCAPED + 96;
+    c->form = malloc(flen);
+    const char *field = tc->version == 1 ? "resource" : "scope";
+    if (c->form && has_secret)
+        c->form_len = (size_t)snprintf(c->form, flen,
+                                       "grant_type=client_credentials&client_id=%s&client_secret=%s&%s=%s",
+                                       tc->e_client, e_secret, field, tc->e_target);
+    else if (c->form) /* the assertion type is fixed; only the assertion is signed per request */
+        c->form_len = (size_t)snprintf(c->form, flen,
+                                       "grant_type=client_credentials&client_id=%s&%s=%s&client_assertion_type=%s",
+                                       tc->e_client, field, tc->e_target, CLIENT_ASSERTION_TYPE_ESCAPED);
+    wipe_free(e_secret);
+    if (!c->form || (has_secret && !c->secret)) {
+        cred_unref(c);
+        return SAASD_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+/* The token endpoint's URL, and the client id and scope/resource escaped for the form. */
+static int endpoint_new(struct token_cache *tc, const char *authority_url)
+{
+    size_t alen = strlen(authority_url);
+    while (alen && authority_url[alen - 1] == '/')
+        alen--;
+    size_t ulen = alen + strlen(tc->tenant_id) + 32;
+    if (!(tc->url = malloc(ulen)))
+        return SAASD_ENOMEM;
+    snprintf(tc->url, ulen, "%.*s/%s%s", (int)alen, authority_url, tc->tenant_id,
+             tc->version == 1 ? "/oauth2/token" : "/oauth2/v2.0/token");
+    size_t tlen = strlen(tc->resource) + 16;
+    char *raw = malloc(tlen);
+    if (raw) {
+        snprintf(raw, tlen, "%s%s", tc->resource, tc->version == 1 ? "" : "/.default");
+        tc->e_target = escape(raw);
+        free(raw);
+    }
+    tc->e_client = escape(tc->client_id);
+    return tc->e_target && tc->e_client ? 0 : SAASD_ENOMEM;
+}
+
+static void log_credential(const struct token_cache *tc, const struct credential *c, const char *msg)
+{
+    if (c->cert)
+        log_info("token", msg, "client_id", tc->client_id, "kind", "certificate", "thumbprint",
+                 client_cert_thumbprint_hex(c->cert), "x5t", client_cert_x5t(c->cert));
+    else
+        log_info("token", msg, "client_id", tc->client_id, "kind", "client secret");
+}
+
 int token_cache_new(const struct token_cache_options *opt, struct http_client *http, struct token_cache **out)
 {
     *out = NULL;
@@ -117,70 +222,45 @@ int token_cache_new(const struct token_cache_options *opt, struct http_client *h
     tc->tenant_id = strdup(opt->tenant_id);
     tc->client_id = strdup(opt->client_id);
     tc->resource = strdup(opt->resource && *opt->resource ? opt->resource : MARKETPLACE_RESOURCE_ID);
-    tc->secret = has_secret ? strdup(opt->client_secret) : NULL;
-    tc->cert = client_cert_ref(opt->client_cert);
-
-    size_t alen = strlen(opt->authority_url);
-    while (alen && opt->authority_url[alen - 1] == '/')
-        alen--;
-    size_t ulen = alen + strlen(opt->tenant_id) + 32;
-    tc->url = malloc(ulen);
-    char *e_client = escape(opt->client_id), *e_secret = has_secret ? escape(opt->client_secret) : strdup("");
-    char *target = NULL;
-    if (tc->resource) {
-        size_t tlen = strlen(tc->resource) + 16;
-        char *raw = malloc(tlen);
-        if (raw) {
-            snprintf(raw, tlen, "%s%s", tc->resource, tc->version == 1 ? "" : "/.default");
-            target = escape(raw);
-            free(raw);
-        }
-    }
-    if (!tc->tenant_id || !tc->client_id || !tc->resource || (has_secret && !tc->secret) || !tc->url || !e_client ||
-        !e_secret || !target) {
-        free(e_client);
-        free(e_secret);
-        free(target);
+    int rc = !tc->tenant_id || !tc->client_id || !tc->resource ? SAASD_ENOMEM : endpoint_new(tc, opt->authority_url);
+    if (rc == 0)
+        rc = cred_new(tc, opt->client_secret, opt->client_cert, &tc->cred);
+    if (rc) {
         token_cache_free(tc);
-        return SAASD_ENOMEM;
-    }
-    snprintf(tc->url, ulen, "%.*s/%s%s", (int)alen, opt->authority_url, opt->tenant_id,
-             tc->version == 1 ? "/oauth2/token" : "/oauth2/v2.0/token");
-    size_t flen = strlen(e_client) + strlen(e_secret) + strlen(target) + sizeof CLIENT_ASSERTION_TYPE_ESCAPED + 96;
-    tc->form = malloc(flen);
-    if (tc->form && has_secret)
-        tc->form_len = (size_t)snprintf(tc->form, flen, "grant_type=client_credentials&client_id=%s&client_secret=%s&%s=%s",
-                                        e_client, e_secret, tc->version == 1 ? "resource" : "scope", target);
-    else if (tc->form) /* the assertion type is fixed; only the assertion is signed per request */
-        tc->form_len = (size_t)snprintf(tc->form, flen,
-                                        "grant_type=client_credentials&client_id=%s&%s=%s&client_assertion_type=%s",
-                                        e_client, tc->version == 1 ? "resource" : "scope", target,
-                                        CLIENT_ASSERTION_TYPE_ESCAPED);
-    memset(e_secret, 0, strlen(e_secret));
-    free(e_client);
-    free(e_secret);
-    free(target);
-    if (!tc->form) {
-        token_cache_free(tc);
-        return SAASD_ENOMEM;
+        return rc;
     }
     metrics_describe("saasd_token_refresh_total", "counter", "Entra ID token refreshes by outcome");
-    if (tc->cert)
-        log_info("token", "the publisher app signs in with a certificate (a client assertion per token request)",
-                 "client_id", tc->client_id, "thumbprint", client_cert_thumbprint_hex(tc->cert), "x5t",
-                 client_cert_x5t(tc->cert));
+    if (tc->cred->cert)
+        log_credential(tc, tc->cred,
+                       "the publisher app signs in with a certificate (a client assertion per token request)");
     *out = tc;
     return 0;
 }
 
-static void wipe_free(char *s)
+int token_cache_set_credential(struct token_cache *tc, const char *client_secret, struct client_cert *client_cert)
 {
-    if (s) {
-        volatile char *p = s;
-        while (*p)
-            *p++ = 0;
-        free(s);
-    }
+    struct credential *fresh = NULL, *old;
+    int rc = tc ? cred_new(tc, client_secret, client_cert, &fresh) : SAASD_EINVAL;
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&tc->mu);
+    old = tc->cred;
+    tc->cred = fresh;
+    pthread_mutex_unlock(&tc->mu);
+    cred_unref(old); /* a request in flight still holds it */
+    log_credential(tc, fresh,
+                   "the credential was replaced; the next token request uses it, the current token is kept until due");
+    return 0;
+}
+
+void token_cache_describe_credential(struct token_cache *tc, char *buf, size_t size)
+{
+    pthread_mutex_lock(&tc->mu);
+    if (tc->cred->cert)
+        snprintf(buf, size, "certificate %s", client_cert_thumbprint_hex(tc->cred->cert));
+    else
+        snprintf(buf, size, "client secret");
+    pthread_mutex_unlock(&tc->mu);
 }
 
 void token_cache_free(struct token_cache *tc)
@@ -188,10 +268,10 @@ void token_cache_free(struct token_cache *tc)
     if (!tc)
         return;
     wipe_free(tc->token);
-    wipe_free(tc->form);
-    wipe_free(tc->secret);
-    client_cert_free(tc->cert);
+    cred_unref(tc->cred);
     free(tc->url);
+    free(tc->e_client);
+    free(tc->e_target);
     free(tc->tenant_id);
     free(tc->client_id);
     free(tc->resource);
@@ -202,19 +282,20 @@ void token_cache_free(struct token_cache *tc)
 
 /* Replace every occurrence of the secret in text by the mask (in place; the mask is not longer
  * than a real secret, and shorter secrets are simply overwritten with '*'). */
-static void scrub_secret(const struct token_cache *tc, char *text)
+static void scrub_secret(const struct credential *c, char *text)
 {
-    if (!tc->secret)
+    if (!c->secret)
         return;
-    size_t n = strlen(tc->secret);
+    size_t n = strlen(c->secret);
     if (n < 4)
         return;
-    for (char *p = strstr(text, tc->secret); p; p = strstr(p + n, tc->secret))
+    for (char *p = strstr(text, c->secret); p; p = strstr(p + n, c->secret))
         memset(p, '*', n);
 }
 
 /* One clear line about an Entra refusal: what Entra said, what to fix. */
-static void log_entra_error(struct token_cache *tc, long status, const char *body, char *hint_out, size_t hint_size)
+static void log_entra_error(const struct token_cache *tc, const struct credential *cred, long status, const char *body,
+                            char *hint_out, size_t hint_size)
 {
     json_t *doc = json_loads(body ? body : "", 0, NULL);
     char error[64] = "", desc[512] = "", trace[64] = "", corr[64] = "", code_text[24] = "";
@@ -235,37 +316,37 @@ static void log_entra_error(struct token_cache *tc, long status, const char *bod
     char *eol = strpbrk(desc, "\r\n");
     if (eol)
         *eol = 0; /* Entra appends trace/correlation/timestamp lines */
-    scrub_secret(tc, desc);
+    scrub_secret(cred, desc);
     if (code)
         snprintf(code_text, sizeof code_text, "AADSTS%ld", code);
     const char *hint = token_cache_aadsts_hint(code);
     char status_text[24];
     snprintf(status_text, sizeof status_text, "%ld", status);
     if (!hint && (status == 401 || !strcmp(error, "invalid_client")))
-        hint = tc->cert ? "the client assertion was refused: check entra.client_id and that this certificate "
-                          "(thumbprint) is registered for the app"
-                        : "the client credentials were refused: check entra.client_id and the client secret";
+        hint = cred->cert ? "the client assertion was refused: check entra.client_id and that this certificate "
+                            "(thumbprint) is registered for the app"
+                          : "the client credentials were refused: check entra.client_id and the client secret";
     if (!hint)
         hint = "check entra.tenant_id, entra.client_id, entra.resource and entra.token_version";
     snprintf(hint_out, hint_size, "%s", hint);
     log_error("token", "Entra ID refused the token request", "status", status_text, "aadsts", code_text, "error",
               error, "fix", hint, "description", desc, "tenant", tc->tenant_id, "client_id", tc->client_id, "thumbprint",
-              tc->cert ? client_cert_thumbprint_hex(tc->cert) : "", "trace_id", trace, "correlation_id", corr);
+              cred->cert ? client_cert_thumbprint_hex(cred->cert) : "", "trace_id", trace, "correlation_id", corr);
 }
 
 /* The request body with a fresh client assertion (certificate credential): a new jti, aud =
  * the endpoint posted to, signed now. *out malloc'd. */
-static int assertion_body(const struct token_cache *tc, char **out, size_t *len)
+static int assertion_body(const struct token_cache *tc, const struct credential *cred, char **out, size_t *len)
 {
     char *jwt = NULL;
-    int rc = client_cert_assertion(tc->cert, tc->client_id, tc->url, time(NULL), &jwt);
+    int rc = client_cert_assertion(cred->cert, tc->client_id, tc->url, time(NULL), &jwt);
     *out = NULL;
     if (rc == 0) {
         /* a compact JWS is base64url and dots: nothing to escape */
-        size_t n = tc->form_len + strlen(jwt) + 32;
+        size_t n = cred->form_len + strlen(jwt) + 32;
         *out = malloc(n);
         if (*out)
-            *len = (size_t)snprintf(*out, n, "%s&client_assertion=%s", tc->form, jwt);
+            *len = (size_t)snprintf(*out, n, "%s&client_assertion=%s", cred->form, jwt);
         else
             rc = SAASD_ENOMEM;
     }
@@ -273,14 +354,14 @@ static int assertion_body(const struct token_cache *tc, char **out, size_t *len)
     return rc;
 }
 
-/* One refresh, with retries on 429/5xx/timeouts. On success *token is malloc'd and
+/* One refresh with cred, with retries on 429/5xx/timeouts. On success *token is malloc'd and
  * *lifetime_ms and *received set. */
-static int fetch_token(struct token_cache *tc, char **token, long long *lifetime_ms, long long *received,
-                       char *why, size_t why_size)
+static int fetch_token(struct token_cache *tc, const struct credential *cred, char **token, long long *lifetime_ms,
+                       long long *received, char *why, size_t why_size)
 {
     struct http_header h[] = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
-    struct http_request req = {.method = "POST", .url = tc->url, .headers = h, .nheaders = 2, .body = tc->form,
-                               .body_len = tc->form_len};
+    struct http_request req = {.method = "POST", .url = tc->url, .headers = h, .nheaders = 2, .body = cred->form,
+                               .body_len = cred->form_len};
     int rc = SAASD_ERETRY;
     *token = NULL;
     why[0] = 0;
@@ -288,7 +369,7 @@ static int fetch_token(struct token_cache *tc, char **token, long long *lifetime
         struct http_response res;
         long wait_ms = -1;
         char *signed_body = NULL;
-        if (tc->cert && (rc = assertion_body(tc, &signed_body, &req.body_len)) != 0) {
+        if (cred->cert && (rc = assertion_body(tc, cred, &signed_body, &req.body_len)) != 0) {
             snprintf(why, why_size, "could not sign the client assertion (%s)", saasd_strerror(rc));
             log_error("token", "could not sign the client assertion", "error", saasd_strerror(rc));
             return rc;
@@ -326,7 +407,7 @@ static int fetch_token(struct token_cache *tc, char **token, long long *lifetime
             snprintf(why, why_size, "the token endpoint answered %ld", res.status);
             rc = SAASD_ERETRY;
         } else if (rc == 0) {
-            log_entra_error(tc, res.status, res.body, why, why_size);
+            log_entra_error(tc, cred, res.status, res.body, why, why_size);
             http_response_free(&res);
             return SAASD_EAUTH; /* 400/401/403: only a configuration change helps */
         } else {
@@ -351,6 +432,56 @@ static int copy_token(const struct token_cache *tc, char *buf, size_t size)
         return SAASD_ETOOBIG;
     memcpy(buf, tc->token, n + 1);
     return 0;
+}
+
+/* Record a refresh's outcome (mu held). */
+static void refresh_done(struct token_cache *tc, int rc, char *fresh, long long lifetime, long long received,
+                         const char *why)
+{
+    tc->refreshing = 0;
+    tc->generation++;
+    if (rc == 0) {
+        wipe_free(tc->token);
+        tc->token = fresh;
+        long long margin = tc->margin_ms < lifetime / 5 ? tc->margin_ms : lifetime / 5;
+        long long guard = lifetime / 20 < 30000 ? lifetime / 20 : 30000; /* request in flight */
+        tc->refresh_at = received + lifetime - margin;
+        tc->usable_until = received + lifetime - guard;
+        tc->hold_until = 0;
+        tc->stats.refresh_ok++;
+        tc->stats.last_ok = time(NULL);
+        tc->stats.expires_at = tc->stats.last_ok + (time_t)(lifetime / 1000);
+        tc->stats.last_error = 0;
+        tc->stats.last_error_text[0] = 0;
+        metrics_inc("saasd_token_refresh_total", "outcome=\"ok\"");
+        char exp_text[24];
+        snprintf(exp_text, sizeof exp_text, "%lld", lifetime / 1000);
+        log_info("token", "access token refreshed", "tenant", tc->tenant_id, "client_id", tc->client_id,
+                 "expires_in_s", exp_text);
+    } else {
+        tc->stats.refresh_failed++;
+        tc->stats.last_error = rc;
+        snprintf(tc->stats.last_error_text, sizeof tc->stats.last_error_text, "%s", why);
+        tc->hold_until = mono_ms() + (rc == SAASD_EAUTH ? 10000 : 1000);
+        metrics_inc("saasd_token_refresh_total", rc == SAASD_EAUTH ? "outcome=\"refused\"" : "outcome=\"failed\"");
+    }
+    pthread_cond_broadcast(&tc->done);
+}
+
+/* One refresh by this caller (mu held on entry and on return, released during the request),
+ * with the credential current when it starts. */
+static int refresh_locked(struct token_cache *tc, char *why, size_t why_size)
+{
+    struct credential *cred = cred_ref(tc->cred);
+    tc->refreshing = 1;
+    pthread_mutex_unlock(&tc->mu);
+    char *fresh = NULL;
+    long long lifetime = 0, received = 0;
+    int rc = fetch_token(tc, cred, &fresh, &lifetime, &received, why, why_size);
+    cred_unref(cred);
+    pthread_mutex_lock(&tc->mu);
+    refresh_done(tc, rc, fresh, lifetime, received, why);
+    return rc;
 }
 
 int token_cache_get(struct token_cache *tc, char *buf, size_t size)
@@ -395,40 +526,8 @@ int token_cache_get(struct token_cache *tc, char *buf, size_t size)
         }
 
         /* this caller refreshes; everyone else waits or uses the old token */
-        tc->refreshing = 1;
-        pthread_mutex_unlock(&tc->mu);
-        char *fresh = NULL, why[160];
-        long long lifetime = 0, received = 0;
-        int rc = fetch_token(tc, &fresh, &lifetime, &received, why, sizeof why);
-        pthread_mutex_lock(&tc->mu);
-        tc->refreshing = 0;
-        tc->generation++;
-        if (rc == 0) {
-            wipe_free(tc->token);
-            tc->token = fresh;
-            long long margin = tc->margin_ms < lifetime / 5 ? tc->margin_ms : lifetime / 5;
-            long long guard = lifetime / 20 < 30000 ? lifetime / 20 : 30000; /* request in flight */
-            tc->refresh_at = received + lifetime - margin;
-            tc->usable_until = received + lifetime - guard;
-            tc->hold_until = 0;
-            tc->stats.refresh_ok++;
-            tc->stats.last_ok = time(NULL);
-            tc->stats.expires_at = tc->stats.last_ok + (time_t)(lifetime / 1000);
-            tc->stats.last_error = 0;
-            tc->stats.last_error_text[0] = 0;
-            metrics_inc("saasd_token_refresh_total", "outcome=\"ok\"");
-            char exp_text[24];
-            snprintf(exp_text, sizeof exp_text, "%lld", lifetime / 1000);
-            log_info("token", "access token refreshed", "tenant", tc->tenant_id, "client_id", tc->client_id,
-                     "expires_in_s", exp_text);
-        } else {
-            tc->stats.refresh_failed++;
-            tc->stats.last_error = rc;
-            snprintf(tc->stats.last_error_text, sizeof tc->stats.last_error_text, "%s", why);
-            tc->hold_until = mono_ms() + (rc == SAASD_EAUTH ? 10000 : 1000);
-            metrics_inc("saasd_token_refresh_total", rc == SAASD_EAUTH ? "outcome=\"refused\"" : "outcome=\"failed\"");
-        }
-        pthread_cond_broadcast(&tc->done);
+        char why[160];
+        int rc = refresh_locked(tc, why, sizeof why);
         if (rc != 0 && !(tc->token && mono_ms() < tc->usable_until)) {
             pthread_mutex_unlock(&tc->mu);
             return rc;
@@ -439,6 +538,20 @@ int token_cache_get(struct token_cache *tc, char *buf, size_t size)
         pthread_mutex_unlock(&tc->mu);
         return rc;
     }
+}
+
+int token_cache_refresh(struct token_cache *tc, char *why, size_t why_size)
+{
+    if (!tc || !why || !why_size)
+        return SAASD_EINVAL;
+    pthread_mutex_lock(&tc->mu);
+    while (tc->refreshing) /* it may have started with the previous credential */
+        pthread_cond_wait(&tc->done, &tc->mu);
+    int rc = refresh_locked(tc, why, why_size);
+    pthread_mutex_unlock(&tc->mu);
+    if (rc == 0)
+        why[0] = 0;
+    return rc;
 }
 
 int token_cache_invalidate(struct token_cache *tc, const char *token)

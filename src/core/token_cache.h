@@ -64,6 +64,21 @@ void token_cache_free(struct token_cache *tc);
  * line says what), SAASD_ERETRY / SAASD_ETIMEOUT / SAASD_EIO when Entra could not be reached. */
 int token_cache_get(struct token_cache *tc, char *buf, size_t size);
 
+/* A new credential for the app (rotation): exactly one of client_secret (copied) and
+ * client_cert (the cache takes its own reference), of either kind. The next token request
+ * uses it; a request in flight finishes with the one it started with; the cached token is
+ * kept until it is due for a refresh (it was valid; token_cache_refresh fetches one with the
+ * new credential at once). 0, SAASD_EINVAL, SAASD_ENOMEM. */
+int token_cache_set_credential(struct token_cache *tc, const char *client_secret, struct client_cert *client_cert);
+
+/* Fetch a token now with the current credential, whatever the cached one (after a refresh
+ * already in flight), and cache it on success. Returns what token_cache_get would; on failure
+ * why says what to fix (the log line too), the current token staying cached until it expires. */
+int token_cache_refresh(struct token_cache *tc, char *why, size_t why_size);
+
+/* "certificate <SHA-1 thumbprint>" or "client secret": what the next token request proves itself with. */
+void token_cache_describe_credential(struct token_cache *tc, char *buf, size_t size);
+
 /* The marketplace refused token (401/403): drop it if it is still the cached one, so the
  * next token_cache_get() fetches a new one. A token already replaced is ignored, so N callers
  * reporting the same token cause one refresh. Returns 1 when dropped, 0 otherwise. */

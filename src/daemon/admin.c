@@ -15,6 +15,8 @@
  *   POST /admin/rules/replay {"candidate": DIR, "offer"?, "since_ms"?, "http"?}  shadow replay, no side effects
  *   POST /admin/rules/promote                        rules.shadow_dir becomes the live rules
  *   POST /admin/reconcile
+ *   POST /admin/credential/check                     fetch an Entra ID token now with the
+ *                                                    credential in force (after a reload: the new one)
  *   POST /admin/usage                                {"subscriptionId","dimension","quantity","time"?}
  *   GET  /admin/usage[?subscriptionId=]              metered usage per hour and its state
  *   POST /admin/usage/flush                          send closed hours now ({"ignore_grace": true})
@@ -42,6 +44,7 @@
 #include "core/route.h"
 #include "core/mp_client.h"
 #include "core/store.h"
+#include "core/token_cache.h"
 #include "engine/engine.h"
 
 #include <stdio.h>
@@ -696,6 +699,24 @@ static void on_reconcile(struct daemon *d, const struct route_args *a, const str
                                               drift, "missing_at_microsoft", missing ? missing : json_array()));
 }
 
+/* A token from Entra ID now, with the credential in force: after a rotation, whether Entra
+ * takes the new one, without waiting for the cached token to come due. A POST: the fetched
+ * token replaces the cached one. */
+static void on_credential_check(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                                struct httpd_response *res)
+{
+    char credential[80], why[160] = "";
+    token_cache_describe_credential(d->tokens, credential, sizeof credential);
+    int rc = token_cache_refresh(d->tokens, why, sizeof why);
+    struct token_cache_stats ts;
+    token_cache_stats(d->tokens, &ts);
+    const char *result = rc == 0 ? "ok" : rc == SAASD_EAUTH ? "refused" : "failed";
+    log_info("admin", "credential check", "kind", credential, "result", result, "reason", why);
+    reply_json(res, rc ? 502 : 200,
+               json_pack("{s:s, s:s, s:s, s:I}", "result", result, "credential", credential, "error", why,
+                         "expires_at", (json_int_t)(rc ? 0 : ts.expires_at)));
+}
+
 static void on_sinks(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
                      struct httpd_response *res)
 {
@@ -744,6 +765,7 @@ static const struct {
     {"POST", "/admin/rules/replay", on_rules_replay},
     {"POST", "/admin/rules/promote", on_rules_promote},
     {"POST", "/admin/reconcile", on_reconcile},
+    {"POST", "/admin/credential/check", on_credential_check},
     {"GET", "/admin/sinks", on_sinks},
     {"POST", "/admin/sinks/{id}/{rest}", on_sink_action},
     {"GET", "/admin/events", on_events},

@@ -97,6 +97,14 @@ int daemon_start(struct saasd_config *cfg, struct daemon **out);
 /* Stop listeners, finish in-flight work, close the store. */
 void daemon_stop(struct daemon *d);
 
+/* What SIGHUP does (reload.c): reload the rules (engine_reload) and read the publisher app's
+ * Entra ID credential again from its files. A broken rule file or credential keeps the old
+ * one in use (logged, counted). 0, or the first error. */
+int daemon_reload(struct daemon *d);
+/* The credential part alone: 0 (also when it comes from an environment variable, which cannot
+ * change: a warning says so), or the error of a new credential that was refused. */
+int daemon_reload_credential(struct daemon *d);
+
 /* Wake the inbox workers (an operator asked for a retry, anything changed): their next scan
  * starts over. */
 void daemon_wake(struct daemon *d);

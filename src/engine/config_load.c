@@ -2,7 +2,9 @@
  * (no functions, no globals, an instruction cap), then checked against the key schema below.
  * Every error names the file, the line and the key. */
 #include "core/client_cert.h"
+#include "core/secret_file.h"
 #include "core/config.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/httpd.h"
 #include "core/log.h"
@@ -433,18 +435,10 @@ static int parse_listen(const char *s, char **addr, int *port)
 
 static char *read_secret_file(const char *path, int *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    char *secret = NULL;
+    if (secret_file_read(path, &secret) != 0)
         *err = errno;
-        return NULL;
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        n--;
-    buf[n] = 0;
-    return strdup(buf);
+    return secret;
 }
 
 /* A secret from section.<env_key> (environment variable) or section.<file_key> (file). */
@@ -510,6 +504,8 @@ static void entra_credential(struct loader *ld, lua_State *L, int env, int lines
                 "text)");
     } else {
         c->client_secret = resolve_secret(ld, L, env, lines, "entra", "secret_env", "secret_file", 1);
+        c->client_secret_env = get_string(L, env, "entra", "secret_env", NULL); /* for a reload */
+        c->client_secret_file = get_path(ld, L, env, "entra", "secret_file", NULL);
     }
 }
 
@@ -650,6 +646,7 @@ static void landing_app(struct loader *ld, lua_State *L, int env, int lines, str
                 "landing: a separate sign-in app needs secret_env or secret_file");
     else if (c->client_secret)
         c->landing_secret = strdup(c->client_secret);
+    c->landing_own_secret = senv || sfile;
     free(own);
     free(senv);
     free(sfile);
@@ -854,6 +851,7 @@ int config_load(const char *path, struct saasd_config **out, char *err, size_t e
         fail_at(&ld, 0, "cannot read config file: %s", strerror(e));
         goto fail;
     }
+    crypto_sha256_hex(ld.source, strlen(ld.source), c->sha256);
     L = luaL_newstate();
     if (!L) {
         fail_at(&ld, 0, "out of memory");
@@ -931,7 +929,7 @@ void config_free(struct saasd_config *c)
         return;
     char **strs[] = {&c->path, &c->listen_addr, &c->admin_addr, &c->admin_key, &c->admin_key_file,
                      &c->data_dir, &c->authority_url, &c->tenant_id, &c->client_id, &c->client_secret,
-                     &c->client_cert_file, &c->client_key_file,
+                     &c->client_cert_file, &c->client_key_file, &c->client_secret_env, &c->client_secret_file,
                      &c->resource, &c->marketplace_url, &c->api_version, &c->webhook_audience,
                      &c->webhook_tenant, &c->webhook_app_id, &c->jwks_url, &c->rules_dir,
                      &c->landing_client_id, &c->landing_secret, &c->landing_authority, &c->landing_tenant,
