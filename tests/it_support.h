@@ -625,4 +625,29 @@ static json_t *it_local(const char *sub_id)
     return l;
 }
 
+/* `bin serve --config conf` as a child process, its stderr appended to dir/daemon.log; returns
+ * its pid once its /healthz on port answers (200, or 503 while not ready), or after 5 s. */
+static pid_t it_serve_child(const char *bin, const char *dir, const char *conf, unsigned short port)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char logpath[600];
+        snprintf(logpath, sizeof logpath, "%s/daemon.log", dir);
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 2);
+        execl(bin, bin, "serve", "--config", conf, (char *)NULL);
+        _exit(127);
+    }
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", port);
+    for (int i = 0; i < 500; i++) {
+        long st = 0;
+        json_decref(it_call("GET", url, NULL, NULL, &st, NULL));
+        if (st == 200 || st == 503)
+            break;
+        usleep(10 * 1000);
+    }
+    return pid;
+}
+
 #endif

@@ -388,25 +388,9 @@ static void env_secret_needs_restart(void)
 static pid_t serve(const char *dir, const char *conf, unsigned short port)
 {
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    char bin[300], logpath[600], url[256];
+    char bin[300];
     snprintf(bin, sizeof bin, "%s/saasd", build);
-    snprintf(logpath, sizeof logpath, "%s/daemon.log", dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, 2);
-        execl(bin, bin, "serve", "--config", conf, (char *)NULL);
-        _exit(127);
-    }
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", port);
-    for (int i = 0; i < 500; i++) {
-        long st = 0;
-        json_decref(it_call("GET", url, NULL, NULL, &st, NULL));
-        if (st == 200 || st == 503)
-            break;
-        usleep(10 * 1000);
-    }
-    return pid;
+    return it_serve_child(bin, dir, conf, port);
 }
 
 /* `systemctl reload` is SIGHUP to `saasd serve`: the same rotation through the real signal. */

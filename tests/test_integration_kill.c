@@ -10,29 +10,7 @@
 static char dir[256], conf[512], saasd_bin[256];
 static unsigned short port, admin_port;
 
-static pid_t start_daemon(void)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        char logpath[600];
-        snprintf(logpath, sizeof logpath, "%s/daemon.log", dir);
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, 2);
-        execl(saasd_bin, saasd_bin, "serve", "--config", conf, (char *)NULL);
-        _exit(127);
-    }
-    /* Ready when the health endpoint answers. */
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", port);
-    for (int i = 0; i < 500; i++) {
-        long st = 0;
-        json_decref(it_call("GET", url, NULL, NULL, &st, NULL));
-        if (st == 200 || st == 503)
-            break;
-        usleep(10 * 1000);
-    }
-    return pid;
-}
+static pid_t start_daemon(void) { return it_serve_child(saasd_bin, dir, conf, port); }
 
 struct tally {
     json_t *ops_done;  /* op id -> 1 */

@@ -134,12 +134,7 @@ static void *reaper_main(void *arg)
             metrics_inc("saasd_http_request_deadline_closed_total", NULL);
         }
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 200 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        clock_after_ms(CLOCK_REALTIME, 200, &until);
         pthread_cond_timedwait(&d->track_cond, &d->track_lock, &until);
     }
     pthread_mutex_unlock(&d->track_lock);

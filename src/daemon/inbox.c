@@ -14,6 +14,7 @@
 #include "daemon/sub_set.h"
 #include "daemon/webhook_body.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -499,13 +500,7 @@ static void *worker_main(void *arg)
             int64_t wait_ms = next_due ? next_due - now_ms() : 1000;
             wait_ms = wait_ms < 10 ? 10 : wait_ms > 1000 ? 1000 : wait_ms;
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += wait_ms / 1000;
-            until.tv_nsec += (wait_ms % 1000) * 1000000;
-            if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-            }
+            clock_after_ms(CLOCK_REALTIME, wait_ms, &until);
             struct passed_subs *ps = d->passed_subs;
             pthread_mutex_lock(&d->wake_lock);
             /* Work that waits for a busy subscription becomes available when a worker

@@ -1,6 +1,7 @@
 /* The daemon as a systemd service (see service.h): the status line and the watchdog thread. */
 #include "daemon/service.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/http_client.h"
@@ -59,13 +60,7 @@ static int healthz_answers(struct service_watchdog *w, long *status)
 static int sleep_or_stop(struct service_watchdog *w, long long ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    clock_after_ms(CLOCK_MONOTONIC, ms, &until);
     while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
         ;
     return w->stop;

@@ -3,6 +3,7 @@
 #include "daemon/sinks.h"
 #include "daemon/daemon.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -151,13 +152,7 @@ static void nap(struct sink *k, int64_t ms)
 {
     struct sinks *all = k->d->sinks;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    clock_after_ms(CLOCK_REALTIME, ms, &until);
     pthread_mutex_lock(&all->lock);
     while (!k->d->stopping && !k->wake && pthread_cond_timedwait(&all->cond, &all->lock, &until) == 0)
         ;

@@ -2,6 +2,7 @@
  * serves every connection from one event-loop thread (emu.c), where a handler must not sleep:
  * the request is served at once, parked (httpd_defer) and answered latencyMs later by this
  * file's thread, while other requests go on being served. */
+#include "core/clock.h"
 #include "core/httpd.h"
 #include "emu/emu_internal.h"
 
@@ -26,13 +27,7 @@ void emu_hold(struct emu *e, const struct httpd_request *r, struct httpd_respons
     struct emu_held *h = calloc(1, sizeof *h);
     if (!h)
         return; /* answered at once: the delay is lost, not the answer */
-    clock_gettime(CLOCK_MONOTONIC, &h->due);
-    h->due.tv_sec += latency_ms / 1000;
-    h->due.tv_nsec += (latency_ms % 1000) * 1000000L;
-    if (h->due.tv_nsec >= 1000000000L) {
-        h->due.tv_sec++;
-        h->due.tv_nsec -= 1000000000L;
-    }
+    clock_after_ms(CLOCK_MONOTONIC, latency_ms, &h->due);
     pthread_mutex_lock(&e->hold_lock);
     if (e->hold_flush) { /* stopping: answered at once */
         pthread_mutex_unlock(&e->hold_lock);
