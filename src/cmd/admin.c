@@ -64,6 +64,10 @@ static const struct verb verbs[] = {
     {"change-plan", 2, "POST", "/admin/subscriptions/{}/change-plan", BODY_TEXT, "planId", "SUB PLAN"},
     {"change-quantity", 2, "POST", "/admin/subscriptions/{}/change-quantity", BODY_INTEGER, "quantity", "SUB SEATS"},
     {"cancel", 1, "POST", "/admin/subscriptions/{}/cancel", BODY_NONE, NULL, "SUB: cancel at Microsoft"},
+    {"timers", 0, "GET", "/admin/timers", BODY_NONE, NULL,
+     "[--sub ID] [--offer ID] [--limit N] [--cursor C]: rule timers in due order (one page: next_cursor)"},
+    {"timer-cancel", 2, "POST", "/admin/timers/{}/{}/cancel", BODY_NONE, NULL,
+     "SUB NAME: cancel a rule timer (it never fires; the audit trail records it)"},
     {"outbox", 0, "GET", "/admin/outbox", BODY_NONE, NULL, "events waiting for a retry"},
     {"retry", 1, "POST", "/admin/outbox/{}/retry", BODY_NONE, NULL, "SEQ: retry an outbox entry now"},
     {"abandon", 1, "POST", "/admin/outbox/{}/abandon", BODY_NONE, NULL, "SEQ: give up on an outbox entry"},
@@ -116,7 +120,7 @@ static int list_pages(struct http_client *http, const char *base, const char *au
     int status = 0;
     printf("{\"subscriptions\":[");
     do {
-        char url[2600], *esc = NULL;
+        char url[6000], *esc = NULL;
         if (cursor && http_url_escape(cursor, &esc))
             break;
         snprintf(url, sizeof url, "%s?limit=1000%s%s%s", base, query, esc ? "&cursor=" : "", esc ? esc : "");
@@ -152,6 +156,31 @@ static int list_pages(struct http_client *http, const char *base, const char *au
     return status;
 }
 
+/* Options that become the query of the one verb that takes them (GET /admin/timers). */
+#define QUERY_VERB "timers"
+static const char *query_values[4];
+static const struct {
+    const char *opt, *param;
+} query_opts[] = {{"--sub", "sub"}, {"--offer", "offer"}, {"--limit", "limit"}, {"--cursor", "cursor"}};
+
+/* "?sub=...&limit=..." from the query options given (escaped), into q; SAASD_ENOMEM or 0. */
+static int query_text(char *q, size_t size)
+{
+    size_t o = 0;
+    q[0] = 0;
+    for (size_t i = 0; i < sizeof query_opts / sizeof query_opts[0]; i++) {
+        char *esc = NULL;
+        if (!query_values[i])
+            continue;
+        if (http_url_escape(query_values[i], &esc))
+            return SAASD_ENOMEM;
+        o += (size_t)snprintf(q + o, size - o, "%c%s=%s", o ? '&' : '?', query_opts[i].param, esc);
+        o = o < size ? o : size - 1;
+        free(esc);
+    }
+    return 0;
+}
+
 static void help(FILE *f)
 {
     fprintf(f, "usage: saasd admin [--config FILE] <verb> [args]\n"
@@ -174,7 +203,12 @@ static int numeric_ok(const struct verb *v, const char *last)
 int cmd_admin(int argc, char **argv)
 {
     const char *config = NULL, *args[CMD_MAX_ARGS];
-    const struct cmd_opt opts[] = {{"--config", "-c", &config, NULL}, {NULL}};
+    const struct cmd_opt opts[] = {{"--config", "-c", &config, NULL},
+                                   {query_opts[0].opt, NULL, &query_values[0], NULL},
+                                   {query_opts[1].opt, NULL, &query_values[1], NULL},
+                                   {query_opts[2].opt, NULL, &query_values[2], NULL},
+                                   {query_opts[3].opt, NULL, &query_values[3], NULL},
+                                   {NULL}};
     const struct cmd_spec spec = {"saasd admin [--config FILE] <verb> [args]  (verbs: --help)", help, opts, 1, -1};
     int nargs, status;
     if (cmd_parse(&spec, argc, argv, args, &nargs, &status))
@@ -191,6 +225,9 @@ int cmd_admin(int argc, char **argv)
     for (int i = 1; !strcmp(v->name, "subscriptions") && i < nargs; i++)
         if (strncmp(args[i], "offer=", 6) && strncmp(args[i], "status=", 7))
             return cmd_usage_error(&spec, "'%s': filters are offer=OFFER and status=STATUS", args[i]);
+    for (size_t i = 0; strcmp(v->name, QUERY_VERB) && i < sizeof query_opts / sizeof query_opts[0]; i++)
+        if (query_values[i])
+            return cmd_usage_error(&spec, "'%s' is an option of '" QUERY_VERB "' only", query_opts[i].opt);
     if (nargs > 1 && !numeric_ok(v, args[nargs - 1]))
         return cmd_usage_error(&spec, "'%s': '%s' is not a number", v->name, args[nargs - 1]);
     struct saasd_config *cfg = NULL;
@@ -205,12 +242,15 @@ int cmd_admin(int argc, char **argv)
         config_free(cfg);
         return 2;
     }
-    char path[1024], url[1200], auth[600];
+    char path[1024], url[3400], auth[600], query[2048];
     size_t o = 0;
     int next = 1;
     for (const char *p = v->path; *p && o + 1 < sizeof path; p++) {
+        char *esc = NULL;
         if (p[0] == '{' && p[1] == '}' && next < nargs) {
-            o += (size_t)snprintf(path + o, sizeof path - o, "%s", args[next++]);
+            http_url_escape(args[next++], &esc); /* a timer name may hold any character */
+            o += (size_t)snprintf(path + o, sizeof path - o, "%s", esc ? esc : "");
+            free(esc);
             o = o < sizeof path ? o : sizeof path - 1;
             p++;
         } else {
@@ -218,7 +258,8 @@ int cmd_admin(int argc, char **argv)
         }
     }
     path[o] = 0;
-    snprintf(url, sizeof url, "http://%s:%d%s", cfg->admin_addr, cfg->admin_port, path);
+    query_text(query, sizeof query);
+    snprintf(url, sizeof url, "http://%s:%d%s%s", cfg->admin_addr, cfg->admin_port, path, query);
     snprintf(auth, sizeof auth, "Bearer %s", cfg->admin_key);
     char *body = NULL;
     if (bodies[v->body].build && nargs > 1) {

@@ -1,13 +1,15 @@
 /* Admin API on the loopback listener; every request needs "Authorization: Bearer <admin key>".
  * Routed by one table (routes[], at the end of this file):
  *   GET  /admin/subscriptions                        local records, paged (admin_subs.c)
- *   GET  /admin/subscriptions/{id}                   local record + Microsoft's current view
+ *   GET  /admin/subscriptions/{id}                   local record + Microsoft's current view + its timers
  *   GET  /admin/subscriptions/{id}/history           audit trail (with rule hashes) and the
  *                                                    events not acted on yet
  *   POST /admin/subscriptions/{id}/activate          activate a "pending" subscription
  *   POST /admin/subscriptions/{id}/change-plan       {"planId": "..."}
  *   POST /admin/subscriptions/{id}/change-quantity   {"quantity": n}
  *   POST /admin/subscriptions/{id}/cancel
+ *   GET  /admin/timers[?sub=&offer=&due_before=&limit=&cursor=]  rule timers in due order, paged
+ *   POST /admin/timers/{sub}/{name}/cancel           drop a rule timer, audited (admin_timers.c)
  *   GET  /admin/outbox                               events waiting for a retry
  *   POST /admin/outbox/{seq}/retry | /abandon
  *   GET  /admin/rules                                active generation and file hashes
@@ -29,6 +31,7 @@
  *                                                  so the ISV's systems can feed facts to rules
  *                                                  (PUT body: {"value": "text"}) */
 #include "daemon/admin_subs.h"
+#include "daemon/admin_timers.h"
 #include "daemon/console.h"
 #include "daemon/daemon.h"
 #include "daemon/flows.h"
@@ -334,7 +337,7 @@ static void subscription_action(struct daemon *d, const char *sub_id, const char
             mp_result_clear(&mr);
         }
         reply_json(res, json_is_null(rec) && json_object_get(ms, "error") ? 404 : 200,
-                   json_pack("{s:o, s:o}", "local", rec, "microsoft", ms));
+                   json_pack("{s:o, s:o, s:o}", "local", rec, "microsoft", ms, "timers", admin_timers_of_sub(d, sub_id)));
         return;
     }
     if (!strcmp(method, "GET") && !strcmp(verb, "history")) {
@@ -643,6 +646,18 @@ static void on_usage(struct daemon *d, const struct route_args *a, const struct 
     usage_api(d, a->tail, req, res);
 }
 
+static void on_timers(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                      struct httpd_response *res)
+{
+    admin_list_timers(d, req, res); /* paged: admin_timers.c */
+}
+
+static void on_timer_action(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
+                            struct httpd_response *res)
+{
+    admin_timer_action(d, a->id, a->rest, req, res);
+}
+
 static void on_outbox(struct daemon *d, const struct route_args *a, const struct httpd_request *req,
                       struct httpd_response *res)
 {
@@ -758,6 +773,8 @@ static const struct {
     {NULL, "/admin/subscriptions/{id}/", on_subscription},
     {NULL, "/admin/offers/{id}/store/{rest}", on_offer_store},
     {NULL, "/admin/usage{tail}", on_usage},
+    {"GET", "/admin/timers", on_timers},
+    {NULL, "/admin/timers/{id}/{rest}", on_timer_action},
     {"GET", "/admin/outbox", on_outbox},
     {"POST", "/admin/outbox/{seq}/{rest}", on_outbox_action},
     {"GET", "/admin/rules", on_rules},

@@ -1,5 +1,6 @@
 /* The console's page of one subscription (both sides' views, audit trail, pending events,
- * usage) and its actions: a GET confirmation page, then a POST that acts. */
+ * rule timers, usage) and its actions: a GET confirmation page, then a POST that acts. */
+#include "daemon/admin_timers.h"
 #include "daemon/console.h"
 #include "daemon/console_internal.h"
 #include "daemon/daemon.h"
@@ -15,7 +16,7 @@
 
 /* ---- what an operator can do: one row per action ---- */
 
-enum act_kind { ACT_ACTIVATE, ACT_CHANGE, ACT_OUTBOX };
+enum act_kind { ACT_ACTIVATE, ACT_CHANGE, ACT_OUTBOX, ACT_TIMER };
 
 static const struct action {
     const char *name;     /* form value */
@@ -23,20 +24,25 @@ static const struct action {
     const char *explain;
     const char *change;   /* flow_publisher_change kind, or the outbox verb */
     enum act_kind kind;
+    const char *value_label; /* what the value is, on the confirmation page */
     int needs_value, danger;
 } actions[] = {
     {"activate", "Activate this pending purchase?",
-     "saasd activates the subscription at Microsoft (billing starts) and records the approval.", NULL, ACT_ACTIVATE, 0, 0},
+     "saasd activates the subscription at Microsoft (billing starts) and records the approval.", NULL, ACT_ACTIVATE,
+     NULL, 0, 0},
     {"plan", "Change the plan?", "saasd asks Microsoft to move the subscription to the plan below and waits for the "
-                                 "operation to finish.", "plan", ACT_CHANGE, 1, 0},
+                                 "operation to finish.", "plan", ACT_CHANGE, "New value", 1, 0},
     {"quantity", "Change the number of seats?", "saasd asks Microsoft to change the seat count and waits for the "
-                                                "operation to finish.", "quantity", ACT_CHANGE, 1, 0},
+                                                "operation to finish.", "quantity", ACT_CHANGE, "New value", 1, 0},
     {"cancel", "Cancel this subscription?", "saasd asks Microsoft to unsubscribe. The customer loses access and "
-                                            "billing stops; this cannot be undone.", "cancel", ACT_CHANGE, 0, 1},
+                                            "billing stops; this cannot be undone.", "cancel", ACT_CHANGE, NULL, 0, 1},
     {"retry", "Retry this event now?", "The event is tried again at once instead of at its next retry time.", "retry",
-     ACT_OUTBOX, 1, 0},
+     ACT_OUTBOX, "Event", 1, 0},
     {"abandon", "Abandon this event?", "saasd stops retrying the event and records in the audit trail that an operator "
-                                       "gave up on it.", "abandon", ACT_OUTBOX, 1, 1},
+                                       "gave up on it.", "abandon", ACT_OUTBOX, "Event", 1, 1},
+    {"cancel-timer", "Cancel this timer?", "The rule's timer is dropped: its timer handler never runs for it. The audit "
+                                           "trail records that an operator cancelled it; this cannot be undone.",
+     NULL, ACT_TIMER, "Timer", 1, 1},
 };
 
 static const struct action *action_named(const char *name)
@@ -176,6 +182,36 @@ static int usage_row(void *arg, const void *key, size_t klen, const void *val, s
     return 0;
 }
 
+/* The rule's timers (ctx.timer): when each fires and with what, and a way to cancel one. */
+static void timers_table(struct console *c, const char *id)
+{
+    json_t *timers = admin_timers_of_sub(c->d, id), *t;
+    size_t i;
+    cpage_raw(c, "<h2>Timers</h2>\n<table id=\"timers\"><tr><th>Name</th><th>Due</th><th class=\"num\">Attempts</th>"
+                 "<th>Data</th><th></th></tr>\n");
+    json_array_foreach(timers, i, t) {
+        char *data = json_dumps(json_object_get(t, "data"), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        if (data && strlen(data) > 120)
+            strcpy(data + 117, "..."); /* a summary: the whole value is in GET /admin/timers */
+        cpage_raw(c, "<tr>");
+        cpage_td(c, cj_str(t, "name", NULL));
+        cpage_td_time(c, json_integer_value(json_object_get(t, "due_s")) * 1000);
+        cpage_td_json(c, json_object_get(t, "attempts"));
+        cpage_raw(c, "<td class=\"mono\">");
+        cpage_text(c, data);
+        cpage_raw(c, "</td><td><a class=\"button\" href=\"");
+        sub_link(c, id);
+        cpage_raw(c, "/confirm?action=cancel-timer&amp;value=");
+        cpage_url(c, cj_str(t, "name", NULL));
+        cpage_raw(c, "\">Cancel&hellip;</a></td></tr>\n");
+        free(data);
+    }
+    if (!json_array_size(timers))
+        cpage_raw(c, "<tr><td colspan=\"5\" class=\"muted\">None: no rule timer is set for this subscription.</td></tr>\n");
+    cpage_raw(c, "</table>\n");
+    json_decref(timers);
+}
+
 static void action_forms(struct console *c, const char *id, json_t *rec)
 {
     struct sub_view v;
@@ -233,6 +269,8 @@ void console_subscription(struct console *c, const char *id)
         cpage_raw(c, "<tr><td colspan=\"7\" class=\"muted\">None: every event of this subscription is done.</td></tr>\n");
     cpage_raw(c, "</table>\n");
 
+    timers_table(c, id);
+
     cpage_raw(c, "<h2>Metered usage</h2>\n<table><tr><th>Dimension</th><th>Hour</th><th>Reported</th><th>Billable</th>"
                  "<th>State</th><th>Attempts</th><th>Result</th></tr>\n");
     char prefix[200];
@@ -279,7 +317,7 @@ void console_confirm(struct console *c, const char *id)
     cpage_td(c, v.email);
     cpage_raw(c, "</tr>");
     if (a->needs_value) {
-        cpage_raw(c, "<tr><th>%s</th>", a->kind == ACT_OUTBOX ? "Event" : "New value");
+        cpage_raw(c, "<tr><th>%s</th>", a->value_label);
         cpage_td(c, value);
         cpage_raw(c, "</tr>");
     }
@@ -305,6 +343,13 @@ static int run_action(struct console *c, const char *id, const struct action *a,
     json_t *op = NULL;
     int rc;
     memset(out, 0, sizeof *out);
+    if (a->kind == ACT_TIMER) { /* takes the subscription's lock itself */
+        rc = admin_timer_cancel(c->d, id, value, "console", NULL);
+        out->decision = rc ? NULL : "cancelled";
+        snprintf(out->message, sizeof out->message, "%s", rc == SAASD_ENOTFOUND ? "no such timer (fired or cancelled "
+                                                                                   "already?)" : "");
+        return rc;
+    }
     if (a->kind == ACT_OUTBOX) {
         struct httpd_response r = {0};
         admin_outbox_action(c->d, value, a->change, &r);

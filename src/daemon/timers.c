@@ -123,6 +123,49 @@ int timers_batch_cancel_all(struct daemon *d, struct store_batch *b, const char 
     return rc;
 }
 
+int timers_get(struct daemon *d, const char *sub_id, const char *name, json_t **out)
+{
+    unsigned char dk[TIMER_KEY_MAX];
+    size_t dl = 0;
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = current_due(d, sub_id, name, dk, &dl);
+    if (!rc)
+        rc = store_get(d->store, STORE_TIMERS, dk, dl, &v, &vl);
+    json_t *t = rc ? NULL : json_loadb(v, vl, 0, NULL);
+    free(v);
+    if (!rc && !t)
+        rc = SAASD_EINTERNAL;
+    *out = t;
+    return rc;
+}
+
+int timers_of_sub(struct daemon *d, const char *sub_id, json_t **out)
+{
+    unsigned char prefix[TIMER_KEY_MAX];
+    size_t pl = strlen(sub_id) + 2;
+    json_t *names = json_array(), *list = json_array(), *n, *t;
+    size_t i;
+    int rc = names && list ? 0 : SAASD_ENOMEM;
+    if (!rc && pl > 66)
+        rc = SAASD_EINVAL;
+    if (!rc) {
+        prefix[0] = 'n';
+        memcpy(prefix + 1, sub_id, pl - 1);
+        rc = store_scan(d->store, STORE_TIMERS, prefix, pl, collect_names, names);
+    }
+    /* a timer fired or cancelled between the scan and its read is simply not listed */
+    json_array_foreach(names, i, n) if (!rc && timers_get(d, sub_id, json_string_value(n), &t) == 0)
+        json_array_append_new(list, t);
+    json_decref(names);
+    if (rc) {
+        json_decref(list);
+        list = NULL;
+    }
+    *out = list;
+    return rc;
+}
+
 /* ---- firing ----------------------------------------------------------------------------- */
 
 struct due_scan {

@@ -23,6 +23,13 @@ int timers_batch_cancel(struct daemon *d, struct store_batch *b, const char *sub
 /* Add to batch: drop every timer of sub_id. */
 int timers_batch_cancel_all(struct daemon *d, struct store_batch *b, const char *sub_id);
 
+/* sub_id's timer name as stored ({sub_id, offer, name, at, data?, attempts?}; the caller
+ * decrefs): 0 or SAASD_ENOTFOUND. */
+int timers_get(struct daemon *d, const char *sub_id, const char *name, json_t **out);
+/* Every timer of sub_id (a subscription has few), in name order: a new array of the records
+ * timers_get answers. */
+int timers_of_sub(struct daemon *d, const char *sub_id, json_t **out);
+
 /* One pass: fire every timer due at now_s (at most 256). *fired (may be NULL) counts the handler
  * calls that succeeded. */
 int timers_fire_due(struct daemon *d, int64_t now_s, int *fired);
