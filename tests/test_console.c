@@ -4,10 +4,12 @@
 #include "it_support.h"
 
 #include "core/store.h"
+#include "daemon/timers.h"
 
 static char dir[256];
 
 static const char *pending_rule = "return { provision = function(sub, ctx)\n"
+                                  "  ctx.timer.after(86400, 'trial-end', { note = '<b>hi</b>' })\n"
                                   "  return { action = 'pending', message = 'we approve every customer by hand' }\n"
                                   "end }\n";
 
@@ -311,6 +313,33 @@ int main(void)
           "abandoning it after confirmation removes it from the outbox and records it in the audit trail");
     free(htext);
     json_decref(hist);
+
+    /* ---- a rule timer: listed on the page, cancelled only by a confirmed POST with the CSRF token ---- */
+    snprintf(path, sizeof path, "/console/subscriptions/%s", sub);
+    op_call(&op, "GET", path, NULL);
+    CHECK(op.status == 200 && strstr(op.body, "<h2>Timers</h2>") && strstr(op.body, "trial-end") &&
+              strstr(op.body, "&lt;b&gt;hi&lt;/b&gt;") && !strstr(op.body, "<b>hi</b>") &&
+              strstr(op.body, "/confirm?action=cancel-timer&amp;value=trial-end"),
+          "the subscription page lists the rule's timer with its data, escaped, and a link to cancel it");
+    snprintf(path, sizeof path, "/console/subscriptions/%s/confirm?action=cancel-timer&value=trial-end", sub);
+    op_call(&op, "GET", path, NULL);
+    json_t *timer = NULL;
+    CHECK(op.status == 200 && strstr(op.body, csrf) && strstr(op.body, "name=\"value\" value=\"trial-end\"") &&
+              timers_get(d, sub, "trial-end", &timer) == 0,
+          "the cancel link opens a confirmation page carrying the CSRF token, and cancels nothing yet");
+    json_decref(timer);
+    snprintf(path, sizeof path, "/console/subscriptions/%s/action", sub);
+    long no_csrf = op_call(&op, "POST", path, "action=cancel-timer&value=trial-end&confirm=yes");
+    long forged_csrf =
+        op_call(&op, "POST", path, "action=cancel-timer&value=trial-end&confirm=yes&csrf=forged-token-forged-token-forged");
+    CHECK(no_csrf == 403 && forged_csrf == 403 && timers_get(d, sub, "trial-end", &timer) == 0,
+          "a timer cancel without the session's CSRF token is refused and the timer stays");
+    json_decref(timer);
+    snprintf(form, sizeof form, "action=cancel-timer&value=trial-end&confirm=yes&csrf=%s", csrf);
+    op_call(&op, "POST", path, form);
+    CHECK(op.status == 200 && timers_get(d, sub, "trial-end", &timer) == SAASD_ENOTFOUND,
+          "a confirmed cancel with the CSRF token drops the timer");
+    CHECK(op_call(&op, "POST", path, form) == 404, "cancelling the same timer again answers 404");
 
     /* ---- escaping ---- */
     const char *evil_offer = "<img src=x onerror=alert(1)>";
