@@ -1,5 +1,5 @@
 """Browser test of the operator console (headless chromium, 1280x900): sign in with the admin
-key, list subscriptions, open one, approve a pending purchase, cancel with confirmation, see the
+key, list subscriptions, open one, approve a pending purchase, cancel its rule timer, cancel with confirmation, see the
 audit trail with the rule file's SHA-256, skip the event a failing sink is stuck on, replay a candidate
 rules directory. Screenshots go to $BUILD/screenshots/console/.
 Run by tests/run-all.sh; prints TAP lines. Usage: /usr/bin/python3 tests/browser/console.py"""
@@ -17,6 +17,7 @@ OFFER = "console-suite"
 OFFER_RULE = """
 local rule = {}
 function rule.provision(sub, ctx)
+  ctx.timer.after(14 * 86400, "trial-end", { seats = sub.quantity, note = "ask whether the trial <went> well" })
   return { action = "pending", message = "A person at the vendor approves new customers within a day." }
 end
 return rule
@@ -113,6 +114,35 @@ def list_and_approve(t, stack):
     t.check("Done" in d.title and landing.ms_status(stack, sub) == "Subscribed",
             "confirming activates the purchase at Microsoft", landing.text(d)[:200])
     return sub
+
+
+def timer_listed(stack, sub):
+    status, body = stack.adm("GET", "/admin/timers?sub=" + sub)
+    return status == 200 and any(x["name"] == "trial-end" for x in body.get("timers", []))
+
+
+def timers_section(t, stack, sub):
+    """The rule's timer on the subscription's page, cancelled through its confirmation form."""
+    d = t.driver
+    d.get(stack.admin + "/console/subscriptions/" + sub)
+    d.execute_script("document.getElementById('timers').scrollIntoView()")
+    t.shot("07a-timers")
+    rows = [r.text for r in d.find_elements(by().CSS_SELECTOR, "#timers tr")]
+    t.check(any("trial-end" in r and "ask whether the trial <went> well" in r and "UTC" in r for r in rows),
+            "the subscription page's Timers section lists the rule's timer with its due time and data", repr(rows))
+    press(t, by().CSS_SELECTOR, "#timers a.button")
+    t.shot("07b-confirm-cancel-timer")
+    t.check(d.title.startswith("Cancel this timer") and "trial-end" in landing.text(d) and timer_listed(stack, sub),
+            "the timer's Cancel button asks for confirmation first and cancels nothing until then", d.title)
+    press(t, by().ID, "confirm")
+    t.shot("07c-timer-cancelled")
+    done = "Done" in d.title
+    d.get(stack.admin + "/console/subscriptions/" + sub)
+    d.execute_script("document.getElementById('timers').scrollIntoView()")
+    t.shot("07d-timers-after-cancel")
+    rows = [r.text for r in d.find_elements(by().CSS_SELECTOR, "#timers tr")]
+    t.check(done and not timer_listed(stack, sub) and not any("trial-end" in r for r in rows),
+            "confirming drops the timer: gone from the page and from GET /admin/timers", repr(rows))
 
 
 def cancel_and_audit(t, stack, sub):
@@ -227,6 +257,7 @@ def run_cases(t, stack):
     subs = []
     t.case(lambda tt, st: subs.append(list_and_approve(tt, st)), stack)
     if subs:
+        t.case(lambda tt, st: timers_section(tt, st, subs[0]), stack)
         t.case(lambda tt, st: cancel_and_audit(tt, st, subs[0]), stack)
     t.case(failing_sink, stack)
     t.case(other_pages, stack)
