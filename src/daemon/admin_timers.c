@@ -86,8 +86,10 @@ static int add_timer(void *arg, const void *key, size_t klen, const void *val, s
 {
     struct tpage *p = arg;
     const unsigned char *k = key;
-    if (klen < 11 || klen > KEY_MAX || k[0] != 'd')
+    if (!klen || k[0] != 'd')
         return STOP; /* past the due index */
+    if (klen < 11 || klen > KEY_MAX)
+        return 0; /* not a key timers.c writes: skipped */
     if (klen == p->after_len && !memcmp(k, p->after, klen))
         return 0;
     int64_t at = (int64_t)store_be64_get(k + 1);
@@ -115,8 +117,11 @@ static int parse_time_ms(const char *s, int64_t *ms)
 {
     char *end = NULL;
     struct tm tm = {0};
-    if (*s >= '0' && *s <= '9' && (*ms = strtoll(s, &end, 10), !*end))
+    long long n = strtoll(s, &end, 10);
+    if (*s >= '0' && *s <= '9' && !*end) {
+        *ms = n;
         return 0;
+    }
     end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
     if (!end || (*end && strcmp(end, "Z")))
         return SAASD_EINVAL;
