@@ -327,6 +327,8 @@ int main(void)
     CHECK(op.status == 200 && strstr(op.body, csrf) && strstr(op.body, "name=\"value\" value=\"trial-end\"") &&
               timers_get(d, sub, "trial-end", &timer) == 0,
           "the cancel link opens a confirmation page carrying the CSRF token, and cancels nothing yet");
+    CHECK(strstr(op.body, ">Yes, cancel the timer</button>") != NULL,
+          "the confirmation button says what it does in words (not the form's action name)");
     json_decref(timer);
     snprintf(path, sizeof path, "/console/subscriptions/%s/action", sub);
     long no_csrf = op_call(&op, "POST", path, "action=cancel-timer&value=trial-end&confirm=yes");

@@ -26,23 +26,28 @@ static const struct action {
     enum act_kind kind;
     const char *value_label; /* what the value is, on the confirmation page */
     int needs_value, danger;
+    const char *yes;         /* the confirmation button: "Yes, <yes>" */
 } actions[] = {
     {"activate", "Activate this pending purchase?",
      "saasd activates the subscription at Microsoft (billing starts) and records the approval.", NULL, ACT_ACTIVATE,
-     NULL, 0, 0},
+     NULL, 0, 0, "activate it"},
     {"plan", "Change the plan?", "saasd asks Microsoft to move the subscription to the plan below and waits for the "
-                                 "operation to finish.", "plan", ACT_CHANGE, "New value", 1, 0},
+                                 "operation to finish.", "plan", ACT_CHANGE, "New value", 1, 0,
+     "change the plan"},
     {"quantity", "Change the number of seats?", "saasd asks Microsoft to change the seat count and waits for the "
-                                                "operation to finish.", "quantity", ACT_CHANGE, "New value", 1, 0},
+                                                "operation to finish.", "quantity", ACT_CHANGE, "New value", 1, 0,
+     "change the seats"},
     {"cancel", "Cancel this subscription?", "saasd asks Microsoft to unsubscribe. The customer loses access and "
-                                            "billing stops; this cannot be undone.", "cancel", ACT_CHANGE, NULL, 0, 1},
+                                            "billing stops; this cannot be undone.", "cancel", ACT_CHANGE, NULL, 0, 1,
+     "cancel the subscription"},
     {"retry", "Retry this event now?", "The event is tried again at once instead of at its next retry time.", "retry",
-     ACT_OUTBOX, "Event", 1, 0},
+     ACT_OUTBOX, "Event", 1, 0, "retry it now"},
     {"abandon", "Abandon this event?", "saasd stops retrying the event and records in the audit trail that an operator "
-                                       "gave up on it.", "abandon", ACT_OUTBOX, "Event", 1, 1},
+                                       "gave up on it.", "abandon", ACT_OUTBOX, "Event", 1, 1,
+     "abandon it"},
     {"cancel-timer", "Cancel this timer?", "The rule's timer is dropped: its timer handler never runs for it. The audit "
                                            "trail records that an operator cancelled it; this cannot be undone.",
-     NULL, ACT_TIMER, "Timer", 1, 1},
+     NULL, ACT_TIMER, "Timer", 1, 1, "cancel the timer"},
 };
 
 static const struct action *action_named(const char *name)
@@ -330,7 +335,7 @@ void console_confirm(struct console *c, const char *id)
     cpage_text(c, value);
     cpage_raw(c, "\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">"
                  "<p><button type=\"submit\" id=\"confirm\"%s>Yes, %s</button> <a class=\"button\" href=\"",
-              a->danger ? " class=\"danger\"" : "", a->name);
+              a->danger ? " class=\"danger\"" : "", a->yes);
     sub_link(c, id);
     cpage_raw(c, "\">No, go back</a></p></form></div>\n");
     json_decref(rec);
