@@ -27,6 +27,18 @@ static void teardown(struct emu *emu)
 
 static double reloads(const char *series) { return metrics_value("saasd_credential_reloads_total", series); }
 
+static double expiry_gauge(void)
+{
+    return metrics_value("saasd_credential_certificate_expiry_timestamp_seconds", NULL);
+}
+
+/* The certificate's notAfter as Unix time. */
+static double not_after(X509 *x)
+{
+    struct tm tm;
+    return ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1 ? (double)timegm(&tm) : -1;
+}
+
 static void put_file(const char *from, const char *to)
 {
     char buf[16384];
@@ -179,6 +191,8 @@ static void certificate_rotates(struct daemon *d, const char *dir, const char *p
     CHECK(credential_check(cred, sizeof cred) == 502 && last_token_status() == 401,
           "once A is removed from the app registration, the emulator refuses a token request signed with A");
 
+    CHECK(expiry_gauge() == not_after(a->cert),
+          "at start saasd_credential_certificate_expiry_timestamp_seconds is A's notAfter");
     double ok0 = reloads(OK_SERIES), failed0 = reloads(FAILED_SERIES);
     struct hooks h = {0};
     pthread_t t;
@@ -191,6 +205,8 @@ static void certificate_rotates(struct daemon *d, const char *dir, const char *p
     CHECK(rc == 0 && reloads(OK_SERIES) == ok0 + 1 && reloads(FAILED_SERIES) == failed0,
           "a reload after the file was replaced with B succeeds and is counted in "
           "saasd_credential_reloads_total{result=\"ok\"}");
+    CHECK(expiry_gauge() == not_after(b->cert) && not_after(b->cert) != not_after(a->cert),
+          "after the reload the expiry gauge is B's notAfter (B outlives A by 35 days)");
     printf("# %d webhooks posted around the reload, %d answered 200\n", h.sent, h.answered_200);
     CHECK(h.sent >= 5 && h.answered_200 == h.sent, "every webhook posted during the reload is answered 200");
 
@@ -265,6 +281,10 @@ static void certificate_rotation(void)
     struct test_cert a, b;
     test_cert_make(&a, dir, "a", "saasd rotation A");
     test_cert_make(&b, dir, "b", "saasd rotation B");
+    X509_free(b.cert); /* B valid for longer than A, so the expiry gauge tells them apart */
+    b.cert = test_cert_self_signed(b.key, "saasd rotation B", 400);
+    test_cert_write(b.both, b.cert, b.key, NULL);
+    test_cert_write(b.cert_only, b.cert, NULL, NULL);
     register_cert(a.cert);
     snprintf(pem, sizeof pem, "%s/entra-app.pem", dir);
     put_file(a.both, pem);

@@ -390,6 +390,7 @@ static int open_marketplace(struct daemon *d)
     token_cache_options_from_config(cfg, &to);
     if ((rc = token_cache_new(&to, d->http, &d->tokens)) != 0)
         return rc;
+    daemon_note_certificate(cfg); /* an expiry to alert on, before Entra refuses the certificate */
     struct mp_client_options mo;
     mp_client_options_from_config(cfg, &mo);
     mo.max_attempts = cfg->mp_max_attempts;

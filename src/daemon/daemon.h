@@ -104,6 +104,9 @@ int daemon_reload(struct daemon *d);
 /* The credential part alone: 0 (also when it comes from an environment variable, which cannot
  * change: a warning says so), or the error of a new credential that was refused. */
 int daemon_reload_credential(struct daemon *d);
+/* saasd_credential_certificate_expiry_timestamp_seconds from the certificate in use (none with
+ * a secret): set at start and by every reload that installs a certificate. */
+void daemon_note_certificate(const struct saasd_config *cfg);
 
 /* Wake the inbox workers (an operator asked for a retry, anything changed): their next scan
  * starts over. */

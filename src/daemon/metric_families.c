@@ -36,6 +36,8 @@ static const struct {
     {"saasd_token_refresh_total", "counter", "Entra ID token refreshes by outcome."},
     {"saasd_credential_reloads_total", "counter",
      "Entra ID credential reloads (SIGHUP) by result: ok, or failed (the current credential stays in use)."},
+    {"saasd_credential_certificate_expiry_timestamp_seconds", "gauge",
+     "When the Entra ID certificate in use expires (Unix time; absent with a client secret)."},
     {"saasd_jwt_verifications_total", "counter", "Webhook bearer token verifications by result."},
     {"saasd_inbox_entries_scanned_total", "counter",
      "Inbox and outbox entries the workers' scans looked at (work waiting costs this)."},

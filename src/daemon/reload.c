@@ -160,6 +160,13 @@ static void warn_if_config_changed(const struct saasd_config *cfg)
     free(text);
 }
 
+void daemon_note_certificate(const struct saasd_config *cfg)
+{
+    if (cfg->client_cert)
+        metrics_set("saasd_credential_certificate_expiry_timestamp_seconds", NULL,
+                    (double)client_cert_not_after(cfg->client_cert));
+}
+
 int daemon_reload_credential(struct daemon *d)
 {
     struct saasd_config *cfg = d->cfg;
@@ -189,6 +196,7 @@ int daemon_reload_credential(struct daemon *d)
     } else {
         log_reloaded(cfg, sources[i].key, same);
         metrics_inc("saasd_credential_reloads_total", "result=\"ok\"");
+        daemon_note_certificate(cfg);
     }
     pthread_mutex_unlock(&reload_lock);
     fresh_free(&c); /* the broken new one, or the replaced old one */
