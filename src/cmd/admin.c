@@ -87,6 +87,10 @@ static const struct verb verbs[] = {
     {"usage-reconcile", -1, "POST", "/admin/usage/reconcile", BODY_INTEGER, "days",
      "[DAYS]: compare the usage sent in the last DAYS (1..7, default 2) with Microsoft's record "
      "(quantities, and rows it does not bill: reconStatus)"},
+    {"usage-recon-runs", 0, "GET", "/admin/usage/reconcile/runs", BODY_NONE, NULL,
+     "the stored usage reconciliation runs (the last 30), newest first, without their findings"},
+    {"usage-recon-run", 1, "GET", "/admin/usage/reconcile/runs/{}", BODY_NONE, NULL,
+     "ID: one stored usage reconciliation run with its findings"},
     {"store-get", 2, "GET", "/admin/offers/{}/store/{}", BODY_NONE, NULL, "OFFER KEY: read the offer's ctx.store"},
     {"store-put", 3, "PUT", "/admin/offers/{}/store/{}", BODY_TEXT, "value",
      "OFFER KEY VALUE: write the offer's ctx.store"},

@@ -21,6 +21,8 @@
  *   EVENTS         be64 seq                     -> JSON event {id, type, time, offer, subscription, data}
  *                  (daemon/events.c), appended in the batch of the change it reports
  *   META           "schema_version" (decimal ASCII), "append_seq" (be64: next sequence number)
+ *                  "usage_recon:" + be64 seq -> JSON record of a usage reconciliation run, the
+ *                  last 30 (daemon/usage_recon_runs.c: appended, and the oldest pruned, in one batch)
  *
  * Threads: every function may be called from any thread. Reads never wait for the writer,
  * except for the short moment the writer grows the map. Two things would deadlock and are

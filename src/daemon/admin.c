@@ -24,6 +24,8 @@
  *   POST /admin/usage/flush                          send closed hours now ({"ignore_grace": true})
  *   POST /admin/usage/reconcile                      compare sent usage with Microsoft's record
  *                                                    ({"days": 1..7 (2), "lag_s": seconds (0)})
+ *   GET  /admin/usage/reconcile/runs[?limit=n]       the stored runs, newest first (no findings)
+ *   GET  /admin/usage/reconcile/runs/{id}            one stored run with its findings
  *   GET  /admin/sinks                                event delivery per sink (sinks.c)
  *   POST /admin/sinks/{name}/retry | /skip {"seq"}   next attempt now | give up on the failing event
  *   GET  /admin/events[?after=seq&limit=n]           stored events, oldest first
@@ -446,7 +448,8 @@ static int usage_time(json_t *args, int64_t *out)
     return 0;
 }
 
-static void usage_reconcile(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+static void usage_reconcile(struct daemon *d, json_t *args, const struct route_args *a, const struct httpd_request *req,
+                            struct httpd_response *res)
 {
     long long days = 2, lag_s = 0;
     int bad = jl_int(args, "days", &days) == SAASD_EINVAL || jl_int(args, "lag_s", &lag_s) == SAASD_EINVAL;
@@ -455,16 +458,52 @@ static void usage_reconcile(struct daemon *d, json_t *args, const struct httpd_r
         return;
     }
     struct usage_recon r;
-    int rc = metering_reconcile(d, (int)days, (int)lag_s, &r);
+    int rc = metering_reconcile(d, "admin", (int)days, (int)lag_s, &r);
     if (rc) {
         reply_json(res, 502, json_pack("{s:s, s:s}", "error", saasd_strerror(rc), "message",
                                        "usage reconciliation failed (the log says why)"));
         return;
     }
-    reply_json(res, 200, json_pack("{s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "checked", r.checked, "skipped", r.skipped,
-                                   "missing", r.missing, "mismatch", r.mismatch, "unknown", r.unknown, "not_accepted",
-                                   r.not_accepted, "processed_mismatch", r.processed_mismatch));
+    reply_json(res, 200, json_pack("{s:i, s:i, s:O, s:O, s:O, s:O, s:O, s:I}", "checked", r.checked, "skipped",
+                                   r.skipped, "missing", r.missing, "mismatch", r.mismatch, "unknown", r.unknown,
+                                   "not_accepted", r.not_accepted, "processed_mismatch", r.processed_mismatch,
+                                   "run", (json_int_t)r.run));
     usage_recon_clear(&r);
+}
+
+#define RUNS_LIMIT_MAX 1000
+
+static void usage_reconcile_runs(struct daemon *d, json_t *args, const struct route_args *a,
+                                 const struct httpd_request *req,
+                                 struct httpd_response *res)
+{
+    const char *lim = httpd_query(req, "limit");
+    char *end = NULL;
+    long limit = lim ? strtol(lim, &end, 10) : RUNS_LIMIT_MAX;
+    if (lim && (!*lim || *end || limit < 1 || limit > RUNS_LIMIT_MAX)) {
+        reply_error(res, 400, "limit must be 1..1000");
+        return;
+    }
+    json_t *runs = NULL;
+    int rc = usage_recon_runs(d->store, (size_t)limit, &runs);
+    if (rc)
+        reply_error(res, 500, saasd_strerror(rc));
+    else
+        reply_json(res, 200, json_pack("{s:o}", "runs", runs));
+}
+
+static void usage_reconcile_run(struct daemon *d, json_t *args, const struct route_args *a,
+                                const struct httpd_request *req,
+                                struct httpd_response *res)
+{
+    json_t *run = NULL;
+    int rc = usage_recon_run_get(d->store, strtoull(a->id, NULL, 10), &run);
+    if (rc == SAASD_ENOTFOUND)
+        reply_error(res, 404, "no such usage reconciliation run (the last 30 are kept)");
+    else if (rc)
+        reply_error(res, 500, saasd_strerror(rc));
+    else
+        reply_json(res, 200, run);
 }
 
 /* How a usage report refusal is answered, and whether sending the same report again can help. */
@@ -491,7 +530,8 @@ static const struct usage_refusal *usage_refusal_of(int rc)
     return u;
 }
 
-static void usage_report(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+static void usage_report(struct daemon *d, json_t *args, const struct route_args *a, const struct httpd_request *req,
+                         struct httpd_response *res)
 {
     char err[1280] = "";
     int64_t when = 0;
@@ -511,7 +551,8 @@ static void usage_report(struct daemon *d, json_t *args, const struct httpd_requ
         reply_json(res, 200, json_pack("{s:s, s:f}", "result", "recorded", "billed", billed));
 }
 
-static void usage_list(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+static void usage_list(struct daemon *d, json_t *args, const struct route_args *a, const struct httpd_request *req,
+                       struct httpd_response *res)
 {
     const char *sub = httpd_query(req, "subscriptionId");
     json_t *list = json_array();
@@ -520,7 +561,8 @@ static void usage_list(struct daemon *d, json_t *args, const struct httpd_reques
     reply_json(res, 200, json_pack("{s:o}", "usage", list));
 }
 
-static void usage_flush(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res)
+static void usage_flush(struct daemon *d, json_t *args, const struct route_args *a, const struct httpd_request *req,
+                        struct httpd_response *res)
 {
     struct metering_pass pass;
     int rc = metering_flush(d, json_is_true(json_object_get(args, "ignore_grace")), &pass);
@@ -530,15 +572,18 @@ static void usage_flush(struct daemon *d, json_t *args, const struct httpd_reque
 }
 
 /* /admin/usage{rest}: the rest of the path and the method pick the handler (route.h patterns);
- * each gets the request's JSON body (an empty body is {}). */
+ * each gets the request's JSON body (an empty body is {}) and the pattern's parts. */
 static const struct {
     const char *method, *rest;
-    void (*handle)(struct daemon *d, json_t *args, const struct httpd_request *req, struct httpd_response *res);
+    void (*handle)(struct daemon *d, json_t *args, const struct route_args *a, const struct httpd_request *req,
+                   struct httpd_response *res);
 } usage_routes[] = {
     {"POST", "", usage_report},
     {"GET", "", usage_list},
     {"POST", "/flush", usage_flush},
     {"POST", "/reconcile", usage_reconcile},
+    {"GET", "/reconcile/runs", usage_reconcile_runs},
+    {"GET", "/reconcile/runs/{seq}", usage_reconcile_run},
 };
 
 static void usage_api(struct daemon *d, const char *rest, const struct httpd_request *req, struct httpd_response *res)
@@ -551,7 +596,7 @@ static void usage_api(struct daemon *d, const char *rest, const struct httpd_req
     while (i < n && !route_row_matches(usage_routes[i].method, usage_routes[i].rest, httpd_method(req), rest, &a))
         i++;
     if (i < n)
-        usage_routes[i].handle(d, args, req, res);
+        usage_routes[i].handle(d, args, &a, req, res);
     else
         reply_error(res, 404, "no such usage path");
     json_decref(args);

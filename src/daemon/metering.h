@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 struct daemon;
+struct store;
 
 /* Report quantity (> 0) of dimension for sub_id at when_ms (wall clock, within the last 24 h,
  * not in the future). The offer's usage rule decides how much of it to bill (default: all);
@@ -62,6 +63,7 @@ struct usage_recon {
      * microsoft (submittedQuantity), processed}. A group with a row that carries none is not
      * judged. */
     json_t *processed_mismatch;
+    uint64_t run; /* the id of the run's stored record (usage_recon_runs.c); 0 when not stored */
 };
 /* Query Microsoft's usage (§7.5) for the last `days` UTC days (1..7: from the start of the
  * day days-1 days ago through now) and compare it per (day, subscription, dimension) with the
@@ -74,9 +76,28 @@ struct usage_recon {
  * success and empty otherwise. Every run that got past its arguments is logged and counted in
  * saasd_usage_reconcile_runs_total{result}. SAASD_EINVAL (days, lag_s), a marketplace call
  * error, SAASD_ECLOSED (the daemon is stopping), or a store error. */
-int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon *out);
+int metering_reconcile(struct daemon *d, const char *trigger, int days, int lag_s, struct usage_recon *out);
 void usage_recon_clear(struct usage_recon *r);
-/* The periodic run (usage_reconcile.interval, .days, .lag_s); stops with the daemon. */
+/* The periodic run (usage_reconcile.interval, .days, .lag_s); stops with the daemon. The first
+ * run comes one interval after the end of the last stored run, but not before a short delay. */
 int usage_recon_start(struct daemon *d);
+
+/* The record of each run (usage_recon_runs.c), kept in META (store.h), the last 30. */
+struct usage_recon_run {
+    const char *trigger;           /* "periodic" or "admin" */
+    int64_t started_ms, ended_ms;  /* wall clock */
+    const char *from_day, *to_day; /* the window, YYYY-MM-DD (UTC) */
+    int rc;                        /* the run's result: 0 or its error */
+    const struct usage_recon *out; /* its findings (empty lists or NULL members when it failed) */
+};
+/* Stores the run and drops the oldest beyond 30, in one commit; *id: the record's id. */
+int usage_recon_store_run(struct store *s, const struct usage_recon_run *run, uint64_t *id);
+/* The stored runs, newest first, at most limit, without their findings: a JSON array of
+ * {id, trigger, started_at, ended_at, from, to, result, error?, counts, truncated}. */
+int usage_recon_runs(struct store *s, size_t limit, json_t **out);
+/* One run with its findings; SAASD_ENOTFOUND when no such run is kept. */
+int usage_recon_run_get(struct store *s, uint64_t id, json_t **out);
+/* When the last stored run ended (epoch s); SAASD_ENOTFOUND when none is. */
+int usage_recon_last_end(struct store *s, int64_t *out);
 
 #endif

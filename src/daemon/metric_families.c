@@ -29,6 +29,8 @@ static const struct {
      "Usage reconciliation runs (periodic and on demand) by result."},
     {"saasd_usage_reconcile_last_run_timestamp_seconds", "gauge",
      "When the latest usage reconciliation run of each result ended (Unix time)."},
+    {"saasd_usage_reconcile_next_run_timestamp_seconds", "gauge",
+     "When the next periodic usage reconciliation run is due (Unix time; absent when it is off)."},
     {"saasd_usage_events_total", "counter", "Metered usage events by what became of them when sent."},
     {"saasd_busy_total", "counter", "Requests answered 503 because their pool was full, by pool."},
     {"saasd_http_request_deadline_closed_total", "counter",

@@ -6,7 +6,8 @@
  * Apart from the quantities, a row whose reconStatus says Microsoft does not bill it (Rejected,
  * ...) is reported with its status (kind="usage_not_accepted"). Nothing is repaired:
  * the store keeps what saasd sent, and an operator decides what a difference means.
- * Runs periodically (usage_reconcile.interval) and on demand (admin API, CLI). */
+ * Runs periodically (usage_reconcile.interval) and on demand (admin API, CLI); each run leaves
+ * a record in the store (usage_recon_runs.c), and the periodic schedule resumes from the last. */
 #include "daemon/daemon.h"
 #include "daemon/metering.h"
 
@@ -309,15 +310,21 @@ static int compare_groups(struct tally *t)
     return 0;
 }
 
-/* Every run ends here: one summary line, its result counted, and when it ran (an alert can
- * watch for no successful run in a day or two). */
-static void note_run(int rc, const char *from_day, const struct usage_recon *out)
+/* Every run ends here: one summary line, its result counted, when it ran (an alert can watch
+ * for no successful run in a day or two), and its record stored (usage_recon_runs.c). */
+static void note_run(struct daemon *d, const struct usage_recon_run *run, uint64_t *id)
 {
-    const char *result = rc ? "result=\"failed\"" : "result=\"ok\"";
+    const struct usage_recon *out = run->out;
+    const char *result = run->rc ? "result=\"failed\"" : "result=\"ok\"";
     metrics_inc("saasd_usage_reconcile_runs_total", result);
-    metrics_set("saasd_usage_reconcile_last_run_timestamp_seconds", result, (double)now_ms() / 1000);
-    if (rc) {
-        log_warn("metering", "usage reconciliation failed", "from", from_day, "error", saasd_strerror(rc));
+    metrics_set("saasd_usage_reconcile_last_run_timestamp_seconds", result, (double)run->ended_ms / 1000);
+    /* A run cut short by the daemon stopping is no run: recorded, it would put the next one a
+     * whole interval after the restart. */
+    int rc = run->rc == SAASD_ECLOSED ? 0 : usage_recon_store_run(d->store, run, id);
+    if (rc)
+        log_warn("metering", "usage reconciliation run not recorded", "error", saasd_strerror(rc));
+    if (run->rc) {
+        log_warn("metering", "usage reconciliation failed", "from", run->from_day, "error", saasd_strerror(run->rc));
         return;
     }
     char checked[16], skipped[16], differ[16], processed[16], not_accepted[16];
@@ -327,11 +334,11 @@ static void note_run(int rc, const char *from_day, const struct usage_recon *out
              json_array_size(out->missing) + json_array_size(out->mismatch) + json_array_size(out->unknown));
     snprintf(processed, sizeof processed, "%zu", json_array_size(out->processed_mismatch));
     snprintf(not_accepted, sizeof not_accepted, "%zu", json_array_size(out->not_accepted));
-    log_info("metering", "usage reconciliation finished", "from", from_day, "checked", checked, "skipped", skipped,
-             "differences", differ, "processed_mismatch", processed, "not_accepted", not_accepted);
+    log_info("metering", "usage reconciliation finished", "from", run->from_day, "checked", checked, "skipped",
+             skipped, "differences", differ, "processed_mismatch", processed, "not_accepted", not_accepted);
 }
 
-int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon *out)
+int metering_reconcile(struct daemon *d, const char *trigger, int days, int lag_s, struct usage_recon *out)
 {
     memset(out, 0, sizeof *out);
     if (days < 1 || days > 7 || lag_s < 0)
@@ -356,7 +363,9 @@ int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon
         rc = store_scan(d->store, STORE_USAGE, NULL, 0, add_bucket, &t);
     if (!rc)
         rc = compare_groups(&t);
-    note_run(rc, t.from_day, out);
+    struct usage_recon_run run = {.trigger = trigger, .started_ms = now, .ended_ms = now_ms(),
+                                  .from_day = t.from_day, .to_day = to_day, .rc = rc, .out = out};
+    note_run(d, &run, &out->run);
     json_decref(t.groups);
     mp_result_clear(&mr);
     if (rc)
@@ -364,24 +373,44 @@ int metering_reconcile(struct daemon *d, int days, int lag_s, struct usage_recon
     return rc;
 }
 
+#define NEXT_RUN_GAUGE "saasd_usage_reconcile_next_run_timestamp_seconds"
+
 static void usage_recon_job(struct daemon *d)
 {
     struct usage_recon r;
-    if (metering_reconcile(d, d->cfg->usage_reconcile_days, d->cfg->usage_reconcile_lag_s, &r) == 0)
+    if (metering_reconcile(d, "periodic", d->cfg->usage_reconcile_days, d->cfg->usage_reconcile_lag_s, &r) == 0)
         usage_recon_clear(&r);
+    /* daemon_every_after waits one interval from the end of the job */
+    metrics_set(NEXT_RUN_GAUGE, NULL, (double)(now_ms() / 1000 + d->cfg->usage_reconcile_interval_s));
 }
 
-/* A daemon restarted more often than the interval (a daily deploy) would never run a daily
- * check that waits one interval: the first run comes at most this long after the start. */
-#define FIRST_RUN_MAX_S 600
+/* The first run after a start is one interval after the last stored run ended, so a restart
+ * neither skips a daily run nor repeats it; but never sooner than this after the start, so a
+ * daemon that crash-loops does not query Microsoft at each start (it runs once it has lived
+ * this long, and then its record pushes the next run one interval out). */
+#define FIRST_RUN_MIN_S 60
+
+static int first_run_delay(struct daemon *d, int interval)
+{
+    int floor_s = interval < FIRST_RUN_MIN_S ? interval : FIRST_RUN_MIN_S;
+    int64_t last_end = 0, now = now_ms() / 1000;
+    int rc = usage_recon_last_end(d->store, &last_end);
+    if (rc && rc != SAASD_ENOTFOUND)
+        log_warn("metering", "last usage reconciliation run unreadable", "error", saasd_strerror(rc));
+    int64_t due = rc ? 0 : last_end + interval - now;
+    if (due > interval) /* the clock went back: no longer than one interval */
+        due = interval;
+    return due > floor_s ? (int)due : floor_s;
+}
 
 int usage_recon_start(struct daemon *d)
 {
     int interval = d->cfg->usage_reconcile_interval_s;
     if (interval <= 0)
         return 0;
-    int rc = daemon_every_after(d, interval < FIRST_RUN_MAX_S ? interval : FIRST_RUN_MAX_S, interval,
-                                usage_recon_job, &d->usage_reconciler);
+    int first = first_run_delay(d, interval);
+    metrics_set(NEXT_RUN_GAUGE, NULL, (double)(now_ms() / 1000 + first));
+    int rc = daemon_every_after(d, first, interval, usage_recon_job, &d->usage_reconciler);
     d->usage_reconciler_started = rc == 0;
     return rc;
 }
