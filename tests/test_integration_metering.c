@@ -159,12 +159,12 @@ static long set_recon_status(const char *sub, const char *dim, long long hour_s,
     return st;
 }
 
-/* What `saasd admin usage-reconcile` prints (malloc'd; "" when it failed). */
-static char *cli_usage_reconcile(const char *conf)
+/* What `saasd admin VERB_AND_ARGS` prints (malloc'd; "" when it failed). */
+static char *cli_admin(const char *conf, const char *verb_and_args)
 {
     char cmd[1400];
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s usage-reconcile 2 2>/dev/null", build, conf);
+    snprintf(cmd, sizeof cmd, "%s/saasd admin --config %s %s 2>/dev/null", build, conf, verb_and_args);
     FILE *p = popen(cmd, "r");
     size_t cap = 1 << 16, len = 0, got;
     char *out = calloc(1, cap);
@@ -279,12 +279,31 @@ int main(void)
               *it_str(rejected, "meaning") && differences(rr) == 0 && drift("usage_not_accepted") == not_accepted0 + 1,
           "a row Microsoft Rejected is reported with its status although the quantities match, and counted as drift");
     json_decref(rr);
-    char *printed = cli_usage_reconcile(conf);
+    char *printed = cli_admin(conf, "usage-reconcile 2");
     json_t *cli = printed ? json_loads(printed, 0, NULL) : NULL;
     json_t *cli_rejected = difference(cli, "not_accepted", "reports");
     CHECK(cli_rejected && !strcmp(it_str(cli_rejected, "reconStatus"), "Rejected") &&
               json_is_array(json_object_get(cli, "mismatch")),
           "saasd admin usage-reconcile shows the Rejected row beside the quantity findings");
+    char verb[64];
+    snprintf(verb, sizeof verb, "usage-recon-run %lld", (long long)json_integer_value(json_object_get(cli, "run")));
+    free(printed);
+    printed = cli_admin(conf, verb);
+    json_t *run = printed ? json_loads(printed, 0, NULL) : NULL;
+    json_t *finding = json_array_get(json_object_get(run, "findings"), 0);
+    CHECK(json_integer_value(json_object_get(cli, "run")) > 0 && !strcmp(it_str(run, "trigger"), "admin") &&
+              !strcmp(it_str(finding, "kind"), "usage_not_accepted") &&
+              !strcmp(it_str(finding, "reconStatus"), "Rejected"),
+          "saasd admin usage-recon-run ID shows the stored run of that reconciliation with its findings");
+    free(printed);
+    printed = cli_admin(conf, "usage-recon-runs");
+    json_t *runs = printed ? json_loads(printed, 0, NULL) : NULL;
+    json_t *newest = json_array_get(json_object_get(runs, "runs"), 0);
+    CHECK(json_equal(json_object_get(newest, "id"), json_object_get(cli, "run")) &&
+              !json_object_get(newest, "findings"),
+          "saasd admin usage-recon-runs lists the stored runs newest first, without their findings");
+    json_decref(runs);
+    json_decref(run);
     json_decref(cli);
     free(printed);
     set_recon_status(sub, "reports", reports_hour, "Accepted"); /* the sections below count quantities only */

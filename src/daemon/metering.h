@@ -79,7 +79,8 @@ struct usage_recon {
 int metering_reconcile(struct daemon *d, const char *trigger, int days, int lag_s, struct usage_recon *out);
 void usage_recon_clear(struct usage_recon *r);
 /* The periodic run (usage_reconcile.interval, .days, .lag_s); stops with the daemon. The first
- * run comes one interval after the end of the last stored run, but not before a short delay. */
+ * run comes one interval after the end of the last stored run, but not sooner than 10 minutes
+ * (or one interval) after the start. */
 int usage_recon_start(struct daemon *d);
 
 /* The record of each run (usage_recon_runs.c), kept in META (store.h), the last 30. */

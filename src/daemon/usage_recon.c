@@ -385,10 +385,11 @@ static void usage_recon_job(struct daemon *d)
 }
 
 /* The first run after a start is one interval after the last stored run ended, so a restart
- * neither skips a daily run nor repeats it; but never sooner than this after the start, so a
- * daemon that crash-loops does not query Microsoft at each start (it runs once it has lived
- * this long, and then its record pushes the next run one interval out). */
-#define FIRST_RUN_MIN_S 60
+ * neither skips a daily run nor repeats it; but never sooner than this after the start (or one
+ * interval, when shorter), so a daemon that crash-loops does not query Microsoft at each start
+ * (it runs once it has lived this long, and then its record pushes the next run one interval
+ * out). Without a stored run this is when the first run comes, as before runs were recorded. */
+#define FIRST_RUN_MIN_S 600
 
 static int first_run_delay(struct daemon *d, int interval)
 {
