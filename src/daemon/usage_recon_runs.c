@@ -91,11 +91,11 @@ static json_t *run_json(const struct usage_recon_run *run)
     return rec;
 }
 
-/* The keys of the stored runs, oldest first. */
+/* The keys of the oldest stored runs, oldest first (room beyond RUNS_KEPT so that a ring left
+ * over from a larger RUNS_KEPT shrinks by up to 64 runs per run). */
 struct ring {
     unsigned char keys[RUNS_KEPT + 64][RUN_KEY_LEN];
     size_t n;
-    size_t all; /* runs found, also beyond the array (a ring left over from a larger RUNS_KEPT) */
 };
 
 static int collect_key(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -103,7 +103,6 @@ static int collect_key(void *arg, const void *key, size_t klen, const void *val,
     struct ring *r = arg;
     if (klen == RUN_KEY_LEN && r->n < sizeof r->keys / sizeof r->keys[0])
         memcpy(r->keys[r->n++], key, RUN_KEY_LEN);
-    r->all++;
     return 0;
 }
 
