@@ -87,6 +87,10 @@ int main(void)
     long st_big = 0;
     json_decref(it_admin("GET", "/admin/subscriptions?limit=5001", NULL, &st_big));
     CHECK(st == 400 && st_big == 400, "a limit outside 1..5000 is refused with 400");
+    long st_text = 0, st_empty = 0;
+    json_decref(it_admin("GET", "/admin/subscriptions?limit=12abc", NULL, &st_text));
+    json_decref(it_admin("GET", "/admin/subscriptions?limit=", NULL, &st_empty));
+    CHECK(st_text == 400 && st_empty == 400, "a limit that is not a whole number, or empty, is refused with 400");
     json_t *first = it_admin("GET", "/admin/subscriptions", NULL, &st);
     CHECK(st == 200 && json_array_size(json_object_get(first, "subscriptions")) == 500 &&
               json_is_string(json_object_get(first, "next_cursor")),

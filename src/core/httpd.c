@@ -671,6 +671,17 @@ const char *httpd_query(const struct httpd_request *cr, const char *name)
     return NULL;
 }
 
+int httpd_query_long(const struct httpd_request *r, const char *name, long lo, long hi, long dflt, long *out)
+{
+    const char *text = httpd_query(r, name);
+    char *end = NULL;
+    long v = text ? strtol(text, &end, 10) : dflt;
+    if (text && (!*text || *end || v < lo || v > hi))
+        return SAASD_EINVAL;
+    *out = v;
+    return 0;
+}
+
 int httpd_set_body(struct httpd_response *res, int status, const char *content_type, const char *body)
 {
     free(res->body);

@@ -72,6 +72,9 @@ const char *httpd_raw_query(const struct httpd_request *r);   /* undecoded, "" w
 /* Query argument, percent-decoded exactly once ('+' is kept as '+', never turned into a
  * space: landing tokens are base64-like). NULL when absent. */
 const char *httpd_query(const struct httpd_request *r, const char *name);
+/* Integer query argument in lo..hi: 0 and *out (dflt when absent), or SAASD_EINVAL when it is
+ * present but empty, not a whole number, or out of range. */
+int httpd_query_long(const struct httpd_request *r, const char *name, long lo, long hi, long dflt, long *out);
 const char *httpd_header(const struct httpd_request *r, const char *name); /* case-insensitive */
 /* Field of an application/x-www-form-urlencoded body ('+' is a space, then percent-decoding),
  * malloc'd into *out. 0, SAASD_ENOTFOUND, SAASD_ENOMEM. */

@@ -477,10 +477,8 @@ static void usage_reconcile_runs(struct daemon *d, json_t *args, const struct ro
                                  const struct httpd_request *req,
                                  struct httpd_response *res)
 {
-    const char *lim = httpd_query(req, "limit");
-    char *end = NULL;
-    long limit = lim ? strtol(lim, &end, 10) : RUNS_LIMIT_MAX;
-    if (lim && (!*lim || *end || limit < 1 || limit > RUNS_LIMIT_MAX)) {
+    long limit;
+    if (httpd_query_long(req, "limit", 1, RUNS_LIMIT_MAX, RUNS_LIMIT_MAX, &limit)) {
         reply_error(res, 400, "limit must be 1..1000");
         return;
     }

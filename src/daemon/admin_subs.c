@@ -196,15 +196,11 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 void admin_list_subscriptions(struct daemon *d, const struct httpd_request *req, struct httpd_response *res)
 {
-    long limit = PAGE_DEFAULT;
-    const char *lim = httpd_query(req, "limit"), *cursor = httpd_query(req, "cursor");
-    if (lim) {
-        char *end = NULL;
-        limit = strtol(lim, &end, 10);
-        if (!*lim || *end || limit < 1 || limit > PAGE_MAX) {
-            httpd_set_body(res, 400, NULL, "{\"error\":{\"code\":\"BadRequest\",\"message\":\"limit must be 1..5000\"}}");
-            return;
-        }
+    long limit;
+    const char *cursor = httpd_query(req, "cursor");
+    if (httpd_query_long(req, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit)) {
+        httpd_set_body(res, 400, NULL, "{\"error\":{\"code\":\"BadRequest\",\"message\":\"limit must be 1..5000\"}}");
+        return;
     }
     struct page *p = calloc(1, sizeof *p);
     if (p) {

@@ -156,11 +156,9 @@ static void bad_request(struct httpd_response *res, const char *message)
 /* The query into p: NULL, or what is wrong with it. */
 static const char *page_query(const struct httpd_request *req, struct tpage *p)
 {
-    const char *lim = httpd_query(req, "limit"), *cur = httpd_query(req, "cursor"),
-               *before = httpd_query(req, "due_before");
-    char *end = NULL;
-    long limit = lim ? strtol(lim, &end, 10) : PAGE_DEFAULT;
-    if (lim && (!*lim || *end || limit < 1 || limit > PAGE_MAX))
+    const char *cur = httpd_query(req, "cursor"), *before = httpd_query(req, "due_before");
+    long limit;
+    if (httpd_query_long(req, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit))
         return "limit must be 1..1000";
     p->limit = (size_t)limit;
     if (cur && *cur && parse_cursor(cur, p))
