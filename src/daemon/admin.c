@@ -50,6 +50,7 @@
 #include "core/mp_client.h"
 #include "core/store.h"
 #include "core/token_cache.h"
+#include "core/utc.h"
 #include "engine/engine.h"
 
 #include <stdio.h>
@@ -439,12 +440,10 @@ static int usage_time(json_t *args, int64_t *out)
         *out = json_integer_value(t);
         return 0;
     }
-    struct tm tm = {0};
-    const char *s = json_string_value(t);
-    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!end)
+    int64_t secs = 0;
+    if (!utc_parse(json_string_value(t), &secs))
         return SAASD_EINVAL;
-    *out = (int64_t)timegm(&tm) * 1000;
+    *out = secs * 1000;
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "core/json_lenient.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "core/utc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,7 @@
 
 const char *admin_timer_due_text(int64_t at_s, char *buf, size_t size)
 {
-    struct tm tm;
-    time_t t = (time_t)at_s;
-    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    if (utc_text(at_s, buf, size))
         snprintf(buf, size, "%lld", (long long)at_s);
     return buf;
 }
@@ -116,16 +115,16 @@ static int add_timer(void *arg, const void *key, size_t klen, const void *val, s
 static int parse_time_ms(const char *s, int64_t *ms)
 {
     char *end = NULL;
-    struct tm tm = {0};
     long long n = strtoll(s, &end, 10);
     if (*s >= '0' && *s <= '9' && !*end) {
         *ms = n;
         return 0;
     }
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end || (*end && strcmp(end, "Z")))
+    int64_t secs = 0;
+    const char *rest = utc_parse(s, &secs);
+    if (!rest || (*rest && strcmp(rest, "Z")))
         return SAASD_EINVAL;
-    *ms = (int64_t)timegm(&tm) * 1000;
+    *ms = secs * 1000;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "daemon/html.h"
 
 #include "core/httpd.h"
+#include "core/utc.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -296,10 +297,9 @@ void sub_view_of(json_t *rec, struct sub_view *v)
 int64_t sub_activation_deadline(json_t *rec)
 {
     const char *created = cj_str(rec, "subscription", "created", NULL);
-    struct tm tm = {0};
-    int64_t base = 0;
-    if (created && strptime(created, "%Y-%m-%dT%H:%M:%S", &tm))
-        base = (int64_t)timegm(&tm) * 1000;
+    int64_t base = 0, secs = 0;
+    if (utc_parse(created, &secs))
+        base = secs * 1000;
     json_t *at = json_object_get(json_object_get(rec, "provision"), "at_ms");
     if (!base && json_is_integer(at))
         base = json_integer_value(at);

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/utc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,11 +54,8 @@ static int on_record(void *arg, const void *key, size_t klen, const void *val, s
     if (due && (!warned || (strcmp(warned, due) && !strcmp(due, "day"))))
         json_array_append_new(s->to_warn, json_pack("[s#, s]", (const char *)key, (int)klen, due));
     const char *decision = json_string_value(json_object_get(json_object_get(rec, "provision"), "decision"));
-    char iso[32];
-    time_t t = (time_t)(deadline / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char iso[UTC_TEXT_LEN];
+    utc_text(deadline / 1000, iso, sizeof iso);
     if (s->list)
         json_array_append_new(s->list, json_pack("{s:s#, s:s?, s:s?, s:s, s:s, s:I, s:f, s:s}", "subscriptionId",
                                                  (const char *)key, (int)klen, "offerId",

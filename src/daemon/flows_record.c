@@ -11,6 +11,7 @@
 #include "core/json_lenient.h"
 #include "core/mp_client.h"
 #include "core/store.h"
+#include "core/utc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,10 +69,8 @@ json_t *flows_record_new(const char *sub_id, json_t *snapshot)
 
 static int64_t iso_ms(const char *s)
 {
-    struct tm tm = {0};
-    if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
-        return 0;
-    return (int64_t)timegm(&tm) * 1000;
+    int64_t secs = 0;
+    return utc_parse(s, &secs) ? secs * 1000 : 0;
 }
 
 /* Microsoft cancels a purchase left in PendingFulfillmentStart after 30 days (from its creation,

@@ -10,6 +10,7 @@
 #include "core/metrics.h"
 #include "core/mp_client.h"
 #include "core/store.h"
+#include "core/utc.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -140,11 +141,8 @@ int metering_batch_add(struct store_batch *b, const char *sub_id, const char *di
 /* The usage report as the usage rule sees it. */
 static json_t *usage_view(const char *dimension, double quantity, int64_t when_ms)
 {
-    char iso[32];
-    time_t t = (time_t)(when_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char iso[UTC_TEXT_LEN];
+    utc_text(when_ms / 1000, iso, sizeof iso);
     return json_pack("{s:s, s:f, s:s}", "dimension", dimension, "quantity", quantity, "time", iso);
 }
 

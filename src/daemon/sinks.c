@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/utc.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -278,9 +279,8 @@ struct prune {
  * SAASD_EINVAL when it is missing or not that form (nothing is guessed). */
 static int event_time_ms(json_t *ev, int64_t *out)
 {
-    const char *t = json_string_value(json_object_get(ev, "time"));
-    struct tm tm = {0};
-    const char *rest = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    int64_t secs = 0;
+    const char *rest = utc_parse(json_string_value(json_object_get(ev, "time")), &secs);
     if (!rest)
         return SAASD_EINVAL;
     int64_t ms = 0, scale = 100;
@@ -289,7 +289,7 @@ static int event_time_ms(json_t *ev, int64_t *out)
             ms += scale * (*rest - '0');
     if (strcmp(rest, "Z"))
         return SAASD_EINVAL;
-    *out = (int64_t)timegm(&tm) * 1000 + ms;
+    *out = secs * 1000 + ms;
     return 0;
 }
 
@@ -455,11 +455,8 @@ static json_t *iso_or_null(int64_t ms)
 {
     if (!ms)
         return json_null();
-    char buf[32];
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char buf[UTC_TEXT_LEN];
+    utc_text(ms / 1000, buf, sizeof buf);
     return json_string(buf);
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/store.h"
+#include "core/utc.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -37,14 +38,6 @@ static const struct {
 /* Adding a run and pruning the oldest read the ring then commit: two runs at once (periodic and
  * on demand) would both see room for one more. */
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void iso_time(int64_t ms, char out[32])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* Counts by kind and the first FINDINGS_KEPT findings (each with its kind) into rec. */
 static int add_findings(json_t *rec, const struct usage_recon *out)
@@ -76,9 +69,9 @@ static int add_findings(json_t *rec, const struct usage_recon *out)
 
 static json_t *run_json(const struct usage_recon_run *run)
 {
-    char started[32], ended[32];
-    iso_time(run->started_ms, started);
-    iso_time(run->ended_ms, ended);
+    char started[UTC_TEXT_LEN], ended[UTC_TEXT_LEN];
+    utc_text(run->started_ms / 1000, started, sizeof started);
+    utc_text(run->ended_ms / 1000, ended, sizeof ended);
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "trigger", run->trigger, "started_at", started,
                             "ended_at", ended, "from", run->from_day, "to", run->to_day, "result",
                             run->rc ? "failed" : "ok");
@@ -202,11 +195,12 @@ int usage_recon_last_end(struct store *s, int64_t *out)
     json_t *last = NULL;
     int rc = store_scan(s, STORE_META, RUN_PREFIX, RUN_PREFIX_LEN, keep_last, &last);
     const char *ended = json_string_value(json_object_get(last, "ended_at"));
-    struct tm tm = {0};
+    int64_t secs = 0;
+    const char *rest = utc_parse(ended, &secs);
     if (!rc)
-        rc = !last ? SAASD_ENOTFOUND : ended && strptime(ended, "%Y-%m-%dT%H:%M:%SZ", &tm) ? 0 : SAASD_EINTERNAL;
+        rc = !last ? SAASD_ENOTFOUND : rest && *rest == 'Z' ? 0 : SAASD_EINTERNAL;
     if (!rc)
-        *out = (int64_t)timegm(&tm);
+        *out = secs;
     json_decref(last);
     return rc;
 }
