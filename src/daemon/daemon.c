@@ -6,6 +6,7 @@
 #include "daemon/service.h"
 #include "daemon/sinks.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/crypto.h"
 #include "core/dirlock.h"
@@ -231,8 +232,7 @@ static void *periodic_main(void *arg)
     pthread_mutex_lock(&d->work_lock);
     while (!d->stopping) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += wait_s;
+        clock_after_ms(CLOCK_REALTIME, (long long)wait_s * 1000, &until);
         wait_s = p.interval_s;
         while (!d->stopping && pthread_cond_timedwait(&d->work_cond, &d->work_lock, &until) == 0)
             ;

@@ -1,6 +1,7 @@
 /* The emulator process: options, start/stop, the one request router for all of Microsoft's
  * surfaces and the control API, request-id echoes, and the timer thread for ACK windows and
  * delayed completions. */
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/http_client.h"
@@ -121,10 +122,7 @@ static void *ticker(void *arg)
         if (wait < 1)
             wait = 1;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += wait * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        clock_after_ms(CLOCK_REALTIME, wait, &until);
         pthread_cond_timedwait(&e->wake, &e->lock, &until);
     }
     pthread_mutex_unlock(&e->lock);

@@ -3,6 +3,7 @@
  * machine: 2xx starts the ACK window, 4xx rejects an ACK-able operation, anything else is
  * retried with exponential backoff until webhook_max_attempts. Deliveries go out one at a time;
  * the state lock is released while a request is on the wire. */
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/http_client.h"
 #include "core/log.h"
@@ -68,10 +69,7 @@ static json_t *payload_for(struct emu *e, const json_t *d)
 static void wait_ms(struct emu *e, long ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    clock_after_ms(CLOCK_REALTIME, ms, &until);
     pthread_cond_timedwait(&e->wake, &e->lock, &until);
 }
 
